@@ -1,0 +1,75 @@
+//! Interning of a caller's string ids into dense `u32` indices and back.
+
+use std::collections::HashMap;
+
+use crate::error::{invalid, Result};
+
+/// A two-way map between string ids and dense indices `0..len`, in first-seen order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Interner {
+    by_name: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Interner {
+    /// An empty interner.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The index of `name`, assigning the next free one if it is new.
+    ///
+    /// Fails only when more than `u32::MAX` distinct ids were interned.
+    pub fn intern(&mut self, name: &str) -> Result<u32> {
+        if let Some(&id) = self.by_name.get(name) {
+            return Ok(id);
+        }
+        let id = u32::try_from(self.names.len()).map_err(|_| invalid("more than u32::MAX ids"))?;
+        self.by_name.insert(name.to_owned(), id);
+        self.names.push(name.to_owned());
+        Ok(id)
+    }
+
+    /// The index of `name` if it was interned.
+    pub fn get(&self, name: &str) -> Option<u32> {
+        self.by_name.get(name).copied()
+    }
+
+    /// The string id of index `id`.
+    pub fn name(&self, id: u32) -> Option<&str> {
+        self.names.get(id as usize).map(String::as_str)
+    }
+
+    /// How many ids were interned.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether nothing was interned.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// All names, index order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interns_in_first_seen_order_and_round_trips() {
+        let mut ids = Interner::new();
+        assert_eq!(ids.intern("b").unwrap(), 0);
+        assert_eq!(ids.intern("a").unwrap(), 1);
+        assert_eq!(ids.intern("b").unwrap(), 0);
+        assert_eq!(ids.get("a"), Some(1));
+        assert_eq!(ids.get("zz"), None);
+        assert_eq!(ids.name(1), Some("a"));
+        assert_eq!(ids.name(7), None);
+        assert_eq!(ids.len(), 2);
+    }
+}

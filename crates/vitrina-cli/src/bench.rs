@@ -1,0 +1,136 @@
+//! `vitrina bench`: load generators that report throughput, latency percentiles and errors
+//! against a running server (loopback only in this project's benchmarks).
+
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use hdrhistogram::Histogram;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use serde_json::{json, Value};
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Batch ingest: POST /api/v1/activity/track/batch.
+    Ingest(Load),
+    /// Single-event tracking: POST /api/v1/activity/track.
+    Track(Load),
+    /// Personalised lists: GET /api/v1/recommendations/recommendations/{userId}.
+    Recommend(Load),
+}
+
+#[derive(clap::Args, Clone)]
+pub struct Load {
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Requests to send in total.
+    #[arg(long, default_value_t = 10_000)]
+    requests: u64,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: u64,
+    /// Events per batch request (ingest only).
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// Distinct visitors to draw from.
+    #[arg(long, default_value_t = 10_000)]
+    users: u64,
+    /// Distinct products to draw from (`product-1`…).
+    #[arg(long, default_value_t = 10)]
+    products: u64,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+const KINDS: [&str; 4] = ["view", "click", "add_to_cart", "purchase"];
+
+fn event(rng: &mut StdRng, load: &Load) -> Value {
+    json!({
+        "userId": format!("bench-user-{}", rng.random_range(0..load.users)),
+        "activityType": KINDS[rng.random_range(0..KINDS.len())],
+        "productId": format!("product-{}", rng.random_range(1..=load.products)),
+    })
+}
+
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    let (name, load) = match &command {
+        Command::Ingest(l) => ("ingest", l.clone()),
+        Command::Track(l) => ("track", l.clone()),
+        Command::Recommend(l) => ("recommend", l.clone()),
+    };
+    let client = reqwest::Client::builder().pool_max_idle_per_host(load.concurrency as usize).build()?;
+    let next = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..load.concurrency {
+        let (client, next, errors, load) = (client.clone(), next.clone(), errors.clone(), load.clone());
+        let kind = name;
+        tasks.push(tokio::spawn(async move {
+            let mut rng = StdRng::seed_from_u64(load.seed.wrapping_add(worker));
+            let mut hist = Histogram::<u64>::new(3).expect("valid histogram");
+            while next.fetch_add(1, Ordering::Relaxed) < load.requests {
+                let request = match kind {
+                    "ingest" => {
+                        let events: Vec<Value> = (0..load.batch).map(|_| event(&mut rng, &load)).collect();
+                        client
+                            .post(format!("{}/api/v1/activity/track/batch", load.url))
+                            .json(&json!({"events": events}))
+                    }
+                    "track" => client
+                        .post(format!("{}/api/v1/activity/track", load.url))
+                        .json(&event(&mut rng, &load)),
+                    _ => {
+                        let user = rng.random_range(0..load.users);
+                        client.get(format!(
+                            "{}/api/v1/recommendations/recommendations/bench-user-{user}?limit=10",
+                            load.url
+                        ))
+                    }
+                };
+                let t = Instant::now();
+                let ok = match request.send().await {
+                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                hist.record(t.elapsed().as_micros() as u64).ok();
+                if !ok {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            hist
+        }));
+    }
+    let mut hist = Histogram::<u64>::new(3)?;
+    for t in tasks {
+        hist.add(t.await?)?;
+    }
+    let elapsed = started.elapsed();
+    report(name, &load, &hist, errors.load(Ordering::Relaxed), elapsed);
+    Ok(())
+}
+
+fn report(name: &str, load: &Load, hist: &Histogram<u64>, errors: u64, elapsed: Duration) {
+    let secs = elapsed.as_secs_f64();
+    let requests = hist.len();
+    let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+    println!(
+        "bench {name}: {requests} requests in {secs:.2} s, concurrency {}, errors {errors}",
+        load.concurrency
+    );
+    println!("  requests/s: {:.0}", requests as f64 / secs);
+    if name == "ingest" {
+        println!("  events/s:   {:.0} (batch {})", (requests as f64 * load.batch as f64) / secs, load.batch);
+    }
+    println!(
+        "  latency ms: p50 {:.2}  p99 {:.2}  p999 {:.2}  max {:.2}",
+        ms(0.5),
+        ms(0.99),
+        ms(0.999),
+        hist.max() as f64 / 1000.0
+    );
+}

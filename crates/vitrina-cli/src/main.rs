@@ -1,0 +1,52 @@
+//! `vitrina`: the one binary. `serve` runs the embedded service; `import` loads events and
+//! products from files; `eval` measures the models offline; `gen` writes a synthetic shop;
+//! `bench` drives load against a running server.
+
+mod bench;
+mod config;
+mod eval;
+mod gen;
+mod import;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "vitrina", version, about = "Real-time product recommendations for online shops")]
+struct Cli {
+    /// TOML config file (default: ./vitrina.toml when present).
+    #[arg(long, global = true, env = "VITRINA_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service with every role in one process (embedded store, bus and cache).
+    Serve(serve::Args),
+    /// Import events or products from CSV, JSONL or MovieLens files into the data directory.
+    Import(import::Args),
+    /// Evaluate the recommendation models offline on a dataset (MovieLens or `user item` lines).
+    Eval(eval::Args),
+    /// Generate a synthetic shop (products.csv and events.csv for `vitrina import`).
+    Gen(gen::Args),
+    /// Load generators for benchmarks against a running server.
+    #[command(subcommand)]
+    Bench(bench::Command),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = config::Config::load(cli.config.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve::run(config, args)),
+        Command::Import(args) => runtime.block_on(import::run(config, args)),
+        Command::Bench(cmd) => runtime.block_on(bench::run(cmd)),
+        Command::Eval(args) => eval::run(args),
+        Command::Gen(args) => gen::run(args),
+    }
+}

@@ -1,0 +1,88 @@
+//! `vitrina serve`: the embedded service with graceful shutdown.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use tracing_subscriber::EnvFilter;
+use vitrina_server::embedded::{Embedded, EmbeddedConfig};
+
+use crate::config::Config;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "VITRINA_ADDR")]
+    addr: Option<String>,
+    /// Data directory of the embedded store.
+    #[arg(long, env = "VITRINA_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Do not load the demo shop into a new data directory.
+    #[arg(long)]
+    no_demo: bool,
+}
+
+pub fn init_logging(config: &Config) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = if config.log.format == "pretty" {
+        builder.try_init()
+    } else {
+        builder.json().flatten_event(true).with_current_span(true).try_init()
+    };
+}
+
+pub async fn run(mut config: Config, args: Args) -> anyhow::Result<()> {
+    if let Some(addr) = args.addr {
+        config.server.addr = addr;
+    }
+    if let Some(dir) = args.data_dir {
+        config.storage.data_dir = dir;
+    }
+    if args.no_demo {
+        config.storage.demo = false;
+    }
+    init_logging(&config);
+    vitrina_server::observe::prometheus();
+
+    let embedded = Embedded::start(EmbeddedConfig {
+        data_dir: config.storage.data_dir.clone(),
+        demo: config.storage.demo,
+        cache_users: config.cache.users,
+        cache_ttl: std::time::Duration::from_secs(config.cache.ttl_seconds),
+        limits: config.limits.clone(),
+    })
+    .await?;
+    let listener = tokio::net::TcpListener::bind(&config.server.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.addr))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(addr = %addr, data_dir = %config.storage.data_dir.display(), "vitrina listening");
+    println!("vitrina listening on http://{addr}");
+
+    let app = vitrina_server::app(embedded.state.clone());
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("no more requests; shutting down");
+    embedded.shutdown().await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received");
+}

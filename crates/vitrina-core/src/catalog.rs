@@ -1,0 +1,147 @@
+//! The shop's catalogue and users as the domain sees them.
+
+use std::{fmt, str::FromStr};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::{ProductId, UserId, ValidationError};
+
+/// Longest accepted product name or category.
+pub const MAX_TEXT_LEN: usize = 512;
+/// Largest accepted `attributes` object, serialised.
+pub const MAX_ATTRIBUTES_BYTES: usize = 16 * 1024;
+
+/// A non-negative price kept as a decimal string with two or more fraction digits
+/// (`"2499.00"`), so that no float ever rounds money.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Price(String);
+
+impl Price {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The price as a float, for ranges and revenue sums (never for storage).
+    pub fn to_f64(&self) -> f64 {
+        self.0.parse().unwrap_or(0.0)
+    }
+}
+
+impl FromStr for Price {
+    type Err = ValidationError;
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let bad =
+            || ValidationError::new("price", format!("{raw:?} is not a decimal amount like \"2499.00\""));
+        let (int, frac) = raw.split_once('.').unwrap_or((raw, ""));
+        let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if int.is_empty() || int.len() > 15 || frac.len() > 4 || !digits(int) || !digits(frac) {
+            return Err(bad());
+        }
+        if raw.contains('.') && frac.is_empty() {
+            return Err(bad());
+        }
+        let int = int.trim_start_matches('0');
+        let int = if int.is_empty() { "0" } else { int };
+        Ok(Self(format!("{int}.{frac:0<2}")))
+    }
+}
+
+impl TryFrom<&Value> for Price {
+    type Error = ValidationError;
+    /// Accepts `"2499.00"` or the JSON number `2499` / `2499.5`.
+    fn try_from(v: &Value) -> Result<Self, Self::Error> {
+        match v {
+            Value::String(s) => s.parse(),
+            Value::Number(n) => n.to_string().parse(),
+            _ => Err(ValidationError::new("price", "must be a decimal string like \"2499.00\"")),
+        }
+    }
+}
+
+impl fmt::Display for Price {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A catalogue item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Product {
+    pub id: ProductId,
+    pub name: String,
+    pub category: String,
+    pub price: Price,
+    pub attributes: Map<String, Value>,
+    pub in_stock: bool,
+    pub hidden: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Product {
+    /// Whether the product may be shown to visitors at all.
+    pub fn is_available(&self) -> bool {
+        self.in_stock && !self.hidden
+    }
+}
+
+/// A known visitor or customer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub id: UserId,
+    pub name: Option<String>,
+    pub attributes: Map<String, Value>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Checks a required, bounded text field such as a name or category.
+pub fn check_text(field: &str, raw: &str) -> Result<String, ValidationError> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(ValidationError::new(field, "must not be empty"));
+    }
+    if trimmed.chars().count() > MAX_TEXT_LEN {
+        return Err(ValidationError::new(field, format!("must be at most {MAX_TEXT_LEN} characters")));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// Checks the size of a free-form attributes object.
+pub fn check_attributes(field: &str, attrs: &Map<String, Value>) -> Result<(), ValidationError> {
+    let size = serde_json::to_string(attrs).map(|s| s.len()).unwrap_or(usize::MAX);
+    if size > MAX_ATTRIBUTES_BYTES {
+        return Err(ValidationError::new(
+            field,
+            format!("is {size} bytes; at most {MAX_ATTRIBUTES_BYTES} are allowed"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn prices_are_normalised_decimal_strings() {
+        assert_eq!("2499.00".parse::<Price>().unwrap().as_str(), "2499.00");
+        assert_eq!("2499".parse::<Price>().unwrap().as_str(), "2499.00");
+        assert_eq!("0012.5".parse::<Price>().unwrap().as_str(), "12.50");
+        assert_eq!(Price::try_from(&json!(19.99)).unwrap().as_str(), "19.99");
+        for bad in ["", "-1", "1e5", "12.", ".5", "1.23456", "abc", "1,00"] {
+            assert!(bad.parse::<Price>().is_err(), "{bad:?} should be rejected");
+        }
+        assert!(Price::try_from(&json!(true)).is_err());
+        assert!((Price::try_from(&json!("2499.5")).unwrap().to_f64() - 2499.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn text_is_trimmed_and_bounded() {
+        assert_eq!(check_text("name", "  Рюкзак  ").unwrap(), "Рюкзак");
+        assert!(check_text("name", "   ").is_err());
+        assert!(check_text("name", &"я".repeat(MAX_TEXT_LEN + 1)).is_err());
+    }
+}

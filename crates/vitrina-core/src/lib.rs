@@ -1,0 +1,26 @@
+//! Vitrina's domain: the vocabulary every other crate speaks.
+//!
+//! Identifiers and activities are validated here ([`ids`], [`activity`]), the catalogue
+//! and users are plain data ([`catalog`]), [`events`] names what happens in the system,
+//! [`ports`] are the traits storage, bus and cache backends implement, and
+//! [`recommend`], [`train`] and [`stats`] hold the recommendation logic.
+//!
+//! Invariant: this crate does no I/O and knows no runtime; every function is pure or works
+//! on data handed to it.
+
+pub mod activity;
+pub mod catalog;
+pub mod demo;
+pub mod error;
+pub mod events;
+pub mod ids;
+pub mod ports;
+pub mod recommend;
+pub mod stats;
+pub mod time;
+pub mod train;
+
+pub use activity::{ActivityInput, ActivityType, NewActivity, StoredActivity};
+pub use catalog::{Price, Product, User};
+pub use error::ValidationError;
+pub use ids::{EventId, ProductId, UserId};

@@ -1,0 +1,228 @@
+//! Ports: the traits that storage, bus and cache backends implement.
+//!
+//! The server holds each port as `Arc<dyn …>`; the embedded backends live in
+//! `vitrina-store` and `vitrina-bus`, and distributed ones (PostgreSQL, Redis, NATS)
+//! implement the same traits. Nothing in the domain knows which backend it runs on.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::{
+    events::DomainEvent, recommend::RecommendationList, NewActivity, Product, ProductId, StoredActivity,
+    User, UserId,
+};
+
+/// Why a backend call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("storage is shutting down")]
+    Closed,
+    #[error("storage failure: {0}")]
+    Backend(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What happened to one event of an append.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AppendOutcome {
+    /// Newly written at this position of the log.
+    Stored(StoredActivity),
+    /// An event with the same `eventId` was already in the log at `seq`; nothing written.
+    Duplicate { seq: u64 },
+}
+
+/// Size of the event log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogStats {
+    pub events: u64,
+    pub max_seq: u64,
+}
+
+/// The append-only event log: the source of truth.
+///
+/// Invariant: `append` returns only once the events are durable, and it is atomic: either
+/// every event of the batch is written (or recognised as a duplicate) or none is.
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    async fn append(&self, batch: Vec<NewActivity>) -> StoreResult<Vec<AppendOutcome>>;
+    /// The user's latest events by event time, newest first.
+    async fn recent_for_user(&self, user: &UserId, limit: usize) -> StoreResult<Vec<StoredActivity>>;
+    /// The user's events with event time at or after `since`, oldest first.
+    async fn user_events_since(
+        &self,
+        user: &UserId,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<StoredActivity>>;
+    /// Up to `limit` events with `seq > after_seq`, in log order (for training and replay).
+    async fn page(&self, after_seq: u64, limit: usize) -> StoreResult<Vec<StoredActivity>>;
+    async fn stats(&self) -> StoreResult<LogStats>;
+}
+
+/// Which products to list.
+#[derive(Debug, Clone, Default)]
+pub struct ProductQuery {
+    pub category: Option<String>,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+/// The product catalogue.
+#[async_trait]
+pub trait CatalogStore: Send + Sync {
+    /// Creates one product; `StoreError::Conflict` if the id exists.
+    async fn insert_product(&self, product: Product) -> StoreResult<()>;
+    /// Creates or replaces products, atomically; `created_at` of existing ones is kept.
+    async fn upsert_products(&self, products: Vec<Product>) -> StoreResult<()>;
+    async fn product(&self, id: &ProductId) -> StoreResult<Option<Product>>;
+    /// Products ordered by id.
+    async fn products(&self, query: ProductQuery) -> StoreResult<(Vec<Product>, u64)>;
+    async fn delete_product(&self, id: &ProductId) -> StoreResult<bool>;
+}
+
+/// What a user deletion removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeletedUser {
+    pub events: u64,
+    pub impressions: u64,
+}
+
+/// Known users. Tracking an event for an unknown user registers it.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    async fn upsert_user(&self, user: User) -> StoreResult<()>;
+    async fn user(&self, id: &UserId) -> StoreResult<Option<User>>;
+    async fn users(&self, offset: usize, limit: usize) -> StoreResult<(Vec<User>, u64)>;
+    /// Deletes the user with all their events and impressions, atomically.
+    async fn delete_user(&self, id: &UserId) -> StoreResult<Option<DeletedUser>>;
+}
+
+/// One recommended item as it was shown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImpressionItem {
+    pub product_id: ProductId,
+    pub source: String,
+    pub position: u32,
+}
+
+/// One served recommendation list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Impression {
+    pub recommendation_id: String,
+    pub user_id: UserId,
+    pub model_version: String,
+    pub variant: String,
+    pub created_at: DateTime<Utc>,
+    pub items: Vec<ImpressionItem>,
+}
+
+/// The log of served lists, for attribution and stats.
+#[async_trait]
+pub trait ImpressionStore: Send + Sync {
+    /// Records a served list. Best effort and non-blocking: serving never waits for it.
+    fn record_impression(&self, impression: Impression);
+    async fn impressions_for_user(&self, user: &UserId, since: DateTime<Utc>)
+        -> StoreResult<Vec<Impression>>;
+}
+
+/// Lifecycle of a model in the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelStatus {
+    Training,
+    Validated,
+    Active,
+    Rejected,
+    Archived,
+    Failed,
+}
+
+impl ModelStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Training => "training",
+            Self::Validated => "validated",
+            Self::Active => "active",
+            Self::Rejected => "rejected",
+            Self::Archived => "archived",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Training, Self::Validated, Self::Active, Self::Rejected, Self::Archived, Self::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+    }
+}
+
+/// One entry of the model registry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelRecord {
+    pub version: String,
+    pub algorithm: String,
+    pub parameters: Value,
+    pub metrics: Value,
+    pub status: ModelStatus,
+    /// The event log range the model was trained on: `(first_seq, last_seq)`.
+    pub data_range: (u64, u64),
+    pub created_at: DateTime<Utc>,
+    pub activated_at: Option<DateTime<Utc>>,
+    /// The model that was active when this one was promoted: where a rollback returns to.
+    pub previous_version: Option<String>,
+}
+
+/// The model registry.
+#[async_trait]
+pub trait ModelRegistry: Send + Sync {
+    /// Creates or updates a model record.
+    async fn save_model(&self, record: ModelRecord) -> StoreResult<()>;
+    /// Marks `version` active and the previously active model archived, atomically. A
+    /// promotion (`rollback == false`) records the model it replaces as `previous_version`;
+    /// a rollback leaves that history alone, so repeated rollbacks walk further back.
+    async fn activate_model(&self, version: &str, at: DateTime<Utc>, rollback: bool) -> StoreResult<()>;
+    /// All models, newest first.
+    async fn models(&self) -> StoreResult<Vec<ModelRecord>>;
+}
+
+/// A subscription to the bus.
+#[async_trait]
+pub trait Subscription: Send {
+    /// The next event; `None` once the bus is closed. Slow subscribers may miss events.
+    async fn next(&mut self) -> Option<DomainEvent>;
+}
+
+/// The domain event bus.
+pub trait EventBus: Send + Sync {
+    /// Publishes without waiting; delivery to subscribers is asynchronous.
+    fn publish(&self, event: DomainEvent);
+    fn subscribe(&self) -> Box<dyn Subscription>;
+}
+
+/// Proof that a cache miss was observed, used to refuse a stale write-back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheToken(pub u64);
+
+/// Result of a cache lookup.
+#[derive(Debug, Clone)]
+pub enum CacheLookup {
+    Hit(Arc<RecommendationList>),
+    Miss(CacheToken),
+}
+
+/// Per-user cache of computed recommendation lists.
+///
+/// Invariant: after `invalidate_user(u)` returns, no lookup for `u` returns a list computed
+/// before the call, and a `store` with a token taken before the call is ignored.
+#[async_trait]
+pub trait RecommendationCache: Send + Sync {
+    async fn lookup(&self, user: &UserId, key: &str) -> CacheLookup;
+    async fn store(&self, user: &UserId, key: &str, token: CacheToken, list: Arc<RecommendationList>);
+    async fn invalidate_user(&self, user: &UserId);
+    async fn invalidate_all(&self);
+}

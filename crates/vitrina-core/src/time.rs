@@ -1,0 +1,73 @@
+//! Time helpers: the accepted range of event timestamps and the wire format.
+
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+
+use crate::ValidationError;
+
+/// Earliest accepted event time (1990-01-01); anything older is a client bug.
+pub const MIN_EVENT_MS: i64 = 631_152_000_000;
+/// How far into the future an event may claim to be (clock skew allowance).
+pub const MAX_FUTURE_MS: i64 = 24 * 3600 * 1000;
+
+/// Formats a time the way the API does: `2024-01-15T10:30:00.000Z`.
+pub fn format_ts(ts: DateTime<Utc>) -> String {
+    ts.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Unix milliseconds to a UTC time (saturating on absurd values).
+pub fn from_millis(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// Checks that an event time is plausible relative to `now`.
+pub fn check_event_time(field: &str, ts: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), ValidationError> {
+    let ms = ts.timestamp_millis();
+    if ms < MIN_EVENT_MS {
+        return Err(ValidationError::new(field, "must not be before 1990-01-01"));
+    }
+    if ms > now.timestamp_millis() + MAX_FUTURE_MS {
+        return Err(ValidationError::new(field, "must not be more than 24 hours in the future"));
+    }
+    Ok(())
+}
+
+/// Parses an API timestamp: RFC 3339 text or unix epoch milliseconds.
+pub fn parse_ts(field: &str, raw: &serde_json::Value) -> Result<DateTime<Utc>, ValidationError> {
+    match raw {
+        serde_json::Value::String(s) => DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| ValidationError::new(field, format!("is not an RFC 3339 time ({e})"))),
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+            .ok_or_else(|| ValidationError::new(field, "is not a valid epoch-milliseconds time")),
+        _ => Err(ValidationError::new(field, "must be an RFC 3339 string or epoch milliseconds")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_with_millis_and_z() {
+        assert_eq!(format_ts(from_millis(1_705_314_600_000)), "2024-01-15T10:30:00.000Z");
+    }
+
+    #[test]
+    fn parses_both_forms_and_rejects_others() {
+        let a = parse_ts("t", &serde_json::json!("2024-01-15T10:30:00Z")).unwrap();
+        let b = parse_ts("t", &serde_json::json!(1_705_314_600_000_i64)).unwrap();
+        assert_eq!(a, b);
+        assert!(parse_ts("t", &serde_json::json!("yesterday")).is_err());
+        assert!(parse_ts("t", &serde_json::json!(true)).is_err());
+    }
+
+    #[test]
+    fn rejects_absurd_times() {
+        let now = from_millis(1_705_314_600_000);
+        assert!(check_event_time("t", from_millis(0), now).is_err());
+        assert!(check_event_time("t", from_millis(1_705_314_600_000 + 2 * MAX_FUTURE_MS), now).is_err());
+        assert!(check_event_time("t", now, now).is_ok());
+    }
+}

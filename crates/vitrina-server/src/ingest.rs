@@ -1,0 +1,47 @@
+//! The ingest path shared by single and batch tracking: append durably, then make the
+//! events visible (cache invalidation, metrics, domain events on the bus).
+
+use std::collections::HashSet;
+
+use vitrina_core::{
+    events::DomainEvent,
+    ports::{AppendOutcome, StoreResult},
+    ActivityType, NewActivity, UserId,
+};
+
+use crate::state::Ports;
+
+/// Appends `events` atomically and, once durable, invalidates each affected visitor's cached
+/// lists before returning, so the next request of that visitor sees the new events.
+pub async fn ingest(ports: &Ports, events: Vec<NewActivity>) -> StoreResult<Vec<AppendOutcome>> {
+    let started = std::time::Instant::now();
+    let outcomes = ports.log.append(events).await?;
+    metrics::histogram!("vitrina_store_append_duration_seconds").record(started.elapsed().as_secs_f64());
+    let mut users: HashSet<&UserId> = HashSet::new();
+    for outcome in &outcomes {
+        if let AppendOutcome::Stored(stored) = outcome {
+            users.insert(&stored.event.user_id);
+        }
+    }
+    for user in users {
+        ports.cache.invalidate_user(user).await;
+    }
+    let mut per_type = [0u64; ActivityType::ALL.len()];
+    let mut duplicates = 0;
+    for outcome in &outcomes {
+        match outcome {
+            AppendOutcome::Stored(stored) => {
+                per_type[stored.event.activity_type as usize] += 1;
+                ports.bus.publish(DomainEvent::from_activity(stored));
+            }
+            AppendOutcome::Duplicate { .. } => duplicates += 1,
+        }
+    }
+    for (kind, n) in ActivityType::ALL.iter().zip(per_type).filter(|(_, n)| *n > 0) {
+        metrics::counter!("vitrina_activity_events_ingested_total", "type" => kind.as_str()).increment(n);
+    }
+    if duplicates > 0 {
+        metrics::counter!("vitrina_activity_events_duplicate_total").increment(duplicates);
+    }
+    Ok(outcomes)
+}

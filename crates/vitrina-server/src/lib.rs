@@ -1,0 +1,48 @@
+//! Vitrina's server: the axum application and the wiring of backends.
+//!
+//! - [`app`] builds the router for an [`AppState`]; handlers live in [`routes`], one file per
+//!   API area, and speak only through DTOs and [`error::ApiError`].
+//! - [`ingest`] is the write path of events; [`engine`] holds the active model and the live
+//!   catalogue; [`training`] runs training jobs and keeps the registry.
+//! - [`embedded`] assembles the embedded (single-process) deployment.
+
+pub mod dto;
+pub mod embedded;
+pub mod engine;
+pub mod error;
+pub mod extract;
+pub mod ingest;
+pub mod observe;
+pub mod routes;
+pub mod state;
+pub mod training;
+
+use axum::{http::HeaderName, middleware, routing::get, Router};
+use tower::ServiceBuilder;
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+
+pub use state::AppState;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole HTTP application: API routes, `/metrics`, docs, and the cross-cutting layers
+/// (request ids, tracing, metrics, panic → JSON 500).
+pub fn app(state: AppState) -> Router {
+    routes::router(state)
+        .route("/metrics", get(observe::metrics_endpoint))
+        .layer(middleware::from_fn(observe::track_requests))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                    let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                }))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(CatchPanicLayer::custom(observe::panic_response)),
+        )
+}

@@ -1,0 +1,290 @@
+//! Catalogue CRUD and bulk upsert. Every write updates the serving engine's live catalogue
+//! and drops cached lists, so a hidden or out-of-stock product disappears at once.
+
+use axum::{extract::State, http::StatusCode, Json};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use utoipa::{IntoParams, ToSchema};
+use vitrina_core::{
+    catalog::{check_attributes, check_text},
+    ports::ProductQuery,
+    Price, Product, ProductId, ValidationError,
+};
+
+use crate::{
+    dto::{check_limit, ProductDto},
+    error::{ApiError, ApiResult, ErrorBody},
+    extract::{ApiJson, ApiPath, ApiQuery},
+    state::AppState,
+};
+
+/// A product as the client sends it.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProductInput {
+    /// Required except on `PUT /products/{id}`, where it may be left out (or must match).
+    pub id: Option<String>,
+    pub name: String,
+    pub category: String,
+    /// Decimal string (`"2499.00"`) or number.
+    #[schema(value_type = String, example = "2499.00")]
+    pub price: Value,
+    #[schema(value_type = Option<Object>)]
+    pub attributes: Option<Map<String, Value>>,
+    /// Default true.
+    pub in_stock: Option<bool>,
+    /// Default false.
+    pub hidden: Option<bool>,
+}
+
+impl ProductInput {
+    pub fn into_product(self, path_id: Option<&str>) -> Result<Product, Vec<ValidationError>> {
+        let mut errors = Vec::new();
+        let id = match (self.id.as_deref(), path_id) {
+            (Some(a), Some(b)) if a != b => {
+                errors.push(ValidationError::new("id", format!("{a:?} does not match the path id {b:?}")));
+                None
+            }
+            (Some(id), _) | (None, Some(id)) => ProductId::parse(id)
+                .map_err(|mut e| {
+                    e.field = "id".into();
+                    errors.push(e)
+                })
+                .ok(),
+            (None, None) => {
+                errors.push(ValidationError::new("id", "is required"));
+                None
+            }
+        };
+        let name = check_text("name", &self.name).map_err(|e| errors.push(e)).ok();
+        let category = check_text("category", &self.category).map_err(|e| errors.push(e)).ok();
+        let price = Price::try_from(&self.price).map_err(|e| errors.push(e)).ok();
+        let attributes = self.attributes.unwrap_or_default();
+        if let Err(e) = check_attributes("attributes", &attributes) {
+            errors.push(e);
+        }
+        match (id, name, category, price) {
+            (Some(id), Some(name), Some(category), Some(price)) if errors.is_empty() => {
+                let now = Utc::now();
+                Ok(Product {
+                    id,
+                    name,
+                    category,
+                    price,
+                    attributes,
+                    in_stock: self.in_stock.unwrap_or(true),
+                    hidden: self.hidden.unwrap_or(false),
+                    created_at: now,
+                    updated_at: now,
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductResponse {
+    pub success: bool,
+    pub product: ProductDto,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductList {
+    pub success: bool,
+    pub total: u64,
+    pub offset: usize,
+    pub limit: usize,
+    pub products: Vec<ProductDto>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListQuery {
+    pub category: Option<String>,
+    /// Default 0.
+    pub offset: Option<usize>,
+    /// 1–1000, default 100.
+    pub limit: Option<usize>,
+}
+
+async fn after_write(s: &AppState, products: Vec<Product>) {
+    s.engine.upsert_products(products);
+    s.ports.cache.invalidate_all().await;
+}
+
+async fn stored(s: &AppState, id: &ProductId) -> ApiResult<Product> {
+    s.ports.catalog.product(id).await?.ok_or_else(|| ApiError::not_found(format!("product {id} not found")))
+}
+
+/// Lists products ordered by id.
+#[utoipa::path(get, path = "/api/v1/catalog/products", tag = "catalog", params(ListQuery),
+    responses((status = 200, body = ProductList), (status = 400, body = ErrorBody)))]
+pub async fn list(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<ProductList>> {
+    let limit = check_limit(q.limit, 100, 1000)?;
+    let offset = q.offset.unwrap_or(0);
+    let (products, total) =
+        s.ports.catalog.products(ProductQuery { category: q.category, offset, limit }).await?;
+    Ok(Json(ProductList {
+        success: true,
+        total,
+        offset,
+        limit,
+        products: products.iter().map(ProductDto::from).collect(),
+    }))
+}
+
+/// Creates a product; 409 if the id exists.
+#[utoipa::path(post, path = "/api/v1/catalog/products", tag = "catalog", request_body = ProductInput,
+    responses((status = 201, body = ProductResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn create(
+    State(s): State<AppState>,
+    ApiJson(input): ApiJson<ProductInput>,
+) -> ApiResult<(StatusCode, Json<ProductResponse>)> {
+    let product = input.into_product(None).map_err(ApiError::validation)?;
+    s.ports.catalog.insert_product(product.clone()).await?;
+    let dto = ProductDto::from(&product);
+    after_write(&s, vec![product]).await;
+    Ok((StatusCode::CREATED, Json(ProductResponse { success: true, product: dto })))
+}
+
+/// Reads one product.
+#[utoipa::path(get, path = "/api/v1/catalog/products/{productId}", tag = "catalog", params(("productId" = String, Path)),
+    responses((status = 200, body = ProductResponse), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<ProductResponse>> {
+    let product = stored(&s, &ProductId::parse(&id)?).await?;
+    Ok(Json(ProductResponse { success: true, product: ProductDto::from(&product) }))
+}
+
+/// Creates or replaces a product (its creation time is kept).
+#[utoipa::path(put, path = "/api/v1/catalog/products/{productId}", tag = "catalog", params(("productId" = String, Path)),
+    request_body = ProductInput, responses((status = 200, body = ProductResponse), (status = 400, body = ErrorBody)))]
+pub async fn put(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(input): ApiJson<ProductInput>,
+) -> ApiResult<Json<ProductResponse>> {
+    let id = ProductId::parse(&id)?;
+    let product = input.into_product(Some(id.as_str())).map_err(ApiError::validation)?;
+    s.ports.catalog.upsert_products(vec![product]).await?;
+    let product = stored(&s, &id).await?;
+    let dto = ProductDto::from(&product);
+    after_write(&s, vec![product]).await;
+    Ok(Json(ProductResponse { success: true, product: dto }))
+}
+
+/// Fields to change; all optional.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProductPatch {
+    pub name: Option<String>,
+    pub category: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub price: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    pub attributes: Option<Map<String, Value>>,
+    pub in_stock: Option<bool>,
+    pub hidden: Option<bool>,
+}
+
+/// Changes some fields, e.g. `{"hidden": true}` or `{"inStock": false}`.
+#[utoipa::path(patch, path = "/api/v1/catalog/products/{productId}", tag = "catalog", params(("productId" = String, Path)),
+    request_body = ProductPatch,
+    responses((status = 200, body = ProductResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn patch(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(p): ApiJson<ProductPatch>,
+) -> ApiResult<Json<ProductResponse>> {
+    let mut product = stored(&s, &ProductId::parse(&id)?).await?;
+    let mut errors = Vec::new();
+    if let Some(name) = &p.name {
+        check_text("name", name).map(|v| product.name = v).unwrap_or_else(|e| errors.push(e));
+    }
+    if let Some(category) = &p.category {
+        check_text("category", category).map(|v| product.category = v).unwrap_or_else(|e| errors.push(e));
+    }
+    if let Some(price) = &p.price {
+        Price::try_from(price).map(|v| product.price = v).unwrap_or_else(|e| errors.push(e));
+    }
+    if let Some(attributes) = p.attributes {
+        check_attributes("attributes", &attributes).unwrap_or_else(|e| errors.push(e));
+        product.attributes = attributes;
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    product.in_stock = p.in_stock.unwrap_or(product.in_stock);
+    product.hidden = p.hidden.unwrap_or(product.hidden);
+    product.updated_at = Utc::now();
+    s.ports.catalog.upsert_products(vec![product.clone()]).await?;
+    let dto = ProductDto::from(&product);
+    after_write(&s, vec![product]).await;
+    Ok(Json(ProductResponse { success: true, product: dto }))
+}
+
+/// Deletes a product. Its events stay in the log; it is no longer recommended.
+#[utoipa::path(delete, path = "/api/v1/catalog/products/{productId}", tag = "catalog", params(("productId" = String, Path)),
+    responses((status = 200, description = "deleted"), (status = 404, body = ErrorBody)))]
+pub async fn delete(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<Value>> {
+    let id = ProductId::parse(&id)?;
+    if !s.ports.catalog.delete_product(&id).await? {
+        return Err(ApiError::not_found(format!("product {id} not found")));
+    }
+    s.engine.remove_product(&id);
+    s.ports.cache.invalidate_all().await;
+    Ok(Json(json!({"success": true, "deleted": id.as_str()})))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkRequest {
+    pub products: Vec<ProductInput>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkResponse {
+    pub success: bool,
+    pub upserted: usize,
+}
+
+/// Creates or replaces up to 10,000 products atomically: one invalid product rejects the
+/// whole request (every problem listed with its index) and nothing is stored.
+#[utoipa::path(post, path = "/api/v1/catalog/products/bulk", tag = "catalog", request_body = BulkRequest,
+    responses((status = 200, body = BulkResponse), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
+pub async fn bulk(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<BulkRequest>,
+) -> ApiResult<Json<BulkResponse>> {
+    let max = s.limits.bulk_products;
+    if req.products.is_empty() || req.products.len() > max {
+        return Err(ApiError::bad_request(format!(
+            "products: must hold from 1 to {max} products, got {}",
+            req.products.len()
+        )));
+    }
+    let mut products = Vec::with_capacity(req.products.len());
+    let mut errors = Vec::new();
+    for (i, input) in req.products.into_iter().enumerate() {
+        match input.into_product(None) {
+            Ok(p) => products.push(p),
+            Err(errs) => errors.extend(errs.into_iter().map(|e| e.within(&format!("products[{i}]")))),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let upserted = products.len();
+    s.ports.catalog.upsert_products(products.clone()).await?;
+    after_write(&s, products).await;
+    Ok(Json(BulkResponse { success: true, upserted }))
+}

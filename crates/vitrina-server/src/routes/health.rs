@@ -1,0 +1,98 @@
+//! Health: the whole system and each service.
+
+use axum::{extract::State, http::StatusCode, Json};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    pub success: bool,
+    /// `healthy` or `unhealthy`.
+    pub status: String,
+    /// `Recommendation System is healthy` when everything is up.
+    pub message: String,
+    pub uptime_seconds: u64,
+    pub checks: Vec<Check>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Check {
+    pub service: String,
+    pub healthy: bool,
+    pub detail: String,
+}
+
+async fn check(s: &AppState, service: &str) -> Check {
+    let (healthy, detail) = match service {
+        "activity" => match s.ports.log.stats().await {
+            Ok(st) => (true, format!("event log at sequence {}", st.max_seq)),
+            Err(e) => (false, format!("event log unreachable: {e}")),
+        },
+        "engine" => {
+            let model = s.engine.model();
+            let ok = !model.version.is_empty();
+            (ok, format!("model {} over {} products", model.version, s.engine.product_count()))
+        }
+        "recommendations" => match s.ports.catalog.products(Default::default()).await {
+            Ok((_, n)) => (true, format!("{n} products in the catalogue")),
+            Err(e) => (false, format!("catalogue unreachable: {e}")),
+        },
+        _ => {
+            let st = s.training.status();
+            (true, format!("{} queued, running: {}", st.queued.len(), st.current.is_some()))
+        }
+    };
+    Check { service: service.into(), healthy, detail }
+}
+
+fn answer(checks: Vec<Check>, up: &str, down: &str, s: &AppState) -> (StatusCode, Json<Health>) {
+    let healthy = checks.iter().all(|c| c.healthy);
+    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (
+        status,
+        Json(Health {
+            success: healthy,
+            status: if healthy { "healthy" } else { "unhealthy" }.into(),
+            message: if healthy { up } else { down }.into(),
+            uptime_seconds: s.started.elapsed().as_secs(),
+            checks,
+        }),
+    )
+}
+
+/// Whole-system health: 200 with `Recommendation System is healthy`, or 503.
+#[utoipa::path(get, path = "/health", tag = "health",
+    responses((status = 200, body = Health), (status = 503, body = Health)))]
+pub async fn health(State(s): State<AppState>) -> (StatusCode, Json<Health>) {
+    let mut checks = Vec::new();
+    for service in ["activity", "engine", "recommendations", "training"] {
+        checks.push(check(&s, service).await);
+    }
+    answer(checks, "Recommendation System is healthy", "Recommendation System is unhealthy", &s)
+}
+
+macro_rules! service_health {
+    ($fn:ident, $service:literal, $path:literal, $name:literal) => {
+        #[doc = concat!("Health of the ", $service, " service.")]
+        #[utoipa::path(get, path = $path, tag = "health",
+                                    responses((status = 200, body = Health), (status = 503, body = Health)))]
+        pub async fn $fn(State(s): State<AppState>) -> (StatusCode, Json<Health>) {
+            let checks = vec![check(&s, $service).await];
+            answer(checks, concat!($name, " is healthy"), concat!($name, " is unhealthy"), &s)
+        }
+    };
+}
+
+service_health!(activity, "activity", "/api/v1/activity/health", "Activity Service");
+service_health!(engine, "engine", "/api/v1/engine/health", "Recommendation Engine");
+service_health!(
+    recommendations,
+    "recommendations",
+    "/api/v1/recommendations/health",
+    "Recommendation Service"
+);
+service_health!(training, "training", "/api/v1/training/health", "Training Service");

@@ -1,0 +1,95 @@
+//! The route table and the OpenAPI document generated from the handlers.
+
+pub mod activity;
+pub mod catalog;
+pub mod health;
+pub mod recommendations;
+pub mod training;
+pub mod users;
+
+use axum::{
+    extract::DefaultBodyLimit,
+    http::{Method, Uri},
+    routing::{get, post},
+    Router,
+};
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::{error::ApiError, state::AppState};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Vitrina", description = "Real-time product recommendations for online shops. \
+        Every error has the shape {\"success\": false, \"error\", \"message\", \"code\", \"details\"}."),
+    paths(
+        health::health, health::activity, health::engine, health::recommendations, health::training,
+        activity::track, activity::track_batch, activity::history,
+        recommendations::recommendations, recommendations::refresh, recommendations::stats,
+        training::train, training::status, training::models, training::model, training::activate, training::rollback,
+        catalog::list, catalog::create, catalog::get, catalog::put, catalog::patch, catalog::delete, catalog::bulk,
+        users::list, users::upsert, users::get, users::delete,
+    ),
+    tags(
+        (name = "activity", description = "Tracking visitor events"),
+        (name = "recommendations", description = "Personalised lists, history and stats"),
+        (name = "training", description = "Training jobs and the model registry"),
+        (name = "catalog", description = "Products"),
+        (name = "users", description = "Users"),
+        (name = "health", description = "Health checks"),
+    )
+)]
+pub struct ApiDoc;
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {method} {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+/// Every API route, with body limits, JSON fallbacks and the docs.
+pub fn router(state: AppState) -> Router {
+    let batch_limit = DefaultBodyLimit::max(state.limits.batch_body_bytes);
+    let batch = Router::new()
+        .route("/api/v1/activity/track/batch", post(activity::track_batch))
+        .route("/api/v1/catalog/products/bulk", post(catalog::bulk))
+        .layer(batch_limit);
+    let api = Router::new()
+        .route("/health", get(health::health))
+        .route("/api/v1/activity/health", get(health::activity))
+        .route("/api/v1/engine/health", get(health::engine))
+        .route("/api/v1/recommendations/health", get(health::recommendations))
+        .route("/api/v1/training/health", get(health::training))
+        .route("/api/v1/activity/track", post(activity::track))
+        .route("/api/v1/recommendations/activity/{user_id}", get(activity::history))
+        .route("/api/v1/recommendations/recommendations/{user_id}", get(recommendations::recommendations))
+        .route("/api/v1/recommendations/recommendations/{user_id}/refresh", post(recommendations::refresh))
+        .route("/api/v1/recommendations/stats/{user_id}", get(recommendations::stats))
+        .route("/api/v1/training/train", post(training::train))
+        .route("/api/v1/training/status", get(training::status))
+        .route("/api/v1/training/models", get(training::models))
+        .route("/api/v1/training/models/{version}", get(training::model))
+        .route("/api/v1/training/models/{version}/activate", post(training::activate))
+        .route("/api/v1/training/rollback", post(training::rollback))
+        .route("/api/v1/catalog/products", get(catalog::list).post(catalog::create))
+        .route(
+            "/api/v1/catalog/products/{product_id}",
+            get(catalog::get).put(catalog::put).patch(catalog::patch).delete(catalog::delete),
+        )
+        .route("/api/v1/users", get(users::list).post(users::upsert))
+        .route("/api/v1/users/{user_id}", get(users::get).delete(users::delete))
+        .layer(DefaultBodyLimit::max(state.limits.body_bytes));
+    Router::new()
+        .merge(batch)
+        .merge(api)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}

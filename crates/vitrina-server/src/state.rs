@@ -1,0 +1,60 @@
+//! The application state handed to every handler: the ports (as trait objects), the
+//! engine and the training service.
+
+use std::{sync::Arc, time::Instant};
+
+use vitrina_core::ports::{
+    CatalogStore, EventBus, EventLog, ImpressionStore, ModelRegistry, RecommendationCache, UserStore,
+};
+
+use crate::{engine::Engine, training::Training};
+
+/// The backends behind the ports.
+#[derive(Clone)]
+pub struct Ports {
+    pub log: Arc<dyn EventLog>,
+    pub catalog: Arc<dyn CatalogStore>,
+    pub users: Arc<dyn UserStore>,
+    pub impressions: Arc<dyn ImpressionStore>,
+    pub registry: Arc<dyn ModelRegistry>,
+    pub bus: Arc<dyn EventBus>,
+    pub cache: Arc<dyn RecommendationCache>,
+}
+
+/// Limits the API enforces (the `[limits]` section of the config file).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body in bytes for ordinary endpoints.
+    pub body_bytes: usize,
+    /// Largest request body in bytes for batch endpoints.
+    pub batch_body_bytes: usize,
+    /// Most events in one batch.
+    pub batch_events: usize,
+    /// Most products in one bulk upsert.
+    pub bulk_products: usize,
+    /// How many recent events of a visitor feed the recommender.
+    pub history_events: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            body_bytes: 1024 * 1024,
+            batch_body_bytes: 32 * 1024 * 1024,
+            batch_events: 10_000,
+            bulk_products: 10_000,
+            history_events: 100,
+        }
+    }
+}
+
+/// Everything a handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub ports: Ports,
+    pub engine: Arc<Engine>,
+    pub training: Arc<Training>,
+    pub limits: Limits,
+    pub started: Instant,
+}

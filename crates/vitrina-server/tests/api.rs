@@ -1,0 +1,310 @@
+//! Behaviour of the API on the embedded backend: idempotency, cache freshness, catalogue
+//! rules, user deletion, training and the registry, docs and metrics.
+
+mod common;
+
+use std::time::Duration;
+
+use common::start;
+use serde_json::{json, Value};
+
+const TRACK: &str = "/api/v1/activity/track";
+
+fn product_ids(body: &Value) -> Vec<String> {
+    body["recommendations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["productId"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_same_event_id_is_stored_once() {
+    let app = start().await;
+    let event =
+        json!({"userId": "dup", "activityType": "view", "productId": "product-1", "eventId": "evt-1"});
+    let (s1, first) = app.post(TRACK, &event).await;
+    let (s2, second) = app.post(TRACK, &event).await;
+    assert_eq!((s1.as_u16(), s2.as_u16()), (201, 200));
+    assert_eq!((first["duplicate"].clone(), second["duplicate"].clone()), (json!(false), json!(true)));
+    assert_eq!(first["sequence"], second["sequence"]);
+    assert_eq!(first["event"], "UserViewedProduct");
+    let batch = json!({"events": [event, {"userId": "dup", "activityType": "like", "productId": "product-2", "eventId": "evt-2"}]});
+    let (_, res) = app.post("/api/v1/activity/track/batch", &batch).await;
+    assert_eq!((res["stored"].clone(), res["duplicates"].clone()), (json!(1), json!(1)));
+    assert_eq!(res["results"][0]["status"], "duplicate");
+    let (_, history) = app.get("/api/v1/recommendations/activity/dup").await;
+    let ids: Vec<_> =
+        history["activities"].as_array().unwrap().iter().map(|a| a["eventId"].clone()).collect();
+    assert_eq!(ids, [json!("evt-2"), json!("evt-1")]);
+}
+
+#[tokio::test]
+async fn the_cache_serves_until_the_visitor_acts_and_refresh_bypasses_it() {
+    let app = start().await;
+    let uri = "/api/v1/recommendations/recommendations/user-4?limit=5";
+    let (_, first) = app.get(uri).await;
+    let (_, second) = app.get(uri).await;
+    assert_eq!((first["fromCache"].clone(), second["fromCache"].clone()), (json!(false), json!(true)));
+    assert_eq!(product_ids(&first), product_ids(&second));
+    assert_ne!(first["recommendationId"], second["recommendationId"]);
+
+    let top = product_ids(&first)[0].clone();
+    let (status, _) =
+        app.post(TRACK, &json!({"userId": "user-4", "activityType": "purchase", "productId": top})).await;
+    assert_eq!(status.as_u16(), 201);
+    let (_, after) = app.get(uri).await;
+    assert_eq!(after["fromCache"], false);
+    assert!(!product_ids(&after).contains(&top), "a purchased item must not come back");
+
+    let (_, refreshed) =
+        app.post("/api/v1/recommendations/recommendations/user-4/refresh", &json!({"limit": 2})).await;
+    assert_eq!(refreshed["fromCache"], false);
+    assert_eq!(product_ids(&refreshed).len(), 2);
+}
+
+#[tokio::test]
+async fn a_view_personalises_a_new_visitor_with_the_reason() {
+    let app = start().await;
+    let (_, cold) = app.get("/api/v1/recommendations/recommendations/brand-new?limit=3").await;
+    assert!(cold["recommendations"].as_array().unwrap().iter().all(|r| r["reason"] == "popular"), "{cold}");
+    app.post(TRACK, &json!({"userId": "brand-new", "activityType": "view", "productId": "product-3"})).await;
+    let (_, warm) = app.get("/api/v1/recommendations/recommendations/brand-new?limit=3").await;
+    let first = &warm["recommendations"][0];
+    assert_eq!(first["reason"], "collaborative_filtering", "{warm}");
+    assert_eq!(first["explanation"], "viewed product-3");
+    assert!(!product_ids(&warm).contains(&"product-3".to_string()));
+    assert_eq!(first["product"]["id"], first["productId"]);
+    assert!(first["product"]["price"].as_str().unwrap().contains('.'));
+}
+
+#[tokio::test]
+async fn a_hidden_or_out_of_stock_product_disappears_at_once() {
+    let app = start().await;
+    let uri = "/api/v1/recommendations/recommendations/user-1?limit=20";
+    let (_, before) = app.get(uri).await;
+    let ids = product_ids(&before);
+    let (hide, out) = (ids[0].clone(), ids[1].clone());
+    let (s, _) =
+        app.send("PATCH", &format!("/api/v1/catalog/products/{hide}"), &json!({"hidden": true})).await;
+    assert_eq!(s.as_u16(), 200);
+    app.send("PATCH", &format!("/api/v1/catalog/products/{out}"), &json!({"inStock": false})).await;
+    for user in ["user-1", "user-2", "user-3", "nobody"] {
+        let (_, list) = app.get(&format!("/api/v1/recommendations/recommendations/{user}?limit=20")).await;
+        let got = product_ids(&list);
+        assert!(!got.contains(&hide) && !got.contains(&out), "{user}: {got:?}");
+    }
+}
+
+#[tokio::test]
+async fn filters_apply() {
+    let app = start().await;
+    let (_, list) = app.get("/api/v1/recommendations/recommendations/user-5?limit=20&category=%D0%90%D0%BA%D1%81%D0%B5%D1%81%D1%81%D1%83%D0%B0%D1%80%D1%8B&exclude=product-8").await;
+    let recs = list["recommendations"].as_array().unwrap();
+    assert!(!recs.is_empty());
+    assert!(
+        recs.iter().all(|r| r["product"]["category"] == "Аксессуары" && r["productId"] != "product-8"),
+        "{list}"
+    );
+    let (_, cheap) = app.get("/api/v1/recommendations/recommendations/user-5?limit=20&maxPrice=5000").await;
+    assert!(cheap["recommendations"].as_array().unwrap().iter().all(|r| r["product"]["price"]
+        .as_str()
+        .unwrap()
+        .parse::<f64>()
+        .unwrap()
+        <= 5000.0));
+}
+
+#[tokio::test]
+async fn deleting_a_user_erases_their_history() {
+    let app = start().await;
+    let (s, body) = app.send("DELETE", "/api/v1/users/user-2", &json!({})).await;
+    assert_eq!(s.as_u16(), 200, "{body}");
+    assert_eq!(body["deleted"]["events"], 3);
+    let (_, history) = app.get("/api/v1/recommendations/activity/user-2").await;
+    assert_eq!(history["count"], 0);
+    assert_eq!(app.get("/api/v1/users/user-2").await.0.as_u16(), 404);
+}
+
+#[tokio::test]
+async fn catalogue_crud_round_trip() {
+    let app = start().await;
+    let (s, created) = app
+        .post(
+            "/api/v1/catalog/products",
+            &json!({"id": "p-100", "name": "Кабель", "category": "Аксессуары", "price": 199.5}),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 201);
+    assert_eq!(created["product"]["price"], "199.50");
+    let (_, put) = app
+        .send(
+            "PUT",
+            "/api/v1/catalog/products/p-100",
+            &json!({"name": "Кабель USB-C", "category": "Аксессуары", "price": "249"}),
+        )
+        .await;
+    assert_eq!(
+        (put["product"]["name"].clone(), put["product"]["createdAt"].clone()),
+        (json!("Кабель USB-C"), created["product"]["createdAt"].clone())
+    );
+    let (_, list) = app.get("/api/v1/catalog/products?limit=2&offset=0").await;
+    assert_eq!((list["total"].clone(), list["products"].as_array().unwrap().len()), (json!(11), 2));
+    let (s, _) = app.post("/api/v1/catalog/products/bulk", &json!({"products": [{"id": "p-101", "name": "A", "category": "c", "price": "1"}, {"id": "p-100", "name": "B", "category": "c", "price": "2"}]})).await;
+    assert_eq!(s.as_u16(), 200);
+    assert_eq!(app.get("/api/v1/catalog/products/p-100").await.1["product"]["name"], "B");
+    assert_eq!(app.send("DELETE", "/api/v1/catalog/products/p-101", &json!({})).await.0.as_u16(), 200);
+    assert_eq!(app.get("/api/v1/catalog/products/p-101").await.0.as_u16(), 404);
+}
+
+#[tokio::test]
+async fn training_registers_and_activates_a_new_model() {
+    let app = start().await;
+    let (s, queued) = app.post("/api/v1/training/train", &json!({"config": {"weights": {"view": 1.0, "add_to_cart": 2.5, "purchase": 5.0}, "timeDecay": 0.9}})).await;
+    assert_eq!(s.as_u16(), 202, "{queued}");
+    let job = queued["job"]["jobId"].clone();
+    let mut finished = Value::Null;
+    for _ in 0..200 {
+        let (_, status) = app.get("/api/v1/training/status").await;
+        if status["lastFinished"]["jobId"] == job {
+            finished = status;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(finished["lastFinished"]["status"], "succeeded", "{finished}");
+    assert_eq!(finished["activeModelVersion"], "v2");
+    let (_, models) = app.get("/api/v1/training/models").await;
+    assert_eq!(models["activeVersion"], "v2");
+    let statuses: Vec<_> = models["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["version"].clone(), m["status"].clone()))
+        .collect();
+    assert_eq!(statuses, [(json!("v2"), json!("active")), (json!("v1"), json!("archived"))]);
+    assert_eq!(models["models"][0]["parameters"]["timeDecay"], 0.9);
+    let (_, recs) = app.get("/api/v1/recommendations/recommendations/user-1").await;
+    assert_eq!(recs["modelVersion"], "v2");
+}
+
+#[tokio::test]
+async fn stats_attribute_clicks_to_the_served_list() {
+    let app = start().await;
+    let (_, list) = app.get("/api/v1/recommendations/recommendations/user-3?limit=3").await;
+    let rec_id = list["recommendationId"].clone();
+    let first = list["recommendations"][0].clone();
+    app.post(TRACK, &json!({"userId": "user-3", "activityType": "click", "productId": first["productId"], "metadata": {"recommendationId": rec_id}})).await;
+    app.post(TRACK, &json!({"userId": "user-3", "activityType": "purchase", "productId": first["productId"], "metadata": {"recommendationId": rec_id}})).await;
+    let (_, stats) = app.get("/api/v1/recommendations/stats/user-3?days=7").await;
+    let s = &stats["stats"];
+    assert_eq!(
+        (s["lists"].clone(), s["impressions"].clone(), s["clicks"].clone(), s["conversions"].clone()),
+        (json!(1), json!(3), json!(1), json!(1)),
+        "{stats}"
+    );
+    let slice =
+        s["byAlgorithm"].as_array().unwrap().iter().find(|b| b["algorithm"] == first["reason"]).unwrap();
+    assert_eq!((slice["clicks"].clone(), slice["variant"].clone()), (json!(1), json!("default")));
+}
+
+#[tokio::test]
+async fn health_docs_and_metrics() {
+    let app = start().await;
+    let (s, health) = app.get("/health").await;
+    assert_eq!((s.as_u16(), health["message"].clone()), (200, json!("Recommendation System is healthy")));
+    for (path, name) in [
+        ("activity", "Activity Service"),
+        ("engine", "Recommendation Engine"),
+        ("recommendations", "Recommendation Service"),
+        ("training", "Training Service"),
+    ] {
+        let (s, h) = app.get(&format!("/api/v1/{path}/health")).await;
+        assert_eq!((s.as_u16(), h["message"].clone()), (200, json!(format!("{name} is healthy"))));
+    }
+    let (_, spec) = app.get("/openapi.json").await;
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/api/v1/activity/track",
+        "/api/v1/activity/track/batch",
+        "/api/v1/recommendations/recommendations/{userId}",
+        "/api/v1/recommendations/recommendations/{userId}/refresh",
+        "/api/v1/recommendations/activity/{userId}",
+        "/api/v1/recommendations/stats/{userId}",
+        "/api/v1/training/train",
+        "/api/v1/training/status",
+        "/api/v1/training/models",
+        "/health",
+        "/api/v1/catalog/products/{productId}",
+        "/api/v1/users/{userId}",
+    ] {
+        assert!(spec["paths"].get(path).is_some(), "{path} missing from the spec");
+    }
+    let (s, page) = app.get("/docs/").await;
+    assert_eq!(s.as_u16(), 200);
+    assert!(page.as_str().unwrap().contains("swagger"), "docs page is served from the binary");
+    vitrina_server::observe::prometheus();
+    app.get("/health").await;
+    let (_, metrics) = app.get("/metrics").await;
+    assert!(metrics.as_str().unwrap().contains("vitrina_http_requests_total"), "{metrics}");
+}
+
+async fn train_and_wait(app: &common::TestApp, config: Value) -> Value {
+    let (_, queued) = app.post("/api/v1/training/train", &json!({ "config": config })).await;
+    for _ in 0..200 {
+        let (_, status) = app.get("/api/v1/training/status").await;
+        if status["lastFinished"]["jobId"] == queued["job"]["jobId"] {
+            return status["lastFinished"].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("training did not finish");
+}
+
+#[tokio::test]
+async fn rollback_restores_the_previous_models_exact_lists_and_walks_back() {
+    let app = start().await;
+    let uri = "/api/v1/recommendations/recommendations/user-5?limit=10";
+    let scores = |v: &Value| {
+        v["recommendations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["productId"].clone(), r["score"].clone()))
+            .collect::<Vec<_>>()
+    };
+    let (_, v1) = app.get(uri).await;
+    // Purchases weighted far above views make a visibly different model.
+    app.post(TRACK, &json!({"userId": "other", "activityType": "purchase", "productId": "product-2"})).await;
+    assert_eq!(
+        train_and_wait(&app, json!({"weights": {"view": 0.1, "purchase": 50.0}, "timeDecay": 0.5})).await
+            ["modelVersion"],
+        "v2"
+    );
+    assert_eq!(train_and_wait(&app, json!({"timeDecay": 0.99})).await["modelVersion"], "v3");
+    let (_, v3) = app.get(uri).await;
+    assert_eq!(v3["modelVersion"], "v3");
+
+    let (s, back) = app.post("/api/v1/training/rollback", &json!({})).await;
+    assert_eq!((s.as_u16(), back["model"]["version"].clone()), (200, json!("v2")), "{back}");
+    let (s, back) = app.post("/api/v1/training/rollback", &json!({})).await;
+    assert_eq!((s.as_u16(), back["model"]["version"].clone()), (200, json!("v1")));
+    let (_, again) = app.get(uri).await;
+    assert_eq!(again["modelVersion"], "v1");
+    assert_eq!(scores(&again), scores(&v1), "v1 serves exactly what it served before");
+    common::assert_error(&app.post("/api/v1/training/rollback", &json!({})).await, 409, "conflict");
+
+    let (s, promoted) = app.post("/api/v1/training/models/v3/activate", &json!({})).await;
+    assert_eq!((s.as_u16(), promoted["model"]["status"].clone()), (200, json!("active")));
+    assert_eq!(promoted["model"]["previousVersion"], "v1");
+    let (_, now) = app.get(uri).await;
+    assert_eq!(scores(&now), scores(&v3));
+    common::assert_error(
+        &app.post("/api/v1/training/models/v42/activate", &json!({})).await,
+        404,
+        "not_found",
+    );
+    common::assert_error(&app.get("/api/v1/training/models/v42").await, 404, "not_found");
+    assert_eq!(app.get("/api/v1/training/models/v2").await.1["model"]["status"], "archived");
+}

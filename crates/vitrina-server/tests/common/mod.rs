@@ -1,0 +1,74 @@
+//! Test harness: an embedded instance in a temporary directory, driven with `oneshot`.
+
+#![allow(dead_code)]
+
+use axum::{
+    body::Body,
+    http::{Request, StatusCode},
+    Router,
+};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+use vitrina_server::embedded::{Embedded, EmbeddedConfig};
+
+pub struct TestApp {
+    pub embedded: Embedded,
+    pub router: Router,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn start() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = Embedded::start(EmbeddedConfig::new(dir.path())).await.unwrap();
+    let router = vitrina_server::app(embedded.state.clone());
+    TestApp { embedded, router, _dir: dir }
+}
+
+impl TestApp {
+    pub async fn raw(&self, req: Request<Body>) -> (StatusCode, Value) {
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        (status, body)
+    }
+
+    pub async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        self.raw(Request::get(uri).body(Body::empty()).unwrap()).await
+    }
+
+    pub async fn send(&self, method: &str, uri: &str, body: &Value) -> (StatusCode, Value) {
+        self.send_text(method, uri, &body.to_string()).await
+    }
+
+    pub async fn send_text(&self, method: &str, uri: &str, body: &str) -> (StatusCode, Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        self.raw(req).await
+    }
+
+    pub async fn post(&self, uri: &str, body: &Value) -> (StatusCode, Value) {
+        self.send("POST", uri, body).await
+    }
+}
+
+/// Asserts the documented error shape and returns the body.
+#[track_caller]
+pub fn assert_error(res: &(StatusCode, Value), status: u16, kind: &str) {
+    let (got, body) = res;
+    assert_eq!(got.as_u16(), status, "{body}");
+    assert_eq!(body["success"], false, "{body}");
+    assert_eq!(body["error"], kind, "{body}");
+    assert_eq!(body["code"], status, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(body["details"].is_object(), "{body}");
+}

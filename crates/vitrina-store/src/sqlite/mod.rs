@@ -1,0 +1,349 @@
+//! The embedded store: one SQLite database in WAL mode.
+//!
+//! Writes go to the writer thread ([`writer`]); reads use a small pool of read-only
+//! connections on the blocking thread pool, so async callers never block.
+
+mod rows;
+mod schema;
+mod writer;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    thread::JoinHandle,
+};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use tokio::sync::{mpsc, oneshot};
+use vitrina_core::{
+    ports::{
+        AppendOutcome, CatalogStore, DeletedUser, EventLog, Impression, ImpressionStore, LogStats,
+        ModelRecord, ModelRegistry, ProductQuery, StoreError, StoreResult, UserStore,
+    },
+    NewActivity, Product, ProductId, StoredActivity, User, UserId,
+};
+use writer::{Op, Reply};
+
+/// Queued writes before callers wait (impressions are dropped instead).
+const QUEUE: usize = 16_384;
+
+/// The embedded SQLite store; implements every storage port.
+pub struct SqliteStore {
+    tx: Mutex<Option<mpsc::Sender<Op>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    readers: Arc<ReadPool>,
+    created: bool,
+}
+
+/// Error opening the store.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create data directory {path}: {source}")]
+    Dir { path: PathBuf, source: std::io::Error },
+    #[error("cannot open database {path}: {source}")]
+    Sqlite { path: PathBuf, source: rusqlite::Error },
+    #[error(
+        "database {path} has schema version {found}, newer than this build knows ({known}); upgrade vitrina"
+    )]
+    TooNew { path: PathBuf, found: u32, known: u32 },
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `vitrina.db` in `data_dir` and starts the writer thread.
+    pub fn open(data_dir: &Path) -> Result<Self, OpenError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|source| OpenError::Dir { path: data_dir.to_path_buf(), source })?;
+        let path = data_dir.join("vitrina.db");
+        let sqlite = |source| OpenError::Sqlite { path: path.clone(), source };
+        let mut conn = Connection::open(&path).map_err(sqlite)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;
+             PRAGMA foreign_keys = OFF; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16384;",
+        )
+        .map_err(sqlite)?;
+        let found: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(sqlite)?;
+        if found > schema::latest() {
+            return Err(OpenError::TooNew { path, found, known: schema::latest() });
+        }
+        let found = schema::migrate(&mut conn).map_err(sqlite)?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let writer = std::thread::Builder::new()
+            .name("vitrina-store-writer".into())
+            .spawn(move || writer::run(conn, rx))
+            .map_err(|source| OpenError::Dir { path: data_dir.to_path_buf(), source })?;
+        Ok(Self {
+            tx: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
+            readers: Arc::new(ReadPool { path, idle: Mutex::new(Vec::new()) }),
+            created: found == 0,
+        })
+    }
+
+    /// Whether this open created the database (an empty data directory).
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    fn sender(&self) -> StoreResult<mpsc::Sender<Op>> {
+        self.tx.lock().expect("store sender lock").clone().ok_or(StoreError::Closed)
+    }
+
+    async fn write<T>(&self, op: impl FnOnce(Reply<T>) -> Op) -> StoreResult<T> {
+        let (reply, answer) = oneshot::channel();
+        self.sender()?.send(op(reply)).await.map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Waits until every write queued so far is committed.
+    pub async fn flush(&self) -> StoreResult<()> {
+        self.write(Op::Flush).await
+    }
+
+    /// Stops accepting writes, lets the writer commit what is queued, checkpoints the WAL and
+    /// joins the writer thread. Blocking; call from a blocking context at shutdown.
+    pub fn close(&self) {
+        self.tx.lock().expect("store sender lock").take();
+        if let Some(handle) = self.writer.lock().expect("store writer lock").take() {
+            if handle.join().is_err() {
+                tracing::error!("store writer thread panicked");
+            }
+        }
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || pool.with(f))
+            .await
+            .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Read-only connections, opened on demand and reused.
+struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReadPool {
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+        let conn = self.idle.lock().expect("read pool lock").pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(|e| StoreError::Backend(e.to_string()))?;
+                c.busy_timeout(std::time::Duration::from_secs(5))
+                    .map_err(|e| StoreError::Backend(e.to_string()))?;
+                c
+            }
+        };
+        let result = f(&conn).map_err(|e| StoreError::Backend(e.to_string()));
+        self.idle.lock().expect("read pool lock").push(conn);
+        result
+    }
+}
+
+fn collect<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    map: fn(&rusqlite::Row) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params, map)?;
+    rows.collect()
+}
+
+#[async_trait]
+impl EventLog for SqliteStore {
+    async fn append(&self, batch: Vec<NewActivity>) -> StoreResult<Vec<AppendOutcome>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(|r| Op::Append(batch, r)).await
+    }
+
+    async fn recent_for_user(&self, user: &UserId, limit: usize) -> StoreResult<Vec<StoredActivity>> {
+        let user = user.clone();
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT {} FROM events WHERE user_id = ?1 ORDER BY ts_ms DESC, seq DESC LIMIT ?2",
+                rows::EVENT_COLUMNS
+            );
+            collect(c, &sql, params![user.as_str(), limit as i64], rows::event)
+        })
+        .await
+    }
+
+    async fn user_events_since(
+        &self,
+        user: &UserId,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<StoredActivity>> {
+        let user = user.clone();
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT {} FROM events WHERE user_id = ?1 AND ts_ms >= ?2 ORDER BY ts_ms, seq",
+                rows::EVENT_COLUMNS
+            );
+            collect(c, &sql, params![user.as_str(), since.timestamp_millis()], rows::event)
+        })
+        .await
+    }
+
+    async fn page(&self, after_seq: u64, limit: usize) -> StoreResult<Vec<StoredActivity>> {
+        self.read(move |c| {
+            let sql =
+                format!("SELECT {} FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2", rows::EVENT_COLUMNS);
+            collect(c, &sql, params![after_seq as i64, limit as i64], rows::event)
+        })
+        .await
+    }
+
+    async fn stats(&self) -> StoreResult<LogStats> {
+        self.read(|c| {
+            c.query_row("SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM events", [], |r| {
+                Ok(LogStats { events: r.get::<_, i64>(0)? as u64, max_seq: r.get::<_, i64>(1)? as u64 })
+            })
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl CatalogStore for SqliteStore {
+    async fn insert_product(&self, product: Product) -> StoreResult<()> {
+        self.write(|r| Op::InsertProduct(product, r)).await
+    }
+
+    async fn upsert_products(&self, products: Vec<Product>) -> StoreResult<()> {
+        self.write(|r| Op::UpsertProducts(products, r)).await
+    }
+
+    async fn product(&self, id: &ProductId) -> StoreResult<Option<Product>> {
+        let id = id.clone();
+        self.read(move |c| {
+            let sql = format!("SELECT {} FROM products WHERE id = ?1", rows::PRODUCT_COLUMNS);
+            c.prepare_cached(&sql)?.query_row([id.as_str()], rows::product).optional()
+        })
+        .await
+    }
+
+    async fn products(&self, q: ProductQuery) -> StoreResult<(Vec<Product>, u64)> {
+        self.read(move |c| {
+            let cat = q.category.as_deref();
+            let sql = format!(
+                "SELECT {} FROM products WHERE (?1 IS NULL OR category = ?1) ORDER BY id LIMIT ?2 OFFSET ?3",
+                rows::PRODUCT_COLUMNS
+            );
+            let items = collect(c, &sql, params![cat, q.limit as i64, q.offset as i64], rows::product)?;
+            let total: i64 = c.query_row(
+                "SELECT COUNT(*) FROM products WHERE (?1 IS NULL OR category = ?1)",
+                [cat],
+                |r| r.get(0),
+            )?;
+            Ok((items, total as u64))
+        })
+        .await
+    }
+
+    async fn delete_product(&self, id: &ProductId) -> StoreResult<bool> {
+        let id = id.clone();
+        self.write(|r| Op::DeleteProduct(id, r)).await
+    }
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn upsert_user(&self, user: User) -> StoreResult<()> {
+        self.write(|r| Op::UpsertUser(user, r)).await
+    }
+
+    async fn user(&self, id: &UserId) -> StoreResult<Option<User>> {
+        let id = id.clone();
+        self.read(move |c| {
+            let sql = format!("SELECT {} FROM users WHERE id = ?1", rows::USER_COLUMNS);
+            c.prepare_cached(&sql)?.query_row([id.as_str()], rows::user).optional()
+        })
+        .await
+    }
+
+    async fn users(&self, offset: usize, limit: usize) -> StoreResult<(Vec<User>, u64)> {
+        self.read(move |c| {
+            let sql = format!("SELECT {} FROM users ORDER BY id LIMIT ?1 OFFSET ?2", rows::USER_COLUMNS);
+            let items = collect(c, &sql, params![limit as i64, offset as i64], rows::user)?;
+            let total: i64 = c.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?;
+            Ok((items, total as u64))
+        })
+        .await
+    }
+
+    async fn delete_user(&self, id: &UserId) -> StoreResult<Option<DeletedUser>> {
+        let id = id.clone();
+        self.write(|r| Op::DeleteUser(id, r)).await
+    }
+}
+
+#[async_trait]
+impl ImpressionStore for SqliteStore {
+    fn record_impression(&self, impression: Impression) {
+        let Ok(sender) = self.sender() else { return };
+        if sender.try_send(Op::Impression(impression)).is_err() {
+            metrics::counter!("vitrina_store_impressions_dropped_total").increment(1);
+        }
+    }
+
+    async fn impressions_for_user(
+        &self,
+        user: &UserId,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<Impression>> {
+        let user = user.clone();
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT {} FROM impressions WHERE user_id = ?1 AND created_ms >= ?2 ORDER BY created_ms",
+                rows::IMPRESSION_COLUMNS
+            );
+            collect(c, &sql, params![user.as_str(), since.timestamp_millis()], rows::impression)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ModelRegistry for SqliteStore {
+    async fn save_model(&self, record: ModelRecord) -> StoreResult<()> {
+        self.write(|r| Op::SaveModel(record, r)).await
+    }
+
+    async fn activate_model(&self, version: &str, at: DateTime<Utc>, rollback: bool) -> StoreResult<()> {
+        let version = version.to_string();
+        self.write(|r| Op::ActivateModel(version, at, rollback, r)).await
+    }
+
+    async fn models(&self) -> StoreResult<Vec<ModelRecord>> {
+        self.read(|c| {
+            let sql =
+                format!("SELECT {} FROM models ORDER BY created_ms DESC, version DESC", rows::MODEL_COLUMNS);
+            collect(c, &sql, [], rows::model)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests;

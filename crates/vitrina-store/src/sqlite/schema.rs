@@ -1,0 +1,81 @@
+//! Schema migrations, applied in order and tracked with `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE events (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id      TEXT NOT NULL UNIQUE,
+    user_id       TEXT NOT NULL,
+    activity_type TEXT NOT NULL,
+    product_id    TEXT,
+    metadata      TEXT NOT NULL,
+    ts_ms         INTEGER NOT NULL,
+    received_ms   INTEGER NOT NULL
+);
+CREATE INDEX events_by_user_time ON events (user_id, ts_ms, seq);
+
+CREATE TABLE products (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    category    TEXT NOT NULL,
+    price       TEXT NOT NULL,
+    attributes  TEXT NOT NULL,
+    in_stock    INTEGER NOT NULL,
+    hidden      INTEGER NOT NULL,
+    created_ms  INTEGER NOT NULL,
+    updated_ms  INTEGER NOT NULL
+);
+CREATE INDEX products_by_category ON products (category, id);
+
+CREATE TABLE users (
+    id          TEXT PRIMARY KEY,
+    name        TEXT,
+    attributes  TEXT NOT NULL,
+    created_ms  INTEGER NOT NULL
+);
+
+CREATE TABLE impressions (
+    recommendation_id TEXT PRIMARY KEY,
+    user_id           TEXT NOT NULL,
+    model_version     TEXT NOT NULL,
+    variant           TEXT NOT NULL,
+    created_ms        INTEGER NOT NULL,
+    items             TEXT NOT NULL
+);
+CREATE INDEX impressions_by_user_time ON impressions (user_id, created_ms);
+
+CREATE TABLE models (
+    version      TEXT PRIMARY KEY,
+    algorithm    TEXT NOT NULL,
+    parameters   TEXT NOT NULL,
+    metrics      TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    first_seq    INTEGER NOT NULL,
+    last_seq     INTEGER NOT NULL,
+    created_ms   INTEGER NOT NULL,
+    activated_ms INTEGER
+);
+"#,
+    r#"
+ALTER TABLE models ADD COLUMN previous_version TEXT;
+"#,
+];
+
+/// Brings the database to the latest schema. Returns the version it found (0 = new database).
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<u32> {
+    let found: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as u32)?;
+        tx.commit()?;
+    }
+    Ok(found)
+}
+
+/// The newest schema version this build knows.
+pub fn latest() -> u32 {
+    MIGRATIONS.len() as u32
+}

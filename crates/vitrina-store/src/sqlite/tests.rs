@@ -1,0 +1,214 @@
+//! The embedded store against the storage ports' contract.
+
+use chrono::{Duration, Utc};
+use serde_json::json;
+use vitrina_core::{
+    demo,
+    ports::{ImpressionItem, ModelStatus},
+    ActivityInput,
+};
+
+use super::*;
+
+fn store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    (dir, store)
+}
+
+fn event(id: &str, user: &str, kind: &str, product: &str) -> NewActivity {
+    let input = ActivityInput {
+        event_id: Some(id.into()),
+        user_id: Some(user.into()),
+        activity_type: Some(kind.into()),
+        product_id: Some(product.into()),
+        ..Default::default()
+    };
+    NewActivity::validate(input, Utc::now()).unwrap()
+}
+
+fn seqs(outcomes: &[AppendOutcome]) -> Vec<(bool, u64)> {
+    outcomes
+        .iter()
+        .map(|o| match o {
+            AppendOutcome::Stored(s) => (true, s.seq),
+            AppendOutcome::Duplicate { seq } => (false, *seq),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn appends_in_order_and_recognises_duplicates_by_event_id() {
+    let (_dir, s) = store();
+    let out = s
+        .append(vec![
+            event("e1", "u1", "view", "p1"),
+            event("e2", "u1", "purchase", "p2"),
+            event("e1", "u1", "view", "p1"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(seqs(&out), [(true, 1), (true, 2), (false, 1)]);
+    let again =
+        s.append(vec![event("e2", "u1", "purchase", "p2"), event("e3", "u2", "view", "p1")]).await.unwrap();
+    assert_eq!(seqs(&again), [(false, 2), (true, 3)]);
+
+    let recent = s.recent_for_user(&UserId::parse("u1").unwrap(), 10).await.unwrap();
+    assert_eq!(recent.iter().map(|e| e.event.event_id.as_str()).collect::<Vec<_>>(), ["e2", "e1"]);
+    assert_eq!(recent[0].event, event("e2", "u1", "purchase", "p2").with_time(recent[0].event.timestamp));
+    assert_eq!(s.stats().await.unwrap(), LogStats { events: 3, max_seq: 3 });
+    let page = s.page(1, 10).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
+    // Tracking registers users.
+    assert!(s.user(&UserId::parse("u2").unwrap()).await.unwrap().is_some());
+}
+
+trait WithTime {
+    fn with_time(self, t: DateTime<Utc>) -> Self;
+}
+impl WithTime for NewActivity {
+    fn with_time(mut self, t: DateTime<Utc>) -> Self {
+        self.timestamp = t;
+        self
+    }
+}
+
+#[tokio::test]
+async fn data_survives_a_reopen_and_only_the_first_open_is_fresh() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = SqliteStore::open(dir.path()).unwrap();
+        assert!(s.created());
+        s.append(vec![event("e1", "u1", "view", "p1")]).await.unwrap();
+        s.upsert_products(demo::products(Utc::now())).await.unwrap();
+    }
+    let s = SqliteStore::open(dir.path()).unwrap();
+    assert!(!s.created());
+    assert_eq!(s.stats().await.unwrap().events, 1);
+    assert_eq!(s.products(ProductQuery { limit: 100, ..Default::default() }).await.unwrap().1, 10);
+}
+
+#[tokio::test]
+async fn catalogue_insert_conflicts_upsert_keeps_creation_time_and_lists_filter() {
+    let (_dir, s) = store();
+    let earlier = Utc::now() - Duration::days(3);
+    let mut products = demo::products(earlier);
+    s.upsert_products(products.clone()).await.unwrap();
+    let err = s.insert_product(products[0].clone()).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+
+    products[0].hidden = true;
+    products[0].created_at = Utc::now();
+    s.upsert_products(vec![products[0].clone()]).await.unwrap();
+    let stored = s.product(&products[0].id).await.unwrap().unwrap();
+    assert!(stored.hidden);
+    assert_eq!(stored.created_at.timestamp_millis(), earlier.timestamp_millis());
+
+    let (acc, total) =
+        s.products(ProductQuery { category: Some("Аксессуары".into()), offset: 1, limit: 1 }).await.unwrap();
+    assert_eq!((acc.len(), total), (1, 3));
+    assert!(s.delete_product(&products[0].id).await.unwrap());
+    assert!(!s.delete_product(&products[0].id).await.unwrap());
+    assert!(s.product(&products[0].id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn deleting_a_user_removes_their_events_and_impressions_only() {
+    let (_dir, s) = store();
+    s.append(vec![
+        event("e1", "u1", "view", "p1"),
+        event("e2", "u1", "view", "p2"),
+        event("e3", "u2", "view", "p1"),
+    ])
+    .await
+    .unwrap();
+    let u1 = UserId::parse("u1").unwrap();
+    s.record_impression(Impression {
+        recommendation_id: "r1".into(),
+        user_id: u1.clone(),
+        model_version: "v1".into(),
+        variant: "default".into(),
+        created_at: Utc::now(),
+        items: vec![ImpressionItem {
+            product_id: ProductId::parse("p3").unwrap(),
+            source: "popular".into(),
+            position: 0,
+        }],
+    });
+    s.flush().await.unwrap();
+    let imps = s.impressions_for_user(&u1, Utc::now() - Duration::hours(1)).await.unwrap();
+    assert_eq!(imps.len(), 1);
+    assert_eq!(imps[0].items[0].source, "popular");
+
+    let deleted = s.delete_user(&u1).await.unwrap().unwrap();
+    assert_eq!((deleted.events, deleted.impressions), (2, 1));
+    assert!(s.recent_for_user(&u1, 10).await.unwrap().is_empty());
+    assert_eq!(s.stats().await.unwrap().events, 1);
+    assert!(s.delete_user(&u1).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn activating_a_model_archives_the_previous_one() {
+    let (_dir, s) = store();
+    let record = |v: &str, minutes: i64| ModelRecord {
+        version: v.into(),
+        algorithm: "covisitation".into(),
+        parameters: json!({"timeDecay": 0.9}),
+        metrics: json!({"users": 3}),
+        status: ModelStatus::Validated,
+        data_range: (1, 10),
+        created_at: Utc::now() + Duration::minutes(minutes),
+        activated_at: None,
+        previous_version: None,
+    };
+    s.save_model(record("v1", 0)).await.unwrap();
+    s.save_model(record("v2", 1)).await.unwrap();
+    s.save_model(record("v3", 2)).await.unwrap();
+    s.activate_model("v1", Utc::now(), false).await.unwrap();
+    s.activate_model("v2", Utc::now(), false).await.unwrap();
+    let models = s.models().await.unwrap();
+    let status: Vec<_> = models.iter().map(|m| (m.version.as_str(), m.status)).collect();
+    assert_eq!(
+        status,
+        [("v3", ModelStatus::Validated), ("v2", ModelStatus::Active), ("v1", ModelStatus::Archived)]
+    );
+    assert_eq!(models[2].parameters, json!({"timeDecay": 0.9}));
+    assert_eq!(
+        (models[1].previous_version.as_deref(), models[2].previous_version.as_deref()),
+        (Some("v1"), None)
+    );
+    assert!(s.activate_model("v9", Utc::now(), false).await.is_err());
+
+    // v3 replaces v2; rolling back twice walks v3 → v2 → v1 without rewriting the history.
+    s.activate_model("v3", Utc::now(), false).await.unwrap();
+    s.activate_model("v2", Utc::now(), true).await.unwrap();
+    let models = s.models().await.unwrap();
+    assert_eq!(models[1].previous_version.as_deref(), Some("v1"));
+    assert_eq!(models[0].previous_version.as_deref(), Some("v2"));
+    assert_eq!(models[1].status, ModelStatus::Active);
+}
+
+#[tokio::test]
+async fn writes_after_close_fail_cleanly() {
+    let (_dir, s) = store();
+    s.close();
+    assert!(matches!(s.append(vec![event("e1", "u", "view", "p")]).await, Err(StoreError::Closed)));
+}
+
+#[tokio::test]
+async fn a_failing_write_in_a_group_fails_alone() {
+    let (_dir, s) = store();
+    let products = demo::products(Utc::now());
+    s.upsert_products(vec![products[0].clone()]).await.unwrap();
+    // Queued together, these are committed as one group; the conflict must not sink the others.
+    let (conflict, appended, inserted) = tokio::join!(
+        s.insert_product(products[0].clone()),
+        s.append(vec![event("g1", "u1", "view", "p1")]),
+        s.insert_product(products[1].clone()),
+    );
+    assert!(matches!(conflict, Err(StoreError::Conflict(_))));
+    assert_eq!(seqs(&appended.unwrap()), [(true, 1)]);
+    inserted.unwrap();
+    assert!(s.product(&products[1].id).await.unwrap().is_some());
+    assert_eq!(s.stats().await.unwrap().events, 1);
+}
