@@ -17,9 +17,13 @@ trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$dir
 for _ in $(seq 1 100); do curl -sf "$url/health" >/dev/null && break; sleep 0.1; done
 
 echo "== machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem:/{print $2}') GiB"
-echo "== batch ingest: 300 requests x 1000 events, 4 in flight"
-"$bin" bench ingest --url "$url" --requests 300 --batch 1000 --concurrency 4 --users 100000 --products 10
-echo "== single-event tracking: 20000 requests, 32 in flight"
-"$bin" bench track --url "$url" --requests 20000 --concurrency 32 --users 100000 --products 10
+echo "== batch ingest: 2000 requests x 1000 events, 4 in flight"
+"$bin" bench ingest --url "$url" --requests 2000 --batch 1000 --concurrency 4 --users 100000 --products 1000
+echo "== batch ingest: 100 requests x 10000 events (the largest batch), 2 in flight"
+"$bin" bench ingest --url "$url" --requests 100 --batch 10000 --concurrency 2 --users 100000 --products 1000
+echo "== single-event tracking: 50000 requests, 32 in flight"
+"$bin" bench track --url "$url" --requests 50000 --concurrency 32 --users 100000 --products 1000
+echo "== single-event tracking: 50000 requests, 4 in flight"
+"$bin" bench track --url "$url" --requests 50000 --concurrency 4 --users 100000 --products 1000
 echo "== server peak RSS: $(awk '/VmHWM/{print $2/1024 " MiB"}' /proc/$pid/status)"
 echo "== events in the log: $(curl -s "$url/api/v1/activity/health" | sed -n 's/.*sequence \([0-9]*\).*/\1/p')"

@@ -42,14 +42,18 @@ pub struct Load {
     /// Distinct products to draw from (`product-1`…).
     #[arg(long, default_value_t = 10)]
     products: u64,
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
+    /// Seed of the generated load; default: from the clock, so repeated runs send new
+    /// `eventId`s instead of duplicates.
+    #[arg(long)]
+    seed: Option<u64>,
 }
 
 const KINDS: [&str; 4] = ["view", "click", "add_to_cart", "purchase"];
 
+/// A random event with a client-chosen `eventId` (random, as a shop's idempotency keys are).
 fn event(rng: &mut StdRng, load: &Load) -> Value {
     json!({
+        "eventId": format!("{:016x}{:016x}", rng.random::<u64>(), rng.random::<u64>()),
         "userId": format!("bench-user-{}", rng.random_range(0..load.users)),
         "activityType": KINDS[rng.random_range(0..KINDS.len())],
         "productId": format!("product-{}", rng.random_range(1..=load.products)),
@@ -63,6 +67,9 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Recommend(l) => ("recommend", l.clone()),
     };
     let client = reqwest::Client::builder().pool_max_idle_per_host(load.concurrency as usize).build()?;
+    let seed = load.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    });
     let next = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -71,7 +78,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         let (client, next, errors, load) = (client.clone(), next.clone(), errors.clone(), load.clone());
         let kind = name;
         tasks.push(tokio::spawn(async move {
-            let mut rng = StdRng::seed_from_u64(load.seed.wrapping_add(worker));
+            let mut rng = StdRng::seed_from_u64(seed.wrapping_add(worker));
             let mut hist = Histogram::<u64>::new(3).expect("valid histogram");
             while next.fetch_add(1, Ordering::Relaxed) < load.requests {
                 let request = match kind {
@@ -123,6 +130,9 @@ fn report(name: &str, load: &Load, hist: &Histogram<u64>, errors: u64, elapsed: 
         load.concurrency
     );
     println!("  requests/s: {:.0}", requests as f64 / secs);
+    if errors > 0 {
+        println!("  FAILED requests: {errors}");
+    }
     if name == "ingest" {
         println!("  events/s:   {:.0} (batch {})", (requests as f64 * load.batch as f64) / secs, load.batch);
     }

@@ -13,6 +13,12 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc: the service allocates many small, short-lived buffers per request across threads;
+/// the system allocator spent ~20 % of the ingest path's CPU in malloc/free (perf, see
+/// docs/BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "vitrina", version, about = "Real-time product recommendations for online shops")]
 struct Cli {

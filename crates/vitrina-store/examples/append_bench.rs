@@ -25,6 +25,7 @@ async fn main() {
                 let input = ActivityInput {
                     user_id: Some(format!("user-{}", (n * 7919) % 100_000)),
                     activity_type: Some("view".into()),
+                    event_id: std::env::var("RANDOM_IDS").ok().map(|_| uuid::Uuid::new_v4().to_string()),
                     product_id: Some(format!("product-{}", n % 1000)),
                     ..Default::default()
                 };

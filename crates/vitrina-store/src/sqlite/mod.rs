@@ -3,18 +3,20 @@
 //! Writes go to the writer thread ([`writer`]); reads use a small pool of read-only
 //! connections on the blocking thread pool, so async callers never block.
 
+mod index;
 mod rows;
 mod schema;
 mod writer;
 
 use std::{
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, RwLock},
     thread::JoinHandle,
 };
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use index::LogIndex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 use vitrina_core::{
@@ -24,7 +26,7 @@ use vitrina_core::{
     },
     NewActivity, Product, ProductId, StoredActivity, User, UserId,
 };
-use writer::{Op, Reply};
+use writer::{Op, Reply, Writer};
 
 /// Queued writes before callers wait (impressions are dropped instead).
 const QUEUE: usize = 16_384;
@@ -34,6 +36,7 @@ pub struct SqliteStore {
     tx: Mutex<Option<mpsc::Sender<Op>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     readers: Arc<ReadPool>,
+    index: Arc<RwLock<LogIndex>>,
     created: bool,
 }
 
@@ -57,7 +60,11 @@ impl SqliteStore {
             .map_err(|source| OpenError::Dir { path: data_dir.to_path_buf(), source })?;
         let path = data_dir.join("vitrina.db");
         let sqlite = |source| OpenError::Sqlite { path: path.clone(), source };
-        let mut conn = Connection::open(&path).map_err(sqlite)?;
+        // The writer thread owns this connection: no SQLite mutexes needed.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(&path, flags).map_err(sqlite)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;
              PRAGMA foreign_keys = OFF; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16384;",
@@ -68,15 +75,26 @@ impl SqliteStore {
             return Err(OpenError::TooNew { path, found, known: schema::latest() });
         }
         let found = schema::migrate(&mut conn).map_err(sqlite)?;
+        let started = std::time::Instant::now();
+        let index = LogIndex::rebuild(&conn).map_err(sqlite)?;
+        tracing::info!(
+            events = index.events(),
+            users = index.users(),
+            seconds = started.elapsed().as_secs_f64(),
+            "event log index built"
+        );
+        let index = Arc::new(RwLock::new(index));
         let (tx, rx) = mpsc::channel(QUEUE);
+        let w = Writer { conn, index: index.clone() };
         let writer = std::thread::Builder::new()
             .name("vitrina-store-writer".into())
-            .spawn(move || writer::run(conn, rx))
+            .spawn(move || writer::run(w, rx))
             .map_err(|source| OpenError::Dir { path: data_dir.to_path_buf(), source })?;
         Ok(Self {
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
             readers: Arc::new(ReadPool { path, idle: Mutex::new(Vec::new()) }),
+            index,
             created: found == 0,
         })
     }
@@ -168,6 +186,18 @@ fn collect<T>(
     rows.collect()
 }
 
+/// The events at `seqs`, in that order; seqs deleted meanwhile are skipped.
+fn events_by_seq(c: &Connection, seqs: &[u64]) -> rusqlite::Result<Vec<StoredActivity>> {
+    let mut stmt = c.prepare_cached(&format!("SELECT {} FROM events WHERE seq = ?1", rows::EVENT_COLUMNS))?;
+    let mut out = Vec::with_capacity(seqs.len());
+    for &seq in seqs {
+        if let Some(event) = stmt.query_row([seq as i64], rows::event).optional()? {
+            out.push(event);
+        }
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl EventLog for SqliteStore {
     async fn append(&self, batch: Vec<NewActivity>) -> StoreResult<Vec<AppendOutcome>> {
@@ -178,15 +208,11 @@ impl EventLog for SqliteStore {
     }
 
     async fn recent_for_user(&self, user: &UserId, limit: usize) -> StoreResult<Vec<StoredActivity>> {
-        let user = user.clone();
-        self.read(move |c| {
-            let sql = format!(
-                "SELECT {} FROM events WHERE user_id = ?1 ORDER BY ts_ms DESC, seq DESC LIMIT ?2",
-                rows::EVENT_COLUMNS
-            );
-            collect(c, &sql, params![user.as_str(), limit as i64], rows::event)
-        })
-        .await
+        let seqs: Vec<u64> = {
+            let index = self.index.read().expect("log index lock");
+            index.user_events(user).iter().rev().take(limit).map(|e| e.seq).collect()
+        };
+        self.read(move |c| events_by_seq(c, &seqs)).await
     }
 
     async fn user_events_since(
@@ -194,15 +220,14 @@ impl EventLog for SqliteStore {
         user: &UserId,
         since: DateTime<Utc>,
     ) -> StoreResult<Vec<StoredActivity>> {
-        let user = user.clone();
-        self.read(move |c| {
-            let sql = format!(
-                "SELECT {} FROM events WHERE user_id = ?1 AND ts_ms >= ?2 ORDER BY ts_ms, seq",
-                rows::EVENT_COLUMNS
-            );
-            collect(c, &sql, params![user.as_str(), since.timestamp_millis()], rows::event)
-        })
-        .await
+        let since = since.timestamp_millis();
+        let seqs: Vec<u64> = {
+            let index = self.index.read().expect("log index lock");
+            let events = index.user_events(user);
+            let from = events.partition_point(|e| e.ts_ms < since);
+            events[from..].iter().map(|e| e.seq).collect()
+        };
+        self.read(move |c| events_by_seq(c, &seqs)).await
     }
 
     async fn page(&self, after_seq: u64, limit: usize) -> StoreResult<Vec<StoredActivity>> {
@@ -215,12 +240,11 @@ impl EventLog for SqliteStore {
     }
 
     async fn stats(&self) -> StoreResult<LogStats> {
-        self.read(|c| {
-            c.query_row("SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM events", [], |r| {
-                Ok(LogStats { events: r.get::<_, i64>(0)? as u64, max_seq: r.get::<_, i64>(1)? as u64 })
-            })
-        })
-        .await
+        let events = self.index.read().expect("log index lock").events();
+        let max_seq = self
+            .read(|c| c.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get::<_, i64>(0)))
+            .await?;
+        Ok(LogStats { events, max_seq: max_seq as u64 })
     }
 }
 

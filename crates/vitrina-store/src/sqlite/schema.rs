@@ -1,12 +1,14 @@
 //! Schema migrations, applied in order and tracked with `PRAGMA user_version`.
+//!
+//! The `events` table has only its `seq` primary key: lookups by user and by `eventId` go
+//! through the in-memory [`super::index::LogIndex`] (ADR 0004), so appends stay sequential.
 
 use rusqlite::Connection;
 
-const MIGRATIONS: &[&str] = &[
-    r#"
+const MIGRATIONS: &[&str] = &[r#"
 CREATE TABLE events (
     seq           INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id      TEXT NOT NULL UNIQUE,
+    event_id      TEXT NOT NULL,
     user_id       TEXT NOT NULL,
     activity_type TEXT NOT NULL,
     product_id    TEXT,
@@ -14,7 +16,6 @@ CREATE TABLE events (
     ts_ms         INTEGER NOT NULL,
     received_ms   INTEGER NOT NULL
 );
-CREATE INDEX events_by_user_time ON events (user_id, ts_ms, seq);
 
 CREATE TABLE products (
     id          TEXT PRIMARY KEY,
@@ -55,13 +56,10 @@ CREATE TABLE models (
     first_seq    INTEGER NOT NULL,
     last_seq     INTEGER NOT NULL,
     created_ms   INTEGER NOT NULL,
-    activated_ms INTEGER
+    activated_ms INTEGER,
+    previous_version TEXT
 );
-"#,
-    r#"
-ALTER TABLE models ADD COLUMN previous_version TEXT;
-"#,
-];
+"#];
 
 /// Brings the database to the latest schema. Returns the version it found (0 = new database).
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<u32> {

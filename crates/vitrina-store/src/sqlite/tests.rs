@@ -212,3 +212,52 @@ async fn a_failing_write_in_a_group_fails_alone() {
     assert!(s.product(&products[1].id).await.unwrap().is_some());
     assert_eq!(s.stats().await.unwrap().events, 1);
 }
+
+#[tokio::test]
+async fn the_rebuilt_index_recognises_duplicates_and_serves_user_history_after_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = SqliteStore::open(dir.path()).unwrap();
+        s.append(vec![event("r1", "u1", "view", "p1"), event("r2", "u2", "view", "p2")]).await.unwrap();
+        s.append(vec![event("r3", "u1", "like", "p3")]).await.unwrap();
+    }
+    let s = SqliteStore::open(dir.path()).unwrap();
+    let out = s.append(vec![event("r2", "u2", "view", "p2"), event("r4", "u1", "view", "p4")]).await.unwrap();
+    assert_eq!(seqs(&out), [(false, 2), (true, 4)]);
+    let u1 = UserId::parse("u1").unwrap();
+    let recent = s.recent_for_user(&u1, 2).await.unwrap();
+    assert_eq!(recent.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 3]);
+    assert_eq!(s.stats().await.unwrap(), LogStats { events: 4, max_seq: 4 });
+}
+
+#[tokio::test]
+async fn concurrent_appends_of_one_event_id_store_it_once() {
+    let (_dir, s) = store();
+    let s = Arc::new(s);
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.append(vec![event("same", &format!("u{i}"), "view", "p1")]).await })
+        })
+        .collect();
+    let mut stored = 0;
+    for t in tasks {
+        let out = t.await.unwrap().unwrap();
+        stored += usize::from(matches!(out[0], AppendOutcome::Stored(_)));
+    }
+    assert_eq!(stored, 1);
+    assert_eq!(s.stats().await.unwrap().events, 1);
+}
+
+#[tokio::test]
+async fn an_event_id_is_free_again_once_its_user_is_deleted() {
+    let (_dir, s) = store();
+    s.append(vec![event("d1", "gone", "view", "p1"), event("d2", "stays", "view", "p1")]).await.unwrap();
+    s.delete_user(&UserId::parse("gone").unwrap()).await.unwrap();
+    let out =
+        s.append(vec![event("d1", "gone", "view", "p1"), event("d2", "stays", "view", "p1")]).await.unwrap();
+    assert_eq!(seqs(&out), [(true, 3), (false, 2)]);
+    let since = Utc::now() - Duration::hours(1);
+    let events = s.user_events_since(&UserId::parse("gone").unwrap(), since).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [3]);
+}

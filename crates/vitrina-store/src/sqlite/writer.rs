@@ -11,6 +11,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
+    sync::{Arc, RwLock},
     time::Instant,
 };
 
@@ -22,7 +23,10 @@ use vitrina_core::{
     NewActivity, Product, ProductId, StoredActivity, User, UserId,
 };
 
-use super::rows;
+use super::{
+    index::{event_hash, Entry, LogIndex},
+    rows,
+};
 
 /// Most operations committed in one transaction.
 pub const MAX_GROUP: usize = 512;
@@ -45,6 +49,40 @@ pub enum Op {
     Flush(Reply<()>),
 }
 
+impl Op {
+    /// Whether the operation must be committed in a group of its own.
+    fn exclusive(&self) -> bool {
+        matches!(self, Op::DeleteUser(..))
+    }
+}
+
+/// Index changes of a transaction, applied once it has committed.
+#[derive(Default)]
+struct Pending {
+    events: Vec<(u64, UserId, Entry)>,
+    /// `eventId` → `seq` of events written in this transaction.
+    ids: HashMap<String, u64>,
+    users: HashSet<UserId>,
+    removed: Vec<(UserId, Vec<(u64, u64)>)>,
+}
+
+impl Pending {
+    fn apply(self, index: &mut LogIndex) {
+        for (hash, user, entry) in self.events {
+            index.insert(hash, user, entry);
+        }
+        for (user, hashes) in self.removed {
+            index.remove_user(&user, &hashes);
+        }
+    }
+}
+
+/// The writer thread's state: its connection and the log index it maintains.
+pub struct Writer {
+    pub conn: Connection,
+    pub index: Arc<RwLock<LogIndex>>,
+}
+
 /// What an applied operation produced, before its caller is answered.
 enum Done {
     Events(Vec<AppendOutcome>),
@@ -58,27 +96,39 @@ fn backend(e: rusqlite::Error) -> StoreError {
 }
 
 /// Runs the writer loop until every sender is dropped, then checkpoints the WAL.
-pub fn run(mut conn: Connection, mut rx: mpsc::Receiver<Op>) {
-    while let Some(first) = rx.blocking_recv() {
+pub fn run(mut w: Writer, mut rx: mpsc::Receiver<Op>) {
+    let mut carry: Option<Op> = None;
+    loop {
+        let first = match carry.take() {
+            Some(op) => op,
+            None => match rx.blocking_recv() {
+                Some(op) => op,
+                None => break,
+            },
+        };
         let mut group = vec![first];
-        while group.len() < MAX_GROUP {
+        while !group[0].exclusive() && group.len() < MAX_GROUP {
             match rx.try_recv() {
+                Ok(op) if op.exclusive() => {
+                    carry = Some(op);
+                    break;
+                }
                 Ok(op) => group.push(op),
                 Err(_) => break,
             }
         }
-        commit_group(&mut conn, group);
+        commit_group(&mut w, group);
     }
-    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+    if let Err(e) = w.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
         tracing::warn!(error = %e, "final wal checkpoint failed");
     }
     tracing::info!("store writer stopped");
 }
 
-fn commit_group(conn: &mut Connection, group: Vec<Op>) {
+fn commit_group(w: &mut Writer, group: Vec<Op>) {
     let started = Instant::now();
     let size = group.len();
-    match transact(conn, &group) {
+    match transact(w, &group) {
         Ok(results) => {
             for (op, done) in group.into_iter().zip(results) {
                 answer(op, Ok(done));
@@ -92,7 +142,7 @@ fn commit_group(conn: &mut Connection, group: Vec<Op>) {
         Err(_) => {
             for op in group {
                 let result =
-                    transact(conn, std::slice::from_ref(&op)).map(|mut d| d.pop().unwrap_or(Done::Unit));
+                    transact(w, std::slice::from_ref(&op)).map(|mut d| d.pop().unwrap_or(Done::Unit));
                 answer(op, result);
             }
         }
@@ -101,20 +151,25 @@ fn commit_group(conn: &mut Connection, group: Vec<Op>) {
     metrics::histogram!("vitrina_store_commit_ops").record(size as f64);
 }
 
-/// Applies `ops` in one transaction and commits it.
-fn transact(conn: &mut Connection, ops: &[Op]) -> StoreResult<Vec<Done>> {
-    let tx = conn.transaction().map_err(backend)?;
-    let results = ops.iter().map(|op| apply(&tx, op)).collect::<StoreResult<Vec<_>>>()?;
+/// Applies `ops` in one transaction, commits it, then updates the index.
+fn transact(w: &mut Writer, ops: &[Op]) -> StoreResult<Vec<Done>> {
+    let mut pending = Pending::default();
+    let tx = w.conn.transaction().map_err(backend)?;
+    let results = {
+        let index = w.index.read().expect("log index lock");
+        ops.iter().map(|op| apply(&tx, op, &index, &mut pending)).collect::<StoreResult<Vec<_>>>()?
+    };
     tx.commit().map_err(|e| {
         tracing::error!(error = %e, ops = ops.len(), "store commit failed");
         backend(e)
     })?;
+    pending.apply(&mut w.index.write().expect("log index lock"));
     Ok(results)
 }
 
-fn apply(tx: &Transaction, op: &Op) -> StoreResult<Done> {
+fn apply(tx: &Transaction, op: &Op, index: &LogIndex, pending: &mut Pending) -> StoreResult<Done> {
     Ok(match op {
-        Op::Append(batch, _) => Done::Events(append(tx, batch)?),
+        Op::Append(batch, _) => Done::Events(append(tx, batch, index, pending)?),
         Op::InsertProduct(p, _) => insert_product(tx, p).map(|()| Done::Unit)?,
         Op::UpsertProducts(ps, _) => {
             ps.iter().try_for_each(|p| upsert_product(tx, p)).map_err(backend)?;
@@ -124,7 +179,7 @@ fn apply(tx: &Transaction, op: &Op) -> StoreResult<Done> {
             Done::Flag(tx.execute("DELETE FROM products WHERE id = ?1", [id.as_str()]).map_err(backend)? > 0)
         }
         Op::UpsertUser(u, _) => upsert_user(tx, u).map(|()| Done::Unit).map_err(backend)?,
-        Op::DeleteUser(id, _) => Done::Deleted(delete_user(tx, id).map_err(backend)?),
+        Op::DeleteUser(id, _) => Done::Deleted(delete_user(tx, id, index, pending).map_err(backend)?),
         Op::Impression(imp) => insert_impression(tx, imp).map(|()| Done::Unit).map_err(backend)?,
         Op::SaveModel(m, _) => save_model(tx, m).map(|()| Done::Unit).map_err(backend)?,
         Op::ActivateModel(version, at, rollback, _) => {
@@ -161,7 +216,12 @@ fn answer(op: Op, result: StoreResult<Done>) {
     }
 }
 
-fn append(tx: &Transaction, batch: &[NewActivity]) -> StoreResult<Vec<AppendOutcome>> {
+fn append(
+    tx: &Transaction,
+    batch: &[NewActivity],
+    index: &LogIndex,
+    pending: &mut Pending,
+) -> StoreResult<Vec<AppendOutcome>> {
     let now = Utc::now();
     let now_ms = now.timestamp_millis();
     let mut insert = tx
@@ -170,43 +230,57 @@ fn append(tx: &Transaction, batch: &[NewActivity]) -> StoreResult<Vec<AppendOutc
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING seq",
         )
         .map_err(backend)?;
-    let mut existing = tx.prepare_cached("SELECT seq FROM events WHERE event_id = ?1").map_err(backend)?;
+    let mut id_at = tx.prepare_cached("SELECT event_id FROM events WHERE seq = ?1").map_err(backend)?;
     let mut user = tx
         .prepare_cached("INSERT INTO users (id, name, attributes, created_ms) VALUES (?1, NULL, '{}', ?2) ON CONFLICT (id) DO NOTHING")
         .map_err(backend)?;
-    let mut in_batch: HashMap<String, u64> = HashMap::new();
-    let mut users: HashSet<&UserId> = HashSet::new();
     let mut out = Vec::with_capacity(batch.len());
     for event in batch {
-        if let Some(&seq) = in_batch.get(event.event_id.as_str()) {
+        let id = event.event_id.as_str();
+        if let Some(&seq) = pending.ids.get(id) {
             out.push(AppendOutcome::Duplicate { seq });
             continue;
         }
-        let known: Option<i64> =
-            existing.query_row([event.event_id.as_str()], |r| r.get(0)).optional().map_err(backend)?;
-        if let Some(seq) = known {
-            out.push(AppendOutcome::Duplicate { seq: seq as u64 });
+        let hash = event_hash(id);
+        let mut earlier = None;
+        for seq in index.candidates(hash) {
+            let stored: Option<String> =
+                id_at.query_row([seq as i64], |r| r.get(0)).optional().map_err(backend)?;
+            if stored.as_deref() == Some(id) {
+                earlier = Some(seq);
+                break;
+            }
+        }
+        if let Some(seq) = earlier {
+            out.push(AppendOutcome::Duplicate { seq });
             continue;
         }
+        let metadata = if event.metadata.is_empty() {
+            "{}".to_string()
+        } else {
+            serde_json::to_string(&event.metadata).unwrap_or_else(|_| "{}".into())
+        };
+        let ts_ms = event.timestamp.timestamp_millis();
         let seq: i64 = insert
             .query_row(
                 params![
-                    event.event_id.as_str(),
+                    id,
                     event.user_id.as_str(),
                     event.activity_type.as_str(),
                     event.product_id.as_ref().map(|p| p.as_str()),
-                    serde_json::to_string(&event.metadata).unwrap_or_else(|_| "{}".into()),
-                    event.timestamp.timestamp_millis(),
+                    metadata,
+                    ts_ms,
                     now_ms,
                 ],
                 |r| r.get(0),
             )
             .map_err(backend)?;
         let seq = seq as u64;
-        if users.insert(&event.user_id) {
+        if index.user_events(&event.user_id).is_empty() && pending.users.insert(event.user_id.clone()) {
             user.execute(params![event.user_id.as_str(), now_ms]).map_err(backend)?;
         }
-        in_batch.insert(event.event_id.to_string(), seq);
+        pending.ids.insert(id.to_string(), seq);
+        pending.events.push((hash, event.user_id.clone(), Entry { ts_ms, seq }));
         out.push(AppendOutcome::Stored(StoredActivity { seq, event: event.clone(), received_at: now }));
     }
     Ok(out)
@@ -258,10 +332,26 @@ fn upsert_user(tx: &Transaction, u: &User) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn delete_user(tx: &Transaction, id: &UserId) -> rusqlite::Result<Option<DeletedUser>> {
+fn delete_user(
+    tx: &Transaction,
+    id: &UserId,
+    index: &LogIndex,
+    pending: &mut Pending,
+) -> rusqlite::Result<Option<DeletedUser>> {
     let known = tx.execute("DELETE FROM users WHERE id = ?1", [id.as_str()])? > 0;
-    let events = tx.execute("DELETE FROM events WHERE user_id = ?1", [id.as_str()])? as u64;
+    let mut id_at = tx.prepare_cached("SELECT event_id FROM events WHERE seq = ?1")?;
+    let mut delete = tx.prepare_cached("DELETE FROM events WHERE seq = ?1")?;
+    let mut hashes = Vec::new();
+    for entry in index.user_events(id) {
+        let event_id: Option<String> = id_at.query_row([entry.seq as i64], |r| r.get(0)).optional()?;
+        if let Some(event_id) = event_id {
+            hashes.push((event_hash(&event_id), entry.seq));
+            delete.execute([entry.seq as i64])?;
+        }
+    }
+    let events = hashes.len() as u64;
     let impressions = tx.execute("DELETE FROM impressions WHERE user_id = ?1", [id.as_str()])? as u64;
+    pending.removed.push((id.clone(), hashes));
     Ok((known || events > 0).then_some(DeletedUser { events, impressions }))
 }
 
