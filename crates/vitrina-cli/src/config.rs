@@ -17,6 +17,10 @@ pub struct Config {
     pub storage: Storage,
     pub cache: Cache,
     pub limits: vitrina_server::state::Limits,
+    /// How lists are ranked: source weights and business rules.
+    pub ranking: vitrina_engine::RankingConfig,
+    /// Training threads and schedule.
+    pub training: vitrina_server::embedded::TrainingSchedule,
     pub log: Log,
 }
 
@@ -60,6 +64,8 @@ impl Default for Config {
             storage: Storage { data_dir: PathBuf::from("./data"), demo: true },
             cache: Cache { users: 1_000_000, ttl_seconds: 600 },
             limits: Default::default(),
+            ranking: Default::default(),
+            training: vitrina_server::embedded::TrainingSchedule { threads: 1, ..Default::default() },
             log: Log { format: "json".into(), level: "info".into() },
         }
     }
@@ -97,7 +103,9 @@ impl Config {
             None => figment = figment.merge(Toml::file("vitrina.toml")),
         }
         let figment = figment.merge(Env::prefixed("VITRINA__").split("__"));
-        Ok(figment.extract()?)
+        let config: Self = figment.extract()?;
+        config.ranking.validate().map_err(|e| anyhow::anyhow!("config [ranking] {e}"))?;
+        Ok(config)
     }
 }
 
@@ -117,5 +125,11 @@ mod tests {
         std::fs::write(&path, "[server]\nadress = \"x\"\n").unwrap();
         assert!(Config::load(Some(&path)).is_err());
         assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
+        std::fs::write(&path, "[ranking]\nmaxPerCategory = 3\n[ranking.weights]\ntrending = 0.5\n").unwrap();
+        let c = Config::load(Some(&path)).unwrap();
+        assert_eq!(c.ranking.max_per_category, 3);
+        assert_eq!(c.ranking.weights.get(vitrina_core::recommend::Source::Trending), 0.5);
+        std::fs::write(&path, "[ranking.weights]\nmagic = 0.5\n").unwrap();
+        assert!(Config::load(Some(&path)).unwrap_err().to_string().contains("magic"));
     }
 }

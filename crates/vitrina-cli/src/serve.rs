@@ -44,18 +44,21 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<()> {
     init_logging(&config);
     vitrina_server::observe::prometheus();
 
+    // Bind first: a busy port fails before anything is written to the data directory.
+    let listener = tokio::net::TcpListener::bind(&config.server.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.addr))?;
+    let addr = listener.local_addr()?;
     let embedded = Embedded::start(EmbeddedConfig {
         data_dir: config.storage.data_dir.clone(),
         demo: config.storage.demo,
         cache_users: config.cache.users,
         cache_ttl: std::time::Duration::from_secs(config.cache.ttl_seconds),
         limits: config.limits.clone(),
+        ranking: config.ranking.clone(),
+        schedule: config.training.clone(),
     })
     .await?;
-    let listener = tokio::net::TcpListener::bind(&config.server.addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.server.addr))?;
-    let addr = listener.local_addr()?;
     tracing::info!(addr = %addr, data_dir = %config.storage.data_dir.display(), "vitrina listening");
     println!("vitrina listening on http://{addr}");
 

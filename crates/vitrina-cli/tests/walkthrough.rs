@@ -123,7 +123,11 @@ async fn a_restart_keeps_data_and_the_active_model_and_loads_no_demo_twice() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
-    let (_, before) = get(&c, server.url("/api/v1/recommendations/recommendations/user-2?limit=5")).await;
+    // Live popularity is re-ranked every second: let it take in the last event first.
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    let (_, before) =
+        post(&c, server.url("/api/v1/recommendations/recommendations/user-2/refresh"), json!({"limit": 5}))
+            .await;
     assert!(server.stop().success());
 
     let server = Server::start(dir.path());

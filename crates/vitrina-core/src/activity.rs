@@ -121,6 +121,35 @@ pub struct StoredActivity {
     pub received_at: DateTime<Utc>,
 }
 
+/// A log event reduced to what models and the engine's online state read: no metadata but
+/// a rating's value. What `EventLog::scan` returns, so replaying millions of events stays
+/// cheap.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogEvent {
+    pub seq: u64,
+    pub user_id: UserId,
+    pub product_id: Option<ProductId>,
+    pub activity_type: ActivityType,
+    /// Event time, unix milliseconds.
+    pub ts_ms: i64,
+    /// `metadata.value` of a `rating`.
+    pub value: Option<f32>,
+}
+
+impl From<&StoredActivity> for LogEvent {
+    fn from(s: &StoredActivity) -> Self {
+        let e = &s.event;
+        Self {
+            seq: s.seq,
+            user_id: e.user_id.clone(),
+            product_id: e.product_id.clone(),
+            activity_type: e.activity_type,
+            ts_ms: e.timestamp.timestamp_millis(),
+            value: e.rating_value().map(|v| v as f32),
+        }
+    }
+}
+
 fn required<'a>(field: &str, v: &'a Option<String>) -> Result<&'a str, ValidationError> {
     v.as_deref().ok_or_else(|| ValidationError::new(field, "is required"))
 }

@@ -17,6 +17,12 @@ impl ValidationError {
         Self { field: field.into(), message: message.to_string() }
     }
 
+    /// The same error, reported for another field (`productIds[2]` instead of `productId`).
+    pub fn at(mut self, field: impl Into<String>) -> Self {
+        self.field = field.into();
+        self
+    }
+
     /// The same error, reported under a parent path (`events[3]` + `userId`).
     pub fn within(mut self, parent: &str) -> Self {
         self.field =

@@ -2,8 +2,8 @@
 //!
 //! Identifiers and activities are validated here ([`ids`], [`activity`]), the catalogue
 //! and users are plain data ([`catalog`]), [`events`] names what happens in the system,
-//! [`ports`] are the traits storage, bus and cache backends implement, and
-//! [`recommend`], [`train`] and [`stats`] hold the recommendation logic.
+//! [`ports`] are the traits storage, bus and cache backends implement, [`recommend`] is
+//! what a served recommendation is, and [`stats`] attributes clicks and purchases to it.
 //!
 //! Invariant: this crate does no I/O and knows no runtime; every function is pure or works
 //! on data handed to it.
@@ -18,9 +18,8 @@ pub mod ports;
 pub mod recommend;
 pub mod stats;
 pub mod time;
-pub mod train;
 
-pub use activity::{ActivityInput, ActivityType, NewActivity, StoredActivity};
+pub use activity::{ActivityInput, ActivityType, LogEvent, NewActivity, StoredActivity};
 pub use catalog::{Price, Product, User};
 pub use error::ValidationError;
 pub use ids::{EventId, ProductId, UserId};

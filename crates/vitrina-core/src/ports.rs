@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::{
-    events::DomainEvent, recommend::RecommendationList, NewActivity, Product, ProductId, StoredActivity,
-    User, UserId,
+    events::DomainEvent, recommend::RecommendationList, LogEvent, NewActivity, Product, ProductId,
+    StoredActivity, User, UserId,
 };
 
 /// Why a backend call failed.
@@ -59,8 +59,10 @@ pub trait EventLog: Send + Sync {
         user: &UserId,
         since: DateTime<Utc>,
     ) -> StoreResult<Vec<StoredActivity>>;
-    /// Up to `limit` events with `seq > after_seq`, in log order (for training and replay).
+    /// Up to `limit` events with `seq > after_seq`, in log order.
     async fn page(&self, after_seq: u64, limit: usize) -> StoreResult<Vec<StoredActivity>>;
+    /// [`EventLog::page`] reduced to [`LogEvent`]s: what training and replay read.
+    async fn scan(&self, after_seq: u64, limit: usize) -> StoreResult<Vec<LogEvent>>;
     async fn stats(&self) -> StoreResult<LogStats>;
 }
 
@@ -169,12 +171,26 @@ pub struct ModelRecord {
     pub parameters: Value,
     pub metrics: Value,
     pub status: ModelStatus,
+    /// Why the model is `rejected` or `failed`.
+    pub status_reason: Option<String>,
     /// The event log range the model was trained on: `(first_seq, last_seq)`.
     pub data_range: (u64, u64),
+    /// The artefact: its path (relative to the data directory), checksum and size.
+    pub artefact: Option<Artefact>,
     pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
     pub activated_at: Option<DateTime<Utc>>,
     /// The model that was active when this one was promoted: where a rollback returns to.
     pub previous_version: Option<String>,
+}
+
+/// Where a model's artefact is and how to check it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artefact {
+    pub path: String,
+    /// `crc32:` and eight hex digits, over the whole file.
+    pub checksum: String,
+    pub size_bytes: u64,
 }
 
 /// The model registry.

@@ -1,5 +1,5 @@
 //! The embedded deployment: every role in one process over the SQLite store, the
-//! in-process bus and the in-memory cache.
+//! in-process bus and the in-memory cache, with model artefacts in the data directory.
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -11,13 +11,31 @@ use vitrina_core::{
     demo,
     ports::{CatalogStore, EventLog, ProductQuery, UserStore},
 };
+use vitrina_engine::{Engine, RankingConfig};
 use vitrina_store::{MemoryCache, SqliteStore};
 
 use crate::{
-    engine::Engine,
+    artefacts::Artefacts,
     state::{AppState, Limits, Ports},
-    training::{self, Training},
+    training::{self, Training, TrainingSettings, Trigger},
 };
+
+/// Below this many events, a store without a usable model trains one before serving.
+const SYNC_TRAINING_EVENTS: u64 = 200_000;
+/// Events replayed per page at start-up.
+const REPLAY_PAGE: usize = 50_000;
+
+/// When training runs on its own.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainingSchedule {
+    /// Threads a training job may use; the rest of the machine keeps serving.
+    pub threads: usize,
+    /// Start a job this often (seconds); 0 = never.
+    pub interval_seconds: u64,
+    /// Start a job once this many events arrived since the last one's snapshot; 0 = never.
+    pub after_events: u64,
+}
 
 /// Settings of an embedded instance.
 #[derive(Debug, Clone)]
@@ -29,6 +47,8 @@ pub struct EmbeddedConfig {
     pub cache_users: u64,
     pub cache_ttl: Duration,
     pub limits: Limits,
+    pub ranking: RankingConfig,
+    pub schedule: TrainingSchedule,
 }
 
 impl EmbeddedConfig {
@@ -39,6 +59,8 @@ impl EmbeddedConfig {
             cache_users: 1_000_000,
             cache_ttl: Duration::from_secs(600),
             limits: Limits::default(),
+            ranking: RankingConfig::default(),
+            schedule: TrainingSchedule { threads: 1, ..Default::default() },
         }
     }
 }
@@ -47,12 +69,12 @@ impl EmbeddedConfig {
 pub struct Embedded {
     pub state: AppState,
     store: Arc<SqliteStore>,
-    worker: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Embedded {
-    /// Opens the store (loading the demo shop into a new one), restores the active model and
-    /// starts the training worker.
+    /// Opens the store (loading the demo shop into a new one), restores the active model,
+    /// replays the log into the engine's online state and starts the background work.
     pub async fn start(config: EmbeddedConfig) -> anyhow::Result<Self> {
         let dir = config.data_dir.clone();
         let store = tokio::task::spawn_blocking(move || SqliteStore::open(&dir))
@@ -63,38 +85,127 @@ impl Embedded {
             load_demo(&store).await.context("loading the demo data")?;
         }
         let products = all_products(store.as_ref()).await?;
-        let bus = Arc::new(InProcessBus::new(4096));
-        let cache = Arc::new(MemoryCache::new(config.cache_users, config.cache_ttl));
         let ports = Ports {
             log: store.clone(),
             catalog: store.clone(),
             users: store.clone(),
             impressions: store.clone(),
             registry: store.clone(),
-            bus,
-            cache,
+            bus: Arc::new(InProcessBus::new(4096)),
+            cache: Arc::new(MemoryCache::new(config.cache_users, config.cache_ttl)),
         };
-        let engine = Arc::new(Engine::new(products));
-        let training = Arc::new(Training::new());
-        let version = training::restore_active(&ports, &engine, &training)
+        let engine = Arc::new(Engine::new(products, config.ranking.clone()));
+        let artefacts = Artefacts::new(&config.data_dir);
+        let training = Arc::new(Training::new(
+            TrainingSettings { threads: config.schedule.threads },
+            artefacts.clone(),
+        )?);
+        let restored = training::restore_active(&ports, &engine, &artefacts)
             .await
             .context("restoring the active model")?;
-        tracing::info!(model_version = %version, products = engine.product_count(), "engine ready");
-        let worker = tokio::spawn(training.clone().run_forever(ports.clone(), engine.clone()));
+        let events = replay(&ports, &engine).await.context("replaying the event log")?;
+        engine.refresh(Utc::now().timestamp_millis());
+        if restored.is_none() && events > 0 {
+            let defaults = vitrina_engine::TrainingConfig::default();
+            training.submit(defaults, Trigger::Startup)?;
+            if events <= SYNC_TRAINING_EVENTS {
+                training.run_once(&ports, &engine).await;
+            } else {
+                tracing::info!(
+                    events,
+                    "no usable model: training one in the background; lists use live popularity meanwhile"
+                );
+            }
+        }
+        let stats = engine.stats();
+        tracing::info!(model_version = %engine.model().version, products = stats.products, visitors = stats.visitors, "engine ready");
+        let mut tasks = vec![tokio::spawn(training.clone().run_forever(ports.clone(), engine.clone()))];
+        tasks.push(tokio::spawn(refresh_forever(engine.clone())));
+        if config.schedule.interval_seconds > 0 || config.schedule.after_events > 0 {
+            tasks.push(tokio::spawn(schedule_forever(
+                config.schedule.clone(),
+                ports.clone(),
+                training.clone(),
+            )));
+        }
         let state =
             AppState { ports, engine, training, limits: config.limits, started: std::time::Instant::now() };
-        Ok(Self { state, store, worker })
+        Ok(Self { state, store, tasks })
     }
 
-    /// Stops the training worker and closes the store after committing every queued write.
+    /// Stops the background work and closes the store after committing every queued write.
     pub async fn shutdown(self) -> anyhow::Result<()> {
-        self.worker.abort();
+        for t in &self.tasks {
+            t.abort();
+        }
         drop(self.state);
         self.store.flush().await.ok();
         let store = self.store;
         tokio::task::spawn_blocking(move || store.close()).await?;
         tracing::info!("store closed");
         Ok(())
+    }
+}
+
+/// Feeds every logged event to the engine's online state. Returns how many there were.
+async fn replay(ports: &Ports, engine: &Arc<Engine>) -> anyhow::Result<u64> {
+    let started = std::time::Instant::now();
+    let (mut after, mut n) = (0u64, 0u64);
+    loop {
+        let page = ports.log.scan(after, REPLAY_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        n += page.len() as u64;
+        let engine = engine.clone();
+        tokio::task::spawn_blocking(move || page.iter().for_each(|e| engine.observe(e))).await?;
+        if n % 1_000_000 < REPLAY_PAGE as u64 && n >= 1_000_000 {
+            tracing::info!(events = n, "replaying the event log");
+        }
+    }
+    tracing::info!(
+        events = n,
+        seconds = started.elapsed().as_secs_f64(),
+        "event log replayed into the engine"
+    );
+    Ok(n)
+}
+
+/// Re-ranks live popularity every second.
+async fn refresh_forever(engine: Arc<Engine>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let engine = engine.clone();
+        let _ = tokio::task::spawn_blocking(move || engine.refresh(Utc::now().timestamp_millis())).await;
+    }
+}
+
+/// Starts training jobs by interval and by the number of new events.
+async fn schedule_forever(schedule: TrainingSchedule, ports: Ports, training: Arc<Training>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_start = std::time::Instant::now();
+    loop {
+        tick.tick().await;
+        if training.busy() {
+            continue;
+        }
+        let due_by_time = schedule.interval_seconds > 0
+            && last_start.elapsed() >= Duration::from_secs(schedule.interval_seconds);
+        let due_by_events = schedule.after_events > 0 && {
+            let trained =
+                ports.registry.models().await.ok().and_then(|m| m.iter().map(|m| m.data_range.1).max());
+            let max_seq = ports.log.stats().await.map(|s| s.max_seq).unwrap_or(0);
+            max_seq.saturating_sub(trained.unwrap_or(0)) >= schedule.after_events
+        };
+        if due_by_time || due_by_events {
+            let trigger = if due_by_time { Trigger::Schedule } else { Trigger::NewEvents };
+            let config = vitrina_engine::TrainingConfig::default();
+            if training.submit(config, trigger).is_ok() {
+                tracing::info!(?trigger, "scheduled training job queued");
+                last_start = std::time::Instant::now();
+            }
+        }
     }
 }
 

@@ -6,20 +6,27 @@ use std::collections::HashSet;
 use vitrina_core::{
     events::DomainEvent,
     ports::{AppendOutcome, StoreResult},
-    ActivityType, NewActivity, UserId,
+    ActivityType, LogEvent, NewActivity, UserId,
 };
+use vitrina_engine::Engine;
 
 use crate::state::Ports;
 
-/// Appends `events` atomically and, once durable, invalidates each affected visitor's cached
-/// lists before returning, so the next request of that visitor sees the new events.
-pub async fn ingest(ports: &Ports, events: Vec<NewActivity>) -> StoreResult<Vec<AppendOutcome>> {
+/// Appends `events` atomically and, once durable, applies them to the engine's online state
+/// and invalidates each affected visitor's cached lists before returning, so the next
+/// request of that visitor sees the new events.
+pub async fn ingest(
+    ports: &Ports,
+    engine: &Engine,
+    events: Vec<NewActivity>,
+) -> StoreResult<Vec<AppendOutcome>> {
     let started = std::time::Instant::now();
     let outcomes = ports.log.append(events).await?;
     metrics::histogram!("vitrina_store_append_duration_seconds").record(started.elapsed().as_secs_f64());
     let mut users: HashSet<&UserId> = HashSet::new();
     for outcome in &outcomes {
         if let AppendOutcome::Stored(stored) = outcome {
+            engine.observe(&LogEvent::from(stored));
             users.insert(&stored.event.user_id);
         }
     }

@@ -2,13 +2,14 @@
 //!
 //! - [`app`] builds the router for an [`AppState`]; handlers live in [`routes`], one file per
 //!   API area, and speak only through DTOs and [`error::ApiError`].
-//! - [`ingest`] is the write path of events; [`engine`] holds the active model and the live
-//!   catalogue; [`training`] runs training jobs and keeps the registry.
+//! - [`ingest`] is the write path of events (durable append, then the engine's online state,
+//!   then cache invalidation); [`training`] runs training jobs, keeps the registry and hot
+//!   swaps models into the engine (`vitrina-engine`); [`artefacts`] stores model files.
 //! - [`embedded`] assembles the embedded (single-process) deployment.
 
+pub mod artefacts;
 pub mod dto;
 pub mod embedded;
-pub mod engine;
 pub mod error;
 pub mod extract;
 pub mod ingest;

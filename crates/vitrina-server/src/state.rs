@@ -7,7 +7,9 @@ use vitrina_core::ports::{
     CatalogStore, EventBus, EventLog, ImpressionStore, ModelRegistry, RecommendationCache, UserStore,
 };
 
-use crate::{engine::Engine, training::Training};
+use vitrina_engine::Engine;
+
+use crate::training::Training;
 
 /// The backends behind the ports.
 #[derive(Clone)]
@@ -33,8 +35,6 @@ pub struct Limits {
     pub batch_events: usize,
     /// Most products in one bulk upsert.
     pub bulk_products: usize,
-    /// How many recent events of a visitor feed the recommender.
-    pub history_events: usize,
 }
 
 impl Default for Limits {
@@ -44,7 +44,6 @@ impl Default for Limits {
             batch_body_bytes: 32 * 1024 * 1024,
             batch_events: 10_000,
             bulk_products: 10_000,
-            history_events: 100,
         }
     }
 }

@@ -1,13 +1,17 @@
-//! The training service: a queue of jobs, one worker, progress, and the model registry.
+//! The training service: a queue of jobs run one at a time on a bounded thread pool,
+//! validation against the active model, the model registry, and hot swaps.
 //!
-//! A job snapshots the event log range `1..=max_seq` at its start, builds a model from it
-//! off the async runtime, registers it, swaps it into the engine and invalidates cached
-//! lists. Rebuilding a registered version from its recorded range and parameters gives the
-//! same model, which is how a restart restores the active model.
+//! A job snapshots the event log range `1..=max_seq` at its start (so it is reproducible),
+//! validates its configuration against the active model's on the same held-out split,
+//! trains the final bundle on the whole snapshot, writes the artefact, registers it and —
+//! when it passes the gate — swaps it into the engine and drops cached lists.
 
 use std::{
     collections::VecDeque,
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
     time::Instant,
 };
 
@@ -20,22 +24,27 @@ use vitrina_core::{
     events::{kinds, DomainEvent},
     ports::{ModelRecord, ModelStatus, StoreResult},
     time::format_ts,
-    train::{BuildSummary, ModelBuilder, TrainingConfig},
+    LogEvent,
+};
+use vitrina_engine::{
+    train::{train_bundle, TrainError},
+    validate::{evaluate, split_last, Quality},
+    Engine, ModelBundle, PreparedModel, TrainingConfig,
 };
 
-use crate::{
-    engine::{ActiveModel, Engine},
-    state::Ports,
-};
+use crate::{artefacts::Artefacts, state::Ports};
 
 /// Events read from the log per page while loading a snapshot.
-const PAGE: usize = 10_000;
+const PAGE: usize = 50_000;
 /// Finished jobs kept for the status endpoint.
 const HISTORY: usize = 20;
+/// Log lines kept per job.
+const JOB_LOG: usize = 50;
 /// Queued jobs accepted before `POST /train` answers 503.
 pub const MAX_QUEUED: usize = 16;
 
-pub const ALGORITHM: &str = "covisitation";
+/// The registry's name for Vitrina's model bundles.
+pub const ALGORITHM: &str = "vitrina-hybrid";
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -43,8 +52,22 @@ pub const ALGORITHM: &str = "covisitation";
 pub enum JobStatus {
     Queued,
     Running,
+    /// Trained and promoted.
     Succeeded,
+    /// Trained, but worse than the active model: kept as `rejected` in the registry.
+    Rejected,
     Failed,
+    Cancelled,
+}
+
+/// What started a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Api,
+    Schedule,
+    NewEvents,
+    Startup,
 }
 
 /// A training job as the status endpoint shows it.
@@ -53,7 +76,9 @@ pub enum JobStatus {
 pub struct Job {
     pub job_id: String,
     pub status: JobStatus,
-    /// `queued`, `loading`, `building`, `registering`, `done`.
+    pub trigger: Trigger,
+    /// `queued`, `loading`, `validating`, `training`, then a model phase (`item-knn`, `als`…),
+    /// `saving`, `activating`, `done`.
     pub phase: String,
     /// 0–1.
     pub progress: f32,
@@ -63,14 +88,17 @@ pub struct Job {
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub model_version: Option<String>,
+    /// The log range `[firstSeq, lastSeq]` the job trained on.
+    pub data_range: Option<[u64; 2]>,
     pub error: Option<String>,
-    #[schema(value_type = Option<Object>)]
-    pub summary: Option<BuildSummary>,
+    /// The last lines of the job's log.
+    pub log: Vec<String>,
 }
 
 #[derive(Default)]
 struct Queue {
     current: Option<Job>,
+    cancel: Option<Arc<AtomicBool>>,
     queued: VecDeque<Job>,
     finished: VecDeque<Job>,
     next_id: u64,
@@ -91,25 +119,50 @@ pub struct QueueStatus {
 #[error("the training queue is full ({MAX_QUEUED} jobs waiting)")]
 pub struct QueueFull;
 
+/// Why a job could not be cancelled.
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
+    #[error("no queued or running job {0}")]
+    Unknown(String),
+}
+
+/// How the service runs jobs.
+pub struct TrainingSettings {
+    /// Threads a job may use (the rest of the machine keeps serving).
+    pub threads: usize,
+}
+
 pub struct Training {
     queue: Mutex<Queue>,
     wake: Notify,
+    pool: Arc<rayon::ThreadPool>,
+    artefacts: Artefacts,
 }
 
-impl Default for Training {
-    fn default() -> Self {
-        Self::new()
-    }
+fn now() -> String {
+    format_ts(Utc::now())
 }
 
 impl Training {
-    pub fn new() -> Self {
-        Self { queue: Mutex::new(Queue::default()), wake: Notify::new() }
+    pub fn new(settings: TrainingSettings, artefacts: Artefacts) -> anyhow::Result<Self> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(settings.threads.max(1))
+            .thread_name(|i| format!("vitrina-train-{i}"))
+            .build()?;
+        Ok(Self { queue: Mutex::new(Queue::default()), wake: Notify::new(), pool: Arc::new(pool), artefacts })
+    }
+
+    pub fn artefacts(&self) -> &Artefacts {
+        &self.artefacts
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().expect("training queue lock")
     }
 
     /// Queues a job and returns it.
-    pub fn submit(&self, config: TrainingConfig) -> Result<Job, QueueFull> {
-        let mut q = self.queue.lock().expect("training queue lock");
+    pub fn submit(&self, config: TrainingConfig, trigger: Trigger) -> Result<Job, QueueFull> {
+        let mut q = self.lock();
         if q.queued.len() >= MAX_QUEUED {
             return Err(QueueFull);
         }
@@ -117,15 +170,17 @@ impl Training {
         let job = Job {
             job_id: format!("job-{}-{}", Utc::now().format("%Y%m%d%H%M%S"), q.next_id),
             status: JobStatus::Queued,
+            trigger,
             phase: "queued".into(),
             progress: 0.0,
             config,
-            created_at: format_ts(Utc::now()),
+            created_at: now(),
             started_at: None,
             finished_at: None,
             model_version: None,
+            data_range: None,
             error: None,
-            summary: None,
+            log: Vec::new(),
         };
         q.queued.push_back(job.clone());
         drop(q);
@@ -133,8 +188,31 @@ impl Training {
         Ok(job)
     }
 
+    /// Cancels a queued job at once, or asks the running one to stop at its next checkpoint.
+    pub fn cancel(&self, job_id: &str) -> Result<Job, CancelError> {
+        let mut q = self.lock();
+        if let Some(at) = q.queued.iter().position(|j| j.job_id == job_id) {
+            let mut job = q.queued.remove(at).expect("position is valid");
+            job.status = JobStatus::Cancelled;
+            job.phase = "cancelled".into();
+            job.finished_at = Some(now());
+            q.finished.push_front(job.clone());
+            q.finished.truncate(HISTORY);
+            return Ok(job);
+        }
+        let q = &mut *q;
+        match (&mut q.current, &q.cancel) {
+            (Some(job), Some(flag)) if job.job_id == job_id => {
+                flag.store(true, Ordering::SeqCst);
+                job.log.push(format!("{} cancel requested", now()));
+                Ok(job.clone())
+            }
+            _ => Err(CancelError::Unknown(job_id.into())),
+        }
+    }
+
     pub fn status(&self) -> QueueStatus {
-        let q = self.queue.lock().expect("training queue lock");
+        let q = self.lock();
         QueueStatus {
             current: q.current.clone(),
             queued: q.queued.iter().cloned().collect(),
@@ -143,21 +221,40 @@ impl Training {
         }
     }
 
+    /// Whether a job is queued or running.
+    pub fn busy(&self) -> bool {
+        let q = self.lock();
+        q.current.is_some() || !q.queued.is_empty()
+    }
+
     fn update(&self, f: impl FnOnce(&mut Job)) {
-        if let Some(job) = self.queue.lock().expect("training queue lock").current.as_mut() {
+        if let Some(job) = self.lock().current.as_mut() {
             f(job);
         }
     }
 
+    fn log(&self, line: impl Into<String>) {
+        let line = format!("{} {}", now(), line.into());
+        tracing::info!(target: "vitrina::training", "{line}");
+        self.update(|j| {
+            j.log.push(line);
+            if j.log.len() > JOB_LOG {
+                j.log.remove(0);
+            }
+        });
+    }
+
     /// Runs the next queued job, if any, to completion. Returns whether one ran.
-    pub async fn run_once(&self, ports: &Ports, engine: &Engine) -> bool {
+    pub async fn run_once(&self, ports: &Ports, engine: &Arc<Engine>) -> bool {
+        let cancel = Arc::new(AtomicBool::new(false));
         let job = {
-            let mut q = self.queue.lock().expect("training queue lock");
+            let mut q = self.lock();
             let Some(mut job) = q.queued.pop_front() else { return false };
             job.status = JobStatus::Running;
             job.phase = "loading".into();
-            job.started_at = Some(format_ts(Utc::now()));
+            job.started_at = Some(now());
             q.current = Some(job.clone());
+            q.cancel = Some(cancel.clone());
             job
         };
         let started = Instant::now();
@@ -166,25 +263,44 @@ impl Training {
             None,
             json!({"jobId": job.job_id}),
         ));
-        let result = self.run_job(&job, ports, engine).await;
-        let outcome = if result.is_ok() { "succeeded" } else { "failed" };
+        let result = self.run_job(&job, ports, engine, &cancel).await;
+        let status = match &result {
+            Ok((_, true)) => JobStatus::Succeeded,
+            Ok((_, false)) => JobStatus::Rejected,
+            Err(JobError::Cancelled) => JobStatus::Cancelled,
+            Err(_) => JobStatus::Failed,
+        };
+        let outcome = match status {
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Rejected => "rejected",
+            JobStatus::Cancelled => "cancelled",
+            _ => "failed",
+        };
         metrics::histogram!("vitrina_training_job_duration_seconds", "outcome" => outcome)
             .record(started.elapsed().as_secs_f64());
         metrics::counter!("vitrina_training_jobs_total", "outcome" => outcome).increment(1);
-
-        let mut q = self.queue.lock().expect("training queue lock");
+        match &result {
+            Ok((v, promoted)) => {
+                self.log(format!("finished: {v} {}", if *promoted { "promoted" } else { "rejected" }))
+            }
+            Err(e) => self.log(format!("stopped: {e}")),
+        }
+        let mut q = self.lock();
+        q.cancel = None;
         let mut done = q.current.take().unwrap_or(job);
-        done.finished_at = Some(format_ts(Utc::now()));
+        done.finished_at = Some(now());
+        done.status = status;
         match result {
-            Ok(version) => {
-                done.status = JobStatus::Succeeded;
+            Ok((version, _)) => {
                 done.phase = "done".into();
                 done.progress = 1.0;
                 done.model_version = Some(version);
             }
             Err(e) => {
-                tracing::error!(job = %done.job_id, error = %e, "training job failed");
-                done.status = JobStatus::Failed;
+                if status == JobStatus::Failed {
+                    tracing::error!(job = %done.job_id, error = %e, "training job failed");
+                }
+                done.phase = outcome.into();
                 done.error = Some(e.to_string());
             }
         }
@@ -198,52 +314,145 @@ impl Training {
         true
     }
 
-    async fn run_job(&self, job: &Job, ports: &Ports, engine: &Engine) -> anyhow::Result<String> {
+    /// Returns the registered version and whether it was promoted.
+    async fn run_job(
+        &self,
+        job: &Job,
+        ports: &Ports,
+        engine: &Arc<Engine>,
+        cancel: &Arc<AtomicBool>,
+    ) -> Result<(String, bool), JobError> {
         let max_seq = ports.log.stats().await?.max_seq;
-        let existing = ports.registry.models().await?;
-        let version = format!("v{}", existing.len() + 1);
-        let created_at = Utc::now();
+        let version = next_version(&ports.registry.models().await?);
         let mut record = ModelRecord {
             version: version.clone(),
             algorithm: ALGORITHM.into(),
-            parameters: serde_json::to_value(&job.config)?,
+            parameters: serde_json::to_value(&job.config).map_err(|e| JobError::Other(e.to_string()))?,
             metrics: json!({}),
             status: ModelStatus::Training,
+            status_reason: None,
             data_range: (1, max_seq),
-            created_at,
+            artefact: None,
+            created_at: Utc::now(),
+            finished_at: None,
             activated_at: None,
             previous_version: None,
         };
         ports.registry.save_model(record.clone()).await?;
-        let started = Instant::now();
-        let built = build_model(ports, &job.config, max_seq, &mut |phase, p| {
-            self.update(|j| {
-                j.phase = phase.into();
-                j.progress = p * 0.95;
-            })
-        })
-        .await;
-        let (model, summary) = match built {
-            Ok(b) => b,
-            Err(e) => {
-                record.status = ModelStatus::Failed;
-                record.metrics = json!({"error": e.to_string()});
-                ports.registry.save_model(record).await?;
-                return Err(e);
-            }
-        };
         self.update(|j| {
-            j.phase = "registering".into();
-            j.summary = Some(summary);
+            j.model_version = Some(version.clone());
+            j.data_range = Some([1, max_seq]);
         });
+        self.log(format!("{version}: snapshot of events 1..={max_seq}"));
+        let outcome = self.train_and_register(job, ports, engine, cancel, &mut record).await;
+        if let Err(e) = &outcome {
+            record.status = ModelStatus::Failed;
+            record.status_reason = Some(e.to_string());
+            record.finished_at = Some(Utc::now());
+            ports.registry.save_model(record).await?;
+        }
+        outcome.map(|promoted| (version, promoted))
+    }
+
+    async fn train_and_register(
+        &self,
+        job: &Job,
+        ports: &Ports,
+        engine: &Arc<Engine>,
+        cancel: &Arc<AtomicBool>,
+        record: &mut ModelRecord,
+    ) -> Result<bool, JobError> {
+        let started = Instant::now();
+        let max_seq = record.data_range.1;
+        let events = load_events(ports, max_seq, &mut |f| self.update(|j| j.progress = 0.1 * f)).await?;
+        self.log(format!("loaded {} events", events.len()));
+        if cancel.load(Ordering::SeqCst) {
+            return Err(JobError::Cancelled);
+        }
+        let active = engine.model();
+        let baseline = (!active.bundle.items.is_empty()).then(|| active.bundle.config.clone());
+        let products = engine.products();
+        let ranking = engine.ranking();
+        let config = job.config.clone();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, f32)>();
+        let pool = self.pool.clone();
+        let flag = cancel.clone();
+        let work = tokio::task::spawn_blocking(move || {
+            pool.install(|| -> Result<(ModelBundle, Option<Validation>), TrainError> {
+                let report = |base: f32, span: f32| {
+                    let tx = tx.clone();
+                    let flag = flag.clone();
+                    move |phase: &str, f: f32| {
+                        let _ = tx.send((phase.to_string(), base + span * f));
+                        !flag.load(Ordering::SeqCst)
+                    }
+                };
+                let validation = if config.validation_users > 0 {
+                    let split = split_last(&events, &config.weights, config.validation_users, config.seed);
+                    if split.test.is_empty() {
+                        None
+                    } else {
+                        let _ = tx.send(("validating".into(), 0.1));
+                        let candidate =
+                            evaluate(&split, &products, &config, &ranking, &mut report(0.1, 0.25))?;
+                        let active = match &baseline {
+                            Some(base) => {
+                                Some(evaluate(&split, &products, base, &ranking, &mut report(0.35, 0.25))?)
+                            }
+                            None => None,
+                        };
+                        Some((candidate, active))
+                    }
+                } else {
+                    None
+                };
+                let bundle = train_bundle(&events, &config, (1, max_seq), &mut report(0.6, 0.35))?;
+                Ok((bundle, validation))
+            })
+        });
+        while let Some((phase, p)) = rx.recv().await {
+            self.update(|j| {
+                j.phase = phase;
+                j.progress = p.min(0.95);
+            });
+        }
+        let (bundle, validation) =
+            work.await.map_err(|e| JobError::Other(e.to_string()))?.map_err(|e| match e {
+                TrainError::Cancelled => JobError::Cancelled,
+                other => JobError::Other(other.to_string()),
+            })?;
+        let train_seconds = started.elapsed().as_secs_f64();
+        self.update(|j| j.phase = "saving".into());
+        let bundle = Arc::new(bundle);
+        let (artefacts, version, to_save) = (self.artefacts.clone(), record.version.clone(), bundle.clone());
+        let artefact = tokio::task::spawn_blocking(move || artefacts.save(&version, &to_save))
+            .await
+            .map_err(|e| JobError::Other(e.to_string()))?
+            .map_err(|e| JobError::Other(e.to_string()))?;
+        self.log(format!(
+            "artefact {} ({} bytes, {})",
+            artefact.path, artefact.size_bytes, artefact.checksum
+        ));
+
+        let (promote, reason) = gate(&validation, job.config.tolerance);
         record.metrics = json!({
-            "events": summary.events, "users": summary.users, "items": summary.items,
-            "itemPairs": summary.item_pairs, "trainSeconds": started.elapsed().as_secs_f64(),
+            "summary": bundle.summary,
+            "algorithms": bundle.algorithms(),
+            "validation": validation.map(|(c, a)| json!({"candidate": c, "active": a, "activeVersion": a.map(|_| active.version.clone())})),
+            "trainSeconds": train_seconds,
         });
-        record.status = ModelStatus::Validated;
-        ports.registry.save_model(record).await?;
-        activate(ports, engine, ActiveModel { version: version.clone(), model }, false).await?;
-        Ok(version)
+        record.artefact = Some(artefact);
+        record.finished_at = Some(Utc::now());
+        record.status = if promote { ModelStatus::Validated } else { ModelStatus::Rejected };
+        record.status_reason = reason.clone();
+        ports.registry.save_model(record.clone()).await?;
+        if let Some(reason) = reason {
+            self.log(format!("rejected: {reason}"));
+            return Ok(false);
+        }
+        self.update(|j| j.phase = "activating".into());
+        activate(ports, engine, &record.version, bundle, false).await?;
+        Ok(true)
     }
 
     /// Runs jobs as they are queued, until the task is dropped.
@@ -256,50 +465,84 @@ impl Training {
     }
 }
 
-/// Makes `model` the active one: registry first (so a restart agrees), then the engine,
-/// then cached lists are dropped and the swap is announced.
-pub async fn activate(ports: &Ports, engine: &Engine, model: ActiveModel, rollback: bool) -> StoreResult<()> {
-    ports.registry.activate_model(&model.version, Utc::now(), rollback).await?;
-    let version = model.version.clone();
-    engine.swap_model(model);
+/// Validation result: the candidate's quality and the active configuration's on the same split.
+type Validation = (Quality, Option<Quality>);
+
+/// Promotion decision: `(promote, reason if not)`.
+fn gate(validation: &Option<Validation>, tolerance: f64) -> (bool, Option<String>) {
+    match validation {
+        Some((candidate, Some(active))) if candidate.ndcg_at_10 < active.ndcg_at_10 * (1.0 - tolerance) => (
+            false,
+            Some(format!(
+                "validation NDCG@10 {:.4} is below the active model's {:.4} by more than the tolerance ({:.0} %)",
+                candidate.ndcg_at_10,
+                active.ndcg_at_10,
+                tolerance * 100.0
+            )),
+        ),
+        _ => (true, None),
+    }
+}
+
+/// Why a job stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("cancelled")]
+    Cancelled,
+    #[error(transparent)]
+    Store(#[from] vitrina_core::ports::StoreError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The next free version name, `v{n+1}`.
+fn next_version(models: &[ModelRecord]) -> String {
+    let n = models.iter().filter_map(|m| m.version.strip_prefix('v')?.parse::<u64>().ok()).max().unwrap_or(0);
+    format!("v{}", n + 1)
+}
+
+/// Reads events `1..=max_seq` page by page.
+pub async fn load_events(
+    ports: &Ports,
+    max_seq: u64,
+    progress: &mut (dyn FnMut(f32) + Send),
+) -> StoreResult<Vec<LogEvent>> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    while after < max_seq {
+        let page = ports.log.scan(after, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        out.extend(page.into_iter().take_while(|e| e.seq <= max_seq));
+        progress(after.min(max_seq) as f32 / max_seq.max(1) as f32);
+    }
+    Ok(out)
+}
+
+/// Makes `bundle` (registered as `version`) the active model: registry first (so a restart
+/// agrees), then the engine, then cached lists are dropped and the swap is announced.
+pub async fn activate(
+    ports: &Ports,
+    engine: &Arc<Engine>,
+    version: &str,
+    bundle: Arc<ModelBundle>,
+    rollback: bool,
+) -> StoreResult<()> {
+    let v = version.to_string();
+    let prepared = tokio::task::spawn_blocking(move || PreparedModel::new(v, bundle))
+        .await
+        .map_err(|e| vitrina_core::ports::StoreError::Backend(format!("preparing the model failed: {e}")))?;
+    ports.registry.activate_model(version, Utc::now(), rollback).await?;
+    engine.activate(prepared);
     ports.cache.invalidate_all().await;
     ports.bus.publish(DomainEvent::system(
         kinds::RECOMMENDATION_MODEL_UPDATED,
         None,
         json!({"modelVersion": version}),
     ));
+    metrics::counter!("vitrina_model_swaps_total").increment(1);
     tracing::info!(model_version = %version, "model activated");
     Ok(())
-}
-
-/// Reads events `1..=max_seq` page by page and builds a model from them off the runtime.
-pub async fn build_model(
-    ports: &Ports,
-    config: &TrainingConfig,
-    max_seq: u64,
-    progress: &mut (dyn FnMut(&str, f32) + Send),
-) -> anyhow::Result<(vitrina_core::train::CoVisitationModel, BuildSummary)> {
-    let mut builder = ModelBuilder::new(config.clone());
-    let mut after = 0;
-    while after < max_seq {
-        let page = ports.log.page(after, PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = last.seq;
-        for e in page.iter().take_while(|e| e.seq <= max_seq) {
-            builder.add(e);
-        }
-        progress("loading", 0.5 * (after.min(max_seq) as f32 / max_seq.max(1) as f32));
-    }
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let task = tokio::task::spawn_blocking(move || {
-        builder.build(&mut |p| {
-            let _ = tx.send(p);
-        })
-    });
-    while let Some(p) = rx.recv().await {
-        progress("building", 0.5 + 0.5 * p);
-    }
-    Ok(task.await?)
 }
 
 /// Why a registry version cannot be activated.
@@ -307,65 +550,123 @@ pub async fn build_model(
 pub enum ActivationError {
     #[error("model {0} is not in the registry")]
     Unknown(String),
-    #[error("model {0} is {1}; only validated, archived or active models can be activated")]
+    #[error("model {0} is {1}; only validated, archived or active models can be activated (rejected ones with force)")]
     NotActivatable(String, &'static str),
     #[error("there is no earlier model to roll back to")]
     NothingToRollBack,
+    #[error("model {0}: {1}")]
+    Unloadable(String, String),
     #[error(transparent)]
-    Failed(#[from] anyhow::Error),
+    Store(#[from] vitrina_core::ports::StoreError),
 }
 
-/// Makes a registered version active again: rebuilds it from its recorded data range and
-/// parameters (deterministic, see ADR 0003) and swaps it in.
+/// Loads a registered version's artefact and swaps it in.
 pub async fn activate_version(
     ports: &Ports,
-    engine: &Engine,
+    engine: &Arc<Engine>,
+    artefacts: &Artefacts,
     version: &str,
     rollback: bool,
+    force: bool,
 ) -> Result<ModelRecord, ActivationError> {
-    let models = ports.registry.models().await.map_err(anyhow::Error::from)?;
+    let models = ports.registry.models().await?;
     let record = models
         .into_iter()
         .find(|m| m.version == version)
         .ok_or_else(|| ActivationError::Unknown(version.into()))?;
-    if !matches!(record.status, ModelStatus::Validated | ModelStatus::Archived | ModelStatus::Active) {
+    let allowed =
+        matches!(record.status, ModelStatus::Validated | ModelStatus::Archived | ModelStatus::Active)
+            || (force && record.status == ModelStatus::Rejected);
+    if !allowed {
         return Err(ActivationError::NotActivatable(record.version, record.status.as_str()));
     }
-    let config: TrainingConfig =
-        serde_json::from_value(record.parameters.clone()).map_err(anyhow::Error::from)?;
-    let (model, _) = build_model(ports, &config, record.data_range.1, &mut |_, _| {}).await?;
-    activate(ports, engine, ActiveModel { version: record.version.clone(), model }, rollback)
+    let bundle = load_bundle(artefacts, &record)
         .await
-        .map_err(anyhow::Error::from)?;
+        .map_err(|e| ActivationError::Unloadable(record.version.clone(), e))?;
+    activate(ports, engine, &record.version, Arc::new(bundle), rollback).await?;
     Ok(record)
 }
 
+async fn load_bundle(artefacts: &Artefacts, record: &ModelRecord) -> Result<ModelBundle, String> {
+    let artefact = record.artefact.clone().ok_or_else(|| "has no artefact".to_string())?;
+    let artefacts = artefacts.clone();
+    tokio::task::spawn_blocking(move || artefacts.load(&artefact))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}
+
 /// Returns to the model that was active before the current one.
-pub async fn rollback(ports: &Ports, engine: &Engine) -> Result<ModelRecord, ActivationError> {
-    let models = ports.registry.models().await.map_err(anyhow::Error::from)?;
+pub async fn rollback(
+    ports: &Ports,
+    engine: &Arc<Engine>,
+    artefacts: &Artefacts,
+) -> Result<ModelRecord, ActivationError> {
+    let models = ports.registry.models().await?;
     let previous = models
         .iter()
         .find(|m| m.status == ModelStatus::Active)
         .and_then(|m| m.previous_version.clone())
         .ok_or(ActivationError::NothingToRollBack)?;
-    activate_version(ports, engine, &previous, true).await
+    activate_version(ports, engine, artefacts, &previous, true, false).await
 }
 
-/// Restores the active model at start-up by rebuilding it from its recorded data range and
-/// parameters; with no active model, trains the first one. Returns the active version.
-pub async fn restore_active(ports: &Ports, engine: &Engine, training: &Training) -> anyhow::Result<String> {
-    let models = ports.registry.models().await?;
-    if let Some(active) = models.iter().find(|m| m.status == ModelStatus::Active) {
-        let config: TrainingConfig = serde_json::from_value(active.parameters.clone())?;
-        let (model, summary) = build_model(ports, &config, active.data_range.1, &mut |_, _| {}).await?;
-        tracing::info!(model_version = %active.version, events = summary.events, "active model restored");
-        engine.swap_model(ActiveModel { version: active.version.clone(), model });
-        return Ok(active.version.clone());
+/// Start-up: marks jobs a previous process left half-done as failed, then loads the active
+/// model's artefact. An unreadable artefact is marked failed and the previous good version
+/// is tried instead (never a crash loop). Returns the version now serving, if any.
+pub async fn restore_active(
+    ports: &Ports,
+    engine: &Arc<Engine>,
+    artefacts: &Artefacts,
+) -> anyhow::Result<Option<String>> {
+    let mut models = ports.registry.models().await?;
+    for m in models.iter_mut().filter(|m| m.status == ModelStatus::Training) {
+        m.status = ModelStatus::Failed;
+        m.status_reason = Some("interrupted: the process stopped while this model was training".into());
+        m.finished_at = Some(Utc::now());
+        ports.registry.save_model(m.clone()).await?;
+        tracing::warn!(model_version = %m.version, "marked an interrupted training as failed");
     }
-    training.submit(TrainingConfig::default())?;
-    training.run_once(ports, engine).await;
-    let status = training.status();
-    let last = status.last_finished.ok_or_else(|| anyhow::anyhow!("initial training did not run"))?;
-    last.model_version
-        .ok_or_else(|| anyhow::anyhow!("initial training failed: {}", last.error.unwrap_or_default()))
+    // The active model, then the chain of models it replaced, then anything else usable.
+    let mut order: Vec<String> = Vec::new();
+    let mut next = models.iter().find(|m| m.status == ModelStatus::Active).map(|m| m.version.clone());
+    while let Some(v) = next {
+        if order.contains(&v) {
+            break;
+        }
+        next = models.iter().find(|m| m.version == v).and_then(|m| m.previous_version.clone());
+        order.push(v);
+    }
+    for m in &models {
+        if matches!(m.status, ModelStatus::Archived | ModelStatus::Validated) && !order.contains(&m.version) {
+            order.push(m.version.clone());
+        }
+    }
+    let was_active = models.iter().find(|m| m.status == ModelStatus::Active).map(|m| m.version.clone());
+    for version in order {
+        let Some(record) = models.iter().find(|m| m.version == version).cloned() else { continue };
+        match load_bundle(artefacts, &record).await {
+            Ok(bundle) => {
+                let rollback = was_active.as_deref() != Some(version.as_str());
+                if rollback {
+                    // Promote the fallback in the registry too, keeping the history.
+                    ports.registry.activate_model(&version, Utc::now(), true).await?;
+                }
+                let v = version.clone();
+                let bundle = Arc::new(bundle);
+                let prepared = tokio::task::spawn_blocking(move || PreparedModel::new(v, bundle)).await?;
+                engine.activate(prepared);
+                tracing::info!(model_version = %version, "active model restored from its artefact");
+                return Ok(Some(version));
+            }
+            Err(e) => {
+                tracing::error!(model_version = %version, error = %e, "model artefact unusable; trying the previous version");
+                let mut failed = record;
+                failed.status = ModelStatus::Failed;
+                failed.status_reason = Some(format!("artefact unusable at start-up: {e}"));
+                ports.registry.save_model(failed).await?;
+            }
+        }
+    }
+    Ok(None)
 }

@@ -68,11 +68,18 @@ async fn the_cache_serves_until_the_visitor_acts_and_refresh_bypasses_it() {
 async fn a_view_personalises_a_new_visitor_with_the_reason() {
     let app = start().await;
     let (_, cold) = app.get("/api/v1/recommendations/recommendations/brand-new?limit=3").await;
-    assert!(cold["recommendations"].as_array().unwrap().iter().all(|r| r["reason"] == "popular"), "{cold}");
+    let cold_reasons: Vec<&str> =
+        cold["recommendations"].as_array().unwrap().iter().map(|r| r["reason"].as_str().unwrap()).collect();
+    assert!(
+        cold_reasons.iter().all(|r| ["trending", "popular_in_category", "new_item"].contains(r)),
+        "a new visitor gets popular items: {cold}"
+    );
+    assert!(cold["recommendations"].as_array().unwrap().iter().all(|r| r["explanation"].is_null()));
     app.post(TRACK, &json!({"userId": "brand-new", "activityType": "view", "productId": "product-3"})).await;
     let (_, warm) = app.get("/api/v1/recommendations/recommendations/brand-new?limit=3").await;
     let first = &warm["recommendations"][0];
-    assert_eq!(first["reason"], "collaborative_filtering", "{warm}");
+    let personal = ["collaborative_filtering", "matrix_factorization", "next_item", "linear_item_model"];
+    assert!(personal.contains(&first["reason"].as_str().unwrap()), "{warm}");
     assert_eq!(first["explanation"], "viewed product-3");
     assert!(!product_ids(&warm).contains(&"product-3".to_string()));
     assert_eq!(first["product"]["id"], first["productId"]);
@@ -266,23 +273,31 @@ async fn train_and_wait(app: &common::TestApp, config: Value) -> Value {
 async fn rollback_restores_the_previous_models_exact_lists_and_walks_back() {
     let app = start().await;
     let uri = "/api/v1/recommendations/recommendations/user-5?limit=10";
+    // Product ids with scores rounded to 1e-4: live popularity keeps decaying between requests
+    // (scores are re-normalised, so only float rounding moves), nothing else may change.
     let scores = |v: &Value| {
         v["recommendations"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|r| (r["productId"].clone(), r["score"].clone()))
+            .map(|r| (r["productId"].clone(), (r["score"].as_f64().unwrap() * 1e4).round() as i64))
             .collect::<Vec<_>>()
     };
     let (_, v1) = app.get(uri).await;
-    // Purchases weighted far above views make a visibly different model.
-    app.post(TRACK, &json!({"userId": "other", "activityType": "purchase", "productId": "product-2"})).await;
+    // Purchases weighted far above views make a visibly different model (same data: no
+    // event arrives meanwhile, so only the model differs).
     assert_eq!(
-        train_and_wait(&app, json!({"weights": {"view": 0.1, "purchase": 50.0}, "timeDecay": 0.5})).await
-            ["modelVersion"],
+        train_and_wait(
+            &app,
+            json!({"weights": {"view": 0.1, "purchase": 50.0}, "timeDecay": 0.5, "tolerance": 1.0})
+        )
+        .await["modelVersion"],
         "v2"
     );
-    assert_eq!(train_and_wait(&app, json!({"timeDecay": 0.99})).await["modelVersion"], "v3");
+    assert_eq!(
+        train_and_wait(&app, json!({"timeDecay": 0.99, "tolerance": 1.0})).await["modelVersion"],
+        "v3"
+    );
     let (_, v3) = app.get(uri).await;
     assert_eq!(v3["modelVersion"], "v3");
 

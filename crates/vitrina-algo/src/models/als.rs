@@ -82,6 +82,20 @@ impl Als {
         params: &AlsParams,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Self> {
+        Self::train_until(matrix, params, &mut |done, total| {
+            progress(done, total);
+            true
+        })?
+        .ok_or_else(|| invalid("als training stopped"))
+    }
+
+    /// [`Als::train`] that stops after any iteration where `progress` returns `false`,
+    /// returning `None`.
+    pub fn train_until(
+        matrix: &CsrMatrix,
+        params: &AlsParams,
+        progress: &mut dyn FnMut(usize, usize) -> bool,
+    ) -> Result<Option<Self>> {
         params.validate()?;
         let f = params.factors;
         let (n_users, n_items) = (matrix.n_rows(), matrix.n_cols());
@@ -95,10 +109,12 @@ impl Als {
             solve_side(&xt, &user_factors, &mut item_factors, &gu, params)?;
             let gi = gram(&item_factors, f);
             solve_side(matrix, &item_factors, &mut user_factors, &gi, params)?;
-            progress(it + 1, params.iterations);
+            if !progress(it + 1, params.iterations) {
+                return Ok(None);
+            }
         }
         let yty = gram(&item_factors, f);
-        Ok(Self { params: params.clone(), n_users, n_items, user_factors, item_factors, yty })
+        Ok(Some(Self { params: params.clone(), n_users, n_items, user_factors, item_factors, yty }))
     }
 
     pub fn params(&self) -> &AlsParams {
@@ -121,6 +137,19 @@ impl Als {
     pub fn user_factors(&self, u: u32) -> Option<&[f32]> {
         let f = self.params.factors;
         self.user_factors.get(u as usize * f..(u as usize + 1) * f)
+    }
+
+    /// The model without its training-time user vectors: what serving needs (it folds
+    /// users in from their current events), a fraction of the memory.
+    pub fn without_users(mut self) -> Self {
+        self.user_factors = Vec::new();
+        self.n_users = 0;
+        self
+    }
+
+    /// All item vectors, row-major (`n_items × factors`).
+    pub fn item_matrix(&self) -> &[f32] {
+        &self.item_factors
     }
 
     /// The vector of item `i`.

@@ -83,6 +83,25 @@ impl Ease {
         (i < self.n_items && j < self.n_items).then(|| self.weights[i * self.n_items + j])
     }
 
+    /// The `k` largest positive weights of each row as a sparse item→item model, scored like
+    /// item-kNN: what serving keeps of EASE (a dense `n×n` matrix does not fit large shops).
+    pub fn to_sparse(&self, k: usize) -> super::ItemKnn {
+        let n = self.n_items;
+        let rows: Vec<(Vec<u32>, Vec<f32>)> = (0..n)
+            .into_par_iter()
+            .map(|i| {
+                let row = &self.weights[i * n..(i + 1) * n];
+                let cands: Vec<(u32, f32)> =
+                    row.iter().enumerate().filter(|(_, w)| **w > 0.0).map(|(j, &w)| (j as u32, w)).collect();
+                super::cooc::keep_top(cands, k)
+            })
+            .collect();
+        super::ItemKnn {
+            params: super::ItemKnnParams { k, shrink: 0.0 },
+            neighbours: CsrMatrix::from_rows(n, rows),
+        }
+    }
+
     pub(crate) fn score_into(&self, history: &[(u32, f32)], out: &mut [f32]) {
         let n = self.n_items;
         for &(i, w) in history {

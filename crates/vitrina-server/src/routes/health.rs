@@ -34,8 +34,14 @@ async fn check(s: &AppState, service: &str) -> Check {
         },
         "engine" => {
             let model = s.engine.model();
-            let ok = !model.version.is_empty();
-            (ok, format!("model {} over {} products", model.version, s.engine.product_count()))
+            let st = s.engine.stats();
+            (
+                true,
+                format!(
+                    "model {} over {} products, {} visitors online",
+                    model.version, st.products, st.visitors
+                ),
+            )
         }
         "recommendations" => match s.ports.catalog.products(Default::default()).await {
             Ok((_, n)) => (true, format!("{n} products in the catalogue")),

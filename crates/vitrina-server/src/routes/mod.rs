@@ -26,7 +26,8 @@ use crate::{error::ApiError, state::AppState};
         health::health, health::activity, health::engine, health::recommendations, health::training,
         activity::track, activity::track_batch, activity::history,
         recommendations::recommendations, recommendations::refresh, recommendations::stats,
-        training::train, training::status, training::models, training::model, training::activate, training::rollback,
+        recommendations::similar, recommendations::popular, recommendations::session,
+        training::train, training::status, training::models, training::model, training::activate, training::rollback, training::cancel,
         catalog::list, catalog::create, catalog::get, catalog::put, catalog::patch, catalog::delete, catalog::bulk,
         users::list, users::upsert, users::get, users::delete,
     ),
@@ -71,12 +72,16 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/recommendations/recommendations/{user_id}", get(recommendations::recommendations))
         .route("/api/v1/recommendations/recommendations/{user_id}/refresh", post(recommendations::refresh))
         .route("/api/v1/recommendations/stats/{user_id}", get(recommendations::stats))
+        .route("/api/v1/recommendations/similar/{product_id}", get(recommendations::similar))
+        .route("/api/v1/recommendations/popular", get(recommendations::popular))
+        .route("/api/v1/recommendations/session", post(recommendations::session))
         .route("/api/v1/training/train", post(training::train))
         .route("/api/v1/training/status", get(training::status))
         .route("/api/v1/training/models", get(training::models))
         .route("/api/v1/training/models/{version}", get(training::model))
         .route("/api/v1/training/models/{version}/activate", post(training::activate))
         .route("/api/v1/training/rollback", post(training::rollback))
+        .route("/api/v1/training/jobs/{job_id}/cancel", post(training::cancel))
         .route("/api/v1/catalog/products", get(catalog::list).post(catalog::create))
         .route(
             "/api/v1/catalog/products/{product_id}",

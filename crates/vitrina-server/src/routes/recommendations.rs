@@ -1,4 +1,5 @@
-//! Personalised lists (cached per visitor), forced refresh, and per-visitor stats.
+//! Recommendation lists: personalised (cached per visitor), forced refresh, similar items,
+//! popular items, anonymous sessions; and per-visitor stats.
 
 use std::{collections::HashSet, sync::Arc};
 
@@ -8,16 +9,17 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use vitrina_core::{
     ports::{CacheLookup, Impression, ImpressionItem},
-    recommend::{Filters, RecommendationList},
+    recommend::{explanation, RecommendationList, Recommended},
     stats::{user_stats, UserStats},
-    time::format_ts,
-    ProductId, UserId,
+    time::{format_ts, parse_ts},
+    ActivityType, ProductId, UserId, ValidationError,
 };
+use vitrina_engine::{Filters, ListRequest, SessionEvent, Window};
 
 use crate::{
     dto::check_limit,
     error::{ApiError, ApiResult, ErrorBody},
-    extract::{parse_json, ApiPath, ApiQuery},
+    extract::{parse_json, ApiJson, ApiPath, ApiQuery},
     state::AppState,
 };
 
@@ -25,10 +27,12 @@ use crate::{
 pub const MAX_LIMIT: usize = 100;
 /// The experiment variant every visitor is in until experiments exist.
 const DEFAULT_VARIANT: &str = "default";
+/// Most events a session request may carry.
+const MAX_SESSION_EVENTS: usize = 100;
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
-pub struct RecommendationQuery {
+pub struct ListQuery {
     /// 1–100, default 10.
     pub limit: Option<usize>,
     /// Only products of this category.
@@ -39,20 +43,42 @@ pub struct RecommendationQuery {
     pub max_price: Option<f64>,
 }
 
-impl RecommendationQuery {
+fn filters(
+    limit: Option<usize>,
+    category: Option<&String>,
+    exclude: &[String],
+    min_price: Option<f64>,
+    max_price: Option<f64>,
+) -> ApiResult<(usize, Filters)> {
+    let limit = check_limit(limit, 10, MAX_LIMIT)?;
+    let mut excluded = HashSet::new();
+    for raw in exclude.iter().flat_map(|e| e.split(',')).map(str::trim).filter(|s| !s.is_empty()) {
+        excluded.insert(ProductId::parse(raw).map_err(|e| ApiError::from(e.at("exclude")))?);
+    }
+    for (name, v) in [("minPrice", min_price), ("maxPrice", max_price)] {
+        if v.is_some_and(|v| !v.is_finite() || v < 0.0) {
+            return Err(ApiError::validation(vec![ValidationError::new(
+                name,
+                "must be a non-negative number",
+            )]));
+        }
+    }
+    if let (Some(lo), Some(hi)) = (min_price, max_price) {
+        if lo > hi {
+            return Err(ApiError::validation(vec![ValidationError::new(
+                "minPrice",
+                "must not exceed maxPrice",
+            )]));
+        }
+    }
+    let category = category.map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
+    Ok((limit, Filters { category, exclude: excluded, min_price, max_price }))
+}
+
+impl ListQuery {
     fn filters(&self) -> ApiResult<(usize, Filters)> {
-        let limit = check_limit(self.limit, 10, MAX_LIMIT)?;
-        let mut exclude = HashSet::new();
-        for raw in self.exclude.iter().flat_map(|e| e.split(',')).map(str::trim).filter(|s| !s.is_empty()) {
-            exclude.insert(ProductId::parse(raw).map_err(|e| ApiError::from(e.within("exclude")))?);
-        }
-        for (name, v) in [("minPrice", self.min_price), ("maxPrice", self.max_price)] {
-            if v.is_some_and(|v| !v.is_finite() || v < 0.0) {
-                return Err(ApiError::bad_request(format!("{name}: must be a non-negative number")));
-            }
-        }
-        let category = self.category.as_ref().map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
-        Ok((limit, Filters { category, exclude, min_price: self.min_price, max_price: self.max_price }))
+        let exclude: Vec<String> = self.exclude.iter().cloned().collect();
+        filters(self.limit, self.category.as_ref(), &exclude, self.min_price, self.max_price)
     }
 }
 
@@ -80,7 +106,9 @@ pub struct RecommendationItem {
     pub score: f32,
     /// How strongly the visitor's own history supports the item, 0–1.
     pub confidence: f32,
-    /// The source: `collaborative_filtering` or `popular`.
+    /// The candidate source that contributed most: `collaborative_filtering`,
+    /// `matrix_factorization`, `next_item`, `linear_item_model`, `trending`,
+    /// `popular_in_category` or `new_item`.
     #[schema(example = "collaborative_filtering")]
     pub reason: String,
     /// The visitor's event behind the item, e.g. `viewed product-3`.
@@ -88,11 +116,10 @@ pub struct RecommendationItem {
     pub product: ProductSummary,
 }
 
+/// A served list: the items and what identifies it.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct RecommendationsResponse {
-    pub success: bool,
-    pub user_id: String,
+pub struct ListBody {
     pub recommendations: Vec<RecommendationItem>,
     pub generated_at: String,
     /// True when the list came from the per-visitor cache.
@@ -103,39 +130,23 @@ pub struct RecommendationsResponse {
     pub variant: String,
 }
 
-fn past_tense(kind: vitrina_core::ActivityType) -> &'static str {
-    use vitrina_core::ActivityType::*;
-    match kind {
-        View => "viewed",
-        Click => "clicked",
-        Like => "liked",
-        AddToCart => "added to cart",
-        RemoveFromCart => "removed from cart",
-        Purchase => "purchased",
-        Search => "searched",
-        Rating => "rated",
-    }
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecommendationsResponse {
+    pub success: bool,
+    pub user_id: String,
+    #[serde(flatten)]
+    pub list: ListBody,
 }
 
-async fn compute(
+/// Records the impression (when a visitor is known) and shapes the list.
+fn serve(
     s: &AppState,
-    user: &UserId,
-    limit: usize,
-    filters: &Filters,
-) -> ApiResult<Arc<RecommendationList>> {
-    let model = s.engine.model();
-    let history = s.ports.log.recent_for_user(user, s.limits.history_events).await?;
-    let now = Utc::now();
-    let items = s.engine.recommend(&model, &history, filters, limit, now);
-    Ok(Arc::new(RecommendationList { items, model_version: model.version.clone(), generated_at: now }))
-}
-
-fn respond(
-    s: &AppState,
-    user: &UserId,
+    visitor: Option<&UserId>,
     list: &RecommendationList,
     from_cache: bool,
-) -> RecommendationsResponse {
+    explain: impl Fn(&Recommended) -> Option<String>,
+) -> ListBody {
     let recommendation_id = uuid::Uuid::now_v7().to_string();
     let items: Vec<RecommendationItem> = list
         .items
@@ -144,8 +155,8 @@ fn respond(
             product_id: r.product.id.to_string(),
             score: r.score,
             confidence: r.confidence,
-            reason: r.reason.as_str().to_string(),
-            explanation: r.because.as_ref().map(|(p, kind)| format!("{} {p}", past_tense(*kind))),
+            reason: r.source.as_str().to_string(),
+            explanation: explain(r),
             product: ProductSummary {
                 id: r.product.id.to_string(),
                 name: r.product.name.clone(),
@@ -154,28 +165,28 @@ fn respond(
             },
         })
         .collect();
-    s.ports.impressions.record_impression(Impression {
-        recommendation_id: recommendation_id.clone(),
-        user_id: user.clone(),
-        model_version: list.model_version.clone(),
-        variant: DEFAULT_VARIANT.into(),
-        created_at: Utc::now(),
-        items: list
-            .items
-            .iter()
-            .enumerate()
-            .map(|(i, r)| ImpressionItem {
-                product_id: r.product.id.clone(),
-                source: r.reason.as_str().into(),
-                position: i as u32,
-            })
-            .collect(),
-    });
+    if let Some(user) = visitor {
+        s.ports.impressions.record_impression(Impression {
+            recommendation_id: recommendation_id.clone(),
+            user_id: user.clone(),
+            model_version: list.model_version.clone(),
+            variant: DEFAULT_VARIANT.into(),
+            created_at: Utc::now(),
+            items: list
+                .items
+                .iter()
+                .enumerate()
+                .map(|(i, r)| ImpressionItem {
+                    product_id: r.product.id.clone(),
+                    source: r.source.as_str().into(),
+                    position: i as u32,
+                })
+                .collect(),
+        });
+    }
     metrics::counter!("vitrina_recommendations_served_total", "cache" => if from_cache { "hit" } else { "miss" })
         .increment(1);
-    RecommendationsResponse {
-        success: true,
-        user_id: user.to_string(),
+    ListBody {
         recommendations: items,
         generated_at: format_ts(list.generated_at),
         from_cache,
@@ -185,14 +196,38 @@ fn respond(
     }
 }
 
+fn personal_explanation(r: &Recommended) -> Option<String> {
+    r.because.as_ref().map(|(p, kind)| explanation(p, *kind))
+}
+
+/// Ranks on the blocking pool (CPU work stays off the async workers).
+async fn personal(
+    s: &AppState,
+    user: &UserId,
+    limit: usize,
+    f: Filters,
+) -> ApiResult<Arc<RecommendationList>> {
+    let (engine, user) = (s.engine.clone(), user.clone());
+    let list = tokio::task::spawn_blocking(move || {
+        let model = engine.model();
+        let now = Utc::now();
+        let req = ListRequest { limit, filters: &f, now_ms: now.timestamp_millis() };
+        let items = engine.recommend_with(&model, &engine.ranking(), &user, &req);
+        RecommendationList { items, model_version: model.version.clone(), generated_at: now }
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(Arc::new(list))
+}
+
 /// The visitor's personalised list, from the cache when nothing changed since it was computed.
 #[utoipa::path(get, path = "/api/v1/recommendations/recommendations/{userId}", tag = "recommendations",
-    params(("userId" = String, Path), RecommendationQuery),
+    params(("userId" = String, Path), ListQuery),
     responses((status = 200, body = RecommendationsResponse), (status = 400, body = ErrorBody)))]
 pub async fn recommendations(
     State(s): State<AppState>,
     ApiPath(user): ApiPath<String>,
-    ApiQuery(q): ApiQuery<RecommendationQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<RecommendationsResponse>> {
     let user = UserId::parse(&user)?;
     let (limit, filters) = q.filters()?;
@@ -200,12 +235,13 @@ pub async fn recommendations(
     let (list, from_cache) = match s.ports.cache.lookup(&user, &key).await {
         CacheLookup::Hit(list) => (list, true),
         CacheLookup::Miss(token) => {
-            let list = compute(&s, &user, limit, &filters).await?;
+            let list = personal(&s, &user, limit, filters).await?;
             s.ports.cache.store(&user, &key, token, list.clone()).await;
             (list, false)
         }
     };
-    Ok(Json(respond(&s, &user, &list, from_cache)))
+    let list = serve(&s, Some(&user), &list, from_cache, personal_explanation);
+    Ok(Json(RecommendationsResponse { success: true, user_id: user.to_string(), list }))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -228,19 +264,248 @@ pub async fn refresh(
     let user = UserId::parse(&user)?;
     let body: RefreshRequest =
         if body.iter().all(u8::is_ascii_whitespace) { RefreshRequest::default() } else { parse_json(&body)? };
-    let query = RecommendationQuery { limit: body.limit, ..Default::default() };
-    let (limit, filters) = query.filters()?;
+    let (limit, filters) = ListQuery { limit: body.limit, ..Default::default() }.filters()?;
     let key = cache_key(limit, &filters);
     s.ports.cache.invalidate_user(&user).await;
     let token = match s.ports.cache.lookup(&user, &key).await {
         CacheLookup::Miss(token) => Some(token),
         CacheLookup::Hit(_) => None,
     };
-    let list = compute(&s, &user, limit, &filters).await?;
+    let list = personal(&s, &user, limit, filters).await?;
     if let Some(token) = token {
         s.ports.cache.store(&user, &key, token, list.clone()).await;
     }
-    Ok(Json(respond(&s, &user, &list, false)))
+    let list = serve(&s, Some(&user), &list, false, personal_explanation);
+    Ok(Json(RecommendationsResponse { success: true, user_id: user.to_string(), list }))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+pub struct SimilarQuery {
+    /// 1–100, default 10.
+    pub limit: Option<usize>,
+    pub category: Option<String>,
+    /// Comma-separated product ids never to return.
+    pub exclude: Option<String>,
+    pub min_price: Option<f64>,
+    pub max_price: Option<f64>,
+    /// The visitor looking, if known: the impression is logged for attribution.
+    pub user_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SimilarResponse {
+    pub success: bool,
+    pub product_id: String,
+    #[serde(flatten)]
+    pub list: ListBody,
+}
+
+/// Products similar to one product: its item-kNN and live co-visitation neighbours, its
+/// embedding neighbours, its EASE row, what visitors do next after it, and its category's
+/// popular products. 404 for a product not in the catalogue.
+#[utoipa::path(get, path = "/api/v1/recommendations/similar/{productId}", tag = "recommendations",
+    params(("productId" = String, Path), SimilarQuery),
+    responses((status = 200, body = SimilarResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn similar(
+    State(s): State<AppState>,
+    ApiPath(product): ApiPath<String>,
+    ApiQuery(q): ApiQuery<SimilarQuery>,
+) -> ApiResult<Json<SimilarResponse>> {
+    let product = ProductId::parse(&product)?;
+    let visitor =
+        q.user_id.as_deref().map(UserId::parse).transpose().map_err(|e| ApiError::from(e.at("userId")))?;
+    let exclude: Vec<String> = q.exclude.iter().cloned().collect();
+    let (limit, f) = filters(q.limit, q.category.as_ref(), &exclude, q.min_price, q.max_price)?;
+    let (engine, id) = (s.engine.clone(), product.clone());
+    let list = tokio::task::spawn_blocking(move || {
+        let model = engine.model();
+        let now = Utc::now();
+        let req = ListRequest { limit, filters: &f, now_ms: now.timestamp_millis() };
+        engine.similar(&model, &engine.ranking(), &id, &req).map(|items| RecommendationList {
+            items,
+            model_version: model.version.clone(),
+            generated_at: now,
+        })
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .ok_or_else(|| ApiError::not_found(format!("product {product} not found")))?;
+    let about = product.clone();
+    let list = serve(&s, visitor.as_ref(), &list, false, move |r| {
+        r.source.is_personal().then(|| format!("similar to {about}"))
+    });
+    Ok(Json(SimilarResponse { success: true, product_id: product.to_string(), list }))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+pub struct PopularQuery {
+    /// 1–100, default 10.
+    pub limit: Option<usize>,
+    /// Only products of this category.
+    pub category: Option<String>,
+    /// Time scale of popularity: `hour`, `day` (default), `week` or `month` — the half-life
+    /// of the decayed interaction counts.
+    pub window: Option<String>,
+    /// Comma-separated product ids never to return.
+    pub exclude: Option<String>,
+    pub min_price: Option<f64>,
+    pub max_price: Option<f64>,
+    /// The visitor looking, if known: the impression is logged for attribution.
+    pub user_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PopularResponse {
+    pub success: bool,
+    pub window: String,
+    pub category: Option<String>,
+    #[serde(flatten)]
+    pub list: ListBody,
+}
+
+/// Popular and trending products, overall or in one category, by live time-decayed counts.
+#[utoipa::path(get, path = "/api/v1/recommendations/popular", tag = "recommendations",
+    params(PopularQuery),
+    responses((status = 200, body = PopularResponse), (status = 400, body = ErrorBody)))]
+pub async fn popular(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<PopularQuery>,
+) -> ApiResult<Json<PopularResponse>> {
+    let window: Window = q
+        .window
+        .as_deref()
+        .unwrap_or("day")
+        .parse()
+        .map_err(|e: String| ApiError::validation(vec![ValidationError::new("window", e)]))?;
+    let visitor =
+        q.user_id.as_deref().map(UserId::parse).transpose().map_err(|e| ApiError::from(e.at("userId")))?;
+    let exclude: Vec<String> = q.exclude.iter().cloned().collect();
+    let (limit, f) = filters(q.limit, q.category.as_ref(), &exclude, q.min_price, q.max_price)?;
+    let category = f.category.clone();
+    let now = Utc::now();
+    let req = ListRequest { limit, filters: &f, now_ms: now.timestamp_millis() };
+    let items = s.engine.popular(window, &req);
+    let list =
+        RecommendationList { items, model_version: s.engine.model().version.clone(), generated_at: now };
+    let list = serve(&s, visitor.as_ref(), &list, false, |_| None);
+    Ok(Json(PopularResponse { success: true, window: window.as_str().into(), category, list }))
+}
+
+/// One event of an anonymous session.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SessionEventDto {
+    #[schema(example = "product-3")]
+    pub product_id: String,
+    /// An activity type with a product (`view` by default).
+    #[schema(example = "view")]
+    pub activity_type: Option<String>,
+    /// RFC 3339 or epoch milliseconds; default: in the order given.
+    #[schema(value_type = Option<String>)]
+    pub timestamp: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SessionRequest {
+    /// The session's id, if the shop has one: the impression is logged under it.
+    pub session_id: Option<String>,
+    /// What the visitor did in this session, oldest first (at most 100).
+    #[serde(default)]
+    pub events: Vec<SessionEventDto>,
+    /// Shorthand for `view` events of these products, oldest first.
+    #[serde(default)]
+    pub product_ids: Vec<String>,
+    pub limit: Option<usize>,
+    pub category: Option<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    pub min_price: Option<f64>,
+    pub max_price: Option<f64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionResponse {
+    pub success: bool,
+    pub session_id: Option<String>,
+    #[serde(flatten)]
+    pub list: ListBody,
+}
+
+/// A list for an anonymous visitor from the events of their current session — nothing is
+/// stored; track the events as well if they should count for training.
+#[utoipa::path(post, path = "/api/v1/recommendations/session", tag = "recommendations",
+    request_body = SessionRequest,
+    responses((status = 200, body = SessionResponse), (status = 400, body = ErrorBody)))]
+pub async fn session(
+    State(s): State<AppState>,
+    ApiJson(body): ApiJson<SessionRequest>,
+) -> ApiResult<Json<SessionResponse>> {
+    let visitor = body
+        .session_id
+        .as_deref()
+        .map(UserId::parse)
+        .transpose()
+        .map_err(|e| ApiError::from(e.at("sessionId")))?;
+    let (limit, f) =
+        filters(body.limit, body.category.as_ref(), &body.exclude, body.min_price, body.max_price)?;
+    let n = body.events.len() + body.product_ids.len();
+    if n > MAX_SESSION_EVENTS {
+        return Err(ApiError::validation(vec![ValidationError::new(
+            "events",
+            format!("at most {MAX_SESSION_EVENTS} events and productIds together, got {n}"),
+        )]));
+    }
+    let now = Utc::now();
+    let start = now.timestamp_millis() - n as i64;
+    let mut events = Vec::with_capacity(n);
+    let mut errors = Vec::new();
+    for (i, e) in body.events.iter().enumerate() {
+        let field = |f: &str| format!("events[{i}].{f}");
+        let product = ProductId::parse(&e.product_id).map_err(|err| err.at(field("productId")));
+        let kind = match e.activity_type.as_deref().unwrap_or("view").parse::<ActivityType>() {
+            Ok(k) if k.needs_product() => Ok(k),
+            Ok(k) => Err(ValidationError::new(field("activityType"), format!("{k} has no product"))),
+            Err(err) => Err(err.at(field("activityType"))),
+        };
+        let ts = match &e.timestamp {
+            Some(raw) => parse_ts(&field("timestamp"), raw).map(|t| t.timestamp_millis()),
+            None => Ok(start + i as i64),
+        };
+        match (product, kind, ts) {
+            (Ok(product_id), Ok(kind), Ok(ts_ms)) => events.push(SessionEvent { product_id, kind, ts_ms }),
+            (p, k, t) => errors.extend([p.err(), k.err(), t.err()].into_iter().flatten()),
+        }
+    }
+    for (i, raw) in body.product_ids.iter().enumerate() {
+        match ProductId::parse(raw) {
+            Ok(product_id) => events.push(SessionEvent {
+                product_id,
+                kind: ActivityType::View,
+                ts_ms: start + (body.events.len() + i) as i64,
+            }),
+            Err(e) => errors.push(e.at(format!("productIds[{i}]"))),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let engine = s.engine.clone();
+    let list = tokio::task::spawn_blocking(move || {
+        let model = engine.model();
+        let req = ListRequest { limit, filters: &f, now_ms: now.timestamp_millis() };
+        let items = engine.recommend_session(&model, &engine.ranking(), &events, &req);
+        RecommendationList { items, model_version: model.version.clone(), generated_at: now }
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let list = serve(&s, visitor.as_ref(), &list, false, personal_explanation);
+    Ok(Json(SessionResponse { success: true, session_id: body.session_id, list }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -273,7 +538,10 @@ pub async fn stats(
     let user = UserId::parse(&user)?;
     let days = q.days.unwrap_or(30);
     if !(1..=365).contains(&days) {
-        return Err(ApiError::bad_request(format!("days: must be from 1 to 365, got {days}")));
+        return Err(ApiError::validation(vec![ValidationError::new(
+            "days",
+            format!("must be from 1 to 365, got {days}"),
+        )]));
     }
     let since = Utc::now() - Duration::days(days);
     let impressions = s.ports.impressions.impressions_for_user(&user, since).await?;

@@ -3,20 +3,25 @@
 use axum::{body::Bytes, extract::State, http::StatusCode, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use vitrina_core::{ports::ModelRecord, time::format_ts, train::TrainingConfig};
+use vitrina_core::{ports::ModelRecord, time::format_ts};
+use vitrina_engine::TrainingConfig;
 
 use crate::{
     error::{ApiError, ApiResult, ErrorBody},
-    extract::{parse_json, ApiPath},
+    extract::{parse_json, ApiPath, ApiQuery},
     state::AppState,
-    training::{self as service, ActivationError, Job, QueueStatus},
+    training::{self as service, ActivationError, CancelError, Job, QueueStatus, Trigger},
 };
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TrainRequest {
     /// `{"weights": {"view": 1.0, "add_to_cart": 2.5, "purchase": 5.0}, "timeDecay": 0.9,
-    /// "neighbours": 50, "maxItemsPerUser": 100}`; every field optional.
+    /// "algorithms": ["als", "item-knn", "ease", "transitions", "popularity"],
+    /// "als": {"factors": 64, "iterations": 15, "regularization": 0.1, "alpha": 2.0},
+    /// "itemKnn": {"k": 100, "shrink": 10}, "transitions": {…}, "ease": {"maxItems": 8000,
+    /// "lambda": 200, "k": 100}, "maxItemsPerUser": 500, "validationUsers": 2000,
+    /// "tolerance": 0.02, "seed": 42}`; every field optional.
     #[schema(value_type = Option<Object>)]
     pub config: Option<TrainingConfig>,
 }
@@ -38,7 +43,7 @@ pub async fn train(State(s): State<AppState>, body: Bytes) -> ApiResult<(StatusC
         if body.iter().all(u8::is_ascii_whitespace) { TrainRequest::default() } else { parse_json(&body)? };
     let config = req.config.unwrap_or_default();
     config.validate()?;
-    let job = s.training.submit(config).map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let job = s.training.submit(config, Trigger::Api).map_err(|e| ApiError::unavailable(e.to_string()))?;
     Ok((
         StatusCode::ACCEPTED,
         Json(TrainResponse { success: true, message: "training job queued".into(), job }),
@@ -77,9 +82,17 @@ pub struct ModelDto {
     pub metrics: serde_json::Value,
     /// `training`, `validated`, `active`, `rejected`, `archived` or `failed`.
     pub status: String,
+    /// Why the model is `rejected` or `failed`.
+    pub status_reason: Option<String>,
     /// Event log range trained on: `[firstSeq, lastSeq]`.
     pub data_range: [u64; 2],
+    /// The artefact's path under the data directory.
+    pub artefact: Option<String>,
+    /// `crc32:` and eight hex digits.
+    pub checksum: Option<String>,
+    pub size_bytes: Option<u64>,
     pub created_at: String,
+    pub finished_at: Option<String>,
     pub activated_at: Option<String>,
     /// The model a rollback from this one returns to.
     pub previous_version: Option<String>,
@@ -93,8 +106,13 @@ impl From<ModelRecord> for ModelDto {
             parameters: m.parameters,
             metrics: m.metrics,
             status: m.status.as_str().into(),
+            status_reason: m.status_reason,
             data_range: [m.data_range.0, m.data_range.1],
+            artefact: m.artefact.as_ref().map(|a| a.path.clone()),
+            checksum: m.artefact.as_ref().map(|a| a.checksum.clone()),
+            size_bytes: m.artefact.as_ref().map(|a| a.size_bytes),
             created_at: format_ts(m.created_at),
+            finished_at: m.finished_at.map(format_ts),
             activated_at: m.activated_at.map(format_ts),
             previous_version: m.previous_version,
         }
@@ -147,20 +165,32 @@ impl From<ActivationError> for ApiError {
             ActivationError::NotActivatable(..) | ActivationError::NothingToRollBack => {
                 ApiError::conflict(e.to_string())
             }
-            ActivationError::Failed(cause) => ApiError::internal(cause),
+            ActivationError::Unloadable(..) => ApiError::conflict(e.to_string()),
+            ActivationError::Store(cause) => ApiError::from(cause),
         }
     }
 }
 
-/// Promotes a registered model (validated, archived or active): it is rebuilt from its
-/// recorded data range and parameters and swapped in; cached lists are dropped.
-#[utoipa::path(post, path = "/api/v1/training/models/{version}/activate", tag = "training", params(("version" = String, Path)),
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+pub struct ActivateQuery {
+    /// Also activate a `rejected` model.
+    pub force: Option<bool>,
+}
+
+/// Promotes a registered model (validated, archived or active; rejected with `force=true`):
+/// its artefact is loaded, checked and swapped in atomically; cached lists are dropped.
+#[utoipa::path(post, path = "/api/v1/training/models/{version}/activate", tag = "training",
+    params(("version" = String, Path), ActivateQuery),
     responses((status = 200, body = ModelResponse), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn activate(
     State(s): State<AppState>,
     ApiPath(version): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ActivateQuery>,
 ) -> ApiResult<Json<ModelResponse>> {
-    let record = service::activate_version(&s.ports, &s.engine, &version, false).await?;
+    let force = q.force.unwrap_or(false);
+    let record =
+        service::activate_version(&s.ports, &s.engine, s.training.artefacts(), &version, false, force)
+            .await?;
     Ok(Json(ModelResponse { success: true, model: find_model(&s, &record.version).await?.into() }))
 }
 
@@ -169,6 +199,27 @@ pub async fn activate(
 #[utoipa::path(post, path = "/api/v1/training/rollback", tag = "training",
     responses((status = 200, body = ModelResponse), (status = 409, body = ErrorBody)))]
 pub async fn rollback(State(s): State<AppState>) -> ApiResult<Json<ModelResponse>> {
-    let record = service::rollback(&s.ports, &s.engine).await?;
+    let record = service::rollback(&s.ports, &s.engine, s.training.artefacts()).await?;
     Ok(Json(ModelResponse { success: true, model: find_model(&s, &record.version).await?.into() }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobResponse {
+    pub success: bool,
+    pub job: Job,
+}
+
+/// Cancels a queued job at once, or stops the running one at its next checkpoint (its model
+/// is then `failed` in the registry). 404 for a job that is not queued or running.
+#[utoipa::path(post, path = "/api/v1/training/jobs/{jobId}/cancel", tag = "training", params(("jobId" = String, Path)),
+    responses((status = 200, body = JobResponse), (status = 404, body = ErrorBody)))]
+pub async fn cancel(
+    State(s): State<AppState>,
+    ApiPath(job_id): ApiPath<String>,
+) -> ApiResult<Json<JobResponse>> {
+    let job = s.training.cancel(&job_id).map_err(|e| match e {
+        CancelError::Unknown(_) => ApiError::not_found(e.to_string()),
+    })?;
+    Ok(Json(JobResponse { success: true, job }))
 }

@@ -24,7 +24,7 @@ use vitrina_core::{
         AppendOutcome, CatalogStore, DeletedUser, EventLog, Impression, ImpressionStore, LogStats,
         ModelRecord, ModelRegistry, ProductQuery, StoreError, StoreResult, UserStore,
     },
-    NewActivity, Product, ProductId, StoredActivity, User, UserId,
+    LogEvent, NewActivity, Product, ProductId, StoredActivity, User, UserId,
 };
 use writer::{Op, Reply, Writer};
 
@@ -235,6 +235,20 @@ impl EventLog for SqliteStore {
             let sql =
                 format!("SELECT {} FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2", rows::EVENT_COLUMNS);
             collect(c, &sql, params![after_seq as i64, limit as i64], rows::event)
+        })
+        .await
+    }
+
+    async fn scan(&self, after_seq: u64, limit: usize) -> StoreResult<Vec<LogEvent>> {
+        self.read(move |c| {
+            collect(
+                c,
+                "SELECT seq, user_id, product_id, activity_type, ts_ms,
+                   CASE WHEN activity_type = 'rating' THEN json_extract(metadata, '$.value') END
+                 FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                params![after_seq as i64, limit as i64],
+                rows::log_event,
+            )
         })
         .await
     }

@@ -3,9 +3,9 @@
 use rusqlite::{types::Type, Row};
 use serde_json::{Map, Value};
 use vitrina_core::{
-    ports::{Impression, ImpressionItem, ModelRecord, ModelStatus},
+    ports::{Artefact, Impression, ImpressionItem, ModelRecord, ModelStatus},
     time::from_millis,
-    ActivityType, EventId, NewActivity, Price, Product, ProductId, StoredActivity, User, UserId,
+    ActivityType, EventId, LogEvent, NewActivity, Price, Product, ProductId, StoredActivity, User, UserId,
 };
 
 pub const EVENT_COLUMNS: &str =
@@ -14,8 +14,8 @@ pub const PRODUCT_COLUMNS: &str =
     "id, name, category, price, attributes, in_stock, hidden, created_ms, updated_ms";
 pub const USER_COLUMNS: &str = "id, name, attributes, created_ms";
 pub const IMPRESSION_COLUMNS: &str = "recommendation_id, user_id, model_version, variant, created_ms, items";
-pub const MODEL_COLUMNS: &str =
-    "version, algorithm, parameters, metrics, status, first_seq, last_seq, created_ms, activated_ms, previous_version";
+pub const MODEL_COLUMNS: &str = "version, algorithm, parameters, metrics, status, first_seq, last_seq, created_ms, \
+     activated_ms, previous_version, status_reason, artefact_path, artefact_checksum, artefact_bytes, finished_ms";
 
 fn corrupt(col: usize, what: impl std::fmt::Display) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(col, Type::Text, what.to_string().into())
@@ -50,6 +50,18 @@ pub fn event(row: &Row) -> rusqlite::Result<StoredActivity> {
             timestamp: from_millis(row.get(6)?),
         },
         received_at: from_millis(row.get(7)?),
+    })
+}
+
+pub fn log_event(row: &Row) -> rusqlite::Result<LogEvent> {
+    let product: Option<String> = row.get(2)?;
+    Ok(LogEvent {
+        seq: row.get::<_, i64>(0)? as u64,
+        user_id: parsed(1, UserId::parse(row.get_ref(1)?.as_str()?))?,
+        product_id: product.map(|p| parsed(2, ProductId::parse(&p))).transpose()?,
+        activity_type: parsed(3, row.get_ref(3)?.as_str()?.parse::<ActivityType>())?,
+        ts_ms: row.get(4)?,
+        value: row.get::<_, Option<f64>>(5)?.map(|v| v as f32),
     })
 }
 
@@ -120,5 +132,15 @@ pub fn model(row: &Row) -> rusqlite::Result<ModelRecord> {
         created_at: from_millis(row.get(7)?),
         activated_at: row.get::<_, Option<i64>>(8)?.map(from_millis),
         previous_version: row.get(9)?,
+        status_reason: row.get(10)?,
+        artefact: match (row.get::<_, Option<String>>(11)?, row.get::<_, Option<String>>(12)?) {
+            (Some(path), Some(checksum)) => Some(Artefact {
+                path,
+                checksum,
+                size_bytes: row.get::<_, Option<i64>>(13)?.unwrap_or(0) as u64,
+            }),
+            _ => None,
+        },
+        finished_at: row.get::<_, Option<i64>>(14)?.map(from_millis),
     })
 }

@@ -48,16 +48,21 @@ CREATE TABLE impressions (
 CREATE INDEX impressions_by_user_time ON impressions (user_id, created_ms);
 
 CREATE TABLE models (
-    version      TEXT PRIMARY KEY,
-    algorithm    TEXT NOT NULL,
-    parameters   TEXT NOT NULL,
-    metrics      TEXT NOT NULL,
-    status       TEXT NOT NULL,
-    first_seq    INTEGER NOT NULL,
-    last_seq     INTEGER NOT NULL,
-    created_ms   INTEGER NOT NULL,
-    activated_ms INTEGER,
-    previous_version TEXT
+    version           TEXT PRIMARY KEY,
+    algorithm         TEXT NOT NULL,
+    parameters        TEXT NOT NULL,
+    metrics           TEXT NOT NULL,
+    status            TEXT NOT NULL,
+    status_reason     TEXT,
+    first_seq         INTEGER NOT NULL,
+    last_seq          INTEGER NOT NULL,
+    artefact_path     TEXT,
+    artefact_checksum TEXT,
+    artefact_bytes    INTEGER,
+    created_ms        INTEGER NOT NULL,
+    finished_ms       INTEGER,
+    activated_ms      INTEGER,
+    previous_version  TEXT
 );
 "#];
 

@@ -156,8 +156,15 @@ async fn activating_a_model_archives_the_previous_one() {
         parameters: json!({"timeDecay": 0.9}),
         metrics: json!({"users": 3}),
         status: ModelStatus::Validated,
+        status_reason: None,
         data_range: (1, 10),
+        artefact: Some(vitrina_core::ports::Artefact {
+            path: format!("models/{v}.vtb"),
+            checksum: "crc32:0badf00d".into(),
+            size_bytes: 1234,
+        }),
         created_at: Utc::now() + Duration::minutes(minutes),
+        finished_at: Some(Utc::now()),
         activated_at: None,
         previous_version: None,
     };
@@ -173,6 +180,10 @@ async fn activating_a_model_archives_the_previous_one() {
         [("v3", ModelStatus::Validated), ("v2", ModelStatus::Active), ("v1", ModelStatus::Archived)]
     );
     assert_eq!(models[2].parameters, json!({"timeDecay": 0.9}));
+    assert_eq!(
+        models[2].artefact.as_ref().map(|a| (a.path.as_str(), a.size_bytes)),
+        Some(("models/v1.vtb", 1234))
+    );
     assert_eq!(
         (models[1].previous_version.as_deref(), models[2].previous_version.as_deref()),
         (Some("v1"), None)

@@ -372,21 +372,30 @@ fn insert_impression(tx: &Transaction, imp: &Impression) -> rusqlite::Result<()>
 }
 
 fn save_model(tx: &Transaction, m: &ModelRecord) -> rusqlite::Result<()> {
+    let artefact = m.artefact.as_ref();
     tx.execute(
-        "INSERT INTO models (version, algorithm, parameters, metrics, status, first_seq, last_seq, created_ms, activated_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+        "INSERT INTO models (version, algorithm, parameters, metrics, status, status_reason, first_seq, last_seq,
+           artefact_path, artefact_checksum, artefact_bytes, created_ms, finished_ms, activated_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
          ON CONFLICT (version) DO UPDATE SET algorithm = excluded.algorithm, parameters = excluded.parameters,
-           metrics = excluded.metrics, status = excluded.status, first_seq = excluded.first_seq,
-           last_seq = excluded.last_seq, activated_ms = excluded.activated_ms",
+           metrics = excluded.metrics, status = excluded.status, status_reason = excluded.status_reason,
+           first_seq = excluded.first_seq, last_seq = excluded.last_seq, artefact_path = excluded.artefact_path,
+           artefact_checksum = excluded.artefact_checksum, artefact_bytes = excluded.artefact_bytes,
+           finished_ms = excluded.finished_ms, activated_ms = excluded.activated_ms",
         params![
             m.version,
             m.algorithm,
             m.parameters.to_string(),
             m.metrics.to_string(),
             m.status.as_str(),
+            m.status_reason,
             m.data_range.0 as i64,
             m.data_range.1 as i64,
+            artefact.map(|a| a.path.as_str()),
+            artefact.map(|a| a.checksum.as_str()),
+            artefact.map(|a| a.size_bytes as i64),
             m.created_at.timestamp_millis(),
+            m.finished_at.map(|t| t.timestamp_millis()),
             m.activated_at.map(|t| t.timestamp_millis()),
         ],
     )?;

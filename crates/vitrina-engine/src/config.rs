@@ -1,0 +1,333 @@
+//! The two configurations of the engine: how a model bundle is trained
+//! ([`TrainingConfig`], the `config` of `POST /api/v1/training/train`) and how lists are
+//! ranked from it ([`RankingConfig`], what an experiment variant changes).
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+use vitrina_algo::models::{AlsParams, ItemKnnParams, TransitionParams};
+use vitrina_core::{recommend::Source, ActivityType, ValidationError};
+
+/// Default weight of one event of each activity type. A rating's weight is multiplied by
+/// its value.
+pub fn default_weight(t: ActivityType) -> f32 {
+    match t {
+        ActivityType::View => 1.0,
+        ActivityType::Click => 1.5,
+        ActivityType::Like => 2.0,
+        ActivityType::AddToCart => 2.5,
+        ActivityType::RemoveFromCart => -1.0,
+        ActivityType::Purchase => 5.0,
+        ActivityType::Search => 0.0,
+        ActivityType::Rating => 0.5,
+    }
+}
+
+/// Event-type weights: what one event of a type says about interest in its product.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventWeights(pub HashMap<ActivityType, f32>);
+
+impl EventWeights {
+    pub fn weight(&self, t: ActivityType) -> f32 {
+        self.0.get(&t).copied().unwrap_or_else(|| default_weight(t))
+    }
+
+    /// The signed interest an event expresses (a rating scales by its value).
+    pub fn event_weight(&self, t: ActivityType, value: Option<f32>) -> f32 {
+        let w = self.weight(t);
+        match t {
+            ActivityType::Rating => w * value.unwrap_or(0.0),
+            _ => w,
+        }
+    }
+
+    fn validate(&self, field: &str) -> Result<(), ValidationError> {
+        for (t, w) in &self.0 {
+            if !w.is_finite() || !(-100.0..=100.0).contains(w) {
+                return Err(ValidationError::new(
+                    format!("{field}.{t}"),
+                    "must be a number from -100 to 100",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sparse EASE settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct EaseConfig {
+    /// Train EASE only when the catalogue has at most this many items (it is dense while
+    /// training: memory grows as n²).
+    pub max_items: usize,
+    pub lambda: f32,
+    /// Weights kept per item for serving.
+    pub k: usize,
+}
+
+impl Default for EaseConfig {
+    fn default() -> Self {
+        Self { max_items: 8_000, lambda: 200.0, k: 100 }
+    }
+}
+
+/// Parameters of a training job: which models, how events become interactions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct TrainingConfig {
+    /// Weight of one event of each activity type; types left out keep their default.
+    pub weights: EventWeights,
+    /// Per-day decay factor in (0, 1]: an event `d` days older than the newest counts
+    /// `timeDecay^d`.
+    pub time_decay: f64,
+    /// Models to train, of `als`, `item-knn`, `ease`, `transitions`, `popularity`.
+    pub algorithms: Vec<String>,
+    /// Most recent distinct items per user that take part in training.
+    pub max_items_per_user: usize,
+    pub als: AlsParams,
+    pub item_knn: ItemKnnParams,
+    pub transitions: TransitionParams,
+    pub ease: EaseConfig,
+    /// Validation before promotion: users held out (their latest item), 0 to skip.
+    pub validation_users: usize,
+    /// The candidate is promoted when its NDCG@10 ≥ the active model's × (1 − tolerance).
+    pub tolerance: f64,
+    pub seed: u64,
+}
+
+/// The algorithms a bundle can hold.
+pub const ALGORITHMS: [&str; 5] = ["als", "item-knn", "ease", "transitions", "popularity"];
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        Self {
+            weights: EventWeights::default(),
+            time_decay: 0.95,
+            algorithms: ALGORITHMS.iter().map(|a| a.to_string()).collect(),
+            max_items_per_user: 500,
+            als: AlsParams {
+                factors: 64,
+                iterations: 15,
+                regularization: 0.1,
+                alpha: 2.0,
+                ..AlsParams::default()
+            },
+            item_knn: ItemKnnParams { k: 100, shrink: 10.0 },
+            transitions: TransitionParams::default(),
+            ease: EaseConfig::default(),
+            validation_users: 2_000,
+            tolerance: 0.02,
+            seed: 42,
+        }
+    }
+}
+
+impl TrainingConfig {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if !(self.time_decay > 0.0 && self.time_decay <= 1.0) {
+            return Err(ValidationError::new("config.timeDecay", "must be in (0, 1]"));
+        }
+        self.weights.validate("config.weights")?;
+        if self.algorithms.is_empty() {
+            return Err(ValidationError::new("config.algorithms", "name at least one algorithm"));
+        }
+        if let Some(bad) = self.algorithms.iter().find(|a| !ALGORITHMS.contains(&a.as_str())) {
+            return Err(ValidationError::new(
+                "config.algorithms",
+                format!("unknown algorithm {bad:?} (expected {})", ALGORITHMS.join(", ")),
+            ));
+        }
+        if !(2..=100_000).contains(&self.max_items_per_user) {
+            return Err(ValidationError::new("config.maxItemsPerUser", "must be from 2 to 100000"));
+        }
+        let als = &self.als;
+        if !(1..=512).contains(&als.factors) || !(1..=100).contains(&als.iterations) {
+            return Err(ValidationError::new("config.als", "factors must be 1–512 and iterations 1–100"));
+        }
+        if !(als.regularization >= 0.0
+            && als.regularization.is_finite()
+            && als.alpha >= 0.0
+            && als.alpha.is_finite())
+        {
+            return Err(ValidationError::new(
+                "config.als",
+                "regularization and alpha must be finite and ≥ 0",
+            ));
+        }
+        let knn = &self.item_knn;
+        if !((1..=1000).contains(&knn.k) && knn.shrink >= 0.0 && knn.shrink.is_finite()) {
+            return Err(ValidationError::new("config.itemKnn", "k must be 1–1000 and shrink finite and ≥ 0"));
+        }
+        let t = &self.transitions;
+        let finite =
+            [t.gap_decay, t.backward, t.shrink, t.beta, t.recency].iter().all(|v| v.is_finite() && *v >= 0.0);
+        if !finite || !(1..=50).contains(&t.window) || !(1..=1000).contains(&t.k) {
+            return Err(ValidationError::new(
+                "config.transitions",
+                "values must be finite and ≥ 0, window 1–50, k 1–1000",
+            ));
+        }
+        let e = &self.ease;
+        if !(e.lambda > 0.0 && e.lambda.is_finite() && (1..=1000).contains(&e.k)) || e.max_items > 30_000 {
+            return Err(ValidationError::new(
+                "config.ease",
+                "lambda must be > 0, k 1–1000, maxItems at most 30000",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.tolerance) {
+            return Err(ValidationError::new("config.tolerance", "must be from 0 to 1"));
+        }
+        Ok(())
+    }
+
+    pub fn uses(&self, algorithm: &str) -> bool {
+        self.algorithms.iter().any(|a| a == algorithm)
+    }
+}
+
+/// Weight of each candidate source in the final score.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SourceWeights(pub BTreeMap<String, f32>);
+
+impl SourceWeights {
+    pub fn get(&self, s: Source) -> f32 {
+        self.0.get(s.as_str()).copied().unwrap_or_else(|| default_source_weight(s))
+    }
+
+    /// Weights in [`Source::ALL`] order.
+    pub fn array(&self) -> [f32; Source::ALL.len()] {
+        Source::ALL.map(|s| self.get(s))
+    }
+}
+
+/// The default weight of a source: personalised sources lead, popularity fills in.
+pub fn default_source_weight(s: Source) -> f32 {
+    match s {
+        Source::CollaborativeFiltering => 1.0,
+        Source::MatrixFactorization => 1.0,
+        Source::NextItem => 1.0,
+        Source::LinearItemModel => 1.0,
+        Source::Trending => 0.3,
+        Source::PopularInCategory => 0.25,
+        Source::NewItem => 0.1,
+    }
+}
+
+/// How lists are ranked: source weights and business rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct RankingConfig {
+    /// Weight per source (`collaborative_filtering`, `matrix_factorization`, `next_item`,
+    /// `linear_item_model`, `trending`, `popular_in_category`, `new_item`).
+    pub weights: SourceWeights,
+    /// At most this many items of one category in a list; 0 = no cap.
+    pub max_per_category: usize,
+    /// A product the visitor purchased within this many days is never recommended.
+    pub purchased_window_days: u32,
+    /// Leave out items the visitor interacted with in their recent history.
+    pub exclude_seen: bool,
+    /// Recent events of the visitor that shape the list.
+    pub history_events: usize,
+    /// Candidates each source contributes before ranking.
+    pub candidates_per_source: usize,
+    /// Products created within this many days count as new (exploration).
+    pub new_item_days: u32,
+    /// Per-step decay of an event's weight by how far back it is in the visitor's history.
+    pub recency: f32,
+    /// Clusters probed in the embedding index, as a share of all clusters.
+    pub probe_share: f32,
+    /// Share of each list reserved for new products (exploration), rounded down: 0.1 gives
+    /// one slot in a list of ten.
+    pub exploration: f32,
+}
+
+impl Default for RankingConfig {
+    fn default() -> Self {
+        Self {
+            weights: SourceWeights::default(),
+            max_per_category: 0,
+            purchased_window_days: 365,
+            exclude_seen: true,
+            history_events: 50,
+            candidates_per_source: 200,
+            new_item_days: 14,
+            recency: 0.9,
+            probe_share: 0.05,
+            exploration: 0.1,
+        }
+    }
+}
+
+impl RankingConfig {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        for (name, w) in &self.weights.0 {
+            if name.parse::<Source>().is_err() {
+                return Err(ValidationError::new(format!("weights.{name}"), "is not a source"));
+            }
+            if !w.is_finite() || !(0.0..=100.0).contains(w) {
+                return Err(ValidationError::new(format!("weights.{name}"), "must be from 0 to 100"));
+            }
+        }
+        if !(1..=1000).contains(&self.history_events) {
+            return Err(ValidationError::new("historyEvents", "must be from 1 to 1000"));
+        }
+        if !(1..=5000).contains(&self.candidates_per_source) {
+            return Err(ValidationError::new("candidatesPerSource", "must be from 1 to 5000"));
+        }
+        if !(self.recency > 0.0 && self.recency <= 1.0) {
+            return Err(ValidationError::new("recency", "must be in (0, 1]"));
+        }
+        if !(0.0..=0.5).contains(&self.exploration) {
+            return Err(ValidationError::new("exploration", "must be from 0 to 0.5"));
+        }
+        if !(self.probe_share > 0.0 && self.probe_share <= 1.0) {
+            return Err(ValidationError::new("probeShare", "must be in (0, 1]"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seed_training_config_parses_and_defaults_fill_the_rest() {
+        let c: TrainingConfig = serde_json::from_value(serde_json::json!(
+            {"weights": {"view": 1.0, "add_to_cart": 2.5, "purchase": 5.0}, "timeDecay": 0.9}
+        ))
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.weights.weight(ActivityType::AddToCart), 2.5);
+        assert_eq!(c.weights.weight(ActivityType::Like), default_weight(ActivityType::Like));
+        assert_eq!(c.weights.event_weight(ActivityType::Rating, Some(4.0)), 2.0);
+        assert!(c.uses("als") && c.uses("popularity"));
+        assert!(serde_json::from_value::<TrainingConfig>(serde_json::json!({"weights": {"teleport": 1}}))
+            .is_err());
+    }
+
+    #[test]
+    fn invalid_configs_name_their_field() {
+        let mut c = TrainingConfig { time_decay: 0.0, ..Default::default() };
+        assert_eq!(c.validate().unwrap_err().field, "config.timeDecay");
+        c.time_decay = 0.9;
+        c.weights.0.insert(ActivityType::View, f32::INFINITY);
+        assert_eq!(c.validate().unwrap_err().field, "config.weights.view");
+        let c = TrainingConfig { algorithms: vec!["magic".into()], ..Default::default() };
+        assert_eq!(c.validate().unwrap_err().field, "config.algorithms");
+        let mut r = RankingConfig::default();
+        r.weights.0.insert("nonsense".into(), 1.0);
+        assert_eq!(r.validate().unwrap_err().field, "weights.nonsense");
+    }
+
+    #[test]
+    fn source_weights_default_per_source_and_override_by_name() {
+        let mut w = SourceWeights::default();
+        assert_eq!(w.get(Source::Trending), 0.3);
+        w.0.insert("trending".into(), 2.0);
+        assert_eq!(w.array()[Source::Trending.index()], 2.0);
+    }
+}

@@ -1,0 +1,309 @@
+//! Vitrina's serving engine: what turns a visitor's latest events into a ranked, explained
+//! list in well under a millisecond, and trains the models it serves.
+//!
+//! - [`catalog`]: the live catalogue, product ids interned to dense item indices;
+//! - [`online`]: each visitor's latest events and purchases, updated by every event;
+//! - [`trending`]: live, time-decayed popularity over four time scales, snapshotted;
+//! - [`covisit`]: live co-visitation since the active model's data range;
+//! - [`bundle`], [`train`]: the models one training job produces, their artefact, and how
+//!   they are trained from the event log;
+//! - [`model`]: the active bundle wired to the catalogue with its embedding index;
+//! - [`rank`]: candidate sources → normalised, weighted blend → business rules → reasons;
+//! - [`validate`]: leave-last-out validation of a training configuration through the engine;
+//! - [`config`]: the training and ranking configurations.
+//!
+//! [`Engine`] puts them together behind one handle the server shares between requests.
+//!
+//! Invariant: no I/O and no async runtime; every call is bounded CPU work on in-memory state.
+//! Invariant: every read sees a consistent model (`ArcSwap`): a request that started on one
+//! model finishes on it, even if another is swapped in meanwhile.
+
+pub mod bundle;
+pub mod catalog;
+pub mod config;
+pub mod covisit;
+pub mod model;
+pub mod online;
+pub mod rank;
+pub mod train;
+pub mod trending;
+pub mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use arc_swap::ArcSwap;
+use vitrina_core::{recommend::Recommended, ActivityType, LogEvent, Product, ProductId, UserId};
+
+pub use bundle::ModelBundle;
+pub use config::{RankingConfig, TrainingConfig};
+pub use model::{ActiveModel, PreparedModel};
+pub use rank::{Filters, ListRequest};
+pub use trending::Window;
+
+use crate::{
+    catalog::Catalog,
+    config::EventWeights,
+    covisit::CoVisits,
+    online::{online_secs, OnlineEvent, UserSnapshot, Users},
+    rank::{Inputs, Profile},
+    trending::{Trending, TrendingLists},
+};
+
+/// Events kept per visitor in the online state.
+pub const ONLINE_HISTORY: usize = 100;
+/// Partners kept per item in live co-visitation.
+const COVISIT_PARTNERS: usize = 32;
+/// The visitor's latest distinct items a new event pairs with in live co-visitation.
+const COVISIT_RECENT: usize = 5;
+/// Trending list lengths in a snapshot.
+const TRENDING_TOP: usize = 1000;
+const TRENDING_PER_CATEGORY: usize = 100;
+
+/// One event of an anonymous session, as the session endpoint receives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionEvent {
+    pub product_id: ProductId,
+    pub kind: ActivityType,
+    pub ts_ms: i64,
+}
+
+/// Sizes of the engine's state, for health and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineStats {
+    pub visitors: usize,
+    pub items: usize,
+    pub products: usize,
+}
+
+/// The engine: shared by every request; all methods take `&self`.
+pub struct Engine {
+    catalog: RwLock<Catalog>,
+    users: Users,
+    trending: Trending,
+    lists: ArcSwap<TrendingLists>,
+    covisits: CoVisits,
+    model: ArcSwap<ActiveModel>,
+    ranking: ArcSwap<RankingConfig>,
+    /// Weights live popularity counts events with.
+    popularity_weights: EventWeights,
+}
+
+impl Engine {
+    pub fn new(products: impl IntoIterator<Item = Product>, ranking: RankingConfig) -> Self {
+        Self::with_history(products, ranking, ONLINE_HISTORY)
+    }
+
+    /// An engine keeping `history` events per visitor (offline evaluation keeps them all).
+    pub fn with_history(
+        products: impl IntoIterator<Item = Product>,
+        ranking: RankingConfig,
+        history: usize,
+    ) -> Self {
+        Self {
+            catalog: RwLock::new(Catalog::new(products)),
+            users: Users::new(history),
+            trending: Trending::default(),
+            lists: ArcSwap::from_pointee(TrendingLists::default()),
+            covisits: CoVisits::new(COVISIT_PARTNERS),
+            model: ArcSwap::from_pointee(ActiveModel::empty("none")),
+            ranking: ArcSwap::from_pointee(ranking),
+            popularity_weights: EventWeights::default(),
+        }
+    }
+
+    fn catalog(&self) -> RwLockReadGuard<'_, Catalog> {
+        self.catalog.read().expect("catalog lock")
+    }
+
+    fn item_of(&self, product: &ProductId) -> u32 {
+        if let Some(i) = self.catalog().index(product) {
+            return i;
+        }
+        self.catalog.write().expect("catalog lock").intern(product)
+    }
+
+    /// Applies an acknowledged event to the visitor's online state, live popularity and (for
+    /// events newer than the active model's data) live co-visitation.
+    pub fn observe(&self, e: &LogEvent) {
+        let Some(product) = &e.product_id else { return };
+        let item = self.item_of(product);
+        let event = OnlineEvent::new(item, e.ts_ms, e.activity_type, e.value);
+        let weight = self.popularity_weights.event_weight(e.activity_type, e.value);
+        if weight > 0.0 && e.seq > self.model.load().last_seq() {
+            let recent = self.users.snapshot(&e.user_id, COVISIT_RECENT * 3);
+            let mut partners: Vec<u32> = Vec::new();
+            for prev in recent.events.iter().rev() {
+                if prev.item != item && !partners.contains(&prev.item) {
+                    partners.push(prev.item);
+                    if partners.len() == COVISIT_RECENT {
+                        break;
+                    }
+                }
+            }
+            for p in partners {
+                self.covisits.add(p, item, 1.0);
+                self.covisits.add(item, p, 1.0);
+            }
+        }
+        self.users.observe(&e.user_id, event);
+        self.trending.observe(item, event.ts, weight);
+    }
+
+    /// Applies an event to live popularity only (offline evaluation, for visitors it does
+    /// not rank).
+    pub fn observe_popularity(&self, e: &LogEvent) {
+        let Some(product) = &e.product_id else { return };
+        let item = self.item_of(product);
+        let weight = self.popularity_weights.event_weight(e.activity_type, e.value);
+        self.trending.observe(item, online_secs(e.ts_ms), weight);
+    }
+
+    /// Re-ranks live popularity (call every second or so, off the request path).
+    pub fn refresh(&self, now_ms: i64) {
+        let lists =
+            self.trending.snapshot(&self.catalog(), online_secs(now_ms), TRENDING_TOP, TRENDING_PER_CATEGORY);
+        self.lists.store(Arc::new(lists));
+    }
+
+    /// Makes `prepared` the active model. Live co-visitation restarts empty: the caller
+    /// replays events after the model's data range through [`Engine::observe`] if it wants
+    /// them back.
+    pub fn activate(&self, prepared: PreparedModel) {
+        let active = prepared.attach(&mut self.catalog.write().expect("catalog lock"));
+        self.model.store(Arc::new(active));
+        self.covisits.clear();
+    }
+
+    /// The model requests started now use.
+    pub fn model(&self) -> Arc<ActiveModel> {
+        self.model.load_full()
+    }
+
+    pub fn ranking(&self) -> Arc<RankingConfig> {
+        self.ranking.load_full()
+    }
+
+    pub fn set_ranking(&self, config: RankingConfig) {
+        self.ranking.store(Arc::new(config));
+    }
+
+    fn with_inputs<T>(&self, model: &ActiveModel, config: &RankingConfig, f: impl FnOnce(&Inputs) -> T) -> T {
+        let catalog = self.catalog();
+        let lists = self.lists.load();
+        let inputs = Inputs { model, config, catalog: &catalog, lists: &lists, covisits: &self.covisits };
+        f(&inputs)
+    }
+
+    /// The visitor's list, ranked by `model` with `config`.
+    pub fn recommend_with(
+        &self,
+        model: &ActiveModel,
+        config: &RankingConfig,
+        user: &UserId,
+        req: &ListRequest,
+    ) -> Vec<Recommended> {
+        let snapshot = self.users.snapshot(user, config.history_events);
+        self.rank_snapshot(model, config, &snapshot, req)
+    }
+
+    /// [`Engine::recommend_with`] on the active model and ranking.
+    pub fn recommend(&self, user: &UserId, req: &ListRequest) -> Vec<Recommended> {
+        self.recommend_with(&self.model(), &self.ranking(), user, req)
+    }
+
+    fn rank_snapshot(
+        &self,
+        model: &ActiveModel,
+        config: &RankingConfig,
+        snapshot: &UserSnapshot,
+        req: &ListRequest,
+    ) -> Vec<Recommended> {
+        self.with_inputs(model, config, |inputs| {
+            let profile =
+                Profile::new(snapshot, &model.bundle.config.weights, config, inputs.catalog, req.now_ms);
+            inputs.rank_profile(&profile, req)
+        })
+    }
+
+    /// A list for an anonymous visitor from the events of their session (products the
+    /// engine does not know are ignored).
+    pub fn recommend_session(
+        &self,
+        model: &ActiveModel,
+        config: &RankingConfig,
+        events: &[SessionEvent],
+        req: &ListRequest,
+    ) -> Vec<Recommended> {
+        let mut sorted: Vec<&SessionEvent> = events.iter().collect();
+        sorted.sort_by_key(|e| e.ts_ms);
+        let snapshot = {
+            let catalog = self.catalog();
+            let mut s = UserSnapshot::default();
+            for e in sorted {
+                if let Some(item) = catalog.index(&e.product_id) {
+                    let ev = OnlineEvent::new(item, e.ts_ms, e.kind, None);
+                    s.events.push(ev);
+                    if e.kind == ActivityType::Purchase {
+                        s.purchases.push((item, ev.ts));
+                    }
+                }
+            }
+            s
+        };
+        self.rank_snapshot(model, config, &snapshot, req)
+    }
+
+    /// Products similar to `product`; `None` when the product is not in the catalogue.
+    pub fn similar(
+        &self,
+        model: &ActiveModel,
+        config: &RankingConfig,
+        product: &ProductId,
+        req: &ListRequest,
+    ) -> Option<Vec<Recommended>> {
+        self.with_inputs(model, config, |inputs| {
+            let item = inputs.catalog.index(product).filter(|&i| inputs.catalog.entry(i).is_some())?;
+            Some(inputs.rank_similar(item, req))
+        })
+    }
+
+    /// Live popularity over `window`.
+    pub fn popular(&self, window: Window, req: &ListRequest) -> Vec<Recommended> {
+        self.with_inputs(&self.model(), &self.ranking(), |inputs| inputs.rank_popular(window, req))
+    }
+
+    /// Adds or replaces products; they are served (or hidden) from the next request on.
+    pub fn upsert_products(&self, products: impl IntoIterator<Item = Product>) {
+        let mut catalog = self.catalog.write().expect("catalog lock");
+        for p in products {
+            catalog.upsert(p);
+        }
+    }
+
+    pub fn remove_product(&self, id: &ProductId) {
+        self.catalog.write().expect("catalog lock").remove(id);
+    }
+
+    pub fn product(&self, id: &ProductId) -> Option<Arc<Product>> {
+        let catalog = self.catalog();
+        catalog.index(id).and_then(|i| catalog.entry(i)).map(|e| e.product.clone())
+    }
+
+    /// Every catalogue product.
+    pub fn products(&self) -> Vec<Product> {
+        self.catalog().entries().map(|(_, e)| Product::clone(&e.product)).collect()
+    }
+
+    /// Forgets a deleted visitor's online state.
+    pub fn forget_user(&self, user: &UserId) {
+        self.users.forget(user);
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        let catalog = self.catalog();
+        EngineStats { visitors: self.users.len(), items: catalog.len(), products: catalog.products() }
+    }
+}

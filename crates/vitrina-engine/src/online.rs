@@ -1,0 +1,170 @@
+//! Visitors' online state: each visitor's latest events and purchases, updated by every
+//! acknowledged event, read by every recommendation. Sharded so writers of different
+//! visitors rarely meet; events are packed to 12 bytes.
+
+use std::{
+    collections::HashMap,
+    hash::{BuildHasher, RandomState},
+    sync::RwLock,
+};
+
+use vitrina_core::{ActivityType, UserId};
+
+/// Event times are kept as seconds since 1990-01-01 (the earliest accepted event time).
+pub const EPOCH_SECS: i64 = 631_152_000;
+
+/// Seconds since [`EPOCH_SECS`] of a unix-milliseconds time (saturating).
+pub fn online_secs(ts_ms: i64) -> u32 {
+    (ts_ms / 1000 - EPOCH_SECS).clamp(0, i64::from(u32::MAX)) as u32
+}
+
+/// One event in a visitor's online history.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OnlineEvent {
+    pub item: u32,
+    /// [`online_secs`] of the event time.
+    pub ts: u32,
+    pub kind: ActivityType,
+    /// A rating's value × 10 (0–100), else 0.
+    pub value10: u8,
+}
+
+impl OnlineEvent {
+    pub fn new(item: u32, ts_ms: i64, kind: ActivityType, value: Option<f32>) -> Self {
+        let value10 = value.map_or(0.0, |v| (v * 10.0).round().clamp(0.0, 255.0)) as u8;
+        Self { item, ts: online_secs(ts_ms), kind, value10 }
+    }
+
+    pub fn value(&self) -> Option<f32> {
+        (self.kind == ActivityType::Rating).then(|| f32::from(self.value10) / 10.0)
+    }
+}
+
+/// Purchases kept per visitor (beyond the recent-events window), for the purchased rule.
+const MAX_PURCHASES: usize = 200;
+const SHARDS: usize = 64;
+
+#[derive(Debug, Default, Clone)]
+struct UserState {
+    /// Oldest first, at most the capacity.
+    events: Vec<OnlineEvent>,
+    /// `(item, ts)`, oldest first.
+    purchases: Vec<(u32, u32)>,
+}
+
+/// What ranking reads of one visitor.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct UserSnapshot {
+    /// The latest events, oldest first.
+    pub events: Vec<OnlineEvent>,
+    /// `(item, ts)` of purchases, oldest first.
+    pub purchases: Vec<(u32, u32)>,
+}
+
+/// The online state of every visitor.
+pub struct Users {
+    shards: Box<[RwLock<HashMap<UserId, UserState>>]>,
+    hasher: RandomState,
+    capacity: usize,
+}
+
+impl Users {
+    /// Keeps the latest `capacity` events of each visitor.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            hasher: RandomState::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn shard(&self, user: &UserId) -> &RwLock<HashMap<UserId, UserState>> {
+        &self.shards[self.hasher.hash_one(user) as usize % SHARDS]
+    }
+
+    /// Records an event of `user`. Events arriving out of time order are placed by time; one
+    /// older than everything kept for a full history is dropped.
+    pub fn observe(&self, user: &UserId, event: OnlineEvent) {
+        let mut shard = self.shard(user).write().expect("online shard lock");
+        let state = match shard.get_mut(user) {
+            Some(s) => s,
+            None => shard.entry(user.clone()).or_default(),
+        };
+        let at = state.events.partition_point(|e| e.ts <= event.ts);
+        if at == 0 && state.events.len() >= self.capacity {
+            // older than everything we keep
+        } else {
+            state.events.insert(at, event);
+            if state.events.len() > self.capacity {
+                state.events.remove(0);
+            }
+        }
+        if event.kind == ActivityType::Purchase {
+            let at = state.purchases.partition_point(|p| p.1 <= event.ts);
+            state.purchases.insert(at, (event.item, event.ts));
+            if state.purchases.len() > MAX_PURCHASES {
+                state.purchases.remove(0);
+            }
+        }
+    }
+
+    /// The visitor's latest `n` events and their purchases.
+    pub fn snapshot(&self, user: &UserId, n: usize) -> UserSnapshot {
+        let shard = self.shard(user).read().expect("online shard lock");
+        match shard.get(user) {
+            Some(s) => UserSnapshot {
+                events: s.events[s.events.len().saturating_sub(n)..].to_vec(),
+                purchases: s.purchases.clone(),
+            },
+            None => UserSnapshot::default(),
+        }
+    }
+
+    /// Forgets a deleted visitor.
+    pub fn forget(&self, user: &UserId) {
+        self.shard(user).write().expect("online shard lock").remove(user);
+    }
+
+    /// Visitors with online state.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.read().expect("online shard lock").len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(item: u32, secs: i64, kind: ActivityType) -> OnlineEvent {
+        OnlineEvent::new(item, (EPOCH_SECS + secs) * 1000, kind, None)
+    }
+
+    #[test]
+    fn keeps_the_latest_events_in_time_order_and_every_purchase() {
+        let users = Users::new(3);
+        let u = UserId::parse("u").unwrap();
+        users.observe(&u, ev(1, 10, ActivityType::Purchase));
+        for (i, t) in [(2, 20), (3, 40), (4, 30), (5, 50)] {
+            users.observe(&u, ev(i, t, ActivityType::View));
+        }
+        users.observe(&u, ev(9, 5, ActivityType::View)); // too old for a full history
+        let snap = users.snapshot(&u, 10);
+        assert_eq!(snap.events.iter().map(|e| e.item).collect::<Vec<_>>(), [4, 3, 5]);
+        assert_eq!(snap.purchases, [(1, 10)]);
+        assert_eq!(users.snapshot(&u, 1).events[0].item, 5);
+        users.forget(&u);
+        assert_eq!(users.snapshot(&u, 10), UserSnapshot::default());
+        assert!(users.is_empty());
+    }
+
+    #[test]
+    fn ratings_keep_their_value() {
+        let e = OnlineEvent::new(1, 1_700_000_000_000, ActivityType::Rating, Some(4.5));
+        assert_eq!(e.value(), Some(4.5));
+        assert_eq!(OnlineEvent::new(1, 0, ActivityType::View, None).ts, 0);
+    }
+}

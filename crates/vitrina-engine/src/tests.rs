@@ -1,0 +1,283 @@
+//! Engine behaviour end to end: train a bundle from events, activate it, observe live
+//! events, rank.
+
+use std::{collections::HashSet, sync::Arc};
+
+use proptest::prelude::*;
+use vitrina_core::{recommend::Source, ActivityType, LogEvent, Product, ProductId, UserId};
+
+use crate::{
+    bundle::ModelBundle,
+    catalog::tests::product,
+    config::{RankingConfig, TrainingConfig},
+    model::PreparedModel,
+    train::train_bundle,
+    Engine, Filters, ListRequest, SessionEvent, Window,
+};
+
+const T0: i64 = 1_700_000_000_000;
+
+fn pid(s: &str) -> ProductId {
+    ProductId::parse(s).unwrap()
+}
+
+fn uid(s: &str) -> UserId {
+    UserId::parse(s).unwrap()
+}
+
+fn ev(seq: u64, user: &str, kind: ActivityType, product: &str) -> LogEvent {
+    LogEvent {
+        seq,
+        user_id: uid(user),
+        product_id: Some(pid(product)),
+        activity_type: kind,
+        ts_ms: T0 + seq as i64 * 60_000,
+        value: None,
+    }
+}
+
+/// Ten products in three categories; two taste groups of users: p0–p4 viewed together in
+/// order, and p5–p9 viewed together in order.
+fn shop() -> (Vec<Product>, Vec<LogEvent>) {
+    let products: Vec<Product> = (0..10)
+        .map(|i| {
+            let mut p = product(
+                &format!("p{i}"),
+                ["phones", "laptops", "audio"][i % 3],
+                &format!("{}.00", 100 * (i + 1)),
+            );
+            p.created_at = vitrina_core::time::from_millis(T0 - 60 * 86_400_000);
+            p
+        })
+        .collect();
+    let mut log = Vec::new();
+    let mut seq = 0;
+    for u in 0..40 {
+        let base = if u % 2 == 0 { 0 } else { 5 };
+        for k in 0..5 {
+            seq += 1;
+            log.push(ev(seq, &format!("u{u}"), ActivityType::View, &format!("p{}", base + k)));
+        }
+    }
+    (products, log)
+}
+
+fn trained(products: Vec<Product>, log: &[LogEvent], config: RankingConfig) -> Engine {
+    let engine = Engine::new(products, config);
+    let training = TrainingConfig { validation_users: 0, ..TrainingConfig::default() };
+    let last = log.last().map_or(0, |e| e.seq);
+    let bundle = train_bundle(log, &training, (1, last), &mut |_, _| true).unwrap();
+    engine.activate(PreparedModel::new("v1", Arc::new(bundle)));
+    for e in log {
+        engine.observe(e);
+    }
+    engine.refresh(T0 + 1_000 * 60_000);
+    engine
+}
+
+fn req(limit: usize, filters: &Filters) -> ListRequest<'_> {
+    ListRequest { limit, filters, now_ms: T0 + 1_000 * 60_000 }
+}
+
+fn ids(list: &[vitrina_core::recommend::Recommended]) -> Vec<String> {
+    list.iter().map(|r| r.product.id.to_string()).collect()
+}
+
+#[test]
+fn one_view_personalises_and_the_reason_names_the_source_and_event() {
+    let (products, log) = shop();
+    let engine = trained(products, &log, RankingConfig::default());
+    let f = Filters::default();
+    let newcomer = uid("newcomer");
+    let cold = engine.recommend(&newcomer, &req(4, &f));
+    assert_eq!(cold.len(), 4);
+    assert!(cold.iter().all(|r| !r.source.is_personal() && r.because.is_none()), "{cold:?}");
+
+    engine.observe(&LogEvent { seq: 10_000, ..ev(10_000, "newcomer", ActivityType::View, "p7") });
+    let warm = engine.recommend(&newcomer, &req(4, &f));
+    let warm_ids = ids(&warm);
+    assert!(!warm_ids.contains(&"p7".to_string()), "seen items are left out");
+    assert!(warm_ids.iter().all(|p| ["p5", "p6", "p8", "p9"].contains(&p.as_str())), "{warm_ids:?}");
+    assert!(warm[0].source.is_personal());
+    assert_eq!(warm[0].because, Some((pid("p7"), ActivityType::View)));
+    assert_ne!(ids(&cold), warm_ids, "the list changed without training");
+}
+
+#[test]
+fn a_live_pairing_after_training_reaches_lists_through_co_visitation() {
+    let (products, log) = shop();
+    let engine = trained(products, &log, RankingConfig::default());
+    // After the model's data: many visitors pair p0 with p9 (different taste groups).
+    for u in 0..30u64 {
+        let user = format!("live{u}");
+        engine.observe(&ev(20_000 + 2 * u, &user, ActivityType::View, "p0"));
+        engine.observe(&ev(20_001 + 2 * u, &user, ActivityType::View, "p9"));
+    }
+    engine.observe(&ev(30_000, "probe", ActivityType::View, "p0"));
+    let list = engine.recommend(&uid("probe"), &req(10, &Filters::default()));
+    let p9 = list.iter().find(|r| r.product.id.as_str() == "p9").expect("p9 is recommended");
+    assert!(p9.source.is_personal(), "{p9:?}");
+}
+
+#[test]
+fn hidden_products_vanish_everywhere_at_once_and_purchases_are_excluded() {
+    let (products, log) = shop();
+    let engine = trained(products.clone(), &log, RankingConfig { exclude_seen: false, ..Default::default() });
+    let f = Filters::default();
+    engine.observe(&ev(10_000, "buyer", ActivityType::Purchase, "p1"));
+    engine.observe(&ev(10_001, "buyer", ActivityType::View, "p2"));
+    let list = engine.recommend(&uid("buyer"), &req(10, &f));
+    assert!(!ids(&list).contains(&"p1".to_string()), "purchased: {:?}", ids(&list));
+    assert!(ids(&list).contains(&"p2".to_string()), "viewed items may come back when exclude_seen is off");
+
+    let mut hidden = products[3].clone();
+    hidden.hidden = true;
+    engine.upsert_products([hidden]);
+    let model = engine.model();
+    let ranking = engine.ranking();
+    let everything = [
+        engine.recommend(&uid("u0"), &req(10, &f)),
+        engine.recommend(&uid("buyer"), &req(10, &f)),
+        engine.similar(&model, &ranking, &pid("p2"), &req(10, &f)).unwrap(),
+        engine.popular(Window::Day, &req(10, &f)),
+        engine.recommend_session(
+            &model,
+            &ranking,
+            &[SessionEvent { product_id: pid("p2"), kind: ActivityType::View, ts_ms: T0 }],
+            &req(10, &f),
+        ),
+    ];
+    for list in everything {
+        assert!(!ids(&list).contains(&"p3".to_string()), "{:?}", ids(&list));
+    }
+}
+
+#[test]
+fn new_products_are_served_before_any_retraining() {
+    let (products, log) = shop();
+    let engine = trained(products, &log, RankingConfig::default());
+    let mut fresh = product("brand-new", "phones", "10.00");
+    fresh.created_at = vitrina_core::time::from_millis(T0 + 999 * 60_000);
+    engine.upsert_products([fresh]);
+    engine.refresh(T0 + 1_000 * 60_000);
+    let list = engine.recommend(&uid("nobody"), &req(10, &Filters::default()));
+    let item =
+        list.iter().find(|r| r.product.id.as_str() == "brand-new").expect("the new product is explored");
+    assert_eq!(item.source, Source::NewItem);
+    let in_category = engine.recommend(
+        &uid("nobody"),
+        &req(10, &Filters { category: Some("phones".into()), ..Default::default() }),
+    );
+    assert!(in_category.iter().all(|r| r.product.category == "phones"));
+    assert!(ids(&in_category).contains(&"brand-new".to_string()));
+}
+
+#[test]
+fn similar_items_come_from_the_item_s_neighbours() {
+    let (products, log) = shop();
+    let engine = trained(products, &log, RankingConfig::default());
+    let (model, ranking) = (engine.model(), engine.ranking());
+    let list = engine.similar(&model, &ranking, &pid("p1"), &req(4, &Filters::default())).unwrap();
+    assert!(ids(&list).iter().all(|p| ["p0", "p2", "p3", "p4"].contains(&p.as_str())), "{:?}", ids(&list));
+    assert!(engine.similar(&model, &ranking, &pid("unknown"), &req(4, &Filters::default())).is_none());
+}
+
+#[test]
+fn bundles_round_trip_bit_exact_and_corruption_is_refused() {
+    let (_, log) = shop();
+    let bundle = train_bundle(&log, &TrainingConfig::default(), (1, 200), &mut |_, _| true).unwrap();
+    assert_eq!(bundle.algorithms(), ["als", "item-knn", "ease", "transitions", "popularity"]);
+    let mut bytes = Vec::new();
+    bundle.write(&mut bytes).unwrap();
+    assert_eq!(ModelBundle::read(&bytes[..]).unwrap(), bundle);
+    for at in [3, 20, bytes.len() / 2, bytes.len() - 2] {
+        let mut bad = bytes.clone();
+        bad[at] ^= 0x40;
+        assert!(ModelBundle::read(&bad[..]).is_err(), "flipping byte {at} must be caught");
+    }
+    assert!(ModelBundle::read(&bytes[..bytes.len() - 9]).is_err());
+}
+
+#[test]
+fn training_can_be_cancelled() {
+    let (_, log) = shop();
+    let mut calls = 0;
+    let result = train_bundle(&log, &TrainingConfig::default(), (1, 200), &mut |_, _| {
+        calls += 1;
+        calls < 3
+    });
+    assert!(matches!(result, Err(crate::train::TrainError::Cancelled)));
+}
+
+/// (in stock, hidden, category) per product; views (user, product); limit; cap; category filter
+type Case = (Vec<(bool, bool, u8)>, Vec<(u8, u8)>, Vec<(u8, u8)>, usize, usize, Option<u8>);
+
+fn arb_case() -> impl Strategy<Value = Case> {
+    (
+        prop::collection::vec((prop::bool::weighted(0.85), prop::bool::weighted(0.1), 0u8..4), 12),
+        prop::collection::vec((0u8..8, 0u8..12), 0..80),
+        prop::collection::vec((0u8..12, 0u8..6), 0..6),
+        1usize..15,
+        0usize..4,
+        prop::option::of(0u8..4),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn lists_respect_every_rule((catalogue, views, mine, limit, cap, category) in arb_case()) {
+        let products: Vec<Product> = catalogue.iter().enumerate().map(|(i, (stock, hidden, c))| {
+            let mut p = product(&format!("p{i}"), &format!("c{c}"), &format!("{}.00", i + 1));
+            p.in_stock = *stock;
+            p.hidden = *hidden;
+            p
+        }).collect();
+        let log: Vec<LogEvent> = views.iter().enumerate()
+            .map(|(k, (u, p))| ev(k as u64 + 1, &format!("u{u}"), ActivityType::View, &format!("p{p}")))
+            .collect();
+        const KINDS: [ActivityType; 6] = [ActivityType::View, ActivityType::Click, ActivityType::Like,
+            ActivityType::AddToCart, ActivityType::Purchase, ActivityType::RemoveFromCart];
+        let config = RankingConfig { max_per_category: cap, ..Default::default() };
+        let engine = trained(products.clone(), &log, config);
+        for (k, (p, kind)) in mine.iter().enumerate() {
+            engine.observe(&ev(5_000 + k as u64, "me", KINDS[*kind as usize], &format!("p{p}")));
+        }
+        let filters = Filters {
+            category: category.map(|c| format!("c{c}")),
+            exclude: HashSet::from([pid("p0")]),
+            min_price: Some(2.0),
+            max_price: Some(11.0),
+        };
+        let list = engine.recommend(&uid("me"), &req(limit, &filters));
+        prop_assert!(list.len() <= limit);
+        let mut unique = HashSet::new();
+        let mut per_category = std::collections::HashMap::<String, usize>::new();
+        let interacted: HashSet<String> = mine.iter().map(|(p, _)| format!("p{p}")).collect();
+        for (i, r) in list.iter().enumerate() {
+            prop_assert!(r.score.is_finite() && r.score >= 0.0);
+            prop_assert!((0.0..=1.0).contains(&r.confidence));
+            prop_assert!(r.product.is_available(), "unavailable {}", r.product.id);
+            prop_assert!(unique.insert(r.product.id.clone()), "duplicate {}", r.product.id);
+            prop_assert!(!interacted.contains(r.product.id.as_str()), "seen or purchased {}", r.product.id);
+            prop_assert!(r.product.id.as_str() != "p0", "excluded by the filter");
+            let price = r.product.price.to_f64();
+            prop_assert!((2.0..=11.0).contains(&price));
+            if let Some(c) = &filters.category { prop_assert_eq!(&r.product.category, c); }
+            let n = per_category.entry(r.product.category.clone()).or_default();
+            *n += 1;
+            prop_assert!(cap == 0 || *n <= cap, "category cap {} broken", cap);
+            if i > 0 { prop_assert!(list[i - 1].score >= r.score, "not sorted at {}", i); }
+            prop_assert!(r.because.is_none() || r.source.is_personal(), "an explanation only for personal sources");
+        }
+        // Full when enough eligible products exist.
+        let eligible = products.iter().filter(|p| {
+            p.is_available() && p.id.as_str() != "p0" && !interacted.contains(p.id.as_str())
+                && (2.0..=11.0).contains(&p.price.to_f64())
+                && filters.category.as_ref().is_none_or(|c| &p.category == c)
+        }).count();
+        if cap == 0 {
+            prop_assert_eq!(list.len(), limit.min(eligible));
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Training a [`ModelBundle`] from log events: event-type weights and time decay turn the
+//! events into a user×item matrix and per-user sequences; each configured algorithm is
+//! trained on them (in the caller's rayon pool, so the caller bounds the CPU it takes).
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+use vitrina_algo::{
+    matrix::{CsrMatrix, Interaction, MatrixOptions},
+    models::{Als, Ease, EaseParams, ItemKnn, Popularity, PopularityParams, Transitions},
+    AlgoError,
+};
+use vitrina_core::{LogEvent, ProductId, UserId};
+
+use crate::{
+    bundle::{ModelBundle, TrainSummary},
+    config::TrainingConfig,
+};
+
+/// Why training stopped without a bundle.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("training was cancelled")]
+    Cancelled,
+    #[error(transparent)]
+    Algo(#[from] AlgoError),
+}
+
+/// Reports `(phase, fraction done 0–1)`; returning `false` cancels at the next checkpoint.
+pub type Progress<'a> = &'a mut (dyn FnMut(&str, f32) -> bool + Send);
+
+/// The interaction data a bundle is trained on.
+pub struct TrainingData {
+    pub items: Vec<ProductId>,
+    pub n_users: usize,
+    pub matrix: CsrMatrix,
+    /// Each user's items in time order (positive events only, repeats collapsed).
+    pub sequences: Vec<Vec<u32>>,
+    pub summary: TrainSummary,
+}
+
+/// Turns events into training data: signed, decayed weights summed per (user, item); a
+/// pair whose sum is not positive is dropped; each user keeps their `maxItemsPerUser` most
+/// recent items. Time decay is measured from the newest event, so the same events always
+/// give the same data.
+pub fn prepare(events: &[LogEvent], config: &TrainingConfig) -> TrainingData {
+    let mut items: HashMap<&ProductId, u32> = HashMap::new();
+    let mut item_ids: Vec<ProductId> = Vec::new();
+    let mut users: HashMap<&UserId, u32> = HashMap::new();
+    let mut rows: Vec<(u32, u32, f32, i64)> = Vec::with_capacity(events.len());
+    let mut used_events = 0u64;
+    for e in events {
+        let Some(product) = &e.product_id else { continue };
+        let w = config.weights.event_weight(e.activity_type, e.value);
+        if w == 0.0 || !w.is_finite() {
+            continue;
+        }
+        used_events += 1;
+        let item = *items.entry(product).or_insert_with(|| {
+            item_ids.push(product.clone());
+            (item_ids.len() - 1) as u32
+        });
+        let n = users.len() as u32;
+        let user = *users.entry(&e.user_id).or_insert(n);
+        rows.push((user, item, w, e.ts_ms / 1000));
+    }
+    let reference = rows.iter().map(|r| r.3).max().unwrap_or(0);
+    let decay = config.time_decay;
+    rows.par_sort_by_key(|r| (r.0, r.3));
+    let mut bounds = vec![0];
+    for k in 1..rows.len() {
+        if rows[k].0 != rows[k - 1].0 {
+            bounds.push(k);
+        }
+    }
+    if !rows.is_empty() {
+        bounds.push(rows.len());
+    }
+    let max_items = config.max_items_per_user;
+    let per_user: Vec<(Vec<Interaction>, Vec<u32>)> = bounds
+        .par_windows(2)
+        .map(|b| {
+            let group = &rows[b[0]..b[1]];
+            let user = group[0].0;
+            let mut sums: HashMap<u32, (f32, i64)> = HashMap::new();
+            for &(_, item, w, ts) in group {
+                let age_days = (reference - ts).max(0) as f64 / 86_400.0;
+                let e = sums.entry(item).or_insert((0.0, ts));
+                e.0 += w * decay.powf(age_days) as f32;
+                e.1 = e.1.max(ts);
+            }
+            let mut kept: Vec<(u32, f32, i64)> =
+                sums.into_iter().filter(|(_, (w, _))| *w > 0.0).map(|(i, (w, t))| (i, w, t)).collect();
+            kept.sort_unstable_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+            kept.truncate(max_items);
+            let keep: std::collections::HashSet<u32> = kept.iter().map(|k| k.0).collect();
+            let mut sequence: Vec<u32> = Vec::new();
+            for &(_, item, w, _) in group {
+                if w > 0.0 && keep.contains(&item) && sequence.last() != Some(&item) {
+                    sequence.push(item);
+                }
+            }
+            let interactions =
+                kept.into_iter().map(|(item, weight, ts)| Interaction { user, item, weight, ts }).collect();
+            (interactions, sequence)
+        })
+        .collect();
+    let n_users = users.len();
+    let mut interactions = Vec::new();
+    let mut sequences = Vec::with_capacity(n_users);
+    for (i, s) in per_user {
+        interactions.extend(i);
+        sequences.push(s);
+    }
+    let opts =
+        MatrixOptions { n_users: Some(n_users), n_items: Some(item_ids.len()), ..MatrixOptions::default() };
+    let matrix =
+        CsrMatrix::from_interactions(&interactions, &opts).expect("weights are positive and ids in range");
+    let summary = TrainSummary {
+        events: used_events,
+        users: n_users as u64,
+        items: item_ids.len() as u64,
+        interactions: matrix.nnz() as u64,
+    };
+    TrainingData { items: item_ids, n_users, matrix, sequences, summary }
+}
+
+/// Trains every configured algorithm on `data`.
+pub fn train(
+    data: TrainingData,
+    config: &TrainingConfig,
+    data_range: (u64, u64),
+    progress: Progress,
+) -> Result<ModelBundle, TrainError> {
+    let n_items = data.items.len();
+    let mut bundle = ModelBundle {
+        items: data.items,
+        config: config.clone(),
+        data_range,
+        summary: data.summary,
+        als: None,
+        knn: None,
+        ease: None,
+        transitions: None,
+        popularity: None,
+    };
+    let mut step = |phase: &str, f: f32| if progress(phase, f) { Ok(()) } else { Err(TrainError::Cancelled) };
+    if config.uses("popularity") {
+        step("popularity", 0.1)?;
+        bundle.popularity = Some(Popularity::train(&data.matrix, &PopularityParams { count_users: false }));
+    }
+    if n_items == 0 {
+        step("done", 1.0)?;
+        return Ok(bundle);
+    }
+    if config.uses("transitions") {
+        step("transitions", 0.12)?;
+        bundle.transitions = Some(Transitions::train(&data.sequences, n_items, &config.transitions)?);
+    }
+    if config.uses("item-knn") {
+        step("item-knn", 0.15)?;
+        bundle.knn = Some(ItemKnn::train(&data.matrix, &config.item_knn)?);
+    }
+    if config.uses("ease") && n_items <= config.ease.max_items {
+        step("ease", 0.25)?;
+        let params =
+            EaseParams { lambda: config.ease.lambda, max_items: config.ease.max_items, popularity_reg: 0.0 };
+        bundle.ease = Some(Ease::train(&data.matrix, &params)?.to_sparse(config.ease.k));
+    }
+    if config.uses("als") {
+        step("als", 0.35)?;
+        let mut cancelled = false;
+        let als = Als::train_until(&data.matrix, &config.als, &mut |done, total| {
+            cancelled = !progress("als", 0.35 + 0.6 * done as f32 / total.max(1) as f32);
+            !cancelled
+        })?;
+        match als {
+            Some(m) => bundle.als = Some(m.without_users()),
+            None => return Err(TrainError::Cancelled),
+        }
+    }
+    progress("done", 1.0);
+    Ok(bundle)
+}
+
+/// [`prepare`] then [`train`].
+pub fn train_bundle(
+    events: &[LogEvent],
+    config: &TrainingConfig,
+    data_range: (u64, u64),
+    progress: Progress,
+) -> Result<ModelBundle, TrainError> {
+    if !progress("preparing", 0.0) {
+        return Err(TrainError::Cancelled);
+    }
+    train(prepare(events, config), config, data_range, progress)
+}
