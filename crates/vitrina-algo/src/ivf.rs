@@ -6,14 +6,13 @@
 //! of them — what lets serving search 100k ALS item vectors per request. Vectors are stored
 //! again in cluster order, so each probe is one contiguous scan.
 
-use std::{cmp::Ordering, collections::BinaryHeap};
-
+use pulp::{Simd, WithSimd};
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{invalid, Result};
-use crate::linalg::dot;
+use crate::linalg::{dot, saxpy, sdot};
 
 /// How an [`IvfIndex`] is built.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,7 +33,9 @@ impl Default for IvfParams {
     }
 }
 
-/// The index: centroids and, per cluster, its items and their vectors.
+/// The index: centroids and, per cluster, its items and their vectors — stored
+/// dimension-major within each cluster (`block[d·m + j]` is item `j`'s coordinate `d`), so a
+/// probe is `dim` contiguous multiply-adds over the cluster, with no per-item reduction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IvfIndex {
     dim: usize,
@@ -42,22 +43,6 @@ pub struct IvfIndex {
     offsets: Vec<usize>,
     ids: Vec<u32>,
     vectors: Vec<f32>,
-}
-
-/// A scored candidate, ordered so that a max-heap keeps the *worst* on top.
-#[derive(PartialEq)]
-struct Worst(f32, u32);
-
-impl Eq for Worst {}
-impl PartialOrd for Worst {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Worst {
-    fn cmp(&self, other: &Self) -> Ordering {
-        other.0.total_cmp(&self.0).then(self.1.cmp(&other.1))
-    }
 }
 
 fn normalized(v: &[f32]) -> Vec<f32> {
@@ -133,9 +118,16 @@ impl IvfIndex {
             ids[next[c]] = i as u32;
             next[c] += 1;
         }
-        let mut reordered = Vec::with_capacity(n * dim);
-        for &i in &ids {
-            reordered.extend_from_slice(&vectors[i as usize * dim..(i as usize + 1) * dim]);
+        let mut reordered = vec![0f32; n * dim];
+        for c in 0..lists {
+            let (from, to) = (offsets[c], offsets[c + 1]);
+            let m = to - from;
+            let block = &mut reordered[from * dim..to * dim];
+            for (j, &i) in ids[from..to].iter().enumerate() {
+                for (d, &x) in vectors[i as usize * dim..(i as usize + 1) * dim].iter().enumerate() {
+                    block[d * m + j] = x;
+                }
+            }
         }
         Ok(Self { dim, centroids, offsets, ids, vectors: reordered })
     }
@@ -154,6 +146,7 @@ impl IvfIndex {
 
     /// The `k` items with the largest `query · item` among the `nprobe` clusters whose
     /// centroids score best, best first; items for which `skip` is true are left out.
+    /// `skip` is asked only about the best few candidates, so it may be a costly lookup.
     pub fn search(
         &self,
         query: &[f32],
@@ -164,36 +157,104 @@ impl IvfIndex {
         if query.len() != self.dim || k == 0 {
             return Vec::new();
         }
-        let mut clusters: Vec<(usize, f32)> =
-            self.centroids.chunks_exact(self.dim).map(|c| dot(c, query)).enumerate().collect();
+        let arch = pulp::Arch::new();
+        let mut centroid_scores = Vec::new();
+        arch.dispatch(Scores { vectors: &self.centroids, dim: self.dim, query, out: &mut centroid_scores });
+        let mut clusters: Vec<(usize, f32)> = centroid_scores.into_iter().enumerate().collect();
         let probe = nprobe.clamp(1, clusters.len());
         if probe < clusters.len() {
             clusters.select_nth_unstable_by(probe - 1, |a, b| b.1.total_cmp(&a.1));
             clusters.truncate(probe);
         }
-        let mut heap: BinaryHeap<Worst> = BinaryHeap::with_capacity(k + 1);
+        let mut scored: Vec<(u32, f32)> = Vec::new();
+        let mut scores = Vec::new();
         for (c, _) in clusters {
             let (from, to) = (self.offsets[c], self.offsets[c + 1]);
-            for (pos, v) in
-                (from..to).zip(self.vectors[from * self.dim..to * self.dim].chunks_exact(self.dim))
-            {
-                let id = self.ids[pos];
-                let s = dot(v, query);
-                if heap.len() == k && heap.peek().is_some_and(|w| w.0 >= s) {
-                    continue;
-                }
-                if skip(id) {
-                    continue;
-                }
-                heap.push(Worst(s, id));
-                if heap.len() > k {
-                    heap.pop();
-                }
-            }
+            let block = &self.vectors[from * self.dim..to * self.dim];
+            arch.dispatch(BlockScores { block, items: to - from, query, out: &mut scores });
+            scored.extend(self.ids[from..to].iter().copied().zip(scores.iter().copied()));
         }
-        let mut out: Vec<(u32, f32)> = heap.into_iter().map(|w| (w.1, w.0)).collect();
-        out.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        out
+        best_unskipped(scored, k, skip)
+    }
+}
+
+/// `out[j] = item j · query` for a dimension-major cluster block: `Σ_d query[d]·block[d]`.
+struct BlockScores<'a> {
+    block: &'a [f32],
+    items: usize,
+    query: &'a [f32],
+    out: &'a mut Vec<f32>,
+}
+
+impl WithSimd for BlockScores<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        self.out.clear();
+        self.out.resize(self.items, 0.0);
+        let mut d = 0;
+        while d < self.query.len() {
+            saxpy(simd, self.query[d], &self.block[d * self.items..(d + 1) * self.items], self.out);
+            d += 1;
+        }
+    }
+}
+
+/// `out[i] = vectors[i] · query` for each row of `vectors`, with explicit SIMD lanes.
+struct Scores<'a> {
+    vectors: &'a [f32],
+    dim: usize,
+    query: &'a [f32],
+    out: &'a mut Vec<f32>,
+}
+
+impl WithSimd for Scores<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        // A plain loop, not an iterator closure: closures do not inherit the target features
+        // `pulp` compiles this body with, and `sdot` would become calls per lane.
+        let rows = self.vectors.len() / self.dim;
+        self.out.clear();
+        self.out.reserve(rows);
+        let mut at = 0;
+        while at < rows {
+            let v = &self.vectors[at * self.dim..(at + 1) * self.dim];
+            self.out.push(sdot(simd, v, self.query));
+            at += 1;
+        }
+    }
+}
+
+/// The `k` best of `scored` not skipped, best first (ties: lower id). Asks `skip` about the
+/// best `k + 64` first and widens only if too many of them are skipped.
+fn best_unskipped(mut scored: Vec<(u32, f32)>, k: usize, skip: impl Fn(u32) -> bool) -> Vec<(u32, f32)> {
+    let better = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    let mut want = k + 64;
+    loop {
+        let mut top: Vec<(u32, f32)> = if scored.len() > want {
+            let mut part = scored.clone();
+            part.select_nth_unstable_by(want - 1, better);
+            part.truncate(want);
+            part
+        } else {
+            scored.clone()
+        };
+        top.retain(|x| !skip(x.0));
+        if top.len() >= k || scored.len() <= want {
+            top.sort_unstable_by(better);
+            top.truncate(k);
+            return top;
+        }
+        want *= 4;
+        if want >= scored.len() {
+            scored.retain(|x| !skip(x.0));
+            scored.sort_unstable_by(better);
+            scored.truncate(k);
+            return scored;
+        }
     }
 }
 
@@ -205,16 +266,12 @@ pub fn exact_search(
     k: usize,
     skip: impl Fn(u32) -> bool,
 ) -> Vec<(u32, f32)> {
-    let scores: Vec<f32> = vectors.chunks_exact(dim).map(|v| dot(v, query)).collect();
-    let mut out: Vec<(u32, f32)> =
-        scores.iter().enumerate().filter(|(i, _)| !skip(*i as u32)).map(|(i, &s)| (i as u32, s)).collect();
-    let better = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-    if out.len() > k && k > 0 {
-        out.select_nth_unstable_by(k - 1, better);
+    if dim == 0 || query.len() != dim || k == 0 {
+        return Vec::new();
     }
-    out.truncate(k);
-    out.sort_unstable_by(better);
-    out
+    let mut scores = Vec::new();
+    pulp::Arch::new().dispatch(Scores { vectors, dim, query, out: &mut scores });
+    best_unskipped(scores.into_iter().enumerate().map(|(i, s)| (i as u32, s)).collect(), k, skip)
 }
 
 #[cfg(test)]
@@ -237,7 +294,10 @@ mod tests {
         let q = random_vectors(1, dim, 2);
         let got = index.search(&q, 10, index.lists(), |_| false);
         let want = exact_search(&v, dim, &q, 10, |_| false);
-        assert_eq!(got, want);
+        assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), want.iter().map(|w| w.0).collect::<Vec<_>>());
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g.1 - w.1).abs() < 1e-5, "{g:?} vs {w:?}");
+        }
     }
 
     #[test]

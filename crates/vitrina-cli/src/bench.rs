@@ -21,6 +21,9 @@ pub enum Command {
     Track(Load),
     /// Personalised lists: GET /api/v1/recommendations/recommendations/{userId}.
     Recommend(Load),
+    /// Freshness: for a sample of visitors, the time from the acknowledgement of a `view` of
+    /// their top recommended product to the first list that reflects it (no longer shows it).
+    Freshness(Load),
 }
 
 #[derive(clap::Args, Clone)]
@@ -39,6 +42,18 @@ pub struct Load {
     /// Distinct visitors to draw from.
     #[arg(long, default_value_t = 10_000)]
     users: u64,
+    /// Visitor ids are this prefix and a number from 0.
+    #[arg(long, default_value = "bench-user-")]
+    user_prefix: String,
+    /// Stop after this many seconds instead of after `--requests`.
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Requests per second across all workers; 0 = as fast as the server answers.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Freshness only: visitors sampled.
+    #[arg(long, default_value_t = 500)]
+    samples: u64,
     /// Distinct products to draw from (`product-1`…).
     #[arg(long, default_value_t = 10)]
     products: u64,
@@ -54,7 +69,7 @@ const KINDS: [&str; 4] = ["view", "click", "add_to_cart", "purchase"];
 fn event(rng: &mut StdRng, load: &Load) -> Value {
     json!({
         "eventId": format!("{:016x}{:016x}", rng.random::<u64>(), rng.random::<u64>()),
-        "userId": format!("bench-user-{}", rng.random_range(0..load.users)),
+        "userId": format!("{}{}", load.user_prefix, rng.random_range(0..load.users)),
         "activityType": KINDS[rng.random_range(0..KINDS.len())],
         "productId": format!("product-{}", rng.random_range(1..=load.products)),
     })
@@ -65,7 +80,11 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Ingest(l) => ("ingest", l.clone()),
         Command::Track(l) => ("track", l.clone()),
         Command::Recommend(l) => ("recommend", l.clone()),
+        Command::Freshness(l) => return freshness(l.clone()).await,
     };
+    let deadline = load.duration.map(|d| Instant::now() + Duration::from_secs(d));
+    let per_worker_interval =
+        (load.rate > 0).then(|| Duration::from_secs_f64(load.concurrency as f64 / load.rate as f64));
     let client = reqwest::Client::builder().pool_max_idle_per_host(load.concurrency as usize).build()?;
     let seed = load.seed.unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
@@ -80,7 +99,22 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         tasks.push(tokio::spawn(async move {
             let mut rng = StdRng::seed_from_u64(seed.wrapping_add(worker));
             let mut hist = Histogram::<u64>::new(3).expect("valid histogram");
-            while next.fetch_add(1, Ordering::Relaxed) < load.requests {
+            let mut tick = per_worker_interval.map(|i| {
+                let mut t = tokio::time::interval(i);
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                t
+            });
+            loop {
+                let more = match deadline {
+                    Some(d) => Instant::now() < d,
+                    None => next.fetch_add(1, Ordering::Relaxed) < load.requests,
+                };
+                if !more {
+                    break;
+                }
+                if let Some(t) = tick.as_mut() {
+                    t.tick().await;
+                }
                 let request = match kind {
                     "ingest" => {
                         let events: Vec<Value> = (0..load.batch).map(|_| event(&mut rng, &load)).collect();
@@ -94,8 +128,8 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                     _ => {
                         let user = rng.random_range(0..load.users);
                         client.get(format!(
-                            "{}/api/v1/recommendations/recommendations/bench-user-{user}?limit=10",
-                            load.url
+                            "{}/api/v1/recommendations/recommendations/{}{user}?limit=10",
+                            load.url, load.user_prefix
                         ))
                     }
                 };
@@ -118,6 +152,63 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed();
     report(name, &load, &hist, errors.load(Ordering::Relaxed), elapsed);
+    Ok(())
+}
+
+/// See [`Command::Freshness`].
+async fn freshness(load: Load) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let seed = load.seed.unwrap_or(42);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut hist = Histogram::<u64>::new(3)?;
+    let (mut skipped, mut stale_reads) = (0u64, 0u64);
+    let started = Instant::now();
+    for _ in 0..load.samples {
+        let user = format!("{}{}", load.user_prefix, rng.random_range(0..load.users));
+        let url = format!("{}/api/v1/recommendations/recommendations/{user}?limit=10", load.url);
+        let first: Value = client.get(&url).send().await?.error_for_status()?.json().await?;
+        let Some(top) = first["recommendations"][0]["productId"].as_str().map(str::to_string) else {
+            skipped += 1;
+            continue;
+        };
+        let res = client
+            .post(format!("{}/api/v1/activity/track", load.url))
+            .json(&json!({"userId": user, "activityType": "view", "productId": top}))
+            .send()
+            .await?
+            .error_for_status()?;
+        let acked = Instant::now();
+        drop(res);
+        loop {
+            let list: Value = client.get(&url).send().await?.error_for_status()?.json().await?;
+            let shown = list["recommendations"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|r| r["productId"] == top.as_str());
+            if !shown {
+                hist.record(acked.elapsed().as_micros() as u64)?;
+                break;
+            }
+            stale_reads += 1;
+            if acked.elapsed() > Duration::from_secs(10) {
+                anyhow::bail!("{user}'s list still shows {top} 10 s after the view was acknowledged");
+            }
+        }
+    }
+    let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+    println!(
+        "bench freshness: {} visitors in {:.2} s ({} without a list skipped), stale reads after an ack: {stale_reads}",
+        hist.len(),
+        started.elapsed().as_secs_f64(),
+        skipped
+    );
+    println!(
+        "  ack → first list reflecting the event, ms: p50 {:.2}  p99 {:.2}  max {:.2}",
+        ms(0.5),
+        ms(0.99),
+        hist.max() as f64 / 1000.0
+    );
     Ok(())
 }
 

@@ -21,6 +21,13 @@ pub struct Args {
     events: usize,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Days the events span.
+    #[arg(long, default_value_t = 90)]
+    days: u32,
+    /// Unix time (seconds) of the end of the span; default: now, so live popularity and the
+    /// freshness of a benchmark look like a running shop's.
+    #[arg(long)]
+    end_ts: Option<i64>,
     /// Output directory (created if missing).
     #[arg(long)]
     out: PathBuf,
@@ -32,6 +39,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         items: args.items,
         events: args.events,
         seed: args.seed,
+        days: args.days,
+        start_ts: args.end_ts.unwrap_or_else(|| chrono::Utc::now().timestamp())
+            - i64::from(args.days) * 86_400,
         ..Default::default()
     };
     let g = generate(&params)?;

@@ -32,7 +32,9 @@ const BATCH: usize = 10_000;
 pub enum Format {
     /// One event per line, the JSON of `POST /api/v1/activity/track`.
     EventsJsonl,
-    /// Header `userId,activityType,productId,timestamp,eventId` (last two optional).
+    /// CSV with header `userId,activityType,productId,timestamp,eventId,metadata` (any
+    /// order; all but the first two optional; `metadata` a JSON object, quoted as CSV
+    /// quotes fields: `"{""value"": 4}"`).
     EventsCsv,
     /// One product per line, the JSON of `POST /api/v1/catalog/products`.
     ProductsJsonl,
@@ -237,7 +239,17 @@ fn field<'a>(header: &[String], values: &'a [&'a str], name: &str) -> Option<&'a
 }
 
 fn event_from_csv(header: &[String], line: &str, now: chrono::DateTime<Utc>) -> anyhow::Result<NewActivity> {
-    let values: Vec<&str> = line.split(',').map(str::trim).collect();
+    let mut reader =
+        csv::ReaderBuilder::new().has_headers(false).trim(csv::Trim::All).from_reader(line.as_bytes());
+    let record = reader.records().next().context("empty line")??;
+    let values: Vec<&str> = record.iter().collect();
+    let metadata = match field(header, &values, "metadata") {
+        Some(raw) => match serde_json::from_str::<serde_json::Value>(raw).context("metadata is not JSON")? {
+            serde_json::Value::Object(m) => Some(m),
+            _ => bail!("metadata must be a JSON object"),
+        },
+        None => None,
+    };
     let timestamp = field(header, &values, "timestamp").map(|t| match t.parse::<i64>() {
         Ok(ms) => json!(ms),
         Err(_) => json!(t),
@@ -247,7 +259,7 @@ fn event_from_csv(header: &[String], line: &str, now: chrono::DateTime<Utc>) -> 
         user_id: field(header, &values, "userId").map(Into::into),
         activity_type: field(header, &values, "activityType").map(Into::into),
         product_id: field(header, &values, "productId").map(Into::into),
-        metadata: None,
+        metadata,
         timestamp,
     };
     NewActivity::validate(input, now).map_err(join)

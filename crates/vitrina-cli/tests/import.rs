@@ -80,3 +80,33 @@ async fn jsonl_events_and_csv_products_import_and_a_bad_line_is_named() {
     assert!(!desk.in_stock);
     assert_eq!(store.stats().await.unwrap().events, 1, "lines before the bad one are stored");
 }
+
+#[tokio::test]
+async fn events_csv_carries_metadata_and_quoted_fields_and_a_busy_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let events = dir.path().join("e.csv");
+    std::fs::write(
+        &events,
+        "userId,activityType,productId,timestamp,eventId,metadata\n\
+         u1,rating,p1,1700000000000,r1,\"{\"\"value\"\": 4.5}\"\n\
+         u1,search,,1700000001000,s1,\"{\"\"query\"\": \"\"лампа, синяя\"\"}\"\n\
+         u2,view,p2,,v1,\n",
+    )
+    .unwrap();
+    let out = import(&store_dir, "events-csv", &events, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    {
+        let store = SqliteStore::open(&store_dir).unwrap();
+        let stored = store.page(0, 10).await.unwrap();
+        assert_eq!(stored.len(), 3);
+        assert_eq!(stored[0].event.rating_value(), Some(4.5));
+        assert_eq!(stored[1].event.metadata["query"], "лампа, синяя");
+
+        // While this store holds the directory, an import into it is refused clearly.
+        let busy = import(&store_dir, "events-csv", &events, &[]);
+        assert!(!busy.status.success());
+        let stderr = String::from_utf8_lossy(&busy.stderr);
+        assert!(stderr.contains("in use by another vitrina process"), "{stderr}");
+    }
+}

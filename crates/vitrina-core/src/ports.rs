@@ -18,7 +18,8 @@ use crate::{
 /// Why a backend call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{0} already exists")]
+    /// The write contradicts what is stored (an existing id…); the message says how.
+    #[error("{0}")]
     Conflict(String),
     #[error("storage is shutting down")]
     Closed,
@@ -130,6 +131,8 @@ pub trait ImpressionStore: Send + Sync {
     fn record_impression(&self, impression: Impression);
     async fn impressions_for_user(&self, user: &UserId, since: DateTime<Utc>)
         -> StoreResult<Vec<Impression>>;
+    /// The impression served under `recommendation_id`, if it was recorded.
+    async fn impression(&self, recommendation_id: &str) -> StoreResult<Option<Impression>>;
 }
 
 /// Lifecycle of a model in the registry.

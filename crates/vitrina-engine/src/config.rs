@@ -92,6 +92,9 @@ pub struct TrainingConfig {
     pub ease: EaseConfig,
     /// Validation before promotion: users held out (their latest item), 0 to skip.
     pub validation_users: usize,
+    /// Validation trains on the events of at most this many other users (randomly drawn), so
+    /// it stays cheap on a large log; 0 = all.
+    pub validation_sample_users: usize,
     /// The candidate is promoted when its NDCG@10 ≥ the active model's × (1 − tolerance).
     pub tolerance: f64,
     pub seed: u64,
@@ -118,6 +121,7 @@ impl Default for TrainingConfig {
             transitions: TransitionParams::default(),
             ease: EaseConfig::default(),
             validation_users: 2_000,
+            validation_sample_users: 50_000,
             tolerance: 0.02,
             seed: 42,
         }
@@ -252,10 +256,10 @@ impl Default for RankingConfig {
             purchased_window_days: 365,
             exclude_seen: true,
             history_events: 50,
-            candidates_per_source: 200,
+            candidates_per_source: 100,
             new_item_days: 14,
             recency: 0.9,
-            probe_share: 0.05,
+            probe_share: 0.02,
             exploration: 0.1,
         }
     }

@@ -32,7 +32,10 @@ pub mod validate;
 #[cfg(test)]
 mod tests;
 
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Arc, RwLock, RwLockReadGuard,
+};
 
 use arc_swap::ArcSwap;
 use vitrina_core::{recommend::Recommended, ActivityType, LogEvent, Product, ProductId, UserId};
@@ -89,6 +92,9 @@ pub struct Engine {
     ranking: ArcSwap<RankingConfig>,
     /// Weights live popularity counts events with.
     popularity_weights: EventWeights,
+    /// Events at or below this log position never feed live co-visitation (start-up replay
+    /// of a log no model covers yet: the next training covers it).
+    covisit_floor: AtomicU64,
 }
 
 impl Engine {
@@ -111,6 +117,7 @@ impl Engine {
             model: ArcSwap::from_pointee(ActiveModel::empty("none")),
             ranking: ArcSwap::from_pointee(ranking),
             popularity_weights: EventWeights::default(),
+            covisit_floor: AtomicU64::new(0),
         }
     }
 
@@ -132,7 +139,8 @@ impl Engine {
         let item = self.item_of(product);
         let event = OnlineEvent::new(item, e.ts_ms, e.activity_type, e.value);
         let weight = self.popularity_weights.event_weight(e.activity_type, e.value);
-        if weight > 0.0 && e.seq > self.model.load().last_seq() {
+        let floor = self.covisit_floor.load(Ordering::Relaxed).max(self.model.load().last_seq());
+        if weight > 0.0 && e.seq > floor {
             let recent = self.users.snapshot(&e.user_id, COVISIT_RECENT * 3);
             let mut partners: Vec<u32> = Vec::new();
             for prev in recent.events.iter().rev() {
@@ -161,10 +169,14 @@ impl Engine {
         self.trending.observe(item, online_secs(e.ts_ms), weight);
     }
 
+    /// Events up to `seq` will not feed live co-visitation (until the next activation).
+    pub fn set_covisit_floor(&self, seq: u64) {
+        self.covisit_floor.store(seq, Ordering::Relaxed);
+    }
+
     /// Re-ranks live popularity (call every second or so, off the request path).
-    pub fn refresh(&self, now_ms: i64) {
-        let lists =
-            self.trending.snapshot(&self.catalog(), online_secs(now_ms), TRENDING_TOP, TRENDING_PER_CATEGORY);
+    pub fn refresh(&self) {
+        let lists = self.trending.snapshot(&self.catalog(), TRENDING_TOP, TRENDING_PER_CATEGORY);
         self.lists.store(Arc::new(lists));
     }
 
@@ -174,6 +186,7 @@ impl Engine {
     pub fn activate(&self, prepared: PreparedModel) {
         let active = prepared.attach(&mut self.catalog.write().expect("catalog lock"));
         self.model.store(Arc::new(active));
+        self.covisit_floor.store(0, Ordering::Relaxed);
         self.covisits.clear();
     }
 

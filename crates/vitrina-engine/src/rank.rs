@@ -10,7 +10,7 @@
 
 use std::collections::HashSet;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use vitrina_algo::ivf::exact_search;
 use vitrina_core::{
     recommend::{Recommended, Source},
@@ -29,12 +29,14 @@ use crate::{
 /// Shrinkage of live co-visitation weights into similarities.
 const COVISIT_SHRINK: f32 = 5.0;
 /// Profile items whose neighbours are looked up.
-const PROFILE_ITEMS: usize = 20;
+const PROFILE_ITEMS: usize = 12;
 /// Latest items whose successors are looked up.
 const NEXT_ITEM_HISTORY: usize = 3;
 /// Categories of the visitor's profile that get their popular items proposed.
 const PROFILE_CATEGORIES: usize = 2;
 const N_SOURCES: usize = Source::ALL.len();
+/// Conjugate-gradient steps of the serving-time fold-in (close to exact; see the ALS tests).
+const FOLD_IN_STEPS: usize = 8;
 
 /// Filters a request adds to the business rules.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -69,8 +71,8 @@ pub struct Profile {
     items: Vec<(u32, f32, ActivityType)>,
     /// Distinct items, newest first.
     recent: Vec<u32>,
-    seen: HashSet<u32>,
-    purchased: HashSet<u32>,
+    seen: FxHashSet<u32>,
+    purchased: FxHashSet<u32>,
     categories: Vec<u32>,
 }
 
@@ -85,7 +87,7 @@ impl Profile {
     ) -> Self {
         let mut by_item: FxHashMap<u32, (f32, ActivityType, f32)> = FxHashMap::default();
         let mut recent = Vec::new();
-        let mut seen = HashSet::new();
+        let mut seen = FxHashSet::default();
         let mut factor = 1.0f32;
         for e in snapshot.events.iter().rev() {
             let w = weights.event_weight(e.kind, e.value());
@@ -128,8 +130,8 @@ impl Profile {
         Self {
             items: vec![(item, 1.0, ActivityType::View)],
             recent: vec![item],
-            seen: HashSet::from([item]),
-            purchased: HashSet::new(),
+            seen: std::iter::once(item).collect(),
+            purchased: FxHashSet::default(),
             categories: catalog.entry(item).map(|e| vec![e.category]).unwrap_or_default(),
         }
     }
@@ -146,53 +148,71 @@ impl Profile {
 #[derive(Clone, Copy)]
 struct Cand {
     norm: [f32; N_SOURCES],
-    /// The profile item and event behind the strongest personalised contribution.
-    because: Option<Because>,
 }
 
-/// The profile item and event behind a contribution, and the contribution.
-type Because = (u32, ActivityType, f32);
-/// A proposal: its score and what is behind it.
-type Proposal = (f32, Option<Because>);
 /// Which items a rule still admits.
 type Admit<'e> = dyn Fn(u32, &FxHashMap<u32, usize>) -> Option<&'e Entry> + 'e;
 
-/// One source's raw proposals: item → (score, the profile item behind it).
+/// Dense per-item accumulators, reused across requests on a thread (a hash map per source
+/// cost more than the ranking itself).
 #[derive(Default)]
-struct Proposals(FxHashMap<u32, Proposal>);
+struct Dense {
+    score: Vec<f32>,
+    touched: Vec<u32>,
+}
+
+thread_local! {
+    static POOL: std::cell::RefCell<Vec<Dense>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// One source's raw proposals: item → (score, the profile item behind it).
+struct Proposals(Dense);
 
 impl Proposals {
-    fn add(&mut self, item: u32, score: f32, because: Option<(u32, ActivityType)>) {
+    fn new(items: usize) -> Self {
+        let mut d = POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default();
+        if d.score.len() < items {
+            d.score.resize(items, 0.0);
+        }
+        Self(d)
+    }
+
+    #[inline]
+    fn add(&mut self, item: u32, score: f32) {
         if !(score > 0.0 && score.is_finite()) {
             return;
         }
-        let e = self.0.entry(item).or_insert((0.0, None));
-        e.0 += score;
-        if let Some((p, k)) = because {
-            if e.1.is_none_or(|b| score > b.2) {
-                e.1 = Some((p, k, score));
-            }
+        let d = &mut self.0;
+        let i = item as usize;
+        if i >= d.score.len() {
+            d.score.resize(i + 1, 0.0);
         }
+        if d.score[i] == 0.0 {
+            d.touched.push(item);
+        }
+        d.score[i] += score;
     }
 
     /// Keeps the best `n`, normalises by the best and merges into `cands` under `source`.
     fn merge(self, source: Source, n: usize, cands: &mut FxHashMap<u32, Cand>) {
-        let mut v: Vec<(u32, Proposal)> = self.0.into_iter().collect();
-        let better = |a: &(u32, Proposal), b: &(u32, Proposal)| b.1 .0.total_cmp(&a.1 .0).then(a.0.cmp(&b.0));
+        let mut d = self.0;
+        let mut v: Vec<(u32, f32)> = d.touched.iter().map(|&i| (i, d.score[i as usize])).collect();
+        let better = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
         if v.len() > n && n > 0 {
             v.select_nth_unstable_by(n - 1, better);
             v.truncate(n);
         }
-        let Some(max) = v.iter().map(|x| x.1 .0).max_by(f32::total_cmp) else { return };
-        for (item, (score, because)) in v {
-            let c = cands.entry(item).or_insert(Cand { norm: [0.0; N_SOURCES], because: None });
-            c.norm[source.index()] = score / max;
-            if let Some(b) = because {
-                if c.because.is_none_or(|cb| b.2 > cb.2) {
-                    c.because = Some(b);
-                }
+        if let Some(max) = v.iter().map(|x| x.1).max_by(f32::total_cmp) {
+            for (item, score) in v {
+                let c = cands.entry(item).or_insert(Cand { norm: [0.0; N_SOURCES] });
+                c.norm[source.index()] = score / max;
             }
         }
+        for &i in &d.touched {
+            d.score[i as usize] = 0.0;
+        }
+        d.touched.clear();
+        POOL.with(|p| p.borrow_mut().push(d));
     }
 }
 
@@ -206,19 +226,19 @@ fn passes(entry: &Entry, filters: &Filters, category: Option<u32>) -> bool {
 
 impl Inputs<'_> {
     fn neighbours(&self, profile: &Profile, n: usize, ease: bool) -> Proposals {
-        let mut p = Proposals::default();
+        let mut p = Proposals::new(self.catalog.len());
         let m = self.model;
         let knn = if ease { m.bundle.ease.as_ref() } else { m.bundle.knn.as_ref() };
-        for &(item, w, kind) in profile.items.iter().take(PROFILE_ITEMS) {
+        for &(item, w, _) in profile.items.iter().take(PROFILE_ITEMS) {
             if let (Some(knn), Some(mi)) = (knn, m.model_item(item)) {
                 let (idx, sims) = knn.neighbours(mi);
                 for (&j, &s) in idx.iter().zip(sims) {
-                    p.add(m.engine_item(j), w * s, Some((item, kind)));
+                    p.add(m.engine_item(j), w * s);
                 }
             }
             if !ease {
                 for (j, c) in self.covisits.partners(item) {
-                    p.add(j, w * covisit::similarity(c, COVISIT_SHRINK), Some((item, kind)));
+                    p.add(j, w * covisit::similarity(c, COVISIT_SHRINK));
                 }
             }
         }
@@ -226,8 +246,8 @@ impl Inputs<'_> {
         p
     }
 
-    fn embedding(&self, profile: &Profile, n: usize, seen: &HashSet<u32>) -> Proposals {
-        let mut p = Proposals::default();
+    fn embedding(&self, profile: &Profile, n: usize, seen: &FxHashSet<u32>) -> Proposals {
+        let mut p = Proposals::new(self.catalog.len());
         let m = self.model;
         let Some(als) = m.bundle.als.as_ref() else { return p };
         let history: Vec<(u32, f32)> =
@@ -235,7 +255,7 @@ impl Inputs<'_> {
         if history.is_empty() {
             return p;
         }
-        let user = als.fold_in(&history);
+        let user = als.fold_in_approx(&history, FOLD_IN_STEPS);
         let skip = |mi: u32| seen.contains(&m.engine_item(mi));
         let found = match &m.ivf {
             Some(ivf) => {
@@ -244,15 +264,14 @@ impl Inputs<'_> {
             }
             None => exact_search(als.item_matrix(), als.factors(), &user, n, skip),
         };
-        let top = profile.items.first().map(|x| (x.0, x.2));
         for (mi, s) in found {
-            p.add(m.engine_item(mi), s, top);
+            p.add(m.engine_item(mi), s);
         }
         p
     }
 
     fn item_embedding(&self, item: u32, n: usize) -> Proposals {
-        let mut p = Proposals::default();
+        let mut p = Proposals::new(self.catalog.len());
         let m = self.model;
         let (Some(als), Some(mi)) = (m.bundle.als.as_ref(), m.model_item(item)) else { return p };
         let Some(query) = als.item_factors(mi) else { return p };
@@ -265,22 +284,21 @@ impl Inputs<'_> {
             None => exact_search(als.item_matrix(), als.factors(), query, n, skip),
         };
         for (j, s) in found {
-            p.add(m.engine_item(j), s, Some((item, ActivityType::View)));
+            p.add(m.engine_item(j), s);
         }
         p
     }
 
     fn next_items(&self, profile: &Profile) -> Proposals {
-        let mut p = Proposals::default();
+        let mut p = Proposals::new(self.catalog.len());
         let m = self.model;
         let Some(t) = m.bundle.transitions.as_ref() else { return p };
         let mut factor = 1.0;
         for &item in profile.recent.iter().take(NEXT_ITEM_HISTORY) {
             if let Some(mi) = m.model_item(item) {
                 let (idx, w) = t.successors(mi);
-                let kind = profile.kind_of(item);
                 for (&j, &s) in idx.iter().zip(w) {
-                    p.add(m.engine_item(j), factor * s, Some((item, kind)));
+                    p.add(m.engine_item(j), factor * s);
                 }
             }
             factor *= 0.6;
@@ -288,36 +306,94 @@ impl Inputs<'_> {
         p
     }
 
-    fn trending(&self, category: Option<u32>, window: Window) -> Proposals {
-        let mut p = Proposals::default();
-        for &(i, s) in self.lists.list(window, category) {
-            p.add(i, s, None);
+    fn trending(&self, category: Option<u32>, window: Window, n: usize) -> Proposals {
+        let mut p = Proposals::new(self.catalog.len());
+        for &(i, s) in self.lists.list(window, category).iter().take(n) {
+            p.add(i, s);
         }
         p
     }
 
-    fn popular_in_categories(&self, categories: &[u32]) -> Proposals {
-        let mut p = Proposals::default();
+    fn popular_in_categories(&self, categories: &[u32], n: usize) -> Proposals {
+        let mut p = Proposals::new(self.catalog.len());
         for &c in categories {
             let list = self.lists.list(Window::Week, Some(c));
+            let list = &list[..list.len().min(n)];
             let max = list.first().map_or(1.0, |x| x.1);
             for &(i, s) in list {
-                p.add(i, s / max, None);
+                p.add(i, s / max);
             }
         }
         p
     }
 
     fn new_items(&self, now_ms: i64) -> Proposals {
-        let mut p = Proposals::default();
+        let mut p = Proposals::new(self.catalog.len());
         let window_ms = i64::from(self.config.new_item_days) * 86_400_000;
         for &(i, created_ms) in self.lists.newest() {
             let age = now_ms - created_ms;
             if age >= 0 && age < window_ms {
-                p.add(i, 1.0 - age as f32 / window_ms as f32, None);
+                p.add(i, 1.0 - age as f32 / window_ms as f32);
             }
         }
         p
+    }
+
+    /// The profile item (and its strongest event) that contributes most to `item` through
+    /// `source`: computed for the listed items only, never on the candidate hot path.
+    fn explain(&self, source: Source, item: u32, profile: &Profile) -> Option<(u32, ActivityType)> {
+        let m = self.model;
+        let target = m.model_item(item);
+        let row_weight =
+            |row: (&[u32], &[f32]), t: u32| row.0.binary_search(&t).ok().map_or(0.0, |at| row.1[at]);
+        let mut best: Option<(u32, ActivityType, f32)> = None;
+        let mut consider = |p: u32, k: ActivityType, c: f32| {
+            if c > 0.0 && best.is_none_or(|b| c > b.2) {
+                best = Some((p, k, c));
+            }
+        };
+        match source {
+            Source::CollaborativeFiltering | Source::LinearItemModel => {
+                let model = if source == Source::LinearItemModel {
+                    m.bundle.ease.as_ref()
+                } else {
+                    m.bundle.knn.as_ref()
+                };
+                for &(p, w, k) in profile.items.iter().take(PROFILE_ITEMS) {
+                    let mut c = 0.0;
+                    if let (Some(knn), Some(mp), Some(t)) = (model, m.model_item(p), target) {
+                        c += w * row_weight(knn.neighbours(mp), t);
+                    }
+                    if source == Source::CollaborativeFiltering {
+                        if let Some(&(_, cw)) = self.covisits.partners(p).iter().find(|x| x.0 == item) {
+                            c += w * covisit::similarity(cw, COVISIT_SHRINK);
+                        }
+                    }
+                    consider(p, k, c);
+                }
+            }
+            Source::NextItem => {
+                let (Some(t), Some(tr)) = (target, m.bundle.transitions.as_ref()) else { return None };
+                let mut factor = 1.0;
+                for &p in profile.recent.iter().take(NEXT_ITEM_HISTORY) {
+                    if let Some(mp) = m.model_item(p) {
+                        consider(p, profile.kind_of(p), factor * row_weight(tr.successors(mp), t));
+                    }
+                    factor *= 0.6;
+                }
+            }
+            Source::MatrixFactorization => {
+                let (Some(t), Some(als)) = (target, m.bundle.als.as_ref()) else { return None };
+                let y = als.item_factors(t)?;
+                for &(p, w, k) in profile.items.iter().take(PROFILE_ITEMS) {
+                    if let Some(yp) = m.model_item(p).and_then(|mp| als.item_factors(mp)) {
+                        consider(p, k, w * yp.iter().zip(y).map(|(a, b)| a * b).sum::<f32>());
+                    }
+                }
+            }
+            _ => return None,
+        }
+        best.map(|b| (b.0, b.1)).or_else(|| profile.items.first().map(|x| (x.0, x.2)))
     }
 
     /// Ranks candidates from every source for a visitor with `profile`.
@@ -330,9 +406,10 @@ impl Inputs<'_> {
             },
             None => None,
         };
-        let mut cands: FxHashMap<u32, Cand> = FxHashMap::default();
+        let mut cands: FxHashMap<u32, Cand> = FxHashMap::with_capacity_and_hasher(1024, Default::default());
         let weights = self.config.weights.array();
-        let excluded = if self.config.exclude_seen { profile.seen.clone() } else { HashSet::new() };
+        let none = FxHashSet::default();
+        let excluded = if self.config.exclude_seen { &profile.seen } else { &none };
         let on = |s: Source| weights[s.index()] > 0.0;
         if !profile.is_empty() {
             if on(Source::CollaborativeFiltering) {
@@ -342,23 +419,23 @@ impl Inputs<'_> {
                 self.neighbours(profile, n, true).merge(Source::LinearItemModel, n, &mut cands);
             }
             if on(Source::MatrixFactorization) {
-                self.embedding(profile, n, &excluded).merge(Source::MatrixFactorization, n, &mut cands);
+                self.embedding(profile, n, excluded).merge(Source::MatrixFactorization, n, &mut cands);
             }
             if on(Source::NextItem) {
                 self.next_items(profile).merge(Source::NextItem, n, &mut cands);
             }
         }
         if on(Source::Trending) {
-            self.trending(category, Window::Day).merge(Source::Trending, n, &mut cands);
+            self.trending(category, Window::Day, n).merge(Source::Trending, n, &mut cands);
         }
         if on(Source::PopularInCategory) {
             let cats: Vec<u32> = category.map_or_else(|| profile.categories.clone(), |c| vec![c]);
-            self.popular_in_categories(&cats).merge(Source::PopularInCategory, n, &mut cands);
+            self.popular_in_categories(&cats, n).merge(Source::PopularInCategory, n, &mut cands);
         }
         if on(Source::NewItem) {
             self.new_items(req.now_ms).merge(Source::NewItem, n, &mut cands);
         }
-        self.select(cands, &weights, profile, &excluded, category, req)
+        self.select(cands, &weights, profile, excluded, category, req)
     }
 
     /// Items similar to `item`: its neighbours, embedding neighbours, EASE row, successors
@@ -379,8 +456,8 @@ impl Inputs<'_> {
         self.neighbours(&profile, n, true).merge(Source::LinearItemModel, n, &mut cands);
         self.item_embedding(item, n).merge(Source::MatrixFactorization, n, &mut cands);
         self.next_items(&profile).merge(Source::NextItem, n, &mut cands);
-        self.popular_in_categories(&profile.categories).merge(Source::PopularInCategory, n, &mut cands);
-        let excluded = HashSet::from([item]);
+        self.popular_in_categories(&profile.categories, n).merge(Source::PopularInCategory, n, &mut cands);
+        let excluded: FxHashSet<u32> = std::iter::once(item).collect();
         self.select(cands, &weights, &profile, &excluded, category, req)
     }
 
@@ -395,7 +472,10 @@ impl Inputs<'_> {
         };
         let source = if category.is_some() { Source::PopularInCategory } else { Source::Trending };
         let mut out = Vec::new();
-        for &(i, s) in self.lists.list(window, category) {
+        let list = self.lists.list(window, category);
+        let max = list.first().map_or(1.0, |x| x.1);
+        for &(i, s) in list {
+            let s = s / max;
             if out.len() >= req.limit {
                 break;
             }
@@ -418,7 +498,7 @@ impl Inputs<'_> {
         cands: FxHashMap<u32, Cand>,
         weights: &[f32; N_SOURCES],
         profile: &Profile,
-        excluded: &HashSet<u32>,
+        excluded: &FxHashSet<u32>,
         category: Option<u32>,
         req: &ListRequest,
     ) -> Vec<Recommended> {
@@ -430,10 +510,16 @@ impl Inputs<'_> {
             })
             .filter(|x| x.1 > 0.0)
             .collect();
-        scored.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        // Sort only the head the list is likely drawn from; the tail only if rules reject a lot.
+        let better = |a: &(u32, f32, Cand), b: &(u32, f32, Cand)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        let head = (req.limit * 4 + 16).min(scored.len());
+        if head < scored.len() {
+            scored.select_nth_unstable_by(head.saturating_sub(1), better);
+        }
+        scored[..head].sort_unstable_by(better);
         let cap = self.config.max_per_category;
         let mut per_category: FxHashMap<u32, usize> = FxHashMap::default();
-        let mut taken: HashSet<u32> = HashSet::new();
+        let mut taken: FxHashSet<u32> = FxHashSet::default();
         let mut out: Vec<Recommended> = Vec::with_capacity(req.limit);
         let allowed = |i: u32, per_category: &FxHashMap<u32, usize>| -> Option<&Entry> {
             if excluded.contains(&i) || profile.purchased.contains(&i) {
@@ -443,20 +529,26 @@ impl Inputs<'_> {
             (cap == 0 || per_category.get(&e.category).copied().unwrap_or(0) < cap).then_some(e)
         };
         let explore = (req.limit as f32 * self.config.exploration).floor() as usize;
-        let mut newcomers: Vec<(u32, f32)> = Vec::new();
-        let mut rest: Vec<(u32, f32, Cand)> = Vec::new();
-        for (i, score, c) in scored {
-            let novelty = c.norm[Source::NewItem.index()];
-            if novelty > 0.0 && newcomers.len() < explore.max(1) * 4 {
-                newcomers.push((i, novelty));
-            }
-            rest.push((i, score, c));
-        }
+        let mut newcomers: Vec<(u32, f32)> = if explore > 0 {
+            scored
+                .iter()
+                .filter(|x| x.2.norm[Source::NewItem.index()] > 0.0)
+                .map(|x| (x.0, x.2.norm[Source::NewItem.index()]))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut explored = 0;
-        for (i, score, c) in rest {
+        let mut tail_sorted = head >= scored.len();
+        for at in 0..scored.len() {
             if out.len() + explore.saturating_sub(explored) >= req.limit {
                 break;
             }
+            if at == head && !tail_sorted {
+                scored[head..].sort_unstable_by(better);
+                tail_sorted = true;
+            }
+            let (i, score, c) = scored[at];
             let Some(entry) = allowed(i, &per_category) else { continue };
             if c.norm[Source::NewItem.index()] > 0.0 {
                 explored += 1;
@@ -468,7 +560,8 @@ impl Inputs<'_> {
             let personal: f32 =
                 Source::ALL.iter().filter(|s| s.is_personal()).map(|s| contributions[s.index()]).sum();
             let because = if source.is_personal() {
-                c.because.and_then(|(p, k, _)| self.catalog.id(p).map(|id| (id.clone(), k)))
+                self.explain(source, i, profile)
+                    .and_then(|(p, k)| self.catalog.id(p).map(|id| (id.clone(), k)))
             } else {
                 None
             };
@@ -516,7 +609,7 @@ impl Inputs<'_> {
     fn fill<'e>(
         &'e self,
         out: &mut Vec<Recommended>,
-        taken: &mut HashSet<u32>,
+        taken: &mut FxHashSet<u32>,
         per_category: &mut FxHashMap<u32, usize>,
         allowed: &Admit<'e>,
         category: Option<u32>,

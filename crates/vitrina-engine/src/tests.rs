@@ -11,7 +11,7 @@ use crate::{
     catalog::tests::product,
     config::{RankingConfig, TrainingConfig},
     model::PreparedModel,
-    train::train_bundle,
+    train::{train_bundle, TrainingLog},
     Engine, Filters, ListRequest, SessionEvent, Window,
 };
 
@@ -66,12 +66,13 @@ fn trained(products: Vec<Product>, log: &[LogEvent], config: RankingConfig) -> E
     let engine = Engine::new(products, config);
     let training = TrainingConfig { validation_users: 0, ..TrainingConfig::default() };
     let last = log.last().map_or(0, |e| e.seq);
-    let bundle = train_bundle(log, &training, (1, last), &mut |_, _| true).unwrap();
+    let bundle =
+        train_bundle(&TrainingLog::from_events(log), &training, (1, last), &mut |_, _| true).unwrap();
     engine.activate(PreparedModel::new("v1", Arc::new(bundle)));
     for e in log {
         engine.observe(e);
     }
-    engine.refresh(T0 + 1_000 * 60_000);
+    engine.refresh();
     engine
 }
 
@@ -159,7 +160,7 @@ fn new_products_are_served_before_any_retraining() {
     let mut fresh = product("brand-new", "phones", "10.00");
     fresh.created_at = vitrina_core::time::from_millis(T0 + 999 * 60_000);
     engine.upsert_products([fresh]);
-    engine.refresh(T0 + 1_000 * 60_000);
+    engine.refresh();
     let list = engine.recommend(&uid("nobody"), &req(10, &Filters::default()));
     let item =
         list.iter().find(|r| r.product.id.as_str() == "brand-new").expect("the new product is explored");
@@ -185,7 +186,9 @@ fn similar_items_come_from_the_item_s_neighbours() {
 #[test]
 fn bundles_round_trip_bit_exact_and_corruption_is_refused() {
     let (_, log) = shop();
-    let bundle = train_bundle(&log, &TrainingConfig::default(), (1, 200), &mut |_, _| true).unwrap();
+    let bundle =
+        train_bundle(&TrainingLog::from_events(&log), &TrainingConfig::default(), (1, 200), &mut |_, _| true)
+            .unwrap();
     assert_eq!(bundle.algorithms(), ["als", "item-knn", "ease", "transitions", "popularity"]);
     let mut bytes = Vec::new();
     bundle.write(&mut bytes).unwrap();
@@ -202,10 +205,11 @@ fn bundles_round_trip_bit_exact_and_corruption_is_refused() {
 fn training_can_be_cancelled() {
     let (_, log) = shop();
     let mut calls = 0;
-    let result = train_bundle(&log, &TrainingConfig::default(), (1, 200), &mut |_, _| {
-        calls += 1;
-        calls < 3
-    });
+    let result =
+        train_bundle(&TrainingLog::from_events(&log), &TrainingConfig::default(), (1, 200), &mut |_, _| {
+            calls += 1;
+            calls < 3
+        });
     assert!(matches!(result, Err(crate::train::TrainError::Cancelled)));
 }
 

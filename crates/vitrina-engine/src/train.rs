@@ -10,7 +10,7 @@ use vitrina_algo::{
     models::{Als, Ease, EaseParams, ItemKnn, Popularity, PopularityParams, Transitions},
     AlgoError,
 };
-use vitrina_core::{LogEvent, ProductId, UserId};
+use vitrina_core::{ActivityType, LogEvent, ProductId, UserId};
 
 use crate::{
     bundle::{ModelBundle, TrainSummary},
@@ -39,31 +39,110 @@ pub struct TrainingData {
     pub summary: TrainSummary,
 }
 
+/// One event as training reads it: ids interned, 24 bytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Row {
+    pub user: u32,
+    pub item: u32,
+    pub ts_ms: i64,
+    /// A rating's value, else 0.
+    pub value: f32,
+    pub kind: ActivityType,
+}
+
+/// A snapshot of the event log for training: product events only, user and product ids
+/// interned (millions of events would otherwise hold millions of id strings).
+#[derive(Debug, Default, Clone)]
+pub struct TrainingLog {
+    pub users: Vec<UserId>,
+    pub items: Vec<ProductId>,
+    pub rows: Vec<Row>,
+    user_index: HashMap<UserId, u32>,
+    item_index: HashMap<ProductId, u32>,
+}
+
+impl TrainingLog {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a log event (events without a product are skipped).
+    pub fn push(&mut self, e: &LogEvent) {
+        let Some(product) = &e.product_id else { return };
+        let n = self.users.len() as u32;
+        let user = *self.user_index.entry(e.user_id.clone()).or_insert_with(|| {
+            self.users.push(e.user_id.clone());
+            n
+        });
+        let n = self.items.len() as u32;
+        let item = *self.item_index.entry(product.clone()).or_insert_with(|| {
+            self.items.push(product.clone());
+            n
+        });
+        self.rows.push(Row {
+            user,
+            item,
+            ts_ms: e.ts_ms,
+            value: e.value.unwrap_or(0.0),
+            kind: e.activity_type,
+        });
+    }
+
+    pub fn from_events<'a>(events: impl IntoIterator<Item = &'a LogEvent>) -> Self {
+        let mut log = Self::new();
+        for e in events {
+            log.push(e);
+        }
+        log
+    }
+
+    /// The same id tables with only the rows `keep` admits (indices stay valid).
+    pub fn subset(&self, keep: impl Fn(&Row) -> bool) -> Self {
+        Self {
+            users: self.users.clone(),
+            items: self.items.clone(),
+            rows: self.rows.iter().filter(|r| keep(r)).copied().collect(),
+            user_index: HashMap::new(),
+            item_index: HashMap::new(),
+        }
+    }
+
+    /// Row `r` as a log event (sequence 0).
+    pub fn event(&self, r: &Row) -> LogEvent {
+        LogEvent {
+            seq: 0,
+            user_id: self.users[r.user as usize].clone(),
+            product_id: Some(self.items[r.item as usize].clone()),
+            activity_type: r.kind,
+            ts_ms: r.ts_ms,
+            value: (r.kind == ActivityType::Rating).then_some(r.value),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
 /// Turns events into training data: signed, decayed weights summed per (user, item); a
 /// pair whose sum is not positive is dropped; each user keeps their `maxItemsPerUser` most
 /// recent items. Time decay is measured from the newest event, so the same events always
-/// give the same data.
-pub fn prepare(events: &[LogEvent], config: &TrainingConfig) -> TrainingData {
-    let mut items: HashMap<&ProductId, u32> = HashMap::new();
-    let mut item_ids: Vec<ProductId> = Vec::new();
-    let mut users: HashMap<&UserId, u32> = HashMap::new();
-    let mut rows: Vec<(u32, u32, f32, i64)> = Vec::with_capacity(events.len());
-    let mut used_events = 0u64;
-    for e in events {
-        let Some(product) = &e.product_id else { continue };
-        let w = config.weights.event_weight(e.activity_type, e.value);
-        if w == 0.0 || !w.is_finite() {
-            continue;
+/// give the same data. The item vocabulary is the log's.
+pub fn prepare(log: &TrainingLog, config: &TrainingConfig) -> TrainingData {
+    let mut rows: Vec<(u32, u32, f32, i64)> = Vec::with_capacity(log.rows.len());
+    for r in &log.rows {
+        let value = (r.kind == ActivityType::Rating).then_some(r.value);
+        let w = config.weights.event_weight(r.kind, value);
+        if w != 0.0 && w.is_finite() {
+            rows.push((r.user, r.item, w, r.ts_ms / 1000));
         }
-        used_events += 1;
-        let item = *items.entry(product).or_insert_with(|| {
-            item_ids.push(product.clone());
-            (item_ids.len() - 1) as u32
-        });
-        let n = users.len() as u32;
-        let user = *users.entry(&e.user_id).or_insert(n);
-        rows.push((user, item, w, e.ts_ms / 1000));
     }
+    let used_events = rows.len() as u64;
+    let item_ids = log.items.clone();
     let reference = rows.iter().map(|r| r.3).max().unwrap_or(0);
     let decay = config.time_decay;
     rows.par_sort_by_key(|r| (r.0, r.3));
@@ -77,7 +156,7 @@ pub fn prepare(events: &[LogEvent], config: &TrainingConfig) -> TrainingData {
         bounds.push(rows.len());
     }
     let max_items = config.max_items_per_user;
-    let per_user: Vec<(Vec<Interaction>, Vec<u32>)> = bounds
+    let per_user: Vec<(u32, Vec<Interaction>, Vec<u32>)> = bounds
         .par_windows(2)
         .map(|b| {
             let group = &rows[b[0]..b[1]];
@@ -102,15 +181,15 @@ pub fn prepare(events: &[LogEvent], config: &TrainingConfig) -> TrainingData {
             }
             let interactions =
                 kept.into_iter().map(|(item, weight, ts)| Interaction { user, item, weight, ts }).collect();
-            (interactions, sequence)
+            (user, interactions, sequence)
         })
         .collect();
-    let n_users = users.len();
+    let n_users = log.users.len();
     let mut interactions = Vec::new();
-    let mut sequences = Vec::with_capacity(n_users);
-    for (i, s) in per_user {
+    let mut sequences = vec![Vec::new(); n_users];
+    for (user, i, s) in per_user {
+        sequences[user as usize] = s;
         interactions.extend(i);
-        sequences.push(s);
     }
     let opts =
         MatrixOptions { n_users: Some(n_users), n_items: Some(item_ids.len()), ..MatrixOptions::default() };
@@ -185,7 +264,7 @@ pub fn train(
 
 /// [`prepare`] then [`train`].
 pub fn train_bundle(
-    events: &[LogEvent],
+    events: &TrainingLog,
     config: &TrainingConfig,
     data_range: (u64, u64),
     progress: Progress,

@@ -51,15 +51,44 @@ impl FromStr for Window {
     }
 }
 
+/// Scores are kept as of a per-window reference time and rescaled when events run this many
+/// half-lives past it, so they neither overflow nor underflow however old the data is.
+const RESCALE_AFTER_HALF_LIVES: f64 = 16.0;
+
 #[derive(Default)]
 struct Counters {
+    /// Per item and window: `Σ weight · 2^((t − reference) / half-life)`.
     scores: Vec<[f32; 4]>,
-    /// Time (online seconds) the item's scores are expressed at.
-    at: Vec<u32>,
+    /// Per window, the reference time (online seconds) the scores are expressed at.
+    reference: [i64; 4],
+    started: bool,
 }
 
-fn decay(window: Window, secs: f64) -> f32 {
-    (0.5f64).powf(secs / window.half_life_secs()) as f32
+impl Counters {
+    fn observe(&mut self, item: usize, ts: i64, weight: f32) {
+        if !self.started {
+            self.reference = [ts; 4];
+            self.started = true;
+        }
+        if item >= self.scores.len() {
+            self.scores.resize(item + 1, [0.0; 4]);
+        }
+        for w in Window::ALL {
+            let k = w.index();
+            let h = w.half_life_secs();
+            let ahead = (ts - self.reference[k]) as f64;
+            if ahead > RESCALE_AFTER_HALF_LIVES * h {
+                let factor = (0.5f64).powf(ahead / h) as f32;
+                for s in &mut self.scores {
+                    s[k] *= factor;
+                }
+                self.reference[k] = ts;
+            }
+            let boost = (2f64).powf((ts - self.reference[k]) as f64 / h) as f32;
+            let s = &mut self.scores[item][k];
+            *s = (*s + weight * boost).max(0.0);
+        }
+    }
 }
 
 /// The decayed counters of every item.
@@ -105,52 +134,49 @@ impl TrendingLists {
     }
 }
 
+/// The `n` best, best first (ties: lower item), without sorting everything.
+fn best(mut items: Vec<(u32, f32)>, n: usize) -> Vec<(u32, f32)> {
+    let better = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if items.len() > n && n > 0 {
+        items.select_nth_unstable_by(n - 1, better);
+        items.truncate(n);
+    }
+    items.truncate(n);
+    items.sort_unstable_by(better);
+    items
+}
+
 impl Trending {
-    /// Adds an event worth `weight` on `item` at `ts` (online seconds). Out-of-order events
-    /// are decayed to the item's current time instead of rewinding it.
+    /// Adds an event worth `weight` on `item` at `ts` (online seconds). Late events count
+    /// less, as they would have decayed by now; nothing is rewound.
     pub fn observe(&self, item: u32, ts: u32, weight: f32) {
         if weight == 0.0 || !weight.is_finite() {
             return;
         }
-        let mut c = self.counters.lock().expect("trending lock");
-        let i = item as usize;
-        if i >= c.scores.len() {
-            c.scores.resize(i + 1, [0.0; 4]);
-            c.at.resize(i + 1, 0);
-        }
-        let at = c.at[i];
-        let (shift_old, shift_new) =
-            if ts >= at { (f64::from(ts - at), 0.0) } else { (0.0, f64::from(at - ts)) };
-        for w in Window::ALL {
-            let s = &mut c.scores[i][w.index()];
-            *s = (*s * decay(w, shift_old) + weight * decay(w, shift_new)).max(0.0);
-        }
-        c.at[i] = at.max(ts);
+        self.counters.lock().expect("trending lock").observe(item as usize, i64::from(ts), weight);
     }
 
-    /// The current score of `item` in `window` at time `now` (online seconds).
+    /// The score of `item` in `window` as of time `now` (online seconds).
     pub fn score(&self, item: u32, window: Window, now: u32) -> f32 {
         let c = self.counters.lock().expect("trending lock");
-        let i = item as usize;
+        let k = window.index();
+        let age = (i64::from(now) - c.reference[k]) as f64;
         c.scores
-            .get(i)
-            .map_or(0.0, |s| s[window.index()] * decay(window, f64::from(now.saturating_sub(c.at[i]))))
+            .get(item as usize)
+            .map_or(0.0, |s| s[k] * (0.5f64).powf(age / window.half_life_secs()) as f32)
     }
 
-    /// Ranks the available catalogue items of every window at `now`: the best `top` overall
-    /// and the best `per_category` in each category.
-    pub fn snapshot(&self, catalog: &Catalog, now: u32, top: usize, per_category: usize) -> TrendingLists {
+    /// Ranks the available catalogue items of every window: the best `top` overall and the
+    /// best `per_category` in each category. Scores are relative to the most recent activity,
+    /// so a shop whose last events are old still has trending items.
+    pub fn snapshot(&self, catalog: &Catalog, top: usize, per_category: usize) -> TrendingLists {
         let current: Vec<(u32, [f32; 4])> = {
             let c = self.counters.lock().expect("trending lock");
             c.scores
                 .iter()
-                .zip(&c.at)
                 .enumerate()
-                .filter(|(_, (s, _))| s.iter().any(|v| *v > 0.0))
-                .map(|(i, (s, at))| {
-                    let age = f64::from(now.saturating_sub(*at));
-                    (i as u32, Window::ALL.map(|w| s[w.index()] * decay(w, age)))
-                })
+                .filter(|(_, s)| s.iter().any(|v| *v > 0.0))
+                .map(|(i, s)| (i as u32, *s))
                 .collect()
         };
         let mut lists = TrendingLists::default();
@@ -164,20 +190,21 @@ impl Trending {
         newest.sort_unstable_by(newer);
         lists.newest = newest;
         for w in Window::ALL {
-            let mut scored: Vec<(u32, f32, u32)> = current
-                .iter()
-                .filter_map(|(i, s)| catalog.available(*i).map(|e| (*i, s[w.index()], e.category)))
-                .filter(|x| x.1 > 0.0)
-                .collect();
-            scored.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            let ranked = &mut lists.windows[w.index()];
-            ranked.global = scored.iter().take(top).map(|x| (x.0, x.1)).collect();
-            for (i, s, c) in scored {
-                let list = ranked.by_category.entry(c).or_default();
-                if list.len() < per_category {
-                    list.push((i, s));
+            let mut by_category: HashMap<u32, Vec<(u32, f32)>> = HashMap::new();
+            let mut global: Vec<(u32, f32)> = Vec::with_capacity(current.len());
+            for (i, s) in &current {
+                let score = s[w.index()];
+                if score > 0.0 {
+                    if let Some(e) = catalog.available(*i) {
+                        global.push((*i, score));
+                        by_category.entry(e.category).or_default().push((*i, score));
+                    }
                 }
             }
+            let ranked = &mut lists.windows[w.index()];
+            ranked.global = best(global, top);
+            ranked.by_category =
+                by_category.into_iter().map(|(c, items)| (c, best(items, per_category))).collect();
         }
         lists
     }
@@ -194,16 +221,16 @@ mod tests {
         let day = 86_400u32;
         t.observe(0, 0, 4.0); // old and heavy
         t.observe(1, 10 * day, 1.0); // fresh and light
-        assert!((t.score(0, Window::Day, day) - 2.0).abs() < 1e-4);
+        assert!((t.score(0, Window::Day, day) - 2.0).abs() < 1e-3, "{}", t.score(0, Window::Day, day));
         let catalog = Catalog::new([product("old", "a", "1.00"), product("new", "b", "1.00")]);
-        let lists = t.snapshot(&catalog, 10 * day, 10, 10);
+        let lists = t.snapshot(&catalog, 10, 10);
         assert_eq!(lists.list(Window::Day, None)[0].0, 1, "a day's half-life favours the fresh item");
         assert_eq!(lists.list(Window::Month, None)[0].0, 0, "a month's favours the heavy one");
         assert_eq!(lists.list(Window::Day, Some(0)).len(), 1);
     }
 
     #[test]
-    fn late_events_do_not_rewind_time_and_unavailable_items_are_left_out() {
+    fn late_events_count_less_and_unavailable_items_are_left_out() {
         let t = Trending::default();
         t.observe(0, 10_000, 1.0);
         t.observe(0, 10_000 - 3600, 1.0); // an hour late: worth half in the hour window
@@ -211,8 +238,23 @@ mod tests {
         let mut hidden = product("h", "a", "1.00");
         hidden.hidden = true;
         let catalog = Catalog::new([hidden]);
-        assert!(t.snapshot(&catalog, 10_000, 10, 10).list(Window::Hour, None).is_empty());
+        assert!(t.snapshot(&catalog, 10, 10).list(Window::Hour, None).is_empty());
         assert_eq!("week".parse::<Window>(), Ok(Window::Week));
         assert!("year".parse::<Window>().is_err());
+    }
+
+    #[test]
+    fn years_of_history_neither_overflow_nor_empty_the_lists() {
+        let t = Trending::default();
+        let year = 365 * 86_400u32;
+        for k in 0..1000u32 {
+            t.observe(k % 7, k * (2 * year / 1000), 1.0 + (k % 3) as f32);
+        }
+        let catalog = Catalog::new((0..7).map(|i| product(&format!("p{i}"), "a", "1.00")));
+        let lists = t.snapshot(&catalog, 10, 10);
+        for w in Window::ALL {
+            let list = lists.list(w, None);
+            assert!(!list.is_empty() && list.iter().all(|x| x.1.is_finite()), "{w:?}: {list:?}");
+        }
     }
 }

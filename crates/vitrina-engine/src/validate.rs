@@ -14,56 +14,69 @@ use std::{
 
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use serde::Serialize;
-use vitrina_core::{LogEvent, Product, ProductId, UserId};
+use vitrina_core::{ActivityType, Product};
 
 use crate::{
     config::{EventWeights, RankingConfig, TrainingConfig},
     model::PreparedModel,
-    train::{train_bundle, Progress, TrainError},
+    train::{train_bundle, Progress, TrainError, TrainingLog},
     Engine, Filters, ListRequest,
 };
 
 /// A held-out split of a log snapshot.
 #[derive(Debug, Default)]
 pub struct Split {
-    pub train: Vec<LogEvent>,
-    /// Per held-out user, the item to find.
-    pub test: Vec<(UserId, ProductId)>,
+    pub train: TrainingLog,
+    /// Per held-out user, the item to find (indices into `train`'s id tables).
+    pub test: Vec<(u32, u32)>,
 }
 
-/// Holds out the latest item of up to `users` users (see the module docs).
-pub fn split_last(events: &[LogEvent], weights: &EventWeights, users: usize, seed: u64) -> Split {
-    // Per user: distinct positive items and the time of their latest positive item.
-    let mut per_user: HashMap<&UserId, (HashSet<&ProductId>, i64, Option<&ProductId>)> = HashMap::new();
-    for e in events {
-        let Some(p) = &e.product_id else { continue };
-        if weights.event_weight(e.activity_type, e.value) <= 0.0 {
+/// Holds out the latest item of up to `users` users (see the module docs). With
+/// `sample_users > 0`, the training side keeps only the events of that many randomly drawn
+/// users besides the held-out ones, which bounds the cost of validating on a large log.
+pub fn split_last(
+    log: &TrainingLog,
+    weights: &EventWeights,
+    users: usize,
+    sample_users: usize,
+    seed: u64,
+) -> Split {
+    // Per user: distinct positive items and their latest positive item with its time.
+    let mut per_user: HashMap<u32, (HashSet<u32>, i64, u32)> = HashMap::new();
+    for r in &log.rows {
+        let value = (r.kind == ActivityType::Rating).then_some(r.value);
+        if weights.event_weight(r.kind, value) <= 0.0 {
             continue;
         }
-        let u = per_user.entry(&e.user_id).or_insert((HashSet::new(), i64::MIN, None));
-        u.0.insert(p);
-        if e.ts_ms >= u.1 {
-            (u.1, u.2) = (e.ts_ms, Some(p));
+        let u = per_user.entry(r.user).or_insert((HashSet::new(), i64::MIN, r.item));
+        u.0.insert(r.item);
+        if r.ts_ms >= u.1 {
+            (u.1, u.2) = (r.ts_ms, r.item);
         }
     }
-    let mut eligible: Vec<(&UserId, i64, &ProductId)> = per_user
-        .into_iter()
-        .filter(|(_, (items, _, _))| items.len() >= 3)
-        .filter_map(|(u, (_, ts, last))| last.map(|p| (u, ts, p)))
-        .collect();
-    eligible.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    eligible.shuffle(&mut StdRng::seed_from_u64(seed));
-    eligible.truncate(users);
-    let held: HashMap<&UserId, (i64, &ProductId)> = eligible.iter().map(|&(u, ts, p)| (u, (ts, p))).collect();
-    let train = events
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut eligible: Vec<(u32, i64, u32)> = per_user
         .iter()
-        .filter(|e| match held.get(&e.user_id) {
-            Some(&(ts, p)) => e.ts_ms < ts && e.product_id.as_ref() != Some(p),
-            None => true,
-        })
-        .cloned()
+        .filter(|(_, (items, _, _))| items.len() >= 3)
+        .map(|(&u, &(_, ts, p))| (u, ts, p))
         .collect();
-    let test = eligible.into_iter().map(|(u, _, p)| (u.clone(), p.clone())).collect();
+    eligible.sort_unstable_by_key(|e| e.0);
+    eligible.shuffle(&mut rng);
+    eligible.truncate(users);
+    let held: HashMap<u32, (i64, u32)> = eligible.iter().map(|&(u, ts, p)| (u, (ts, p))).collect();
+    let sampled: Option<HashSet<u32>> = (sample_users > 0 && per_user.len() > sample_users + held.len())
+        .then(|| {
+            let mut all: Vec<u32> = per_user.keys().copied().filter(|u| !held.contains_key(u)).collect();
+            all.sort_unstable();
+            all.shuffle(&mut rng);
+            all.truncate(sample_users);
+            all.into_iter().collect()
+        });
+    let train = log.subset(|r| match held.get(&r.user) {
+        Some(&(ts, p)) => r.ts_ms < ts && r.item != p,
+        None => sampled.as_ref().is_none_or(|s| s.contains(&r.user)),
+    });
+    let test = eligible.into_iter().map(|(u, _, p)| (u, p)).collect();
     Split { train, test }
 }
 
@@ -87,27 +100,28 @@ pub fn evaluate(
     ranking: &RankingConfig,
     progress: Progress,
 ) -> Result<Quality, TrainError> {
-    let last = split.train.iter().map(|e| e.seq).max().unwrap_or(0);
-    let bundle = train_bundle(&split.train, config, (1, last), progress)?;
-    let now_ms = split.train.iter().map(|e| e.ts_ms).max().unwrap_or(0) + 1;
-    let test_users: HashSet<&UserId> = split.test.iter().map(|t| &t.0).collect();
+    let bundle = train_bundle(&split.train, config, (0, 0), progress)?;
+    let now_ms = split.train.rows.iter().map(|r| r.ts_ms).max().unwrap_or(0) + 1;
+    let test_users: HashSet<u32> = split.test.iter().map(|t| t.0).collect();
     let engine = Engine::with_history(products.iter().cloned(), ranking.clone(), usize::MAX);
     engine.activate(PreparedModel::new("candidate", Arc::new(bundle)));
-    for e in &split.train {
-        if test_users.contains(&e.user_id) {
-            engine.observe(e);
+    for r in &split.train.rows {
+        let e = split.train.event(r);
+        if test_users.contains(&r.user) {
+            engine.observe(&e);
         } else {
-            engine.observe_popularity(e);
+            engine.observe_popularity(&e);
         }
     }
-    engine.refresh(now_ms);
+    engine.refresh();
     let ranking = RankingConfig { exclude_seen: true, exploration: 0.0, ..ranking.clone() };
     let model = engine.model();
     let filters = Filters::default();
     let req = ListRequest { limit: 10, filters: &filters, now_ms };
     let (mut hits, mut ndcg) = (0usize, 0f64);
-    for (user, target) in &split.test {
-        let list = engine.recommend_with(&model, &ranking, user, &req);
+    for &(user, target) in &split.test {
+        let list = engine.recommend_with(&model, &ranking, &split.train.users[user as usize], &req);
+        let target = &split.train.items[target as usize];
         if let Some(rank) = list.iter().position(|r| &r.product.id == target) {
             hits += 1;
             ndcg += 1.0 / ((rank + 2) as f64).log2();
@@ -119,7 +133,7 @@ pub fn evaluate(
 
 #[cfg(test)]
 mod tests {
-    use vitrina_core::ActivityType;
+    use vitrina_core::{LogEvent, ProductId, UserId};
 
     use super::*;
 
@@ -145,10 +159,16 @@ mod tests {
             ev(6, "b", ActivityType::View, "p1", 10), // two items only: not eligible
             ev(7, "b", ActivityType::View, "p2", 20),
         ];
-        let split = split_last(&events, &EventWeights::default(), 10, 1);
-        assert_eq!(split.test, [(UserId::parse("a").unwrap(), ProductId::parse("p1").unwrap())]);
-        let kept: Vec<u64> = split.train.iter().map(|e| e.seq).collect();
-        assert_eq!(kept, [2, 3, 6, 7], "a's p1 events and everything of a from its time on are held out");
-        assert!(split_last(&events, &EventWeights::default(), 0, 1).test.is_empty());
+        let log = TrainingLog::from_events(&events);
+        let split = split_last(&log, &EventWeights::default(), 10, 0, 1);
+        let named: Vec<(&str, &str)> = split
+            .test
+            .iter()
+            .map(|&(u, p)| (log.users[u as usize].as_str(), log.items[p as usize].as_str()))
+            .collect();
+        assert_eq!(named, [("a", "p1")]);
+        let kept: Vec<i64> = split.train.rows.iter().map(|r| r.ts_ms).collect();
+        assert_eq!(kept, [20, 30, 10, 20], "a's p1 events and everything of a from its time on are held out");
+        assert!(split_last(&log, &EventWeights::default(), 0, 0, 1).test.is_empty());
     }
 }

@@ -104,7 +104,7 @@ impl Embedded {
             .await
             .context("restoring the active model")?;
         let events = replay(&ports, &engine).await.context("replaying the event log")?;
-        engine.refresh(Utc::now().timestamp_millis());
+        engine.refresh();
         if restored.is_none() && events > 0 {
             let defaults = vitrina_engine::TrainingConfig::default();
             training.submit(defaults, Trigger::Startup)?;
@@ -177,7 +177,7 @@ async fn refresh_forever(engine: Arc<Engine>) {
     loop {
         tick.tick().await;
         let engine = engine.clone();
-        let _ = tokio::task::spawn_blocking(move || engine.refresh(Utc::now().timestamp_millis())).await;
+        let _ = tokio::task::spawn_blocking(move || engine.refresh()).await;
     }
 }
 

@@ -90,7 +90,7 @@ impl From<ValidationError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict(what) => Self::conflict(format!("{what} already exists")),
+            StoreError::Conflict(what) => Self::conflict(what),
             StoreError::Closed => Self::unavailable("the store is shutting down"),
             StoreError::Backend(_) => Self::internal(e),
         }

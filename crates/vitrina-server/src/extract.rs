@@ -3,7 +3,7 @@
 
 use axum::{
     body::Bytes,
-    extract::{FromRequest, FromRequestParts, Path, Query, Request},
+    extract::{FromRequest, FromRequestParts, Path, Request},
     http::{header, request::Parts, StatusCode},
 };
 use serde::de::DeserializeOwned;
@@ -50,7 +50,19 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         if inner.is_syntax() || inner.is_eof() {
             ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("malformed JSON: {inner}"))
         } else {
-            let field = if path == "." { String::new() } else { path };
+            let text = inner.to_string();
+            // serde names missing and unknown fields only in its message: `missing field `name``.
+            let named = ["missing field `", "unknown field `"]
+                .iter()
+                .find_map(|p| text.strip_prefix(p).and_then(|rest| rest.split('`').next()))
+                .map(str::to_string);
+            let field = match (path.as_str(), named) {
+                (".", Some(name)) => name,
+                (".", None) => String::new(),
+                (p, Some(name)) if text.starts_with("missing") => format!("{p}.{name}"),
+                (p, _) => p.to_string(),
+            };
+            let inner = text;
             let message = if field.is_empty() { inner.to_string() } else { format!("{field}: {inner}") };
             ApiError::bad_request(message)
                 .with_details(json!({"errors": [{"field": field, "message": inner.to_string()}]}))
@@ -64,11 +76,17 @@ pub struct ApiQuery<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(q)| ApiQuery(q))
-            .map_err(|e| ApiError::bad_request(format!("invalid query string: {}", e.body_text())))
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|e| {
+            let field = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            let field = if field == "." { String::new() } else { field };
+            let message = if field.is_empty() { inner.clone() } else { format!("{field}: {inner}") };
+            ApiError::bad_request(format!("invalid query string: {message}"))
+                .with_details(json!({"errors": [{"field": field, "message": inner}]}))
+        })
     }
 }
 

@@ -18,31 +18,38 @@ pub mod routes;
 pub mod state;
 pub mod training;
 
-use axum::{http::HeaderName, middleware, routing::get, Router};
+use axum::{http::HeaderName, middleware, Router};
 use tower::ServiceBuilder;
 use tower_http::{
     catch_panic::CatchPanicLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    trace::TraceLayer,
+    trace::{DefaultOnRequest, TraceLayer},
 };
+use tracing::Level;
 
 pub use state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole HTTP application: API routes, `/metrics`, docs, and the cross-cutting layers
-/// (request ids, tracing, metrics, panic → JSON 500).
+/// (request ids, the access log, metrics, the JSON error shape for every error, panic →
+/// JSON 500).
 pub fn app(state: AppState) -> Router {
     routes::router(state)
-        .route("/metrics", get(observe::metrics_endpoint))
+        .layer(middleware::from_fn(observe::error_shape))
         .layer(middleware::from_fn(observe::track_requests))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-                    let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-                }))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|req: &axum::http::Request<_>| {
+                            let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+                            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                        })
+                        .on_request(DefaultOnRequest::new().level(Level::DEBUG))
+                        .on_response(observe::access_log),
+                )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(CatchPanicLayer::custom(observe::panic_response)),
         )

@@ -40,6 +40,31 @@ pub async fn metrics_endpoint() -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], prometheus().render()).into_response()
 }
 
+/// Requests slower than this are logged at INFO even when they succeed.
+const SLOW: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The access log, inside the request's span (method, path, request id): errors at WARN,
+/// slow requests at INFO, the rest at DEBUG — a JSON line per request at 10k requests/s
+/// cost ~8 % of the CPU (perf; docs/BENCHMARKS.md), `RUST_LOG=…,tower_http=debug` or
+/// `[log] level = "debug"` turns them on.
+pub fn access_log<B>(
+    response: &axum::http::Response<B>,
+    latency: std::time::Duration,
+    _span: &tracing::Span,
+) {
+    let status = response.status().as_u16();
+    let ms = latency.as_secs_f64() * 1000.0;
+    if status >= 500 {
+        tracing::error!(status, latency_ms = ms, "request failed");
+    } else if status >= 400 {
+        tracing::warn!(status, latency_ms = ms, "request rejected");
+    } else if latency >= SLOW {
+        tracing::info!(status, latency_ms = ms, "slow request");
+    } else {
+        tracing::debug!(status, latency_ms = ms, "request");
+    }
+}
+
 /// Counts requests and records latency by method, route template and status.
 pub async fn track_requests(req: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -55,6 +80,36 @@ pub async fn track_requests(req: Request, next: Next) -> Response {
     metrics::histogram!("vitrina_http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// Gives every error response the documented JSON shape: responses a framework layer
+/// produced with an empty body (an unknown docs asset, a method the docs router does not
+/// serve…) get the body of the matching [`ApiError`].
+pub async fn error_shape(req: Request, next: Next) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let response = next.run(req).await;
+    let status = response.status();
+    let empty = response.headers().get(header::CONTENT_LENGTH).is_some_and(|v| v == "0")
+        || response.headers().get(header::CONTENT_TYPE).is_none();
+    if !(status.is_client_error() || status.is_server_error()) || !empty {
+        return response;
+    }
+    let error = match status {
+        StatusCode::NOT_FOUND => ApiError::not_found(format!("no route for {method} {path}")),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ApiError::new(status, "method_not_allowed", format!("{method} is not allowed on {path}"))
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(status, "payload_too_large", "request body is too large")
+        }
+        s if s.is_server_error() => {
+            ApiError::internal(format!("{method} {path} answered {s} without a body"))
+        }
+        s => ApiError::new(s, "bad_request", format!("{method} {path}: {s}")),
+    };
+    let mut fixed = error.into_response();
+    *fixed.status_mut() = status;
+    fixed
 }
 
 /// Answers a panicking handler with the generic 500 error body (the panic is logged).

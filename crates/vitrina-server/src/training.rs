@@ -24,10 +24,9 @@ use vitrina_core::{
     events::{kinds, DomainEvent},
     ports::{ModelRecord, ModelStatus, StoreResult},
     time::format_ts,
-    LogEvent,
 };
 use vitrina_engine::{
-    train::{train_bundle, TrainError},
+    train::{train_bundle, TrainError, TrainingLog},
     validate::{evaluate, split_last, Quality},
     Engine, ModelBundle, PreparedModel, TrainingConfig,
 };
@@ -365,7 +364,12 @@ impl Training {
         let started = Instant::now();
         let max_seq = record.data_range.1;
         let events = load_events(ports, max_seq, &mut |f| self.update(|j| j.progress = 0.1 * f)).await?;
-        self.log(format!("loaded {} events", events.len()));
+        self.log(format!(
+            "loaded {} product events of {} users on {} products",
+            events.len(),
+            events.users.len(),
+            events.items.len()
+        ));
         if cancel.load(Ordering::SeqCst) {
             return Err(JobError::Cancelled);
         }
@@ -388,7 +392,13 @@ impl Training {
                     }
                 };
                 let validation = if config.validation_users > 0 {
-                    let split = split_last(&events, &config.weights, config.validation_users, config.seed);
+                    let split = split_last(
+                        &events,
+                        &config.weights,
+                        config.validation_users,
+                        config.validation_sample_users,
+                        config.seed,
+                    );
                     if split.test.is_empty() {
                         None
                     } else {
@@ -501,19 +511,21 @@ fn next_version(models: &[ModelRecord]) -> String {
     format!("v{}", n + 1)
 }
 
-/// Reads events `1..=max_seq` page by page.
+/// Reads events `1..=max_seq` page by page into a compact training log.
 pub async fn load_events(
     ports: &Ports,
     max_seq: u64,
     progress: &mut (dyn FnMut(f32) + Send),
-) -> StoreResult<Vec<LogEvent>> {
-    let mut out = Vec::new();
+) -> StoreResult<TrainingLog> {
+    let mut out = TrainingLog::new();
     let mut after = 0;
     while after < max_seq {
         let page = ports.log.scan(after, PAGE).await?;
         let Some(last) = page.last() else { break };
         after = last.seq;
-        out.extend(page.into_iter().take_while(|e| e.seq <= max_seq));
+        for e in page.iter().take_while(|e| e.seq <= max_seq) {
+            out.push(e);
+        }
         progress(after.min(max_seq) as f32 / max_seq.max(1) as f32);
     }
     Ok(out)

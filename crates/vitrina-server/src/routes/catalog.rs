@@ -15,7 +15,7 @@ use vitrina_core::{
 use crate::{
     dto::{check_limit, ProductDto},
     error::{ApiError, ApiResult, ErrorBody},
-    extract::{ApiJson, ApiPath, ApiQuery},
+    extract::{parse_json, ApiJson, ApiPath, ApiQuery},
     state::AppState,
 };
 
@@ -164,21 +164,25 @@ pub async fn get(
     Ok(Json(ProductResponse { success: true, product: ProductDto::from(&product) }))
 }
 
-/// Creates or replaces a product (its creation time is kept).
+/// Creates (201) or replaces (200) a product; a replaced product keeps its creation time.
 #[utoipa::path(put, path = "/api/v1/catalog/products/{productId}", tag = "catalog", params(("productId" = String, Path)),
-    request_body = ProductInput, responses((status = 200, body = ProductResponse), (status = 400, body = ErrorBody)))]
+    request_body = ProductInput,
+    responses((status = 200, description = "replaced", body = ProductResponse),
+        (status = 201, description = "created", body = ProductResponse), (status = 400, body = ErrorBody)))]
 pub async fn put(
     State(s): State<AppState>,
     ApiPath(id): ApiPath<String>,
     ApiJson(input): ApiJson<ProductInput>,
-) -> ApiResult<Json<ProductResponse>> {
+) -> ApiResult<(StatusCode, Json<ProductResponse>)> {
     let id = ProductId::parse(&id)?;
     let product = input.into_product(Some(id.as_str())).map_err(ApiError::validation)?;
+    let existed = s.ports.catalog.product(&id).await?.is_some();
     s.ports.catalog.upsert_products(vec![product]).await?;
     let product = stored(&s, &id).await?;
     let dto = ProductDto::from(&product);
     after_write(&s, vec![product]).await;
-    Ok(Json(ProductResponse { success: true, product: dto }))
+    let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((status, Json(ProductResponse { success: true, product: dto })))
 }
 
 /// Fields to change; all optional.
@@ -202,8 +206,19 @@ pub struct ProductPatch {
 pub async fn patch(
     State(s): State<AppState>,
     ApiPath(id): ApiPath<String>,
-    ApiJson(p): ApiJson<ProductPatch>,
+    ApiJson(raw): ApiJson<Value>,
 ) -> ApiResult<Json<ProductResponse>> {
+    let nulls: Vec<ValidationError> = raw
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, v)| v.is_null())
+        .map(|(k, _)| ValidationError::new(k.as_str(), "must not be null (leave the field out to keep it)"))
+        .collect();
+    if !nulls.is_empty() {
+        return Err(ApiError::validation(nulls));
+    }
+    let p: ProductPatch = parse_json(raw.to_string().as_bytes())?;
     let mut product = stored(&s, &ProductId::parse(&id)?).await?;
     let mut errors = Vec::new();
     if let Some(name) = &p.name {
@@ -278,6 +293,15 @@ pub async fn bulk(
         match input.into_product(None) {
             Ok(p) => products.push(p),
             Err(errs) => errors.extend(errs.into_iter().map(|e| e.within(&format!("products[{i}]")))),
+        }
+    }
+    let mut first_at: std::collections::HashMap<&ProductId, usize> = std::collections::HashMap::new();
+    for (i, p) in products.iter().enumerate() {
+        if let Some(first) = first_at.insert(&p.id, i) {
+            errors.push(ValidationError::new(
+                format!("products[{i}].id"),
+                format!("{} is already products[{first}]; each id once per request", p.id),
+            ));
         }
     }
     if !errors.is_empty() {

@@ -89,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/users", get(users::list).post(users::upsert))
         .route("/api/v1/users/{user_id}", get(users::get).delete(users::delete))
+        .route("/metrics", get(crate::observe::metrics_endpoint))
         .layer(DefaultBodyLimit::max(state.limits.body_bytes));
     Router::new()
         .merge(batch)

@@ -116,9 +116,8 @@ pub struct RecommendationItem {
     pub product: ProductSummary,
 }
 
-/// A served list: the items and what identifies it.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+/// A served list: the items and what identifies it (the common part of every list response).
+#[derive(Debug)]
 pub struct ListBody {
     pub recommendations: Vec<RecommendationItem>,
     pub generated_at: String,
@@ -135,8 +134,29 @@ pub struct ListBody {
 pub struct RecommendationsResponse {
     pub success: bool,
     pub user_id: String,
-    #[serde(flatten)]
-    pub list: ListBody,
+    pub recommendations: Vec<RecommendationItem>,
+    pub generated_at: String,
+    /// True when the list came from the per-visitor cache.
+    pub from_cache: bool,
+    /// Identifies this served list; send it back in click/cart/purchase metadata.
+    pub recommendation_id: String,
+    pub model_version: String,
+    pub variant: String,
+}
+
+impl RecommendationsResponse {
+    fn new(user_id: String, b: ListBody) -> Self {
+        Self {
+            success: true,
+            user_id,
+            recommendations: b.recommendations,
+            generated_at: b.generated_at,
+            from_cache: b.from_cache,
+            recommendation_id: b.recommendation_id,
+            model_version: b.model_version,
+            variant: b.variant,
+        }
+    }
 }
 
 /// Records the impression (when a visitor is known) and shapes the list.
@@ -209,10 +229,13 @@ async fn personal(
 ) -> ApiResult<Arc<RecommendationList>> {
     let (engine, user) = (s.engine.clone(), user.clone());
     let list = tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
         let model = engine.model();
         let now = Utc::now();
         let req = ListRequest { limit, filters: &f, now_ms: now.timestamp_millis() };
         let items = engine.recommend_with(&model, &engine.ranking(), &user, &req);
+        metrics::histogram!("vitrina_rank_duration_seconds", "list" => "personal")
+            .record(started.elapsed().as_secs_f64());
         RecommendationList { items, model_version: model.version.clone(), generated_at: now }
     })
     .await
@@ -241,7 +264,7 @@ pub async fn recommendations(
         }
     };
     let list = serve(&s, Some(&user), &list, from_cache, personal_explanation);
-    Ok(Json(RecommendationsResponse { success: true, user_id: user.to_string(), list }))
+    Ok(Json(RecommendationsResponse::new(user.to_string(), list)))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -276,7 +299,7 @@ pub async fn refresh(
         s.ports.cache.store(&user, &key, token, list.clone()).await;
     }
     let list = serve(&s, Some(&user), &list, false, personal_explanation);
-    Ok(Json(RecommendationsResponse { success: true, user_id: user.to_string(), list }))
+    Ok(Json(RecommendationsResponse::new(user.to_string(), list)))
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -298,8 +321,14 @@ pub struct SimilarQuery {
 pub struct SimilarResponse {
     pub success: bool,
     pub product_id: String,
-    #[serde(flatten)]
-    pub list: ListBody,
+    pub recommendations: Vec<RecommendationItem>,
+    pub generated_at: String,
+    /// True when the list came from the per-visitor cache.
+    pub from_cache: bool,
+    /// Identifies this served list; send it back in click/cart/purchase metadata.
+    pub recommendation_id: String,
+    pub model_version: String,
+    pub variant: String,
 }
 
 /// Products similar to one product: its item-kNN and live co-visitation neighbours, its
@@ -336,7 +365,17 @@ pub async fn similar(
     let list = serve(&s, visitor.as_ref(), &list, false, move |r| {
         r.source.is_personal().then(|| format!("similar to {about}"))
     });
-    Ok(Json(SimilarResponse { success: true, product_id: product.to_string(), list }))
+    let b = list;
+    Ok(Json(SimilarResponse {
+        success: true,
+        product_id: product.to_string(),
+        recommendations: b.recommendations,
+        generated_at: b.generated_at,
+        from_cache: b.from_cache,
+        recommendation_id: b.recommendation_id,
+        model_version: b.model_version,
+        variant: b.variant,
+    }))
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -363,8 +402,14 @@ pub struct PopularResponse {
     pub success: bool,
     pub window: String,
     pub category: Option<String>,
-    #[serde(flatten)]
-    pub list: ListBody,
+    pub recommendations: Vec<RecommendationItem>,
+    pub generated_at: String,
+    /// True when the list came from the per-visitor cache.
+    pub from_cache: bool,
+    /// Identifies this served list; send it back in click/cart/purchase metadata.
+    pub recommendation_id: String,
+    pub model_version: String,
+    pub variant: String,
 }
 
 /// Popular and trending products, overall or in one category, by live time-decayed counts.
@@ -392,7 +437,18 @@ pub async fn popular(
     let list =
         RecommendationList { items, model_version: s.engine.model().version.clone(), generated_at: now };
     let list = serve(&s, visitor.as_ref(), &list, false, |_| None);
-    Ok(Json(PopularResponse { success: true, window: window.as_str().into(), category, list }))
+    let b = list;
+    Ok(Json(PopularResponse {
+        success: true,
+        window: window.as_str().into(),
+        category,
+        recommendations: b.recommendations,
+        generated_at: b.generated_at,
+        from_cache: b.from_cache,
+        recommendation_id: b.recommendation_id,
+        model_version: b.model_version,
+        variant: b.variant,
+    }))
 }
 
 /// One event of an anonymous session.
@@ -433,8 +489,14 @@ pub struct SessionRequest {
 pub struct SessionResponse {
     pub success: bool,
     pub session_id: Option<String>,
-    #[serde(flatten)]
-    pub list: ListBody,
+    pub recommendations: Vec<RecommendationItem>,
+    pub generated_at: String,
+    /// True when the list came from the per-visitor cache.
+    pub from_cache: bool,
+    /// Identifies this served list; send it back in click/cart/purchase metadata.
+    pub recommendation_id: String,
+    pub model_version: String,
+    pub variant: String,
 }
 
 /// A list for an anonymous visitor from the events of their current session — nothing is
@@ -505,7 +567,17 @@ pub async fn session(
     .await
     .map_err(ApiError::internal)?;
     let list = serve(&s, visitor.as_ref(), &list, false, personal_explanation);
-    Ok(Json(SessionResponse { success: true, session_id: body.session_id, list }))
+    let b = list;
+    Ok(Json(SessionResponse {
+        success: true,
+        session_id: body.session_id,
+        recommendations: b.recommendations,
+        generated_at: b.generated_at,
+        from_cache: b.from_cache,
+        recommendation_id: b.recommendation_id,
+        model_version: b.model_version,
+        variant: b.variant,
+    }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -3,6 +3,7 @@
 //! Writes go to the writer thread ([`writer`]); reads use a small pool of read-only
 //! connections on the blocking thread pool, so async callers never block.
 
+mod impressions;
 mod index;
 mod rows;
 mod schema;
@@ -37,7 +38,10 @@ pub struct SqliteStore {
     writer: Mutex<Option<JoinHandle<()>>>,
     readers: Arc<ReadPool>,
     index: Arc<RwLock<LogIndex>>,
+    impressions: Arc<impressions::ImpressionLog>,
     created: bool,
+    /// Held for the store's lifetime; see [`lock_data_dir`].
+    _lock: std::fs::File,
 }
 
 /// Error opening the store.
@@ -51,6 +55,44 @@ pub enum OpenError {
         "database {path} has schema version {found}, newer than this build knows ({known}); upgrade vitrina"
     )]
     TooNew { path: PathBuf, found: u32, known: u32 },
+    #[error(
+        "data directory {path} is in use by another vitrina process{holder}; stop it first (one process owns a data directory)"
+    )]
+    Locked { path: PathBuf, holder: String },
+}
+
+/// Takes the data directory's lock file: one process per data directory, because the log
+/// index lives in the owning process's memory (ADR 0004). Released when the file closes,
+/// including when the process dies.
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, OpenError> {
+    use std::io::{Read, Seek, Write};
+    let path = data_dir.join("vitrina.lock");
+    let dir_err = |source| OpenError::Dir { path: data_dir.to_path_buf(), source };
+    let mut file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(dir_err)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            let holder = match pid.trim() {
+                "" => String::new(),
+                p => format!(" (pid {p})"),
+            };
+            return Err(OpenError::Locked { path: data_dir.to_path_buf(), holder });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(dir_err(e)),
+    }
+    file.set_len(0).map_err(dir_err)?;
+    file.rewind().map_err(dir_err)?;
+    write!(file, "{}", std::process::id()).map_err(dir_err)?;
+    file.flush().map_err(dir_err)?;
+    Ok(file)
 }
 
 impl SqliteStore {
@@ -58,6 +100,7 @@ impl SqliteStore {
     pub fn open(data_dir: &Path) -> Result<Self, OpenError> {
         std::fs::create_dir_all(data_dir)
             .map_err(|source| OpenError::Dir { path: data_dir.to_path_buf(), source })?;
+        let lock = lock_data_dir(data_dir)?;
         let path = data_dir.join("vitrina.db");
         let sqlite = |source| OpenError::Sqlite { path: path.clone(), source };
         // The writer thread owns this connection: no SQLite mutexes needed.
@@ -75,6 +118,8 @@ impl SqliteStore {
             return Err(OpenError::TooNew { path, found, known: schema::latest() });
         }
         let found = schema::migrate(&mut conn).map_err(sqlite)?;
+        let impressions = impressions::ImpressionLog::open(data_dir)
+            .map_err(|source| OpenError::Sqlite { path: data_dir.join("impressions.db"), source })?;
         let started = std::time::Instant::now();
         let index = LogIndex::rebuild(&conn).map_err(sqlite)?;
         tracing::info!(
@@ -95,7 +140,9 @@ impl SqliteStore {
             writer: Mutex::new(Some(writer)),
             readers: Arc::new(ReadPool { path, idle: Mutex::new(Vec::new()) }),
             index,
+            impressions: Arc::new(impressions),
             created: found == 0,
+            _lock: lock,
         })
     }
 
@@ -116,12 +163,14 @@ impl SqliteStore {
 
     /// Waits until every write queued so far is committed.
     pub async fn flush(&self) -> StoreResult<()> {
+        self.impressions.flush().await;
         self.write(Op::Flush).await
     }
 
     /// Stops accepting writes, lets the writer commit what is queued, checkpoints the WAL and
     /// joins the writer thread. Blocking; call from a blocking context at shutdown.
     pub fn close(&self) {
+        self.impressions.close();
         self.tx.lock().expect("store sender lock").take();
         if let Some(handle) = self.writer.lock().expect("store writer lock").take() {
             if handle.join().is_err() {
@@ -330,19 +379,25 @@ impl UserStore for SqliteStore {
         .await
     }
 
+    /// Deletes the user's events and record atomically, then their impressions (another
+    /// database: a crash between the two leaves impressions of a deleted user, which a
+    /// repeated deletion removes).
     async fn delete_user(&self, id: &UserId) -> StoreResult<Option<DeletedUser>> {
-        let id = id.clone();
-        self.write(|r| Op::DeleteUser(id, r)).await
+        let user = id.clone();
+        let deleted = self.write(|r| Op::DeleteUser(user, r)).await?;
+        let impressions = self.impressions.delete_user(id).await?;
+        Ok(match deleted {
+            Some(d) => Some(DeletedUser { impressions, ..d }),
+            None if impressions > 0 => Some(DeletedUser { events: 0, impressions }),
+            None => None,
+        })
     }
 }
 
 #[async_trait]
 impl ImpressionStore for SqliteStore {
     fn record_impression(&self, impression: Impression) {
-        let Ok(sender) = self.sender() else { return };
-        if sender.try_send(Op::Impression(impression)).is_err() {
-            metrics::counter!("vitrina_store_impressions_dropped_total").increment(1);
-        }
+        self.impressions.record(impression);
     }
 
     async fn impressions_for_user(
@@ -350,15 +405,17 @@ impl ImpressionStore for SqliteStore {
         user: &UserId,
         since: DateTime<Utc>,
     ) -> StoreResult<Vec<Impression>> {
-        let user = user.clone();
-        self.read(move |c| {
-            let sql = format!(
-                "SELECT {} FROM impressions WHERE user_id = ?1 AND created_ms >= ?2 ORDER BY created_ms",
-                rows::IMPRESSION_COLUMNS
-            );
-            collect(c, &sql, params![user.as_str(), since.timestamp_millis()], rows::impression)
-        })
-        .await
+        let (log, user) = (self.impressions.clone(), user.clone());
+        tokio::task::spawn_blocking(move || log.for_user(&user, since))
+            .await
+            .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+    }
+
+    async fn impression(&self, recommendation_id: &str) -> StoreResult<Option<Impression>> {
+        let (log, id) = (self.impressions.clone(), recommendation_id.to_string());
+        tokio::task::spawn_blocking(move || log.by_recommendation(&id))
+            .await
+            .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
     }
 }
 

@@ -88,31 +88,40 @@ pub fn user(row: &Row) -> rusqlite::Result<User> {
     })
 }
 
-pub fn impression_items_json(items: &[ImpressionItem]) -> String {
-    let items: Vec<Value> =
-        items.iter().map(|i| serde_json::json!([i.product_id.as_str(), i.source, i.position])).collect();
-    Value::Array(items).to_string()
+/// A served list's items as stored: one line per position, `product id` TAB `source` (ids
+/// never contain tabs or newlines; see `vitrina_core::ids`).
+pub fn impression_items_text(items: &[ImpressionItem]) -> String {
+    let mut out = String::with_capacity(items.len() * 32);
+    for (k, i) in items.iter().enumerate() {
+        if k > 0 {
+            out.push('\n');
+        }
+        out.push_str(i.product_id.as_str());
+        out.push('\t');
+        out.push_str(&i.source);
+    }
+    out
 }
 
 pub fn impression(row: &Row) -> rusqlite::Result<Impression> {
-    let items = match json_at(row, 5)? {
-        Value::Array(items) => items,
-        other => return Err(corrupt(5, format!("expected an array, found {other}"))),
-    };
-    let items = items
-        .iter()
-        .map(|i| {
-            let product = i[0].as_str().ok_or_else(|| corrupt(5, "item without product"))?;
+    let text = row.get_ref(5)?.as_str()?;
+    let items = text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .enumerate()
+        .map(|(position, line)| {
+            let (product, source) =
+                line.split_once('\t').ok_or_else(|| corrupt(5, "item without a source"))?;
             Ok(ImpressionItem {
                 product_id: parsed(5, ProductId::parse(product))?,
-                source: i[1].as_str().unwrap_or_default().to_string(),
-                position: i[2].as_u64().unwrap_or_default() as u32,
+                source: source.to_string(),
+                position: position as u32,
             })
         })
         .collect::<rusqlite::Result<_>>()?;
     Ok(Impression {
         recommendation_id: row.get(0)?,
-        user_id: parsed(1, UserId::parse(&row.get::<_, String>(1)?))?,
+        user_id: parsed(1, UserId::parse(row.get_ref(1)?.as_str()?))?,
         model_version: row.get(2)?,
         variant: row.get(3)?,
         created_at: from_millis(row.get(4)?),

@@ -37,16 +37,6 @@ CREATE TABLE users (
     created_ms  INTEGER NOT NULL
 );
 
-CREATE TABLE impressions (
-    recommendation_id TEXT PRIMARY KEY,
-    user_id           TEXT NOT NULL,
-    model_version     TEXT NOT NULL,
-    variant           TEXT NOT NULL,
-    created_ms        INTEGER NOT NULL,
-    items             TEXT NOT NULL
-);
-CREATE INDEX impressions_by_user_time ON impressions (user_id, created_ms);
-
 CREATE TABLE models (
     version           TEXT PRIMARY KEY,
     algorithm         TEXT NOT NULL,

@@ -246,9 +246,9 @@ async fn concurrent_appends_of_one_event_id_store_it_once() {
     let (_dir, s) = store();
     let s = Arc::new(s);
     let tasks: Vec<_> = (0..8)
-        .map(|i| {
+        .map(|_| {
             let s = s.clone();
-            tokio::spawn(async move { s.append(vec![event("same", &format!("u{i}"), "view", "p1")]).await })
+            tokio::spawn(async move { s.append(vec![event("same", "u1", "view", "p1")]).await })
         })
         .collect();
     let mut stored = 0;
@@ -271,4 +271,91 @@ async fn an_event_id_is_free_again_once_its_user_is_deleted() {
     let since = Utc::now() - Duration::hours(1);
     let events = s.user_events_since(&UserId::parse("gone").unwrap(), since).await.unwrap();
     assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [3]);
+}
+
+#[tokio::test]
+async fn a_second_process_cannot_open_a_data_directory_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = SqliteStore::open(dir.path()).unwrap();
+    let err = SqliteStore::open(dir.path()).err().expect("the directory is locked");
+    assert!(matches!(err, OpenError::Locked { .. }), "{err}");
+    assert!(err.to_string().contains(&std::process::id().to_string()), "names the holder: {err}");
+    first.close();
+    drop(first);
+    SqliteStore::open(dir.path()).expect("free again once the first store is gone");
+}
+
+#[tokio::test]
+async fn reusing_an_event_id_for_a_different_event_is_a_conflict_and_stores_nothing() {
+    let (_dir, s) = store();
+    s.append(vec![event("same-id", "u1", "view", "p1")]).await.unwrap();
+    let err = s
+        .append(vec![event("fresh", "u1", "view", "p2"), event("same-id", "u2", "view", "p1")])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    let err =
+        s.append(vec![event("x", "u1", "view", "p1"), event("x", "u1", "purchase", "p1")]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "within one batch too: {err}");
+    assert_eq!(s.stats().await.unwrap().events, 1, "the rejected batches stored nothing");
+    // An identical retry is a duplicate, not a conflict.
+    assert_eq!(seqs(&s.append(vec![event("same-id", "u1", "view", "p1")]).await.unwrap()), [(false, 1)]);
+}
+
+#[tokio::test]
+async fn scan_returns_compact_events_with_rating_values() {
+    let (_dir, s) = store();
+    let input = ActivityInput {
+        event_id: Some("r".into()),
+        user_id: Some("u1".into()),
+        activity_type: Some("rating".into()),
+        product_id: Some("p1".into()),
+        metadata: Some(serde_json::from_value(json!({"value": 4.5})).unwrap()),
+        ..Default::default()
+    };
+    s.append(vec![event("v", "u1", "view", "p2"), NewActivity::validate(input, Utc::now()).unwrap()])
+        .await
+        .unwrap();
+    let all = s.scan(0, 10).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!((all[0].value, all[1].value), (None, Some(4.5)));
+    assert_eq!(all[1].activity_type, vitrina_core::ActivityType::Rating);
+    assert_eq!(s.scan(1, 10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn impressions_persist_are_found_by_recommendation_id_and_by_user_after_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let imp = |id: &str, user: &str, minutes_ago: i64| Impression {
+        recommendation_id: id.into(),
+        user_id: UserId::parse(user).unwrap(),
+        model_version: "v1".into(),
+        variant: "b".into(),
+        created_at: Utc::now() - Duration::minutes(minutes_ago),
+        items: vec![ImpressionItem {
+            product_id: ProductId::parse("p1").unwrap(),
+            source: "trending".into(),
+            position: 0,
+        }],
+    };
+    {
+        let s = SqliteStore::open(dir.path()).unwrap();
+        s.record_impression(imp("r-old", "u1", 120));
+        s.record_impression(imp("r-new", "u1", 1));
+        s.record_impression(imp("r-other", "u2", 1));
+        s.flush().await.unwrap();
+    }
+    let s = SqliteStore::open(dir.path()).unwrap();
+    let found = s.impression("r-new").await.unwrap().unwrap();
+    assert_eq!((found.user_id.as_str(), found.variant.as_str()), ("u1", "b"));
+    assert!(s.impression("r-missing").await.unwrap().is_none());
+    let recent = s
+        .impressions_for_user(&UserId::parse("u1").unwrap(), Utc::now() - Duration::minutes(60))
+        .await
+        .unwrap();
+    assert_eq!(recent.iter().map(|i| i.recommendation_id.as_str()).collect::<Vec<_>>(), ["r-new"]);
+    let deleted = s.delete_user(&UserId::parse("u1").unwrap()).await.unwrap().unwrap();
+    assert_eq!(deleted.impressions, 2);
+    assert!(s.impression("r-new").await.unwrap().is_none());
+    assert!(s.impression("r-other").await.unwrap().is_some());
 }

@@ -19,14 +19,11 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use tokio::sync::{mpsc, oneshot};
 use vitrina_core::{
-    ports::{AppendOutcome, DeletedUser, Impression, ModelRecord, ModelStatus, StoreError, StoreResult},
+    ports::{AppendOutcome, DeletedUser, ModelRecord, ModelStatus, StoreError, StoreResult},
     NewActivity, Product, ProductId, StoredActivity, User, UserId,
 };
 
-use super::{
-    index::{event_hash, Entry, LogIndex},
-    rows,
-};
+use super::index::{event_hash, Entry, LogIndex};
 
 /// Most operations committed in one transaction.
 pub const MAX_GROUP: usize = 512;
@@ -41,8 +38,6 @@ pub enum Op {
     DeleteProduct(ProductId, Reply<bool>),
     UpsertUser(User, Reply<()>),
     DeleteUser(UserId, Reply<Option<DeletedUser>>),
-    /// Best effort: no caller waits for it.
-    Impression(Impression),
     SaveModel(ModelRecord, Reply<()>),
     ActivateModel(String, DateTime<Utc>, bool, Reply<()>),
     /// Answers once everything queued before it is committed.
@@ -60,8 +55,8 @@ impl Op {
 #[derive(Default)]
 struct Pending {
     events: Vec<(u64, UserId, Entry)>,
-    /// `eventId` → `seq` of events written in this transaction.
-    ids: HashMap<String, u64>,
+    /// `eventId` → `seq` and identity of events written in this transaction.
+    ids: HashMap<String, (u64, Identity)>,
     users: HashSet<UserId>,
     removed: Vec<(UserId, Vec<(u64, u64)>)>,
 }
@@ -75,6 +70,31 @@ impl Pending {
             index.remove_user(&user, &hashes);
         }
     }
+}
+
+/// What makes two events with one `eventId` the same event: a retry may leave out the
+/// timestamp (then the time of receipt differs), but never changes who did what to what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Identity {
+    user: String,
+    kind: String,
+    product: Option<String>,
+}
+
+impl Identity {
+    fn of(e: &NewActivity) -> Self {
+        Self {
+            user: e.user_id.to_string(),
+            kind: e.activity_type.as_str().to_string(),
+            product: e.product_id.as_ref().map(|p| p.to_string()),
+        }
+    }
+}
+
+fn reused(id: &str, seq: u64) -> StoreError {
+    StoreError::Conflict(format!(
+        "eventId {id:?} was already used for a different event (sequence {seq}: another user, activity type or product)"
+    ))
 }
 
 /// The writer thread's state: its connection and the log index it maintains.
@@ -180,7 +200,6 @@ fn apply(tx: &Transaction, op: &Op, index: &LogIndex, pending: &mut Pending) -> 
         }
         Op::UpsertUser(u, _) => upsert_user(tx, u).map(|()| Done::Unit).map_err(backend)?,
         Op::DeleteUser(id, _) => Done::Deleted(delete_user(tx, id, index, pending).map_err(backend)?),
-        Op::Impression(imp) => insert_impression(tx, imp).map(|()| Done::Unit).map_err(backend)?,
         Op::SaveModel(m, _) => save_model(tx, m).map(|()| Done::Unit).map_err(backend)?,
         Op::ActivateModel(version, at, rollback, _) => {
             activate_model(tx, version, *at, *rollback).map(|()| Done::Unit)?
@@ -208,11 +227,6 @@ fn answer(op: Op, result: StoreResult<Done>) {
         | Op::SaveModel(_, r)
         | Op::ActivateModel(_, _, _, r)
         | Op::Flush(r) => send(r, result, unit),
-        Op::Impression(_) => {
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "impression not recorded");
-            }
-        }
     }
 }
 
@@ -230,25 +244,40 @@ fn append(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING seq",
         )
         .map_err(backend)?;
-    let mut id_at = tx.prepare_cached("SELECT event_id FROM events WHERE seq = ?1").map_err(backend)?;
+    let mut stored_at = tx
+        .prepare_cached("SELECT event_id, user_id, activity_type, product_id FROM events WHERE seq = ?1")
+        .map_err(backend)?;
     let mut user = tx
         .prepare_cached("INSERT INTO users (id, name, attributes, created_ms) VALUES (?1, NULL, '{}', ?2) ON CONFLICT (id) DO NOTHING")
         .map_err(backend)?;
     let mut out = Vec::with_capacity(batch.len());
     for event in batch {
         let id = event.event_id.as_str();
-        if let Some(&seq) = pending.ids.get(id) {
-            out.push(AppendOutcome::Duplicate { seq });
+        let identity = Identity::of(event);
+        if let Some((seq, earlier)) = pending.ids.get(id) {
+            if *earlier != identity {
+                return Err(reused(id, *seq));
+            }
+            out.push(AppendOutcome::Duplicate { seq: *seq });
             continue;
         }
         let hash = event_hash(id);
         let mut earlier = None;
         for seq in index.candidates(hash) {
-            let stored: Option<String> =
-                id_at.query_row([seq as i64], |r| r.get(0)).optional().map_err(backend)?;
-            if stored.as_deref() == Some(id) {
-                earlier = Some(seq);
-                break;
+            let stored: Option<(String, Identity)> = stored_at
+                .query_row([seq as i64], |r| {
+                    Ok((r.get(0)?, Identity { user: r.get(1)?, kind: r.get(2)?, product: r.get(3)? }))
+                })
+                .optional()
+                .map_err(backend)?;
+            if let Some((stored_id, stored_identity)) = stored {
+                if stored_id == id {
+                    if stored_identity != identity {
+                        return Err(reused(id, seq));
+                    }
+                    earlier = Some(seq);
+                    break;
+                }
             }
         }
         if let Some(seq) = earlier {
@@ -279,7 +308,7 @@ fn append(
         if index.user_events(&event.user_id).is_empty() && pending.users.insert(event.user_id.clone()) {
             user.execute(params![event.user_id.as_str(), now_ms]).map_err(backend)?;
         }
-        pending.ids.insert(id.to_string(), seq);
+        pending.ids.insert(id.to_string(), (seq, identity));
         pending.events.push((hash, event.user_id.clone(), Entry { ts_ms, seq }));
         out.push(AppendOutcome::Stored(StoredActivity { seq, event: event.clone(), received_at: now }));
     }
@@ -291,7 +320,7 @@ fn insert_product(tx: &Transaction, p: &Product) -> StoreResult<()> {
         .query_row("SELECT EXISTS (SELECT 1 FROM products WHERE id = ?1)", [p.id.as_str()], |r| r.get(0))
         .map_err(backend)?;
     if exists {
-        return Err(StoreError::Conflict(format!("product {}", p.id)));
+        return Err(StoreError::Conflict(format!("product {} already exists", p.id)));
     }
     upsert_product(tx, p).map_err(backend)
 }
@@ -350,25 +379,8 @@ fn delete_user(
         }
     }
     let events = hashes.len() as u64;
-    let impressions = tx.execute("DELETE FROM impressions WHERE user_id = ?1", [id.as_str()])? as u64;
     pending.removed.push((id.clone(), hashes));
-    Ok((known || events > 0).then_some(DeletedUser { events, impressions }))
-}
-
-fn insert_impression(tx: &Transaction, imp: &Impression) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT OR IGNORE INTO impressions (recommendation_id, user_id, model_version, variant, created_ms, items)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        imp.recommendation_id,
-        imp.user_id.as_str(),
-        imp.model_version,
-        imp.variant,
-        imp.created_at.timestamp_millis(),
-        rows::impression_items_json(&imp.items),
-    ])?;
-    Ok(())
+    Ok((known || events > 0).then_some(DeletedUser { events, impressions: 0 }))
 }
 
 fn save_model(tx: &Transaction, m: &ModelRecord) -> rusqlite::Result<()> {
