@@ -1,5 +1,6 @@
 //! `vitrina`: the one binary. `serve` runs the embedded service; `import` loads events and
-//! products from files; `eval` measures the models offline; `gen` writes a synthetic shop;
+//! products from files; `eval` measures the models offline; `train` runs one training job;
+//! `gen` writes a synthetic shop;
 //! `bench` drives load against a running server.
 
 mod bench;
@@ -8,8 +9,9 @@ mod eval;
 mod gen;
 mod import;
 mod serve;
+mod train;
 
-use std::path::PathBuf;
+use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 
@@ -39,20 +41,25 @@ enum Command {
     Eval(eval::Args),
     /// Generate a synthetic shop (products.csv and events.csv for `vitrina import`).
     Gen(gen::Args),
+    /// Train a model with a progress bar, on the data directory or through a running server
+    /// (exit code 0: promoted, 3: rejected by the validation gate, 1: failed).
+    Train(train::Args),
     /// Load generators for benchmarks against a running server.
     #[command(subcommand)]
     Bench(bench::Command),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let config = config::Config::load(cli.config.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(config, args)),
         Command::Import(args) => runtime.block_on(import::run(config, args)),
+        Command::Train(args) => return runtime.block_on(train::run(config, args)),
         Command::Bench(cmd) => runtime.block_on(bench::run(cmd)),
         Command::Eval(args) => eval::run(args),
         Command::Gen(args) => gen::run(args),
-    }
+    }?;
+    Ok(ExitCode::SUCCESS)
 }

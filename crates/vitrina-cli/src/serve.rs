@@ -57,6 +57,7 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<()> {
         limits: config.limits.clone(),
         ranking: config.ranking.clone(),
         schedule: config.training.clone(),
+        serve: true,
     })
     .await?;
     tracing::info!(addr = %addr, data_dir = %config.storage.data_dir.display(), "vitrina listening");

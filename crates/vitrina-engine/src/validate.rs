@@ -17,6 +17,7 @@ use serde::Serialize;
 use vitrina_core::{ActivityType, Product};
 
 use crate::{
+    bundle::ModelBundle,
     config::{EventWeights, RankingConfig, TrainingConfig},
     model::PreparedModel,
     train::{train_bundle, Progress, TrainError, TrainingLog},
@@ -101,6 +102,17 @@ pub fn evaluate(
     progress: Progress,
 ) -> Result<Quality, TrainError> {
     let bundle = train_bundle(&split.train, config, (0, 0), progress)?;
+    Ok(evaluate_bundle(split, bundle, products, ranking))
+}
+
+/// Measures the engine's lists for the held-out users when it serves `bundle`, with the
+/// split's training events as the visitors' history and the live popularity.
+pub fn evaluate_bundle(
+    split: &Split,
+    bundle: ModelBundle,
+    products: &[Product],
+    ranking: &RankingConfig,
+) -> Quality {
     let now_ms = split.train.rows.iter().map(|r| r.ts_ms).max().unwrap_or(0) + 1;
     let test_users: HashSet<u32> = split.test.iter().map(|t| t.0).collect();
     let engine = Engine::with_history(products.iter().cloned(), ranking.clone(), usize::MAX);
@@ -128,7 +140,22 @@ pub fn evaluate(
         }
     }
     let n = split.test.len().max(1) as f64;
-    Ok(Quality { users: split.test.len(), ndcg_at_10: ndcg / n, hr_at_10: hits as f64 / n })
+    Quality { users: split.test.len(), ndcg_at_10: ndcg / n, hr_at_10: hits as f64 / n }
+}
+
+/// The promotion gate: a candidate is promoted when its NDCG@10 is at least the active
+/// model's, less `tolerance` (a share: 0.02 accepts up to 2 % worse). Without an active
+/// model to compare with, it passes. `Err` carries the reason for the registry.
+pub fn gate(candidate: &Quality, active: Option<&Quality>, tolerance: f64) -> Result<(), String> {
+    match active {
+        Some(active) if candidate.ndcg_at_10 < active.ndcg_at_10 * (1.0 - tolerance) => Err(format!(
+            "validation NDCG@10 {:.4} is below the active model's {:.4} by more than the tolerance ({:.0} %)",
+            candidate.ndcg_at_10,
+            active.ndcg_at_10,
+            tolerance * 100.0
+        )),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -146,6 +173,56 @@ mod tests {
             ts_ms: ts,
             value: None,
         }
+    }
+
+    /// 480 visitors in 8 taste groups of 15 products each; every visitor views 8 products
+    /// of their group in a random order.
+    fn grouped_shop() -> (Vec<Product>, TrainingLog) {
+        let mut rng = StdRng::seed_from_u64(11);
+        let products: Vec<Product> = (0..120)
+            .map(|i| {
+                let mut p = crate::catalog::tests::product(&format!("p{i}"), &format!("c{}", i % 5), "1.00");
+                p.created_at = vitrina_core::time::from_millis(0);
+                p
+            })
+            .collect();
+        let mut events = Vec::new();
+        for u in 0..480u64 {
+            let group = (u % 8) as usize;
+            let mut items: Vec<usize> = (group * 15..group * 15 + 15).collect();
+            items.shuffle(&mut rng);
+            for (k, item) in items.iter().take(8).enumerate() {
+                let seq = u * 8 + k as u64 + 1;
+                let ts = 1_700_000_000_000 + seq as i64 * 1000;
+                events.push(ev(seq, &format!("u{u}"), ActivityType::View, &format!("p{item}"), ts));
+            }
+        }
+        (products, TrainingLog::from_events(&events))
+    }
+
+    #[test]
+    fn a_candidate_trained_on_shuffled_data_is_rejected_by_the_gate() {
+        let (products, log) = grouped_shop();
+        let split = split_last(&log, &EventWeights::default(), 200, 0, 3);
+        assert_eq!(split.test.len(), 200);
+        let config = TrainingConfig { validation_users: 0, ..TrainingConfig::default() };
+        let ranking = RankingConfig { exploration: 0.0, ..RankingConfig::default() };
+        let real = train_bundle(&split.train, &config, (0, 0), &mut |_, _| true).unwrap();
+        // Same rows, same users and times, but every event's product drawn from another row.
+        let mut shuffled = split.train.clone();
+        let mut items: Vec<u32> = shuffled.rows.iter().map(|r| r.item).collect();
+        items.shuffle(&mut StdRng::seed_from_u64(5));
+        shuffled.rows.iter_mut().zip(items).for_each(|(r, i)| r.item = i);
+        let noise = train_bundle(&shuffled, &config, (0, 0), &mut |_, _| true).unwrap();
+
+        let active = evaluate_bundle(&split, real, &products, &ranking);
+        let candidate = evaluate_bundle(&split, noise, &products, &ranking);
+        assert!(candidate.ndcg_at_10 < active.ndcg_at_10 * 0.9, "shuffled {candidate:?} vs real {active:?}");
+        let reason = gate(&candidate, Some(&active), 0.02).unwrap_err();
+        assert!(reason.contains("below the active model"), "{reason}");
+        assert_eq!(gate(&active, Some(&active), 0.0), Ok(()), "as good as the active model passes");
+        assert_eq!(gate(&candidate, None, 0.0), Ok(()), "nothing to compare with passes");
+        assert_eq!(gate(&candidate, Some(&active), 1.0), Ok(()), "tolerance 1 accepts anything");
     }
 
     #[test]

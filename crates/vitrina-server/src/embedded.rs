@@ -22,6 +22,8 @@ use crate::{
 
 /// Below this many events, a store without a usable model trains one before serving.
 const SYNC_TRAINING_EVENTS: u64 = 200_000;
+/// How long shutdown waits for a cancelled training job to wind down.
+const SHUTDOWN_TRAINING_WAIT: Duration = Duration::from_secs(20);
 /// Events replayed per page at start-up.
 const REPLAY_PAGE: usize = 50_000;
 
@@ -49,6 +51,9 @@ pub struct EmbeddedConfig {
     pub limits: Limits,
     pub ranking: RankingConfig,
     pub schedule: TrainingSchedule,
+    /// `false` opens the store for offline work (`vitrina train`): no log replay, no
+    /// start-up training, no background tasks.
+    pub serve: bool,
 }
 
 impl EmbeddedConfig {
@@ -61,6 +66,7 @@ impl EmbeddedConfig {
             limits: Limits::default(),
             ranking: RankingConfig::default(),
             schedule: TrainingSchedule { threads: 1, ..Default::default() },
+            serve: true,
         }
     }
 }
@@ -103,6 +109,16 @@ impl Embedded {
         let restored = training::restore_active(&ports, &engine, &artefacts)
             .await
             .context("restoring the active model")?;
+        let state = AppState {
+            ports: ports.clone(),
+            engine: engine.clone(),
+            training: training.clone(),
+            limits: config.limits.clone(),
+            started: std::time::Instant::now(),
+        };
+        if !config.serve {
+            return Ok(Self { state, store, tasks: Vec::new() });
+        }
         let events = replay(&ports, &engine).await.context("replaying the event log")?;
         engine.refresh();
         if restored.is_none() && events > 0 {
@@ -126,15 +142,21 @@ impl Embedded {
                 config.schedule.clone(),
                 ports.clone(),
                 training.clone(),
+                engine.clone(),
             )));
         }
-        let state =
-            AppState { ports, engine, training, limits: config.limits, started: std::time::Instant::now() };
         Ok(Self { state, store, tasks })
     }
 
     /// Stops the background work and closes the store after committing every queued write.
+    /// A running training job is cancelled at its next checkpoint and given up to
+    /// [`SHUTDOWN_TRAINING_WAIT`] to record that; past it, the next start marks it failed.
     pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.state.training.stop();
+        let deadline = std::time::Instant::now() + SHUTDOWN_TRAINING_WAIT;
+        while self.state.training.running() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         for t in &self.tasks {
             t.abort();
         }
@@ -182,7 +204,14 @@ async fn refresh_forever(engine: Arc<Engine>) {
 }
 
 /// Starts training jobs by interval and by the number of new events.
-async fn schedule_forever(schedule: TrainingSchedule, ports: Ports, training: Arc<Training>) {
+/// A scheduled job trains with the active model's configuration (the defaults when none is
+/// active), so what a shop promoted is what it keeps retraining.
+async fn schedule_forever(
+    schedule: TrainingSchedule,
+    ports: Ports,
+    training: Arc<Training>,
+    engine: Arc<Engine>,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last_start = std::time::Instant::now();
     loop {
@@ -200,7 +229,12 @@ async fn schedule_forever(schedule: TrainingSchedule, ports: Ports, training: Ar
         };
         if due_by_time || due_by_events {
             let trigger = if due_by_time { Trigger::Schedule } else { Trigger::NewEvents };
-            let config = vitrina_engine::TrainingConfig::default();
+            let model = engine.model();
+            let config = if model.bundle.items.is_empty() {
+                vitrina_engine::TrainingConfig::default()
+            } else {
+                model.bundle.config.clone()
+            };
             if training.submit(config, trigger).is_ok() {
                 tracing::info!(?trigger, "scheduled training job queued");
                 last_start = std::time::Instant::now();

@@ -67,6 +67,8 @@ pub enum Trigger {
     Schedule,
     NewEvents,
     Startup,
+    /// `vitrina train` against the data directory.
+    Cli,
 }
 
 /// A training job as the status endpoint shows it.
@@ -96,6 +98,8 @@ pub struct Job {
 
 #[derive(Default)]
 struct Queue {
+    /// Set at shutdown: no further job starts.
+    stopping: bool,
     current: Option<Job>,
     cancel: Option<Arc<AtomicBool>>,
     queued: VecDeque<Job>,
@@ -210,6 +214,21 @@ impl Training {
         }
     }
 
+    /// Shutdown: starts no further job and asks the running one, if any, to stop at its
+    /// next checkpoint (it ends `cancelled`, its registry record `failed`).
+    pub fn stop(&self) {
+        let mut q = self.lock();
+        q.stopping = true;
+        if let Some(flag) = &q.cancel {
+            flag.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether a job is running right now.
+    pub fn running(&self) -> bool {
+        self.lock().current.is_some()
+    }
+
     pub fn status(&self) -> QueueStatus {
         let q = self.lock();
         QueueStatus {
@@ -248,6 +267,9 @@ impl Training {
         let cancel = Arc::new(AtomicBool::new(false));
         let job = {
             let mut q = self.lock();
+            if q.stopping {
+                return false;
+            }
             let Some(mut job) = q.queued.pop_front() else { return false };
             job.status = JobStatus::Running;
             job.phase = "loading".into();
@@ -481,16 +503,13 @@ type Validation = (Quality, Option<Quality>);
 /// Promotion decision: `(promote, reason if not)`.
 fn gate(validation: &Option<Validation>, tolerance: f64) -> (bool, Option<String>) {
     match validation {
-        Some((candidate, Some(active))) if candidate.ndcg_at_10 < active.ndcg_at_10 * (1.0 - tolerance) => (
-            false,
-            Some(format!(
-                "validation NDCG@10 {:.4} is below the active model's {:.4} by more than the tolerance ({:.0} %)",
-                candidate.ndcg_at_10,
-                active.ndcg_at_10,
-                tolerance * 100.0
-            )),
-        ),
-        _ => (true, None),
+        Some((candidate, active)) => {
+            match vitrina_engine::validate::gate(candidate, active.as_ref(), tolerance) {
+                Ok(()) => (true, None),
+                Err(reason) => (false, Some(reason)),
+            }
+        }
+        None => (true, None),
     }
 }
 

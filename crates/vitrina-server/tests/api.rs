@@ -257,18 +257,6 @@ async fn health_docs_and_metrics() {
     assert!(metrics.as_str().unwrap().contains("vitrina_http_requests_total"), "{metrics}");
 }
 
-async fn train_and_wait(app: &common::TestApp, config: Value) -> Value {
-    let (_, queued) = app.post("/api/v1/training/train", &json!({ "config": config })).await;
-    for _ in 0..200 {
-        let (_, status) = app.get("/api/v1/training/status").await;
-        if status["lastFinished"]["jobId"] == queued["job"]["jobId"] {
-            return status["lastFinished"].clone();
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("training did not finish");
-}
-
 #[tokio::test]
 async fn rollback_restores_the_previous_models_exact_lists_and_walks_back() {
     let app = start().await;
@@ -287,7 +275,7 @@ async fn rollback_restores_the_previous_models_exact_lists_and_walks_back() {
     // Purchases weighted far above views make a visibly different model (same data: no
     // event arrives meanwhile, so only the model differs).
     assert_eq!(
-        train_and_wait(
+        common::train_and_wait(
             &app,
             json!({"weights": {"view": 0.1, "purchase": 50.0}, "timeDecay": 0.5, "tolerance": 1.0})
         )
@@ -295,7 +283,7 @@ async fn rollback_restores_the_previous_models_exact_lists_and_walks_back() {
         "v2"
     );
     assert_eq!(
-        train_and_wait(&app, json!({"timeDecay": 0.99, "tolerance": 1.0})).await["modelVersion"],
+        common::train_and_wait(&app, json!({"timeDecay": 0.99, "tolerance": 1.0})).await["modelVersion"],
         "v3"
     );
     let (_, v3) = app.get(uri).await;

@@ -53,14 +53,14 @@ impl Server {
     pub fn stop(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        for _ in 0..200 {
+        for _ in 0..600 {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
             std::thread::sleep(Duration::from_millis(25));
         }
         self.child.kill().ok();
-        panic!("server did not stop within 5 s of SIGTERM");
+        panic!("server did not stop within 15 s of SIGTERM");
     }
 }
 

@@ -72,3 +72,17 @@ pub fn assert_error(res: &(StatusCode, Value), status: u16, kind: &str) {
     assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
     assert!(body["details"].is_object(), "{body}");
 }
+
+/// Queues a training job and waits for it to finish; returns the finished job.
+pub async fn train_and_wait(app: &TestApp, config: Value) -> Value {
+    let (status, queued) = app.post("/api/v1/training/train", &serde_json::json!({ "config": config })).await;
+    assert_eq!(status.as_u16(), 202, "{queued}");
+    for _ in 0..2000 {
+        let (_, status) = app.get("/api/v1/training/status").await;
+        if status["lastFinished"]["jobId"] == queued["job"]["jobId"] {
+            return status["lastFinished"].clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("training did not finish");
+}

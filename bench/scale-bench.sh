@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Serving at scale: 1,000,000 visitors, 100,000 products, 20,000,000 events on this machine.
+# Usage: bench/scale-bench.sh            (from the repository root; needs `wrk`: apt-get install wrk)
+#   DIR=/tmp/scale   where the generated shop and the data directory live (reused when present)
+#   SECONDS_PER_RUN=60  length of each load run
+# Steps: generate the shop (`vitrina gen`), import it (`vitrina import`), start `vitrina serve`,
+# train a model on all 20M events, then with `wrk` (bench/recommend.lua): a mostly cached run,
+# a run where >= 20 % of requests miss the cache, freshness (`vitrina bench freshness`), and
+# the same cache-miss run again while a training job runs. Prints each report, the share of
+# cache misses (from /metrics) and the server's RSS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release -q -p vitrina-cli
+bin=$PWD/target/release/vitrina
+dir=${DIR:-/tmp/scale}
+secs=${SECONDS_PER_RUN:-60}
+port=${PORT:-18090}
+url="http://127.0.0.1:$port"
+mkdir -p "$dir"
+
+echo "== machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem:/{print $2}') GiB"
+if [ ! -f "$dir/gen/events.csv" ]; then
+  echo "== generating 1M users x 100k items x 20M events"
+  /usr/bin/time -f "gen: %e s, peak RSS %M KiB" \
+    "$bin" gen --users 1000000 --items 100000 --events 20000000 --seed 7 --out "$dir/gen"
+fi
+if [ ! -f "$dir/data/.imported" ]; then
+  rm -rf "$dir/data"
+  echo "== importing"
+  /usr/bin/time -f "import products: %e s" "$bin" import --data-dir "$dir/data" --format products-csv "$dir/gen/products.csv"
+  /usr/bin/time -f "import events: %e s, peak RSS %M KiB" "$bin" import --data-dir "$dir/data" --format events-csv "$dir/gen/events.csv"
+  touch "$dir/data/.imported"
+fi
+
+echo "== starting the server"
+started=$(date +%s.%N)
+RUST_LOG=info "$bin" serve --addr "127.0.0.1:$port" --data-dir "$dir/data" >"$dir/serve.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
+until curl -sf "$url/health" >/dev/null; do sleep 0.5; done
+echo "ready after $(echo "$(date +%s.%N) - $started" | bc) s"
+
+rss() { awk '/VmRSS/{r=$2} /VmHWM/{h=$2} END{printf "RSS %.0f MiB, peak %.0f MiB\n", r/1024, h/1024}' /proc/$pid/status; }
+served() { curl -s "$url/metrics" | awk -v c="$1" '$1 ~ "vitrina_recommendations_served_total" && $1 ~ "cache=\""c"\"" {s+=$2} END{print s+0}'; }
+status() { curl -s "$url/api/v1/training/status"; }
+wait_training() {
+  while status | grep -q '"current":{'; do sleep 5; done
+  status | python3 -c 'import json,sys; s=json.load(sys.stdin)["lastFinished"]; print("job", s["jobId"], s["status"], s.get("modelVersion"), "from", s.get("startedAt"), "to", s.get("finishedAt"))'
+}
+
+sleep 2
+if status | grep -q '"current":{'; then echo "== waiting for the startup training"; wait_training; fi
+if ! curl -s "$url/api/v1/training/models" | grep -q '"activeVersion":"v'; then
+  echo "== training on all events"
+  curl -s -XPOST "$url/api/v1/training/train" -H 'content-type: application/json' -d '{}' >/dev/null
+  sleep 2
+  wait_training
+fi
+echo "== idle: $(rss)"
+
+run() { # name, COLD share, HOT visitors
+  local h0 m0
+  h0=$(served hit); m0=$(served miss)
+  echo "== $1: wrk -t1 -c32 -d${secs}s, COLD=$2 HOT=$3"
+  COLD=$2 HOT=$3 wrk -t1 -c32 -d"${secs}s" --latency -s bench/recommend.lua "$url" |
+    grep -E "Requests/sec|Latency|50%|99%|Socket errors|Non-2xx|requests in"
+  local h m
+  h=$(( $(served hit) - h0 )); m=$(( $(served miss) - m0 ))
+  echo "cache misses: $m of $((h + m)) ($(( 100 * m / (h + m) )) %); $(rss)"
+}
+# wrk's --latency prints up to p99; p99.9 comes from the server's own histogram below.
+run "mostly cached" 0.0 10000
+run "cache-miss mix" 0.2 10000
+echo "== freshness: view of the top item -> first list without it"
+"$bin" bench freshness --url "$url" --user-prefix user- --users 1000000 --samples 1000
+echo "== $(rss)"
+
+echo "== the cache-miss mix while a training job runs"
+curl -s -XPOST "$url/api/v1/training/train" -H 'content-type: application/json' -d '{}' >/dev/null
+sleep 5
+run "cache-miss mix during training" 0.2 10000
+status | python3 -c 'import json,sys; c=json.load(sys.stdin).get("current") or {}; print("training still running:", c.get("phase"), c.get("progress"))'
+wait_training
+echo "== after training: $(rss)"
