@@ -45,3 +45,10 @@ done = function(summary, latency, requests)
   io.write(string.format("errors: connect %d read %d write %d timeout %d, non-2xx %d\n",
     e.connect, e.read, e.write, e.timeout, summary.requests - (summary.requests - (e.status or 0))))
 end
+
+done = function(summary, latency, requests)
+  io.write(string.format("p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms; errors: connect %d read %d write %d status %d timeout %d\n",
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency:percentile(99.9) / 1000,
+    latency.max / 1000, summary.errors.connect, summary.errors.read, summary.errors.write,
+    summary.errors.status, summary.errors.timeout))
+end

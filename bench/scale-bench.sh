@@ -11,6 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release -q -p vitrina-cli
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 bin=$PWD/target/release/vitrina
 dir=${DIR:-/tmp/scale}
 secs=${SECONDS_PER_RUN:-60}
@@ -63,14 +64,14 @@ run() { # name, COLD share, HOT visitors
   h0=$(served hit); m0=$(served miss)
   echo "== $1: wrk -t1 -c32 -d${secs}s, COLD=$2 HOT=$3"
   COLD=$2 HOT=$3 wrk -t1 -c32 -d"${secs}s" --latency -s bench/recommend.lua "$url" |
-    grep -E "Requests/sec|Latency|50%|99%|Socket errors|Non-2xx|requests in"
+    grep -E "Requests/sec|p99.9|Socket errors|Non-2xx|requests in"
   local h m
   h=$(( $(served hit) - h0 )); m=$(( $(served miss) - m0 ))
   echo "cache misses: $m of $((h + m)) ($(( 100 * m / (h + m) )) %); $(rss)"
 }
-# wrk's --latency prints up to p99; p99.9 comes from the server's own histogram below.
+# bench/recommend.lua prints p50/p99/p99.9 and the error counts at the end of each run.
 run "mostly cached" 0.0 10000
-run "cache-miss mix" 0.2 10000
+run "cache-miss mix" 0.25 10000
 echo "== freshness: view of the top item -> first list without it"
 "$bin" bench freshness --url "$url" --user-prefix user- --users 1000000 --samples 1000
 echo "== $(rss)"
@@ -78,7 +79,7 @@ echo "== $(rss)"
 echo "== the cache-miss mix while a training job runs"
 curl -s -XPOST "$url/api/v1/training/train" -H 'content-type: application/json' -d '{}' >/dev/null
 sleep 5
-run "cache-miss mix during training" 0.2 10000
+run "cache-miss mix during training" 0.25 10000
 status | python3 -c 'import json,sys; c=json.load(sys.stdin).get("current") or {}; print("training still running:", c.get("phase"), c.get("progress"))'
 wait_training
 echo "== after training: $(rss)"

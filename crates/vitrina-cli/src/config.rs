@@ -21,7 +21,16 @@ pub struct Config {
     pub ranking: vitrina_engine::RankingConfig,
     /// Training threads and schedule.
     pub training: vitrina_server::embedded::TrainingSchedule,
+    pub experiments: Experiments,
     pub log: Log,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Experiments {
+    /// Seconds between automatic steps (bandit reallocation, weight tuning) of a running
+    /// experiment; 0 = only on `POST /api/v1/experiments/{id}/step`.
+    pub step_seconds: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,6 +75,7 @@ impl Default for Config {
             limits: Default::default(),
             ranking: Default::default(),
             training: vitrina_server::embedded::TrainingSchedule { threads: 1, ..Default::default() },
+            experiments: Experiments { step_seconds: 60 },
             log: Log { format: "json".into(), level: "info".into() },
         }
     }
@@ -84,6 +94,11 @@ impl Default for Storage {
 impl Default for Cache {
     fn default() -> Self {
         Config::default().cache
+    }
+}
+impl Default for Experiments {
+    fn default() -> Self {
+        Config::default().experiments
     }
 }
 impl Default for Log {

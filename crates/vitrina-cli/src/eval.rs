@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use vitrina_algo::eval::{run_eval, DataFormat, EvalOptions, Protocol};
+use vitrina_algo::eval::{run_eval_on_split, DataFormat, Dataset, EvalOptions, Protocol, Report, Split};
+use vitrina_engine::{offline::evaluate_engine, RankingConfig, TrainingConfig};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -19,7 +20,9 @@ pub struct Args {
     #[arg(long, default_value = "leave-last-out")]
     protocol: String,
     /// Comma-separated models (popularity, time-popularity, item-knn, als, ease, rp3beta,
-    /// transitions, bridge, blend); default: all.
+    /// transitions, bridge, blend, and `engine`: the serving engine itself — candidates,
+    /// blend and rules with the default ranking config and the default training config
+    /// without time decay); default: all.
     #[arg(long, value_delimiter = ',')]
     models: Vec<String>,
     /// Search hyperparameters on a validation split carved from the training data.
@@ -35,7 +38,14 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let format: DataFormat = args.format.parse()?;
     let protocol: Protocol = args.protocol.parse()?;
-    let models = args.models.iter().map(|m| m.trim().parse()).collect::<Result<Vec<_>, _>>()?;
+    let with_engine = args.models.is_empty() || args.models.iter().any(|m| m.trim() == "engine");
+    let models = args
+        .models
+        .iter()
+        .filter(|m| m.trim() != "engine")
+        .map(|m| m.trim().parse())
+        .collect::<Result<Vec<_>, _>>()?;
+    let only_engine = with_engine && models.is_empty() && !args.models.is_empty();
     let data =
         std::fs::read_to_string(&args.data).with_context(|| format!("reading {}", args.data.display()))?;
     let opts = EvalOptions {
@@ -51,11 +61,47 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg} {bar:30} {pos}/{len}")
             .expect("static template"),
     );
-    let report = run_eval(&opts, &data, &mut |p| {
-        bar.set_message(format!("{} {}", p.stage, p.model));
-        bar.set_length(p.total as u64);
-        bar.set_position(p.done as u64);
-    })?;
+    let ds = Dataset::parse(&data, format)?;
+    anyhow::ensure!(ds.n_interactions() > 0, "the dataset has no interactions");
+    let split = Split::new(&ds.sequences, ds.n_items(), protocol, args.seed);
+    let mut report = if only_engine {
+        Report {
+            dataset: opts.dataset.clone(),
+            protocol,
+            seed: args.seed,
+            tuned: false,
+            n_users: split.n_users(),
+            n_items: split.n_items,
+            n_train: split.n_train(),
+            n_test_users: split.test_users().count(),
+            models: Vec::new(),
+        }
+    } else {
+        run_eval_on_split(&opts, &split, &mut |p| {
+            bar.set_message(format!("{} {}", p.stage, p.model));
+            bar.set_length(p.total as u64);
+            bar.set_position(p.done as u64);
+        })?
+    };
+    if with_engine {
+        bar.set_length(1000);
+        let mut progress = |phase: &str, f: f32| {
+            bar.set_message(format!("train engine ({phase})"));
+            bar.set_position((f * 1000.0) as u64);
+            true
+        };
+        // Rating datasets span years: a shop's per-day decay would erase most of them, and
+        // EASE covers the whole catalogue here as in the `ease` model.
+        let mut training = TrainingConfig { time_decay: 1.0, ..TrainingConfig::default() };
+        training.ease.max_items = training.ease.max_items.max(split.n_items.min(30_000));
+        report.models.push(evaluate_engine(
+            &ds,
+            &split,
+            &training,
+            &RankingConfig::default(),
+            &mut progress,
+        )?);
+    }
     bar.finish_and_clear();
     if args.json {
         println!("{}", report.to_json());

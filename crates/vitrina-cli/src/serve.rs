@@ -57,6 +57,7 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<()> {
         limits: config.limits.clone(),
         ranking: config.ranking.clone(),
         schedule: config.training.clone(),
+        experiment_step_seconds: config.experiments.step_seconds,
         serve: true,
     })
     .await?;

@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::{
-    events::DomainEvent, recommend::RecommendationList, LogEvent, NewActivity, Product, ProductId,
-    StoredActivity, User, UserId,
+    events::DomainEvent, recommend::RecommendationList, ActivityType, LogEvent, NewActivity, Product,
+    ProductId, StoredActivity, User, UserId,
 };
 
 /// Why a backend call failed.
@@ -133,6 +133,41 @@ pub trait ImpressionStore: Send + Sync {
         -> StoreResult<Vec<Impression>>;
     /// The impression served under `recommendation_id`, if it was recorded.
     async fn impression(&self, recommendation_id: &str) -> StoreResult<Option<Impression>>;
+    /// Records an attributed outcome; an `event_id` already recorded is ignored, so each
+    /// event counts once. Best effort and non-blocking, like impressions.
+    fn record_outcome(&self, outcome: AttributedOutcome);
+    /// Every impression and attributed outcome whose variant starts with `variant_prefix`
+    /// (an experiment's variants are named `{experimentId}/{variant}`).
+    async fn experiment_log(
+        &self,
+        variant_prefix: &str,
+    ) -> StoreResult<(Vec<Impression>, Vec<AttributedOutcome>)>;
+}
+
+/// A click, add-to-cart or purchase attributed to one item of a served list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttributedOutcome {
+    pub event_id: String,
+    pub recommendation_id: String,
+    pub user_id: UserId,
+    pub variant: String,
+    pub product_id: ProductId,
+    pub source: String,
+    pub position: u32,
+    /// `click`, `add_to_cart` or `purchase`.
+    pub kind: ActivityType,
+    /// Revenue of a purchase, else 0.
+    pub value: f64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Experiment definitions, stored as documents (the experiments crate owns their shape).
+#[async_trait]
+pub trait ExperimentStore: Send + Sync {
+    /// Creates or replaces the experiment `id`. Durable when it returns.
+    async fn save_experiment(&self, id: &str, doc: Value) -> StoreResult<()>;
+    /// Every experiment, oldest first.
+    async fn experiments(&self) -> StoreResult<Vec<Value>>;
 }
 
 /// Lifecycle of a model in the registry.

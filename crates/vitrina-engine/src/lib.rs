@@ -23,6 +23,7 @@ pub mod catalog;
 pub mod config;
 pub mod covisit;
 pub mod model;
+pub mod offline;
 pub mod online;
 pub mod rank;
 pub mod train;
@@ -188,6 +189,12 @@ impl Engine {
         self.model.store(Arc::new(active));
         self.covisit_floor.store(0, Ordering::Relaxed);
         self.covisits.clear();
+    }
+
+    /// Attaches `prepared` to the catalogue without making it active: a model an experiment
+    /// variant serves alongside the active one (see [`Engine::recommend_with`]).
+    pub fn attach(&self, prepared: PreparedModel) -> Arc<ActiveModel> {
+        Arc::new(prepared.attach(&mut self.catalog.write().expect("catalog lock")))
     }
 
     /// The model requests started now use.

@@ -16,6 +16,7 @@ use vitrina_store::{MemoryCache, SqliteStore};
 
 use crate::{
     artefacts::Artefacts,
+    experiments::Experiments,
     state::{AppState, Limits, Ports},
     training::{self, Training, TrainingSettings, Trigger},
 };
@@ -51,6 +52,9 @@ pub struct EmbeddedConfig {
     pub limits: Limits,
     pub ranking: RankingConfig,
     pub schedule: TrainingSchedule,
+    /// How often running bandit / weight-tuning experiments take a step (seconds; 0 = only
+    /// on `POST /api/v1/experiments/{id}/step`).
+    pub experiment_step_seconds: u64,
     /// `false` opens the store for offline work (`vitrina train`): no log replay, no
     /// start-up training, no background tasks.
     pub serve: bool,
@@ -66,6 +70,7 @@ impl EmbeddedConfig {
             limits: Limits::default(),
             ranking: RankingConfig::default(),
             schedule: TrainingSchedule { threads: 1, ..Default::default() },
+            experiment_step_seconds: 60,
             serve: true,
         }
     }
@@ -97,6 +102,7 @@ impl Embedded {
             users: store.clone(),
             impressions: store.clone(),
             registry: store.clone(),
+            experiments: store.clone(),
             bus: Arc::new(InProcessBus::new(4096)),
             cache: Arc::new(MemoryCache::new(config.cache_users, config.cache_ttl)),
         };
@@ -109,10 +115,13 @@ impl Embedded {
         let restored = training::restore_active(&ports, &engine, &artefacts)
             .await
             .context("restoring the active model")?;
+        let experiments =
+            Arc::new(Experiments::load(ports.experiments.clone(), &ports, &engine, &artefacts).await?);
         let state = AppState {
             ports: ports.clone(),
             engine: engine.clone(),
             training: training.clone(),
+            experiments: experiments.clone(),
             limits: config.limits.clone(),
             started: std::time::Instant::now(),
         };
@@ -137,6 +146,12 @@ impl Embedded {
         tracing::info!(model_version = %engine.model().version, products = stats.products, visitors = stats.visitors, "engine ready");
         let mut tasks = vec![tokio::spawn(training.clone().run_forever(ports.clone(), engine.clone()))];
         tasks.push(tokio::spawn(refresh_forever(engine.clone())));
+        if config.experiment_step_seconds > 0 {
+            tasks.push(tokio::spawn(step_experiments_forever(
+                Duration::from_secs(config.experiment_step_seconds),
+                state.clone(),
+            )));
+        }
         if config.schedule.interval_seconds > 0 || config.schedule.after_events > 0 {
             tasks.push(tokio::spawn(schedule_forever(
                 config.schedule.clone(),
@@ -190,6 +205,22 @@ async fn replay(ports: &Ports, engine: &Arc<Engine>) -> anyhow::Result<u64> {
         "event log replayed into the engine"
     );
     Ok(n)
+}
+
+/// Steps the automated experiments (bandit reallocation, weight tuning) every `every`.
+async fn step_experiments_forever(every: Duration, state: AppState) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        for id in state.experiments.automated() {
+            let artefacts = state.training.artefacts().clone();
+            if let Err(e) = state.experiments.step(&id, &state.ports, &state.engine, &artefacts).await {
+                tracing::warn!(experiment = %id, error = %e, "experiment step failed");
+            }
+        }
+    }
 }
 
 /// Re-ranks live popularity every second.

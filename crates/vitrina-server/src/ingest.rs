@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use vitrina_core::{
     events::DomainEvent,
     ports::{AppendOutcome, StoreResult},
-    ActivityType, LogEvent, NewActivity, UserId,
+    ActivityType, LogEvent, NewActivity, StoredActivity, UserId,
 };
 use vitrina_engine::Engine;
 
@@ -15,10 +15,14 @@ use crate::state::Ports;
 /// Appends `events` atomically and, once durable, applies them to the engine's online state
 /// and invalidates each affected visitor's cached lists before returning, so the next
 /// request of that visitor sees the new events.
+///
+/// Clicks, add-to-carts and purchases are then attributed to the lists they came from
+/// (within `window` when they name none), off the request path (see [`crate::attribution`]).
 pub async fn ingest(
     ports: &Ports,
     engine: &Engine,
     events: Vec<NewActivity>,
+    window: chrono::Duration,
 ) -> StoreResult<Vec<AppendOutcome>> {
     let started = std::time::Instant::now();
     let outcomes = ports.log.append(events).await?;
@@ -49,6 +53,16 @@ pub async fn ingest(
     }
     if duplicates > 0 {
         metrics::counter!("vitrina_activity_events_duplicate_total").increment(duplicates);
+    }
+    let to_attribute: Vec<StoredActivity> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            AppendOutcome::Stored(s) if crate::attribution::is_outcome(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
+    if !to_attribute.is_empty() {
+        tokio::spawn(crate::attribution::attribute_events(ports.clone(), window, to_attribute));
     }
     Ok(outcomes)
 }

@@ -5,12 +5,16 @@
 //! - [`ingest`] is the write path of events (durable append, then the engine's online state,
 //!   then cache invalidation); [`training`] runs training jobs, keeps the registry and hot
 //!   swaps models into the engine (`vitrina-engine`); [`artefacts`] stores model files.
+//! - [`experiments`] runs A/B experiments in the serving path (variants, results, bandit);
+//!   [`attribution`] ties clicks, carts and purchases to the lists that earned them.
 //! - [`embedded`] assembles the embedded (single-process) deployment.
 
 pub mod artefacts;
+pub mod attribution;
 pub mod dto;
 pub mod embedded;
 pub mod error;
+pub mod experiments;
 pub mod extract;
 pub mod ingest;
 pub mod observe;

@@ -4,12 +4,13 @@
 use std::{sync::Arc, time::Instant};
 
 use vitrina_core::ports::{
-    CatalogStore, EventBus, EventLog, ImpressionStore, ModelRegistry, RecommendationCache, UserStore,
+    CatalogStore, EventBus, EventLog, ExperimentStore, ImpressionStore, ModelRegistry, RecommendationCache,
+    UserStore,
 };
 
 use vitrina_engine::Engine;
 
-use crate::training::Training;
+use crate::{experiments::Experiments, training::Training};
 
 /// The backends behind the ports.
 #[derive(Clone)]
@@ -19,6 +20,7 @@ pub struct Ports {
     pub users: Arc<dyn UserStore>,
     pub impressions: Arc<dyn ImpressionStore>,
     pub registry: Arc<dyn ModelRegistry>,
+    pub experiments: Arc<dyn ExperimentStore>,
     pub bus: Arc<dyn EventBus>,
     pub cache: Arc<dyn RecommendationCache>,
 }
@@ -54,6 +56,7 @@ pub struct AppState {
     pub ports: Ports,
     pub engine: Arc<Engine>,
     pub training: Arc<Training>,
+    pub experiments: Arc<Experiments>,
     pub limits: Limits,
     pub started: Instant,
 }

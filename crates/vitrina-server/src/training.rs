@@ -618,7 +618,7 @@ pub async fn activate_version(
     Ok(record)
 }
 
-async fn load_bundle(artefacts: &Artefacts, record: &ModelRecord) -> Result<ModelBundle, String> {
+pub(crate) async fn load_bundle(artefacts: &Artefacts, record: &ModelRecord) -> Result<ModelBundle, String> {
     let artefact = record.artefact.clone().ok_or_else(|| "has no artefact".to_string())?;
     let artefacts = artefacts.clone();
     tokio::task::spawn_blocking(move || artefacts.load(&artefact))

@@ -39,7 +39,9 @@ async fn ten_trainings_swap_in_under_continuous_requests_without_one_failed_requ
     let stop = Arc::new(AtomicBool::new(false));
     let loops: Vec<_> = [
         vec!["/api/v1/recommendations/recommendations/user-1?limit=5".to_string()],
-        (1..=5).map(|u| format!("/api/v1/recommendations/recommendations/user-{u}?refresh=true")).collect(),
+        (1..=5)
+            .map(|u| format!("/api/v1/recommendations/recommendations/user-{u}?limit={}", u + 3))
+            .collect(),
         vec![
             "/api/v1/recommendations/similar/product-1".to_string(),
             "/api/v1/recommendations/popular?window=week".to_string(),

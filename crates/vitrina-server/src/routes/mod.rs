@@ -2,6 +2,7 @@
 
 pub mod activity;
 pub mod catalog;
+pub mod experiments;
 pub mod health;
 pub mod recommendations;
 pub mod training;
@@ -30,6 +31,8 @@ use crate::{error::ApiError, state::AppState};
         training::train, training::status, training::models, training::model, training::activate, training::rollback, training::cancel,
         catalog::list, catalog::create, catalog::get, catalog::put, catalog::patch, catalog::delete, catalog::bulk,
         users::list, users::upsert, users::get, users::delete,
+        experiments::create, experiments::list, experiments::get, experiments::start, experiments::stop,
+        experiments::results, experiments::step, experiments::revert,
     ),
     tags(
         (name = "activity", description = "Tracking visitor events"),
@@ -37,6 +40,7 @@ use crate::{error::ApiError, state::AppState};
         (name = "training", description = "Training jobs and the model registry"),
         (name = "catalog", description = "Products"),
         (name = "users", description = "Users"),
+        (name = "experiments", description = "A/B experiments, attribution and bandits"),
         (name = "health", description = "Health checks"),
     )
 )]
@@ -89,6 +93,13 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/users", get(users::list).post(users::upsert))
         .route("/api/v1/users/{user_id}", get(users::get).delete(users::delete))
+        .route("/api/v1/experiments", get(experiments::list).post(experiments::create))
+        .route("/api/v1/experiments/{id}", get(experiments::get))
+        .route("/api/v1/experiments/{id}/start", post(experiments::start))
+        .route("/api/v1/experiments/{id}/stop", post(experiments::stop))
+        .route("/api/v1/experiments/{id}/results", get(experiments::results))
+        .route("/api/v1/experiments/{id}/step", post(experiments::step))
+        .route("/api/v1/experiments/{id}/revert", post(experiments::revert))
         .route("/metrics", get(crate::observe::metrics_endpoint))
         .layer(DefaultBodyLimit::max(state.limits.body_bytes));
     Router::new()

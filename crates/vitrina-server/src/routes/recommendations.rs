@@ -8,25 +8,25 @@ use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use vitrina_core::{
+    events::{kinds, DomainEvent},
     ports::{CacheLookup, Impression, ImpressionItem},
     recommend::{explanation, RecommendationList, Recommended},
     stats::{user_stats, UserStats},
     time::{format_ts, parse_ts},
     ActivityType, ProductId, UserId, ValidationError,
 };
-use vitrina_engine::{Filters, ListRequest, SessionEvent, Window};
+use vitrina_engine::{ActiveModel, Engine, Filters, ListRequest, RankingConfig, SessionEvent, Window};
 
 use crate::{
     dto::check_limit,
     error::{ApiError, ApiResult, ErrorBody},
+    experiments::Arm,
     extract::{parse_json, ApiJson, ApiPath, ApiQuery},
     state::AppState,
 };
 
 /// Most items one list may hold.
 pub const MAX_LIMIT: usize = 100;
-/// The experiment variant every visitor is in until experiments exist.
-const DEFAULT_VARIANT: &str = "default";
 /// Most events a session request may carry.
 const MAX_SESSION_EVENTS: usize = 100;
 
@@ -163,6 +163,7 @@ impl RecommendationsResponse {
 fn serve(
     s: &AppState,
     visitor: Option<&UserId>,
+    arm: &Arm,
     list: &RecommendationList,
     from_cache: bool,
     explain: impl Fn(&Recommended) -> Option<String>,
@@ -186,11 +187,23 @@ fn serve(
         })
         .collect();
     if let Some(user) = visitor {
+        s.ports.bus.publish(DomainEvent::system(
+            kinds::RECOMMENDATION_GENERATED,
+            Some(user.to_string()),
+            serde_json::json!({
+                "recommendationId": recommendation_id,
+                "variant": arm.label,
+                "modelVersion": list.model_version,
+                "items": list.items.iter().enumerate().map(|(i, r)| serde_json::json!({
+                    "productId": r.product.id.as_str(), "source": r.source.as_str(), "position": i,
+                })).collect::<Vec<_>>(),
+            }),
+        ));
         s.ports.impressions.record_impression(Impression {
             recommendation_id: recommendation_id.clone(),
             user_id: user.clone(),
             model_version: list.model_version.clone(),
-            variant: DEFAULT_VARIANT.into(),
+            variant: arm.label.clone(),
             created_at: Utc::now(),
             items: list
                 .items
@@ -212,7 +225,7 @@ fn serve(
         from_cache,
         recommendation_id,
         model_version: list.model_version.clone(),
-        variant: DEFAULT_VARIANT.into(),
+        variant: arm.label.clone(),
     }
 }
 
@@ -220,20 +233,30 @@ fn personal_explanation(r: &Recommended) -> Option<String> {
     r.because.as_ref().map(|(p, kind)| explanation(p, *kind))
 }
 
+/// The model and ranking config an arm serves with: a variant's own, else the engine's
+/// current ones (so the default follows hot swaps).
+fn arm_setup(engine: &Engine, arm: &Arm) -> (Arc<ActiveModel>, Arc<RankingConfig>) {
+    let model = arm.model.clone().unwrap_or_else(|| engine.model());
+    let ranking =
+        if arm.model.is_none() && arm.label == "default" { engine.ranking() } else { arm.ranking.clone() };
+    (model, ranking)
+}
+
 /// Ranks on the blocking pool (CPU work stays off the async workers).
 async fn personal(
     s: &AppState,
     user: &UserId,
+    arm: Arc<Arm>,
     limit: usize,
     f: Filters,
 ) -> ApiResult<Arc<RecommendationList>> {
     let (engine, user) = (s.engine.clone(), user.clone());
     let list = tokio::task::spawn_blocking(move || {
         let started = std::time::Instant::now();
-        let model = engine.model();
+        let (model, ranking) = arm_setup(&engine, &arm);
         let now = Utc::now();
         let req = ListRequest { limit, filters: &f, now_ms: now.timestamp_millis() };
-        let items = engine.recommend_with(&model, &engine.ranking(), &user, &req);
+        let items = engine.recommend_with(&model, &ranking, &user, &req);
         metrics::histogram!("vitrina_rank_duration_seconds", "list" => "personal")
             .record(started.elapsed().as_secs_f64());
         RecommendationList { items, model_version: model.version.clone(), generated_at: now }
@@ -254,16 +277,19 @@ pub async fn recommendations(
 ) -> ApiResult<Json<RecommendationsResponse>> {
     let user = UserId::parse(&user)?;
     let (limit, filters) = q.filters()?;
-    let key = cache_key(limit, &filters);
+    let arm = s.experiments.arm_for(Some(user.as_str()));
+    // The arm is part of the key: a visitor moved to another variant never gets a list
+    // ranked for the old one.
+    let key = format!("{}|{}", arm.label, cache_key(limit, &filters));
     let (list, from_cache) = match s.ports.cache.lookup(&user, &key).await {
         CacheLookup::Hit(list) => (list, true),
         CacheLookup::Miss(token) => {
-            let list = personal(&s, &user, limit, filters).await?;
+            let list = personal(&s, &user, arm.clone(), limit, filters).await?;
             s.ports.cache.store(&user, &key, token, list.clone()).await;
             (list, false)
         }
     };
-    let list = serve(&s, Some(&user), &list, from_cache, personal_explanation);
+    let list = serve(&s, Some(&user), &arm, &list, from_cache, personal_explanation);
     Ok(Json(RecommendationsResponse::new(user.to_string(), list)))
 }
 
@@ -288,17 +314,18 @@ pub async fn refresh(
     let body: RefreshRequest =
         if body.iter().all(u8::is_ascii_whitespace) { RefreshRequest::default() } else { parse_json(&body)? };
     let (limit, filters) = ListQuery { limit: body.limit, ..Default::default() }.filters()?;
-    let key = cache_key(limit, &filters);
+    let arm = s.experiments.arm_for(Some(user.as_str()));
+    let key = format!("{}|{}", arm.label, cache_key(limit, &filters));
     s.ports.cache.invalidate_user(&user).await;
     let token = match s.ports.cache.lookup(&user, &key).await {
         CacheLookup::Miss(token) => Some(token),
         CacheLookup::Hit(_) => None,
     };
-    let list = personal(&s, &user, limit, filters).await?;
+    let list = personal(&s, &user, arm.clone(), limit, filters).await?;
     if let Some(token) = token {
         s.ports.cache.store(&user, &key, token, list.clone()).await;
     }
-    let list = serve(&s, Some(&user), &list, false, personal_explanation);
+    let list = serve(&s, Some(&user), &arm, &list, false, personal_explanation);
     Ok(Json(RecommendationsResponse::new(user.to_string(), list)))
 }
 
@@ -348,11 +375,13 @@ pub async fn similar(
     let exclude: Vec<String> = q.exclude.iter().cloned().collect();
     let (limit, f) = filters(q.limit, q.category.as_ref(), &exclude, q.min_price, q.max_price)?;
     let (engine, id) = (s.engine.clone(), product.clone());
+    let arm = s.experiments.arm_for(visitor.as_ref().map(UserId::as_str));
+    let for_ranking = arm.clone();
     let list = tokio::task::spawn_blocking(move || {
-        let model = engine.model();
+        let (model, ranking) = arm_setup(&engine, &for_ranking);
         let now = Utc::now();
         let req = ListRequest { limit, filters: &f, now_ms: now.timestamp_millis() };
-        engine.similar(&model, &engine.ranking(), &id, &req).map(|items| RecommendationList {
+        engine.similar(&model, &ranking, &id, &req).map(|items| RecommendationList {
             items,
             model_version: model.version.clone(),
             generated_at: now,
@@ -362,7 +391,7 @@ pub async fn similar(
     .map_err(ApiError::internal)?
     .ok_or_else(|| ApiError::not_found(format!("product {product} not found")))?;
     let about = product.clone();
-    let list = serve(&s, visitor.as_ref(), &list, false, move |r| {
+    let list = serve(&s, visitor.as_ref(), &arm, &list, false, move |r| {
         r.source.is_personal().then(|| format!("similar to {about}"))
     });
     let b = list;
@@ -434,9 +463,13 @@ pub async fn popular(
     let now = Utc::now();
     let req = ListRequest { limit, filters: &f, now_ms: now.timestamp_millis() };
     let items = s.engine.popular(window, &req);
-    let list =
-        RecommendationList { items, model_version: s.engine.model().version.clone(), generated_at: now };
-    let list = serve(&s, visitor.as_ref(), &list, false, |_| None);
+    // Popular lists do not depend on the ranking config; the variant is still named so
+    // their impressions and outcomes count for it.
+    let arm = s.experiments.arm_for(visitor.as_ref().map(UserId::as_str));
+    let model_version =
+        arm.model.as_ref().map_or_else(|| s.engine.model().version.clone(), |m| m.version.clone());
+    let list = RecommendationList { items, model_version, generated_at: now };
+    let list = serve(&s, visitor.as_ref(), &arm, &list, false, |_| None);
     let b = list;
     Ok(Json(PopularResponse {
         success: true,
@@ -558,15 +591,17 @@ pub async fn session(
         return Err(ApiError::validation(errors));
     }
     let engine = s.engine.clone();
+    let arm = s.experiments.arm_for(visitor.as_ref().map(UserId::as_str));
+    let for_ranking = arm.clone();
     let list = tokio::task::spawn_blocking(move || {
-        let model = engine.model();
+        let (model, ranking) = arm_setup(&engine, &for_ranking);
         let req = ListRequest { limit, filters: &f, now_ms: now.timestamp_millis() };
-        let items = engine.recommend_session(&model, &engine.ranking(), &events, &req);
+        let items = engine.recommend_session(&model, &ranking, &events, &req);
         RecommendationList { items, model_version: model.version.clone(), generated_at: now }
     })
     .await
     .map_err(ApiError::internal)?;
-    let list = serve(&s, visitor.as_ref(), &list, false, personal_explanation);
+    let list = serve(&s, visitor.as_ref(), &arm, &list, false, personal_explanation);
     let b = list;
     Ok(Json(SessionResponse {
         success: true,

@@ -26,6 +26,16 @@ pub async fn start() -> TestApp {
 }
 
 impl TestApp {
+    /// Shuts the instance down cleanly and starts a new one on the same directory.
+    pub async fn restart(self) -> TestApp {
+        let TestApp { embedded, router, _dir } = self;
+        drop(router);
+        embedded.shutdown().await.unwrap();
+        let embedded = Embedded::start(EmbeddedConfig::new(_dir.path())).await.unwrap();
+        let router = vitrina_server::app(embedded.state.clone());
+        TestApp { embedded, router, _dir }
+    }
+
     pub async fn raw(&self, req: Request<Body>) -> (StatusCode, Value) {
         let res = self.router.clone().oneshot(req).await.unwrap();
         let status = res.status();

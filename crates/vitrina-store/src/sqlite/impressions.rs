@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 use vitrina_core::{
-    ports::{Impression, StoreError, StoreResult},
+    ports::{AttributedOutcome, Impression, StoreError, StoreResult},
     UserId,
 };
 
@@ -40,10 +40,25 @@ CREATE TABLE IF NOT EXISTS impressions (
     created_ms        INTEGER NOT NULL,
     items             TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS impressions_variant ON impressions (variant);
+CREATE TABLE IF NOT EXISTS outcomes (
+    event_id          TEXT PRIMARY KEY,
+    recommendation_id TEXT NOT NULL,
+    user_id           TEXT NOT NULL,
+    variant           TEXT NOT NULL,
+    product_id        TEXT NOT NULL,
+    source            TEXT NOT NULL,
+    position          INTEGER NOT NULL,
+    kind              TEXT NOT NULL,
+    value             REAL NOT NULL,
+    created_ms        INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outcomes_variant ON outcomes (variant);
 "#;
 
 enum Op {
     Record(Impression),
+    Outcome(AttributedOutcome),
     DeleteUser(UserId, oneshot::Sender<StoreResult<u64>>),
     Flush(oneshot::Sender<()>),
 }
@@ -115,6 +130,37 @@ impl ImpressionLog {
         if tx.try_send(Op::Record(impression)).is_err() {
             metrics::counter!("vitrina_store_impressions_dropped_total").increment(1);
         }
+    }
+
+    /// Queues an attributed outcome; never waits. An event id already recorded is ignored.
+    pub fn record_outcome(&self, outcome: AttributedOutcome) {
+        let Some(tx) = self.sender() else { return };
+        if tx.try_send(Op::Outcome(outcome)).is_err() {
+            metrics::counter!("vitrina_store_outcomes_dropped_total").increment(1);
+        }
+    }
+
+    /// Impressions and outcomes of the variants starting with `prefix`. Blocking.
+    pub fn for_variant_prefix(&self, prefix: &str) -> StoreResult<(Vec<Impression>, Vec<AttributedOutcome>)> {
+        // `variant >= prefix AND variant < prefix + U+10FFFF` is a range scan of the index.
+        let end = format!("{prefix}\u{10FFFF}");
+        self.with_reader(|c| {
+            let impressions = c
+                .prepare_cached(&format!(
+                    "SELECT {} FROM impressions WHERE variant >= ?1 AND variant < ?2 ORDER BY id",
+                    rows::IMPRESSION_COLUMNS
+                ))?
+                .query_map([prefix, end.as_str()], rows::impression)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let outcomes = c
+                .prepare_cached(&format!(
+                    "SELECT {} FROM outcomes WHERE variant >= ?1 AND variant < ?2 ORDER BY created_ms",
+                    rows::OUTCOME_COLUMNS
+                ))?
+                .query_map([prefix, end.as_str()], rows::outcome)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((impressions, outcomes))
+        })
     }
 
     /// Deletes a user's impressions; returns how many.
@@ -248,6 +294,25 @@ fn commit(conn: &mut Connection, batch: Vec<Op>, index: &RwLock<UserIndex>) -> r
                         added.push((imp.user_id, created, tx.last_insert_rowid()));
                     }
                 }
+                Op::Outcome(o) => {
+                    tx.prepare_cached(
+                        "INSERT OR IGNORE INTO outcomes (event_id, recommendation_id, user_id, variant, product_id,
+                           source, position, kind, value, created_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    )?
+                    .execute(params![
+                        o.event_id,
+                        o.recommendation_id,
+                        o.user_id.as_str(),
+                        o.variant,
+                        o.product_id.as_str(),
+                        o.source,
+                        o.position,
+                        o.kind.as_str(),
+                        o.value,
+                        o.created_at.timestamp_millis(),
+                    ])?;
+                }
                 Op::DeleteUser(user, reply) => {
                     let mut ids: Vec<i64> = index
                         .read()
@@ -261,6 +326,7 @@ fn commit(conn: &mut Connection, batch: Vec<Op>, index: &RwLock<UserIndex>) -> r
                     for id in ids {
                         n += tx.execute("DELETE FROM impressions WHERE id = ?1", [id])? as u64;
                     }
+                    tx.execute("DELETE FROM outcomes WHERE user_id = ?1", [user.as_str()])?;
                     deleted.push((user, n, reply));
                 }
                 Op::Flush(reply) => flushes.push(reply),

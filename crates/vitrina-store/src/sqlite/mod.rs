@@ -22,8 +22,9 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 use vitrina_core::{
     ports::{
-        AppendOutcome, CatalogStore, DeletedUser, EventLog, Impression, ImpressionStore, LogStats,
-        ModelRecord, ModelRegistry, ProductQuery, StoreError, StoreResult, UserStore,
+        AppendOutcome, AttributedOutcome, CatalogStore, DeletedUser, EventLog, ExperimentStore, Impression,
+        ImpressionStore, LogStats, ModelRecord, ModelRegistry, ProductQuery, StoreError, StoreResult,
+        UserStore,
     },
     LogEvent, NewActivity, Product, ProductId, StoredActivity, User, UserId,
 };
@@ -416,6 +417,43 @@ impl ImpressionStore for SqliteStore {
         tokio::task::spawn_blocking(move || log.by_recommendation(&id))
             .await
             .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+    }
+
+    fn record_outcome(&self, outcome: AttributedOutcome) {
+        self.impressions.record_outcome(outcome);
+    }
+
+    async fn experiment_log(
+        &self,
+        variant_prefix: &str,
+    ) -> StoreResult<(Vec<Impression>, Vec<AttributedOutcome>)> {
+        let (log, prefix) = (self.impressions.clone(), variant_prefix.to_string());
+        tokio::task::spawn_blocking(move || log.for_variant_prefix(&prefix))
+            .await
+            .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+    }
+}
+
+#[async_trait]
+impl ExperimentStore for SqliteStore {
+    async fn save_experiment(&self, id: &str, doc: serde_json::Value) -> StoreResult<()> {
+        let id = id.to_string();
+        self.write(|r| Op::SaveExperiment(id, doc.to_string(), r)).await
+    }
+
+    async fn experiments(&self) -> StoreResult<Vec<serde_json::Value>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached("SELECT doc FROM experiments ORDER BY created_ms, id")?;
+            let docs =
+                stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(docs)
+        })
+        .await?
+        .into_iter()
+        .map(|d| {
+            serde_json::from_str(&d).map_err(|e| StoreError::Backend(format!("corrupt experiment: {e}")))
+        })
+        .collect()
     }
 }
 

@@ -3,7 +3,7 @@
 use rusqlite::{types::Type, Row};
 use serde_json::{Map, Value};
 use vitrina_core::{
-    ports::{Artefact, Impression, ImpressionItem, ModelRecord, ModelStatus},
+    ports::{Artefact, AttributedOutcome, Impression, ImpressionItem, ModelRecord, ModelStatus},
     time::from_millis,
     ActivityType, EventId, LogEvent, NewActivity, Price, Product, ProductId, StoredActivity, User, UserId,
 };
@@ -14,6 +14,8 @@ pub const PRODUCT_COLUMNS: &str =
     "id, name, category, price, attributes, in_stock, hidden, created_ms, updated_ms";
 pub const USER_COLUMNS: &str = "id, name, attributes, created_ms";
 pub const IMPRESSION_COLUMNS: &str = "recommendation_id, user_id, model_version, variant, created_ms, items";
+pub const OUTCOME_COLUMNS: &str =
+    "event_id, recommendation_id, user_id, variant, product_id, source, position, kind, value, created_ms";
 pub const MODEL_COLUMNS: &str = "version, algorithm, parameters, metrics, status, first_seq, last_seq, created_ms, \
      activated_ms, previous_version, status_reason, artefact_path, artefact_checksum, artefact_bytes, finished_ms";
 
@@ -101,6 +103,21 @@ pub fn impression_items_text(items: &[ImpressionItem]) -> String {
         out.push_str(&i.source);
     }
     out
+}
+
+pub fn outcome(row: &Row) -> rusqlite::Result<AttributedOutcome> {
+    Ok(AttributedOutcome {
+        event_id: row.get(0)?,
+        recommendation_id: row.get(1)?,
+        user_id: parsed(2, UserId::parse(row.get_ref(2)?.as_str()?))?,
+        variant: row.get(3)?,
+        product_id: parsed(4, ProductId::parse(row.get_ref(4)?.as_str()?))?,
+        source: row.get(5)?,
+        position: row.get(6)?,
+        kind: parsed(7, row.get_ref(7)?.as_str()?.parse::<ActivityType>())?,
+        value: row.get(8)?,
+        created_at: from_millis(row.get(9)?),
+    })
 }
 
 pub fn impression(row: &Row) -> rusqlite::Result<Impression> {

@@ -5,7 +5,8 @@
 
 use rusqlite::Connection;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE events (
     seq           INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id      TEXT NOT NULL,
@@ -54,7 +55,16 @@ CREATE TABLE models (
     activated_ms      INTEGER,
     previous_version  TEXT
 );
-"#];
+"#,
+    r#"
+CREATE TABLE experiments (
+    id         TEXT PRIMARY KEY,
+    doc        TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
+"#,
+];
 
 /// Brings the database to the latest schema. Returns the version it found (0 = new database).
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<u32> {

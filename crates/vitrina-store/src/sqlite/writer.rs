@@ -39,6 +39,8 @@ pub enum Op {
     UpsertUser(User, Reply<()>),
     DeleteUser(UserId, Reply<Option<DeletedUser>>),
     SaveModel(ModelRecord, Reply<()>),
+    /// Experiment id and its JSON document.
+    SaveExperiment(String, String, Reply<()>),
     ActivateModel(String, DateTime<Utc>, bool, Reply<()>),
     /// Answers once everything queued before it is committed.
     Flush(Reply<()>),
@@ -201,6 +203,16 @@ fn apply(tx: &Transaction, op: &Op, index: &LogIndex, pending: &mut Pending) -> 
         Op::UpsertUser(u, _) => upsert_user(tx, u).map(|()| Done::Unit).map_err(backend)?,
         Op::DeleteUser(id, _) => Done::Deleted(delete_user(tx, id, index, pending).map_err(backend)?),
         Op::SaveModel(m, _) => save_model(tx, m).map(|()| Done::Unit).map_err(backend)?,
+        Op::SaveExperiment(id, doc, _) => {
+            let now = Utc::now().timestamp_millis();
+            tx.execute(
+                "INSERT INTO experiments (id, doc, created_ms, updated_ms) VALUES (?1, ?2, ?3, ?3)
+                 ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, updated_ms = excluded.updated_ms",
+                params![id, doc, now],
+            )
+            .map_err(backend)?;
+            Done::Unit
+        }
         Op::ActivateModel(version, at, rollback, _) => {
             activate_model(tx, version, *at, *rollback).map(|()| Done::Unit)?
         }
@@ -225,6 +237,7 @@ fn answer(op: Op, result: StoreResult<Done>) {
         | Op::UpsertProducts(_, r)
         | Op::UpsertUser(_, r)
         | Op::SaveModel(_, r)
+        | Op::SaveExperiment(_, _, r)
         | Op::ActivateModel(_, _, _, r)
         | Op::Flush(r) => send(r, result, unit),
     }
