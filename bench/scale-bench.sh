@@ -4,10 +4,11 @@
 #   DIR=/tmp/scale   where the generated shop and the data directory live (reused when present)
 #   SECONDS_PER_RUN=60  length of each load run
 # Steps: generate the shop (`vitrina gen`), import it (`vitrina import`), start `vitrina serve`,
-# train a model on all 20M events, then with `wrk` (bench/recommend.lua): a mostly cached run,
-# a run where >= 20 % of requests miss the cache, freshness (`vitrina bench freshness`), and
-# the same cache-miss run again while a training job runs. Prints each report, the share of
-# cache misses (from /metrics) and the server's RSS.
+# train a model on all 20M events, warm up for 10 s, then with `wrk` (bench/recommend.lua): a
+# mostly cached run, a run where >= 20 % of requests miss the cache, freshness
+# (`vitrina bench freshness`); then the same fixed-rate load (`vitrina bench recommend
+# --rate`) idle and while a training job runs, and the closed-loop cache-miss run during
+# training. Prints each report, the share of cache misses (from /metrics) and the RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release -q -p vitrina-cli
@@ -44,8 +45,11 @@ echo "ready after $(echo "$(date +%s.%N) - $started" | bc) s"
 rss() { awk '/VmRSS/{r=$2} /VmHWM/{h=$2} END{printf "RSS %.0f MiB, peak %.0f MiB\n", r/1024, h/1024}' /proc/$pid/status; }
 served() { curl -s "$url/metrics" | awk -v c="$1" '$1 ~ "vitrina_recommendations_served_total" && $1 ~ "cache=\""c"\"" {s+=$2} END{print s+0}'; }
 status() { curl -s "$url/api/v1/training/status"; }
-wait_training() {
-  while status | grep -q '"current":{'; do sleep 5; done
+wait_training() { # prints the job's phase and the server's RSS every 10 s
+  while status | grep -q '"current":{'; do
+    echo "  $(status | python3 -c 'import json,sys; c=json.load(sys.stdin).get("current") or {}; print(c.get("phase"), round(c.get("progress", 0), 2))' 2>/dev/null) $(rss)"
+    sleep 10
+  done
   status | python3 -c 'import json,sys; s=json.load(sys.stdin)["lastFinished"]; print("job", s["jobId"], s["status"], s.get("modelVersion"), "from", s.get("startedAt"), "to", s.get("finishedAt"))'
 }
 
@@ -70,15 +74,24 @@ run() { # name, COLD share, HOT visitors
   echo "cache misses: $m of $((h + m)) ($(( 100 * m / (h + m) )) %); $(rss)"
 }
 # bench/recommend.lua prints p50/p99/p99.9 and the error counts at the end of each run.
+echo "== warm-up (10 s, not measured)"
+COLD=0.25 HOT=10000 wrk -t1 -c32 -d10s -s bench/recommend.lua "$url" >/dev/null
 run "mostly cached" 0.0 10000
 run "cache-miss mix" 0.25 10000
 echo "== freshness: view of the top item -> first list without it"
 "$bin" bench freshness --url "$url" --user-prefix user- --users 1000000 --samples 1000
 echo "== $(rss)"
 
-echo "== the cache-miss mix while a training job runs"
+fixed() { # name: the same offered load, 3,000 lists/s for visitors drawn from all 1M
+  echo "== $1: vitrina bench recommend --rate 3000 --duration $secs (all visitors, mostly misses)"
+  "$bin" bench recommend --url "$url" --user-prefix user- --users 1000000 --concurrency 32 \
+    --rate 3000 --duration "$secs" | grep -E "requests/s|latency|FAILED"
+}
+fixed "fixed rate, idle"
+echo "== the same loads while a training job runs"
 curl -s -XPOST "$url/api/v1/training/train" -H 'content-type: application/json' -d '{}' >/dev/null
 sleep 5
+fixed "fixed rate, during training"
 run "cache-miss mix during training" 0.25 10000
 status | python3 -c 'import json,sys; c=json.load(sys.stdin).get("current") or {}; print("training still running:", c.get("phase"), c.get("progress"))'
 wait_training

@@ -146,5 +146,14 @@ mod tests {
         assert_eq!(c.ranking.weights.get(vitrina_core::recommend::Source::Trending), 0.5);
         std::fs::write(&path, "[ranking.weights]\nmagic = 0.5\n").unwrap();
         assert!(Config::load(Some(&path)).unwrap_err().to_string().contains("magic"));
+
+        // The environment overrides the file (the only test in this binary that loads a
+        // config, so setting the variable races with nothing).
+        std::fs::write(&path, "[cache]\nusers = 5\n[experiments]\nstep_seconds = 9\n").unwrap();
+        std::env::set_var("VITRINA__CACHE__USERS", "7");
+        let c = Config::load(Some(&path));
+        std::env::remove_var("VITRINA__CACHE__USERS");
+        let c = c.unwrap();
+        assert_eq!((c.cache.users, c.experiments.step_seconds), (7, 9));
     }
 }

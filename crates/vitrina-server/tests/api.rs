@@ -102,6 +102,26 @@ async fn a_hidden_or_out_of_stock_product_disappears_at_once() {
         let got = product_ids(&list);
         assert!(!got.contains(&hide) && !got.contains(&out), "{user}: {got:?}");
     }
+    // Every other endpoint too: similar items (of every product), popular in each window,
+    // an anonymous session that viewed the hidden product itself.
+    let mut lists = Vec::new();
+    for p in 1..=10 {
+        let (s, list) = app.get(&format!("/api/v1/recommendations/similar/product-{p}?limit=20")).await;
+        assert_eq!(s.as_u16(), 200, "{list}");
+        lists.push(list);
+    }
+    for window in ["hour", "day", "week", "month"] {
+        lists.push(app.get(&format!("/api/v1/recommendations/popular?limit=20&window={window}")).await.1);
+    }
+    let session = json!({"productIds": [hide.clone(), out.clone(), "product-1"], "limit": 20});
+    lists.push(app.post("/api/v1/recommendations/session", &session).await.1);
+    for (i, list) in lists.iter().enumerate() {
+        let got = product_ids(list);
+        // Popular and session lists always have items to show (similar may have none).
+        assert!(i < 10 || !got.is_empty(), "{list}");
+        assert!(!got.contains(&hide) && !got.contains(&out), "{got:?}");
+    }
+    assert!(lists[..10].iter().any(|l| !product_ids(l).is_empty()), "similar lists are not all empty");
 }
 
 #[tokio::test]
