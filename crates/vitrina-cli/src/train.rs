@@ -134,7 +134,8 @@ async fn through_server(url: &str, training: Value) -> anyhow::Result<Value> {
     let status = res.status();
     let body: Value = res.json().await.context("the server's answer is not JSON")?;
     if !status.is_success() {
-        bail!("the server refused the job ({status}): {}", body["error"]["message"].as_str().unwrap_or(""));
+        // The error shape: {"success": false, "error": kind, "message", "code", "details"}.
+        bail!("the server refused the job ({status}): {}", body["message"].as_str().unwrap_or("no message"));
     }
     let job_id = body["job"]["jobId"].as_str().context("no jobId in the answer")?.to_string();
     let bar = bar();

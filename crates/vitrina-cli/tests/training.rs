@@ -124,7 +124,7 @@ async fn sigterm_cancels_a_running_job_and_exits_cleanly() {
     server.stop();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vitrina_train_runs_a_job_on_the_data_directory() {
     let dir = tempfile::tempdir().unwrap();
     let c = reqwest::Client::new();
@@ -162,5 +162,24 @@ async fn vitrina_train_runs_a_job_on_the_data_directory() {
     assert_eq!(models["models"][0]["parameters"]["timeDecay"], 0.95);
     let list = get(&c, server.url("/api/v1/recommendations/recommendations/u1")).await;
     assert_eq!(list["modelVersion"], "v2");
+
+    // The same command through the running server's API.
+    let through = |training: &str| {
+        Command::new(env!("CARGO_BIN_EXE_vitrina"))
+            .args(["train", "--url", &server.base, "--training", training])
+            .env_remove("VITRINA_CONFIG")
+            .env_remove("VITRINA_DATA_DIR")
+            .output()
+            .unwrap()
+    };
+    let out = tokio::task::block_in_place(|| through(r#"{"tolerance": 1.0}"#));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("v3 trained, validated and promoted"), "{stdout}");
+    let refused = tokio::task::block_in_place(|| through(r#"{"timeDecay": 7}"#));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(stderr.contains("refused the job (400") && stderr.contains("timeDecay"), "{stderr}");
+    assert_eq!(get(&c, server.url("/api/v1/training/models")).await["activeVersion"], "v3");
     server.stop();
 }

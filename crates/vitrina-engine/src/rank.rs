@@ -396,16 +396,20 @@ impl Inputs<'_> {
         best.map(|b| (b.0, b.1)).or_else(|| profile.items.first().map(|x| (x.0, x.2)))
     }
 
+    /// The category filter of `req` as an interned id: `Some(None)` without a filter, `None`
+    /// for a category the catalogue does not know.
+    fn requested_category(&self, req: &ListRequest) -> Option<Option<u32>> {
+        match &req.filters.category {
+            Some(name) => self.catalog.category(name).map(Some),
+            None => Some(None),
+        }
+    }
+
     /// Ranks candidates from every source for a visitor with `profile`.
     pub fn rank_profile(&self, profile: &Profile, req: &ListRequest) -> Vec<Recommended> {
         let n = self.config.candidates_per_source;
-        let category = match &req.filters.category {
-            Some(name) => match self.catalog.category(name) {
-                Some(c) => Some(c),
-                None => return Vec::new(),
-            },
-            None => None,
-        };
+        // A category the catalogue does not know has no items: an empty list.
+        let Some(category) = self.requested_category(req) else { return Vec::new() };
         let mut cands: FxHashMap<u32, Cand> = FxHashMap::with_capacity_and_hasher(1024, Default::default());
         let weights = self.config.weights.array();
         let none = FxHashSet::default();
@@ -443,13 +447,8 @@ impl Inputs<'_> {
     pub fn rank_similar(&self, item: u32, req: &ListRequest) -> Vec<Recommended> {
         let profile = Profile::of_item(item, self.catalog);
         let n = self.config.candidates_per_source;
-        let category = match &req.filters.category {
-            Some(name) => match self.catalog.category(name) {
-                Some(c) => Some(c),
-                None => return Vec::new(),
-            },
-            None => None,
-        };
+        // A category the catalogue does not know has no items: an empty list.
+        let Some(category) = self.requested_category(req) else { return Vec::new() };
         let weights = self.config.weights.array();
         let mut cands = FxHashMap::default();
         self.neighbours(&profile, n, false).merge(Source::CollaborativeFiltering, n, &mut cands);
@@ -463,13 +462,8 @@ impl Inputs<'_> {
 
     /// Live popularity over `window`, overall or in the filter's category.
     pub fn rank_popular(&self, window: Window, req: &ListRequest) -> Vec<Recommended> {
-        let category = match &req.filters.category {
-            Some(name) => match self.catalog.category(name) {
-                Some(c) => Some(c),
-                None => return Vec::new(),
-            },
-            None => None,
-        };
+        // A category the catalogue does not know has no items: an empty list.
+        let Some(category) = self.requested_category(req) else { return Vec::new() };
         let source = if category.is_some() { Source::PopularInCategory } else { Source::Trending };
         let mut out = Vec::new();
         let list = self.lists.list(window, category);

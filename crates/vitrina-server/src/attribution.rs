@@ -80,8 +80,7 @@ async fn attribute_one(
     if impressions.is_empty() {
         return Ok(());
     }
-    let converted: Vec<_> =
-        impressions.iter().map(|i| to_exp_impression(i, "", Some(i.variant.clone()))).collect();
+    let converted: Vec<_> = impressions.iter().map(|i| to_exp_impression(i, None, None)).collect();
     let outcome = Outcome {
         event_id: ev.event_id.as_str().to_string(),
         visitor: ev.user_id.to_string(),
@@ -95,8 +94,13 @@ async fn attribute_one(
     let Some(imp) = impressions.iter().find(|i| i.recommendation_id == found.recommendation_id) else {
         return Ok(());
     };
-    if let Some(o) = attributed(&found, &ev.user_id, &imp.variant, ev.activity_type, ev.timestamp) {
-        ports.impressions.record_outcome(o);
-    }
+    ports.impressions.record_outcome(attributed(
+        &found,
+        &ev.user_id,
+        product,
+        &imp.variant,
+        ev.activity_type,
+        ev.timestamp,
+    ));
     Ok(())
 }

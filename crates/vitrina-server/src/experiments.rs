@@ -65,9 +65,25 @@ pub struct VariantWeightChange {
 pub struct Arm {
     /// `default`, or `{experimentId}/{variant}`.
     pub label: String,
-    pub ranking: Arc<RankingConfig>,
+    /// `None`: the engine's current ranking config.
+    pub ranking: Option<Arc<RankingConfig>>,
     /// `None`: the active model.
     pub model: Option<Arc<ActiveModel>>,
+}
+
+impl Arm {
+    /// The model and ranking config this arm serves with now (the default follows hot swaps
+    /// and config changes of the engine).
+    pub fn setup(&self, engine: &Engine) -> (Arc<ActiveModel>, Arc<RankingConfig>) {
+        let model = self.model.clone().unwrap_or_else(|| engine.model());
+        let ranking = self.ranking.clone().unwrap_or_else(|| engine.ranking());
+        (model, ranking)
+    }
+
+    /// The version of the model this arm serves with.
+    pub fn model_version(&self, engine: &Engine) -> String {
+        self.model.as_ref().map_or_else(|| engine.model().version.clone(), |m| m.version.clone())
+    }
 }
 
 struct Live {
@@ -107,7 +123,7 @@ impl Experiments {
         for doc in store.experiments().await? {
             all.push(serde_json::from_value::<StoredExperiment>(doc)?);
         }
-        let default_arm = Arc::new(Arm { label: "default".into(), ranking: engine.ranking(), model: None });
+        let default_arm = Arc::new(Arm { label: "default".into(), ranking: None, model: None });
         let this = Self { store, all: Mutex::new(all), live: ArcSwapOption::empty(), default_arm };
         let running = this.lock().iter().find(|e| e.experiment.status == Status::Running).cloned();
         if let Some(running) = running {
@@ -240,11 +256,7 @@ impl Experiments {
         let live = prepare(&e, ports, engine, artefacts).await.map_err(ExperimentError::Conflict)?;
         self.replace(e.clone()).await?;
         self.live.store(Some(Arc::new(live)));
-        ports.bus.publish(DomainEvent::system(
-            kinds::EXPERIMENT_STARTED,
-            None,
-            serde_json::json!({"experimentId": id}),
-        ));
+        announce(ports, kinds::EXPERIMENT_STARTED, id);
         Ok(e)
     }
 
@@ -255,11 +267,7 @@ impl Experiments {
         if self.live.load().as_ref().is_some_and(|l| l.experiment.id == id) {
             self.live.store(None);
         }
-        ports.bus.publish(DomainEvent::system(
-            kinds::EXPERIMENT_STOPPED,
-            None,
-            serde_json::json!({"experimentId": id}),
-        ));
+        announce(ports, kinds::EXPERIMENT_STOPPED, id);
         Ok(e)
     }
 
@@ -395,6 +403,10 @@ impl Experiments {
     }
 }
 
+fn announce(ports: &Ports, kind: &str, experiment_id: &str) {
+    ports.bus.publish(DomainEvent::system(kind, None, serde_json::json!({ "experimentId": experiment_id })));
+}
+
 fn set_weights(ranking: &mut Option<Map<String, Value>>, weights: &BTreeMap<String, f64>) {
     let weights: Map<String, Value> = weights.iter().map(|(k, v)| (k.clone(), Value::from(*v))).collect();
     ranking.get_or_insert_with(Map::new).insert("weights".into(), Value::Object(weights));
@@ -457,7 +469,11 @@ async fn prepare(
                 Some(prepared)
             }
         };
-        arms.push(Arc::new(Arm { label: format!("{}/{}", e.experiment.id, v.name), ranking, model }));
+        arms.push(Arc::new(Arm {
+            label: format!("{}/{}", e.experiment.id, v.name),
+            ranking: Some(ranking),
+            model,
+        }));
     }
     Ok(Live { experiment: e.experiment.clone(), arms })
 }
@@ -467,7 +483,7 @@ async fn compute_results(e: &Experiment, ports: &Ports) -> Result<Results, Store
     let (impressions, outcomes) = ports.impressions.experiment_log(&prefix).await?;
     let variant_of = |label: &str| label.strip_prefix(&prefix).map(str::to_string);
     let impressions: Vec<ExpImpression> =
-        impressions.iter().map(|i| to_exp_impression(i, &e.id, variant_of(&i.variant))).collect();
+        impressions.iter().map(|i| to_exp_impression(i, Some(&e.id), variant_of(&i.variant))).collect();
     let attributions: Vec<Attribution> = outcomes
         .iter()
         .filter_map(|o| {
@@ -501,11 +517,13 @@ pub fn outcome_kind(kind: ActivityType) -> Option<OutcomeKind> {
     }
 }
 
-pub fn to_exp_impression(i: &Impression, experiment: &str, variant: Option<String>) -> ExpImpression {
+/// An impression in the experiments crate's terms; `experiment` and `variant` only for an
+/// experiment's own impressions (attribution reads neither).
+pub fn to_exp_impression(i: &Impression, experiment: Option<&str>, variant: Option<String>) -> ExpImpression {
     ExpImpression {
         recommendation_id: i.recommendation_id.clone(),
         visitor: i.user_id.to_string(),
-        experiment: variant.as_ref().map(|_| experiment.to_string()),
+        experiment: experiment.map(str::to_string),
         variant,
         at: i.created_at,
         items: i
@@ -520,24 +538,26 @@ pub fn to_exp_impression(i: &Impression, experiment: &str, variant: Option<Strin
     }
 }
 
-/// The store's row for an attribution of `user`'s event to a list served under `variant`.
+/// The store's row for an attribution of `user`'s event on `product` to a list served
+/// under `variant`.
 pub fn attributed(
     o: &Attribution,
     user: &vitrina_core::UserId,
+    product: &vitrina_core::ProductId,
     variant: &str,
     kind: ActivityType,
     at: DateTime<Utc>,
-) -> Option<AttributedOutcome> {
-    Some(AttributedOutcome {
+) -> AttributedOutcome {
+    AttributedOutcome {
         event_id: o.event_id.clone(),
         recommendation_id: o.recommendation_id.clone(),
         user_id: user.clone(),
         variant: variant.to_string(),
-        product_id: vitrina_core::ProductId::parse(&o.product_id).ok()?,
+        product_id: product.clone(),
         source: o.source.clone(),
         position: o.position,
         kind,
         value: o.value,
         created_at: at,
-    })
+    }
 }

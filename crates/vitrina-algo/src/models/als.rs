@@ -158,10 +158,9 @@ impl Als {
         self.item_factors.get(i as usize * f..(i as usize + 1) * f)
     }
 
-    /// A user vector from `history` alone (exact solve against the fixed item factors);
-    /// repeated items add their weights, unknown items are ignored.
-    pub fn fold_in(&self, history: &[(u32, f32)]) -> Vec<f32> {
-        let f = self.params.factors;
+    /// `history` with unknown items and non-finite weights dropped and repeated items'
+    /// weights added, by item.
+    fn merged_history(&self, history: &[(u32, f32)]) -> Vec<(u32, f32)> {
         let mut items: Vec<(u32, f32)> =
             history.iter().copied().filter(|&(i, w)| (i as usize) < self.n_items && w.is_finite()).collect();
         items.sort_unstable_by_key(|x| x.0);
@@ -173,6 +172,14 @@ impl Als {
                 false
             }
         });
+        items
+    }
+
+    /// A user vector from `history` alone (exact solve against the fixed item factors);
+    /// repeated items add their weights, unknown items are ignored.
+    pub fn fold_in(&self, history: &[(u32, f32)]) -> Vec<f32> {
+        let f = self.params.factors;
+        let items = self.merged_history(history);
         let mut a = vec![0f64; f * f];
         let mut b = vec![0f64; f];
         solve_exact(&items, &self.item_factors, &self.yty, &self.params, &mut a, &mut b)
@@ -182,17 +189,7 @@ impl Als {
     /// exact solve at a fraction of its cost (no `f×f` system is built); what serving uses.
     pub fn fold_in_approx(&self, history: &[(u32, f32)], steps: usize) -> Vec<f32> {
         let f = self.params.factors;
-        let mut items: Vec<(u32, f32)> =
-            history.iter().copied().filter(|&(i, w)| (i as usize) < self.n_items && w.is_finite()).collect();
-        items.sort_unstable_by_key(|x| x.0);
-        items.dedup_by(|b, a| {
-            if a.0 == b.0 {
-                a.1 += b.1;
-                true
-            } else {
-                false
-            }
-        });
+        let items = self.merged_history(history);
         let (idx, val): (Vec<u32>, Vec<f32>) = items.into_iter().unzip();
         let mut x = vec![0f32; f];
         if idx.is_empty() {

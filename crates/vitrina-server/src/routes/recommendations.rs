@@ -15,7 +15,7 @@ use vitrina_core::{
     time::{format_ts, parse_ts},
     ActivityType, ProductId, UserId, ValidationError,
 };
-use vitrina_engine::{ActiveModel, Engine, Filters, ListRequest, RankingConfig, SessionEvent, Window};
+use vitrina_engine::{Filters, ListRequest, SessionEvent, Window};
 
 use crate::{
     dto::check_limit,
@@ -233,15 +233,6 @@ fn personal_explanation(r: &Recommended) -> Option<String> {
     r.because.as_ref().map(|(p, kind)| explanation(p, *kind))
 }
 
-/// The model and ranking config an arm serves with: a variant's own, else the engine's
-/// current ones (so the default follows hot swaps).
-fn arm_setup(engine: &Engine, arm: &Arm) -> (Arc<ActiveModel>, Arc<RankingConfig>) {
-    let model = arm.model.clone().unwrap_or_else(|| engine.model());
-    let ranking =
-        if arm.model.is_none() && arm.label == "default" { engine.ranking() } else { arm.ranking.clone() };
-    (model, ranking)
-}
-
 /// Ranks on the blocking pool (CPU work stays off the async workers).
 async fn personal(
     s: &AppState,
@@ -253,7 +244,7 @@ async fn personal(
     let (engine, user) = (s.engine.clone(), user.clone());
     let list = tokio::task::spawn_blocking(move || {
         let started = std::time::Instant::now();
-        let (model, ranking) = arm_setup(&engine, &arm);
+        let (model, ranking) = arm.setup(&engine);
         let now = Utc::now();
         let req = ListRequest { limit, filters: &f, now_ms: now.timestamp_millis() };
         let items = engine.recommend_with(&model, &ranking, &user, &req);
@@ -378,7 +369,7 @@ pub async fn similar(
     let arm = s.experiments.arm_for(visitor.as_ref().map(UserId::as_str));
     let for_ranking = arm.clone();
     let list = tokio::task::spawn_blocking(move || {
-        let (model, ranking) = arm_setup(&engine, &for_ranking);
+        let (model, ranking) = for_ranking.setup(&engine);
         let now = Utc::now();
         let req = ListRequest { limit, filters: &f, now_ms: now.timestamp_millis() };
         engine.similar(&model, &ranking, &id, &req).map(|items| RecommendationList {
@@ -594,7 +585,7 @@ pub async fn session(
     let arm = s.experiments.arm_for(visitor.as_ref().map(UserId::as_str));
     let for_ranking = arm.clone();
     let list = tokio::task::spawn_blocking(move || {
-        let (model, ranking) = arm_setup(&engine, &for_ranking);
+        let (model, ranking) = for_ranking.setup(&engine);
         let req = ListRequest { limit, filters: &f, now_ms: now.timestamp_millis() };
         let items = engine.recommend_session(&model, &ranking, &events, &req);
         RecommendationList { items, model_version: model.version.clone(), generated_at: now }
