@@ -253,8 +253,11 @@ pub fn train(
     }
     if config.uses("ease") && n_items <= config.ease.max_items {
         step("ease", 0.25)?;
-        let params =
-            EaseParams { lambda: config.ease.lambda, max_items: config.ease.max_items, popularity_reg: 0.0 };
+        let params = EaseParams {
+            lambda: config.ease.lambda,
+            max_items: config.ease.max_items,
+            ..EaseParams::default()
+        };
         bundle.ease = Some(Ease::train(&data.matrix, &params)?.to_sparse(config.ease.k));
     }
     if config.uses("als") {

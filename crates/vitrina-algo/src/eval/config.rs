@@ -190,7 +190,7 @@ impl ModelConfig {
             }
             Self::ItemKnn(p) => Model::ItemKnn(ItemKnn::train(m, p)?),
             Self::Als(p) => Model::Als(Als::train(m, p, progress)?),
-            Self::Ease(p) => Model::Ease(Ease::train(m, p)?),
+            Self::Ease(p) => Model::Ease(Ease::train_timed(m, &data.interactions, p)?),
             Self::Rp3beta(p) => Model::Rp3Beta(Rp3Beta::train(m, p)?),
             Self::Transitions(p) => Model::Transitions(Transitions::train(&data.sequences, m.n_cols(), p)?),
             Self::Blend(b) => {

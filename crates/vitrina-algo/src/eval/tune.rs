@@ -30,7 +30,12 @@ fn axes(kind: ModelKind) -> Vec<(&'static str, Vec<f64>)> {
             ("factors", vec![32.0, 64.0, 128.0]),
         ],
         ModelKind::Ease => {
-            vec![("lambda", vec![100.0, 200.0, 400.0, 800.0, 1600.0]), ("popularityReg", vec![0.0, 0.2])]
+            vec![
+                ("sessionSeconds", vec![0.0, 30.0, 60.0, 180.0, 600.0, 3600.0]),
+                ("sessionFloor", vec![0.1, 0.2, 0.3, 0.5, 0.7]),
+                ("lambda", vec![25.0, 50.0, 100.0, 150.0, 200.0, 400.0, 800.0, 1600.0]),
+                ("popularityReg", vec![0.0, 0.2]),
+            ]
         }
         ModelKind::Rp3Beta => vec![
             ("beta", vec![0.0, 0.2, 0.35, 0.5, 0.7]),

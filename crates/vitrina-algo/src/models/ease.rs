@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{invalid, AlgoError, Result};
-use crate::matrix::CsrMatrix;
+use crate::matrix::{CsrMatrix, Interaction};
 
 /// EASE hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,11 +21,24 @@ pub struct EaseParams {
     /// Extra penalty proportional to each item's own Gram diagonal (its popularity):
     /// `λ_i = λ + popularity_reg·G_ii`, the dropout emphasis of DLAE (Steck 2020); 0 = EASE.
     pub popularity_reg: f32,
+    /// Session weighting of the Gram matrix: a user's two items count
+    /// `floor + (1 − floor)·exp(−|Δt| / session_seconds)` towards their co-occurrence, so items
+    /// taken in the same session tie more strongly than items months apart. 0 = off (plain
+    /// EASE); needs interaction times ([`Ease::train_timed`]).
+    pub session_seconds: f32,
+    /// The weight of a co-occurrence whose two items are far apart in time (0 ≤ floor ≤ 1).
+    pub session_floor: f32,
 }
 
 impl Default for EaseParams {
     fn default() -> Self {
-        Self { lambda: 500.0, max_items: 30_000, popularity_reg: 0.0 }
+        Self {
+            lambda: 500.0,
+            max_items: 30_000,
+            popularity_reg: 0.0,
+            session_seconds: 0.0,
+            session_floor: 0.5,
+        }
     }
 }
 
@@ -38,8 +51,28 @@ pub struct Ease {
 }
 
 impl Ease {
-    /// Trains on a user×item matrix.
+    /// Trains on a user×item matrix (session weighting off: there are no times).
     pub fn train(matrix: &CsrMatrix, params: &EaseParams) -> Result<Self> {
+        Self::fit(matrix, None, params)
+    }
+
+    /// Trains on a user×item matrix whose entries took place at the earliest time the
+    /// `interactions` give for them; with `session_seconds > 0` co-occurrences are weighted
+    /// by how close in time the two items were (see [`EaseParams::session_seconds`]).
+    pub fn train_timed(
+        matrix: &CsrMatrix,
+        interactions: &[Interaction],
+        params: &EaseParams,
+    ) -> Result<Self> {
+        if params.session_seconds > 0.0 {
+            let times = entry_times(matrix, interactions);
+            Self::fit(matrix, Some(&times), params)
+        } else {
+            Self::fit(matrix, None, params)
+        }
+    }
+
+    fn fit(matrix: &CsrMatrix, times: Option<&[i64]>, params: &EaseParams) -> Result<Self> {
         let n = matrix.n_cols();
         if n > params.max_items {
             return Err(AlgoError::CatalogueTooLarge { model: "ease", items: n, limit: params.max_items });
@@ -47,14 +80,25 @@ impl Ease {
         let ok = params.lambda > 0.0
             && params.lambda.is_finite()
             && params.popularity_reg >= 0.0
-            && params.popularity_reg.is_finite();
+            && params.popularity_reg.is_finite()
+            && params.session_seconds >= 0.0
+            && params.session_seconds.is_finite()
+            && (0.0..=1.0).contains(&params.session_floor);
         if !ok {
-            return Err(invalid("ease lambda must be finite and > 0, popularity_reg >= 0"));
+            return Err(invalid(
+                "ease lambda must be finite and > 0, popularity_reg >= 0, session_seconds >= 0, \
+                 session_floor within [0, 1]",
+            ));
         }
         if n == 0 {
             return Ok(Self { params: params.clone(), n_items: 0, weights: Vec::new() });
         }
-        let g = gram_matrix(matrix, f64::from(params.lambda), f64::from(params.popularity_reg));
+        let session = times.map(|t| Session {
+            times: t,
+            seconds: f64::from(params.session_seconds),
+            floor: f64::from(params.session_floor),
+        });
+        let g = gram_matrix(matrix, f64::from(params.lambda), f64::from(params.popularity_reg), session);
         let p = g
             .llt(Side::Lower)
             .map_err(|e| AlgoError::Numerical(format!("ease cholesky failed: {e:?}")))?
@@ -112,8 +156,48 @@ impl Ease {
     }
 }
 
-/// `XᵀX + λI` as a dense faer matrix.
-fn gram_matrix(matrix: &CsrMatrix, lambda: f64, popularity_reg: f64) -> Mat<f64> {
+/// Times of a matrix's entries (aligned with its CSR storage) for session weighting.
+#[derive(Clone, Copy)]
+struct Session<'a> {
+    times: &'a [i64],
+    seconds: f64,
+    floor: f64,
+}
+
+impl Session<'_> {
+    fn kernel(&self, a: i64, b: i64) -> f64 {
+        let apart = (a - b).unsigned_abs() as f64;
+        self.floor + (1.0 - self.floor) * (-apart / self.seconds).exp()
+    }
+}
+
+/// For each stored entry of `matrix`, the earliest time `interactions` give for that
+/// (user, item); `i64::MIN` where none does (then it counts as far from everything).
+fn entry_times(matrix: &CsrMatrix, interactions: &[Interaction]) -> Vec<i64> {
+    let mut times = vec![i64::MAX; matrix.nnz()];
+    for x in interactions {
+        let (items, _) = matrix.row(x.user as usize);
+        if let Ok(pos) = items.binary_search(&x.item) {
+            let slot = &mut times[matrix.indptr()[x.user as usize] + pos];
+            *slot = (*slot).min(x.ts);
+        }
+    }
+    for t in &mut times {
+        if *t == i64::MAX {
+            *t = i64::MIN;
+        }
+    }
+    times
+}
+
+/// `XᵀX + λI` as a dense faer matrix; with `session`, each user's pair of items is weighted
+/// by the session kernel of their times.
+fn gram_matrix(
+    matrix: &CsrMatrix,
+    lambda: f64,
+    popularity_reg: f64,
+    session: Option<Session<'_>>,
+) -> Mat<f64> {
     let n = matrix.n_cols();
     let xt = matrix.transpose();
     let mut g = Mat::<f64>::zeros(n, n);
@@ -125,8 +209,27 @@ fn gram_matrix(matrix: &CsrMatrix, lambda: f64, popularity_reg: f64) -> Mat<f64>
             let (users, xu) = xt.row(j);
             for (&u, &xuj) in users.iter().zip(xu) {
                 let (items, vals) = matrix.row(u as usize);
-                for (&i, &xui) in items.iter().zip(vals) {
-                    col[i as usize] += f64::from(xuj) * f64::from(xui);
+                match session {
+                    None => {
+                        for (&i, &xui) in items.iter().zip(vals) {
+                            col[i as usize] += f64::from(xuj) * f64::from(xui);
+                        }
+                    }
+                    Some(s) => {
+                        let start = matrix.indptr()[u as usize];
+                        let row_times = &s.times[start..start + items.len()];
+                        let tj = items.binary_search(&(j as u32)).map_or(i64::MIN, |p| row_times[p]);
+                        for ((&i, &xui), &ti) in items.iter().zip(vals).zip(row_times) {
+                            let k = if i as usize == j {
+                                1.0
+                            } else if ti == i64::MIN || tj == i64::MIN {
+                                s.floor
+                            } else {
+                                s.kernel(ti, tj)
+                            };
+                            col[i as usize] += f64::from(xuj) * f64::from(xui) * k;
+                        }
+                    }
                 }
             }
             col[j] += lambda + popularity_reg * col[j];
@@ -144,15 +247,19 @@ fn gram_matrix(matrix: &CsrMatrix, lambda: f64, popularity_reg: f64) -> Mat<f64>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::matrix::{Interaction, MatrixOptions};
+    use crate::matrix::MatrixOptions;
 
     /// Dense reference: Gauss–Jordan inverse of XᵀX + λI, then B = I − P/diag(P).
     fn reference(x: &[Vec<f64>], n: usize, lambda: f64) -> Vec<f64> {
+        reference_from_gram(|i, j| x.iter().map(|r| r[i] * r[j]).sum::<f64>(), n, lambda)
+    }
+
+    /// The same from any Gram matrix `g(i, j)`.
+    fn reference_from_gram(g: impl Fn(usize, usize) -> f64, n: usize, lambda: f64) -> Vec<f64> {
         let mut a = vec![0f64; n * 2 * n];
         for i in 0..n {
             for j in 0..n {
-                a[i * 2 * n + j] =
-                    x.iter().map(|r| r[i] * r[j]).sum::<f64>() + if i == j { lambda } else { 0.0 };
+                a[i * 2 * n + j] = g(i, j) + if i == j { lambda } else { 0.0 };
             }
             a[i * 2 * n + n + i] = 1.0;
         }
@@ -212,7 +319,85 @@ mod tests {
         let data = [Interaction { user: 0, item: 10, weight: 1.0, ts: 0 }];
         let m = CsrMatrix::from_interactions(&data, &MatrixOptions::default()).unwrap();
         let err =
-            Ease::train(&m, &EaseParams { lambda: 1.0, max_items: 5, popularity_reg: 0.0 }).unwrap_err();
+            Ease::train(&m, &EaseParams { lambda: 1.0, max_items: 5, ..Default::default() }).unwrap_err();
         assert!(err.to_string().contains("11 items, limit is 5"), "{err}");
+    }
+
+    fn timed(rows: &[&[(u32, i64)]]) -> Vec<Interaction> {
+        rows.iter()
+            .enumerate()
+            .flat_map(|(u, row)| {
+                row.iter().map(move |&(item, ts)| Interaction { user: u as u32, item, weight: 1.0, ts })
+            })
+            .collect()
+    }
+
+    fn matrix_of(data: &[Interaction], n: usize) -> CsrMatrix {
+        CsrMatrix::from_interactions(data, &MatrixOptions { n_items: Some(n), ..Default::default() }).unwrap()
+    }
+
+    #[test]
+    fn session_gram_matches_dense_reference() {
+        let rows: [&[(u32, i64)]; 5] = [
+            &[(0, 0), (1, 30), (2, 4_000)],
+            &[(0, 100), (2, 160), (3, 90_000)],
+            &[(1, 5), (3, 5), (4, 700)],
+            &[(0, 0), (4, 60), (1, 61), (2, 1_000_000)],
+            &[(2, 10), (3, 20), (4, 30)],
+        ];
+        let data = timed(&rows);
+        let n = 5;
+        let params =
+            EaseParams { lambda: 1.5, session_seconds: 120.0, session_floor: 0.25, ..Default::default() };
+        let kernel = |a: i64, b: i64| 0.25 + 0.75 * (-((a - b).abs() as f64) / 120.0).exp();
+        let time_of =
+            |row: &[(u32, i64)], i: usize| row.iter().find(|(it, _)| *it as usize == i).map(|x| x.1);
+        let gram = |i: usize, j: usize| {
+            rows.iter().filter_map(|row| Some(kernel(time_of(row, i)?, time_of(row, j)?))).sum::<f64>()
+        };
+        let b = reference_from_gram(gram, n, 1.5);
+        let ease = Ease::train_timed(&matrix_of(&data, n), &data, &params).unwrap();
+        for i in 0..n {
+            for j in 0..n {
+                let got = f64::from(ease.weight(i as u32, j as u32).unwrap());
+                assert!((got - b[i * n + j]).abs() < 1e-5, "B[{i}][{j}] {got} vs {}", b[i * n + j]);
+            }
+        }
+    }
+
+    #[test]
+    fn same_time_everywhere_is_plain_ease_and_sessions_tie_items_taken_together() {
+        // Items 1 and 2 are equally often taken with item 0; item 1 in the same minute,
+        // item 2 a month later.
+        let mut rows: Vec<Vec<(u32, i64)>> = Vec::new();
+        for u in 0..6i64 {
+            rows.push(vec![(0, u * 1_000), (1, u * 1_000 + 20), (3, u * 1_000 + 40)]);
+            rows.push(vec![(0, u * 1_000), (2, u * 1_000 + 2_592_000), (3, u * 1_000 + 40)]);
+        }
+        let refs: Vec<&[(u32, i64)]> = rows.iter().map(Vec::as_slice).collect();
+        let data = timed(&refs);
+        let m = matrix_of(&data, 4);
+        let session =
+            EaseParams { lambda: 2.0, session_seconds: 300.0, session_floor: 0.2, ..Default::default() };
+        let plain = Ease::train(&m, &EaseParams { lambda: 2.0, ..Default::default() }).unwrap();
+        assert_eq!(plain.weight(0, 1), plain.weight(0, 2), "plain EASE cannot tell them apart");
+        let timed_model = Ease::train_timed(&m, &data, &session).unwrap();
+        let (with_1, with_2) = (timed_model.weight(0, 1).unwrap(), timed_model.weight(0, 2).unwrap());
+        assert!(with_1 > with_2 + 0.05, "same-session item {with_1} vs a month apart {with_2}");
+
+        let same_time: Vec<Interaction> = data.iter().map(|x| Interaction { ts: 7, ..*x }).collect();
+        let flat = Ease::train_timed(&m, &same_time, &session).unwrap();
+        for (a, b) in flat.weights.iter().zip(&plain.weights) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn refuses_session_floor_outside_unit_interval() {
+        let data = timed(&[&[(0, 0), (1, 5)]]);
+        let params =
+            EaseParams { lambda: 1.0, session_seconds: 60.0, session_floor: 1.5, ..Default::default() };
+        let err = Ease::train_timed(&matrix_of(&data, 2), &data, &params).unwrap_err();
+        assert!(err.to_string().contains("session_floor"), "{err}");
     }
 }
