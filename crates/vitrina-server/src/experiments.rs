@@ -109,6 +109,9 @@ pub struct Experiments {
     all: Mutex<Vec<StoredExperiment>>,
     live: ArcSwapOption<Live>,
     default_arm: Arc<Arm>,
+    /// Held across each read-check-write of an experiment (start, stop, step, revert), which
+    /// awaits the store in between: without it two starts could both see nothing running.
+    changes: tokio::sync::Mutex<()>,
 }
 
 impl Experiments {
@@ -124,7 +127,13 @@ impl Experiments {
             all.push(serde_json::from_value::<StoredExperiment>(doc)?);
         }
         let default_arm = Arc::new(Arm { label: "default".into(), ranking: None, model: None });
-        let this = Self { store, all: Mutex::new(all), live: ArcSwapOption::empty(), default_arm };
+        let this = Self {
+            store,
+            all: Mutex::new(all),
+            live: ArcSwapOption::empty(),
+            default_arm,
+            changes: tokio::sync::Mutex::new(()),
+        };
         let running = this.lock().iter().find(|e| e.experiment.status == Status::Running).cloned();
         if let Some(running) = running {
             match prepare(&running, ports, engine, artefacts).await {
@@ -245,6 +254,7 @@ impl Experiments {
         engine: &Arc<Engine>,
         artefacts: &Artefacts,
     ) -> Result<StoredExperiment, ExperimentError> {
+        let _changing = self.changes.lock().await;
         let mut e = self.get(id)?;
         if let Some(other) = self.lock().iter().find(|x| x.experiment.status == Status::Running) {
             return Err(ExperimentError::Conflict(format!(
@@ -261,6 +271,7 @@ impl Experiments {
     }
 
     pub async fn stop(&self, id: &str, ports: &Ports) -> Result<StoredExperiment, ExperimentError> {
+        let _changing = self.changes.lock().await;
         let mut e = self.get(id)?;
         e.experiment.stop(Utc::now()).map_err(|err| ExperimentError::Conflict(err.to_string()))?;
         self.replace(e.clone()).await?;
@@ -287,6 +298,7 @@ impl Experiments {
         engine: &Arc<Engine>,
         artefacts: &Artefacts,
     ) -> Result<StoredExperiment, ExperimentError> {
+        let _changing = self.changes.lock().await;
         let mut e = self.get(id)?;
         if e.experiment.status != Status::Running {
             return Err(ExperimentError::Conflict(format!(
@@ -344,6 +356,7 @@ impl Experiments {
         engine: &Arc<Engine>,
         artefacts: &Artefacts,
     ) -> Result<StoredExperiment, ExperimentError> {
+        let _changing = self.changes.lock().await;
         let mut e = self.get(id)?;
         let now = Utc::now();
         bandit::revert(&mut e.experiment, now);

@@ -286,3 +286,36 @@ async fn bad_experiments_get_clear_errors_and_one_runs_at_a_time() {
         });
     assert_eq!(counts, HashMap::from([("running".to_string(), 1), ("draft".to_string(), 1)]));
 }
+
+#[tokio::test]
+async fn concurrent_starts_leave_exactly_one_experiment_running() {
+    let app = common::start().await;
+    let two = json!({"name": "x", "variants": [{"name": "A"}, {"name": "B"}]});
+    for round in 0..5 {
+        let mut ids = Vec::new();
+        for _ in 0..2 {
+            let (s, created) = app.post("/api/v1/experiments", &two).await;
+            assert_eq!(s.as_u16(), 201, "{created}");
+            ids.push(created["experiment"]["id"].as_str().unwrap().to_string());
+        }
+        let (first, second) = (
+            format!("/api/v1/experiments/{}/start", ids[0]),
+            format!("/api/v1/experiments/{}/start", ids[1]),
+        );
+        let empty = json!({});
+        let (a, b) = tokio::join!(app.post(&first, &empty), app.post(&second, &empty));
+        let mut statuses = [a.0.as_u16(), b.0.as_u16()];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 409], "round {round}: {} / {}", a.1, b.1);
+        let running: Vec<String> = app.get("/api/v1/experiments").await.1["experiments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["status"] == "running")
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(running.len(), 1, "round {round}: {running:?}");
+        let (s, stopped) = app.post(&format!("/api/v1/experiments/{}/stop", running[0]), &json!({})).await;
+        assert_eq!(s.as_u16(), 200, "{stopped}");
+    }
+}

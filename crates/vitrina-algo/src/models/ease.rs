@@ -72,7 +72,7 @@ impl Ease {
         }
     }
 
-    fn fit(matrix: &CsrMatrix, times: Option<&[i64]>, params: &EaseParams) -> Result<Self> {
+    fn fit(matrix: &CsrMatrix, times: Option<&[Option<i64>]>, params: &EaseParams) -> Result<Self> {
         let n = matrix.n_cols();
         if n > params.max_items {
             return Err(AlgoError::CatalogueTooLarge { model: "ease", items: n, limit: params.max_items });
@@ -159,32 +159,33 @@ impl Ease {
 /// Times of a matrix's entries (aligned with its CSR storage) for session weighting.
 #[derive(Clone, Copy)]
 struct Session<'a> {
-    times: &'a [i64],
+    times: &'a [Option<i64>],
     seconds: f64,
     floor: f64,
 }
 
 impl Session<'_> {
-    fn kernel(&self, a: i64, b: i64) -> f64 {
-        let apart = (a - b).unsigned_abs() as f64;
-        self.floor + (1.0 - self.floor) * (-apart / self.seconds).exp()
+    /// Weight of a pair of entries; an entry without a time counts as far from everything.
+    fn kernel(&self, a: Option<i64>, b: Option<i64>) -> f64 {
+        match (a, b) {
+            (Some(a), Some(b)) => {
+                let apart = (a - b).unsigned_abs() as f64;
+                self.floor + (1.0 - self.floor) * (-apart / self.seconds).exp()
+            }
+            _ => self.floor,
+        }
     }
 }
 
-/// For each stored entry of `matrix`, the earliest time `interactions` give for that
-/// (user, item); `i64::MIN` where none does (then it counts as far from everything).
-fn entry_times(matrix: &CsrMatrix, interactions: &[Interaction]) -> Vec<i64> {
-    let mut times = vec![i64::MAX; matrix.nnz()];
+/// For each stored entry of `matrix` (aligned with its CSR storage), the earliest time
+/// `interactions` give for that (user, item), if any.
+fn entry_times(matrix: &CsrMatrix, interactions: &[Interaction]) -> Vec<Option<i64>> {
+    let mut times: Vec<Option<i64>> = vec![None; matrix.nnz()];
     for x in interactions {
         let (items, _) = matrix.row(x.user as usize);
         if let Ok(pos) = items.binary_search(&x.item) {
             let slot = &mut times[matrix.indptr()[x.user as usize] + pos];
-            *slot = (*slot).min(x.ts);
-        }
-    }
-    for t in &mut times {
-        if *t == i64::MAX {
-            *t = i64::MIN;
+            *slot = Some(slot.map_or(x.ts, |t| t.min(x.ts)));
         }
     }
     times
@@ -218,15 +219,9 @@ fn gram_matrix(
                     Some(s) => {
                         let start = matrix.indptr()[u as usize];
                         let row_times = &s.times[start..start + items.len()];
-                        let tj = items.binary_search(&(j as u32)).map_or(i64::MIN, |p| row_times[p]);
+                        let tj = items.binary_search(&(j as u32)).ok().and_then(|p| row_times[p]);
                         for ((&i, &xui), &ti) in items.iter().zip(vals).zip(row_times) {
-                            let k = if i as usize == j {
-                                1.0
-                            } else if ti == i64::MIN || tj == i64::MIN {
-                                s.floor
-                            } else {
-                                s.kernel(ti, tj)
-                            };
+                            let k = if i as usize == j { 1.0 } else { s.kernel(ti, tj) };
                             col[i as usize] += f64::from(xuj) * f64::from(xui) * k;
                         }
                     }
@@ -346,17 +341,30 @@ mod tests {
             &[(2, 10), (3, 20), (4, 30)],
         ];
         let data = timed(&rows);
+        // User 3's item 2 has no time: its pairs count the floor, its diagonal 1.
+        let untimed = (3u32, 2u32);
+        let times: Vec<Interaction> = data.iter().copied().filter(|x| (x.user, x.item) != untimed).collect();
         let n = 5;
         let params =
             EaseParams { lambda: 1.5, session_seconds: 120.0, session_floor: 0.25, ..Default::default() };
-        let kernel = |a: i64, b: i64| 0.25 + 0.75 * (-((a - b).abs() as f64) / 120.0).exp();
-        let time_of =
-            |row: &[(u32, i64)], i: usize| row.iter().find(|(it, _)| *it as usize == i).map(|x| x.1);
+        let weight = |u: usize, a: (usize, i64), b: (usize, i64)| {
+            let timeless = [a.0, b.0].iter().any(|&i| (u as u32, i as u32) == untimed);
+            match (a.0 == b.0, timeless) {
+                (true, _) => 1.0,
+                (false, true) => 0.25,
+                (false, false) => 0.25 + 0.75 * (-((a.1 - b.1).abs() as f64) / 120.0).exp(),
+            }
+        };
+        let entry =
+            |row: &[(u32, i64)], i: usize| row.iter().find(|(it, _)| *it as usize == i).map(|x| (i, x.1));
         let gram = |i: usize, j: usize| {
-            rows.iter().filter_map(|row| Some(kernel(time_of(row, i)?, time_of(row, j)?))).sum::<f64>()
+            rows.iter()
+                .enumerate()
+                .filter_map(|(u, row)| Some(weight(u, entry(row, i)?, entry(row, j)?)))
+                .sum::<f64>()
         };
         let b = reference_from_gram(gram, n, 1.5);
-        let ease = Ease::train_timed(&matrix_of(&data, n), &data, &params).unwrap();
+        let ease = Ease::train_timed(&matrix_of(&data, n), &times, &params).unwrap();
         for i in 0..n {
             for j in 0..n {
                 let got = f64::from(ease.weight(i as u32, j as u32).unwrap());
