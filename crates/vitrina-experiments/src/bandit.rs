@@ -11,7 +11,7 @@
 //! at the boundaries to another variant (see [`mod@crate::assign`]).
 //!
 //! Feed [`reallocate`] results over lists old enough for their clicks to have arrived
-//! (e.g. served more than a few minutes ago). Lists too young to have been clicked count
+//! (the server judges lists served at least the experiment's `judgeAfterMinutes` ago). Lists too young to have been clicked count
 //! as failures, and they belong mostly to the variant that just gained traffic, so the
 //! bandit would hold back the leader. In the simulator with clicks up to 10 minutes after
 //! a list and a reallocation every 200 s, judging only matured lists raised the runs in

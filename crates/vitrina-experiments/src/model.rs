@@ -35,6 +35,11 @@ pub struct ExperimentSpec {
     /// attributed to it (1..=720).
     #[serde(default = "default_window")]
     pub attribution_window_hours: u32,
+    /// The bandit judges only lists served at least this long ago (0..=1440, at most the
+    /// attribution window): a list too young to have been clicked would count as a failure,
+    /// and such lists belong mostly to the variant that just gained traffic.
+    #[serde(default = "default_judge_after")]
+    pub judge_after_minutes: u32,
     /// Name of the control variant; the first variant when omitted.
     #[serde(default)]
     pub control: Option<String>,
@@ -47,6 +52,13 @@ fn default_floor() -> f64 {
 fn default_window() -> u32 {
     24
 }
+
+fn default_judge_after() -> u32 {
+    10
+}
+
+/// Longest `judgeAfterMinutes`: one day.
+pub const MAX_JUDGE_AFTER_MINUTES: u32 = 1440;
 
 /// One arm of an experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -211,8 +223,14 @@ impl ExperimentSpec {
                 format!("times the number of variants ({n}) must not exceed 1"),
             ));
         }
-        if !(1..=720).contains(&self.attribution_window_hours) {
+        let window_ok = (1..=720).contains(&self.attribution_window_hours);
+        if !window_ok {
             errs.push(SpecError::new("attributionWindowHours", "must be 1 to 720"));
+        }
+        if self.judge_after_minutes > MAX_JUDGE_AFTER_MINUTES {
+            errs.push(SpecError::new("judgeAfterMinutes", format!("must be 0 to {MAX_JUDGE_AFTER_MINUTES}")));
+        } else if window_ok && self.judge_after_minutes > self.attribution_window_hours * 60 {
+            errs.push(SpecError::new("judgeAfterMinutes", "must not exceed the attribution window"));
         }
         if let Some(control) = &self.control {
             if !self.variants.iter().any(|v| &v.name == control) {
@@ -272,6 +290,9 @@ pub struct Experiment {
     pub end_at: Option<DateTime<Utc>>,
     pub exploration_floor: f64,
     pub attribution_window_hours: u32,
+    /// Experiments stored before this field existed read the default.
+    #[serde(default = "default_judge_after")]
+    pub judge_after_minutes: u32,
     /// Name of the control variant.
     pub control: String,
     /// Fixed at creation; part of the assignment hash, so changing it reassigns everyone.
@@ -315,6 +336,7 @@ impl Experiment {
             end_at: spec.end_at,
             exploration_floor: spec.exploration_floor,
             attribution_window_hours: spec.attribution_window_hours,
+            judge_after_minutes: spec.judge_after_minutes,
             control,
             salt,
             status: Status::Draft,
@@ -341,6 +363,7 @@ impl Experiment {
             end_at: self.end_at,
             exploration_floor: self.exploration_floor,
             attribution_window_hours: self.attribution_window_hours,
+            judge_after_minutes: self.judge_after_minutes,
             control: Some(self.control.clone()),
         }
     }
@@ -360,6 +383,11 @@ impl Experiment {
 
     pub fn attribution_window(&self) -> Duration {
         Duration::hours(i64::from(self.attribution_window_hours))
+    }
+
+    /// How old a list must be before the bandit judges it (`judgeAfterMinutes`).
+    pub fn judge_after(&self) -> Duration {
+        Duration::minutes(i64::from(self.judge_after_minutes))
     }
 
     /// The variant a visitor sees under the current allocation (see [`mod@crate::assign`]).

@@ -26,7 +26,7 @@ use vitrina_experiments::{
     attribution::{Attribution, AttributionMethod, Impression as ExpImpression, OutcomeKind, ShownItem},
     bandit,
     model::{Experiment, ExperimentSpec, Mode, Status},
-    stats::{summarise, Results},
+    stats::{summarise, summarise_counts, Results},
     tuning::{self, WeightChange},
 };
 
@@ -285,7 +285,7 @@ impl Experiments {
     /// Results from the experiment's impressions and the outcomes attributed to them.
     pub async fn results(&self, id: &str, ports: &Ports) -> Result<Results, ExperimentError> {
         let e = self.get(id)?;
-        Ok(compute_results(&e.experiment, ports).await?)
+        Ok(compute_results(&e.experiment, ports, Judge::All).await?)
     }
 
     /// One step of automation on a running experiment: the bandit moves traffic (bandit
@@ -306,8 +306,10 @@ impl Experiments {
                 e.experiment.status
             )));
         }
-        let results = compute_results(&e.experiment, ports).await?;
         let now = Utc::now();
+        // Both the bandit and weight tuning judge only lists old enough to have been clicked.
+        let judged_before = now - e.experiment.judge_after();
+        let results = compute_results(&e.experiment, ports, Judge::ServedBefore(judged_before)).await?;
         let mut changed = false;
         if e.experiment.mode == Mode::Bandit {
             let seed = now.timestamp_millis() as u64;
@@ -491,12 +493,29 @@ async fn prepare(
     Ok(Live { experiment: e.experiment.clone(), arms })
 }
 
-async fn compute_results(e: &Experiment, ports: &Ports) -> Result<Results, StoreError> {
+/// Which lists [`compute_results`] counts.
+#[derive(Debug, Clone, Copy)]
+enum Judge {
+    /// Every list, with the comparisons against the control: the results endpoint.
+    All,
+    /// Only lists served at or before this time, counts only: an automation step.
+    ServedBefore(DateTime<Utc>),
+}
+
+async fn compute_results(e: &Experiment, ports: &Ports, judge: Judge) -> Result<Results, StoreError> {
     let prefix = format!("{}/", e.id);
     let (impressions, outcomes) = ports.impressions.experiment_log(&prefix).await?;
     let variant_of = |label: &str| label.strip_prefix(&prefix).map(str::to_string);
-    let impressions: Vec<ExpImpression> =
-        impressions.iter().map(|i| to_exp_impression(i, Some(&e.id), variant_of(&i.variant))).collect();
+    let judged = |at: DateTime<Utc>| match judge {
+        Judge::All => true,
+        Judge::ServedBefore(cutoff) => at <= cutoff,
+    };
+    // Outcomes of lists left out here find no list in the tally and are not counted.
+    let impressions: Vec<ExpImpression> = impressions
+        .iter()
+        .filter(|i| judged(i.created_at))
+        .map(|i| to_exp_impression(i, Some(&e.id), variant_of(&i.variant)))
+        .collect();
     let attributions: Vec<Attribution> = outcomes
         .iter()
         .filter_map(|o| {
@@ -516,9 +535,12 @@ async fn compute_results(e: &Experiment, ports: &Ports) -> Result<Results, Store
         })
         .collect();
     let e = e.clone();
-    tokio::task::spawn_blocking(move || summarise(&e, &impressions, &attributions))
-        .await
-        .map_err(|e| StoreError::Backend(e.to_string()))
+    tokio::task::spawn_blocking(move || match judge {
+        Judge::All => summarise(&e, &impressions, &attributions),
+        Judge::ServedBefore(_) => summarise_counts(&e, &impressions, &attributions),
+    })
+    .await
+    .map_err(|e| StoreError::Backend(e.to_string()))
 }
 
 pub fn outcome_kind(kind: ActivityType) -> Option<OutcomeKind> {

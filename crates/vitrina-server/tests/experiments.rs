@@ -190,25 +190,12 @@ async fn the_bandit_step_moves_traffic_to_the_winner_and_revert_undoes_it() {
     let app = common::start().await;
     let id = create(
         &app,
-        json!({"name": "bandit", "mode": "bandit", "explorationFloor": 0.05,
+        json!({"name": "bandit", "mode": "bandit", "explorationFloor": 0.05, "judgeAfterMinutes": 0,
                "variants": [{"name": "A"}, {"name": "B", "ranking": {"weights": {"trending": 3.0}}}]}),
     )
     .await;
     let lists = serve(&app, 0..120, 5).await;
-    for (visitor, v, list) in &lists {
-        if v.ends_with("/B") {
-            for (k, item) in list["recommendations"].as_array().unwrap().iter().enumerate().take(3) {
-                track(
-                    &app,
-                    json!({"userId": visitor, "activityType": "click", "productId": item["productId"],
-                                   "eventId": format!("c-{visitor}-{k}"),
-                                   "metadata": {"recommendationId": list["recommendationId"]}}),
-                )
-                .await;
-            }
-        }
-    }
-    let n_b = lists.iter().filter(|l| l.1.ends_with("/B")).count() as u64;
+    let n_b = click_lists_of(&app, &lists, "/B").await;
     results_when(&app, &id, |r| variant(r, "B")["metrics"]["clicks"].as_u64() == Some(3 * n_b)).await;
     let (s, stepped) = app.post(&format!("/api/v1/experiments/{id}/step"), &json!({})).await;
     assert_eq!(s.as_u16(), 200, "{stepped}");
@@ -224,6 +211,48 @@ async fn the_bandit_step_moves_traffic_to_the_winner_and_revert_undoes_it() {
 
     let (_, reverted) = app.post(&format!("/api/v1/experiments/{id}/revert"), &json!({})).await;
     assert_eq!(reverted["experiment"]["traffic"], json!([0.5, 0.5]));
+}
+
+/// Clicks the first three items of every list served under a variant ending in `suffix`;
+/// returns how many lists that was.
+async fn click_lists_of(app: &common::TestApp, lists: &[(String, String, Value)], suffix: &str) -> u64 {
+    let mut n = 0;
+    for (visitor, _, list) in lists.iter().filter(|l| l.1.ends_with(suffix)) {
+        n += 1;
+        for (k, item) in list["recommendations"].as_array().unwrap().iter().enumerate().take(3) {
+            track(
+                app,
+                json!({"userId": visitor, "activityType": "click", "productId": item["productId"],
+                       "eventId": format!("c-{visitor}-{k}"),
+                       "metadata": {"recommendationId": list["recommendationId"]}}),
+            )
+            .await;
+        }
+    }
+    n
+}
+
+#[tokio::test]
+async fn the_bandit_does_not_judge_lists_younger_than_judge_after_minutes() {
+    let app = common::start().await;
+    let id = create(
+        &app,
+        json!({"name": "patient bandit", "mode": "bandit",
+               "variants": [{"name": "A"}, {"name": "B", "ranking": {"weights": {"trending": 3.0}}}]}),
+    )
+    .await;
+    let (_, got) = app.get(&format!("/api/v1/experiments/{id}")).await;
+    assert_eq!(got["experiment"]["judgeAfterMinutes"], 10, "{got}");
+    let lists = serve(&app, 0..120, 5).await;
+    let n_b = click_lists_of(&app, &lists, "/B").await;
+    // The clicks are attributed and show in the results…
+    results_when(&app, &id, |r| variant(r, "B")["metrics"]["clicks"].as_u64() == Some(3 * n_b)).await;
+    // …but every list is minutes younger than judgeAfterMinutes, so the bandit has nothing
+    // to judge yet and leaves the traffic where it is.
+    let (s, stepped) = app.post(&format!("/api/v1/experiments/{id}/step"), &json!({})).await;
+    assert_eq!(s.as_u16(), 200, "{stepped}");
+    assert_eq!(stepped["experiment"]["traffic"], json!([0.5, 0.5]), "{stepped}");
+    assert_eq!(stepped["experiment"]["allocationLog"].as_array().unwrap().len(), 1, "{stepped}");
 }
 
 #[tokio::test]
@@ -246,6 +275,11 @@ async fn bad_experiments_get_clear_errors_and_one_runs_at_a_time() {
             "autoTuneWeights",
         ),
         (json!({"name": "x", "variants": [{"name": "A"}, {"name": "B"}], "colour": 1}), "colour"),
+        (
+            json!({"name": "x", "variants": [{"name": "A"}, {"name": "B"}], "attributionWindowHours": 1,
+                   "judgeAfterMinutes": 90}),
+            "judgeAfterMinutes",
+        ),
     ];
     for (body, field) in cases {
         let res = app.post("/api/v1/experiments", &body).await;

@@ -21,7 +21,7 @@ fn field_of(s: &ExperimentSpec) -> Option<String> {
 fn defaults_and_equal_split() {
     let s = two();
     assert_eq!((s.goal, s.mode), (Goal::Ctr, Mode::Fixed));
-    assert_eq!((s.exploration_floor, s.attribution_window_hours), (0.05, 24));
+    assert_eq!((s.exploration_floor, s.attribution_window_hours, s.judge_after_minutes), (0.05, 24, 10));
     assert_eq!(s.validate(), Ok(()));
     assert_eq!(s.normalised_traffic(), vec![0.5, 0.5]);
     let e = Experiment::new("exp-1", s, "abcd", now()).unwrap();
@@ -47,7 +47,11 @@ fn camel_case_fields_and_shares_are_normalised() {
     assert_eq!(e.attribution_window(), Duration::hours(48));
     let stored = serde_json::to_value(&e).unwrap();
     assert_eq!(stored["allocationLog"][0]["traffic"], json!([0.25, 0.75]));
-    assert_eq!(serde_json::from_value::<Experiment>(stored).unwrap(), e);
+    assert_eq!(serde_json::from_value::<Experiment>(stored.clone()).unwrap(), e);
+    // An experiment stored before `judgeAfterMinutes` existed reads the default.
+    let mut old = stored;
+    old.as_object_mut().unwrap().remove("judgeAfterMinutes").expect("the field is stored");
+    assert_eq!(serde_json::from_value::<Experiment>(old).unwrap().judge_after(), Duration::minutes(10));
 }
 
 #[test]
@@ -102,6 +106,15 @@ fn each_problem_names_its_field() {
         let mut s = two();
         s.attribution_window_hours = w;
         assert_eq!(field_of(&s).as_deref(), Some("attributionWindowHours"));
+    }
+    // The bandit may wait 0 minutes up to a day, never longer than the attribution window.
+    for (window, judge, ok) in
+        [(24, 0, true), (24, 1440, true), (24, 1441, false), (1, 60, true), (1, 61, false)]
+    {
+        let mut s = two();
+        (s.attribution_window_hours, s.judge_after_minutes) = (window, judge);
+        let expected = if ok { None } else { Some("judgeAfterMinutes") };
+        assert_eq!(field_of(&s).as_deref(), expected, "window {window} h, judge after {judge} min");
     }
     let mut s = two();
     s.name = "  ".into();

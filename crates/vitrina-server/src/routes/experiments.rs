@@ -63,7 +63,8 @@ fn ok(experiment: StoredExperiment) -> Json<ExperimentResponse> {
 /// "modelVersion"?, "ranking"?: {partial ranking config: "weights", "maxPerCategory"…},
 /// "description"?}], "goal"?: "ctr"|"add_to_cart_rate"|"conversion_rate"|"revenue_per_mille",
 /// "mode"?: "fixed"|"bandit", "startAt"?, "endAt"?, "explorationFloor"?: 0.05,
-/// "attributionWindowHours"?: 24, "control"?: first variant, "autoTuneWeights"?: false}`.
+/// "attributionWindowHours"?: 24, "judgeAfterMinutes"?: 10 (the bandit and weight tuning
+/// judge only lists at least this old), "control"?: first variant, "autoTuneWeights"?: false}`.
 #[utoipa::path(post, path = "/api/v1/experiments", tag = "experiments",
     request_body(content = Object),
     responses((status = 201, body = ExperimentResponse), (status = 400, body = ErrorBody)))]
