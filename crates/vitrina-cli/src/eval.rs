@@ -22,7 +22,7 @@ pub struct Args {
     /// Comma-separated models (popularity, time-popularity, item-knn, als, ease, rp3beta,
     /// transitions, bridge, blend, and `engine`: the serving engine itself — candidates,
     /// blend and rules with the default ranking config and the default training config
-    /// without time decay); default: all.
+    /// without time decay, see `--engine-config`); default: all.
     #[arg(long, value_delimiter = ',')]
     models: Vec<String>,
     /// Search hyperparameters on a validation split carved from the training data.
@@ -30,9 +30,42 @@ pub struct Args {
     tune: bool,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// The `engine` model's training config as JSON (as the `config` of `POST
+    /// /api/v1/training/train`), merged over eval's default, e.g.
+    /// `{"ease":{"sessionSeconds":3600}}`.
+    #[arg(long, value_name = "JSON")]
+    engine_config: Option<String>,
     /// Print one JSON document instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+/// The engine's training config for evaluation: the default without time decay (rating
+/// datasets span years: a shop's per-day decay would erase most of them), then `overrides`
+/// merged in field by field.
+fn engine_training(overrides: Option<&str>) -> anyhow::Result<TrainingConfig> {
+    let training = TrainingConfig { time_decay: 1.0, ..TrainingConfig::default() };
+    let Some(overrides) = overrides else { return Ok(training) };
+    let overrides: serde_json::Value =
+        serde_json::from_str(overrides).context("--engine-config is not JSON")?;
+    anyhow::ensure!(overrides.is_object(), "--engine-config must be a JSON object");
+    let mut merged = serde_json::to_value(&training)?;
+    merge(&mut merged, overrides);
+    let training: TrainingConfig = serde_json::from_value(merged).context("--engine-config")?;
+    training.validate().map_err(|e| anyhow::anyhow!("--engine-config: {}: {}", e.field, e.message))?;
+    Ok(training)
+}
+
+/// Merges `patch` into `base`: objects field by field, anything else replaced.
+fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
+    match (base, patch) {
+        (serde_json::Value::Object(base), serde_json::Value::Object(patch)) => {
+            for (k, v) in patch {
+                merge(base.entry(k).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (base, patch) => *base = patch,
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -46,6 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(|m| m.trim().parse())
         .collect::<Result<Vec<_>, _>>()?;
     let only_engine = with_engine && models.is_empty() && !args.models.is_empty();
+    let training = engine_training(args.engine_config.as_deref())?;
     let data =
         std::fs::read_to_string(&args.data).with_context(|| format!("reading {}", args.data.display()))?;
     let opts = EvalOptions {
@@ -90,9 +124,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             bar.set_position((f * 1000.0) as u64);
             true
         };
-        // Rating datasets span years: a shop's per-day decay would erase most of them, and
-        // EASE covers the whole catalogue here as in the `ease` model.
-        let mut training = TrainingConfig { time_decay: 1.0, ..TrainingConfig::default() };
+        // EASE covers the whole catalogue here, as in the `ease` model.
+        let mut training = training.clone();
         training.ease.max_items = training.ease.max_items.max(split.n_items.min(30_000));
         report.models.push(evaluate_engine(
             &ds,
@@ -109,4 +142,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         print!("{}", report.table());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_config_merges_field_by_field_over_eval_defaults() {
+        let c = engine_training(Some(r#"{"ease":{"sessionSeconds":180},"algorithms":["ease"]}"#)).unwrap();
+        assert_eq!((c.ease.session_seconds, c.ease.lambda), (180.0, TrainingConfig::default().ease.lambda));
+        assert_eq!((c.time_decay, c.algorithms.as_slice()), (1.0, ["ease".to_string()].as_slice()));
+        assert_eq!(engine_training(None).unwrap().time_decay, 1.0);
+    }
+
+    #[test]
+    fn a_bad_engine_config_is_refused_naming_the_problem() {
+        for (bad, says) in [
+            ("[1]", "must be a JSON object"),
+            ("{", "is not JSON"),
+            (r#"{"ease":{"sessionFloor":2}}"#, "config.ease"),
+            (r#"{"colour":1}"#, "--engine-config"),
+        ] {
+            let err = format!("{:#}", engine_training(Some(bad)).unwrap_err());
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
 }

@@ -65,11 +65,25 @@ pub struct EaseConfig {
     pub lambda: f32,
     /// Weights kept per item for serving.
     pub k: usize,
+    /// Session weighting: a visitor's two items add `sessionFloor + (1 − sessionFloor)·
+    /// exp(−|Δt| / sessionSeconds)` to their co-occurrence instead of 1, so items taken in one
+    /// visit tie more strongly than items weeks apart (Δt between the latest events on each).
+    /// 0 = plain EASE.
+    pub session_seconds: f32,
+    /// Weight of a co-occurrence of two items far apart in time, 0–1.
+    pub session_floor: f32,
 }
 
 impl Default for EaseConfig {
     fn default() -> Self {
-        Self { max_items: 8_000, lambda: 200.0, k: 100 }
+        Self { max_items: 8_000, lambda: 200.0, k: 100, session_seconds: 0.0, session_floor: 0.5 }
+    }
+}
+
+impl EaseConfig {
+    /// Whether training needs each interaction's time (session weighting is on).
+    pub fn is_timed(&self) -> bool {
+        self.session_seconds > 0.0
     }
 }
 
@@ -174,10 +188,16 @@ impl TrainingConfig {
             ));
         }
         let e = &self.ease;
-        if !(e.lambda > 0.0 && e.lambda.is_finite() && (1..=1000).contains(&e.k)) || e.max_items > 30_000 {
+        let session_ok = e.session_seconds >= 0.0
+            && e.session_seconds.is_finite()
+            && (0.0..=1.0).contains(&e.session_floor);
+        if !(e.lambda > 0.0 && e.lambda.is_finite() && (1..=1000).contains(&e.k) && session_ok)
+            || e.max_items > 30_000
+        {
             return Err(ValidationError::new(
                 "config.ease",
-                "lambda must be > 0, k 1–1000, maxItems at most 30000",
+                "lambda must be > 0, k 1–1000, maxItems at most 30000, sessionSeconds finite and ≥ 0, \
+                 sessionFloor 0–1",
             ));
         }
         if !(0.0..=1.0).contains(&self.tolerance) {
@@ -322,6 +342,17 @@ mod tests {
         assert_eq!(c.validate().unwrap_err().field, "config.weights.view");
         let c = TrainingConfig { algorithms: vec!["magic".into()], ..Default::default() };
         assert_eq!(c.validate().unwrap_err().field, "config.algorithms");
+        for (seconds, floor) in [(-1.0, 0.5), (f32::NAN, 0.5), (600.0, 1.5), (600.0, -0.1)] {
+            let mut c = TrainingConfig::default();
+            (c.ease.session_seconds, c.ease.session_floor) = (seconds, floor);
+            assert_eq!(c.validate().unwrap_err().field, "config.ease", "{seconds} s, floor {floor}");
+        }
+        let c: TrainingConfig = serde_json::from_value(
+            serde_json::json!({"ease": {"sessionSeconds": 1800, "sessionFloor": 0.3}}),
+        )
+        .unwrap();
+        assert_eq!(c.validate(), Ok(()));
+        assert!(c.ease.is_timed() && !TrainingConfig::default().ease.is_timed());
         let mut r = RankingConfig::default();
         r.weights.0.insert("nonsense".into(), 1.0);
         assert_eq!(r.validate().unwrap_err().field, "weights.nonsense");

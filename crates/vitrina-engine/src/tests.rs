@@ -201,6 +201,51 @@ fn bundles_round_trip_bit_exact_and_corruption_is_refused() {
     assert!(ModelBundle::read(&bytes[..bytes.len() - 9]).is_err());
 }
 
+/// EASE's weight from `from` to `to` in a bundle trained with `ease` settings only.
+fn ease_weight(log: &[LogEvent], ease: crate::config::EaseConfig, from: &str, to: &str) -> f32 {
+    let training = TrainingConfig {
+        algorithms: vec!["ease".into()],
+        time_decay: 1.0,
+        validation_users: 0,
+        ease,
+        ..TrainingConfig::default()
+    };
+    let bundle = train_bundle(&TrainingLog::from_events(log), &training, (1, 1), &mut |_, _| true).unwrap();
+    let index = |p: &str| bundle.items.iter().position(|i| i.as_str() == p).unwrap() as u32;
+    let (items, weights) = bundle.ease.as_ref().expect("ease trained").neighbours(index(from));
+    items.iter().position(|&i| i == index(to)).map_or(0.0, |k| weights[k])
+}
+
+#[test]
+fn session_weighted_ease_ties_items_of_one_visit_more_strongly() {
+    // Every visitor views `near` a minute after `a`, and viewed `far` 60 days before: plain
+    // EASE sees two identical co-occurrences; session weighting tells them apart.
+    let day = 86_400_000;
+    let mut log = Vec::new();
+    for u in 0..30 {
+        let user = format!("u{u}");
+        let t = T0 + u * 3_600_000;
+        for (k, (product, at)) in
+            [("far", t - 60 * day), ("a", t), ("near", t + 60_000)].into_iter().enumerate()
+        {
+            let mut e = ev(0, &user, ActivityType::View, product);
+            (e.seq, e.ts_ms) = ((3 * u) as u64 + k as u64 + 1, at);
+            log.push(e);
+        }
+        // Other products so the three are not the whole catalogue.
+        log.push(ev((100 + u) as u64, &user, ActivityType::View, &format!("x{}", u % 5)));
+    }
+    log.sort_by_key(|e| e.ts_ms);
+    let plain = crate::config::EaseConfig { lambda: 5.0, ..Default::default() };
+    let (near, far) =
+        (ease_weight(&log, plain.clone(), "a", "near"), ease_weight(&log, plain.clone(), "a", "far"));
+    assert!((near - far).abs() < 1e-6 && near > 0.0, "plain EASE: near {near}, far {far}");
+    let session = crate::config::EaseConfig { session_seconds: 600.0, session_floor: 0.1, ..plain };
+    let (near, far) =
+        (ease_weight(&log, session.clone(), "a", "near"), ease_weight(&log, session, "a", "far"));
+    assert!(near > 2.0 * far && far > 0.0, "session EASE: near {near}, far {far}");
+}
+
 #[test]
 fn training_can_be_cancelled() {
     let (_, log) = shop();

@@ -36,6 +36,9 @@ pub struct TrainingData {
     pub matrix: CsrMatrix,
     /// Each user's items in time order (positive events only, repeats collapsed).
     pub sequences: Vec<Vec<u32>>,
+    /// The matrix's entries with their latest time, kept only when session-weighted EASE
+    /// will train on them ([`crate::config::EaseConfig::is_timed`]).
+    pub timed: Option<Vec<Interaction>>,
     pub summary: TrainSummary,
 }
 
@@ -205,19 +208,27 @@ pub fn prepare(log: &TrainingLog, config: &TrainingConfig) -> TrainingData {
         MatrixOptions { n_users: Some(n_users), n_items: Some(item_ids.len()), ..MatrixOptions::default() };
     let matrix =
         CsrMatrix::from_interactions(&interactions, &opts).expect("weights are positive and ids in range");
-    drop(interactions);
+    let timed = trains_timed_ease(config, item_ids.len()).then_some(interactions);
     let summary = TrainSummary {
         events: used_events,
         users: n_users as u64,
         items: item_ids.len() as u64,
         interactions: matrix.nnz() as u64,
     };
-    TrainingData { items: item_ids, n_users, matrix, sequences, summary }
+    TrainingData { items: item_ids, n_users, matrix, sequences, timed, summary }
+}
+
+fn trains_ease(config: &TrainingConfig, n_items: usize) -> bool {
+    config.uses("ease") && n_items > 0 && n_items <= config.ease.max_items
+}
+
+fn trains_timed_ease(config: &TrainingConfig, n_items: usize) -> bool {
+    trains_ease(config, n_items) && config.ease.is_timed()
 }
 
 /// Trains every configured algorithm on `data`.
 pub fn train(
-    data: TrainingData,
+    mut data: TrainingData,
     config: &TrainingConfig,
     data_range: (u64, u64),
     progress: Progress,
@@ -251,14 +262,21 @@ pub fn train(
         step("item-knn", 0.15)?;
         bundle.knn = Some(ItemKnn::train(&data.matrix, &config.item_knn)?);
     }
-    if config.uses("ease") && n_items <= config.ease.max_items {
+    if trains_ease(config, n_items) {
         step("ease", 0.25)?;
         let params = EaseParams {
             lambda: config.ease.lambda,
             max_items: config.ease.max_items,
+            session_seconds: config.ease.session_seconds,
+            session_floor: config.ease.session_floor,
             ..EaseParams::default()
         };
-        bundle.ease = Some(Ease::train(&data.matrix, &params)?.to_sparse(config.ease.k));
+        // The times are needed only here: freed before ALS allocates.
+        let ease = match data.timed.take() {
+            Some(timed) => Ease::train_timed(&data.matrix, &timed, &params)?,
+            None => Ease::train(&data.matrix, &params)?,
+        };
+        bundle.ease = Some(ease.to_sparse(config.ease.k));
     }
     if config.uses("als") {
         step("als", 0.35)?;
