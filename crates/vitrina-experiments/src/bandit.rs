@@ -120,8 +120,9 @@ pub fn mix_with_floor(p: &[f64], floor: f64) -> Vec<f64> {
 
 /// Moves a running bandit experiment's traffic to the Thompson-sampling shares of its
 /// goal metric in `results`, logs the change and returns it. `None` for fixed-mode or
-/// non-running experiments, results of another experiment, or when no share moves by
-/// more than [`MIN_CHANGE`].
+/// non-running experiments, results of another experiment, while some variant has no
+/// impression to judge (its posterior is the prior: the draws would move traffic on Monte
+/// Carlo noise alone), or when no share moves by more than [`MIN_CHANGE`].
 pub fn reallocate(
     experiment: &mut Experiment,
     results: &Results,
@@ -140,6 +141,9 @@ pub fn reallocate(
         .iter()
         .map(|v| results.variants.iter().find(|r| r.name == v.name).map(|r| &r.metrics))
         .collect::<Option<_>>()?;
+    if metrics.iter().any(|m| m.impressions == 0) {
+        return None;
+    }
     let p_best = if goal.is_proportion() {
         let st: Vec<(u64, u64)> =
             metrics.iter().map(|m| (m.goal_count(goal).unwrap_or(0), m.impressions)).collect();
@@ -298,6 +302,18 @@ mod tests {
         let mut other = results([50, 90]);
         other.experiment_id = "another".into();
         assert_eq!(reallocate(&mut e, &other, now, 1), None);
+
+        // A variant with nothing to judge yet (e.g. every list younger than
+        // judgeAfterMinutes) leaves the traffic alone, whatever the seed.
+        let mut young = experiment("bandit");
+        for seed in 0..50 {
+            let mut empty = results([0, 0]);
+            empty.variants[1].metrics.impressions = 0;
+            assert_eq!(reallocate(&mut young, &empty, now, seed), None, "seed {seed}");
+            empty.variants[0].metrics.impressions = 0;
+            assert_eq!(reallocate(&mut young, &empty, now, seed), None, "seed {seed}");
+        }
+        assert_eq!(young.traffic, vec![0.75, 0.25]);
         e.stop(now).unwrap();
         assert_eq!(reallocate(&mut e, &results([50, 90]), now, 1), None);
     }

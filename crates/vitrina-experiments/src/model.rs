@@ -35,9 +35,10 @@ pub struct ExperimentSpec {
     /// attributed to it (1..=720).
     #[serde(default = "default_window")]
     pub attribution_window_hours: u32,
-    /// The bandit judges only lists served at least this long ago (0..=1440, at most the
-    /// attribution window): a list too young to have been clicked would count as a failure,
-    /// and such lists belong mostly to the variant that just gained traffic.
+    /// Automation steps (bandit, weight tuning) judge only lists served at least this long
+    /// ago (0..=1440, at most the attribution window): a list too young to have been clicked
+    /// would count as a failure, and such lists belong mostly to the variant that just
+    /// gained traffic.
     #[serde(default = "default_judge_after")]
     pub judge_after_minutes: u32,
     /// Name of the control variant; the first variant when omitted.

@@ -56,8 +56,8 @@ impl Ease {
         Self::fit(matrix, None, params)
     }
 
-    /// Trains on a user×item matrix whose entries took place at the earliest time the
-    /// `interactions` give for them; with `session_seconds > 0` co-occurrences are weighted
+    /// Trains on a user×item matrix whose entries took place at the time the `interactions`
+    /// give for them (the earliest if several do); with `session_seconds > 0` co-occurrences are weighted
     /// by how close in time the two items were (see [`EaseParams::session_seconds`]).
     pub fn train_timed(
         matrix: &CsrMatrix,

@@ -134,7 +134,9 @@ pub async fn results(
 /// Runs the automation step now (it also runs every `[experiments] stepSeconds`): in bandit
 /// mode, Thompson sampling on the goal metric moves traffic (keeping the exploration
 /// floor); with `autoTuneWeights`, each variant's source weights move toward the sources
-/// that earn the goal. Every change is logged in the experiment.
+/// that earn the goal. Both judge only lists served at least `judgeAfterMinutes` ago, so a
+/// step before any list is that old changes nothing. Every change is logged in the
+/// experiment.
 #[utoipa::path(post, path = "/api/v1/experiments/{id}/step", tag = "experiments",
     params(("id" = String, Path)),
     responses((status = 200, body = ExperimentResponse), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]

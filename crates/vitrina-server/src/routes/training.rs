@@ -20,7 +20,7 @@ pub struct TrainRequest {
     /// "algorithms": ["als", "item-knn", "ease", "transitions", "popularity"],
     /// "als": {"factors": 64, "iterations": 15, "regularization": 0.1, "alpha": 2.0},
     /// "itemKnn": {"k": 100, "shrink": 10}, "transitions": {…}, "ease": {"maxItems": 8000,
-    /// "lambda": 200, "k": 100}, "maxItemsPerUser": 500, "validationUsers": 2000,
+    /// "lambda": 200, "k": 100, "sessionSeconds": 0, "sessionFloor": 0.5}, "maxItemsPerUser": 500, "validationUsers": 2000,
     /// "tolerance": 0.02, "seed": 42}`; every field optional.
     #[schema(value_type = Option<Object>)]
     pub config: Option<TrainingConfig>,
