@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use vitrina_algo::eval::{run_eval_on_split, DataFormat, Dataset, EvalOptions, Protocol, Report, Split};
-use vitrina_engine::{offline::evaluate_engine, RankingConfig, TrainingConfig};
+use vitrina_engine::{config::overlaid, offline::evaluate_engine, RankingConfig, TrainingConfig};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -48,24 +48,12 @@ fn engine_training(overrides: Option<&str>) -> anyhow::Result<TrainingConfig> {
     let Some(overrides) = overrides else { return Ok(training) };
     let overrides: serde_json::Value =
         serde_json::from_str(overrides).context("--engine-config is not JSON")?;
-    anyhow::ensure!(overrides.is_object(), "--engine-config must be a JSON object");
-    let mut merged = serde_json::to_value(&training)?;
-    merge(&mut merged, overrides);
-    let training: TrainingConfig = serde_json::from_value(merged).context("--engine-config")?;
+    let Some(overrides) = overrides.as_object() else {
+        anyhow::bail!("--engine-config must be a JSON object");
+    };
+    let training = overlaid(&training, overrides).map_err(|e| anyhow::anyhow!("--engine-config: {e}"))?;
     training.validate().map_err(|e| anyhow::anyhow!("--engine-config: {}: {}", e.field, e.message))?;
     Ok(training)
-}
-
-/// Merges `patch` into `base`: objects field by field, anything else replaced.
-fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
-    match (base, patch) {
-        (serde_json::Value::Object(base), serde_json::Value::Object(patch)) => {
-            for (k, v) in patch {
-                merge(base.entry(k).or_insert(serde_json::Value::Null), v);
-            }
-        }
-        (base, patch) => *base = patch,
-    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {

@@ -4,7 +4,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::{Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde_json::{Map, Value};
 use vitrina_algo::models::{AlsParams, ItemKnnParams, TransitionParams};
 use vitrina_core::{recommend::Source, ActivityType, ValidationError};
 
@@ -314,6 +315,27 @@ impl RankingConfig {
     }
 }
 
+/// `base` with the partial config `over` merged in — objects key by key, anything else
+/// replaced — and read back as `T`: how an experiment variant's ranking and `vitrina eval
+/// --engine-config` apply over a full config. The error names the offending field's path;
+/// validation is the caller's.
+pub fn overlaid<T: Serialize + DeserializeOwned>(base: &T, over: &Map<String, Value>) -> Result<T, String> {
+    let mut doc = serde_json::to_value(base).map_err(|e| e.to_string())?;
+    merge(&mut doc, &Value::Object(over.clone()));
+    serde_path_to_error::deserialize(doc).map_err(|e| format!("{}: {}", e.path(), e.inner()))
+}
+
+fn merge(doc: &mut Value, over: &Value) {
+    match (doc, over) {
+        (Value::Object(d), Value::Object(o)) => {
+            for (k, v) in o {
+                merge(d.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (d, o) => *d = o.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,6 +378,17 @@ mod tests {
         let mut r = RankingConfig::default();
         r.weights.0.insert("nonsense".into(), 1.0);
         assert_eq!(r.validate().unwrap_err().field, "weights.nonsense");
+    }
+
+    #[test]
+    fn overlaid_merges_key_by_key_and_names_a_bad_field() {
+        let over = serde_json::json!({"ease": {"sessionSeconds": 60}, "algorithms": ["ease"]});
+        let c = overlaid(&TrainingConfig::default(), over.as_object().unwrap()).unwrap();
+        assert_eq!((c.ease.session_seconds, c.ease.lambda), (60.0, EaseConfig::default().lambda));
+        assert_eq!(c.algorithms, ["ease"]);
+        let bad = serde_json::json!({"ease": {"lambda": "big"}});
+        let err = overlaid(&TrainingConfig::default(), bad.as_object().unwrap()).unwrap_err();
+        assert!(err.starts_with("ease.lambda: "), "{err}");
     }
 
     #[test]

@@ -434,23 +434,9 @@ pub fn merged_ranking(
     over: Option<&Map<String, Value>>,
 ) -> Result<RankingConfig, String> {
     let Some(over) = over else { return Ok(base.clone()) };
-    let mut doc = serde_json::to_value(base).map_err(|e| e.to_string())?;
-    merge(&mut doc, &Value::Object(over.clone()));
-    let config: RankingConfig =
-        serde_path_to_error::deserialize(doc).map_err(|e| format!("{}: {}", e.path(), e.inner()))?;
+    let config = vitrina_engine::config::overlaid(base, over)?;
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)
-}
-
-fn merge(doc: &mut Value, over: &Value) {
-    match (doc, over) {
-        (Value::Object(d), Value::Object(o)) => {
-            for (k, v) in o {
-                merge(d.entry(k.clone()).or_insert(Value::Null), v);
-            }
-        }
-        (d, o) => *d = o.clone(),
-    }
 }
 
 /// Builds the arms of a running experiment: merged configs and loaded variant models.

@@ -301,12 +301,7 @@ mod tests {
         let ease =
             Ease::train(&m, &EaseParams { lambda: 2.0, popularity_reg: 0.0, ..Default::default() }).unwrap();
         let b = reference(&dense, n, 2.0);
-        for i in 0..n {
-            for j in 0..n {
-                let got = f64::from(ease.weight(i as u32, j as u32).unwrap());
-                assert!((got - b[i * n + j]).abs() < 1e-5, "B[{i}][{j}] {got} vs {}", b[i * n + j]);
-            }
-        }
+        assert_weights_match(&ease, &b, n);
     }
 
     #[test]
@@ -325,6 +320,16 @@ mod tests {
                 row.iter().map(move |&(item, ts)| Interaction { user: u as u32, item, weight: 1.0, ts })
             })
             .collect()
+    }
+
+    /// Every weight of `ease` within 1e-5 of the dense reference `b` (n×n, row-major).
+    fn assert_weights_match(ease: &Ease, b: &[f64], n: usize) {
+        for i in 0..n {
+            for j in 0..n {
+                let got = f64::from(ease.weight(i as u32, j as u32).unwrap());
+                assert!((got - b[i * n + j]).abs() < 1e-5, "B[{i}][{j}] {got} vs {}", b[i * n + j]);
+            }
+        }
     }
 
     fn matrix_of(data: &[Interaction], n: usize) -> CsrMatrix {
@@ -365,12 +370,7 @@ mod tests {
         };
         let b = reference_from_gram(gram, n, 1.5);
         let ease = Ease::train_timed(&matrix_of(&data, n), &times, &params).unwrap();
-        for i in 0..n {
-            for j in 0..n {
-                let got = f64::from(ease.weight(i as u32, j as u32).unwrap());
-                assert!((got - b[i * n + j]).abs() < 1e-5, "B[{i}][{j}] {got} vs {}", b[i * n + j]);
-            }
-        }
+        assert_weights_match(&ease, &b, n);
     }
 
     #[test]
