@@ -42,33 +42,32 @@ pub fn split_last(
     sample_users: usize,
     seed: u64,
 ) -> Split {
-    // Per user: distinct positive items and their latest positive item with its time.
-    let mut per_user: HashMap<u32, (HashSet<u32>, i64, u32)> = HashMap::new();
+    // Per user (ids are dense): up to three distinct positive items — enough to tell whether
+    // the user is eligible — and their latest positive item with its time. A vector of small
+    // fixed-size entries, not a set per user: a million users' sets cost gigabytes.
+    let mut per_user: Vec<Option<Seen>> = vec![None; log.users.len()];
     for r in &log.rows {
         let value = (r.kind == ActivityType::Rating).then_some(r.value);
         if weights.event_weight(r.kind, value) <= 0.0 {
             continue;
         }
-        let u = per_user.entry(r.user).or_insert((HashSet::new(), i64::MIN, r.item));
-        u.0.insert(r.item);
-        if r.ts_ms >= u.1 {
-            (u.1, u.2) = (r.ts_ms, r.item);
-        }
+        per_user[r.user as usize].get_or_insert_with(Seen::default).add(r.item, r.ts_ms);
     }
     let mut rng = StdRng::seed_from_u64(seed);
     let mut eligible: Vec<(u32, i64, u32)> = per_user
         .iter()
-        .filter(|(_, (items, _, _))| items.len() >= 3)
-        .map(|(&u, &(_, ts, p))| (u, ts, p))
+        .enumerate()
+        .filter_map(|(u, s)| s.filter(|s| s.distinct >= 3).map(|s| (u as u32, s.latest_ts, s.latest)))
         .collect();
-    eligible.sort_unstable_by_key(|e| e.0);
     eligible.shuffle(&mut rng);
     eligible.truncate(users);
     let held: HashMap<u32, (i64, u32)> = eligible.iter().map(|&(u, ts, p)| (u, (ts, p))).collect();
-    let sampled: Option<HashSet<u32>> = (sample_users > 0 && per_user.len() > sample_users + held.len())
-        .then(|| {
-            let mut all: Vec<u32> = per_user.keys().copied().filter(|u| !held.contains_key(u)).collect();
-            all.sort_unstable();
+    let active_users = per_user.iter().flatten().count();
+    let sampled: Option<HashSet<u32>> =
+        (sample_users > 0 && active_users > sample_users + held.len()).then(|| {
+            let mut all: Vec<u32> = (0..per_user.len() as u32)
+                .filter(|u| per_user[*u as usize].is_some() && !held.contains_key(u))
+                .collect();
             all.shuffle(&mut rng);
             all.truncate(sample_users);
             all.into_iter().collect()
@@ -79,6 +78,35 @@ pub fn split_last(
     });
     let test = eligible.into_iter().map(|(u, _, p)| (u, p)).collect();
     Split { train, test }
+}
+
+/// What [`split_last`] needs to know of a user's positive events.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    first: [u32; 3],
+    distinct: u8,
+    latest_ts: i64,
+    latest: u32,
+}
+
+impl Default for Seen {
+    fn default() -> Self {
+        Self { first: [0; 3], distinct: 0, latest_ts: i64::MIN, latest: 0 }
+    }
+}
+
+impl Seen {
+    /// A positive event of `item` at `ts_ms`, in log order (a later event wins a tie).
+    fn add(&mut self, item: u32, ts_ms: i64) {
+        let known = &self.first[..usize::from(self.distinct)];
+        if self.distinct < 3 && !known.contains(&item) {
+            self.first[usize::from(self.distinct)] = item;
+            self.distinct += 1;
+        }
+        if ts_ms >= self.latest_ts {
+            (self.latest_ts, self.latest) = (ts_ms, item);
+        }
+    }
 }
 
 /// Ranking quality on a split.
