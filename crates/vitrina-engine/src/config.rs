@@ -58,6 +58,7 @@ impl EventWeights {
 
 /// Sparse EASE settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct EaseConfig {
     /// Train EASE only when the catalogue has at most this many items (it is dense while
@@ -90,9 +91,13 @@ impl EaseConfig {
 
 /// Parameters of a training job: which models, how events become interactions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct TrainingConfig {
-    /// Weight of one event of each activity type; types left out keep their default.
+    /// Weight of one event of each activity type (`view`, `click`, `like`, `add_to_cart`,
+    /// `remove_from_cart`, `purchase`, `search`, `rating`: a rating scales by its value);
+    /// types left out keep their default.
+    #[cfg_attr(feature = "openapi", schema(value_type = std::collections::HashMap<String, f32>))]
     pub weights: EventWeights,
     /// Per-day decay factor in (0, 1]: an event `d` days older than the newest counts
     /// `timeDecay^d`.

@@ -83,7 +83,7 @@ pub struct Job {
     pub phase: String,
     /// 0–1.
     pub progress: f32,
-    #[schema(value_type = Object)]
+    /// The job's training configuration, every default filled in.
     pub config: TrainingConfig,
     pub created_at: String,
     pub started_at: Option<String>,

@@ -268,6 +268,19 @@ async fn health_docs_and_metrics() {
     ] {
         assert!(spec["paths"].get(path).is_some(), "{path} missing from the spec");
     }
+    // The training config is published field by field (a client can generate it), down to
+    // the nested model parameters, and a job shows the same schema.
+    let schemas = &spec["components"]["schemas"];
+    let config = &schemas["TrainingConfig"]["properties"];
+    for field in ["weights", "timeDecay", "algorithms", "als", "ease", "validationUsers", "tolerance"] {
+        assert!(config.get(field).is_some(), "TrainingConfig.{field} missing from the spec: {config}");
+    }
+    assert_eq!(schemas["EaseConfig"]["properties"]["sessionSeconds"]["type"], json!("number"));
+    assert!(schemas["AlsParams"]["properties"].get("factors").is_some());
+    assert_eq!(
+        spec["components"]["schemas"]["Job"]["properties"]["config"]["$ref"],
+        json!("#/components/schemas/TrainingConfig")
+    );
     let (s, page) = app.get("/docs/").await;
     assert_eq!(s.as_u16(), 200);
     assert!(page.as_str().unwrap().contains("swagger"), "docs page is served from the binary");

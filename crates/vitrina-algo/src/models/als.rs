@@ -19,6 +19,7 @@ use crate::matrix::CsrMatrix;
 
 /// ALS hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", default)]
 pub struct AlsParams {
     pub factors: usize,

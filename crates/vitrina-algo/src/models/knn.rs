@@ -14,6 +14,7 @@ use crate::matrix::CsrMatrix;
 
 /// Item-kNN hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", default)]
 pub struct ItemKnnParams {
     /// Neighbours kept per item.

@@ -15,6 +15,7 @@ use crate::matrix::CsrMatrix;
 
 /// Transition-model hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", default)]
 pub struct TransitionParams {
     /// How many following items count as a transition.

@@ -16,13 +16,10 @@ use crate::{
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TrainRequest {
-    /// `{"weights": {"view": 1.0, "add_to_cart": 2.5, "purchase": 5.0}, "timeDecay": 0.9,
+    /// e.g. `{"weights": {"view": 1.0, "add_to_cart": 2.5, "purchase": 5.0}, "timeDecay": 0.9,
     /// "algorithms": ["als", "item-knn", "ease", "transitions", "popularity"],
-    /// "als": {"factors": 64, "iterations": 15, "regularization": 0.1, "alpha": 2.0},
-    /// "itemKnn": {"k": 100, "shrink": 10}, "transitions": {…}, "ease": {"maxItems": 8000,
-    /// "lambda": 200, "k": 100, "sessionSeconds": 0, "sessionFloor": 0.5}, "maxItemsPerUser": 500, "validationUsers": 2000,
-    /// "tolerance": 0.02, "seed": 42}`; every field optional.
-    #[schema(value_type = Option<Object>)]
+    /// "als": {"factors": 64, "iterations": 15}, "ease": {"lambda": 200}}`; every field is
+    /// optional and keeps the default this schema lists.
     pub config: Option<TrainingConfig>,
 }
 
