@@ -439,9 +439,12 @@ mod tests {
         TrainingLog::from_events(&events)
     }
 
+    /// The matrix as `(user, item) → weight`.
+    type Cells = BTreeMap<(u32, u32), f32>;
+
     /// `prepare` written the obvious way: every (user, item) summed in a map, every user's
     /// events sorted in full.
-    fn reference(log: &TrainingLog, config: &TrainingConfig) -> (BTreeMap<(u32, u32), f32>, Vec<Vec<u32>>) {
+    fn reference(log: &TrainingLog, config: &TrainingConfig) -> (Cells, Vec<Vec<u32>>) {
         let w = |r: &Row| {
             config.weights.event_weight(r.kind, (r.kind == ActivityType::Rating).then_some(r.value))
         };
