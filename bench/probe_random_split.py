@@ -39,7 +39,7 @@ def main():
     iid = {i: k for k, i in enumerate(items)}
     n = len(items)
     tr, te = load_pairs(f"{a.split}/train.txt"), load_pairs(f"{a.split}/test.txt")
-    users = sorted(tr, key=int)
+    users = sorted((u for u in tr if u in te), key=int)  # users with held-out items
     idx = {u: np.array([iid[i] for i in tr[u]]) for u in users}
     ts = {u: np.array([raw[(u, i)][1] for i in tr[u]], float) for u in users}
     rating = {u: np.array([raw[(u, i)][0] for i in tr[u]]) for u in users}

@@ -191,6 +191,7 @@ mod tests {
     use vitrina_core::{LogEvent, ProductId, UserId};
 
     use super::*;
+    use crate::train::Row;
 
     fn ev(seq: u64, user: &str, kind: ActivityType, p: &str, ts: i64) -> LogEvent {
         LogEvent {
@@ -251,6 +252,67 @@ mod tests {
         assert_eq!(gate(&active, Some(&active), 0.0), Ok(()), "as good as the active model passes");
         assert_eq!(gate(&candidate, None, 0.0), Ok(()), "nothing to compare with passes");
         assert_eq!(gate(&candidate, Some(&active), 1.0), Ok(()), "tolerance 1 accepts anything");
+    }
+
+    /// `split_last` as it was with a set of items per user (before the per-user entries):
+    /// the held-out pairs and the training rows it chose.
+    fn split_with_sets(
+        log: &TrainingLog,
+        users: usize,
+        sample_users: usize,
+        seed: u64,
+    ) -> (Vec<(u32, u32)>, Vec<Row>) {
+        let weights = EventWeights::default();
+        let mut per_user: HashMap<u32, (HashSet<u32>, i64, u32)> = HashMap::new();
+        for r in &log.rows {
+            if weights.event_weight(r.kind, (r.kind == ActivityType::Rating).then_some(r.value)) <= 0.0 {
+                continue;
+            }
+            let u = per_user.entry(r.user).or_insert((HashSet::new(), i64::MIN, r.item));
+            u.0.insert(r.item);
+            if r.ts_ms >= u.1 {
+                (u.1, u.2) = (r.ts_ms, r.item);
+            }
+        }
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut eligible: Vec<(u32, i64, u32)> =
+            per_user.iter().filter(|(_, s)| s.0.len() >= 3).map(|(&u, &(_, ts, p))| (u, ts, p)).collect();
+        eligible.sort_unstable_by_key(|e| e.0);
+        eligible.shuffle(&mut rng);
+        eligible.truncate(users);
+        let held: HashMap<u32, (i64, u32)> = eligible.iter().map(|&(u, ts, p)| (u, (ts, p))).collect();
+        let sampled: Option<HashSet<u32>> = (sample_users > 0 && per_user.len() > sample_users + held.len())
+            .then(|| {
+                let mut all: Vec<u32> = per_user.keys().copied().filter(|u| !held.contains_key(u)).collect();
+                all.sort_unstable();
+                all.shuffle(&mut rng);
+                all.truncate(sample_users);
+                all.into_iter().collect()
+            });
+        let rows = log
+            .rows
+            .iter()
+            .filter(|r| match held.get(&r.user) {
+                Some(&(ts, p)) => r.ts_ms < ts && r.item != p,
+                None => sampled.as_ref().is_none_or(|s| s.contains(&r.user)),
+            })
+            .copied()
+            .collect();
+        (eligible.into_iter().map(|(u, _, p)| (u, p)).collect(), rows)
+    }
+
+    #[test]
+    fn the_split_is_the_one_a_set_per_user_gave() {
+        for seed in 1..=4 {
+            let log = crate::train::tests::random_log(seed);
+            for (users, sample) in [(10, 0), (10, 20), (25, 5), (1000, 0)] {
+                let split = split_last(&log, &EventWeights::default(), users, sample, seed);
+                let (test, rows) = split_with_sets(&log, users, sample, seed);
+                assert_eq!(split.test, test, "seed {seed}, {users} users, {sample} sampled");
+                assert_eq!(split.train.rows, rows, "seed {seed}, {users} users, {sample} sampled");
+                assert!(!test.is_empty());
+            }
+        }
     }
 
     #[test]

@@ -276,6 +276,7 @@ async fn health_docs_and_metrics() {
         assert!(config.get(field).is_some(), "TrainingConfig.{field} missing from the spec: {config}");
     }
     assert_eq!(schemas["EaseConfig"]["properties"]["sessionSeconds"]["type"], json!("number"));
+    assert_eq!(config["timeDecay"]["default"], json!(0.95), "defaults are published");
     assert!(schemas["AlsParams"]["properties"].get("factors").is_some());
     assert_eq!(
         spec["components"]["schemas"]["Job"]["properties"]["config"]["$ref"],
