@@ -64,6 +64,13 @@ pub struct TrainingLog {
     item_index: HashMap<ProductId, u32>,
 }
 
+impl Row {
+    /// A rating's value; `None` for the other types.
+    pub fn value(&self) -> Option<f32> {
+        (self.kind == ActivityType::Rating).then_some(self.value)
+    }
+}
+
 impl TrainingLog {
     pub fn new() -> Self {
         Self::default()
@@ -124,7 +131,7 @@ impl TrainingLog {
             product_id: Some(self.items[r.item as usize].clone()),
             activity_type: r.kind,
             ts_ms: r.ts_ms,
-            value: (r.kind == ActivityType::Rating).then_some(r.value),
+            value: r.value(),
         }
     }
 
@@ -151,12 +158,8 @@ pub fn prepare(log: &TrainingLog, config: &TrainingConfig) -> TrainingData {
 }
 
 fn prepare_in_chunks(log: &TrainingLog, config: &TrainingConfig, users_per_chunk: usize) -> TrainingData {
-    // One look-up per activity type, not per row (`ActivityType::ALL` is in discriminant order).
-    let by_kind = ActivityType::ALL.map(|t| config.weights.weight(t));
-    let weight = |r: &Row| match r.kind {
-        ActivityType::Rating => by_kind[r.kind as usize] * r.value,
-        kind => by_kind[kind as usize],
-    };
+    let weights = config.weights.by_kind();
+    let weight = |r: &Row| weights.event_weight(r.kind, r.value());
     let counts = |w: f32| w != 0.0 && w.is_finite();
     let n_users = log.users.len();
     let groups = group_by_user(log, n_users, |r| counts(weight(r)));
@@ -190,13 +193,7 @@ fn prepare_in_chunks(log: &TrainingLog, config: &TrainingConfig, users_per_chunk
                     })
                     .collect();
                 events.sort_by_key(|e| (e.0, e.1));
-                user_row(
-                    events.iter().map(|&(ts, item, w)| (item, w, ts)),
-                    reference,
-                    decay,
-                    max_items,
-                    timed,
-                )
+                user_row(&events, reference, decay, max_items, timed)
             })
             .collect();
         for row in rows {
@@ -276,18 +273,18 @@ struct UserRow {
     sequence: Vec<u32>,
 }
 
-/// A user's `(item, weight, ts seconds)` events in time order → their row: weights decayed
+/// A user's `(ts seconds, item, weight)` events in time order → their row: weights decayed
 /// from `reference` and summed per item, non-positive sums dropped, the `max_items` most
 /// recent items kept.
 fn user_row(
-    events: impl Iterator<Item = (u32, f32, i64)> + Clone,
+    events: &[(i64, u32, f32)],
     reference: i64,
     decay: f64,
     max_items: usize,
     timed: bool,
 ) -> UserRow {
     let mut sums: HashMap<u32, (f32, i64)> = HashMap::new();
-    for (item, w, ts) in events.clone() {
+    for &(ts, item, w) in events {
         let age_days = (reference - ts).max(0) as f64 / 86_400.0;
         let e = sums.entry(item).or_insert((0.0, ts));
         e.0 += w * decay.powf(age_days) as f32;
@@ -299,7 +296,7 @@ fn user_row(
     kept.truncate(max_items);
     let mut sequence: Vec<u32> = Vec::new();
     kept.sort_unstable_by_key(|k| k.0);
-    for (item, w, _) in events {
+    for &(_, item, w) in events {
         if w > 0.0 && sequence.last() != Some(&item) && kept.binary_search_by_key(&item, |k| k.0).is_ok() {
             sequence.push(item);
         }
@@ -458,9 +455,7 @@ pub(crate) mod tests {
     /// `prepare` written the obvious way: every user's counted events filtered from the
     /// whole log and stably sorted, weights summed in a map.
     fn reference(log: &TrainingLog, config: &TrainingConfig) -> (Cells, Vec<Vec<u32>>) {
-        let w = |r: &Row| {
-            config.weights.event_weight(r.kind, (r.kind == ActivityType::Rating).then_some(r.value))
-        };
+        let w = |r: &Row| config.weights.event_weight(r.kind, r.value());
         let counted: Vec<&Row> = log.rows.iter().filter(|r| w(r) != 0.0).collect();
         let newest = counted.iter().map(|r| r.ts_ms / 1000).max().unwrap_or(0);
         let mut sequences = vec![Vec::new(); log.users.len()];
@@ -559,9 +554,7 @@ pub(crate) mod tests {
                 .rows
                 .iter()
                 .filter(|r| {
-                    let w = config
-                        .weights
-                        .event_weight(r.kind, (r.kind == ActivityType::Rating).then_some(r.value));
+                    let w = config.weights.event_weight(r.kind, r.value());
                     r.user == x.user && r.item == x.item && w != 0.0
                 })
                 .map(|r| r.ts_ms / 1000)

@@ -14,7 +14,7 @@ use std::{
 
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use serde::Serialize;
-use vitrina_core::{ActivityType, Product};
+use vitrina_core::Product;
 
 use crate::{
     bundle::ModelBundle,
@@ -46,9 +46,9 @@ pub fn split_last(
     // the user is eligible — and their latest positive item with its time. A vector of small
     // fixed-size entries, not a set per user: a million users' sets cost gigabytes.
     let mut per_user: Vec<Option<Seen>> = vec![None; log.users.len()];
+    let weights = weights.by_kind();
     for r in &log.rows {
-        let value = (r.kind == ActivityType::Rating).then_some(r.value);
-        if weights.event_weight(r.kind, value) <= 0.0 {
+        if weights.event_weight(r.kind, r.value()) <= 0.0 {
             continue;
         }
         per_user[r.user as usize].get_or_insert_with(Seen::default).add(r.item, r.ts_ms);
@@ -188,7 +188,7 @@ pub fn gate(candidate: &Quality, active: Option<&Quality>, tolerance: f64) -> Re
 
 #[cfg(test)]
 mod tests {
-    use vitrina_core::{LogEvent, ProductId, UserId};
+    use vitrina_core::{ActivityType, LogEvent, ProductId, UserId};
 
     use super::*;
     use crate::train::Row;
@@ -265,7 +265,7 @@ mod tests {
         let weights = EventWeights::default();
         let mut per_user: HashMap<u32, (HashSet<u32>, i64, u32)> = HashMap::new();
         for r in &log.rows {
-            if weights.event_weight(r.kind, (r.kind == ActivityType::Rating).then_some(r.value)) <= 0.0 {
+            if weights.event_weight(r.kind, r.value()) <= 0.0 {
                 continue;
             }
             let u = per_user.entry(r.user).or_insert((HashSet::new(), i64::MIN, r.item));
