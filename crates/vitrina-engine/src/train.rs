@@ -151,7 +151,7 @@ impl TrainingLog {
 ///
 /// Memory: the rows are grouped by user through a counting sort of their indices (4 bytes a
 /// row, not a copy of the 24-byte rows), and the matrix is assembled chunk by chunk of users
-/// without an intermediate list of all interactions (20M events: a job's peak is 0.2–0.5 GiB
+/// without an intermediate list of all interactions (20M events: a job's peak is 0.2–0.4 GiB
 /// lower, see docs/BENCHMARKS.md). `timed` lists each user's cells by item.
 pub fn prepare(log: &TrainingLog, config: &TrainingConfig) -> TrainingData {
     prepare_in_chunks(log, config, USERS_PER_CHUNK)
