@@ -22,6 +22,10 @@ pub struct Config {
     /// Training threads and schedule.
     pub training: vitrina_server::embedded::TrainingSchedule,
     pub experiments: Experiments,
+    /// API keys' settings and CORS.
+    pub auth: vitrina_server::auth::AuthConfig,
+    /// Requests per second per client address and per key scope.
+    pub rate_limits: vitrina_server::auth::RateLimits,
     pub log: Log,
 }
 
@@ -47,6 +51,9 @@ pub struct Storage {
     pub data_dir: PathBuf,
     /// Load the demo shop into a new, empty data directory.
     pub demo: bool,
+    /// Days served lists and attributed outcomes are kept (attribution, stats, experiment
+    /// results); 0 = forever.
+    pub impression_retention_days: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -70,12 +77,14 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             server: Server { addr: "127.0.0.1:8080".into() },
-            storage: Storage { data_dir: PathBuf::from("./data"), demo: true },
-            cache: Cache { users: 1_000_000, ttl_seconds: 600 },
+            storage: Storage { data_dir: PathBuf::from("./data"), demo: true, impression_retention_days: 30 },
+            cache: Cache { users: 250_000, ttl_seconds: 600 },
             limits: Default::default(),
             ranking: Default::default(),
             training: vitrina_server::embedded::TrainingSchedule { threads: 1, ..Default::default() },
             experiments: Experiments { step_seconds: 60 },
+            auth: Default::default(),
+            rate_limits: Default::default(),
             log: Log { format: "json".into(), level: "info".into() },
         }
     }
@@ -107,6 +116,39 @@ impl Default for Log {
     }
 }
 
+/// Every key path of the configuration (`ranking.maxPerCategory`, `ranking.weights.trending`…)
+/// by its lowercase spelling, so that `VITRINA__RANKING__MAXPERCATEGORY` (environment
+/// variables have no case) reaches the camelCase key.
+fn key_paths() -> std::collections::HashMap<String, String> {
+    fn walk(prefix: &str, value: &serde_json::Value, out: &mut std::collections::HashMap<String, String>) {
+        if let serde_json::Value::Object(map) = value {
+            for (k, v) in map {
+                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                out.insert(path.to_ascii_lowercase(), path.clone());
+                walk(&path, v, out);
+            }
+        }
+    }
+    let mut out = std::collections::HashMap::new();
+    let defaults = serde_json::to_value(Config::default()).expect("the config serialises");
+    walk("", &defaults, &mut out);
+    out
+}
+
+/// The `VITRINA__SECTION__KEY` layer: any case, mapped onto the real key names; unknown keys
+/// stay as they are (lowercase) and are refused like unknown keys in the file.
+fn environment() -> Env {
+    let known = std::sync::Arc::new(key_paths());
+    // `lowercase(false)` last: every `map` resets it.
+    Env::prefixed("VITRINA__")
+        .split("__")
+        .map(move |key| {
+            let lower = key.as_str().to_ascii_lowercase();
+            known.get(&lower).cloned().unwrap_or(lower).into()
+        })
+        .lowercase(false)
+}
+
 impl Config {
     /// Loads the layers below the command line. A named file must exist; without one,
     /// `./vitrina.toml` is read when present.
@@ -117,7 +159,7 @@ impl Config {
             Some(path) => figment = figment.merge(Toml::file(path)),
             None => figment = figment.merge(Toml::file("vitrina.toml")),
         }
-        let figment = figment.merge(Env::prefixed("VITRINA__").split("__"));
+        let figment = figment.merge(environment());
         let config: Self = figment.extract()?;
         config.ranking.validate().map_err(|e| anyhow::anyhow!("config [ranking] {e}"))?;
         Ok(config)
@@ -155,5 +197,26 @@ mod tests {
         std::env::remove_var("VITRINA__CACHE__USERS");
         let c = c.unwrap();
         assert_eq!((c.cache.users, c.experiments.step_seconds), (7, 9));
+
+        // camelCase keys and nested maps are reachable from the environment too.
+        std::env::set_var("VITRINA__RANKING__MAXPERCATEGORY", "4");
+        std::env::set_var("VITRINA__RANKING__WEIGHTS__TRENDING", "0.7");
+        std::env::set_var("VITRINA__RATE_LIMITS__ADMIN", "3");
+        let c = Config::load(Some(&path));
+        for v in [
+            "VITRINA__RANKING__MAXPERCATEGORY",
+            "VITRINA__RANKING__WEIGHTS__TRENDING",
+            "VITRINA__RATE_LIMITS__ADMIN",
+        ] {
+            std::env::remove_var(v);
+        }
+        let c = c.unwrap();
+        assert_eq!(c.ranking.max_per_category, 4);
+        assert_eq!(c.ranking.weights.get(vitrina_core::recommend::Source::Trending), 0.7);
+        assert_eq!(c.rate_limits.admin, 3);
+        std::env::set_var("VITRINA__RANKING__NOSUCHKEY", "1");
+        let c = Config::load(Some(&path));
+        std::env::remove_var("VITRINA__RANKING__NOSUCHKEY");
+        assert!(c.unwrap_err().to_string().contains("nosuchkey"));
     }
 }

@@ -8,6 +8,7 @@ mod config;
 mod eval;
 mod gen;
 mod import;
+mod keys;
 mod serve;
 mod train;
 
@@ -44,6 +45,9 @@ enum Command {
     /// Train a model with a progress bar, on the data directory or through a running server
     /// (exit code 0: promoted, 3: rejected by the validation gate, 1: failed).
     Train(train::Args),
+    /// Create, list and revoke API keys.
+    #[command(subcommand)]
+    Keys(keys::Command),
     /// Load generators for benchmarks against a running server.
     #[command(subcommand)]
     Bench(bench::Command),
@@ -58,6 +62,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Import(args) => runtime.block_on(import::run(config, args)),
         Command::Train(args) => return runtime.block_on(train::run(config, args)),
         Command::Bench(cmd) => runtime.block_on(bench::run(cmd)),
+        Command::Keys(cmd) => runtime.block_on(keys::run(config, cmd)),
         Command::Eval(args) => eval::run(args),
         Command::Gen(args) => gen::run(args),
     }?;

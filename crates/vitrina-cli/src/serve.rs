@@ -19,6 +19,10 @@ pub struct Args {
     /// Do not load the demo shop into a new data directory.
     #[arg(long)]
     no_demo: bool,
+    /// Serve on a non-loopback address although no API key exists (anyone who reaches the
+    /// port may then do anything).
+    #[arg(long)]
+    insecure_no_auth: bool,
 }
 
 pub fn init_logging(config: &Config) {
@@ -53,19 +57,36 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<()> {
         data_dir: config.storage.data_dir.clone(),
         demo: config.storage.demo,
         cache_users: config.cache.users,
+        impression_retention_days: config.storage.impression_retention_days,
         cache_ttl: std::time::Duration::from_secs(config.cache.ttl_seconds),
         limits: config.limits.clone(),
         ranking: config.ranking.clone(),
         schedule: config.training.clone(),
         experiment_step_seconds: config.experiments.step_seconds,
+        auth: config.auth.clone(),
+        rate_limits: config.rate_limits.clone(),
         serve: true,
     })
     .await?;
+    if !addr.ip().is_loopback() && !embedded.state.auth.keys.enforced() {
+        if !args.insecure_no_auth {
+            embedded.shutdown().await?;
+            anyhow::bail!(
+                "refusing to serve on {addr} without API keys: anyone who reaches it could change or delete data. \
+                 Create a key first (vitrina keys create --data-dir {} --scope admin), \
+                 listen on 127.0.0.1, or pass --insecure-no-auth",
+                config.storage.data_dir.display()
+            );
+        }
+        tracing::warn!(addr = %addr, "serving without API keys on a non-loopback address (--insecure-no-auth)");
+    }
     tracing::info!(addr = %addr, data_dir = %config.storage.data_dir.display(), "vitrina listening");
     println!("vitrina listening on http://{addr}");
 
     let app = vitrina_server::app(embedded.state.clone());
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("no more requests; shutting down");
     embedded.shutdown().await
 }

@@ -30,6 +30,9 @@ pub struct Args {
     /// Threads the job may use on the data directory (default: from the config file).
     #[arg(long)]
     threads: Option<usize>,
+    /// The admin key to call `--url` with (once the server has keys).
+    #[arg(long, env = "VITRINA_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
 }
 
 /// Exit codes: 0 promoted, 3 rejected by the validation gate, 1 failed or cancelled.
@@ -45,7 +48,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let finished = match &args.url {
-        Some(url) => through_server(url.trim_end_matches('/'), training).await?,
+        Some(url) => through_server(url.trim_end_matches('/'), args.api_key.as_deref(), training).await?,
         None => on_data_dir(config, &args, training).await?,
     };
     let version = finished["modelVersion"].as_str().unwrap_or("-");
@@ -123,10 +126,13 @@ async fn on_data_dir(config: Config, args: &Args, training: Value) -> anyhow::Re
     Ok(serde_json::to_value(finished)?)
 }
 
-async fn through_server(url: &str, training: Value) -> anyhow::Result<Value> {
+async fn through_server(url: &str, api_key: Option<&str>, training: Value) -> anyhow::Result<Value> {
     let client = reqwest::Client::new();
-    let res = client
-        .post(format!("{url}/api/v1/training/train"))
+    let auth = |r: reqwest::RequestBuilder| match api_key {
+        Some(key) => r.bearer_auth(key),
+        None => r,
+    };
+    let res = auth(client.post(format!("{url}/api/v1/training/train")))
         .json(&json!({ "config": training }))
         .send()
         .await
@@ -140,7 +146,8 @@ async fn through_server(url: &str, training: Value) -> anyhow::Result<Value> {
     let job_id = body["job"]["jobId"].as_str().context("no jobId in the answer")?.to_string();
     let bar = bar();
     loop {
-        let status: Value = client.get(format!("{url}/api/v1/training/status")).send().await?.json().await?;
+        let status: Value =
+            auth(client.get(format!("{url}/api/v1/training/status"))).send().await?.json().await?;
         if status["current"]["jobId"] == job_id.as_str() {
             show(&bar, &status["current"]);
         } else if let Some(done) =

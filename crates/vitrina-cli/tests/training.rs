@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::{process::Command, time::Duration};
+use std::process::Command;
 
 use common::Server;
 use serde_json::{json, Value};
@@ -43,15 +43,13 @@ fn slow_job() -> Value {
 async fn start_slow_job(c: &reqwest::Client, server: &Server) -> String {
     let res = c.post(server.url("/api/v1/training/train")).json(&slow_job()).send().await.unwrap();
     assert_eq!(res.status().as_u16(), 202);
-    for _ in 0..400 {
+    common::eventually("the job to get to training", || async {
         let status = get(c, server.url("/api/v1/training/status")).await;
         let current = &status["current"];
-        if current["progress"].as_f64().unwrap_or(0.0) > 0.6 {
-            return current["modelVersion"].as_str().unwrap().to_string();
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the job never got to training");
+        (current["progress"].as_f64().unwrap_or(0.0) > 0.6)
+            .then(|| current["modelVersion"].as_str().unwrap().to_string())
+    })
+    .await
 }
 
 #[tokio::test]
@@ -87,15 +85,11 @@ async fn a_kill_in_the_middle_of_a_job_leaves_the_registry_consistent_and_the_mo
         .await
         .unwrap();
     let job = res.json::<Value>().await.unwrap()["job"]["jobId"].clone();
-    let mut done = Value::Null;
-    for _ in 0..2000 {
+    let done = common::eventually("the next job to finish", || async {
         let status = get(&c, server.url("/api/v1/training/status")).await;
-        if status["lastFinished"]["jobId"] == job {
-            done = status["lastFinished"].clone();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+        (status["lastFinished"]["jobId"] == job).then(|| status["lastFinished"].clone())
+    })
+    .await;
     assert_eq!(
         (done["status"].as_str(), done["modelVersion"].as_str()),
         (Some("succeeded"), Some("v3")),

@@ -88,16 +88,14 @@ async fn seed_walkthrough() {
     )
     .await;
     assert_eq!((s, train["success"].clone()), (202, json!(true)));
-    let mut active = Value::Null;
-    for _ in 0..200 {
+    let active = common::eventually("the training job to finish", || async {
         let (_, status) = get(&c, server.url("/api/v1/training/status")).await;
-        if status["lastFinished"]["jobId"] == train["job"]["jobId"] {
+        (status["lastFinished"]["jobId"] == train["job"]["jobId"]).then(|| {
             assert_eq!(status["lastFinished"]["status"], "succeeded", "{status}");
-            active = status["activeModelVersion"].clone();
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+            status["activeModelVersion"].clone()
+        })
+    })
+    .await;
     assert_eq!(active, "v2");
     let (_, models) = get(&c, server.url("/api/v1/training/models")).await;
     assert_eq!(models["activeVersion"], "v2");
@@ -117,12 +115,10 @@ async fn a_restart_keeps_data_and_the_active_model_and_loads_no_demo_twice() {
     )
     .await;
     post(&c, server.url("/api/v1/training/train"), json!({})).await;
-    for _ in 0..200 {
-        if get(&c, server.url("/api/v1/training/status")).await.1["activeModelVersion"] == "v2" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    common::eventually("v2 to become active", || async {
+        (get(&c, server.url("/api/v1/training/status")).await.1["activeModelVersion"] == "v2").then_some(())
+    })
+    .await;
     // Live popularity is re-ranked every second: let it take in the last event first.
     tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
     let (_, before) =

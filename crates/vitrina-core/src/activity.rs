@@ -11,6 +11,20 @@ use crate::{time, EventId, ProductId, UserId, ValidationError};
 /// Largest accepted `metadata` object, serialised.
 pub const MAX_METADATA_BYTES: usize = 8 * 1024;
 
+/// Amounts a purchase may carry in its metadata, each with its largest accepted value:
+/// revenue and unit price in the shop's currency, and the quantity.
+pub const AMOUNTS: [(&str, f64); 3] = [("revenue", 1e12), ("price", 1e12), ("quantity", 1e6)];
+
+/// `metadata[key]` as an amount: a JSON number or a numeric string. `None` when absent or
+/// not a number; validation refuses what is not finite, negative or above its bound.
+pub fn amount(metadata: &Map<String, Value>, key: &str) -> Option<f64> {
+    metadata.get(key).and_then(|v| match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
+
 /// The kinds of visitor activity the API accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -217,6 +231,16 @@ fn check_metadata(
             format!("is {size} bytes; at most {MAX_METADATA_BYTES} are allowed"),
         ));
     }
+    for (key, max) in AMOUNTS {
+        if metadata.contains_key(key)
+            && !amount(metadata, key).is_some_and(|v| v.is_finite() && (0.0..=max).contains(&v))
+        {
+            return Err(ValidationError::new(
+                format!("metadata.{key}"),
+                format!("must be a number from 0 to {max:e} (a JSON number or a numeric string)"),
+            ));
+        }
+    }
     match activity_type {
         Some(ActivityType::Search) => match metadata.get("query") {
             Some(Value::String(q)) if !q.trim().is_empty() => Ok(()),
@@ -294,6 +318,41 @@ mod tests {
         assert!(NewActivity::validate(rating.clone(), now).is_err());
         rating.metadata = Some(json!({"value": 4.5}).as_object().unwrap().clone());
         assert_eq!(NewActivity::validate(rating, now).unwrap().rating_value(), Some(4.5));
+    }
+
+    #[test]
+    fn amounts_must_be_finite_and_bounded() {
+        let now = Utc::now();
+        let with = |m: Value| {
+            let mut p = input("u", "purchase", Some("p"));
+            p.metadata = Some(m.as_object().unwrap().clone());
+            NewActivity::validate(p, now)
+        };
+        for bad in [
+            json!({"revenue": "1e400"}),
+            json!({"revenue": -1}),
+            json!({"price": "NaN"}),
+            json!({"quantity": 1e7}),
+            json!({"price": "abc"}),
+            json!({"revenue": true}),
+            json!({"quantity": "inf"}),
+        ] {
+            let err = with(bad.clone()).unwrap_err();
+            assert!(err[0].field.starts_with("metadata."), "{bad}: {err:?}");
+        }
+        for good in [
+            json!({"revenue": "19.99"}),
+            json!({"price": 0, "quantity": 3}),
+            json!({"revenue": 1e12}),
+            json!({}),
+        ] {
+            assert!(with(good.clone()).is_ok(), "{good}");
+        }
+        let m = json!({"revenue": " 19.5 ", "price": 2}).as_object().unwrap().clone();
+        assert_eq!(
+            (amount(&m, "revenue"), amount(&m, "price"), amount(&m, "quantity")),
+            (Some(19.5), Some(2.0), None)
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod demo;
 pub mod error;
 pub mod events;
 pub mod ids;
+pub mod keys;
 pub mod ports;
 pub mod recommend;
 pub mod stats;

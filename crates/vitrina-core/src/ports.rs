@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::{
-    events::DomainEvent, recommend::RecommendationList, ActivityType, LogEvent, NewActivity, Product,
-    ProductId, StoredActivity, User, UserId,
+    events::DomainEvent, keys::ApiKey, recommend::RecommendationList, ActivityType, LogEvent, NewActivity,
+    Product, ProductId, StoredActivity, User, UserId,
 };
 
 /// Why a backend call failed.
@@ -125,14 +125,21 @@ pub struct Impression {
 }
 
 /// The log of served lists, for attribution and stats.
+///
+/// Invariant: a backend never writes a raw visitor id: it stores a keyed pseudonym, so that
+/// a list served after a visitor's erasure does not put their id back on disk. Lists read
+/// for a given visitor carry that visitor's id; lists read by variant carry the pseudonym.
+/// Lists and outcomes older than the configured retention are deleted.
 #[async_trait]
 pub trait ImpressionStore: Send + Sync {
     /// Records a served list. Best effort and non-blocking: serving never waits for it.
     fn record_impression(&self, impression: Impression);
     async fn impressions_for_user(&self, user: &UserId, since: DateTime<Utc>)
         -> StoreResult<Vec<Impression>>;
-    /// The impression served under `recommendation_id`, if it was recorded.
-    async fn impression(&self, recommendation_id: &str) -> StoreResult<Option<Impression>>;
+    /// The impression served to `user` under `recommendation_id`, if it was recorded.
+    async fn impression(&self, user: &UserId, recommendation_id: &str) -> StoreResult<Option<Impression>>;
+    /// The outcomes attributed to `user`'s events, oldest first.
+    async fn outcomes_for_user(&self, user: &UserId) -> StoreResult<Vec<AttributedOutcome>>;
     /// Records an attributed outcome; an `event_id` already recorded is ignored, so each
     /// event counts once. Best effort and non-blocking, like impressions.
     fn record_outcome(&self, outcome: AttributedOutcome);
@@ -168,6 +175,18 @@ pub trait ExperimentStore: Send + Sync {
     async fn save_experiment(&self, id: &str, doc: Value) -> StoreResult<()>;
     /// Every experiment, oldest first.
     async fn experiments(&self) -> StoreResult<Vec<Value>>;
+}
+
+/// API keys (hashes only; see [`crate::keys`]).
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Stores a new key; `StoreError::Conflict` if its id or hash exists. Durable when it returns.
+    async fn insert_key(&self, key: ApiKey) -> StoreResult<()>;
+    /// Every key, revoked ones included, oldest first.
+    async fn keys(&self) -> StoreResult<Vec<ApiKey>>;
+    /// Marks the key revoked at `at`; `false` when no such key exists. Revoking twice keeps
+    /// the first time.
+    async fn revoke_key(&self, id: &str, at: DateTime<Utc>) -> StoreResult<bool>;
 }
 
 /// Lifecycle of a model in the registry.

@@ -78,6 +78,8 @@ pub struct SessionEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EngineStats {
     pub visitors: usize,
+    /// Visitors forgotten so far to stay within the limit.
+    pub evicted_visitors: u64,
     pub items: usize,
     pub products: usize,
 }
@@ -322,8 +324,39 @@ impl Engine {
         self.users.forget(user);
     }
 
+    /// Keeps online state for at most about `visitors` visitors (the longest idle go first).
+    pub fn limit_visitors(&self, visitors: usize) {
+        self.users.limit(visitors);
+    }
+
+    /// Whether the visitor has online state (else they are new, or were forgotten to stay
+    /// within the limit).
+    pub fn knows(&self, user: &UserId) -> bool {
+        self.users.contains(user)
+    }
+
+    /// Gives a visitor without online state their history back from the log (their latest
+    /// events, any order). Only the visitor's own state is rebuilt: live popularity and
+    /// co-visitation counted these events when they happened. A visitor who has state by now
+    /// (an event arrived meanwhile) is left alone.
+    pub fn hydrate(&self, user: &UserId, events: &[LogEvent]) {
+        if events.is_empty() || self.users.contains(user) {
+            return;
+        }
+        for e in events.iter().filter(|e| &e.user_id == user) {
+            let Some(product) = &e.product_id else { continue };
+            let item = self.item_of(product);
+            self.users.observe(user, OnlineEvent::new(item, e.ts_ms, e.activity_type, e.value));
+        }
+    }
+
     pub fn stats(&self) -> EngineStats {
         let catalog = self.catalog();
-        EngineStats { visitors: self.users.len(), items: catalog.len(), products: catalog.products() }
+        EngineStats {
+            visitors: self.users.len(),
+            evicted_visitors: self.users.evicted(),
+            items: catalog.len(),
+            products: catalog.products(),
+        }
     }
 }

@@ -5,7 +5,10 @@
 use std::{
     collections::HashMap,
     hash::{BuildHasher, RandomState},
-    sync::RwLock,
+    sync::{
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        RwLock,
+    },
 };
 
 use vitrina_core::{ActivityType, UserId};
@@ -61,21 +64,64 @@ pub struct UserSnapshot {
     pub purchases: Vec<(u32, u32)>,
 }
 
-/// The online state of every visitor.
+impl UserState {
+    /// Time of the latest event kept ([`online_secs`]).
+    fn last_seen(&self) -> u32 {
+        let event = self.events.last().map_or(0, |e| e.ts);
+        event.max(self.purchases.last().map_or(0, |p| p.1))
+    }
+}
+
+/// The online state of every visitor, bounded: past the configured number of visitors, the
+/// ones whose latest event is oldest are forgotten (an eighth of a shard at a time, so the
+/// cost per new visitor stays constant). A forgotten visitor who returns is read back from
+/// the event log by the server ([`crate::Engine::hydrate`]).
 pub struct Users {
     shards: Box<[RwLock<HashMap<UserId, UserState>>]>,
     hasher: RandomState,
     capacity: usize,
+    max_per_shard: AtomicUsize,
+    evicted: AtomicU64,
 }
 
 impl Users {
-    /// Keeps the latest `capacity` events of each visitor.
+    /// Keeps the latest `capacity` events of each visitor, of any number of visitors.
     pub fn new(capacity: usize) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
             hasher: RandomState::new(),
             capacity: capacity.max(1),
+            max_per_shard: AtomicUsize::new(usize::MAX),
+            evicted: AtomicU64::new(0),
         }
+    }
+
+    /// Keeps at most about `visitors` visitors (rounded up to a multiple of the shards).
+    pub fn limit(&self, visitors: usize) {
+        self.max_per_shard.store(visitors.div_ceil(SHARDS).max(1), Ordering::Relaxed);
+    }
+
+    /// Visitors forgotten to stay within the limit so far.
+    pub fn evicted(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
+    }
+
+    /// Whether the visitor has online state.
+    pub fn contains(&self, user: &UserId) -> bool {
+        self.shard(user).read().expect("online shard lock").contains_key(user)
+    }
+
+    fn evict(&self, shard: &mut HashMap<UserId, UserState>, max: usize) {
+        if shard.len() <= max {
+            return;
+        }
+        let n = (shard.len() - max).max(max / 8).min(shard.len());
+        let mut by_age: Vec<(u32, UserId)> = shard.iter().map(|(u, s)| (s.last_seen(), u.clone())).collect();
+        by_age.select_nth_unstable_by_key(n - 1, |(t, _)| *t);
+        for (_, user) in by_age.iter().take(n) {
+            shard.remove(user);
+        }
+        self.evicted.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     fn shard(&self, user: &UserId) -> &RwLock<HashMap<UserId, UserState>> {
@@ -86,6 +132,12 @@ impl Users {
     /// older than everything kept for a full history is dropped.
     pub fn observe(&self, user: &UserId, event: OnlineEvent) {
         let mut shard = self.shard(user).write().expect("online shard lock");
+        if !shard.contains_key(user) {
+            let max = self.max_per_shard.load(Ordering::Relaxed);
+            if shard.len() >= max {
+                self.evict(&mut shard, max.saturating_sub(1));
+            }
+        }
         let state = match shard.get_mut(user) {
             Some(s) => s,
             None => shard.entry(user.clone()).or_default(),
@@ -159,6 +211,25 @@ mod tests {
         users.forget(&u);
         assert_eq!(users.snapshot(&u, 10), UserSnapshot::default());
         assert!(users.is_empty());
+    }
+
+    #[test]
+    fn past_the_limit_the_longest_idle_visitors_are_forgotten_first() {
+        let users = Users::new(5);
+        users.limit(SHARDS * 8);
+        let active = UserId::parse("active").unwrap();
+        for i in 0..5_000i64 {
+            users.observe(&UserId::parse(&format!("idle-{i}")).unwrap(), ev(1, i, ActivityType::View));
+            // The active visitor acts after everyone else, all the time.
+            users.observe(&active, ev(2, i + 1, ActivityType::View));
+        }
+        assert!(users.len() <= SHARDS * 8, "{} visitors kept", users.len());
+        assert!(users.evicted() >= 5_000 - (SHARDS * 8) as u64);
+        assert!(users.contains(&active));
+        assert_eq!(users.snapshot(&active, 10).events.len(), 5, "an active visitor keeps their history");
+        // The most recent idle visitors survive; the oldest are gone.
+        assert!(users.contains(&UserId::parse("idle-4999").unwrap()));
+        assert!(!users.contains(&UserId::parse("idle-0").unwrap()));
     }
 
     #[test]

@@ -9,7 +9,6 @@
 //! the request path; a crash in between loses that attribution, never an event.
 
 use chrono::Duration;
-use serde_json::Value;
 use vitrina_core::{ports::Impression, ActivityType, StoredActivity};
 use vitrina_experiments::attribution::{attribute, Outcome};
 
@@ -30,13 +29,9 @@ async fn revenue(ports: &Ports, e: &StoredActivity) -> f64 {
         return 0.0;
     }
     let m = &e.event.metadata;
-    let number = |k: &str| {
-        m.get(k).and_then(|v| match v {
-            Value::Number(n) => n.as_f64(),
-            Value::String(s) => s.parse().ok(),
-            _ => None,
-        })
-    };
+    // Stored events passed validation: amounts are finite and bounded. Events stored before
+    // that rule are clamped the same way here.
+    let number = |k: &str| vitrina_core::activity::amount(m, k).filter(|v| v.is_finite());
     if let Some(r) = number("revenue") {
         return r.max(0.0);
     }
@@ -72,7 +67,7 @@ async fn attribute_one(
     if let Some(id) = ev.recommendation_id() {
         if !impressions.iter().any(|i| i.recommendation_id == id) {
             // A list older than the window still earns an event that names it.
-            if let Some(imp) = ports.impressions.impression(id).await? {
+            if let Some(imp) = ports.impressions.impression(&ev.user_id, id).await? {
                 impressions.push(imp);
             }
         }

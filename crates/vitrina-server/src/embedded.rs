@@ -12,10 +12,11 @@ use vitrina_core::{
     ports::{CatalogStore, EventLog, ProductQuery, UserStore},
 };
 use vitrina_engine::{Engine, RankingConfig};
-use vitrina_store::{MemoryCache, SqliteStore};
+use vitrina_store::{sqlite::StoreOptions, MemoryCache, SqliteStore};
 
 use crate::{
     artefacts::Artefacts,
+    auth::{Auth, AuthConfig, Keys, Limiter, RateLimits},
     experiments::Experiments,
     state::{AppState, Limits, Ports},
     training::{self, Training, TrainingSettings, Trigger},
@@ -48,6 +49,8 @@ pub struct EmbeddedConfig {
     pub demo: bool,
     /// Visitors whose lists the cache keeps.
     pub cache_users: u64,
+    /// Days served lists and attributed outcomes are kept; 0 = forever.
+    pub impression_retention_days: u64,
     pub cache_ttl: Duration,
     pub limits: Limits,
     pub ranking: RankingConfig,
@@ -55,6 +58,9 @@ pub struct EmbeddedConfig {
     /// How often running bandit / weight-tuning experiments take a step (seconds; 0 = only
     /// on `POST /api/v1/experiments/{id}/step`).
     pub experiment_step_seconds: u64,
+    /// API keys' settings and CORS.
+    pub auth: AuthConfig,
+    pub rate_limits: RateLimits,
     /// `false` opens the store for offline work (`vitrina train`): no log replay, no
     /// start-up training, no background tasks.
     pub serve: bool,
@@ -65,12 +71,15 @@ impl EmbeddedConfig {
         Self {
             data_dir: data_dir.into(),
             demo: true,
-            cache_users: 1_000_000,
+            cache_users: 250_000,
+            impression_retention_days: 30,
             cache_ttl: Duration::from_secs(600),
             limits: Limits::default(),
             ranking: RankingConfig::default(),
             schedule: TrainingSchedule { threads: 1, ..Default::default() },
             experiment_step_seconds: 60,
+            auth: AuthConfig::default(),
+            rate_limits: RateLimits::default(),
             serve: true,
         }
     }
@@ -88,7 +97,11 @@ impl Embedded {
     /// replays the log into the engine's online state and starts the background work.
     pub async fn start(config: EmbeddedConfig) -> anyhow::Result<Self> {
         let dir = config.data_dir.clone();
-        let store = tokio::task::spawn_blocking(move || SqliteStore::open(&dir))
+        let options = StoreOptions {
+            impression_retention: (config.impression_retention_days > 0)
+                .then(|| Duration::from_secs(config.impression_retention_days * 86_400)),
+        };
+        let store = tokio::task::spawn_blocking(move || SqliteStore::open_with(&dir, options))
             .await?
             .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
         let store = Arc::new(store);
@@ -103,10 +116,12 @@ impl Embedded {
             impressions: store.clone(),
             registry: store.clone(),
             experiments: store.clone(),
+            keys: store.clone(),
             bus: Arc::new(InProcessBus::new(4096)),
             cache: Arc::new(MemoryCache::new(config.cache_users, config.cache_ttl)),
         };
         let engine = Arc::new(Engine::new(products, config.ranking.clone()));
+        engine.limit_visitors(config.limits.online_visitors);
         let artefacts = Artefacts::new(&config.data_dir);
         let training = Arc::new(Training::new(
             TrainingSettings { threads: config.schedule.threads },
@@ -117,11 +132,17 @@ impl Embedded {
             .context("restoring the active model")?;
         let experiments =
             Arc::new(Experiments::load(ports.experiments.clone(), &ports, &engine, &artefacts).await?);
+        let auth = Arc::new(Auth {
+            keys: Keys::load(ports.keys.clone()).await.context("loading the API keys")?,
+            limiter: Limiter::new(&config.rate_limits),
+            config: config.auth.clone(),
+        });
         let state = AppState {
             ports: ports.clone(),
             engine: engine.clone(),
             training: training.clone(),
             experiments: experiments.clone(),
+            auth,
             limits: config.limits.clone(),
             started: std::time::Instant::now(),
         };

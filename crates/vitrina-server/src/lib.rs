@@ -11,6 +11,7 @@
 
 pub mod artefacts;
 pub mod attribution;
+pub mod auth;
 pub mod dto;
 pub mod embedded;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod experiments;
 pub mod extract;
 pub mod ingest;
 pub mod observe;
+pub mod openapi;
 pub mod routes;
 pub mod state;
 pub mod training;
@@ -49,7 +51,9 @@ pub fn app(state: AppState) -> Router {
                     TraceLayer::new_for_http()
                         .make_span_with(|req: &axum::http::Request<_>| {
                             let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-                            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                            // The route template, not the path: access logs carry no visitor ids
+                            // (`track_requests` records it once the router has matched).
+                            tracing::info_span!("request", method = %req.method(), route = tracing::field::Empty, request_id = %id)
                         })
                         .on_request(DefaultOnRequest::new().level(Level::DEBUG))
                         .on_response(observe::access_log),

@@ -4,13 +4,13 @@
 use std::{sync::Arc, time::Instant};
 
 use vitrina_core::ports::{
-    CatalogStore, EventBus, EventLog, ExperimentStore, ImpressionStore, ModelRegistry, RecommendationCache,
-    UserStore,
+    CatalogStore, EventBus, EventLog, ExperimentStore, ImpressionStore, KeyStore, ModelRegistry,
+    RecommendationCache, UserStore,
 };
 
 use vitrina_engine::Engine;
 
-use crate::{experiments::Experiments, training::Training};
+use crate::{auth::Auth, experiments::Experiments, training::Training};
 
 /// The backends behind the ports.
 #[derive(Clone)]
@@ -21,6 +21,7 @@ pub struct Ports {
     pub impressions: Arc<dyn ImpressionStore>,
     pub registry: Arc<dyn ModelRegistry>,
     pub experiments: Arc<dyn ExperimentStore>,
+    pub keys: Arc<dyn KeyStore>,
     pub bus: Arc<dyn EventBus>,
     pub cache: Arc<dyn RecommendationCache>,
 }
@@ -37,6 +38,9 @@ pub struct Limits {
     pub batch_events: usize,
     /// Most products in one bulk upsert.
     pub bulk_products: usize,
+    /// Visitors whose online state (latest events) is kept in memory; past it, the longest
+    /// idle are forgotten and read back from the log when they return.
+    pub online_visitors: usize,
 }
 
 impl Default for Limits {
@@ -46,6 +50,7 @@ impl Default for Limits {
             batch_body_bytes: 32 * 1024 * 1024,
             batch_events: 10_000,
             bulk_products: 10_000,
+            online_visitors: 2_000_000,
         }
     }
 }
@@ -57,6 +62,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub training: Arc<Training>,
     pub experiments: Arc<Experiments>,
+    /// API keys, rate limits and the request guard's settings.
+    pub auth: Arc<Auth>,
     pub limits: Limits,
     pub started: Instant,
 }

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::start;
 use serde_json::{json, Value};
 
@@ -191,15 +189,11 @@ async fn training_registers_and_activates_a_new_model() {
     let (s, queued) = app.post("/api/v1/training/train", &json!({"config": {"weights": {"view": 1.0, "add_to_cart": 2.5, "purchase": 5.0}, "timeDecay": 0.9}})).await;
     assert_eq!(s.as_u16(), 202, "{queued}");
     let job = queued["job"]["jobId"].clone();
-    let mut finished = Value::Null;
-    for _ in 0..200 {
+    let finished = common::eventually("the training job to finish", || async {
         let (_, status) = app.get("/api/v1/training/status").await;
-        if status["lastFinished"]["jobId"] == job {
-            finished = status;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+        (status["lastFinished"]["jobId"] == job).then_some(status)
+    })
+    .await;
     assert_eq!(finished["lastFinished"]["status"], "succeeded", "{finished}");
     assert_eq!(finished["activeModelVersion"], "v2");
     let (_, models) = app.get("/api/v1/training/models").await;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::{collections::HashMap, time::Duration};
+use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
@@ -40,17 +40,13 @@ async fn track(app: &common::TestApp, event: Value) {
 
 /// Polls the results until `done` holds (attribution runs right after the acknowledgement).
 async fn results_when(app: &common::TestApp, id: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..200 {
+    common::eventually("the results to settle", || async {
         let (s, body) = app.get(&format!("/api/v1/experiments/{id}/results")).await;
         assert_eq!(s.as_u16(), 200, "{body}");
-        last = body["results"].clone();
-        if done(&last) {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("results never settled: {last}");
+        let results = body["results"].clone();
+        done(&results).then_some(results)
+    })
+    .await
 }
 
 fn variant<'a>(results: &'a Value, name: &str) -> &'a Value {

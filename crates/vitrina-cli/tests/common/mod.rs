@@ -53,14 +53,15 @@ impl Server {
     pub fn stop(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        for _ in 0..600 {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while std::time::Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
             std::thread::sleep(Duration::from_millis(25));
         }
         self.child.kill().ok();
-        panic!("server did not stop within 15 s of SIGTERM");
+        panic!("server did not stop within {PATIENCE:?} of SIGTERM");
     }
 }
 
@@ -68,5 +69,26 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// How long a test waits for something that must happen: only a hung server takes this
+/// long, so a slow or busy machine never fails a test (tests wait on the event, not on a
+/// tuned budget).
+pub const PATIENCE: Duration = Duration::from_secs(300);
+
+/// Polls `check` until it yields a value; panics naming `what` only after [`PATIENCE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "gave up waiting for {what} after {PATIENCE:?}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }

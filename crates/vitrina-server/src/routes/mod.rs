@@ -4,6 +4,7 @@ pub mod activity;
 pub mod catalog;
 pub mod experiments;
 pub mod health;
+pub mod keys;
 pub mod recommendations;
 pub mod training;
 pub mod users;
@@ -30,9 +31,10 @@ use crate::{error::ApiError, state::AppState};
         recommendations::similar, recommendations::popular, recommendations::session,
         training::train, training::status, training::models, training::model, training::activate, training::rollback, training::cancel,
         catalog::list, catalog::create, catalog::get, catalog::put, catalog::patch, catalog::delete, catalog::bulk,
-        users::list, users::upsert, users::get, users::delete,
+        users::list, users::upsert, users::get, users::delete, users::export,
         experiments::create, experiments::list, experiments::get, experiments::start, experiments::stop,
         experiments::results, experiments::step, experiments::revert,
+        keys::create, keys::list, keys::revoke,
     ),
     tags(
         (name = "activity", description = "Tracking visitor events"),
@@ -41,6 +43,7 @@ use crate::{error::ApiError, state::AppState};
         (name = "catalog", description = "Products"),
         (name = "users", description = "Users"),
         (name = "experiments", description = "A/B experiments, attribution and bandits"),
+        (name = "keys", description = "API keys and their scopes"),
         (name = "health", description = "Health checks"),
     )
 )]
@@ -72,11 +75,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/recommendations/health", get(health::recommendations))
         .route("/api/v1/training/health", get(health::training))
         .route("/api/v1/activity/track", post(activity::track))
-        .route("/api/v1/recommendations/activity/{user_id}", get(activity::history))
-        .route("/api/v1/recommendations/recommendations/{user_id}", get(recommendations::recommendations))
-        .route("/api/v1/recommendations/recommendations/{user_id}/refresh", post(recommendations::refresh))
-        .route("/api/v1/recommendations/stats/{user_id}", get(recommendations::stats))
-        .route("/api/v1/recommendations/similar/{product_id}", get(recommendations::similar))
+        .route("/api/v1/recommendations/activity/{userId}", get(activity::history))
+        .route("/api/v1/recommendations/recommendations/{userId}", get(recommendations::recommendations))
+        .route("/api/v1/recommendations/recommendations/{userId}/refresh", post(recommendations::refresh))
+        .route("/api/v1/recommendations/stats/{userId}", get(recommendations::stats))
+        .route("/api/v1/recommendations/similar/{productId}", get(recommendations::similar))
         .route("/api/v1/recommendations/popular", get(recommendations::popular))
         .route("/api/v1/recommendations/session", post(recommendations::session))
         .route("/api/v1/training/train", post(training::train))
@@ -85,14 +88,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/training/models/{version}", get(training::model))
         .route("/api/v1/training/models/{version}/activate", post(training::activate))
         .route("/api/v1/training/rollback", post(training::rollback))
-        .route("/api/v1/training/jobs/{job_id}/cancel", post(training::cancel))
+        .route("/api/v1/training/jobs/{jobId}/cancel", post(training::cancel))
         .route("/api/v1/catalog/products", get(catalog::list).post(catalog::create))
         .route(
-            "/api/v1/catalog/products/{product_id}",
+            "/api/v1/catalog/products/{productId}",
             get(catalog::get).put(catalog::put).patch(catalog::patch).delete(catalog::delete),
         )
         .route("/api/v1/users", get(users::list).post(users::upsert))
-        .route("/api/v1/users/{user_id}", get(users::get).delete(users::delete))
+        .route("/api/v1/users/{userId}", get(users::get).delete(users::delete))
+        .route("/api/v1/users/{userId}/export", get(users::export))
         .route("/api/v1/experiments", get(experiments::list).post(experiments::create))
         .route("/api/v1/experiments/{id}", get(experiments::get))
         .route("/api/v1/experiments/{id}/start", post(experiments::start))
@@ -100,13 +104,16 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/experiments/{id}/results", get(experiments::results))
         .route("/api/v1/experiments/{id}/step", post(experiments::step))
         .route("/api/v1/experiments/{id}/revert", post(experiments::revert))
+        .route("/api/v1/keys", get(keys::list).post(keys::create))
+        .route("/api/v1/keys/{keyId}", axum::routing::delete(keys::revoke))
         .route("/metrics", get(crate::observe::metrics_endpoint))
         .layer(DefaultBodyLimit::max(state.limits.body_bytes));
     Router::new()
         .merge(batch)
         .merge(api)
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", crate::openapi::spec()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::guard))
         .with_state(state)
 }

@@ -12,7 +12,7 @@ use vitrina_core::{
 };
 
 use crate::{
-    dto::check_limit,
+    dto::{check_limit, ActivityDto},
     error::{ApiError, ApiResult, ErrorBody},
     extract::{ApiJson, ApiPath, ApiQuery},
     state::AppState,
@@ -106,7 +106,9 @@ pub async fn get(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> Api
     Ok(Json(UserResponse { success: true, user: UserDto::from(&user) }))
 }
 
-/// Deletes a user with all their events and served lists (right to erasure).
+/// Deletes a user with all their events, served lists and attributed outcomes (right to
+/// erasure). When it returns, nothing of the visitor is used or kept: online state and cached
+/// lists are gone and the rows are erased from the database files (zeroed, WAL checkpointed).
 #[utoipa::path(delete, path = "/api/v1/users/{userId}", tag = "users", params(("userId" = String, Path)),
     responses((status = 200, description = "deleted, with counts"), (status = 404, body = ErrorBody)))]
 pub async fn delete(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<Value>> {
@@ -117,8 +119,95 @@ pub async fn delete(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> 
         .delete_user(&id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("user {id} not found")))?;
+    // Nothing of the visitor is used from here on: the engine's online state and the cached
+    // lists go too (the model holds no per-visitor data: serving folds visitors in from
+    // their current events).
+    s.engine.forget_user(&id);
     s.ports.cache.invalidate_user(&id).await;
+    tracing::info!("user erased");
     Ok(Json(
         json!({"success": true, "deleted": {"userId": id.as_str(), "events": deleted.events, "impressions": deleted.impressions}}),
     ))
+}
+
+/// One served list, as kept for attribution and stats.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServedListDto {
+    pub recommendation_id: String,
+    pub model_version: String,
+    pub variant: String,
+    pub served_at: String,
+    /// Product ids in the order shown.
+    pub product_ids: Vec<String>,
+}
+
+/// An event attributed to a served list.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OutcomeDto {
+    pub event_id: String,
+    pub recommendation_id: String,
+    pub product_id: String,
+    pub activity_type: String,
+    pub value: f64,
+    pub at: String,
+}
+
+/// Everything held about a visitor.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserExport {
+    pub success: bool,
+    pub user_id: String,
+    /// The user record, if one was created.
+    pub user: Option<UserDto>,
+    /// Every event, oldest first.
+    pub events: Vec<ActivityDto>,
+    /// The lists served to the visitor within the retention.
+    pub served_lists: Vec<ServedListDto>,
+    pub outcomes: Vec<OutcomeDto>,
+    pub exported_at: String,
+}
+
+/// Everything held about a visitor (right of access): the user record, every event, the
+/// lists served and the outcomes attributed to them. An unknown or erased visitor gets
+/// empty lists.
+#[utoipa::path(get, path = "/api/v1/users/{userId}/export", tag = "users", params(("userId" = String, Path)),
+    responses((status = 200, body = UserExport)))]
+pub async fn export(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<UserExport>> {
+    let id = UserId::parse(&id)?;
+    let epoch = chrono::DateTime::<Utc>::UNIX_EPOCH;
+    let user = s.ports.users.user(&id).await?;
+    let events = s.ports.log.user_events_since(&id, epoch).await?;
+    let lists = s.ports.impressions.impressions_for_user(&id, epoch).await?;
+    let outcomes = s.ports.impressions.outcomes_for_user(&id).await?;
+    Ok(Json(UserExport {
+        success: true,
+        user_id: id.to_string(),
+        user: user.as_ref().map(UserDto::from),
+        events: events.iter().map(ActivityDto::from).collect(),
+        served_lists: lists
+            .iter()
+            .map(|l| ServedListDto {
+                recommendation_id: l.recommendation_id.clone(),
+                model_version: l.model_version.clone(),
+                variant: l.variant.clone(),
+                served_at: format_ts(l.created_at),
+                product_ids: l.items.iter().map(|i| i.product_id.to_string()).collect(),
+            })
+            .collect(),
+        outcomes: outcomes
+            .iter()
+            .map(|o| OutcomeDto {
+                event_id: o.event_id.clone(),
+                recommendation_id: o.recommendation_id.clone(),
+                product_id: o.product_id.to_string(),
+                activity_type: o.kind.as_str().into(),
+                value: o.value,
+                at: format_ts(o.created_at),
+            })
+            .collect(),
+        exported_at: format_ts(Utc::now()),
+    }))
 }

@@ -87,12 +87,30 @@ pub fn assert_error(res: &(StatusCode, Value), status: u16, kind: &str) {
 pub async fn train_and_wait(app: &TestApp, config: Value) -> Value {
     let (status, queued) = app.post("/api/v1/training/train", &serde_json::json!({ "config": config })).await;
     assert_eq!(status.as_u16(), 202, "{queued}");
-    for _ in 0..2000 {
+    eventually("the training job to finish", || async {
         let (_, status) = app.get("/api/v1/training/status").await;
-        if status["lastFinished"]["jobId"] == queued["job"]["jobId"] {
-            return status["lastFinished"].clone();
+        (status["lastFinished"]["jobId"] == queued["job"]["jobId"]).then(|| status["lastFinished"].clone())
+    })
+    .await
+}
+
+/// How long a test waits for something that must happen: only a hung server takes this
+/// long, so a slow or busy machine never fails a test (tests wait on the event, not on a
+/// tuned budget).
+pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Polls `check` until it yields a value; panics naming `what` only after [`PATIENCE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = check().await {
+            return v;
         }
+        assert!(std::time::Instant::now() < deadline, "gave up waiting for {what} after {PATIENCE:?}");
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    panic!("training did not finish");
 }

@@ -5,14 +5,20 @@
 //! Impressions are best effort by design: recording is a non-blocking `try_send` (a full
 //! queue drops the impression and counts it), commits are batched (up to
 //! [`MAX_BATCH`] impressions per transaction) and use `synchronous = NORMAL` — in WAL mode a
-//! crash loses at most the last commits, never corrupts. Like the event log, the table has
-//! no secondary index on the user; a per-user index lives in memory and is rebuilt at open.
+//! crash loses at most the last commits, never corrupts.
+//!
+//! Visitors are stored pseudonymously: the `user_id` columns hold `p:` and a keyed 64-bit
+//! hash of the id (the key is random per data directory, in the `meta` table), never the id
+//! itself, so a list served after a visitor's erasure does not write their id back to disk.
+//! A visitor's rows are found through an index on that column; nothing per visitor is held
+//! in memory. Rows older than the retention are deleted every [`PRUNE_EVERY`]; SQLite reuses
+//! their pages, so the file stays at about one retention window of lists.
 
 use std::{
-    collections::HashMap,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex, RwLock},
+    sync::Mutex,
     thread::JoinHandle,
+    time::Duration,
 };
 
 use chrono::{DateTime, Utc};
@@ -29,6 +35,12 @@ use super::rows;
 pub const MAX_BATCH: usize = 4096;
 /// Impressions queued before new ones are dropped.
 const QUEUE: usize = 65_536;
+/// How often rows past the retention are deleted.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// Rows deleted per statement while pruning (keeps each transaction short).
+const PRUNE_CHUNK: i64 = 20_000;
+/// The schema version this build writes (`PRAGMA user_version`): 2 = pseudonymous visitors.
+const VERSION: u32 = 2;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS impressions (
@@ -54,23 +66,86 @@ CREATE TABLE IF NOT EXISTS outcomes (
     created_ms        INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outcomes_variant ON outcomes (variant);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 "#;
+
+/// The keyed hash that stands for a visitor in `impressions.db`.
+#[derive(Debug, Clone, Copy)]
+pub struct Pseudonyms {
+    seed: u64,
+}
+
+impl Pseudonyms {
+    pub fn of(&self, user: &UserId) -> String {
+        format!("p:{:016x}", xxhash_rust::xxh3::xxh3_64_with_seed(user.as_str().as_bytes(), self.seed))
+    }
+
+    /// The data directory's key: made at first open, kept in `meta`.
+    fn load(conn: &Connection) -> rusqlite::Result<Self> {
+        let stored: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'pseudonym_seed'", [], |r| r.get(0))
+            .optional()?;
+        let seed = match stored.and_then(|s| s.parse().ok()) {
+            Some(seed) => seed,
+            None => {
+                let seed: u64 = rand::random();
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('pseudonym_seed', ?1)",
+                    [seed.to_string()],
+                )?;
+                seed
+            }
+        };
+        Ok(Self { seed })
+    }
+}
+
+/// Brings an older `impressions.db` to [`VERSION`]: raw visitor ids become pseudonyms
+/// (version 1 had raw ids and an in-memory per-visitor index).
+fn migrate(conn: &mut Connection, names: Pseudonyms) -> rusqlite::Result<()> {
+    let found: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found >= VERSION {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    for (table, key) in [("impressions", "id"), ("outcomes", "event_id")] {
+        let rows: Vec<(rusqlite::types::Value, String)> = tx
+            .prepare(&format!("SELECT {key}, user_id FROM {table}"))?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut update = tx.prepare(&format!("UPDATE {table} SET user_id = ?2 WHERE {key} = ?1"))?;
+        for (k, user) in rows {
+            let name = UserId::parse(&user).map(|u| names.of(&u)).unwrap_or_else(|_| "p:invalid".into());
+            update.execute(params![k, name])?;
+        }
+    }
+    tx.execute_batch(
+        "CREATE INDEX IF NOT EXISTS impressions_user ON impressions (user_id, created_ms);
+         CREATE INDEX IF NOT EXISTS outcomes_user ON outcomes (user_id);",
+    )?;
+    tx.pragma_update(None, "user_version", VERSION)?;
+    tx.commit()?;
+    // The raw ids were in pages now rewritten: drop them from the WAL too.
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
+    Ok(())
+}
 
 enum Op {
     Record(Impression),
     Outcome(AttributedOutcome),
     DeleteUser(UserId, oneshot::Sender<StoreResult<u64>>),
+    /// Deletes rows older than the cutoff (ms) now; answers how many impressions went.
+    Prune(i64, Option<oneshot::Sender<StoreResult<u64>>>),
     Flush(oneshot::Sender<()>),
 }
-
-/// Per user, `(created ms, row id)` of their impressions, oldest first.
-type UserIndex = HashMap<UserId, Vec<(i64, i64)>>;
 
 /// The impression log of a data directory.
 pub struct ImpressionLog {
     tx: Mutex<Option<mpsc::Sender<Op>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
-    index: Arc<RwLock<UserIndex>>,
+    /// Dropped at close: ends the retention thread.
+    stop: Mutex<Option<std::sync::mpsc::Sender<()>>>,
+    names: Pseudonyms,
     path: PathBuf,
     readers: Mutex<Vec<Connection>>,
 }
@@ -80,41 +155,40 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl ImpressionLog {
-    /// Opens (creating if needed) `impressions.db` in `data_dir` and starts its writer.
-    pub fn open(data_dir: &Path) -> rusqlite::Result<Self> {
+    /// Opens (creating if needed) `impressions.db` in `data_dir` and starts its writer, which
+    /// keeps lists and outcomes for `retention` (`None`: forever).
+    pub fn open(data_dir: &Path, retention: Option<Duration>) -> rusqlite::Result<Self> {
         let path = data_dir.join("impressions.db");
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(&path, flags)?;
+        let mut conn = Connection::open_with_flags(&path, flags)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;
-             PRAGMA cache_size = -16384;",
+             PRAGMA cache_size = -16384; PRAGMA secure_delete = ON;",
         )?;
         conn.execute_batch(SCHEMA)?;
-        let mut index = UserIndex::new();
-        {
-            let mut stmt = conn.prepare("SELECT id, user_id, created_ms FROM impressions ORDER BY id")?;
-            let mut rows = stmt.query([])?;
-            while let Some(row) = rows.next()? {
-                let Ok(user) = UserId::parse(row.get_ref(1)?.as_str()?) else { continue };
-                index.entry(user).or_default().push((row.get(2)?, row.get(0)?));
-            }
-        }
-        for list in index.values_mut() {
-            list.sort_unstable();
-        }
-        let index = Arc::new(RwLock::new(index));
+        let names = Pseudonyms::load(&conn)?;
+        migrate(&mut conn, names)?;
         let (tx, rx) = mpsc::channel(QUEUE);
-        let writer_index = index.clone();
+        let spawn_error = |e| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
         let writer = std::thread::Builder::new()
             .name("vitrina-impressions".into())
-            .spawn(move || run(conn, rx, writer_index))
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            .spawn(move || run(conn, rx, names))
+            .map_err(spawn_error)?;
+        let (stop, stopped) = std::sync::mpsc::channel();
+        if let Some(retention) = retention {
+            let weak = tx.downgrade();
+            std::thread::Builder::new()
+                .name("vitrina-impressions-retention".into())
+                .spawn(move || prune_forever(weak, stopped, retention))
+                .map_err(spawn_error)?;
+        }
         Ok(Self {
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
-            index,
+            stop: Mutex::new(Some(stop)),
+            names,
             path,
             readers: Mutex::new(Vec::new()),
         })
@@ -163,11 +237,22 @@ impl ImpressionLog {
         })
     }
 
-    /// Deletes a user's impressions; returns how many.
+    /// Deletes a user's impressions and outcomes (and checkpoints, so the bytes leave the
+    /// WAL too); returns how many impressions.
     pub async fn delete_user(&self, user: &UserId) -> StoreResult<u64> {
         let (reply, answer) = oneshot::channel();
         let tx = self.sender().ok_or(StoreError::Closed)?;
         tx.send(Op::DeleteUser(user.clone(), reply)).await.map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Deletes impressions and outcomes older than `before` now (the writer also does this
+    /// every [`PRUNE_EVERY`] with the configured retention); returns how many impressions.
+    #[cfg(test)]
+    pub async fn prune(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let (reply, answer) = oneshot::channel();
+        let tx = self.sender().ok_or(StoreError::Closed)?;
+        tx.send(Op::Prune(before.timestamp_millis(), Some(reply))).await.map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -183,6 +268,7 @@ impl ImpressionLog {
 
     /// Stops the writer after it committed what is queued. Blocking.
     pub fn close(&self) {
+        self.stop.lock().expect("impression stop lock").take();
         self.tx.lock().expect("impression sender lock").take();
         if let Some(handle) = self.writer.lock().expect("impression writer lock").take() {
             if handle.join().is_err() {
@@ -208,38 +294,50 @@ impl ImpressionLog {
 
     /// The user's impressions served at or after `since`, oldest first. Blocking.
     pub fn for_user(&self, user: &UserId, since: DateTime<Utc>) -> StoreResult<Vec<Impression>> {
-        let since = since.timestamp_millis();
-        let ids: Vec<i64> = {
-            let index = self.index.read().expect("impression index lock");
-            let list = index.get(user).map_or(&[][..], Vec::as_slice);
-            let from = list.partition_point(|e| e.0 < since);
-            list[from..].iter().map(|e| e.1).collect()
-        };
-        self.with_reader(|c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {} FROM impressions WHERE id = ?1",
-                rows::IMPRESSION_COLUMNS
-            ))?;
-            let mut out = Vec::with_capacity(ids.len());
-            for id in ids {
-                if let Some(imp) = stmt.query_row([id], rows::impression).optional()? {
-                    out.push(imp);
-                }
-            }
-            Ok(out)
-        })
-    }
-
-    /// The impression with this recommendation id, if recorded. Blocking.
-    pub fn by_recommendation(&self, recommendation_id: &str) -> StoreResult<Option<Impression>> {
-        self.with_reader(|c| {
+        let name = self.names.of(user);
+        let mut found = self.with_reader(|c| {
             c.prepare_cached(&format!(
-                "SELECT {} FROM impressions WHERE recommendation_id = ?1",
+                "SELECT {} FROM impressions WHERE user_id = ?1 AND created_ms >= ?2 ORDER BY created_ms, id",
                 rows::IMPRESSION_COLUMNS
             ))?
-            .query_row([recommendation_id], rows::impression)
+            .query_map(params![name, since.timestamp_millis()], rows::impression)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        found.iter_mut().for_each(|i| i.user_id = user.clone());
+        Ok(found)
+    }
+
+    /// The outcomes attributed to the user's events, oldest first. Blocking.
+    pub fn outcomes_for_user(&self, user: &UserId) -> StoreResult<Vec<AttributedOutcome>> {
+        let name = self.names.of(user);
+        let mut found = self.with_reader(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {} FROM outcomes WHERE user_id = ?1 ORDER BY created_ms",
+                rows::OUTCOME_COLUMNS
+            ))?
+            .query_map([name], rows::outcome)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        found.iter_mut().for_each(|o| o.user_id = user.clone());
+        Ok(found)
+    }
+
+    /// The impression with this recommendation id, if it was served to `user`. Blocking.
+    pub fn by_recommendation(
+        &self,
+        user: &UserId,
+        recommendation_id: &str,
+    ) -> StoreResult<Option<Impression>> {
+        let name = self.names.of(user);
+        let found = self.with_reader(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {} FROM impressions WHERE recommendation_id = ?1 AND user_id = ?2",
+                rows::IMPRESSION_COLUMNS
+            ))?
+            .query_row([recommendation_id, name.as_str()], rows::impression)
             .optional()
-        })
+        })?;
+        Ok(found.map(|i| Impression { user_id: user.clone(), ..i }))
     }
 }
 
@@ -249,7 +347,7 @@ impl Drop for ImpressionLog {
     }
 }
 
-fn run(mut conn: Connection, mut rx: mpsc::Receiver<Op>, index: Arc<RwLock<UserIndex>>) {
+fn run(mut conn: Connection, mut rx: mpsc::Receiver<Op>, names: Pseudonyms) {
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -258,7 +356,7 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Op>, index: Arc<RwLock<UserI
                 Err(_) => break,
             }
         }
-        if let Err(e) = commit(&mut conn, batch, &index) {
+        if let Err(e) = commit(&mut conn, batch, names) {
             tracing::warn!(error = %e, "impressions not recorded");
             metrics::counter!("vitrina_store_impressions_failed_total").increment(1);
         }
@@ -268,10 +366,61 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Op>, index: Arc<RwLock<UserI
     }
 }
 
-fn commit(conn: &mut Connection, batch: Vec<Op>, index: &RwLock<UserIndex>) -> rusqlite::Result<()> {
+/// Asks the writer to delete what is past the retention, at once and then every
+/// [`PRUNE_EVERY`], until `stop` is dropped or the writer is gone.
+fn prune_forever(tx: mpsc::WeakSender<Op>, stop: std::sync::mpsc::Receiver<()>, retention: Duration) {
+    loop {
+        let Some(tx) = tx.upgrade() else { return };
+        let cutoff = Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+        if tx.blocking_send(Op::Prune(cutoff.timestamp_millis(), None)).is_err() {
+            return;
+        }
+        drop(tx);
+        match stop.recv_timeout(PRUNE_EVERY) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+    }
+}
+
+/// Deletes impressions and outcomes created before `cutoff_ms`. Impressions are written in
+/// time order, so the old ones are a prefix of the row ids: found by binary search and
+/// deleted by id range, in chunks.
+fn prune(conn: &mut Connection, cutoff_ms: i64) -> rusqlite::Result<u64> {
+    let (lo, hi): (Option<i64>, Option<i64>) =
+        conn.query_row("SELECT MIN(id), MAX(id) FROM impressions", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let mut deleted = 0u64;
+    if let (Some(mut lo), Some(hi)) = (lo, hi) {
+        // First id whose list is at or after the cutoff (hi + 1 when none is).
+        let mut end = hi + 1;
+        let mut at = conn.prepare("SELECT created_ms FROM impressions WHERE id >= ?1 ORDER BY id LIMIT 1")?;
+        let (mut a, mut b) = (lo, hi + 1);
+        while a < b {
+            let mid = a + (b - a) / 2;
+            let created: Option<i64> = at.query_row([mid], |r| r.get(0)).optional()?;
+            if created.is_none_or(|c| c >= cutoff_ms) {
+                b = mid;
+            } else {
+                a = mid + 1;
+            }
+        }
+        end = end.min(a);
+        drop(at);
+        while lo < end {
+            let upto = (lo + PRUNE_CHUNK).min(end);
+            deleted +=
+                conn.execute("DELETE FROM impressions WHERE id >= ?1 AND id < ?2", params![lo, upto])? as u64;
+            lo = upto;
+        }
+    }
+    conn.execute("DELETE FROM outcomes WHERE created_ms < ?1", [cutoff_ms])?;
+    Ok(deleted)
+}
+
+fn commit(conn: &mut Connection, batch: Vec<Op>, names: Pseudonyms) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
-    let mut added: Vec<(UserId, i64, i64)> = Vec::new();
-    let mut deleted: Vec<(UserId, u64, oneshot::Sender<StoreResult<u64>>)> = Vec::new();
+    let mut deleted: Vec<(u64, oneshot::Sender<StoreResult<u64>>)> = Vec::new();
+    let mut pruned = Vec::new();
     let mut flushes = Vec::new();
     {
         let mut insert = tx.prepare_cached(
@@ -281,18 +430,14 @@ fn commit(conn: &mut Connection, batch: Vec<Op>, index: &RwLock<UserIndex>) -> r
         for op in batch {
             match op {
                 Op::Record(imp) => {
-                    let created = imp.created_at.timestamp_millis();
-                    let n = insert.execute(params![
+                    insert.execute(params![
                         imp.recommendation_id,
-                        imp.user_id.as_str(),
+                        names.of(&imp.user_id),
                         imp.model_version,
                         imp.variant,
-                        created,
+                        imp.created_at.timestamp_millis(),
                         rows::impression_items_text(&imp.items),
                     ])?;
-                    if n > 0 {
-                        added.push((imp.user_id, created, tx.last_insert_rowid()));
-                    }
                 }
                 Op::Outcome(o) => {
                     tx.prepare_cached(
@@ -303,7 +448,7 @@ fn commit(conn: &mut Connection, batch: Vec<Op>, index: &RwLock<UserIndex>) -> r
                     .execute(params![
                         o.event_id,
                         o.recommendation_id,
-                        o.user_id.as_str(),
+                        names.of(&o.user_id),
                         o.variant,
                         o.product_id.as_str(),
                         o.source,
@@ -314,44 +459,37 @@ fn commit(conn: &mut Connection, batch: Vec<Op>, index: &RwLock<UserIndex>) -> r
                     ])?;
                 }
                 Op::DeleteUser(user, reply) => {
-                    let mut ids: Vec<i64> = index
-                        .read()
-                        .expect("impression index lock")
-                        .get(&user)
-                        .map(|l| l.iter().map(|e| e.1).collect())
-                        .unwrap_or_default();
-                    ids.extend(added.iter().filter(|a| a.0 == user).map(|a| a.2));
-                    added.retain(|a| a.0 != user);
-                    let mut n = 0u64;
-                    for id in ids {
-                        n += tx.execute("DELETE FROM impressions WHERE id = ?1", [id])? as u64;
-                    }
-                    tx.execute("DELETE FROM outcomes WHERE user_id = ?1", [user.as_str()])?;
-                    deleted.push((user, n, reply));
+                    let name = names.of(&user);
+                    let n = tx.execute("DELETE FROM impressions WHERE user_id = ?1", [&name])? as u64;
+                    tx.execute("DELETE FROM outcomes WHERE user_id = ?1", [&name])?;
+                    deleted.push((n, reply));
                 }
+                Op::Prune(cutoff, reply) => pruned.push((cutoff, reply)),
                 Op::Flush(reply) => flushes.push(reply),
             }
         }
     }
     tx.commit()?;
-    {
-        let mut index = index.write().expect("impression index lock");
-        for (user, created, id) in added {
-            let list = index.entry(user).or_default();
-            match list.last() {
-                Some(&last) if last > (created, id) => {
-                    let at = list.partition_point(|e| *e < (created, id));
-                    list.insert(at, (created, id));
-                }
-                _ => list.push((created, id)),
-            }
-        }
-        for (user, _, _) in &deleted {
-            index.remove(user);
-        }
+    if !deleted.is_empty() {
+        // Erased rows are zeroed in the database (secure_delete); their old page images must
+        // leave the WAL too before the deletion is acknowledged.
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
     }
-    for (_, n, reply) in deleted {
+    for (n, reply) in deleted {
         let _ = reply.send(Ok(n));
+    }
+    for (cutoff, reply) in pruned {
+        let result = prune(conn, cutoff);
+        match (&result, &reply) {
+            (Ok(n), None) if *n > 0 => {
+                tracing::info!(impressions = n, "impressions past the retention deleted")
+            }
+            (Err(e), None) => tracing::warn!(error = %e, "pruning impressions failed"),
+            _ => {}
+        }
+        if let Some(reply) = reply {
+            let _ = reply.send(result.map_err(backend));
+        }
     }
     for reply in flushes {
         let _ = reply.send(());

@@ -21,10 +21,11 @@ use index::LogIndex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 use vitrina_core::{
+    keys::ApiKey,
     ports::{
         AppendOutcome, AttributedOutcome, CatalogStore, DeletedUser, EventLog, ExperimentStore, Impression,
-        ImpressionStore, LogStats, ModelRecord, ModelRegistry, ProductQuery, StoreError, StoreResult,
-        UserStore,
+        ImpressionStore, KeyStore, LogStats, ModelRecord, ModelRegistry, ProductQuery, StoreError,
+        StoreResult, UserStore,
     },
     LogEvent, NewActivity, Product, ProductId, StoredActivity, User, UserId,
 };
@@ -96,9 +97,28 @@ fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, OpenError> {
     Ok(file)
 }
 
+/// How long what the store keeps beyond the event log is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Served lists and attributed outcomes are deleted this long after they were served
+    /// (`None`: kept forever).
+    pub impression_retention: Option<std::time::Duration>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { impression_retention: Some(std::time::Duration::from_secs(30 * 86_400)) }
+    }
+}
+
 impl SqliteStore {
-    /// Opens (creating if needed) `vitrina.db` in `data_dir` and starts the writer thread.
+    /// Opens (creating if needed) `vitrina.db` in `data_dir` with the default options.
     pub fn open(data_dir: &Path) -> Result<Self, OpenError> {
+        Self::open_with(data_dir, StoreOptions::default())
+    }
+
+    /// Opens (creating if needed) `vitrina.db` in `data_dir` and starts the writer thread.
+    pub fn open_with(data_dir: &Path, options: StoreOptions) -> Result<Self, OpenError> {
         std::fs::create_dir_all(data_dir)
             .map_err(|source| OpenError::Dir { path: data_dir.to_path_buf(), source })?;
         let lock = lock_data_dir(data_dir)?;
@@ -111,7 +131,8 @@ impl SqliteStore {
         let mut conn = Connection::open_with_flags(&path, flags).map_err(sqlite)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;
-             PRAGMA foreign_keys = OFF; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16384;",
+             PRAGMA foreign_keys = OFF; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16384;
+             PRAGMA secure_delete = ON;",
         )
         .map_err(sqlite)?;
         let found: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(sqlite)?;
@@ -119,7 +140,7 @@ impl SqliteStore {
             return Err(OpenError::TooNew { path, found, known: schema::latest() });
         }
         let found = schema::migrate(&mut conn).map_err(sqlite)?;
-        let impressions = impressions::ImpressionLog::open(data_dir)
+        let impressions = impressions::ImpressionLog::open(data_dir, options.impression_retention)
             .map_err(|source| OpenError::Sqlite { path: data_dir.join("impressions.db"), source })?;
         let started = std::time::Instant::now();
         let index = LogIndex::rebuild(&conn).map_err(sqlite)?;
@@ -262,6 +283,9 @@ impl EventLog for SqliteStore {
             let index = self.index.read().expect("log index lock");
             index.user_events(user).iter().rev().take(limit).map(|e| e.seq).collect()
         };
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
         self.read(move |c| events_by_seq(c, &seqs)).await
     }
 
@@ -382,7 +406,8 @@ impl UserStore for SqliteStore {
 
     /// Deletes the user's events and record atomically, then their impressions (another
     /// database: a crash between the two leaves impressions of a deleted user, which a
-    /// repeated deletion removes).
+    /// repeated deletion removes). Both databases delete securely (the rows are zeroed) and
+    /// checkpoint their WAL before this returns, so the bytes are gone from the files.
     async fn delete_user(&self, id: &UserId) -> StoreResult<Option<DeletedUser>> {
         let user = id.clone();
         let deleted = self.write(|r| Op::DeleteUser(user, r)).await?;
@@ -412,9 +437,16 @@ impl ImpressionStore for SqliteStore {
             .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
     }
 
-    async fn impression(&self, recommendation_id: &str) -> StoreResult<Option<Impression>> {
-        let (log, id) = (self.impressions.clone(), recommendation_id.to_string());
-        tokio::task::spawn_blocking(move || log.by_recommendation(&id))
+    async fn impression(&self, user: &UserId, recommendation_id: &str) -> StoreResult<Option<Impression>> {
+        let (log, user, id) = (self.impressions.clone(), user.clone(), recommendation_id.to_string());
+        tokio::task::spawn_blocking(move || log.by_recommendation(&user, &id))
+            .await
+            .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+    }
+
+    async fn outcomes_for_user(&self, user: &UserId) -> StoreResult<Vec<AttributedOutcome>> {
+        let (log, user) = (self.impressions.clone(), user.clone());
+        tokio::task::spawn_blocking(move || log.outcomes_for_user(&user))
             .await
             .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
     }
@@ -475,6 +507,26 @@ impl ModelRegistry for SqliteStore {
             collect(c, &sql, [], rows::model)
         })
         .await
+    }
+}
+
+#[async_trait]
+impl KeyStore for SqliteStore {
+    async fn insert_key(&self, key: ApiKey) -> StoreResult<()> {
+        self.write(|r| Op::InsertKey(key, r)).await
+    }
+
+    async fn keys(&self) -> StoreResult<Vec<ApiKey>> {
+        self.read(|c| {
+            let sql = format!("SELECT {} FROM api_keys ORDER BY created_ms, id", rows::KEY_COLUMNS);
+            collect(c, &sql, [], rows::key)
+        })
+        .await
+    }
+
+    async fn revoke_key(&self, id: &str, at: DateTime<Utc>) -> StoreResult<bool> {
+        let id = id.to_string();
+        self.write(|r| Op::RevokeKey(id, at, r)).await
     }
 }
 

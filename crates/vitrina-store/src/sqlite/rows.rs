@@ -3,6 +3,7 @@
 use rusqlite::{types::Type, Row};
 use serde_json::{Map, Value};
 use vitrina_core::{
+    keys::{ApiKey, Scope},
     ports::{Artefact, AttributedOutcome, Impression, ImpressionItem, ModelRecord, ModelStatus},
     time::from_millis,
     ActivityType, EventId, LogEvent, NewActivity, Price, Product, ProductId, StoredActivity, User, UserId,
@@ -18,6 +19,21 @@ pub const OUTCOME_COLUMNS: &str =
     "event_id, recommendation_id, user_id, variant, product_id, source, position, kind, value, created_ms";
 pub const MODEL_COLUMNS: &str = "version, algorithm, parameters, metrics, status, first_seq, last_seq, created_ms, \
      activated_ms, previous_version, status_reason, artefact_path, artefact_checksum, artefact_bytes, finished_ms";
+
+pub const KEY_COLUMNS: &str = "id, name, scope, hash, prefix, created_ms, revoked_ms";
+
+pub fn key(row: &Row) -> rusqlite::Result<ApiKey> {
+    let scope: String = row.get(2)?;
+    Ok(ApiKey {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        scope: Scope::parse(&scope).ok_or_else(|| corrupt(2, format!("unknown scope {scope:?}")))?,
+        hash: row.get(3)?,
+        prefix: row.get(4)?,
+        created_at: from_millis(row.get(5)?),
+        revoked_at: row.get::<_, Option<i64>>(6)?.map(from_millis),
+    })
+}
 
 fn corrupt(col: usize, what: impl std::fmt::Display) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(col, Type::Text, what.to_string().into())

@@ -64,6 +64,17 @@ CREATE TABLE experiments (
     updated_ms INTEGER NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE api_keys (
+    id         TEXT PRIMARY KEY,
+    name       TEXT,
+    scope      TEXT NOT NULL,
+    hash       TEXT NOT NULL UNIQUE,
+    prefix     TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    revoked_ms INTEGER
+);
+"#,
 ];
 
 /// Brings the database to the latest schema. Returns the version it found (0 = new database).

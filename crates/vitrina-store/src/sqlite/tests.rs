@@ -346,9 +346,11 @@ async fn impressions_persist_are_found_by_recommendation_id_and_by_user_after_a_
         s.flush().await.unwrap();
     }
     let s = SqliteStore::open(dir.path()).unwrap();
-    let found = s.impression("r-new").await.unwrap().unwrap();
+    let (u1, u2) = (UserId::parse("u1").unwrap(), UserId::parse("u2").unwrap());
+    let found = s.impression(&u1, "r-new").await.unwrap().unwrap();
     assert_eq!((found.user_id.as_str(), found.variant.as_str()), ("u1", "b"));
-    assert!(s.impression("r-missing").await.unwrap().is_none());
+    assert!(s.impression(&u1, "r-missing").await.unwrap().is_none());
+    assert!(s.impression(&u2, "r-new").await.unwrap().is_none(), "another visitor's list is not theirs");
     let recent = s
         .impressions_for_user(&UserId::parse("u1").unwrap(), Utc::now() - Duration::minutes(60))
         .await
@@ -356,6 +358,107 @@ async fn impressions_persist_are_found_by_recommendation_id_and_by_user_after_a_
     assert_eq!(recent.iter().map(|i| i.recommendation_id.as_str()).collect::<Vec<_>>(), ["r-new"]);
     let deleted = s.delete_user(&UserId::parse("u1").unwrap()).await.unwrap().unwrap();
     assert_eq!(deleted.impressions, 2);
-    assert!(s.impression("r-new").await.unwrap().is_none());
-    assert!(s.impression("r-other").await.unwrap().is_some());
+    assert!(s.impression(&u1, "r-new").await.unwrap().is_none());
+    assert!(s.impression(&u2, "r-other").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn visitor_ids_never_reach_the_impression_file_and_erasure_leaves_no_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "erase-me-7f3a";
+    let who = UserId::parse(secret).unwrap();
+    let s = SqliteStore::open(dir.path()).unwrap();
+    let mut keep = event("e-keep", "keeper", "view", "p1");
+    keep.metadata.insert("note".into(), json!("keeper's row"));
+    s.append(vec![event("e-erase", secret, "view", "p1"), keep]).await.unwrap();
+    s.upsert_user(User {
+        id: who.clone(),
+        name: Some("Erase Me".into()),
+        attributes: Default::default(),
+        created_at: Utc::now(),
+    })
+    .await
+    .unwrap();
+    s.record_impression(Impression {
+        recommendation_id: "r-erase".into(),
+        user_id: who.clone(),
+        model_version: "v1".into(),
+        variant: "default".into(),
+        created_at: Utc::now(),
+        items: vec![ImpressionItem {
+            product_id: ProductId::parse("p1").unwrap(),
+            source: "trending".into(),
+            position: 0,
+        }],
+    });
+    s.flush().await.unwrap();
+    let files = |dir: &std::path::Path| -> Vec<(String, Vec<u8>)> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+            .collect()
+    };
+    let holds = |bytes: &[u8], needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+    for (name, bytes) in files(dir.path()) {
+        if name.ends_with("impressions.db") || name.ends_with("impressions.db-wal") {
+            assert!(!holds(&bytes, secret), "{name} holds the raw visitor id");
+        }
+    }
+    assert_eq!(s.impressions_for_user(&who, Utc::now() - Duration::hours(1)).await.unwrap().len(), 1);
+
+    let deleted = s.delete_user(&who).await.unwrap().unwrap();
+    assert_eq!((deleted.events, deleted.impressions), (1, 1));
+    // Once the call returned, no file of the data directory holds the id or the name.
+    for (name, bytes) in files(dir.path()) {
+        assert!(
+            !holds(&bytes, secret) && !holds(&bytes, "Erase Me"),
+            "{name} still holds the erased visitor"
+        );
+    }
+    assert!(files(dir.path()).iter().any(|(_, b)| holds(b, "keeper's row")), "other visitors' data stays");
+}
+
+#[tokio::test]
+async fn lists_and_outcomes_past_the_retention_are_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open_with(dir.path(), StoreOptions { impression_retention: None }).unwrap();
+    let u = UserId::parse("u1").unwrap();
+    for (id, days_ago) in [("r-40", 40), ("r-31", 31), ("r-29", 29), ("r-1", 1)] {
+        s.record_impression(Impression {
+            recommendation_id: id.into(),
+            user_id: u.clone(),
+            model_version: "v1".into(),
+            variant: "default".into(),
+            created_at: Utc::now() - Duration::days(days_ago),
+            items: vec![],
+        });
+        s.record_outcome(AttributedOutcome {
+            event_id: format!("e-{id}"),
+            recommendation_id: id.into(),
+            user_id: u.clone(),
+            variant: "default".into(),
+            product_id: ProductId::parse("p1").unwrap(),
+            source: "trending".into(),
+            position: 0,
+            kind: vitrina_core::ActivityType::Click,
+            value: 0.0,
+            created_at: Utc::now() - Duration::days(days_ago),
+        });
+    }
+    s.flush().await.unwrap();
+    let pruned = s.impressions.prune(Utc::now() - Duration::days(30)).await.unwrap();
+    assert_eq!(pruned, 2);
+    let left = s.impressions_for_user(&u, Utc::now() - Duration::days(365)).await.unwrap();
+    assert_eq!(left.iter().map(|i| i.recommendation_id.as_str()).collect::<Vec<_>>(), ["r-29", "r-1"]);
+    let (_, outcomes) = s.experiment_log("default").await.unwrap();
+    assert_eq!(outcomes.iter().map(|o| o.event_id.as_str()).collect::<Vec<_>>(), ["e-r-29", "e-r-1"]);
+    let mine = s.outcomes_for_user(&u).await.unwrap();
+    assert_eq!(
+        mine.iter().map(|o| (o.event_id.as_str(), o.user_id.as_str())).collect::<Vec<_>>(),
+        [("e-r-29", "u1"), ("e-r-1", "u1")]
+    );
+    assert!(s.outcomes_for_user(&UserId::parse("u2").unwrap()).await.unwrap().is_empty());
+    assert_eq!(s.impressions.prune(Utc::now() - Duration::days(30)).await.unwrap(), 0);
 }

@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use tokio::sync::{mpsc, oneshot};
 use vitrina_core::{
+    keys::ApiKey,
     ports::{AppendOutcome, DeletedUser, ModelRecord, ModelStatus, StoreError, StoreResult},
     NewActivity, Product, ProductId, StoredActivity, User, UserId,
 };
@@ -42,6 +43,8 @@ pub enum Op {
     /// Experiment id and its JSON document.
     SaveExperiment(String, String, Reply<()>),
     ActivateModel(String, DateTime<Utc>, bool, Reply<()>),
+    InsertKey(ApiKey, Reply<()>),
+    RevokeKey(String, DateTime<Utc>, Reply<bool>),
     /// Answers once everything queued before it is committed.
     Flush(Reply<()>),
 }
@@ -152,6 +155,13 @@ fn commit_group(w: &mut Writer, group: Vec<Op>) {
     let size = group.len();
     match transact(w, &group) {
         Ok(results) => {
+            if group.iter().any(|op| matches!(op, Op::DeleteUser(..))) {
+                // An erasure is acknowledged only once the erased rows' page images have
+                // left the WAL (the database file has them zeroed: secure_delete).
+                if let Err(e) = w.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+                    tracing::warn!(error = %e, "checkpoint after an erasure failed; the next one removes the rows");
+                }
+            }
             for (op, done) in group.into_iter().zip(results) {
                 answer(op, Ok(done));
             }
@@ -216,6 +226,15 @@ fn apply(tx: &Transaction, op: &Op, index: &LogIndex, pending: &mut Pending) -> 
         Op::ActivateModel(version, at, rollback, _) => {
             activate_model(tx, version, *at, *rollback).map(|()| Done::Unit)?
         }
+        Op::InsertKey(k, _) => insert_key(tx, k).map(|()| Done::Unit)?,
+        Op::RevokeKey(id, at, _) => Done::Flag(
+            tx.execute(
+                "UPDATE api_keys SET revoked_ms = COALESCE(revoked_ms, ?2) WHERE id = ?1",
+                params![id, at.timestamp_millis()],
+            )
+            .map_err(backend)?
+                > 0,
+        ),
         Op::Flush(_) => Done::Unit,
     })
 }
@@ -231,7 +250,9 @@ fn answer(op: Op, result: StoreResult<Done>) {
     let unit = |d| matches!(d, Done::Unit).then_some(());
     match op {
         Op::Append(_, r) => send(r, result, |d| if let Done::Events(v) = d { Some(v) } else { None }),
-        Op::DeleteProduct(_, r) => send(r, result, |d| if let Done::Flag(f) = d { Some(f) } else { None }),
+        Op::DeleteProduct(_, r) | Op::RevokeKey(_, _, r) => {
+            send(r, result, |d| if let Done::Flag(f) = d { Some(f) } else { None })
+        }
         Op::DeleteUser(_, r) => send(r, result, |d| if let Done::Deleted(v) = d { Some(v) } else { None }),
         Op::InsertProduct(_, r)
         | Op::UpsertProducts(_, r)
@@ -239,8 +260,36 @@ fn answer(op: Op, result: StoreResult<Done>) {
         | Op::SaveModel(_, r)
         | Op::SaveExperiment(_, _, r)
         | Op::ActivateModel(_, _, _, r)
+        | Op::InsertKey(_, r)
         | Op::Flush(r) => send(r, result, unit),
     }
+}
+
+fn insert_key(tx: &Transaction, k: &ApiKey) -> StoreResult<()> {
+    let taken: bool = tx
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = ?1 OR hash = ?2)",
+            params![k.id, k.hash],
+            |r| r.get(0),
+        )
+        .map_err(backend)?;
+    if taken {
+        return Err(StoreError::Conflict(format!("api key {} exists", k.id)));
+    }
+    tx.execute(
+        "INSERT INTO api_keys (id, name, scope, hash, prefix, created_ms, revoked_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            k.id,
+            k.name,
+            k.scope.as_str(),
+            k.hash,
+            k.prefix,
+            k.created_at.timestamp_millis(),
+            k.revoked_at.map(|t| t.timestamp_millis())
+        ],
+    )
+    .map_err(backend)?;
+    Ok(())
 }
 
 fn append(

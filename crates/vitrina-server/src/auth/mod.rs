@@ -1,0 +1,223 @@
+//! Who may call what: API keys with scopes ([`keys`]), the route table ([`policy`]), rate
+//! limits ([`limits`]) and the request guard that applies them together with the transport
+//! rules (JSON bodies only, no cross-site writes).
+//!
+//! Invariant: until the first key is created every route is open (the demo on 127.0.0.1);
+//! from then on every route but `/health`, the docs and the spec needs a key whose scope
+//! grants it, even after every key is revoked.
+
+pub mod keys;
+pub mod limits;
+pub mod policy;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{
+    extract::{ConnectInfo, MatchedPath, Request, State},
+    http::{header, HeaderMap, HeaderValue, Method, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::{error::ApiError, state::AppState};
+pub use keys::{Caller, Keys};
+pub use limits::{Limiter, RateLimits};
+use policy::Access;
+
+/// The `[auth]` section.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Serve `/metrics` without a key (otherwise it needs a `read` key once keys exist).
+    pub public_metrics: bool,
+    /// Origins (`https://shop.example`) allowed to call the API from a browser (CORS); empty:
+    /// none, and cross-site writes are refused.
+    pub cors_origins: Vec<String>,
+}
+
+/// The guard's parts, shared by every request.
+pub struct Auth {
+    pub keys: Keys,
+    pub limiter: Limiter,
+    pub config: AuthConfig,
+}
+
+/// Header carrying a key, besides `Authorization: Bearer`.
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+/// The key a request presents, from `Authorization: Bearer …` or `X-API-Key`.
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    bearer.or_else(|| headers.get(API_KEY_HEADER).and_then(|v| v.to_str().ok()).map(str::trim))
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut r = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
+    r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r
+}
+
+fn too_many(wait: Duration, what: &str) -> Response {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let seconds = seconds.max(1);
+    let mut r = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("too many requests {what}; retry in {seconds} s"),
+    )
+    .with_details(json!({ "retryAfterSeconds": seconds }))
+    .into_response();
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    r
+}
+
+/// Whether a request's `Origin` is this server itself or an allowed origin.
+fn origin_allowed(headers: &HeaderMap, config: &AuthConfig) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
+    if config.cors_origins.iter().any(|o| o == origin) {
+        return true;
+    }
+    let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|host| host.eq_ignore_ascii_case(authority))
+}
+
+/// A write must carry JSON if it carries anything: a form or `text/plain` body (what a
+/// cross-site page can send without asking) is refused before any handler runs.
+fn content_type_ok(headers: &HeaderMap) -> bool {
+    match headers.get(header::CONTENT_TYPE) {
+        Some(v) => v.to_str().ok().and_then(|v| v.split(';').next()).is_some_and(|m| {
+            let m = m.trim();
+            m.eq_ignore_ascii_case("application/json")
+        }),
+        None => {
+            let length = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok());
+            length.is_none_or(|l| l.trim() == "0") && !headers.contains_key(header::TRANSFER_ENCODING)
+        }
+    }
+}
+
+/// The request guard: transport rules, then the address's rate limit, then the key and its
+/// scope, then the key's rate limit.
+pub async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let auth = &s.auth;
+    let headers = req.headers();
+    let method = req.method().clone();
+    if !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        if !origin_allowed(headers, &auth.config) {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "cross-site requests may not change anything; add the origin to [auth] cors_origins",
+            )
+            .into_response();
+        }
+        if !content_type_ok(headers) {
+            return ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "expected a body with content-type application/json",
+            )
+            .into_response();
+        }
+    }
+    if let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
+        if let Err(wait) = auth.limiter.check_address(addr.ip()) {
+            return too_many(wait, "from this address");
+        }
+    }
+    if !auth.keys.enforced() {
+        return next.run(req).await;
+    }
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
+    let needed = match policy::access(&method, route.as_deref(), auth.config.public_metrics) {
+        Access::Public => return next.run(req).await,
+        Access::AnyKey => None,
+        Access::Needs(scope) => Some(scope),
+    };
+    let Some(secret) = presented_key(req.headers()) else {
+        return unauthorized(
+            "this endpoint needs an API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+        );
+    };
+    let Some(caller) = auth.keys.verify(secret) else {
+        return unauthorized("the API key is not valid (unknown or revoked)");
+    };
+    if let Some(needed) = needed.filter(|n| !caller.scope.grants(*n)) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this endpoint needs a key with scope '{needed}'; this key has '{}'", caller.scope),
+        )
+        .with_details(json!({ "requiredScope": needed.as_str(), "keyScope": caller.scope.as_str() }))
+        .into_response();
+    }
+    if let Err(wait) = auth.limiter.check_key(&caller.key_id, caller.scope) {
+        return too_many(wait, "for this key");
+    }
+    let mut req = req;
+    req.extensions_mut().insert(Arc::new(caller));
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn keys_come_from_bearer_or_x_api_key() {
+        assert_eq!(presented_key(&headers(&[("authorization", "Bearer vk_1")])), Some("vk_1"));
+        assert_eq!(presented_key(&headers(&[("authorization", "bearer  vk_1 ")])), Some("vk_1"));
+        assert_eq!(presented_key(&headers(&[("x-api-key", "vk_2")])), Some("vk_2"));
+        assert_eq!(presented_key(&headers(&[("authorization", "Basic abc")])), None);
+        assert_eq!(presented_key(&headers(&[])), None);
+    }
+
+    #[test]
+    fn only_json_or_nothing_may_be_sent_and_only_from_allowed_origins() {
+        assert!(content_type_ok(&headers(&[("content-type", "application/json; charset=utf-8")])));
+        assert!(content_type_ok(&headers(&[])));
+        assert!(content_type_ok(&headers(&[("content-length", "0")])));
+        assert!(!content_type_ok(&headers(&[("content-type", "text/plain")])));
+        assert!(!content_type_ok(&headers(&[("content-length", "12")])));
+        assert!(!content_type_ok(&headers(&[("content-type", "application/x-www-form-urlencoded")])));
+
+        let config = AuthConfig { cors_origins: vec!["https://shop.example".into()], ..Default::default() };
+        assert!(origin_allowed(&headers(&[]), &config));
+        assert!(origin_allowed(&headers(&[("origin", "https://shop.example")]), &config));
+        assert!(origin_allowed(
+            &headers(&[("origin", "http://127.0.0.1:8080"), ("host", "127.0.0.1:8080")]),
+            &config
+        ));
+        assert!(!origin_allowed(
+            &headers(&[("origin", "https://evil.example"), ("host", "127.0.0.1:8080")]),
+            &config
+        ));
+        assert!(!origin_allowed(&headers(&[("origin", "null")]), &AuthConfig::default()));
+    }
+
+    #[test]
+    fn retry_after_is_whole_seconds_rounded_up() {
+        let r = too_many(Duration::from_millis(1500), "x");
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "2");
+        assert_eq!(too_many(Duration::from_millis(3), "x").headers()[header::RETRY_AFTER], "1");
+    }
+}
