@@ -15,14 +15,23 @@ pub const MAX_METADATA_BYTES: usize = 8 * 1024;
 /// revenue and unit price in the shop's currency, and the quantity.
 pub const AMOUNTS: [(&str, f64); 3] = [("revenue", 1e12), ("price", 1e12), ("quantity", 1e6)];
 
-/// `metadata[key]` as an amount: a JSON number or a numeric string. `None` when absent or
-/// not a number; validation refuses what is not finite, negative or above its bound.
+/// `metadata[key]` as an amount: a JSON number, or a decimal string (`"19.99"`: digits, an
+/// optional point and up to 6 decimals, at most as many integer digits as the bound allows).
+/// `None` when absent or not such a value; validation refuses what is out of range.
 pub fn amount(metadata: &Map<String, Value>, key: &str) -> Option<f64> {
+    let digits = AMOUNTS.iter().find(|(k, _)| *k == key).map_or(12, |(_, max)| max.log10() as usize);
     metadata.get(key).and_then(|v| match v {
         Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
+        Value::String(s) => decimal(s, digits).then(|| s.parse().ok()).flatten(),
         _ => None,
     })
+}
+
+/// `^[0-9]{1,int}(\.[0-9]{1,6})?$`.
+fn decimal(s: &str, int: usize) -> bool {
+    let (i, f) = s.split_once('.').unwrap_or((s, "1"));
+    let all_digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    (1..=int).contains(&i.len()) && (1..=6).contains(&f.len()) && all_digits(i) && all_digits(f)
 }
 
 /// The kinds of visitor activity the API accepts.
@@ -192,10 +201,7 @@ impl NewActivity {
         };
         let timestamp = match &input.timestamp {
             None | Some(Value::Null) => Some(now),
-            Some(raw) => time::parse_ts("timestamp", raw)
-                .and_then(|t| time::check_event_time("timestamp", t, now).map(|()| t))
-                .map_err(|e| errors.push(e))
-                .ok(),
+            Some(raw) => time::parse_event_time("timestamp", raw, now).map_err(|e| errors.push(e)).ok(),
         };
         let metadata = input.metadata.unwrap_or_default();
         if let Err(e) = check_metadata(activity_type, &metadata) {
@@ -243,7 +249,7 @@ fn check_metadata(
     }
     match activity_type {
         Some(ActivityType::Search) => match metadata.get("query") {
-            Some(Value::String(q)) if !q.trim().is_empty() => Ok(()),
+            Some(Value::String(q)) if !q.trim_matches(crate::catalog::BLANK).is_empty() => Ok(()),
             _ => Err(ValidationError::new("metadata.query", "is required for search (a non-empty string)")),
         },
         Some(ActivityType::Rating) => match metadata.get("value").and_then(Value::as_f64) {
@@ -348,7 +354,7 @@ mod tests {
         ] {
             assert!(with(good.clone()).is_ok(), "{good}");
         }
-        let m = json!({"revenue": " 19.5 ", "price": 2}).as_object().unwrap().clone();
+        let m = json!({"revenue": "19.5", "price": 2}).as_object().unwrap().clone();
         assert_eq!(
             (amount(&m, "revenue"), amount(&m, "price"), amount(&m, "quantity")),
             (Some(19.5), Some(2.0), None)

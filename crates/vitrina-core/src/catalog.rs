@@ -53,7 +53,15 @@ impl TryFrom<&Value> for Price {
     fn try_from(v: &Value) -> Result<Self, Self::Error> {
         match v {
             Value::String(s) => s.parse(),
-            Value::Number(n) => n.to_string().parse(),
+            Value::Number(n) if n.is_u64() => n.to_string().parse(),
+            // 2143.0 is a whole number too (JSON does not tell integers from floats).
+            Value::Number(n) if n.as_f64().is_some_and(|f| f.fract() == 0.0 && (0.0..1e15).contains(&f)) => {
+                format!("{}", n.as_f64().unwrap_or(0.0) as u64).parse()
+            }
+            Value::Number(_) => Err(ValidationError::new(
+                "price",
+                "a number must be whole; write fractions as a string like \"24.99\"",
+            )),
             _ => Err(ValidationError::new("price", "must be a decimal string like \"2499.00\"")),
         }
     }
@@ -97,15 +105,22 @@ pub struct User {
 
 /// Checks a required, bounded text field such as a name or category.
 pub fn check_text(field: &str, raw: &str) -> Result<String, ValidationError> {
-    let trimmed = raw.trim();
-    if trimmed.is_empty() {
-        return Err(ValidationError::new(field, "must not be empty"));
-    }
-    if trimmed.chars().count() > MAX_TEXT_LEN {
+    if raw.chars().count() > MAX_TEXT_LEN {
         return Err(ValidationError::new(field, format!("must be at most {MAX_TEXT_LEN} characters")));
+    }
+    let trimmed = raw.trim_matches(BLANK);
+    if trimmed.is_empty() {
+        return Err(ValidationError::new(field, "must not be empty or blank"));
     }
     Ok(trimmed.to_string())
 }
+
+/// The characters a text field is trimmed of (and may not consist of only): ASCII blanks.
+/// Published as the pattern [`NON_BLANK_PATTERN`], which every regex dialect reads alike.
+pub const BLANK: [char; 6] = [' ', '\t', '\n', '\r', '\x0b', '\x0c'];
+
+/// Matches a text that holds something besides [`BLANK`]s.
+pub const NON_BLANK_PATTERN: &str = "[^ \\t\\n\\r\\v\\f]";
 
 /// Checks the size of a free-form attributes object.
 pub fn check_attributes(field: &str, attrs: &Map<String, Value>) -> Result<(), ValidationError> {
@@ -130,7 +145,11 @@ mod tests {
         assert_eq!("2499.00".parse::<Price>().unwrap().as_str(), "2499.00");
         assert_eq!("2499".parse::<Price>().unwrap().as_str(), "2499.00");
         assert_eq!("0012.5".parse::<Price>().unwrap().as_str(), "12.50");
-        assert_eq!(Price::try_from(&json!(19.99)).unwrap().as_str(), "19.99");
+        // A number must be whole (a float would round money); fractions come as strings.
+        assert!(Price::try_from(&json!(19.99)).is_err());
+        assert_eq!(Price::try_from(&json!(2143.0)).unwrap().as_str(), "2143.00");
+        assert_eq!(Price::try_from(&json!(2499)).unwrap().as_str(), "2499.00");
+        assert!(Price::try_from(&json!(-5)).is_err() && Price::try_from(&json!(1e15)).is_err());
         for bad in ["", "-1", "1e5", "12.", ".5", "1.23456", "abc", "1,00"] {
             assert!(bad.parse::<Price>().is_err(), "{bad:?} should be rejected");
         }
@@ -142,6 +161,10 @@ mod tests {
     fn text_is_trimmed_and_bounded() {
         assert_eq!(check_text("name", "  Рюкзак  ").unwrap(), "Рюкзак");
         assert!(check_text("name", "   ").is_err());
+        assert!(check_text("name", " \t\n\r\u{b}\u{c}").is_err(), "only blanks");
+        assert_eq!(check_text("name", "\u{85}").unwrap(), "\u{85}", "only ASCII blanks are trimmed");
+        // The length counts what was sent: the schema's maxLength says the same.
+        assert!(check_text("name", &format!(" {} ", "a".repeat(MAX_TEXT_LEN - 1))).is_err());
         assert!(check_text("name", &"я".repeat(MAX_TEXT_LEN + 1)).is_err());
     }
 }

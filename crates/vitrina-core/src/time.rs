@@ -19,16 +19,27 @@ pub fn from_millis(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
-/// Checks that an event time is plausible relative to `now`.
-pub fn check_event_time(field: &str, ts: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), ValidationError> {
+/// Latest accepted event time as written (9999-12-31T23:59:59.999Z).
+pub const MAX_EVENT_MS: i64 = 253_402_300_799_999;
+
+/// The time an event is recorded at: refused before 1990 or after year 9999; a time more than
+/// [`MAX_FUTURE_MS`] ahead of `now` (a client clock far off) is recorded as `now`.
+pub fn event_time(
+    field: &str,
+    ts: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, ValidationError> {
     let ms = ts.timestamp_millis();
     if ms < MIN_EVENT_MS {
         return Err(ValidationError::new(field, "must not be before 1990-01-01"));
     }
-    if ms > now.timestamp_millis() + MAX_FUTURE_MS {
-        return Err(ValidationError::new(field, "must not be more than 24 hours in the future"));
+    if ms > MAX_EVENT_MS {
+        return Err(ValidationError::new(field, "must not be after the year 9999"));
     }
-    Ok(())
+    if ms > now.timestamp_millis() + MAX_FUTURE_MS {
+        return Ok(now);
+    }
+    Ok(ts)
 }
 
 /// Parses an API timestamp: RFC 3339 text or unix epoch milliseconds.
@@ -43,6 +54,15 @@ pub fn parse_ts(field: &str, raw: &serde_json::Value) -> Result<DateTime<Utc>, V
             .ok_or_else(|| ValidationError::new(field, "is not a valid epoch-milliseconds time")),
         _ => Err(ValidationError::new(field, "must be an RFC 3339 string or epoch milliseconds")),
     }
+}
+
+/// [`parse_ts`] and [`event_time`] together: the rule for every event time the API takes.
+pub fn parse_event_time(
+    field: &str,
+    raw: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, ValidationError> {
+    parse_ts(field, raw).and_then(|t| event_time(field, t, now))
 }
 
 #[cfg(test)]
@@ -64,10 +84,13 @@ mod tests {
     }
 
     #[test]
-    fn rejects_absurd_times() {
+    fn refuses_absurd_times_and_records_far_future_ones_at_now() {
         let now = from_millis(1_705_314_600_000);
-        assert!(check_event_time("t", from_millis(0), now).is_err());
-        assert!(check_event_time("t", from_millis(1_705_314_600_000 + 2 * MAX_FUTURE_MS), now).is_err());
-        assert!(check_event_time("t", now, now).is_ok());
+        assert!(event_time("t", from_millis(0), now).is_err());
+        assert!(event_time("t", from_millis(MAX_EVENT_MS + 1), now).is_err());
+        assert_eq!(event_time("t", from_millis(1_705_314_600_000 + 2 * MAX_FUTURE_MS), now).unwrap(), now);
+        let skewed = from_millis(1_705_314_600_000 + MAX_FUTURE_MS);
+        assert_eq!(event_time("t", skewed, now).unwrap(), skewed, "clock skew within a day is kept");
+        assert_eq!(event_time("t", now, now).unwrap(), now);
     }
 }

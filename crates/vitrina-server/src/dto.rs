@@ -112,6 +112,9 @@ impl From<&Product> for ProductDto {
     }
 }
 
+/// Largest `?offset=` of a listing (deeper pages are refused: use filters).
+pub const MAX_OFFSET: usize = 1_000_000;
+
 /// `?limit=` with bounds.
 pub fn check_limit(
     limit: Option<usize>,
@@ -120,6 +123,21 @@ pub fn check_limit(
 ) -> Result<usize, crate::error::ApiError> {
     match limit.unwrap_or(default) {
         n if (1..=max).contains(&n) => Ok(n),
-        n => Err(crate::error::ApiError::bad_request(format!("limit: must be from 1 to {max}, got {n}"))),
+        n => {
+            Err(vitrina_core::ValidationError::new("limit", format!("must be from 1 to {max}, got {n}"))
+                .into())
+        }
+    }
+}
+
+/// `?offset=` with its bound.
+pub fn check_offset(offset: Option<usize>) -> Result<usize, crate::error::ApiError> {
+    match offset.unwrap_or(0) {
+        n if n <= MAX_OFFSET => Ok(n),
+        n => Err(vitrina_core::ValidationError::new(
+            "offset",
+            format!("must be from 0 to {MAX_OFFSET}, got {n}"),
+        )
+        .into()),
     }
 }

@@ -18,7 +18,8 @@ pub struct ErrorBody {
     pub success: bool,
     /// Machine-readable kind: `validation_failed`, `invalid_json`, `not_found`,
     /// `method_not_allowed`, `conflict`, `payload_too_large`, `unsupported_media_type`,
-    /// `unavailable`, `internal_error`.
+    /// `unauthorized`, `forbidden`, `rate_limited`, `queue_full`, `unavailable`,
+    /// `internal_error`.
     pub error: String,
     pub message: String,
     /// The HTTP status, repeated.
@@ -34,11 +35,18 @@ pub struct ApiError {
     pub kind: &'static str,
     pub message: String,
     pub details: Value,
+    /// Extra response headers (`Retry-After`…).
+    pub headers: Vec<(axum::http::HeaderName, &'static str)>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
-        Self { status, kind, message: message.into(), details: json!({}) }
+        Self { status, kind, message: message.into(), details: json!({}), headers: Vec::new() }
+    }
+
+    pub fn with_header(mut self, name: axum::http::HeaderName, value: &'static str) -> Self {
+        self.headers.push((name, value));
+        self
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
@@ -106,7 +114,11 @@ impl IntoResponse for ApiError {
             code: self.status.as_u16(),
             details: self.details,
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        for (name, value) in self.headers {
+            response.headers_mut().insert(name, axum::http::HeaderValue::from_static(value));
+        }
+        response
     }
 }
 

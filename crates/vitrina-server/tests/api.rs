@@ -158,11 +158,14 @@ async fn catalogue_crud_round_trip() {
     let (s, created) = app
         .post(
             "/api/v1/catalog/products",
-            &json!({"id": "p-100", "name": "Кабель", "category": "Аксессуары", "price": 199.5}),
+            &json!({"id": "p-100", "name": "Кабель", "category": "Аксессуары", "price": "199.5"}),
         )
         .await;
     assert_eq!(s.as_u16(), 201);
     assert_eq!(created["product"]["price"], "199.50");
+    // Money is never a float: a fractional JSON number is refused, a whole one is fine.
+    let float = json!({"id": "p-101", "name": "Кабель", "category": "Аксессуары", "price": 199.5});
+    common::assert_error(&app.post("/api/v1/catalog/products", &float).await, 400, "validation_failed");
     let (_, put) = app
         .send(
             "PUT",

@@ -73,7 +73,8 @@ async fn absurd_timestamps_are_rejected() {
     let app = start().await;
     for ts in [
         json!("1970-01-01T00:00:00Z"),
-        json!("3000-01-01T00:00:00Z"),
+        json!("+10000-01-01T00:00:00Z"),
+        json!(253_402_300_800_000_i64),
         json!("yesterday"),
         json!(-5),
         json!(true),
@@ -86,6 +87,33 @@ async fn absurd_timestamps_are_rejected() {
     }
     let (_, history) = app.get("/api/v1/recommendations/activity/u").await;
     assert_eq!(history["count"], 0);
+
+    // A time far ahead (a client clock years off) is recorded as the time of receipt; a day of
+    // skew is kept as sent.
+    let before = chrono::Utc::now();
+    let (s, _) = app
+        .post(TRACK, &json!({"userId": "u", "activityType": "view", "productId": "p", "timestamp": "3000-01-01T00:00:00Z"}))
+        .await;
+    assert_eq!(s.as_u16(), 201);
+    let skew = (before + chrono::Duration::hours(20)).timestamp_millis();
+    let (s, _) = app
+        .post(TRACK, &json!({"userId": "u", "activityType": "like", "productId": "p", "timestamp": skew}))
+        .await;
+    assert_eq!(s.as_u16(), 201);
+    let (_, history) = app.get("/api/v1/recommendations/activity/u").await;
+    let times: Vec<i64> = history["activities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            chrono::DateTime::parse_from_rfc3339(a["timestamp"].as_str().unwrap()).unwrap().timestamp_millis()
+        })
+        .collect();
+    assert_eq!(times[0], skew, "{history}");
+    assert!(
+        times[1] >= before.timestamp_millis() && times[1] <= chrono::Utc::now().timestamp_millis(),
+        "{history}"
+    );
 }
 
 #[tokio::test]

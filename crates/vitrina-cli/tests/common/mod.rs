@@ -14,18 +14,38 @@ pub struct Server {
     pub base: String,
 }
 
+/// How to start a server beyond the defaults.
+#[derive(Default)]
+pub struct Options<'a> {
+    /// Environment variables (`VITRINA__…` config overrides, `RUST_LOG`).
+    pub env: Vec<(&'a str, &'a str)>,
+    /// Where the server's log (stderr) goes; inherited when `None`.
+    pub log: Option<&'a Path>,
+}
+
 impl Server {
     /// Starts `vitrina serve` on port 0 and waits for its "listening" line.
     pub fn start(data_dir: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vitrina"))
+        Self::start_with(data_dir, Options::default())
+    }
+
+    /// [`Server::start`] with extra environment and the log captured to a file.
+    pub fn start_with(data_dir: &Path, options: Options) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vitrina"));
+        command
             .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env("RUST_LOG", "warn")
             .env_remove("VITRINA_CONFIG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("vitrina binary starts");
+            .stdout(Stdio::piped());
+        for (k, v) in &options.env {
+            command.env(k, v);
+        }
+        match options.log {
+            Some(path) => command.stderr(std::fs::File::create(path).expect("log file")),
+            None => command.stderr(Stdio::inherit()),
+        };
+        let mut child = command.spawn().expect("vitrina binary starts");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let base = loop {

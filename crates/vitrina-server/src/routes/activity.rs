@@ -140,6 +140,7 @@ pub async fn track_batch(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LimitQuery {
     /// 1–1000, default 50.
     pub limit: Option<usize>,

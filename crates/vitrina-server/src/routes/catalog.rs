@@ -13,7 +13,7 @@ use vitrina_core::{
 };
 
 use crate::{
-    dto::{check_limit, ProductDto},
+    dto::{check_limit, check_offset, ProductDto},
     error::{ApiError, ApiResult, ErrorBody},
     extract::{parse_json, ApiJson, ApiPath, ApiQuery},
     state::AppState,
@@ -102,6 +102,7 @@ pub struct ProductList {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub category: Option<String>,
     /// Default 0.
@@ -127,7 +128,7 @@ pub async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<ProductList>> {
     let limit = check_limit(q.limit, 100, 1000)?;
-    let offset = q.offset.unwrap_or(0);
+    let offset = check_offset(q.offset)?;
     let (products, total) =
         s.ports.catalog.products(ProductQuery { category: q.category, offset, limit }).await?;
     Ok(Json(ProductList {
@@ -295,18 +296,14 @@ pub async fn bulk(
             Err(errs) => errors.extend(errs.into_iter().map(|e| e.within(&format!("products[{i}]")))),
         }
     }
-    let mut first_at: std::collections::HashMap<&ProductId, usize> = std::collections::HashMap::new();
-    for (i, p) in products.iter().enumerate() {
-        if let Some(first) = first_at.insert(&p.id, i) {
-            errors.push(ValidationError::new(
-                format!("products[{i}].id"),
-                format!("{} is already products[{first}]; each id once per request", p.id),
-            ));
-        }
-    }
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
+    // An id given twice: the later product wins, as if the two were sent one after the other.
+    let last_at: std::collections::HashMap<ProductId, usize> =
+        products.iter().enumerate().map(|(i, p)| (p.id.clone(), i)).collect();
+    let products: Vec<Product> =
+        products.into_iter().enumerate().filter(|(i, p)| last_at[&p.id] == *i).map(|(_, p)| p).collect();
     let upserted = products.len();
     s.ports.catalog.upsert_products(products.clone()).await?;
     after_write(&s, products).await;

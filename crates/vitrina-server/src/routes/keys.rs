@@ -108,8 +108,17 @@ pub async fn list(State(s): State<AppState>) -> ApiResult<Json<KeyList>> {
 
 /// Revokes a key: from this request on it is refused. Revoking twice is harmless.
 #[utoipa::path(delete, path = "/api/v1/keys/{keyId}", tag = "keys", params(("keyId" = String, Path)),
-    responses((status = 200, body = RevokedKey), (status = 404, body = ErrorBody)))]
-pub async fn revoke(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<RevokedKey>> {
+    responses((status = 200, body = RevokedKey), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn revoke(
+    State(s): State<AppState>,
+    caller: Option<axum::Extension<std::sync::Arc<crate::auth::Caller>>>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<RevokedKey>> {
+    if caller.is_some_and(|c| c.key_id == id) {
+        return Err(ApiError::conflict(
+            "a key cannot revoke itself: use another admin key, or `vitrina keys revoke` on the stopped server's data directory",
+        ));
+    }
     if !s.auth.keys.revoke(&id).await? {
         return Err(ApiError::not_found(format!("api key {id} not found")));
     }

@@ -63,6 +63,8 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 
 /// Every API route, with body limits, JSON fallbacks and the docs.
 pub fn router(state: AppState) -> Router {
+    // The document, built once per router with the configured limits.
+    let spec = std::sync::Arc::new(crate::openapi::spec(&state.limits));
     let batch_limit = DefaultBodyLimit::max(state.limits.batch_body_bytes);
     let batch = Router::new()
         .route("/api/v1/activity/track/batch", post(activity::track_batch))
@@ -111,7 +113,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(batch)
         .merge(api)
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", crate::openapi::spec()))
+        .route("/openapi.json", get(move || async move { axum::Json(spec.as_ref().clone()) }))
+        .merge(SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json")))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::guard))

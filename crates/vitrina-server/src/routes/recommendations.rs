@@ -12,7 +12,7 @@ use vitrina_core::{
     ports::{CacheLookup, Impression, ImpressionItem},
     recommend::{explanation, RecommendationList, Recommended},
     stats::{user_stats, UserStats},
-    time::{format_ts, parse_ts},
+    time::{format_ts, parse_event_time},
     ActivityType, ProductId, UserId, ValidationError,
 };
 use vitrina_engine::{Filters, ListRequest, SessionEvent, Window};
@@ -21,7 +21,7 @@ use crate::{
     dto::check_limit,
     error::{ApiError, ApiResult, ErrorBody},
     experiments::Arm,
-    extract::{parse_json, ApiJson, ApiPath, ApiQuery},
+    extract::{ApiJson, ApiPath, ApiQuery},
     state::AppState,
 };
 
@@ -32,6 +32,7 @@ const MAX_SESSION_EVENTS: usize = 100;
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// 1–100, default 10.
     pub limit: Option<usize>,
@@ -52,7 +53,7 @@ fn filters(
 ) -> ApiResult<(usize, Filters)> {
     let limit = check_limit(limit, 10, MAX_LIMIT)?;
     let mut excluded = HashSet::new();
-    for raw in exclude.iter().flat_map(|e| e.split(',')).map(str::trim).filter(|s| !s.is_empty()) {
+    for raw in exclude {
         excluded.insert(ProductId::parse(raw).map_err(|e| ApiError::from(e.at("exclude")))?);
     }
     for (name, v) in [("minPrice", min_price), ("maxPrice", max_price)] {
@@ -63,22 +64,28 @@ fn filters(
             )]));
         }
     }
-    if let (Some(lo), Some(hi)) = (min_price, max_price) {
-        if lo > hi {
-            return Err(ApiError::validation(vec![ValidationError::new(
-                "minPrice",
-                "must not exceed maxPrice",
-            )]));
-        }
-    }
+    // minPrice above maxPrice is an empty range: nothing matches, which is no error.
     let category = category.map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
     Ok((limit, Filters { category, exclude: excluded, min_price, max_price }))
 }
 
+/// `?exclude=a,b,c`: product ids separated by commas (no blanks); empty means none.
+fn excluded(raw: Option<&String>) -> Vec<String> {
+    match raw.map(String::as_str) {
+        None | Some("") => Vec::new(),
+        Some(list) => list.split(',').map(str::to_string).collect(),
+    }
+}
+
 impl ListQuery {
     fn filters(&self) -> ApiResult<(usize, Filters)> {
-        let exclude: Vec<String> = self.exclude.iter().cloned().collect();
-        filters(self.limit, self.category.as_ref(), &exclude, self.min_price, self.max_price)
+        filters(
+            self.limit,
+            self.category.as_ref(),
+            &excluded(self.exclude.as_ref()),
+            self.min_price,
+            self.max_price,
+        )
     }
 }
 
@@ -308,8 +315,7 @@ pub async fn refresh(
     body: Bytes,
 ) -> ApiResult<Json<RecommendationsResponse>> {
     let user = UserId::parse(&user)?;
-    let body: RefreshRequest =
-        if body.iter().all(u8::is_ascii_whitespace) { RefreshRequest::default() } else { parse_json(&body)? };
+    let body: RefreshRequest = crate::extract::optional_json(&body)?.unwrap_or_default();
     let (limit, filters) = ListQuery { limit: body.limit, ..Default::default() }.filters()?;
     let arm = s.experiments.arm_for(Some(user.as_str()));
     let key = format!("{}|{}", arm.label, cache_key(limit, &filters));
@@ -328,6 +334,7 @@ pub async fn refresh(
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct SimilarQuery {
     /// 1–100, default 10.
     pub limit: Option<usize>,
@@ -369,8 +376,8 @@ pub async fn similar(
     let product = ProductId::parse(&product)?;
     let visitor =
         q.user_id.as_deref().map(UserId::parse).transpose().map_err(|e| ApiError::from(e.at("userId")))?;
-    let exclude: Vec<String> = q.exclude.iter().cloned().collect();
-    let (limit, f) = filters(q.limit, q.category.as_ref(), &exclude, q.min_price, q.max_price)?;
+    let (limit, f) =
+        filters(q.limit, q.category.as_ref(), &excluded(q.exclude.as_ref()), q.min_price, q.max_price)?;
     let (engine, id) = (s.engine.clone(), product.clone());
     let arm = s.experiments.arm_for(visitor.as_ref().map(UserId::as_str));
     let for_ranking = arm.clone();
@@ -406,6 +413,7 @@ pub async fn similar(
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct PopularQuery {
     /// 1–100, default 10.
     pub limit: Option<usize>,
@@ -454,8 +462,8 @@ pub async fn popular(
         .map_err(|e: String| ApiError::validation(vec![ValidationError::new("window", e)]))?;
     let visitor =
         q.user_id.as_deref().map(UserId::parse).transpose().map_err(|e| ApiError::from(e.at("userId")))?;
-    let exclude: Vec<String> = q.exclude.iter().cloned().collect();
-    let (limit, f) = filters(q.limit, q.category.as_ref(), &exclude, q.min_price, q.max_price)?;
+    let (limit, f) =
+        filters(q.limit, q.category.as_ref(), &excluded(q.exclude.as_ref()), q.min_price, q.max_price)?;
     let category = f.category.clone();
     let now = Utc::now();
     let req = ListRequest { limit, filters: &f, now_ms: now.timestamp_millis() };
@@ -546,13 +554,15 @@ pub async fn session(
         .map_err(|e| ApiError::from(e.at("sessionId")))?;
     let (limit, f) =
         filters(body.limit, body.category.as_ref(), &body.exclude, body.min_price, body.max_price)?;
-    let n = body.events.len() + body.product_ids.len();
-    if n > MAX_SESSION_EVENTS {
-        return Err(ApiError::validation(vec![ValidationError::new(
-            "events",
-            format!("at most {MAX_SESSION_EVENTS} events and productIds together, got {n}"),
-        )]));
+    for (field, len) in [("events", body.events.len()), ("productIds", body.product_ids.len())] {
+        if len > MAX_SESSION_EVENTS {
+            return Err(ApiError::validation(vec![ValidationError::new(
+                field,
+                format!("at most {MAX_SESSION_EVENTS} items, got {len}"),
+            )]));
+        }
     }
+    let n = body.events.len() + body.product_ids.len();
     let now = Utc::now();
     let start = now.timestamp_millis() - n as i64;
     let mut events = Vec::with_capacity(n);
@@ -566,7 +576,7 @@ pub async fn session(
             Err(err) => Err(err.at(field("activityType"))),
         };
         let ts = match &e.timestamp {
-            Some(raw) => parse_ts(&field("timestamp"), raw).map(|t| t.timestamp_millis()),
+            Some(raw) => parse_event_time(&field("timestamp"), raw, now).map(|t| t.timestamp_millis()),
             None => Ok(start + i as i64),
         };
         match (product, kind, ts) {
@@ -613,6 +623,7 @@ pub async fn session(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatsQuery {
     /// 1–365, default 30.
     pub days: Option<i64>,

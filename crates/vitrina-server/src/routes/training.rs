@@ -8,7 +8,7 @@ use vitrina_engine::TrainingConfig;
 
 use crate::{
     error::{ApiError, ApiResult, ErrorBody},
-    extract::{parse_json, ApiPath, ApiQuery},
+    extract::{ApiPath, ApiQuery},
     state::AppState,
     training::{self as service, ActivationError, CancelError, Job, QueueStatus, Trigger},
 };
@@ -34,13 +34,17 @@ pub struct TrainResponse {
 /// Queues a training job (202). Poll `GET /api/v1/training/status` for its progress.
 #[utoipa::path(post, path = "/api/v1/training/train", tag = "training",
     request_body(content = Option<TrainRequest>),
-    responses((status = 202, body = TrainResponse), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 202, body = TrainResponse), (status = 400, body = ErrorBody),
+        (status = 429, description = "the queue is full (`queue_full`); see `Retry-After`", body = ErrorBody)))]
 pub async fn train(State(s): State<AppState>, body: Bytes) -> ApiResult<(StatusCode, Json<TrainResponse>)> {
-    let req: TrainRequest =
-        if body.iter().all(u8::is_ascii_whitespace) { TrainRequest::default() } else { parse_json(&body)? };
+    let req: TrainRequest = crate::extract::optional_json(&body)?.unwrap_or_default();
     let config = req.config.unwrap_or_default();
     config.validate()?;
-    let job = s.training.submit(config, Trigger::Api).map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let job = s.training.submit(config, Trigger::Api).map_err(|e| {
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "queue_full", format!("{e}; retry once one has run"))
+            .with_details(serde_json::json!({"retryAfterSeconds": 30}))
+            .with_header(axum::http::header::RETRY_AFTER, "30")
+    })?;
     Ok((
         StatusCode::ACCEPTED,
         Json(TrainResponse { success: true, message: "training job queued".into(), job }),
@@ -169,6 +173,7 @@ impl From<ActivationError> for ApiError {
 }
 
 #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ActivateQuery {
     /// Also activate a `rejected` model.
     pub force: Option<bool>,

@@ -12,7 +12,7 @@ use vitrina_core::{
 };
 
 use crate::{
-    dto::{check_limit, ActivityDto},
+    dto::{check_limit, check_offset, ActivityDto},
     error::{ApiError, ApiResult, ErrorBody},
     extract::{ApiJson, ApiPath, ApiQuery},
     state::AppState,
@@ -64,6 +64,7 @@ pub struct UserList {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub offset: Option<usize>,
     /// 1–1000, default 100.
@@ -75,7 +76,7 @@ pub struct ListQuery {
     responses((status = 200, body = UserList), (status = 400, body = ErrorBody)))]
 pub async fn list(State(s): State<AppState>, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Json<UserList>> {
     let limit = check_limit(q.limit, 100, 1000)?;
-    let (users, total) = s.ports.users.users(q.offset.unwrap_or(0), limit).await?;
+    let (users, total) = s.ports.users.users(check_offset(q.offset)?, limit).await?;
     Ok(Json(UserList { success: true, total, users: users.iter().map(UserDto::from).collect() }))
 }
 

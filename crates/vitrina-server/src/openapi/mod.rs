@@ -2,14 +2,16 @@
 //! here with what holds for every route, so that generated clients and fuzzers can trust it:
 //! unique operation ids, query parameters in the query, id patterns, the security schemes
 //! and each route's scope (from [`crate::auth::policy`], the table the guard enforces), and
-//! every error status the server can answer.
+//! every error status the server can answer; [`constraints`] adds the bounds of every field.
+
+pub mod constraints;
 
 use std::collections::BTreeMap;
 
 use axum::http::Method;
 use utoipa::{
     openapi::{
-        path::{Operation, ParameterIn},
+        path::Operation,
         response::Response,
         schema::{ObjectBuilder, Type},
         security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityRequirement, SecurityScheme},
@@ -21,14 +23,12 @@ use utoipa::{
 use crate::{
     auth::policy::{access, Access},
     routes::ApiDoc,
+    state::Limits,
 };
 
 /// The security schemes: a key in `Authorization: Bearer` or in `X-API-Key`.
 const BEARER: &str = "bearerAuth";
 const HEADER: &str = "apiKeyHeader";
-
-/// Pattern of visitor and product ids (`vitrina_core::ids`).
-const ID_PATTERN: &str = "^[A-Za-z0-9_.:@-]{1,128}$";
 
 /// The error answers every route may give, by status: component name and description.
 const ERRORS: &[(&str, &str, &str)] = &[
@@ -69,8 +69,8 @@ fn error_response(description: &str) -> Response {
     r
 }
 
-/// The complete document served at `/openapi.json`.
-pub fn spec() -> utoipa::openapi::OpenApi {
+/// The complete document served at `/openapi.json`, with the configured limits.
+pub fn spec(limits: &Limits) -> serde_json::Value {
     let mut doc = ApiDoc::openapi();
     let components = doc.components.get_or_insert_with(Default::default);
     components
@@ -98,7 +98,9 @@ pub fn spec() -> utoipa::openapi::OpenApi {
         }
     }
     debug_assert!(ids.values().all(|n| *n == 1), "operation ids repeat: {ids:?}");
-    doc
+    let mut json = serde_json::to_value(&doc).expect("the document serialises");
+    constraints::apply(&mut json, limits);
+    json
 }
 
 /// Adds to one operation what holds for every route.
@@ -111,24 +113,7 @@ fn complete(path: &str, method: &Method, op: &mut Operation) {
         format!("{tag}_{name}")
     });
 
-    let mut has_input = op.request_body.is_some();
-    for p in op.parameters.iter_mut().flatten() {
-        has_input = true;
-        if path.contains(&format!("{{{}}}", p.name)) {
-            p.parameter_in = ParameterIn::Path;
-            if matches!(p.name.as_str(), "userId" | "productId") {
-                let schema = ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .pattern(Some(ID_PATTERN))
-                    .min_length(Some(1))
-                    .max_length(Some(128))
-                    .build();
-                p.schema = Some(RefOr::T(schema.into()));
-            }
-        } else {
-            p.parameter_in = ParameterIn::Query;
-        }
-    }
+    let has_input = op.request_body.is_some() || op.parameters.as_ref().is_some_and(|p| !p.is_empty());
 
     let writes = *method != Method::GET;
     let needs = access(method, Some(path), false);
@@ -174,7 +159,7 @@ mod tests {
 
     #[test]
     fn operation_ids_are_unique_and_query_parameters_are_in_the_query() {
-        let doc = serde_json::to_value(spec()).unwrap();
+        let doc = spec(&Limits::default());
         let mut ids = std::collections::HashSet::new();
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, op) in item.as_object().unwrap() {
@@ -198,7 +183,19 @@ mod tests {
         assert_eq!(list["security"][0]["bearerAuth"], serde_json::json!([]), "{list}");
         assert!(list["responses"]["401"].is_object() && list["responses"]["403"].is_object());
         let user = list["parameters"].as_array().unwrap().iter().find(|p| p["name"] == "userId").unwrap();
-        assert_eq!(user["schema"]["pattern"], ID_PATTERN);
+        assert_eq!(user["schema"]["pattern"], constraints::ID_PATTERN);
+        let force = &doc["paths"]["/api/v1/training/models/{version}/activate"]["post"]["parameters"][1];
+        assert_eq!(
+            (force["name"].as_str(), force["required"].as_bool()),
+            (Some("force"), Some(false)),
+            "{force}"
+        );
+        let limit = list["parameters"].as_array().unwrap().iter().find(|p| p["name"] == "limit").unwrap();
+        assert_eq!(
+            (limit["schema"]["minimum"].as_i64(), limit["schema"]["maximum"].as_i64()),
+            (Some(1), Some(100))
+        );
+        assert_eq!(doc["components"]["schemas"]["TrackRequest"]["oneOf"].as_array().unwrap().len(), 3);
         let health = &doc["paths"]["/health"]["get"];
         assert_eq!(health["security"], serde_json::json!([{}]), "{health}");
         assert!(health["responses"].get("401").is_none());
