@@ -42,6 +42,9 @@ pub struct Experiments {
 pub struct Server {
     /// Address to listen on.
     pub addr: String,
+    /// PEM certificate chain and private key: serve HTTPS (TLS 1.2/1.3, rustls) instead of HTTP.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,7 +79,7 @@ pub struct Log {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            server: Server { addr: "127.0.0.1:8080".into() },
+            server: Server { addr: "127.0.0.1:8080".into(), tls_cert: None, tls_key: None },
             storage: Storage { data_dir: PathBuf::from("./data"), demo: true, impression_retention_days: 30 },
             cache: Cache { users: 250_000, ttl_seconds: 600 },
             limits: Default::default(),

@@ -48,6 +48,16 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<()> {
     init_logging(&config);
     vitrina_server::observe::prometheus();
 
+    // The certificate is read before anything else, so a bad one fails fast.
+    let tls = match (&config.server.tls_cert, &config.server.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await.with_context(
+                || format!("reading the TLS certificate {} and key {}", cert.display(), key.display()),
+            )?)
+        }
+        (None, None) => None,
+        _ => anyhow::bail!("[server] tls_cert and tls_key go together: give both or neither"),
+    };
     // Bind first: a busy port fails before anything is written to the data directory.
     let listener = tokio::net::TcpListener::bind(&config.server.addr)
         .await
@@ -80,15 +90,31 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<()> {
         }
         tracing::warn!(addr = %addr, "serving without API keys on a non-loopback address (--insecure-no-auth)");
     }
-    tracing::info!(addr = %addr, data_dir = %config.storage.data_dir.display(), "vitrina listening");
-    println!("vitrina listening on http://{addr}");
-
-    let app = vitrina_server::app(embedded.state.clone());
-    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let app = vitrina_server::app(embedded.state.clone())
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    match tls {
+        None => {
+            announce("http", addr, &config);
+            axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+        }
+        Some(tls) => {
+            announce("https", addr, &config);
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                stopper.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+            });
+            axum_server::from_tcp_rustls(listener.into_std()?, tls)?.handle(handle).serve(app).await?;
+        }
+    }
     tracing::info!("no more requests; shutting down");
     embedded.shutdown().await
+}
+
+fn announce(scheme: &str, addr: std::net::SocketAddr, config: &Config) {
+    tracing::info!(addr = %addr, scheme, data_dir = %config.storage.data_dir.display(), "vitrina listening");
+    println!("vitrina listening on {scheme}://{addr}");
 }
 
 async fn shutdown_signal() {

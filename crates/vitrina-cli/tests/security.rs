@@ -422,3 +422,99 @@ async fn an_erased_visitor_leaves_nothing_in_the_data_directory() {
     }
     assert!(checked >= 3, "the data directory was checked ({checked} files)");
 }
+
+#[tokio::test]
+async fn tls_serves_https_with_the_configured_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let (cert_pem, key_pem) = (cert.cert.pem(), cert.signing_key.serialize_pem());
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, &cert_pem).unwrap();
+    std::fs::write(&key_path, &key_pem).unwrap();
+    let (c, k) = (cert_path.to_str().unwrap(), key_path.to_str().unwrap());
+
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        Options { env: vec![("VITRINA__SERVER__TLS_CERT", c), ("VITRINA__SERVER__TLS_KEY", k)], log: None },
+    );
+    assert!(server.base.starts_with("https://"), "{}", server.base);
+    let trusting = Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let res = trusting.get(server.url("/health")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["message"], "Recommendation System is healthy");
+    let (s, _) =
+        call(&trusting, &server, Method::GET, "/api/v1/recommendations/recommendations/user-1", None, None)
+            .await;
+    assert_eq!(s, 200);
+    // A client that does not trust the certificate, and plain HTTP, get nowhere.
+    assert!(Client::new().get(server.url("/health")).send().await.is_err());
+    let plain = server.base.replacen("https://", "http://", 1);
+    assert!(Client::new()
+        .get(format!("{plain}/health"))
+        .send()
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true));
+    assert!(server.stop().success());
+
+    // Half a TLS configuration is refused at start, naming the keys.
+    let half = Command::new(env!("CARGO_BIN_EXE_vitrina"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("VITRINA__SERVER__TLS_CERT", c)
+        .env_remove("VITRINA_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!half.status.success());
+    assert!(String::from_utf8_lossy(&half.stderr).contains("tls_cert and tls_key go together"));
+}
+
+#[tokio::test]
+async fn cors_is_off_by_default_and_answers_only_the_configured_origins() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Client::new();
+    let preflight = |server: &Server, origin: &str| {
+        c.request(Method::OPTIONS, server.url("/api/v1/activity/track"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type,authorization")
+            .send()
+    };
+    let server = Server::start(&dir.path().join("a"));
+    let res = preflight(&server, "https://shop.example").await.unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none(), "no CORS unless configured");
+    let res = c
+        .get(server.url("/api/v1/recommendations/popular"))
+        .header("origin", "https://shop.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+    server.stop();
+
+    let server = Server::start_with(
+        &dir.path().join("b"),
+        Options { env: vec![("VITRINA__AUTH__CORS_ORIGINS", r#"["https://shop.example"]"#)], log: None },
+    );
+    let res = preflight(&server, "https://shop.example").await.unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(res.headers()["access-control-allow-origin"], "https://shop.example");
+    let res = preflight(&server, "https://evil.example").await.unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+    let view = json!({"userId": "user-1", "activityType": "view", "productId": "product-2"});
+    let from = |origin: &'static str| {
+        c.post(server.url("/api/v1/activity/track")).header("origin", origin).json(&view).send()
+    };
+    let res = from("https://shop.example").await.unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.headers()["access-control-allow-origin"], "https://shop.example");
+    assert_eq!(
+        from("https://evil.example").await.unwrap().status(),
+        403,
+        "a write from another site is refused"
+    );
+    server.stop();
+}

@@ -41,6 +41,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// (request ids, the access log, metrics, the JSON error shape for every error, panic →
 /// JSON 500).
 pub fn app(state: AppState) -> Router {
+    let cors = cors(&state.auth.config.cors_origins);
     routes::router(state)
         .layer(middleware::from_fn(observe::error_shape))
         .layer(middleware::from_fn(observe::track_requests))
@@ -61,4 +62,27 @@ pub fn app(state: AppState) -> Router {
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(CatchPanicLayer::custom(observe::panic_response)),
         )
+        .layer(tower::util::option_layer(cors))
+}
+
+/// CORS for the configured origins (`[auth] cors_origins`); none by default, so browsers on
+/// other sites can neither read answers nor send keys.
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{header, HeaderValue, Method};
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                HeaderName::from_static(auth::API_KEY_HEADER),
+            ])
+            .expose_headers([header::RETRY_AFTER, REQUEST_ID])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
 }
