@@ -84,7 +84,11 @@ impl Default for Config {
             cache: Cache { users: 250_000, ttl_seconds: 600 },
             limits: Default::default(),
             ranking: Default::default(),
-            training: vitrina_server::embedded::TrainingSchedule { threads: 1, ..Default::default() },
+            training: vitrina_server::embedded::TrainingSchedule {
+                threads: 1,
+                stuck_after_seconds: 1800,
+                ..Default::default()
+            },
             experiments: Experiments { step_seconds: 60 },
             auth: Default::default(),
             rate_limits: Default::default(),

@@ -65,6 +65,10 @@ pub trait EventLog: Send + Sync {
     /// [`EventLog::page`] reduced to [`LogEvent`]s: what training and replay read.
     async fn scan(&self, after_seq: u64, limit: usize) -> StoreResult<Vec<LogEvent>>;
     async fn stats(&self) -> StoreResult<LogStats>;
+    /// Whether the log can take writes now; `Err` says why not.
+    fn health(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Which products to list.
@@ -149,6 +153,11 @@ pub trait ImpressionStore: Send + Sync {
         &self,
         variant_prefix: &str,
     ) -> StoreResult<(Vec<Impression>, Vec<AttributedOutcome>)>;
+    /// Whether served lists are being recorded; `Err` says why not (a writer that stopped, or
+    /// one that has made no progress with lists waiting).
+    fn health(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// A click, add-to-cart or purchase attributed to one item of a served list.

@@ -39,6 +39,9 @@ pub struct TrainingSchedule {
     pub interval_seconds: u64,
     /// Start a job once this many events arrived since the last one's snapshot; 0 = never.
     pub after_events: u64,
+    /// A running job that reports no progress for this long turns the training health into
+    /// a 503.
+    pub stuck_after_seconds: u64,
 }
 
 /// Settings of an embedded instance.
@@ -76,7 +79,7 @@ impl EmbeddedConfig {
             cache_ttl: Duration::from_secs(600),
             limits: Limits::default(),
             ranking: RankingConfig::default(),
-            schedule: TrainingSchedule { threads: 1, ..Default::default() },
+            schedule: TrainingSchedule { threads: 1, stuck_after_seconds: 1800, ..Default::default() },
             experiment_step_seconds: 60,
             auth: AuthConfig::default(),
             rate_limits: RateLimits::default(),
@@ -124,7 +127,10 @@ impl Embedded {
         engine.limit_visitors(config.limits.online_visitors);
         let artefacts = Artefacts::new(&config.data_dir);
         let training = Arc::new(Training::new(
-            TrainingSettings { threads: config.schedule.threads },
+            TrainingSettings {
+                threads: config.schedule.threads,
+                stuck_after: Duration::from_secs(config.schedule.stuck_after_seconds.max(1)),
+            },
             artefacts.clone(),
         )?);
         let restored = training::restore_active(&ports, &engine, &artefacts)
@@ -165,7 +171,7 @@ impl Embedded {
         }
         let stats = engine.stats();
         tracing::info!(model_version = %engine.model().version, products = stats.products, visitors = stats.visitors, "engine ready");
-        let mut tasks = vec![tokio::spawn(training.clone().run_forever(ports.clone(), engine.clone()))];
+        let mut tasks = vec![training.spawn_worker(ports.clone(), engine.clone())];
         tasks.push(tokio::spawn(refresh_forever(engine.clone())));
         if config.experiment_step_seconds > 0 {
             tasks.push(tokio::spawn(step_experiments_forever(

@@ -105,6 +105,10 @@ struct Queue {
     queued: VecDeque<Job>,
     finished: VecDeque<Job>,
     next_id: u64,
+    /// When the running job last reported progress.
+    last_progress: Option<std::time::Instant>,
+    /// Set while a worker loop runs jobs; cleared when it ends (a panic included).
+    worker: bool,
 }
 
 /// Snapshot of the queue for the status endpoint.
@@ -133,9 +137,12 @@ pub enum CancelError {
 pub struct TrainingSettings {
     /// Threads a job may use (the rest of the machine keeps serving).
     pub threads: usize,
+    /// A running job that reports no progress for this long makes the service unhealthy.
+    pub stuck_after: std::time::Duration,
 }
 
 pub struct Training {
+    stuck_after: std::time::Duration,
     queue: Mutex<Queue>,
     wake: Notify,
     pool: Arc<rayon::ThreadPool>,
@@ -152,7 +159,13 @@ impl Training {
             .num_threads(settings.threads.max(1))
             .thread_name(|i| format!("vitrina-train-{i}"))
             .build()?;
-        Ok(Self { queue: Mutex::new(Queue::default()), wake: Notify::new(), pool: Arc::new(pool), artefacts })
+        Ok(Self {
+            stuck_after: settings.stuck_after,
+            queue: Mutex::new(Queue::default()),
+            wake: Notify::new(),
+            pool: Arc::new(pool),
+            artefacts,
+        })
     }
 
     pub fn artefacts(&self) -> &Artefacts {
@@ -246,9 +259,37 @@ impl Training {
     }
 
     fn update(&self, f: impl FnOnce(&mut Job)) {
-        if let Some(job) = self.lock().current.as_mut() {
+        let mut q = self.lock();
+        if let Some(job) = q.current.as_mut() {
             f(job);
+            q.last_progress = Some(std::time::Instant::now());
         }
+    }
+
+    /// Whether the service can run jobs: a worker runs and the running job, if any, reported
+    /// progress within the configured bound.
+    pub fn health(&self) -> Result<String, String> {
+        let q = self.lock();
+        let stuck_after = self.stuck_after;
+        if !q.worker {
+            return Err("the training worker is not running".into());
+        }
+        if let (Some(job), Some(at)) = (&q.current, q.last_progress) {
+            let idle = at.elapsed();
+            if idle > stuck_after {
+                return Err(format!(
+                    "job {} has reported no progress for {} s (phase {})",
+                    job.job_id,
+                    idle.as_secs(),
+                    job.phase
+                ));
+            }
+        }
+        Ok(format!(
+            "{} queued, running: {}",
+            q.queued.len(),
+            q.current.as_ref().map_or("none", |j| j.job_id.as_str())
+        ))
     }
 
     fn log(&self, line: impl Into<String>) {
@@ -275,6 +316,7 @@ impl Training {
             job.phase = "loading".into();
             job.started_at = Some(now());
             q.current = Some(job.clone());
+            q.last_progress = Some(std::time::Instant::now());
             q.cancel = Some(cancel.clone());
             job
         };
@@ -494,8 +536,23 @@ impl Training {
         Ok(true)
     }
 
-    /// Runs jobs as they are queued, until the task is dropped.
-    pub async fn run_forever(self: Arc<Self>, ports: Ports, engine: Arc<Engine>) {
+    /// Starts the worker that runs jobs as they are queued, until the task is dropped.
+    pub fn spawn_worker(self: &Arc<Self>, ports: Ports, engine: Arc<Engine>) -> tokio::task::JoinHandle<()> {
+        self.lock().worker = true;
+        tokio::spawn(self.clone().run_forever(ports, engine))
+    }
+
+    async fn run_forever(self: Arc<Self>, ports: Ports, engine: Arc<Engine>) {
+        /// Clears the worker flag however the loop ends (abort or panic).
+        struct Alive<'a>(&'a Training);
+        impl Drop for Alive<'_> {
+            fn drop(&mut self) {
+                if let Ok(mut q) = self.0.queue.lock() {
+                    q.worker = false;
+                }
+            }
+        }
+        let _alive = Alive(&self);
         loop {
             if !self.run_once(&ports, &engine).await {
                 self.wake.notified().await;
@@ -707,4 +764,32 @@ pub async fn restore_active(
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(stuck_after: std::time::Duration) -> Training {
+        let dir = std::env::temp_dir().join(format!("vitrina-training-health-{}", std::process::id()));
+        Training::new(TrainingSettings { threads: 1, stuck_after }, Artefacts::new(&dir)).unwrap()
+    }
+
+    #[test]
+    fn health_fails_without_a_worker_and_with_a_job_that_stopped_reporting() {
+        let t = service(std::time::Duration::from_secs(60));
+        assert!(t.health().unwrap_err().contains("worker is not running"));
+        t.lock().worker = true;
+        assert!(t.health().is_ok());
+        let job = t.submit(TrainingConfig::default(), Trigger::Api).unwrap();
+        {
+            let mut q = t.lock();
+            q.current = q.queued.pop_front();
+            q.last_progress = Some(std::time::Instant::now() - std::time::Duration::from_secs(61));
+        }
+        let stuck = t.health().unwrap_err();
+        assert!(stuck.contains(&job.job_id) && stuck.contains("no progress"), "{stuck}");
+        t.update(|j| j.progress = 0.5);
+        assert!(t.health().is_ok(), "a progress report clears it");
+    }
 }

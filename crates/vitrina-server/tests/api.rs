@@ -342,3 +342,34 @@ async fn rollback_restores_the_previous_models_exact_lists_and_walks_back() {
     common::assert_error(&app.get("/api/v1/training/models/v42").await, 404, "not_found");
     assert_eq!(app.get("/api/v1/training/models/v2").await.1["model"]["status"], "archived");
 }
+
+#[tokio::test]
+async fn health_turns_503_naming_the_reason_while_no_model_serves_the_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = vitrina_server::embedded::EmbeddedConfig {
+        demo: false,
+        ..vitrina_server::embedded::EmbeddedConfig::new(dir.path())
+    };
+    let embedded = vitrina_server::embedded::Embedded::start(config).await.unwrap();
+    let app = common::TestApp::from_embedded(embedded, dir);
+    let (s, body) = app.get("/api/v1/engine/health").await;
+    assert_eq!(s.as_u16(), 200, "an empty shop has nothing to learn from: {body}");
+    for (u, p) in [("a", "p1"), ("a", "p2"), ("b", "p1"), ("b", "p3")] {
+        let (s, body) = app
+            .post("/api/v1/activity/track", &json!({"userId": u, "activityType": "view", "productId": p}))
+            .await;
+        assert_eq!(s.as_u16(), 201, "{body}");
+    }
+    let (s, body) = app.get("/api/v1/engine/health").await;
+    assert_eq!(s.as_u16(), 503, "{body}");
+    assert_eq!(body["status"], "unhealthy");
+    assert!(body["checks"][0]["detail"].as_str().unwrap().contains("no model trained yet"), "{body}");
+    assert_eq!(app.get("/health").await.0.as_u16(), 503, "the whole system says so too");
+    let finished = common::train_and_wait(&app, json!({"tolerance": 1.0})).await;
+    assert_eq!(finished["status"], "succeeded", "{finished}");
+    let (s, body) = app.get("/api/v1/engine/health").await;
+    assert_eq!(s.as_u16(), 200, "{body}");
+    let (s, body) = app.get("/api/v1/training/health").await;
+    assert_eq!(s.as_u16(), 200, "{body}");
+    assert!(body["checks"][0]["detail"].as_str().unwrap().contains("running: none"), "{body}");
+}

@@ -28,31 +28,59 @@ pub struct Check {
 
 async fn check(s: &AppState, service: &str) -> Check {
     let (healthy, detail) = match service {
-        "activity" => match s.ports.log.stats().await {
-            Ok(st) => (true, format!("event log at sequence {}", st.max_seq)),
-            Err(e) => (false, format!("event log unreachable: {e}")),
+        "activity" => match (s.ports.log.health(), s.ports.log.stats().await) {
+            (Err(why), _) => (false, why),
+            (Ok(()), Ok(st)) => (true, format!("event log at sequence {}", st.max_seq)),
+            (Ok(()), Err(e)) => (false, format!("event log unreachable: {e}")),
         },
-        "engine" => {
-            let model = s.engine.model();
-            let st = s.engine.stats();
-            (
-                true,
-                format!(
-                    "model {} over {} products, {} visitors online",
-                    model.version, st.products, st.visitors
-                ),
-            )
+        "engine" => engine_check(s).await,
+        "recommendations" => {
+            match (s.ports.impressions.health(), s.ports.catalog.products(Default::default()).await) {
+                (Err(why), _) => (false, why),
+                (Ok(()), Ok((_, n))) => (true, format!("{n} products in the catalogue")),
+                (Ok(()), Err(e)) => (false, format!("catalogue unreachable: {e}")),
+            }
         }
-        "recommendations" => match s.ports.catalog.products(Default::default()).await {
-            Ok((_, n)) => (true, format!("{n} products in the catalogue")),
-            Err(e) => (false, format!("catalogue unreachable: {e}")),
+        _ => match s.training.health() {
+            Ok(detail) => (true, detail),
+            Err(why) => (false, why),
         },
-        _ => {
-            let st = s.training.status();
-            (true, format!("{} queued, running: {}", st.queued.len(), st.current.is_some()))
-        }
     };
     Check { service: service.into(), healthy, detail }
+}
+
+/// The engine serves the registry's active model; with events to learn from and no model,
+/// lists come from live popularity alone, which is not healthy either.
+async fn engine_check(s: &AppState) -> (bool, String) {
+    let serving = s.engine.model();
+    let st = s.engine.stats();
+    let online = format!("{} products, {} visitors online", st.products, st.visitors);
+    let models = match s.ports.registry.models().await {
+        Ok(m) => m,
+        Err(e) => return (false, format!("model registry unreachable: {e}")),
+    };
+    let active = models.iter().find(|m| m.status == vitrina_core::ports::ModelStatus::Active);
+    match active {
+        Some(m) if m.version == serving.version => (true, format!("model {} over {online}", m.version)),
+        Some(m) => (
+            false,
+            format!(
+                "the active model {} is not loaded (serving {}); see the log",
+                m.version, serving.version
+            ),
+        ),
+        None => match s.ports.log.stats().await {
+            Ok(st) if st.events > 0 => (
+                false,
+                format!(
+                    "no model trained yet for {} events: lists come from live popularity alone; train one",
+                    st.events
+                ),
+            ),
+            Ok(_) => (true, format!("no events to learn from yet; {online}")),
+            Err(e) => (false, format!("event log unreachable: {e}")),
+        },
+    }
 }
 
 fn answer(checks: Vec<Check>, up: &str, down: &str, s: &AppState) -> (StatusCode, Json<Health>) {

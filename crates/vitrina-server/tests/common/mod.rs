@@ -26,6 +26,12 @@ pub async fn start() -> TestApp {
 }
 
 impl TestApp {
+    /// Serves an instance started with another configuration, owning its directory.
+    pub fn from_embedded(embedded: Embedded, dir: tempfile::TempDir) -> TestApp {
+        let router = vitrina_server::app(embedded.state.clone());
+        TestApp { embedded, router, _dir: dir }
+    }
+
     /// Shuts the instance down cleanly and starts a new one on the same directory.
     pub async fn restart(self) -> TestApp {
         let TestApp { embedded, router, _dir } = self;

@@ -16,9 +16,12 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::Mutex,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
     thread::JoinHandle,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use chrono::{DateTime, Utc};
@@ -139,12 +142,50 @@ enum Op {
     Flush(oneshot::Sender<()>),
 }
 
+/// What the writer has done, for health: operations queued and not yet handled, and when it
+/// last finished a batch.
+#[derive(Default)]
+pub struct Progress {
+    pending: AtomicUsize,
+    last_batch: Mutex<Option<Instant>>,
+}
+
+/// A writer with lists waiting that finished no batch for this long is stuck.
+pub const STUCK_AFTER: Duration = Duration::from_secs(60);
+
+impl Progress {
+    pub(super) fn queued(&self) {
+        self.pending.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn handled(&self, n: usize, at: Instant) {
+        self.pending.fetch_sub(n, Ordering::Relaxed);
+        *self.last_batch.lock().expect("progress lock") = Some(at);
+    }
+
+    /// `Err` when operations wait and no batch finished within [`STUCK_AFTER`] of `now`.
+    fn check(&self, now: Instant, started: Instant) -> Result<(), String> {
+        let pending = self.pending.load(Ordering::Relaxed);
+        let last = self.last_batch.lock().expect("progress lock").unwrap_or(started);
+        let idle = now.saturating_duration_since(last);
+        if pending > 0 && idle > STUCK_AFTER {
+            return Err(format!(
+                "the impression writer finished nothing for {} s with {pending} lists waiting",
+                idle.as_secs()
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The impression log of a data directory.
 pub struct ImpressionLog {
     tx: Mutex<Option<mpsc::Sender<Op>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     /// Dropped at close: ends the retention thread.
     stop: Mutex<Option<std::sync::mpsc::Sender<()>>>,
+    pub(super) progress: Arc<Progress>,
+    started: Instant,
     names: Pseudonyms,
     path: PathBuf,
     readers: Mutex<Vec<Connection>>,
@@ -172,9 +213,11 @@ impl ImpressionLog {
         migrate(&mut conn, names)?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let spawn_error = |e| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
+        let progress = Arc::new(Progress::default());
+        let writer_progress = progress.clone();
         let writer = std::thread::Builder::new()
             .name("vitrina-impressions".into())
-            .spawn(move || run(conn, rx, names))
+            .spawn(move || run(conn, rx, names, writer_progress))
             .map_err(spawn_error)?;
         let (stop, stopped) = std::sync::mpsc::channel();
         if let Some(retention) = retention {
@@ -188,6 +231,8 @@ impl ImpressionLog {
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
             stop: Mutex::new(Some(stop)),
+            progress,
+            started: Instant::now(),
             names,
             path,
             readers: Mutex::new(Vec::new()),
@@ -201,16 +246,18 @@ impl ImpressionLog {
     /// Queues an impression; never waits. A full queue drops it (counted in metrics).
     pub fn record(&self, impression: Impression) {
         let Some(tx) = self.sender() else { return };
-        if tx.try_send(Op::Record(impression)).is_err() {
-            metrics::counter!("vitrina_store_impressions_dropped_total").increment(1);
+        match tx.try_send(Op::Record(impression)) {
+            Ok(()) => self.progress.queued(),
+            Err(_) => metrics::counter!("vitrina_store_impressions_dropped_total").increment(1),
         }
     }
 
     /// Queues an attributed outcome; never waits. An event id already recorded is ignored.
     pub fn record_outcome(&self, outcome: AttributedOutcome) {
         let Some(tx) = self.sender() else { return };
-        if tx.try_send(Op::Outcome(outcome)).is_err() {
-            metrics::counter!("vitrina_store_outcomes_dropped_total").increment(1);
+        match tx.try_send(Op::Outcome(outcome)) {
+            Ok(()) => self.progress.queued(),
+            Err(_) => metrics::counter!("vitrina_store_outcomes_dropped_total").increment(1),
         }
     }
 
@@ -235,6 +282,17 @@ impl ImpressionLog {
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok((impressions, outcomes))
         })
+    }
+
+    /// `Err` when the writer stopped, or has lists waiting and finished nothing for
+    /// [`STUCK_AFTER`] before `now`.
+    pub fn health(&self, now: Instant) -> Result<(), String> {
+        match self.writer.lock().expect("impression writer lock").as_ref() {
+            Some(w) if w.is_finished() => return Err("the impression writer stopped".into()),
+            None => return Err("the impression log is closed".into()),
+            Some(_) => {}
+        }
+        self.progress.check(now, self.started)
     }
 
     /// Deletes a user's impressions and outcomes (and checkpoints, so the bytes leave the
@@ -347,7 +405,7 @@ impl Drop for ImpressionLog {
     }
 }
 
-fn run(mut conn: Connection, mut rx: mpsc::Receiver<Op>, names: Pseudonyms) {
+fn run(mut conn: Connection, mut rx: mpsc::Receiver<Op>, names: Pseudonyms, progress: Arc<Progress>) {
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -356,10 +414,12 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Op>, names: Pseudonyms) {
                 Err(_) => break,
             }
         }
+        let recorded = batch.iter().filter(|op| matches!(op, Op::Record(_) | Op::Outcome(_))).count();
         if let Err(e) = commit(&mut conn, batch, names) {
             tracing::warn!(error = %e, "impressions not recorded");
             metrics::counter!("vitrina_store_impressions_failed_total").increment(1);
         }
+        progress.handled(recorded, Instant::now());
     }
     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
         tracing::warn!(error = %e, "final impression checkpoint failed");

@@ -327,6 +327,14 @@ impl EventLog for SqliteStore {
         .await
     }
 
+    fn health(&self) -> Result<(), String> {
+        match self.writer.lock().expect("store writer lock").as_ref() {
+            Some(w) if !w.is_finished() => Ok(()),
+            Some(_) => Err("the store's writer thread stopped: no write can be stored".into()),
+            None => Err("the store is closed".into()),
+        }
+    }
+
     async fn stats(&self) -> StoreResult<LogStats> {
         let events = self.index.read().expect("log index lock").events();
         let max_seq = self
@@ -453,6 +461,10 @@ impl ImpressionStore for SqliteStore {
 
     fn record_outcome(&self, outcome: AttributedOutcome) {
         self.impressions.record_outcome(outcome);
+    }
+
+    fn health(&self) -> Result<(), String> {
+        self.impressions.health(std::time::Instant::now())
     }
 
     async fn experiment_log(

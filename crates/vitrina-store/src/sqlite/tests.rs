@@ -462,3 +462,21 @@ async fn lists_and_outcomes_past_the_retention_are_deleted() {
     assert!(s.outcomes_for_user(&UserId::parse("u2").unwrap()).await.unwrap().is_empty());
     assert_eq!(s.impressions.prune(Utc::now() - Duration::days(30)).await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn health_reports_a_stopped_writer_and_a_stuck_impression_writer() {
+    let (_dir, s) = store();
+    assert_eq!(EventLog::health(&s), Ok(()));
+    assert_eq!(ImpressionStore::health(&s), Ok(()));
+    // Lists waiting, no batch finished for longer than the bound: stuck.
+    s.impressions.progress.queued();
+    let later = std::time::Instant::now() + impressions::STUCK_AFTER + std::time::Duration::from_secs(1);
+    let stuck = s.impressions.health(later).unwrap_err();
+    assert!(stuck.contains("finished nothing") && stuck.contains("1 lists waiting"), "{stuck}");
+    s.impressions.progress.handled(1, std::time::Instant::now());
+    assert!(s.impressions.health(later - std::time::Duration::from_secs(2)).is_ok(), "progress clears it");
+    // A writer that is gone: every write would fail, and health says so.
+    s.close();
+    assert!(EventLog::health(&s).unwrap_err().contains("closed"));
+    assert!(ImpressionStore::health(&s).is_err());
+}
