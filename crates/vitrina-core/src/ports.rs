@@ -307,4 +307,8 @@ pub trait RecommendationCache: Send + Sync {
     async fn store(&self, user: &UserId, key: &str, token: CacheToken, list: Arc<RecommendationList>);
     async fn invalidate_user(&self, user: &UserId);
     async fn invalidate_all(&self);
+    /// Lists cached now (approximate; for metrics).
+    fn entries(&self) -> u64 {
+        0
+    }
 }

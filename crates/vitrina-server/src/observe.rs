@@ -24,20 +24,99 @@ pub fn prometheus() -> PrometheusHandle {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full("vitrina_store_commit_ops".into()), COMMIT_BUCKETS)
+                })
                 .expect("static buckets are valid");
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
             }
+            describe();
+            metrics_process::Collector::default().describe();
             handle
         })
         .clone()
 }
 
-/// `GET /metrics` in the Prometheus text format.
-pub async fn metrics_endpoint() -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], prometheus().render()).into_response()
+/// Operations per group commit.
+const COMMIT_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+
+/// `# HELP` for every metric Vitrina records.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!("vitrina_http_requests_total", "HTTP requests by method, route template and status");
+    describe_histogram!(
+        "vitrina_http_request_duration_seconds",
+        Unit::Seconds,
+        "HTTP request latency by method and route template"
+    );
+    describe_counter!("vitrina_activity_events_ingested_total", "Events stored in the log, by activity type");
+    describe_counter!(
+        "vitrina_activity_events_duplicate_total",
+        "Events acknowledged as repeats of a stored eventId"
+    );
+    describe_counter!("vitrina_recommendations_served_total", "Lists served, by cache hit or miss");
+    describe_histogram!(
+        "vitrina_rank_duration_seconds",
+        Unit::Seconds,
+        "Time to rank one list, by kind of list"
+    );
+    describe_histogram!(
+        "vitrina_store_append_duration_seconds",
+        Unit::Seconds,
+        "Time from queueing events to their durable commit"
+    );
+    describe_histogram!("vitrina_store_commit_duration_seconds", Unit::Seconds, "Time of one group commit");
+    describe_histogram!("vitrina_store_commit_ops", "Operations committed in one group commit");
+    describe_counter!(
+        "vitrina_store_impressions_dropped_total",
+        "Served lists not recorded because the impression queue was full"
+    );
+    describe_counter!(
+        "vitrina_store_outcomes_dropped_total",
+        "Attributed outcomes not recorded because the queue was full"
+    );
+    describe_counter!("vitrina_store_impressions_failed_total", "Impression batches whose commit failed");
+    describe_counter!("vitrina_model_swaps_total", "Models swapped into the engine");
+    describe_counter!("vitrina_training_jobs_total", "Training jobs finished, by outcome");
+    describe_histogram!("vitrina_training_job_duration_seconds", Unit::Seconds, "Duration of a training job");
+    describe_gauge!("vitrina_training_queued_jobs", "Training jobs waiting");
+    describe_gauge!("vitrina_training_running_jobs", "Training jobs running (0 or 1)");
+    describe_gauge!(
+        "vitrina_active_model_version",
+        "Number of the model version being served (vN), 0 for none"
+    );
+    describe_gauge!("vitrina_cache_entries", "Visitors with cached lists");
+    describe_gauge!("vitrina_online_visitors", "Visitors with online state in memory");
+    describe_counter!(
+        "vitrina_online_visitors_evicted_total",
+        "Idle visitors forgotten to stay within [limits] online_visitors"
+    );
+    describe_gauge!("vitrina_event_log_events", "Events in the log");
+    describe_gauge!("vitrina_rate_limit_addresses", "Client addresses with a rate-limit bucket");
+}
+
+/// `GET /metrics` in the Prometheus text format: the recorded metrics, the gauges read now,
+/// and the process's own (`process_*`: CPU, memory, threads, open files).
+pub async fn metrics_endpoint(axum::extract::State(s): axum::extract::State<crate::AppState>) -> Response {
+    let handle = prometheus();
+    let training = s.training.status();
+    metrics::gauge!("vitrina_training_queued_jobs").set(training.queued.len() as f64);
+    metrics::gauge!("vitrina_training_running_jobs").set(f64::from(u8::from(training.current.is_some())));
+    let version = s.engine.model().version.trim_start_matches('v').parse::<f64>().unwrap_or(0.0);
+    metrics::gauge!("vitrina_active_model_version").set(version);
+    metrics::gauge!("vitrina_cache_entries").set(s.ports.cache.entries() as f64);
+    let engine = s.engine.stats();
+    metrics::gauge!("vitrina_online_visitors").set(engine.visitors as f64);
+    metrics::counter!("vitrina_online_visitors_evicted_total").absolute(engine.evicted_visitors);
+    if let Ok(log) = s.ports.log.stats().await {
+        metrics::gauge!("vitrina_event_log_events").set(log.events as f64);
+    }
+    metrics::gauge!("vitrina_rate_limit_addresses").set(s.auth.limiter.tracked_addresses() as f64);
+    metrics_process::Collector::default().collect();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
 }
 
 /// Requests slower than this are logged at INFO even when they succeed.

@@ -390,7 +390,11 @@ impl Training {
         let mut record = ModelRecord {
             version: version.clone(),
             algorithm: ALGORITHM.into(),
-            parameters: serde_json::to_value(&job.config).map_err(|e| JobError::Other(e.to_string()))?,
+            // Through text: `to_value` widens f32 to f64 and would print 0.1 as
+            // 0.10000000149011612; the text form writes each float as its own type.
+            parameters: serde_json::to_string(&job.config)
+                .and_then(|text| serde_json::from_str(&text))
+                .map_err(|e| JobError::Other(e.to_string()))?,
             metrics: json!({}),
             status: ModelStatus::Training,
             status_reason: None,

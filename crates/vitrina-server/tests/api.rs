@@ -200,6 +200,11 @@ async fn training_registers_and_activates_a_new_model() {
     assert_eq!(finished["lastFinished"]["status"], "succeeded", "{finished}");
     assert_eq!(finished["activeModelVersion"], "v2");
     let (_, models) = app.get("/api/v1/training/models").await;
+    assert_eq!(
+        models["models"][0]["parameters"]["als"]["regularization"],
+        json!(0.1),
+        "no f32 noise: {models}"
+    );
     assert_eq!(models["activeVersion"], "v2");
     let statuses: Vec<_> = models["models"]
         .as_array()
@@ -284,8 +289,22 @@ async fn health_docs_and_metrics() {
     assert!(page.as_str().unwrap().contains("swagger"), "docs page is served from the binary");
     vitrina_server::observe::prometheus();
     app.get("/health").await;
+    app.get("/api/v1/recommendations/recommendations/user-1").await;
     let (_, metrics) = app.get("/metrics").await;
-    assert!(metrics.as_str().unwrap().contains("vitrina_http_requests_total"), "{metrics}");
+    let text = metrics.as_str().unwrap();
+    for want in [
+        "# HELP vitrina_http_requests_total",
+        "# TYPE vitrina_http_requests_total counter",
+        "route=\"/api/v1/recommendations/recommendations/{userId}\"",
+        "vitrina_active_model_version 1",
+        "vitrina_training_queued_jobs 0",
+        "vitrina_online_visitors ",
+        "vitrina_cache_entries ",
+        "# HELP process_resident_memory_bytes",
+        "process_resident_memory_bytes ",
+    ] {
+        assert!(text.contains(want), "/metrics lacks {want:?}:\n{text}");
+    }
 }
 
 #[tokio::test]

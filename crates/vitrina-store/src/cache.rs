@@ -63,6 +63,10 @@ impl MemoryCache {
 
 #[async_trait]
 impl RecommendationCache for MemoryCache {
+    fn entries(&self) -> u64 {
+        self.entries.entry_count()
+    }
+
     async fn lookup(&self, user: &UserId, key: &str) -> CacheLookup {
         let token = CacheToken(self.clock.load(Ordering::SeqCst));
         match self
