@@ -206,6 +206,9 @@ pub enum ModelStatus {
     Validated,
     Active,
     Rejected,
+    /// Trained, but the held-out split was empty or too small to compare it with the active
+    /// model: activated only with `force`.
+    Unvalidated,
     Archived,
     Failed,
 }
@@ -217,15 +220,24 @@ impl ModelStatus {
             Self::Validated => "validated",
             Self::Active => "active",
             Self::Rejected => "rejected",
+            Self::Unvalidated => "unvalidated",
             Self::Archived => "archived",
             Self::Failed => "failed",
         }
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::Training, Self::Validated, Self::Active, Self::Rejected, Self::Archived, Self::Failed]
-            .into_iter()
-            .find(|s| s.as_str() == raw)
+        [
+            Self::Training,
+            Self::Validated,
+            Self::Active,
+            Self::Rejected,
+            Self::Unvalidated,
+            Self::Archived,
+            Self::Failed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
     }
 }
 

@@ -134,6 +134,10 @@ pub struct TrainingConfig {
     pub ease: EaseConfig,
     /// Validation before promotion: users held out (their latest item), 0 to skip.
     pub validation_users: usize,
+    /// Fewer held-out users than this (or none) and the candidate is not validated: while a
+    /// model is active, it is recorded `unvalidated` and needs an explicit activation with
+    /// `force`. The first model of a shop has nothing to be compared with and is promoted.
+    pub min_validation_users: usize,
     /// Validation trains on the events of at most this many other users (randomly drawn), so
     /// it stays cheap on a large log; 0 = all.
     pub validation_sample_users: usize,
@@ -163,6 +167,7 @@ impl Default for TrainingConfig {
             transitions: TransitionParams::default(),
             ease: EaseConfig::default(),
             validation_users: 2_000,
+            min_validation_users: 3,
             validation_sample_users: 50_000,
             tolerance: 0.02,
             seed: 42,

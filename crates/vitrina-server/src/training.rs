@@ -443,6 +443,7 @@ impl Training {
         }
         let active = engine.model();
         let baseline = (!active.bundle.items.is_empty()).then(|| active.bundle.config.clone());
+        let has_active = baseline.is_some();
         let products = engine.products();
         let ranking = engine.ranking();
         let config = job.config.clone();
@@ -519,7 +520,7 @@ impl Training {
             artefact.path, artefact.size_bytes, artefact.checksum
         ));
 
-        let (promote, reason) = gate(&validation, job.config.tolerance);
+        let (verdict, reason) = gate(&validation, &job.config, has_active);
         record.metrics = json!({
             "summary": bundle.summary,
             "algorithms": bundle.algorithms(),
@@ -528,7 +529,7 @@ impl Training {
         });
         record.artefact = Some(artefact);
         record.finished_at = Some(Utc::now());
-        record.status = if promote { ModelStatus::Validated } else { ModelStatus::Rejected };
+        record.status = verdict;
         record.status_reason = reason.clone();
         ports.registry.save_model(record.clone()).await?;
         if let Some(reason) = reason {
@@ -568,16 +569,36 @@ impl Training {
 /// Validation result: the candidate's quality and the active configuration's on the same split.
 type Validation = (Quality, Option<Quality>);
 
-/// Promotion decision: `(promote, reason if not)`.
-fn gate(validation: &Option<Validation>, tolerance: f64) -> (bool, Option<String>) {
+/// Promotion decision: the registry status of the candidate, and the reason when it is not
+/// promoted.
+///
+/// With a model active, a candidate validated on fewer than `min_users` held-out visitors (or
+/// none) is not promoted: it is `unvalidated` and needs `force`. Without one, there is nothing
+/// to protect and nothing to compare with, so it is promoted.
+fn gate(
+    validation: &Option<Validation>,
+    config: &TrainingConfig,
+    has_active: bool,
+) -> (ModelStatus, Option<String>) {
+    let held_out = validation.as_ref().map_or(0, |(candidate, _)| candidate.users);
+    if has_active && held_out < config.min_validation_users.max(1) {
+        return (
+            ModelStatus::Unvalidated,
+            Some(format!(
+                "not validated: {held_out} visitors held out, fewer than minValidationUsers ({}); \
+                 activate it with force=true to serve it anyway",
+                config.min_validation_users.max(1)
+            )),
+        );
+    }
     match validation {
         Some((candidate, active)) => {
-            match vitrina_engine::validate::gate(candidate, active.as_ref(), tolerance) {
-                Ok(()) => (true, None),
-                Err(reason) => (false, Some(reason)),
+            match vitrina_engine::validate::gate(candidate, active.as_ref(), config.tolerance) {
+                Ok(()) => (ModelStatus::Validated, None),
+                Err(reason) => (ModelStatus::Rejected, Some(reason)),
             }
         }
-        None => (true, None),
+        None => (ModelStatus::Validated, None),
     }
 }
 
@@ -675,7 +696,7 @@ pub async fn activate_version(
         .ok_or_else(|| ActivationError::Unknown(version.into()))?;
     let allowed =
         matches!(record.status, ModelStatus::Validated | ModelStatus::Archived | ModelStatus::Active)
-            || (force && record.status == ModelStatus::Rejected);
+            || (force && matches!(record.status, ModelStatus::Rejected | ModelStatus::Unvalidated));
     if !allowed {
         return Err(ActivationError::NotActivatable(record.version, record.status.as_str()));
     }
@@ -777,6 +798,21 @@ mod tests {
     fn service(stuck_after: std::time::Duration) -> Training {
         let dir = std::env::temp_dir().join(format!("vitrina-training-health-{}", std::process::id()));
         Training::new(TrainingSettings { threads: 1, stuck_after }, Artefacts::new(&dir)).unwrap()
+    }
+
+    #[test]
+    fn a_candidate_without_enough_held_out_visitors_is_not_promoted_over_an_active_model() {
+        use vitrina_engine::validate::Quality;
+        let q = |users, ndcg| Quality { users, ndcg_at_10: ndcg, hr_at_10: ndcg };
+        let config = TrainingConfig { min_validation_users: 3, ..TrainingConfig::default() };
+        let (status, reason) = gate(&None, &config, true);
+        assert_eq!(status, ModelStatus::Unvalidated);
+        assert!(reason.unwrap().contains("0 visitors held out"));
+        assert_eq!(gate(&Some((q(2, 0.9), Some(q(2, 0.1)))), &config, true).0, ModelStatus::Unvalidated);
+        assert_eq!(gate(&Some((q(3, 0.9), Some(q(3, 0.1)))), &config, true), (ModelStatus::Validated, None));
+        assert_eq!(gate(&Some((q(3, 0.1), Some(q(3, 0.9)))), &config, true).0, ModelStatus::Rejected);
+        // The first model has nothing to protect: promoted.
+        assert_eq!(gate(&None, &config, false), (ModelStatus::Validated, None));
     }
 
     #[test]

@@ -392,3 +392,22 @@ async fn health_turns_503_naming_the_reason_while_no_model_serves_the_events() {
     assert_eq!(s.as_u16(), 200, "{body}");
     assert!(body["checks"][0]["detail"].as_str().unwrap().contains("running: none"), "{body}");
 }
+
+#[tokio::test]
+async fn a_candidate_too_small_to_validate_waits_for_a_forced_activation() {
+    let app = start().await;
+    let finished = common::train_and_wait(&app, json!({"minValidationUsers": 1000})).await;
+    assert_eq!(finished["status"], "rejected", "{finished}");
+    let version = finished["modelVersion"].as_str().unwrap().to_string();
+    let (_, model) = app.get(&format!("/api/v1/training/models/{version}")).await;
+    assert_eq!(model["model"]["status"], "unvalidated", "{model}");
+    assert!(model["model"]["statusReason"].as_str().unwrap().contains("minValidationUsers"), "{model}");
+    let (_, status) = app.get("/api/v1/training/status").await;
+    assert_eq!(status["activeModelVersion"], "v1", "not promoted silently");
+    let activate = format!("/api/v1/training/models/{version}/activate");
+    common::assert_error(&app.post(&activate, &json!({})).await, 409, "conflict");
+    let (s, body) = app.post(&format!("{activate}?force=true"), &json!({})).await;
+    assert_eq!(s.as_u16(), 200, "{body}");
+    let (_, list) = app.get("/api/v1/recommendations/recommendations/user-1").await;
+    assert_eq!(list["modelVersion"], version.as_str());
+}

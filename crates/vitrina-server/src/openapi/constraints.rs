@@ -188,6 +188,7 @@ fn constrain_training(schemas: &mut Value) {
                 "tolerance": num(0.0, 1.0),
                 "validationUsers": int(0, 1 << 32),
                 "validationSampleUsers": int(0, 1 << 32),
+            "minValidationUsers": int(0, 1 << 32),
             }),
         ),
         (
