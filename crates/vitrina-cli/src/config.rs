@@ -55,8 +55,8 @@ pub struct Storage {
     /// Load the demo shop into a new, empty data directory.
     pub demo: bool,
     /// Days served lists and attributed outcomes are kept (attribution, stats, experiment
-    /// results); 0 = forever.
-    pub impression_retention_days: u64,
+    /// results; fractions allowed: 0.25 = 6 hours); 0 = forever.
+    pub impression_retention_days: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,7 +80,11 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             server: Server { addr: "127.0.0.1:8080".into(), tls_cert: None, tls_key: None },
-            storage: Storage { data_dir: PathBuf::from("./data"), demo: true, impression_retention_days: 30 },
+            storage: Storage {
+                data_dir: PathBuf::from("./data"),
+                demo: true,
+                impression_retention_days: 30.0,
+            },
             cache: Cache { users: 250_000, ttl_seconds: 600 },
             limits: Default::default(),
             ranking: Default::default(),

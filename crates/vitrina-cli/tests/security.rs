@@ -31,6 +31,10 @@ async fn call(
     (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
+async fn get_json(c: &Client, url: String) -> Value {
+    c.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 #[track_caller]
 fn assert_error(res: &(StatusCode, Value), status: u16, kind: &str) {
     let (got, body) = res;
@@ -347,14 +351,7 @@ async fn an_erased_visitor_leaves_nothing_in_the_data_directory() {
         .await,
         201
     );
-    let list: Value = c
-        .get(server.url(&format!("/api/v1/recommendations/recommendations/{who}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = get_json(&c, server.url(&format!("/api/v1/recommendations/recommendations/{who}"))).await;
     assert!(
         list["recommendations"].as_array().unwrap().iter().any(|r| r["explanation"].is_string()),
         "{list}"
@@ -381,14 +378,7 @@ async fn an_erased_visitor_leaves_nothing_in_the_data_directory() {
     let res = c.delete(server.url(&format!("/api/v1/users/{who}"))).send().await.unwrap();
     assert_eq!(res.status(), 200);
     // The next list is a cold-start list: nothing of the visitor's history is used.
-    let list: Value = c
-        .get(server.url(&format!("/api/v1/recommendations/recommendations/{who}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = get_json(&c, server.url(&format!("/api/v1/recommendations/recommendations/{who}"))).await;
     assert_eq!(list["fromCache"], false);
     assert!(list["recommendations"].as_array().unwrap().iter().all(|r| r["explanation"].is_null()), "{list}");
     let export = served(1).await;

@@ -437,4 +437,12 @@ mod tests {
         w.0.insert("trending".into(), 2.0);
         assert_eq!(w.array()[Source::Trending.index()], 2.0);
     }
+
+    #[test]
+    fn the_shipped_example_training_config_is_valid() {
+        let example: TrainingConfig = serde_json::from_str(include_str!("../../../examples/training.json"))
+            .expect("examples/training.json parses");
+        example.validate().expect("examples/training.json is valid");
+        assert_eq!(example.min_validation_users, 3);
+    }
 }

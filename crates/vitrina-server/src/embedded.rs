@@ -53,7 +53,7 @@ pub struct EmbeddedConfig {
     /// Visitors whose lists the cache keeps.
     pub cache_users: u64,
     /// Days served lists and attributed outcomes are kept; 0 = forever.
-    pub impression_retention_days: u64,
+    pub impression_retention_days: f64,
     pub cache_ttl: Duration,
     pub limits: Limits,
     pub ranking: RankingConfig,
@@ -75,7 +75,7 @@ impl EmbeddedConfig {
             data_dir: data_dir.into(),
             demo: true,
             cache_users: 250_000,
-            impression_retention_days: 30,
+            impression_retention_days: 30.0,
             cache_ttl: Duration::from_secs(600),
             limits: Limits::default(),
             ranking: RankingConfig::default(),
@@ -101,8 +101,8 @@ impl Embedded {
     pub async fn start(config: EmbeddedConfig) -> anyhow::Result<Self> {
         let dir = config.data_dir.clone();
         let options = StoreOptions {
-            impression_retention: (config.impression_retention_days > 0)
-                .then(|| Duration::from_secs(config.impression_retention_days * 86_400)),
+            impression_retention: (config.impression_retention_days > 0.0)
+                .then(|| Duration::from_secs_f64(config.impression_retention_days.min(36_500.0) * 86_400.0)),
         };
         let store = tokio::task::spawn_blocking(move || SqliteStore::open_with(&dir, options))
             .await?
