@@ -73,7 +73,10 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<()> {
         ranking: config.ranking.clone(),
         schedule: config.training.clone(),
         experiment_step_seconds: config.experiments.step_seconds,
-        auth: config.auth.clone(),
+        auth: vitrina_server::auth::AuthConfig {
+            open_to_any_host: args.insecure_no_auth,
+            ..config.auth.clone()
+        },
         rate_limits: config.rate_limits.clone(),
         serve: true,
     })

@@ -77,6 +77,16 @@ async fn every_route_group_needs_a_key_of_its_scope_once_keys_exist() {
         call(&c, &server, Method::GET, "/api/v1/recommendations/recommendations/user-1", None, None).await.0,
         200
     );
+    // …to requests addressed to localhost only: a page that rebinds its own name to
+    // 127.0.0.1 (DNS rebinding) gets nothing, not even the first admin key.
+    let rebound = c
+        .post(server.url("/api/v1/keys"))
+        .header("host", "evil.example:8080")
+        .json(&json!({"scope": "admin"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), 403);
     let admin = create_key(&c, &server, None, "admin").await;
     let read = create_key(&c, &server, Some(&admin), "read").await;
     let track = create_key(&c, &server, Some(&admin), "track").await;

@@ -134,9 +134,10 @@ pub struct TrainingConfig {
     pub ease: EaseConfig,
     /// Validation before promotion: users held out (their latest item), 0 to skip.
     pub validation_users: usize,
-    /// Fewer held-out users than this (or none) and the candidate is not validated: while a
-    /// model is active, it is recorded `unvalidated` and needs an explicit activation with
-    /// `force`. The first model of a shop has nothing to be compared with and is promoted.
+    /// Fewer held-out users than this (0 and 1 both mean one) and the candidate is not
+    /// validated: while a model is active, it is recorded `unvalidated` and needs an explicit
+    /// activation with `force` — also when `validationUsers` is 0 (validation skipped). The
+    /// first model of a shop has nothing to be compared with and is promoted.
     pub min_validation_users: usize,
     /// Validation trains on the events of at most this many other users (randomly drawn), so
     /// it stays cheap on a large log; 0 = all.

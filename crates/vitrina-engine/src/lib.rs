@@ -98,6 +98,8 @@ pub struct Engine {
     /// Events at or below this log position never feed live co-visitation (start-up replay
     /// of a log no model covers yet: the next training covers it).
     covisit_floor: AtomicU64,
+    /// Erasures so far (see [`Engine::erasures`]).
+    erasures: AtomicU64,
 }
 
 impl Engine {
@@ -121,6 +123,7 @@ impl Engine {
             ranking: ArcSwap::from_pointee(ranking),
             popularity_weights: EventWeights::default(),
             covisit_floor: AtomicU64::new(0),
+            erasures: AtomicU64::new(0),
         }
     }
 
@@ -321,7 +324,30 @@ impl Engine {
 
     /// Forgets a deleted visitor's online state.
     pub fn forget_user(&self, user: &UserId) {
+        self.erasures.fetch_add(1, Ordering::SeqCst);
         self.users.forget(user);
+    }
+
+    /// How many erasures happened so far: a reader of the log takes it before reading and
+    /// hands it to [`Engine::hydrate`] or [`Engine::settle`], which give up when an erasure
+    /// happened meanwhile (the log read may hold the erased visitor's events).
+    pub fn erasures(&self) -> u64 {
+        self.erasures.load(Ordering::SeqCst)
+    }
+
+    /// After events were observed with `erasures` taken before they were appended: if an
+    /// erasure ran meanwhile, the visitors' state may hold erased events, so it is dropped
+    /// and read back from the log on their next list.
+    pub fn settle<'a>(&self, erasures: u64, users: impl IntoIterator<Item = &'a UserId>) {
+        if self.erasures() != erasures {
+            users.into_iter().for_each(|u| self.users.forget_to_reload(u));
+        }
+    }
+
+    /// Whether a visitor without online state may have history in the log: only after some
+    /// visitor was forgotten to stay within the limit (or to be reloaded).
+    pub fn may_need_hydration(&self) -> bool {
+        self.users.evicted() > 0
     }
 
     /// Keeps online state for at most about `visitors` visitors (the longest idle go first).
@@ -339,15 +365,22 @@ impl Engine {
     /// events, any order). Only the visitor's own state is rebuilt: live popularity and
     /// co-visitation counted these events when they happened. A visitor who has state by now
     /// (an event arrived meanwhile) is left alone.
-    pub fn hydrate(&self, user: &UserId, events: &[LogEvent]) {
+    pub fn hydrate(&self, user: &UserId, events: &[LogEvent], erasures: u64) {
         if events.is_empty() || self.users.contains(user) {
             return;
         }
-        for e in events.iter().filter(|e| &e.user_id == user) {
-            let Some(product) = &e.product_id else { continue };
-            let item = self.item_of(product);
-            self.users.observe(user, OnlineEvent::new(item, e.ts_ms, e.activity_type, e.value));
+        let online: Vec<OnlineEvent> = events
+            .iter()
+            .filter(|e| &e.user_id == user)
+            .filter_map(|e| {
+                let item = self.item_of(e.product_id.as_ref()?);
+                Some(OnlineEvent::new(item, e.ts_ms, e.activity_type, e.value))
+            })
+            .collect();
+        if self.erasures() != erasures {
+            return;
         }
+        self.users.hydrate(user, &online);
     }
 
     pub fn stats(&self) -> EngineStats {

@@ -160,6 +160,36 @@ impl Users {
         }
     }
 
+    /// Gives a visitor without state the `events` (any order), atomically: nothing happens if
+    /// the visitor has state by the time the shard is locked.
+    pub fn hydrate(&self, user: &UserId, events: &[OnlineEvent]) {
+        let mut shard = self.shard(user).write().expect("online shard lock");
+        if shard.contains_key(user) {
+            return;
+        }
+        let mut sorted = events.to_vec();
+        sorted.sort_by_key(|e| e.ts);
+        let mut state = UserState::default();
+        for e in &sorted {
+            if e.kind == ActivityType::Purchase {
+                state.purchases.push((e.item, e.ts));
+            }
+        }
+        let keep = sorted.len().saturating_sub(self.capacity);
+        state.events = sorted.split_off(keep);
+        let purchases = state.purchases.len().saturating_sub(MAX_PURCHASES);
+        state.purchases.drain(..purchases);
+        shard.insert(user.clone(), state);
+    }
+
+    /// Forgets a visitor whose state may be stale, so that their next list reads it back from
+    /// the log (counted with the evictions: both make hydration necessary).
+    pub fn forget_to_reload(&self, user: &UserId) {
+        if self.shard(user).write().expect("online shard lock").remove(user).is_some() {
+            self.evicted.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// The visitor's latest `n` events and their purchases.
     pub fn snapshot(&self, user: &UserId, n: usize) -> UserSnapshot {
         let shard = self.shard(user).read().expect("online shard lock");
@@ -230,6 +260,30 @@ mod tests {
         // The most recent idle visitors survive; the oldest are gone.
         assert!(users.contains(&UserId::parse("idle-4999").unwrap()));
         assert!(!users.contains(&UserId::parse("idle-0").unwrap()));
+    }
+
+    #[test]
+    fn hydration_fills_only_an_absent_visitor_and_keeps_the_latest() {
+        let users = Users::new(3);
+        let u = UserId::parse("u").unwrap();
+        let history = [
+            ev(1, 10, ActivityType::Purchase),
+            ev(2, 30, ActivityType::View),
+            ev(3, 20, ActivityType::View),
+            ev(4, 40, ActivityType::View),
+        ];
+        users.hydrate(&u, &history);
+        let snap = users.snapshot(&u, 10);
+        assert_eq!(
+            snap.events.iter().map(|e| e.item).collect::<Vec<_>>(),
+            [3, 2, 4],
+            "the latest, in time order"
+        );
+        assert_eq!(snap.purchases, [(1, 10)]);
+        users.hydrate(&u, &[ev(9, 50, ActivityType::View)]);
+        assert_eq!(users.snapshot(&u, 10).events.len(), 3, "a visitor with state is left alone");
+        users.forget_to_reload(&u);
+        assert!(!users.contains(&u) && users.evicted() == 1);
     }
 
     #[test]

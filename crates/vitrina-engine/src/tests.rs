@@ -330,3 +330,29 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn hydration_gives_up_when_an_erasure_ran_meanwhile() {
+    let engine = Engine::new(Vec::new(), RankingConfig::default());
+    let u = UserId::parse("u").unwrap();
+    let event = |seq: u64| LogEvent {
+        seq,
+        user_id: u.clone(),
+        product_id: Some(ProductId::parse(&format!("p{seq}")).unwrap()),
+        activity_type: ActivityType::View,
+        ts_ms: 1_700_000_000_000 + seq as i64,
+        value: None,
+    };
+    let before = engine.erasures();
+    engine.forget_user(&UserId::parse("someone-else").unwrap());
+    engine.hydrate(&u, &[event(1), event(2)], before);
+    assert!(!engine.knows(&u), "a log read from before an erasure may hold erased events");
+    engine.hydrate(&u, &[event(1), event(2)], engine.erasures());
+    assert!(engine.knows(&u));
+    // Observed with an erasure in between: the visitor is dropped and read back later.
+    let seen = engine.erasures();
+    engine.observe(&event(3));
+    engine.forget_user(&UserId::parse("another").unwrap());
+    engine.settle(seen, [&u]);
+    assert!(!engine.knows(&u) && engine.may_need_hydration());
+}

@@ -25,15 +25,26 @@ pub async fn ingest(
     window: chrono::Duration,
 ) -> StoreResult<Vec<AppendOutcome>> {
     let started = std::time::Instant::now();
+    let erasures = engine.erasures();
     let outcomes = ports.log.append(events).await?;
     metrics::histogram!("vitrina_store_append_duration_seconds").record(started.elapsed().as_secs_f64());
-    let mut users: HashSet<&UserId> = HashSet::new();
-    for outcome in &outcomes {
-        if let AppendOutcome::Stored(stored) = outcome {
-            engine.observe(&LogEvent::from(stored));
-            users.insert(&stored.event.user_id);
+    let stored: Vec<&StoredActivity> = outcomes
+        .iter()
+        .filter_map(|o| if let AppendOutcome::Stored(s) = o { Some(s) } else { None })
+        .collect();
+    let users: HashSet<&UserId> = stored.iter().map(|s| &s.event.user_id).collect();
+    if engine.may_need_hydration() {
+        // A visitor forgotten to stay within the limit gets their history back before the
+        // new events (which the log now holds too) are observed.
+        let new: HashSet<u64> = stored.iter().map(|s| s.seq).collect();
+        for user in &users {
+            hydrate(ports, engine, user, &new).await?;
         }
     }
+    for s in &stored {
+        engine.observe(&LogEvent::from(*s));
+    }
+    engine.settle(erasures, users.iter().copied());
     for user in users {
         ports.cache.invalidate_user(user).await;
     }
@@ -65,4 +76,19 @@ pub async fn ingest(
         tokio::spawn(crate::attribution::attribute_events(ports.clone(), window, to_attribute));
     }
     Ok(outcomes)
+}
+
+/// Reads a visitor's history back from the log into the engine when they have no online
+/// state but may have history (after evictions), leaving out the events at `skip` (about to
+/// be observed). Gives up when an erasure happens meanwhile.
+pub async fn hydrate(ports: &Ports, engine: &Engine, user: &UserId, skip: &HashSet<u64>) -> StoreResult<()> {
+    if !engine.may_need_hydration() || engine.knows(user) {
+        return Ok(());
+    }
+    let erasures = engine.erasures();
+    let history = ports.log.recent_for_user(user, engine.ranking().history_events).await?;
+    let events: Vec<LogEvent> =
+        history.iter().filter(|e| !skip.contains(&e.seq)).map(LogEvent::from).collect();
+    engine.hydrate(user, &events, erasures);
+    Ok(())
 }

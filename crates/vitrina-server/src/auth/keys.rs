@@ -68,6 +68,9 @@ pub struct Keys {
     /// Whether any key was ever created: from then on every guarded route needs one, even
     /// after every key is revoked (revoking the last key must not open the server).
     enforced: ArcSwap<bool>,
+    /// Serialises changes with their reload, so a slow reload cannot bring back a key that a
+    /// later revocation removed.
+    changing: tokio::sync::Mutex<()>,
 }
 
 impl Keys {
@@ -77,6 +80,7 @@ impl Keys {
             store,
             active: ArcSwap::from_pointee(HashMap::new()),
             enforced: ArcSwap::from_pointee(false),
+            changing: tokio::sync::Mutex::new(()),
         };
         keys.reload().await?;
         Ok(keys)
@@ -111,6 +115,7 @@ impl Keys {
     /// Creates and stores a key; the returned secret is never shown again.
     pub async fn create(&self, scope: Scope, name: Option<String>) -> StoreResult<NewKey> {
         let key = generate(scope, name);
+        let _one_at_a_time = self.changing.lock().await;
         self.store.insert_key(key.record.clone()).await?;
         self.reload().await?;
         Ok(key)
@@ -122,6 +127,7 @@ impl Keys {
 
     /// Revokes a key; `false` when there is no such key.
     pub async fn revoke(&self, id: &str) -> StoreResult<bool> {
+        let _one_at_a_time = self.changing.lock().await;
         let found = self.store.revoke_key(id, Utc::now()).await?;
         self.reload().await?;
         Ok(found)

@@ -35,6 +35,10 @@ pub struct AuthConfig {
     /// Origins (`https://shop.example`) allowed to call the API from a browser (CORS); empty:
     /// none, and cross-site writes are refused.
     pub cors_origins: Vec<String>,
+    /// Set by `serve --insecure-no-auth`: without keys, answer requests addressed to any host
+    /// (otherwise a keyless server answers only requests addressed to localhost).
+    #[serde(skip)]
+    pub open_to_any_host: bool,
 }
 
 /// The guard's parts, shared by every request.
@@ -79,16 +83,32 @@ fn too_many(wait: Duration, what: &str) -> Response {
 }
 
 /// Whether a request's `Origin` is this server itself or an allowed origin.
-fn origin_allowed(headers: &HeaderMap, config: &AuthConfig) -> bool {
+fn origin_allowed(headers: &HeaderMap, host: Option<&str>, config: &AuthConfig) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
     if config.cors_origins.iter().any(|o| o == origin) {
         return true;
     }
     let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-    headers
+    host.is_some_and(|host| host.eq_ignore_ascii_case(authority))
+}
+
+/// The host the request was sent to: `Host`, or the URI's authority (HTTP/2 has no `Host`).
+fn request_host(req: &Request) -> Option<String> {
+    req.headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .is_some_and(|host| host.eq_ignore_ascii_case(authority))
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+}
+
+/// Whether `host` (`name[:port]`) names this machine's loopback.
+fn loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(n, _)| n),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A write must carry JSON if it carries anything: a form or `text/plain` body (what a
@@ -110,10 +130,24 @@ fn content_type_ok(headers: &HeaderMap) -> bool {
 /// scope, then the key's rate limit.
 pub async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let auth = &s.auth;
+    let host = request_host(&req);
     let headers = req.headers();
     let method = req.method().clone();
+    if !auth.keys.enforced()
+        && !auth.config.open_to_any_host
+        && host.as_deref().is_some_and(|h| !loopback_host(h))
+    {
+        // Without keys the server is open: only to requests addressed to localhost, so a
+        // page that rebinds its own name to 127.0.0.1 (DNS rebinding) gets nothing.
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this server has no API key yet and answers only requests addressed to localhost; create a key first",
+        )
+        .into_response();
+    }
     if !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) {
-        if !origin_allowed(headers, &auth.config) {
+        if !origin_allowed(headers, host.as_deref(), &auth.config) {
             return ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
@@ -200,17 +234,25 @@ mod tests {
         assert!(!content_type_ok(&headers(&[("content-type", "application/x-www-form-urlencoded")])));
 
         let config = AuthConfig { cors_origins: vec!["https://shop.example".into()], ..Default::default() };
-        assert!(origin_allowed(&headers(&[]), &config));
-        assert!(origin_allowed(&headers(&[("origin", "https://shop.example")]), &config));
-        assert!(origin_allowed(
-            &headers(&[("origin", "http://127.0.0.1:8080"), ("host", "127.0.0.1:8080")]),
-            &config
-        ));
-        assert!(!origin_allowed(
-            &headers(&[("origin", "https://evil.example"), ("host", "127.0.0.1:8080")]),
-            &config
-        ));
-        assert!(!origin_allowed(&headers(&[("origin", "null")]), &AuthConfig::default()));
+        let host = Some("127.0.0.1:8080");
+        assert!(origin_allowed(&headers(&[]), host, &config));
+        assert!(origin_allowed(&headers(&[("origin", "https://shop.example")]), host, &config));
+        assert!(origin_allowed(&headers(&[("origin", "http://127.0.0.1:8080")]), host, &config));
+        assert!(!origin_allowed(&headers(&[("origin", "https://evil.example")]), host, &config));
+        assert!(!origin_allowed(&headers(&[("origin", "null")]), None, &AuthConfig::default()));
+
+        for h in ["localhost", "localhost:8080", "127.0.0.1:8080", "127.9.9.9", "[::1]:8080", "LOCALHOST"] {
+            assert!(loopback_host(h), "{h}");
+        }
+        for h in [
+            "evil.example",
+            "evil.example:8080",
+            "10.0.0.1:8080",
+            "[2001:db8::1]:80",
+            "localhost.evil.example",
+        ] {
+            assert!(!loopback_host(h), "{h}");
+        }
     }
 
     #[test]

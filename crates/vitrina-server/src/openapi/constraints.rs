@@ -228,7 +228,7 @@ fn parameter(path: &str, name: &str) -> Option<Value> {
         "limit" if path.starts_with("/api/v1/recommendations/") => int(1, 100),
         "limit" => int(1, 1000),
         "offset" => int(0, crate::dto::MAX_OFFSET as i64),
-        "minPrice" | "maxPrice" => json!({"type": "number", "minimum": 0}),
+        "minPrice" | "maxPrice" => json!({"type": "number", "minimum": 0, "maximum": f64::MAX}),
         "exclude" => json!({"type": "array", "items": id()}),
         "window" => json!({"type": "string", "enum": ["hour", "day", "week", "month"]}),
         "days" => int(1, 365),

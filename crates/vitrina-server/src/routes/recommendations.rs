@@ -248,12 +248,7 @@ async fn personal(
     limit: usize,
     f: Filters,
 ) -> ApiResult<Arc<RecommendationList>> {
-    if !s.engine.knows(user) {
-        // New, or forgotten to stay within the online limit: their history is in the log.
-        let history = s.ports.log.recent_for_user(user, s.engine.ranking().history_events).await?;
-        let events: Vec<vitrina_core::LogEvent> = history.iter().map(Into::into).collect();
-        s.engine.hydrate(user, &events);
-    }
+    crate::ingest::hydrate(&s.ports, &s.engine, user, &HashSet::new()).await?;
     let (engine, user) = (s.engine.clone(), user.clone());
     let list = tokio::task::spawn_blocking(move || {
         let started = std::time::Instant::now();

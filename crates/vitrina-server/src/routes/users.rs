@@ -114,17 +114,14 @@ pub async fn get(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> Api
     responses((status = 200, description = "deleted, with counts"), (status = 404, body = ErrorBody)))]
 pub async fn delete(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<Value>> {
     let id = UserId::parse(&id)?;
-    let deleted = s
-        .ports
-        .users
-        .delete_user(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("user {id} not found")))?;
-    // Nothing of the visitor is used from here on: the engine's online state and the cached
-    // lists go too (the model holds no per-visitor data: serving folds visitors in from
-    // their current events).
+    let deleted = s.ports.users.delete_user(&id).await;
+    // Nothing of the visitor is used from here on, whatever the store answered (a retry after
+    // a partial failure finds no user but must still clear these): the engine's online state
+    // and the cached lists go too (the model holds no per-visitor data: serving folds
+    // visitors in from their current events).
     s.engine.forget_user(&id);
     s.ports.cache.invalidate_user(&id).await;
+    let deleted = deleted?.ok_or_else(|| ApiError::not_found(format!("user {id} not found")))?;
     tracing::info!("user erased");
     Ok(Json(
         json!({"success": true, "deleted": {"userId": id.as_str(), "events": deleted.events, "impressions": deleted.impressions}}),

@@ -218,6 +218,23 @@ impl Drop for SqliteStore {
     }
 }
 
+/// Checkpoints the WAL into the database and truncates it, retrying while readers hold it
+/// (`wal_checkpoint` reports that in its result row, not as an error); `Err` when it could
+/// not complete within about a second.
+fn truncate_wal(conn: &Connection) -> rusqlite::Result<()> {
+    for attempt in 0..20 {
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        if busy == 0 {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10 * (attempt + 1)));
+    }
+    Err(rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+        Some("the WAL stayed in use by readers".into()),
+    ))
+}
+
 /// Read-only connections, opened on demand and reused.
 struct ReadPool {
     path: PathBuf,

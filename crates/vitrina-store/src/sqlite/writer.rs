@@ -158,7 +158,7 @@ fn commit_group(w: &mut Writer, group: Vec<Op>) {
             if group.iter().any(|op| matches!(op, Op::DeleteUser(..))) {
                 // An erasure is acknowledged only once the erased rows' page images have
                 // left the WAL (the database file has them zeroed: secure_delete).
-                if let Err(e) = w.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+                if let Err(e) = super::truncate_wal(&w.conn) {
                     tracing::warn!(error = %e, "checkpoint after an erasure failed; the next one removes the rows");
                 }
             }
