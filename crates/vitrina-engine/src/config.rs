@@ -194,43 +194,41 @@ impl TrainingConfig {
         if !(2..=100_000).contains(&self.max_items_per_user) {
             return Err(ValidationError::new("config.maxItemsPerUser", "must be from 2 to 100000"));
         }
+        // The bounds published in the OpenAPI document (`openapi/constraints.rs`).
+        let upto = |v: f32, max: f32| (0.0..=max).contains(&v);
         let als = &self.als;
-        if !(1..=512).contains(&als.factors) || !(1..=100).contains(&als.iterations) {
-            return Err(ValidationError::new("config.als", "factors must be 1–512 and iterations 1–100"));
-        }
-        if !(als.regularization >= 0.0
-            && als.regularization.is_finite()
-            && als.alpha >= 0.0
-            && als.alpha.is_finite())
-        {
+        if !(1..=512).contains(&als.factors) || !(1..=100).contains(&als.iterations) || als.cg_steps > 100 {
             return Err(ValidationError::new(
                 "config.als",
-                "regularization and alpha must be finite and ≥ 0",
+                "factors must be 1–512, iterations 1–100 and cgSteps 0–100",
+            ));
+        }
+        if !(upto(als.regularization, 1e6) && upto(als.alpha, 1e6)) {
+            return Err(ValidationError::new(
+                "config.als",
+                "regularization and alpha must be from 0 to 1000000",
             ));
         }
         let knn = &self.item_knn;
-        if !((1..=1000).contains(&knn.k) && knn.shrink >= 0.0 && knn.shrink.is_finite()) {
-            return Err(ValidationError::new("config.itemKnn", "k must be 1–1000 and shrink finite and ≥ 0"));
+        if !((1..=1000).contains(&knn.k) && upto(knn.shrink, 1e6)) {
+            return Err(ValidationError::new("config.itemKnn", "k must be 1–1000 and shrink 0–1000000"));
         }
         let t = &self.transitions;
-        let finite =
-            [t.gap_decay, t.backward, t.shrink, t.beta, t.recency].iter().all(|v| v.is_finite() && *v >= 0.0);
-        if !finite || !(1..=50).contains(&t.window) || !(1..=1000).contains(&t.k) {
+        let bounded = [t.gap_decay, t.backward, t.shrink, t.beta, t.recency].iter().all(|v| upto(*v, 1e6));
+        if !bounded || !(1..=50).contains(&t.window) || !(1..=1000).contains(&t.k) || t.history_len > 1000 {
             return Err(ValidationError::new(
                 "config.transitions",
-                "values must be finite and ≥ 0, window 1–50, k 1–1000",
+                "values must be from 0 to 1000000, window 1–50, k 1–1000, historyLen 0–1000",
             ));
         }
         let e = &self.ease;
-        let session_ok = e.session_seconds >= 0.0
-            && e.session_seconds.is_finite()
-            && (0.0..=1.0).contains(&e.session_floor);
-        if !(e.lambda > 0.0 && e.lambda.is_finite() && (1..=1000).contains(&e.k) && session_ok)
+        let session_ok = upto(e.session_seconds, 1e9) && (0.0..=1.0).contains(&e.session_floor);
+        if !(e.lambda > 0.0 && e.lambda <= 1e9 && (1..=1000).contains(&e.k) && session_ok)
             || e.max_items > 30_000
         {
             return Err(ValidationError::new(
                 "config.ease",
-                "lambda must be > 0, k 1–1000, maxItems at most 30000, sessionSeconds finite and ≥ 0, \
+                "lambda must be > 0 and at most 1e9, k 1–1000, maxItems at most 30000, sessionSeconds 0–1e9, \
                  sessionFloor 0–1",
             ));
         }

@@ -154,6 +154,11 @@ fn product(with_id: bool) -> Value {
     json!({"type": "object", "required": required, "properties": props, "additionalProperties": false})
 }
 
+/// Any 64-bit unsigned integer (counts and seeds the server takes as they are).
+fn any_u64() -> Value {
+    json!({"type": "integer", "minimum": 0, "maximum": u64::MAX})
+}
+
 /// Merges `patch` into `target`, objects key by key.
 fn merge(target: &mut Value, patch: Value) {
     match (target, patch) {
@@ -184,18 +189,18 @@ fn constrain_training(schemas: &mut Value) {
                 "timeDecay": {"exclusiveMinimum": 0, "maximum": 1},
                 "algorithms": {"minItems": 1, "items": {"enum": vitrina_engine::config::ALGORITHMS}},
                 "maxItemsPerUser": int(2, 100_000),
-                "seed": int(0, 1 << 53),
+                "seed": any_u64(),
                 "tolerance": num(0.0, 1.0),
-                "validationUsers": int(0, 1 << 32),
-                "validationSampleUsers": int(0, 1 << 32),
-            "minValidationUsers": int(0, 1 << 32),
+                "validationUsers": any_u64(),
+                "validationSampleUsers": any_u64(),
+            "minValidationUsers": any_u64(),
             }),
         ),
         (
             "AlsParams",
             json!({
                 "factors": int(1, 512), "iterations": int(1, 100), "regularization": num(0.0, big),
-                "alpha": num(0.0, big), "cgSteps": int(0, 100), "seed": int(0, 1 << 53),
+                "alpha": num(0.0, big), "cgSteps": int(0, 100), "seed": any_u64(),
             }),
         ),
         ("ItemKnnParams", json!({"k": int(1, 1000), "shrink": num(0.0, big)})),
