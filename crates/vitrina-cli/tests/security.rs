@@ -343,24 +343,14 @@ async fn an_erased_visitor_leaves_nothing_in_the_data_directory() {
         .await,
         200
     );
-    for (kind, product) in [("view", "product-2"), ("add_to_cart", "product-2"), ("view", "product-4")] {
-        assert_eq!(
-            post(
-                "/api/v1/activity/track",
-                json!({"userId": who, "activityType": kind, "productId": product})
-            )
-            .await,
-            201
-        );
+    for event in [
+        json!({"userId": who, "activityType": "view", "productId": "product-2"}),
+        json!({"userId": who, "activityType": "add_to_cart", "productId": "product-2"}),
+        json!({"userId": who, "activityType": "view", "productId": "product-4"}),
+        json!({"userId": who, "activityType": "search", "metadata": {"query": "secret-query-9z"}}),
+    ] {
+        assert_eq!(post("/api/v1/activity/track", event).await, 201);
     }
-    assert_eq!(
-        post(
-            "/api/v1/activity/track",
-            json!({"userId": who, "activityType": "search", "metadata": {"query": "secret-query-9z"}})
-        )
-        .await,
-        201
-    );
     let list = get_json(&c, server.url(&format!("/api/v1/recommendations/recommendations/{who}"))).await;
     assert!(
         list["recommendations"].as_array().unwrap().iter().any(|r| r["explanation"].is_string()),

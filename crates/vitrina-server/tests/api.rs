@@ -411,3 +411,38 @@ async fn a_candidate_too_small_to_validate_waits_for_a_forced_activation() {
     let (_, list) = app.get("/api/v1/recommendations/recommendations/user-1").await;
     assert_eq!(list["modelVersion"], version.as_str());
 }
+
+#[tokio::test]
+async fn key_and_listing_errors_are_clear() {
+    let app = start().await;
+    common::assert_error(
+        &app.post("/api/v1/keys", &json!({"scope": "root"})).await,
+        400,
+        "validation_failed",
+    );
+    common::assert_error(
+        &app.post("/api/v1/keys", &json!({"scope": "read", "name": "  "})).await,
+        400,
+        "validation_failed",
+    );
+    let (s, created) = app.post("/api/v1/keys", &json!({"scope": "admin"})).await;
+    assert_eq!(s.as_u16(), 201, "{created}");
+    let (key, id) = (created["key"].as_str().unwrap(), created["apiKey"]["id"].as_str().unwrap());
+    let with_key = |method: &str, uri: &str| {
+        axum::http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("authorization", format!("Bearer {key}"))
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let own = app.raw(with_key("DELETE", &format!("/api/v1/keys/{id}"))).await;
+    common::assert_error(&own, 409, "conflict");
+    assert!(own.1["message"].as_str().unwrap().contains("cannot revoke itself"), "{}", own.1);
+    common::assert_error(&app.raw(with_key("DELETE", "/api/v1/keys/key_nope")).await, 404, "not_found");
+    let deep = app.raw(with_key("GET", "/api/v1/catalog/products?offset=1000001")).await;
+    common::assert_error(&deep, 400, "validation_failed");
+    assert_eq!(deep.1["details"]["errors"][0]["field"], "offset", "{}", deep.1);
+    let wide = app.raw(with_key("GET", "/api/v1/users?limit=0")).await;
+    assert_eq!(wide.1["details"]["errors"][0]["field"], "limit", "{}", wide.1);
+}

@@ -60,14 +60,21 @@ pub fn generate(scope: Scope, name: Option<String>) -> NewKey {
     NewKey { secret, record }
 }
 
+/// The keys as the guard sees them.
+#[derive(Default)]
+struct KeySet {
+    /// Hash → caller, active keys only.
+    active: HashMap<String, Caller>,
+    /// Whether any key was ever created: from then on every guarded route needs one, even
+    /// after every key is revoked (revoking the last key must not open the server).
+    enforced: bool,
+}
+
 /// The key service: the store of record and the in-memory view the guard checks against.
 pub struct Keys {
     store: Arc<dyn KeyStore>,
-    /// Hash → caller, active keys only.
-    active: ArcSwap<HashMap<String, Caller>>,
-    /// Whether any key was ever created: from then on every guarded route needs one, even
-    /// after every key is revoked (revoking the last key must not open the server).
-    enforced: ArcSwap<bool>,
+    /// What the guard checks, swapped whole on every change.
+    set: ArcSwap<KeySet>,
     /// Serialises changes with their reload, so a slow reload cannot bring back a key that a
     /// later revocation removed.
     changing: tokio::sync::Mutex<()>,
@@ -78,8 +85,7 @@ impl Keys {
     pub async fn load(store: Arc<dyn KeyStore>) -> StoreResult<Self> {
         let keys = Self {
             store,
-            active: ArcSwap::from_pointee(HashMap::new()),
-            enforced: ArcSwap::from_pointee(false),
+            set: ArcSwap::from_pointee(KeySet::default()),
             changing: tokio::sync::Mutex::new(()),
         };
         keys.reload().await?;
@@ -94,14 +100,13 @@ impl Keys {
             .filter(|k| k.active())
             .map(|k| (k.hash.clone(), Caller { key_id: k.id.clone(), scope: k.scope }))
             .collect();
-        self.active.store(Arc::new(active));
-        self.enforced.store(Arc::new(!all.is_empty()));
+        self.set.store(Arc::new(KeySet { active, enforced: !all.is_empty() }));
         Ok(())
     }
 
     /// Whether requests need a key.
     pub fn enforced(&self) -> bool {
-        **self.enforced.load()
+        self.set.load().enforced
     }
 
     /// The caller a presented key belongs to, if it is a valid, unrevoked key.
@@ -109,7 +114,7 @@ impl Keys {
         if !secret.starts_with(KEY_PREFIX) {
             return None;
         }
-        self.active.load().get(&hash(secret)).cloned()
+        self.set.load().active.get(&hash(secret)).cloned()
     }
 
     /// Creates and stores a key; the returned secret is never shown again.

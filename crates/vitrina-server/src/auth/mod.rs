@@ -172,8 +172,8 @@ pub async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Respo
     if !auth.keys.enforced() {
         return next.run(req).await;
     }
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
-    let needed = match policy::access(&method, route.as_deref(), auth.config.public_metrics) {
+    let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+    let needed = match policy::access(&method, route, auth.config.public_metrics) {
         Access::Public => return next.run(req).await,
         Access::AnyKey => None,
         Access::Needs(scope) => Some(scope),

@@ -452,7 +452,6 @@ fn prune(conn: &mut Connection, cutoff_ms: i64) -> rusqlite::Result<u64> {
     let mut deleted = 0u64;
     if let (Some(mut lo), Some(hi)) = (lo, hi) {
         // First id whose list is at or after the cutoff (hi + 1 when none is).
-        let mut end = hi + 1;
         let mut at = conn.prepare("SELECT created_ms FROM impressions WHERE id >= ?1 ORDER BY id LIMIT 1")?;
         let (mut a, mut b) = (lo, hi + 1);
         while a < b {
@@ -464,7 +463,7 @@ fn prune(conn: &mut Connection, cutoff_ms: i64) -> rusqlite::Result<u64> {
                 a = mid + 1;
             }
         }
-        end = end.min(a);
+        let end = a;
         drop(at);
         while lo < end {
             let upto = (lo + PRUNE_CHUNK).min(end);
