@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Ingest and tracking benchmarks against a release build on loopback.
-# Usage: bench/serve-bench.sh            (from the repository root)
+# Usage: bench/serve-bench.sh            (from the repository root; BIN=… for another build)
 # Starts `vitrina serve` on a fresh temporary data directory, runs the load generators
 # (`vitrina bench ingest` and `vitrina bench track`, on the same machine), prints their
 # reports and the server's peak RSS, and stops the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q -p vitrina-cli
-bin=target/release/vitrina
+# BIN=path/to/another/vitrina measures another build (e.g. an older commit) with the same load.
+bin=${BIN:-target/release/vitrina}
+[[ -n "${BIN:-}" ]] || cargo build --release -q -p vitrina-cli
 dir=$(mktemp -d)
 port=${PORT:-18090}
 url="http://127.0.0.1:$port"
