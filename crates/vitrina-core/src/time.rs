@@ -48,8 +48,10 @@ pub fn parse_ts(field: &str, raw: &serde_json::Value) -> Result<DateTime<Utc>, V
         serde_json::Value::String(s) => DateTime::parse_from_rfc3339(s)
             .map(|t| t.with_timezone(&Utc))
             .map_err(|e| ValidationError::new(field, format!("is not an RFC 3339 time ({e})"))),
+        // JSON does not tell 1700000000000 from 1700000000000.0: both are whole milliseconds.
         serde_json::Value::Number(n) => n
             .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64))
             .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
             .ok_or_else(|| ValidationError::new(field, "is not a valid epoch-milliseconds time")),
         _ => Err(ValidationError::new(field, "must be an RFC 3339 string or epoch milliseconds")),
@@ -79,6 +81,12 @@ mod tests {
         let a = parse_ts("t", &serde_json::json!("2024-01-15T10:30:00Z")).unwrap();
         let b = parse_ts("t", &serde_json::json!(1_705_314_600_000_i64)).unwrap();
         assert_eq!(a, b);
+        assert_eq!(
+            parse_ts("t", &serde_json::json!(1_705_314_600_000.0_f64)).unwrap(),
+            b,
+            "a whole float is fine"
+        );
+        assert!(parse_ts("t", &serde_json::json!(1_705_314_600_000.5_f64)).is_err());
         assert!(parse_ts("t", &serde_json::json!("yesterday")).is_err());
         assert!(parse_ts("t", &serde_json::json!(true)).is_err());
     }

@@ -59,7 +59,8 @@ fn whole_numbers(v: &mut serde_json::Value) {
 /// Parses JSON bytes into `T` with errors that name the offending field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // The request path: straight into `T`. Only a body that does not fit goes through a
-    // `Value` (whole numbers written as `17.0`, and errors that name the field).
+    // `Value` (whole numbers written as `17.0` for integer fields, and errors that name the
+    // field); fields kept as JSON values read whole floats themselves (`time::parse_ts`).
     if let Ok(parsed) = serde_json::from_slice(bytes) {
         return Ok(parsed);
     }
