@@ -72,6 +72,9 @@ pub fn read_model(mut r: impl Read) -> Result<Model> {
         return Err(bad(format!("unsupported format version {version}, this build reads {FORMAT_VERSION}")));
     }
     let kind = ModelKind::from_code(head[2]).ok_or_else(|| bad(format!("unknown model kind {}", head[2])))?;
+    if head[3] != 0 {
+        return Err(bad(format!("reserved header byte is {}, not 0", head[3])));
+    }
     let len = u64::from_le_bytes(head[4..12].try_into().expect("8 bytes"));
     let mut payload = Vec::new();
     r.by_ref().take(len).read_to_end(&mut payload)?;

@@ -446,3 +446,55 @@ async fn key_and_listing_errors_are_clear() {
     let wide = app.raw(with_key("GET", "/api/v1/users?limit=0")).await;
     assert_eq!(wide.1["details"]["errors"][0]["field"], "limit", "{}", wide.1);
 }
+
+/// Every operation's request body and path parameters carry an example, and the examples,
+/// sent in an order a shop would send them, are accepted.
+#[tokio::test]
+async fn every_example_in_the_spec_is_accepted() {
+    let app = start().await;
+    let (_, spec) = app.get("/openapi.json").await;
+    let mut bodies = std::collections::BTreeMap::new();
+    let mut operations = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap().to_string();
+            if let Some(content) = op.pointer("/requestBody/content/application~1json") {
+                let example = content.get("example").unwrap_or_else(|| panic!("{id} has no body example"));
+                bodies.insert(id.clone(), example.clone());
+            }
+            let mut concrete = path.clone();
+            for p in op["parameters"].as_array().into_iter().flatten().filter(|p| p["in"] == "path") {
+                let name = p["name"].as_str().unwrap();
+                let example = p["example"].as_str().unwrap_or_else(|| panic!("{id}: {name} has no example"));
+                concrete = concrete.replace(&format!("{{{name}}}"), example);
+            }
+            operations.push((id, method.to_uppercase(), concrete));
+        }
+    }
+    // Products first, then people and what they do, then the admin side; the key last (from
+    // then on every call would need it).
+    let order = [
+        "catalog_create",
+        "catalog_bulk",
+        "catalog_put",
+        "users_upsert",
+        "activity_track",
+        "activity_track_batch",
+        "recommendations_session",
+        "recommendations_refresh",
+        "catalog_patch",
+        "experiments_create",
+        "training_train",
+        "keys_create",
+    ];
+    assert_eq!(
+        bodies.keys().cloned().collect::<std::collections::BTreeSet<_>>(),
+        order.iter().map(|s| s.to_string()).collect(),
+        "an operation with a body is missing from this test's order"
+    );
+    for id in order {
+        let (_, method, path) = operations.iter().find(|(op, _, _)| op == id).unwrap();
+        let (status, answer) = app.send(method, path, &bodies[id]).await;
+        assert!(status.is_success(), "{id}: {method} {path} with its example answered {status}: {answer}");
+    }
+}

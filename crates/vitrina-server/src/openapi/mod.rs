@@ -5,6 +5,7 @@
 //! every error status the server can answer; [`constraints`] adds the bounds of every field.
 
 pub mod constraints;
+pub mod examples;
 
 use std::collections::BTreeMap;
 
@@ -38,6 +39,7 @@ const ERRORS: &[(&str, &str, &str)] = &[
     ("404", "NotFound", "`not_found`: no such resource."),
     ("409", "Conflict", "`conflict`: the request contradicts what is stored."),
     ("413", "PayloadTooLarge", "`payload_too_large`: the body is over the configured limit."),
+    ("414", "UriTooLong", "`uri_too_long`: the path and query are over 8 KiB."),
     ("415", "UnsupportedMediaType", "`unsupported_media_type`: a body that is not `application/json`."),
     ("429", "TooManyRequests", "`rate_limited`: over the rate limit of the client address or key; see `Retry-After`."),
     ("500", "InternalError", "`internal_error`: never expected; the cause is in the server log."),
@@ -100,6 +102,7 @@ pub fn spec(limits: &Limits) -> serde_json::Value {
     debug_assert!(ids.values().all(|n| *n == 1), "operation ids repeat: {ids:?}");
     let mut json = serde_json::to_value(&doc).expect("the document serialises");
     constraints::apply(&mut json, limits);
+    examples::apply(&mut json);
     json
 }
 
@@ -117,7 +120,7 @@ fn complete(path: &str, method: &Method, op: &mut Operation) {
 
     let writes = *method != Method::GET;
     let needs = access(method, Some(path), false);
-    let mut statuses = vec!["429", "500", "503"];
+    let mut statuses = vec!["414", "429", "500", "503"];
     if has_input {
         statuses.push("400");
     }

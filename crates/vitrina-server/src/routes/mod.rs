@@ -49,6 +49,22 @@ use crate::{error::ApiError, state::AppState};
 )]
 pub struct ApiDoc;
 
+/// The longest request target (path and query) the server reads: longer ones get a 414 in the
+/// error shape. (Past 64 KiB, hyper answers 414 itself, before any route, without a body.)
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+async fn uri_length(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if len > MAX_URI_BYTES {
+        return axum::response::IntoResponse::into_response(ApiError::new(
+            axum::http::StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("the request target has {len} bytes; the limit is {MAX_URI_BYTES}"),
+        ));
+    }
+    next.run(req).await
+}
+
 async fn not_found(method: Method, uri: Uri) -> ApiError {
     ApiError::not_found(format!("no route for {method} {}", uri.path()))
 }
@@ -118,5 +134,6 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::guard))
+        .layer(axum::middleware::from_fn(uri_length))
         .with_state(state)
 }

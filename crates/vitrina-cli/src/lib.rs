@@ -1,0 +1,4 @@
+//! The parts of the `vitrina` binary that are worth testing and fuzzing on their own.
+
+pub mod formats;
+pub mod fuzzing;

@@ -1,0 +1,6 @@
+#![no_main]
+//! See `vitrina_cli::fuzzing::artefact`.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = vitrina_cli::fuzzing::artefact(data);
+});
