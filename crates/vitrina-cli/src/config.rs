@@ -57,6 +57,9 @@ pub struct Storage {
     /// Days served lists and attributed outcomes are kept (attribution, stats, experiment
     /// results; fractions allowed: 0.25 = 6 hours); 0 = forever.
     pub impression_retention_days: f64,
+    /// Days events are kept in the log after they were received; 0 = forever (the default).
+    /// What is past it is gone from training, history and `eventId` deduplication.
+    pub event_retention_days: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,6 +87,7 @@ impl Default for Config {
                 data_dir: PathBuf::from("./data"),
                 demo: true,
                 impression_retention_days: 30.0,
+                event_retention_days: 0.0,
             },
             cache: Cache { users: 250_000, ttl_seconds: 600 },
             limits: Default::default(),

@@ -68,6 +68,7 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<()> {
         demo: config.storage.demo,
         cache_users: config.cache.users,
         impression_retention_days: config.storage.impression_retention_days,
+        event_retention_days: config.storage.event_retention_days,
         cache_ttl: std::time::Duration::from_secs(config.cache.ttl_seconds),
         limits: config.limits.clone(),
         ranking: config.ranking.clone(),

@@ -64,7 +64,7 @@ pub fn split_last(
     let held: HashMap<u32, (i64, u32)> = eligible.iter().map(|&(u, ts, p)| (u, (ts, p))).collect();
     let active_users = per_user.iter().flatten().count();
     let sampled: Option<HashSet<u32>> =
-        (sample_users > 0 && active_users > sample_users + held.len()).then(|| {
+        (sample_users > 0 && active_users > sample_users.saturating_add(held.len())).then(|| {
             let mut all: Vec<u32> = (0..per_user.len() as u32)
                 .filter(|u| per_user[*u as usize].is_some() && !held.contains_key(u))
                 .collect();
@@ -227,6 +227,16 @@ mod tests {
             }
         }
         (products, TrainingLog::from_events(&events))
+    }
+
+    #[test]
+    fn the_largest_published_sample_sizes_train_on_everyone() {
+        // Found by schemathesis: a sample size near usize::MAX overflowed the comparison.
+        let (_, log) = grouped_shop();
+        let all = split_last(&log, &EventWeights::default(), 200, 0, 3);
+        let huge = split_last(&log, &EventWeights::default(), 200, usize::MAX, 3);
+        assert_eq!(huge.test.len(), all.test.len());
+        assert_eq!(huge.train.rows.len(), all.train.rows.len());
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub struct EmbeddedConfig {
     pub cache_users: u64,
     /// Days served lists and attributed outcomes are kept; 0 = forever.
     pub impression_retention_days: f64,
+    /// Days events are kept in the log; 0 = forever.
+    pub event_retention_days: f64,
     pub cache_ttl: Duration,
     pub limits: Limits,
     pub ranking: RankingConfig,
@@ -76,6 +78,7 @@ impl EmbeddedConfig {
             demo: true,
             cache_users: 250_000,
             impression_retention_days: 30.0,
+            event_retention_days: 0.0,
             cache_ttl: Duration::from_secs(600),
             limits: Limits::default(),
             ranking: RankingConfig::default(),
@@ -100,9 +103,10 @@ impl Embedded {
     /// replays the log into the engine's online state and starts the background work.
     pub async fn start(config: EmbeddedConfig) -> anyhow::Result<Self> {
         let dir = config.data_dir.clone();
+        let days = |d: f64| (d > 0.0).then(|| Duration::from_secs_f64(d.min(36_500.0) * 86_400.0));
         let options = StoreOptions {
-            impression_retention: (config.impression_retention_days > 0.0)
-                .then(|| Duration::from_secs_f64(config.impression_retention_days.min(36_500.0) * 86_400.0)),
+            impression_retention: days(config.impression_retention_days),
+            event_retention: days(config.event_retention_days),
         };
         let store = tokio::task::spawn_blocking(move || SqliteStore::open_with(&dir, options))
             .await?

@@ -116,22 +116,47 @@ impl LogIndex {
     pub fn remove_user(&mut self, user: &UserId, hashes: &[(u64, u64)]) {
         self.by_user.remove(user);
         for &(hash, seq) in hashes {
-            if let Some(list) = self.collisions.get_mut(&hash) {
-                list.retain(|s| *s != seq);
+            self.forget_id(hash, seq);
+        }
+    }
+
+    /// Forgets events past the retention: `(user, id hash, seq)` each.
+    pub fn remove_events(&mut self, events: &[(UserId, u64, u64)]) {
+        let mut by_user: HashMap<&UserId, Vec<u64>> = HashMap::new();
+        for (user, hash, seq) in events {
+            by_user.entry(user).or_default().push(*seq);
+            self.forget_id(*hash, *seq);
+        }
+        for (user, mut seqs) in by_user {
+            seqs.sort_unstable();
+            if let Some(list) = self.by_user.get_mut(user) {
+                list.retain(|e| seqs.binary_search(&e.seq).is_err());
                 if list.is_empty() {
-                    self.collisions.remove(&hash);
+                    self.by_user.remove(user);
+                } else if list.capacity() > 2 * list.len() + 8 {
+                    list.shrink_to_fit();
                 }
             }
-            if self.by_event.get(&hash) == Some(&seq) {
-                self.by_event.remove(&hash);
-                // Promote a colliding event, if any, to the primary slot.
-                if let Some(list) = self.collisions.get_mut(&hash) {
-                    if let Some(next) = list.pop() {
-                        self.by_event.insert(hash, next);
-                    }
-                    if list.is_empty() {
-                        self.collisions.remove(&hash);
-                    }
+        }
+    }
+
+    /// Forgets that `seq` holds an event with id hash `hash`.
+    fn forget_id(&mut self, hash: u64, seq: u64) {
+        if let Some(list) = self.collisions.get_mut(&hash) {
+            list.retain(|s| *s != seq);
+            if list.is_empty() {
+                self.collisions.remove(&hash);
+            }
+        }
+        if self.by_event.get(&hash) == Some(&seq) {
+            self.by_event.remove(&hash);
+            // Promote a colliding event, if any, to the primary slot.
+            if let Some(list) = self.collisions.get_mut(&hash) {
+                if let Some(next) = list.pop() {
+                    self.by_event.insert(hash, next);
+                }
+                if list.is_empty() {
+                    self.collisions.remove(&hash);
                 }
             }
         }
@@ -184,6 +209,20 @@ mod tests {
         ix.remove_user(&user("b"), &[(7, 2)]);
         assert_eq!(ix.candidates(7).count(), 0);
         assert!(ix.user_events(&user("b")).is_empty());
+    }
+
+    #[test]
+    fn removed_events_leave_the_rest_of_each_visitor_and_empty_visitors_go() {
+        let mut ix = LogIndex::default();
+        ix.insert(1, user("a"), Entry { ts_ms: 10, seq: 1 });
+        ix.insert(2, user("b"), Entry { ts_ms: 11, seq: 2 });
+        ix.insert(3, user("a"), Entry { ts_ms: 12, seq: 3 });
+        ix.insert(3, user("c"), Entry { ts_ms: 13, seq: 4 });
+        ix.remove_events(&[(user("a"), 1, 1), (user("b"), 2, 2), (user("a"), 3, 3)]);
+        assert!(ix.user_events(&user("a")).is_empty() && ix.user_events(&user("b")).is_empty());
+        assert_eq!(ix.users(), 1);
+        assert_eq!(ix.candidates(3).collect::<Vec<_>>(), [4], "the colliding event takes the slot");
+        assert_eq!(ix.events(), 1);
     }
 
     #[test]

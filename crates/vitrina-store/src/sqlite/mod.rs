@@ -41,6 +41,8 @@ pub struct SqliteStore {
     readers: Arc<ReadPool>,
     index: Arc<RwLock<LogIndex>>,
     impressions: Arc<impressions::ImpressionLog>,
+    /// Dropped at close: ends the event retention thread.
+    stop: Mutex<Option<std::sync::mpsc::Sender<()>>>,
     created: bool,
     /// Held for the store's lifetime; see [`lock_data_dir`].
     _lock: std::fs::File,
@@ -103,11 +105,18 @@ pub struct StoreOptions {
     /// Served lists and attributed outcomes are deleted this long after they were served
     /// (`None`: kept forever).
     pub impression_retention: Option<std::time::Duration>,
+    /// Events are deleted from the log this long after they were received (`None`: kept
+    /// forever, the default). An `eventId` is recognised as a repeat only while its event is
+    /// kept.
+    pub event_retention: Option<std::time::Duration>,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { impression_retention: Some(std::time::Duration::from_secs(30 * 86_400)) }
+        Self {
+            impression_retention: Some(std::time::Duration::from_secs(30 * 86_400)),
+            event_retention: None,
+        }
     }
 }
 
@@ -157,7 +166,16 @@ impl SqliteStore {
             .name("vitrina-store-writer".into())
             .spawn(move || writer::run(w, rx))
             .map_err(|source| OpenError::Dir { path: data_dir.to_path_buf(), source })?;
+        let (stop, stopped) = std::sync::mpsc::channel();
+        if let Some(retention) = options.event_retention {
+            let weak = tx.downgrade();
+            std::thread::Builder::new()
+                .name("vitrina-event-retention".into())
+                .spawn(move || prune_events_forever(weak, stopped, retention))
+                .map_err(|source| OpenError::Dir { path: data_dir.to_path_buf(), source })?;
+        }
         Ok(Self {
+            stop: Mutex::new(Some(stop)),
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
             readers: Arc::new(ReadPool { path, idle: Mutex::new(Vec::new()) }),
@@ -183,6 +201,20 @@ impl SqliteStore {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Deletes the events received before `before` now, in steps of at most
+    /// [`writer::PRUNE_EVENTS_CHUNK`] (with the configured event retention, a thread does this
+    /// every [`impressions::PRUNE_EVERY`]); returns how many.
+    pub async fn prune_events(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let mut total = 0;
+        loop {
+            let n = self.write(|r| Op::PruneEvents(before.timestamp_millis(), r)).await?;
+            total += n;
+            if n < writer::PRUNE_EVENTS_CHUNK as u64 {
+                return Ok(total);
+            }
+        }
+    }
+
     /// Waits until every write queued so far is committed.
     pub async fn flush(&self) -> StoreResult<()> {
         self.impressions.flush().await;
@@ -192,6 +224,7 @@ impl SqliteStore {
     /// Stops accepting writes, lets the writer commit what is queued, checkpoints the WAL and
     /// joins the writer thread. Blocking; call from a blocking context at shutdown.
     pub fn close(&self) {
+        self.stop.lock().expect("retention stop lock").take();
         self.impressions.close();
         self.tx.lock().expect("store sender lock").take();
         if let Some(handle) = self.writer.lock().expect("store writer lock").take() {
@@ -561,3 +594,48 @@ impl KeyStore for SqliteStore {
 
 #[cfg(test)]
 mod tests;
+
+/// Deletes the events past the retention, at once and then every [`impressions::PRUNE_EVERY`],
+/// in steps, until `stop` is dropped or the writer is gone.
+fn prune_events_forever(
+    tx: mpsc::WeakSender<Op>,
+    stop: std::sync::mpsc::Receiver<()>,
+    retention: std::time::Duration,
+) {
+    loop {
+        let cutoff = Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+        let mut total = 0u64;
+        loop {
+            let Some(sender) = tx.upgrade() else { return };
+            let (reply, answer) = oneshot::channel();
+            if sender.blocking_send(Op::PruneEvents(cutoff.timestamp_millis(), reply)).is_err() {
+                return;
+            }
+            drop(sender);
+            match answer.blocking_recv() {
+                Ok(Ok(n)) => {
+                    total += n;
+                    if n < writer::PRUNE_EVENTS_CHUNK as u64 {
+                        break;
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "deleting events past the retention failed; trying again later");
+                    break;
+                }
+                Err(_) => return,
+            }
+            if !matches!(stop.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty)) {
+                return;
+            }
+        }
+        if total > 0 {
+            tracing::info!(events = total, "events past the retention deleted");
+            metrics::counter!("vitrina_store_events_pruned_total").increment(total);
+        }
+        match stop.recv_timeout(impressions::PRUNE_EVERY) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+    }
+}

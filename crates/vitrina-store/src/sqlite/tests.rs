@@ -423,7 +423,11 @@ async fn visitor_ids_never_reach_the_impression_file_and_erasure_leaves_no_bytes
 #[tokio::test]
 async fn lists_and_outcomes_past_the_retention_are_deleted() {
     let dir = tempfile::tempdir().unwrap();
-    let s = SqliteStore::open_with(dir.path(), StoreOptions { impression_retention: None }).unwrap();
+    let s = SqliteStore::open_with(
+        dir.path(),
+        StoreOptions { impression_retention: None, event_retention: None },
+    )
+    .unwrap();
     let u = UserId::parse("u1").unwrap();
     for (id, days_ago) in [("r-40", 40), ("r-31", 31), ("r-29", 29), ("r-1", 1)] {
         s.record_impression(Impression {
@@ -461,6 +465,55 @@ async fn lists_and_outcomes_past_the_retention_are_deleted() {
     );
     assert!(s.outcomes_for_user(&UserId::parse("u2").unwrap()).await.unwrap().is_empty());
     assert_eq!(s.impressions.prune(Utc::now() - Duration::days(30)).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn events_past_the_retention_leave_the_log_the_index_and_deduplication() {
+    let (dir, s) = store();
+    // More old events than one retention step takes, over a few visitors, then new ones.
+    let old = writer::PRUNE_EVENTS_CHUNK + 50;
+    let batch: Vec<NewActivity> =
+        (0..old).map(|i| event(&format!("old-{i}"), &format!("u{}", i % 3), "view", "p1")).collect();
+    s.append(batch).await.unwrap();
+    s.append(vec![event("new-1", "u0", "click", "p2"), event("new-2", "u9", "view", "p3")]).await.unwrap();
+    // The old ones were received 40 days ago (written straight into the file: the writer
+    // stamps receipt with the present).
+    let conn = rusqlite::Connection::open(dir.path().join("vitrina.db")).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(30)).unwrap();
+    let forty_days = Duration::days(40).num_milliseconds();
+    conn.execute(
+        "UPDATE events SET received_ms = received_ms - ?1 WHERE event_id LIKE 'old-%'",
+        [forty_days],
+    )
+    .unwrap();
+    drop(conn);
+
+    let pruned = s.prune_events(Utc::now() - Duration::days(30)).await.unwrap();
+    assert_eq!(pruned, old as u64, "every old event, over two steps");
+    assert_eq!(s.stats().await.unwrap().events, 2);
+    let u0: Vec<String> = s
+        .recent_for_user(&UserId::parse("u0").unwrap(), 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.event.event_id.to_string())
+        .collect();
+    assert_eq!(u0, ["new-1"]);
+    assert!(s.recent_for_user(&UserId::parse("u1").unwrap(), 100).await.unwrap().is_empty());
+    assert_eq!(s.index.read().unwrap().users(), 2, "visitors with nothing left leave the index");
+    // A pruned eventId is new again; a kept one is still a repeat.
+    let again =
+        s.append(vec![event("old-1", "u1", "view", "p1"), event("new-2", "u9", "view", "p3")]).await.unwrap();
+    assert!(
+        matches!(again[0], AppendOutcome::Stored(_)) && matches!(again[1], AppendOutcome::Duplicate { .. })
+    );
+    assert_eq!(s.prune_events(Utc::now() - Duration::days(30)).await.unwrap(), 0, "nothing left to prune");
+    // The index rebuilt from the file agrees.
+    s.close();
+    drop(s);
+    let s = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(s.stats().await.unwrap().events, 3);
+    assert_eq!(s.index.read().unwrap().events(), 3);
 }
 
 #[tokio::test]

@@ -45,14 +45,20 @@ pub enum Op {
     ActivateModel(String, DateTime<Utc>, bool, Reply<()>),
     InsertKey(ApiKey, Reply<()>),
     RevokeKey(String, DateTime<Utc>, Reply<bool>),
+    /// Deletes the oldest events received before the time (epoch ms), at most
+    /// [`PRUNE_EVENTS_CHUNK`] of them; answers how many.
+    PruneEvents(i64, Reply<u64>),
     /// Answers once everything queued before it is committed.
     Flush(Reply<()>),
 }
 
+/// Events one retention step deletes at most, so that writes queued behind it wait briefly.
+pub const PRUNE_EVENTS_CHUNK: usize = 10_000;
+
 impl Op {
     /// Whether the operation must be committed in a group of its own.
     fn exclusive(&self) -> bool {
-        matches!(self, Op::DeleteUser(..))
+        matches!(self, Op::DeleteUser(..) | Op::PruneEvents(..))
     }
 }
 
@@ -64,6 +70,8 @@ struct Pending {
     ids: HashMap<String, (u64, Identity)>,
     users: HashSet<UserId>,
     removed: Vec<(UserId, Vec<(u64, u64)>)>,
+    /// Events deleted past the retention: user, id hash, seq.
+    pruned: Vec<(UserId, u64, u64)>,
 }
 
 impl Pending {
@@ -73,6 +81,9 @@ impl Pending {
         }
         for (user, hashes) in self.removed {
             index.remove_user(&user, &hashes);
+        }
+        if !self.pruned.is_empty() {
+            index.remove_events(&self.pruned);
         }
     }
 }
@@ -114,6 +125,7 @@ enum Done {
     Unit,
     Flag(bool),
     Deleted(Option<DeletedUser>),
+    Count(u64),
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -235,8 +247,34 @@ fn apply(tx: &Transaction, op: &Op, index: &LogIndex, pending: &mut Pending) -> 
             .map_err(backend)?
                 > 0,
         ),
+        Op::PruneEvents(cutoff_ms, _) => Done::Count(prune_events(tx, *cutoff_ms, pending).map_err(backend)?),
         Op::Flush(_) => Done::Unit,
     })
+}
+
+/// Deletes the oldest events received before `cutoff_ms`, up to [`PRUNE_EVENTS_CHUNK`]: the
+/// prefix of the log (in `seq` order) up to the first event received at or after the cutoff.
+/// Times of receipt follow `seq` closely but not exactly; an old event just after a newer one
+/// waits for a later step.
+fn prune_events(tx: &Transaction, cutoff_ms: i64, pending: &mut Pending) -> rusqlite::Result<u64> {
+    let mut oldest =
+        tx.prepare_cached("SELECT seq, event_id, user_id, received_ms FROM events ORDER BY seq LIMIT ?1")?;
+    let mut rows = oldest.query([PRUNE_EVENTS_CHUNK as i64])?;
+    let mut last = None;
+    while let Some(row) = rows.next()? {
+        if row.get::<_, i64>(3)? >= cutoff_ms {
+            break;
+        }
+        let seq = row.get::<_, i64>(0)?;
+        let hash = event_hash(row.get_ref(1)?.as_str()?);
+        if let Ok(user) = UserId::parse(row.get_ref(2)?.as_str()?) {
+            pending.pruned.push((user, hash, seq as u64));
+        }
+        last = Some(seq);
+    }
+    drop(rows);
+    let Some(last) = last else { return Ok(0) };
+    tx.execute("DELETE FROM events WHERE seq <= ?1", [last]).map(|n| n as u64)
 }
 
 /// Sends an operation's outcome to its caller.
@@ -254,6 +292,7 @@ fn answer(op: Op, result: StoreResult<Done>) {
             send(r, result, |d| if let Done::Flag(f) = d { Some(f) } else { None })
         }
         Op::DeleteUser(_, r) => send(r, result, |d| if let Done::Deleted(v) = d { Some(v) } else { None }),
+        Op::PruneEvents(_, r) => send(r, result, |d| if let Done::Count(n) = d { Some(n) } else { None }),
         Op::InsertProduct(_, r)
         | Op::UpsertProducts(_, r)
         | Op::UpsertUser(_, r)
