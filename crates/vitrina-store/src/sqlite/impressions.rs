@@ -41,7 +41,7 @@ const QUEUE: usize = 65_536;
 /// How often rows past the retention are deleted.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// Rows deleted per statement while pruning (keeps each transaction short).
-const PRUNE_CHUNK: i64 = 20_000;
+pub(super) const PRUNE_CHUNK: i64 = 20_000;
 /// The schema version this build writes (`PRAGMA user_version`): 2 = pseudonymous visitors.
 const VERSION: u32 = 2;
 
@@ -138,7 +138,8 @@ enum Op {
     Outcome(AttributedOutcome),
     DeleteUser(UserId, oneshot::Sender<StoreResult<u64>>),
     /// Deletes rows older than the cutoff (ms) now; answers how many impressions went.
-    Prune(i64, Option<oneshot::Sender<StoreResult<u64>>>),
+    /// One step of pruning: answers what it deleted and whether more is left.
+    Prune(i64, oneshot::Sender<StoreResult<Step>>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -304,14 +305,21 @@ impl ImpressionLog {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Deletes impressions and outcomes older than `before` now (the writer also does this
-    /// every [`PRUNE_EVERY`] with the configured retention); returns how many impressions.
+    /// Deletes impressions and outcomes older than `before` now, step by step (the retention
+    /// thread does this every [`PRUNE_EVERY`]); returns how many impressions.
     #[cfg(test)]
     pub async fn prune(&self, before: DateTime<Utc>) -> StoreResult<u64> {
-        let (reply, answer) = oneshot::channel();
-        let tx = self.sender().ok_or(StoreError::Closed)?;
-        tx.send(Op::Prune(before.timestamp_millis(), Some(reply))).await.map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        let mut total = 0;
+        loop {
+            let (reply, answer) = oneshot::channel();
+            let tx = self.sender().ok_or(StoreError::Closed)?;
+            tx.send(Op::Prune(before.timestamp_millis(), reply)).await.map_err(|_| StoreError::Closed)?;
+            let step = answer.await.map_err(|_| StoreError::Closed)??;
+            total += step.impressions;
+            if !step.more {
+                return Ok(total);
+            }
+        }
     }
 
     /// Waits until every impression queued so far is committed.
@@ -430,12 +438,37 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Op>, names: Pseudonyms, prog
 /// [`PRUNE_EVERY`], until `stop` is dropped or the writer is gone.
 fn prune_forever(tx: mpsc::WeakSender<Op>, stop: std::sync::mpsc::Receiver<()>, retention: Duration) {
     loop {
-        let Some(tx) = tx.upgrade() else { return };
         let cutoff = Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
-        if tx.blocking_send(Op::Prune(cutoff.timestamp_millis(), None)).is_err() {
-            return;
+        let mut total = 0;
+        // One chunk per step: the lists queued meanwhile are written between steps instead
+        // of waiting (and overflowing the queue) behind the whole prune.
+        loop {
+            let Some(sender) = tx.upgrade() else { return };
+            let (reply, answer) = oneshot::channel();
+            if sender.blocking_send(Op::Prune(cutoff.timestamp_millis(), reply)).is_err() {
+                return;
+            }
+            drop(sender);
+            match answer.blocking_recv() {
+                Ok(Ok(step)) => {
+                    total += step.impressions;
+                    if !step.more {
+                        break;
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "pruning impressions failed; trying again later");
+                    break;
+                }
+                Err(_) => return,
+            }
+            if !matches!(stop.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty)) {
+                return;
+            }
         }
-        drop(tx);
+        if total > 0 {
+            tracing::info!(impressions = total, "impressions past the retention deleted");
+        }
         match stop.recv_timeout(PRUNE_EVERY) {
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             _ => return,
@@ -443,14 +476,23 @@ fn prune_forever(tx: mpsc::WeakSender<Op>, stop: std::sync::mpsc::Receiver<()>, 
     }
 }
 
-/// Deletes impressions and outcomes created before `cutoff_ms`. Impressions are written in
-/// time order, so the old ones are a prefix of the row ids: found by binary search and
-/// deleted by id range, in chunks.
-fn prune(conn: &mut Connection, cutoff_ms: i64) -> rusqlite::Result<u64> {
+/// What one pruning step did.
+#[derive(Debug, Clone, Copy)]
+pub struct Step {
+    /// Impressions deleted.
+    pub impressions: u64,
+    /// Whether rows past the cutoff are left for another step.
+    pub more: bool,
+}
+
+/// Deletes up to [`PRUNE_CHUNK`] impressions and as many outcomes created before
+/// `cutoff_ms`. Impressions are written in time order, so the old ones are a prefix of the row
+/// ids: found by binary search and deleted by id range.
+fn prune(conn: &mut Connection, cutoff_ms: i64) -> rusqlite::Result<Step> {
     let (lo, hi): (Option<i64>, Option<i64>) =
         conn.query_row("SELECT MIN(id), MAX(id) FROM impressions", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    let mut deleted = 0u64;
-    if let (Some(mut lo), Some(hi)) = (lo, hi) {
+    let mut step = Step { impressions: 0, more: false };
+    if let (Some(lo), Some(hi)) = (lo, hi) {
         // First id whose list is at or after the cutoff (hi + 1 when none is).
         let mut at = conn.prepare("SELECT created_ms FROM impressions WHERE id >= ?1 ORDER BY id LIMIT 1")?;
         let (mut a, mut b) = (lo, hi + 1);
@@ -465,15 +507,19 @@ fn prune(conn: &mut Connection, cutoff_ms: i64) -> rusqlite::Result<u64> {
         }
         let end = a;
         drop(at);
-        while lo < end {
+        if lo < end {
             let upto = (lo + PRUNE_CHUNK).min(end);
-            deleted +=
+            step.impressions =
                 conn.execute("DELETE FROM impressions WHERE id >= ?1 AND id < ?2", params![lo, upto])? as u64;
-            lo = upto;
+            step.more = upto < end;
         }
     }
-    conn.execute("DELETE FROM outcomes WHERE created_ms < ?1", [cutoff_ms])?;
-    Ok(deleted)
+    let outcomes = conn.execute(
+        "DELETE FROM outcomes WHERE rowid IN (SELECT rowid FROM outcomes WHERE created_ms < ?1 LIMIT ?2)",
+        params![cutoff_ms, PRUNE_CHUNK],
+    )?;
+    step.more |= outcomes as i64 == PRUNE_CHUNK;
+    Ok(step)
 }
 
 fn commit(conn: &mut Connection, batch: Vec<Op>, names: Pseudonyms) -> rusqlite::Result<()> {
@@ -540,17 +586,7 @@ fn commit(conn: &mut Connection, batch: Vec<Op>, names: Pseudonyms) -> rusqlite:
         let _ = reply.send(Ok(n));
     }
     for (cutoff, reply) in pruned {
-        let result = prune(conn, cutoff);
-        match (&result, &reply) {
-            (Ok(n), None) if *n > 0 => {
-                tracing::info!(impressions = n, "impressions past the retention deleted")
-            }
-            (Err(e), None) => tracing::warn!(error = %e, "pruning impressions failed"),
-            _ => {}
-        }
-        if let Some(reply) = reply {
-            let _ = reply.send(result.map_err(backend));
-        }
+        let _ = reply.send(prune(conn, cutoff).map_err(backend));
     }
     for reply in flushes {
         let _ = reply.send(());

@@ -468,6 +468,35 @@ async fn lists_and_outcomes_past_the_retention_are_deleted() {
 }
 
 #[tokio::test]
+async fn pruning_more_lists_than_one_step_takes_goes_on_until_none_is_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open_with(
+        dir.path(),
+        StoreOptions { impression_retention: None, event_retention: None },
+    )
+    .unwrap();
+    let u = UserId::parse("u1").unwrap();
+    let old = impressions::PRUNE_CHUNK as usize + 10;
+    for i in 0..old + 5 {
+        s.record_impression(Impression {
+            recommendation_id: format!("r-{i}"),
+            user_id: u.clone(),
+            model_version: "v1".into(),
+            variant: "default".into(),
+            created_at: Utc::now() - Duration::days(if i < old { 40 } else { 1 }),
+            items: vec![],
+        });
+        if i % 4096 == 0 {
+            s.flush().await.unwrap(); // the queue holds 65,536; stay well inside it
+        }
+    }
+    s.flush().await.unwrap();
+    assert_eq!(s.impressions.prune(Utc::now() - Duration::days(30)).await.unwrap(), old as u64);
+    let left = s.impressions_for_user(&u, Utc::now() - Duration::days(365)).await.unwrap();
+    assert_eq!(left.len(), 5);
+}
+
+#[tokio::test]
 async fn events_past_the_retention_leave_the_log_the_index_and_deduplication() {
     let (dir, s) = store();
     // More old events than one retention step takes, over a few visitors, then new ones.
