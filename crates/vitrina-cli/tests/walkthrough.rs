@@ -108,6 +108,12 @@ async fn a_restart_keeps_data_and_the_active_model_and_loads_no_demo_twice() {
     let dir = tempfile::tempdir().unwrap();
     let c = reqwest::Client::new();
     let server = Server::start(dir.path());
+    let refreshes = || async {
+        let text = c.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("vitrina_trending_refreshes_total "))
+            .map_or(0, |n| n.trim().parse::<u64>().unwrap())
+    };
     post(
         &c,
         server.url("/api/v1/activity/track"),
@@ -119,8 +125,13 @@ async fn a_restart_keeps_data_and_the_active_model_and_loads_no_demo_twice() {
         (get(&c, server.url("/api/v1/training/status")).await.1["activeModelVersion"] == "v2").then_some(())
     })
     .await;
-    // Live popularity is re-ranked every second: let it take in the last event first.
-    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    // Live popularity is re-ranked about every second: wait until a re-ranking that began
+    // after the last event has finished (two more than now), so the list includes it.
+    let seen = refreshes().await;
+    common::eventually("live popularity to take in the last event", || async {
+        (refreshes().await >= seen + 2).then_some(())
+    })
+    .await;
     let (_, before) =
         post(&c, server.url("/api/v1/recommendations/recommendations/user-2/refresh"), json!({"limit": 5}))
             .await;

@@ -261,7 +261,9 @@ async fn refresh_forever(engine: Arc<Engine>) {
     loop {
         tick.tick().await;
         let engine = engine.clone();
-        let _ = tokio::task::spawn_blocking(move || engine.refresh()).await;
+        if tokio::task::spawn_blocking(move || engine.refresh()).await.is_ok() {
+            metrics::counter!("vitrina_trending_refreshes_total").increment(1);
+        }
     }
 }
 

@@ -58,6 +58,14 @@ fn describe() {
         "Events acknowledged as repeats of a stored eventId"
     );
     describe_counter!("vitrina_recommendations_served_total", "Lists served, by cache hit or miss");
+    describe_counter!(
+        "vitrina_trending_refreshes_total",
+        "Re-rankings of live popularity finished (about one a second)"
+    );
+    describe_counter!(
+        "vitrina_store_events_pruned_total",
+        "Events deleted past [storage] event_retention_days"
+    );
     describe_histogram!(
         "vitrina_rank_duration_seconds",
         Unit::Seconds,
