@@ -11,7 +11,7 @@
 //! hash of the id (the key is random per data directory, in the `meta` table), never the id
 //! itself, so a list served after a visitor's erasure does not write their id back to disk.
 //! A visitor's rows are found through an index on that column; nothing per visitor is held
-//! in memory. Rows older than the retention are deleted every [`PRUNE_EVERY`]; SQLite reuses
+//! in memory. Rows older than the retention are deleted every [`retention::PRUNE_EVERY`]; SQLite reuses
 //! their pages, so the file stays at about one retention window of lists.
 
 use std::{
@@ -32,14 +32,15 @@ use vitrina_core::{
     UserId,
 };
 
-use super::rows;
+use super::{
+    retention::{self, Step},
+    rows,
+};
 
 /// Impressions committed in one transaction at most.
 pub const MAX_BATCH: usize = 4096;
 /// Impressions queued before new ones are dropped.
 const QUEUE: usize = 65_536;
-/// How often rows past the retention are deleted.
-pub const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// Rows deleted per statement while pruning (keeps each transaction short).
 pub(super) const PRUNE_CHUNK: i64 = 20_000;
 /// The schema version this build writes (`PRAGMA user_version`): 2 = pseudonymous visitors.
@@ -225,7 +226,11 @@ impl ImpressionLog {
             let weak = tx.downgrade();
             std::thread::Builder::new()
                 .name("vitrina-impressions-retention".into())
-                .spawn(move || prune_forever(weak, stopped, retention))
+                .spawn(move || {
+                    retention::run(stopped, retention, "impressions", |cutoff| {
+                        retention::ask(&weak, |r| Op::Prune(cutoff, r))
+                    })
+                })
                 .map_err(spawn_error)?;
         }
         Ok(Self {
@@ -306,7 +311,7 @@ impl ImpressionLog {
     }
 
     /// Deletes impressions and outcomes older than `before` now, step by step (the retention
-    /// thread does this every [`PRUNE_EVERY`]); returns how many impressions.
+    /// thread does this every [`retention::PRUNE_EVERY`]); returns how many impressions.
     #[cfg(test)]
     pub async fn prune(&self, before: DateTime<Utc>) -> StoreResult<u64> {
         let mut total = 0;
@@ -315,7 +320,7 @@ impl ImpressionLog {
             let tx = self.sender().ok_or(StoreError::Closed)?;
             tx.send(Op::Prune(before.timestamp_millis(), reply)).await.map_err(|_| StoreError::Closed)?;
             let step = answer.await.map_err(|_| StoreError::Closed)??;
-            total += step.impressions;
+            total += step.deleted;
             if !step.more {
                 return Ok(total);
             }
@@ -434,64 +439,13 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Op>, names: Pseudonyms, prog
     }
 }
 
-/// Asks the writer to delete what is past the retention, at once and then every
-/// [`PRUNE_EVERY`], until `stop` is dropped or the writer is gone.
-fn prune_forever(tx: mpsc::WeakSender<Op>, stop: std::sync::mpsc::Receiver<()>, retention: Duration) {
-    loop {
-        let cutoff = Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
-        let mut total = 0;
-        // One chunk per step: the lists queued meanwhile are written between steps instead
-        // of waiting (and overflowing the queue) behind the whole prune.
-        loop {
-            let Some(sender) = tx.upgrade() else { return };
-            let (reply, answer) = oneshot::channel();
-            if sender.blocking_send(Op::Prune(cutoff.timestamp_millis(), reply)).is_err() {
-                return;
-            }
-            drop(sender);
-            match answer.blocking_recv() {
-                Ok(Ok(step)) => {
-                    total += step.impressions;
-                    if !step.more {
-                        break;
-                    }
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "pruning impressions failed; trying again later");
-                    break;
-                }
-                Err(_) => return,
-            }
-            if !matches!(stop.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty)) {
-                return;
-            }
-        }
-        if total > 0 {
-            tracing::info!(impressions = total, "impressions past the retention deleted");
-        }
-        match stop.recv_timeout(PRUNE_EVERY) {
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            _ => return,
-        }
-    }
-}
-
-/// What one pruning step did.
-#[derive(Debug, Clone, Copy)]
-pub struct Step {
-    /// Impressions deleted.
-    pub impressions: u64,
-    /// Whether rows past the cutoff are left for another step.
-    pub more: bool,
-}
-
 /// Deletes up to [`PRUNE_CHUNK`] impressions and as many outcomes created before
 /// `cutoff_ms`. Impressions are written in time order, so the old ones are a prefix of the row
 /// ids: found by binary search and deleted by id range.
 fn prune(conn: &mut Connection, cutoff_ms: i64) -> rusqlite::Result<Step> {
     let (lo, hi): (Option<i64>, Option<i64>) =
         conn.query_row("SELECT MIN(id), MAX(id) FROM impressions", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    let mut step = Step { impressions: 0, more: false };
+    let mut step = Step { deleted: 0, more: false };
     if let (Some(lo), Some(hi)) = (lo, hi) {
         // First id whose list is at or after the cutoff (hi + 1 when none is).
         let mut at = conn.prepare("SELECT created_ms FROM impressions WHERE id >= ?1 ORDER BY id LIMIT 1")?;
@@ -509,7 +463,7 @@ fn prune(conn: &mut Connection, cutoff_ms: i64) -> rusqlite::Result<Step> {
         drop(at);
         if lo < end {
             let upto = (lo + PRUNE_CHUNK).min(end);
-            step.impressions =
+            step.deleted =
                 conn.execute("DELETE FROM impressions WHERE id >= ?1 AND id < ?2", params![lo, upto])? as u64;
             step.more = upto < end;
         }

@@ -5,6 +5,7 @@
 
 mod impressions;
 mod index;
+mod retention;
 mod rows;
 mod schema;
 mod writer;
@@ -171,7 +172,15 @@ impl SqliteStore {
             let weak = tx.downgrade();
             std::thread::Builder::new()
                 .name("vitrina-event-retention".into())
-                .spawn(move || prune_events_forever(weak, stopped, retention))
+                .spawn(move || {
+                    retention::run(stopped, retention, "events", |cutoff| {
+                        let deleted = retention::ask(&weak, |r| Op::PruneEvents(cutoff, r))?;
+                        Some(deleted.map(|n| retention::Step {
+                            deleted: n,
+                            more: n >= writer::PRUNE_EVENTS_CHUNK as u64,
+                        }))
+                    })
+                })
                 .map_err(|source| OpenError::Dir { path: data_dir.to_path_buf(), source })?;
         }
         Ok(Self {
@@ -203,7 +212,7 @@ impl SqliteStore {
 
     /// Deletes the events received before `before` now, in steps of at most
     /// [`writer::PRUNE_EVENTS_CHUNK`] (with the configured event retention, a thread does this
-    /// every [`impressions::PRUNE_EVERY`]); returns how many.
+    /// every [`retention::PRUNE_EVERY`]); returns how many.
     pub async fn prune_events(&self, before: DateTime<Utc>) -> StoreResult<u64> {
         let mut total = 0;
         loop {
@@ -594,48 +603,3 @@ impl KeyStore for SqliteStore {
 
 #[cfg(test)]
 mod tests;
-
-/// Deletes the events past the retention, at once and then every [`impressions::PRUNE_EVERY`],
-/// in steps, until `stop` is dropped or the writer is gone.
-fn prune_events_forever(
-    tx: mpsc::WeakSender<Op>,
-    stop: std::sync::mpsc::Receiver<()>,
-    retention: std::time::Duration,
-) {
-    loop {
-        let cutoff = Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
-        let mut total = 0u64;
-        loop {
-            let Some(sender) = tx.upgrade() else { return };
-            let (reply, answer) = oneshot::channel();
-            if sender.blocking_send(Op::PruneEvents(cutoff.timestamp_millis(), reply)).is_err() {
-                return;
-            }
-            drop(sender);
-            match answer.blocking_recv() {
-                Ok(Ok(n)) => {
-                    total += n;
-                    if n < writer::PRUNE_EVENTS_CHUNK as u64 {
-                        break;
-                    }
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "deleting events past the retention failed; trying again later");
-                    break;
-                }
-                Err(_) => return,
-            }
-            if !matches!(stop.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty)) {
-                return;
-            }
-        }
-        if total > 0 {
-            tracing::info!(events = total, "events past the retention deleted");
-            metrics::counter!("vitrina_store_events_pruned_total").increment(total);
-        }
-        match stop.recv_timeout(impressions::PRUNE_EVERY) {
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            _ => return,
-        }
-    }
-}
