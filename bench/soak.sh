@@ -9,7 +9,8 @@
 #   DURATION=300 LIST_RATE=2000 bash bench/soak.sh
 # Settings (environment): DURATION (s, 1800), USERS (2000000), LIST_RATE (lists/s, 3000),
 # TRACK_RATE (events/s, 1000), RETENTION_DAYS (impression retention, 0.0104 = 15 min, so that
-# pruning shows within the run), PRUNE_NOTE: the server prunes every 10 minutes.
+# pruning shows within the run), EVENT_RETENTION_DAYS (event-log retention, 0 = forever, the
+# default), ONLINE_VISITORS (the online-state cap, 2000000); the server prunes every 10 minutes.
 # Output: a CSV of samples (elapsed s, RSS MiB, vitrina.db* MiB, impressions.db* MiB) and the
 # two load generators' reports (requests, errors, latency).
 set -euo pipefail
@@ -19,12 +20,15 @@ USERS=${USERS:-2000000}
 LIST_RATE=${LIST_RATE:-3000}
 TRACK_RATE=${TRACK_RATE:-1000}
 RETENTION_DAYS=${RETENTION_DAYS:-0.0104}
+EVENT_RETENTION_DAYS=${EVENT_RETENTION_DAYS:-0}
+ONLINE_VISITORS=${ONLINE_VISITORS:-2000000}
 PORT=${PORT:-18095}
 cargo build --release -q --bin vitrina
 bin=target/release/vitrina
 dir=$(mktemp -d)
 url="http://127.0.0.1:$PORT"
-VITRINA__STORAGE__IMPRESSION_RETENTION_DAYS=$RETENTION_DAYS RUST_LOG=warn \
+VITRINA__STORAGE__IMPRESSION_RETENTION_DAYS=$RETENTION_DAYS VITRINA__STORAGE__EVENT_RETENTION_DAYS=$EVENT_RETENTION_DAYS \
+VITRINA__LIMITS__ONLINE_VISITORS=$ONLINE_VISITORS RUST_LOG=warn \
   "$bin" serve --addr "127.0.0.1:$PORT" --data-dir "$dir/data" >"$dir/serve.out" 2>"$dir/serve.log" &
 pid=$!
 cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"; }
@@ -33,7 +37,7 @@ for _ in $(seq 1 300); do curl -sf "$url/health" >/dev/null && break; kill -0 "$
 
 mib() { du -cm "$@" 2>/dev/null | tail -n1 | cut -f1; }
 echo "== machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem:/{print $2}') GiB"
-echo "== soak: ${DURATION}s, ${USERS} visitors, ${LIST_RATE} lists/s + ${TRACK_RATE} events/s, impression retention ${RETENTION_DAYS} days"
+echo "== soak: ${DURATION}s, ${USERS} visitors, ${LIST_RATE} lists/s + ${TRACK_RATE} events/s, impression retention ${RETENTION_DAYS} days, event retention ${EVENT_RETENTION_DAYS} days, online cap ${ONLINE_VISITORS}"
 "$bin" bench recommend --url "$url" --duration "$DURATION" --rate "$LIST_RATE" --concurrency 16 \
   --users "$USERS" --products 10 >"$dir/recommend.txt" &
 lists=$!
@@ -51,5 +55,5 @@ wait "$lists" "$track"
 echo "== lists";  cat "$dir/recommend.txt"
 echo "== events"; cat "$dir/track.txt"
 echo "== server peak RSS: $(awk '/VmHWM/{print $2/1024 " MiB"}' "/proc/$pid/status")"
-curl -s "$url/metrics" | grep -E "^vitrina_(online_visitors|online_visitors_evicted_total|cache_entries|event_log_events|store_impressions_dropped_total|store_outcomes_dropped_total)" || true
+curl -s "$url/metrics" | grep -E "^vitrina_(online_visitors|online_visitors_evicted_total|cache_entries|event_log_events|store_impressions_dropped_total|store_outcomes_dropped_total|store_pruned_total)" || true
 grep -c '"level":"ERROR"' "$dir/serve.log" | sed 's/^/== server errors logged: /'
