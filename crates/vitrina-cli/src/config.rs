@@ -186,6 +186,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_readme_configuration_block_loads_and_shows_the_defaults() {
+        let readme = include_str!("../../../README.md");
+        let section = &readme[readme.find("## Configuration").expect("a Configuration section")..];
+        let start = section.find("```toml\n").expect("a toml block") + "```toml\n".len();
+        let block = &section[start..start + section[start..].find("```").expect("the block ends")];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("readme.toml");
+        std::fs::write(&path, block).unwrap();
+        let loaded = Config::load(Some(&path)).unwrap();
+        // Source weights: the README spells out what an empty map means.
+        assert_eq!(loaded.ranking.weights.array(), Config::default().ranking.weights.array());
+        let without_weights = |c: &Config| {
+            let mut v = serde_json::to_value(c).unwrap();
+            v["ranking"]["weights"] = serde_json::Value::Null;
+            v
+        };
+        assert_eq!(
+            without_weights(&loaded),
+            without_weights(&Config::default()),
+            "the README's configuration block differs from the defaults"
+        );
+    }
+
+    #[test]
     fn file_overrides_defaults_and_unknown_keys_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v.toml");
