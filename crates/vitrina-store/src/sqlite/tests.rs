@@ -420,14 +420,17 @@ async fn visitor_ids_never_reach_the_impression_file_and_erasure_leaves_no_bytes
     assert!(files(dir.path()).iter().any(|(_, b)| holds(b, "keeper's row")), "other visitors' data stays");
 }
 
+/// A store whose retention threads do not run (the tests prune by hand).
+fn store_without_retention() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions { impression_retention: None, event_retention: None };
+    let store = SqliteStore::open_with(dir.path(), options).unwrap();
+    (dir, store)
+}
+
 #[tokio::test]
 async fn lists_and_outcomes_past_the_retention_are_deleted() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = SqliteStore::open_with(
-        dir.path(),
-        StoreOptions { impression_retention: None, event_retention: None },
-    )
-    .unwrap();
+    let (_dir, s) = store_without_retention();
     let u = UserId::parse("u1").unwrap();
     for (id, days_ago) in [("r-40", 40), ("r-31", 31), ("r-29", 29), ("r-1", 1)] {
         s.record_impression(Impression {
@@ -469,12 +472,7 @@ async fn lists_and_outcomes_past_the_retention_are_deleted() {
 
 #[tokio::test]
 async fn pruning_more_lists_than_one_step_takes_goes_on_until_none_is_left() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = SqliteStore::open_with(
-        dir.path(),
-        StoreOptions { impression_retention: None, event_retention: None },
-    )
-    .unwrap();
+    let (_dir, s) = store_without_retention();
     let u = UserId::parse("u1").unwrap();
     let old = impressions::PRUNE_CHUNK as usize + 10;
     for i in 0..old + 5 {
