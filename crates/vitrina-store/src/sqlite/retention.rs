@@ -36,6 +36,8 @@ pub fn run(
                 None => return,
                 Some(Ok(done)) => {
                     total += done.deleted;
+                    // Per step, so a long round shows its progress.
+                    metrics::counter!("vitrina_store_pruned_total", "what" => what).increment(done.deleted);
                     if !done.more {
                         break;
                     }
@@ -51,7 +53,6 @@ pub fn run(
         }
         if total > 0 {
             tracing::info!(rows = total, what, "rows past the retention deleted");
-            metrics::counter!("vitrina_store_pruned_total", "what" => what).increment(total);
         }
         match stop.recv_timeout(PRUNE_EVERY) {
             Err(RecvTimeoutError::Timeout) => {}
