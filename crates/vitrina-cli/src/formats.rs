@@ -40,12 +40,11 @@ impl Format {
 pub enum Line {
     Event(NewActivity),
     Product(Product),
-    /// A MovieLens rating: the event, and the product it rates (named from the titles file
-    /// when `titled`, otherwise a placeholder that must not overwrite a real product).
+    /// A MovieLens rating: the event and the rated item (its product from
+    /// [`LineParser::product_for`], made only the first time an item is seen).
     Rating {
         event: NewActivity,
-        product: Product,
-        titled: bool,
+        item: ProductId,
     },
 }
 
@@ -96,21 +95,27 @@ impl LineParser {
             timestamp: Some(json!(millis)),
         };
         let event = NewActivity::validate(input, self.now).map_err(join)?;
-        let titled = self.titles.get(item);
+        Ok(Line::Rating { event, item: ProductId::parse(item)? })
+    }
+
+    /// The product of a rated item: named from the titles file, or else a placeholder
+    /// (`false`) that must not overwrite a real product.
+    pub fn product_for(&self, item: &ProductId) -> (Product, bool) {
+        let titled = self.titles.get(item.as_str());
         let (name, category) =
             titled.cloned().unwrap_or_else(|| (format!("Item {item}"), "uncategorized".into()));
         let product = Product {
-            id: ProductId::parse(item)?,
+            id: item.clone(),
             name,
             category: if category.is_empty() { "uncategorized".into() } else { category },
-            price: "0.00".parse::<Price>()?,
+            price: "0.00".parse::<Price>().expect("a valid price"),
             attributes: Default::default(),
             in_stock: true,
             hidden: false,
             created_at: self.now,
             updated_at: self.now,
         };
-        Ok(Line::Rating { event, product, titled: titled.is_some() })
+        (product, titled.is_some())
     }
 
     fn event_from_json(&self, line: &str) -> anyhow::Result<NewActivity> {
@@ -239,5 +244,12 @@ pub fn parse_all(format: Format, text: &str, titles: Titles, now: DateTime<Utc>)
     let mut lines = text.lines();
     let header = if format.has_header() { lines.next() } else { None };
     let parser = LineParser::new(format, header, titles, now);
-    lines.filter(|l| !l.trim().is_empty()).filter(|l| parser.parse(l).is_ok()).count()
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .filter(|l| match parser.parse(l) {
+            Ok(Line::Rating { item, .. }) => parser.product_for(&item).0.id == item,
+            Ok(_) => true,
+            Err(_) => false,
+        })
+        .count()
 }

@@ -113,7 +113,7 @@ impl Importer<'_> {
                 continue;
             }
             let parsed = parser.parse(&line).with_context(|| format!("line {}", i + 1))?;
-            self.push(parsed);
+            self.push(parsed, &parser);
             if self.events.len() >= BATCH || self.products.len() >= BATCH {
                 self.flush().await?;
                 bar.set_message(format!("{} events, {} products", self.stored, self.upserted));
@@ -122,12 +122,14 @@ impl Importer<'_> {
         Ok(())
     }
 
-    fn push(&mut self, line: Line) {
+    fn push(&mut self, line: Line, parser: &LineParser) {
         match line {
             Line::Event(event) => self.events.push(event),
             Line::Product(product) => self.products.push(product),
-            Line::Rating { event, product, titled } => {
-                if self.seen_items.insert(product.id.as_str().to_string()) {
+            Line::Rating { event, item } => {
+                if !self.seen_items.contains(item.as_str()) {
+                    self.seen_items.insert(item.as_str().to_string());
+                    let (product, titled) = parser.product_for(&item);
                     if titled {
                         self.products.push(product);
                     } else {

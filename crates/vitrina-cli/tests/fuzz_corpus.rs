@@ -21,37 +21,46 @@ fn corpus(target: &str) -> BTreeMap<String, Vec<u8>> {
     files
 }
 
-#[test]
-fn event_json_seeds_validate_as_they_should() {
+/// Every seed of `target` through `run`; the named seeds must give the expected counts.
+fn expect(target: &str, run: fn(&[u8]) -> usize, expected: &[(&str, usize)]) {
     let results: BTreeMap<String, usize> =
-        corpus("event_json").into_iter().map(|(name, data)| (name, fuzzing::event_json(&data))).collect();
-    for (seed, events) in [
-        ("view.json", 1),
-        ("search.json", 1),
-        ("purchase.json", 1),
-        ("rating.json", 1),
-        ("batch.json", 2),
-        ("invalid.json", 0),
-    ] {
-        assert_eq!(results.get(seed), Some(&events), "{seed}");
+        corpus(target).into_iter().map(|(name, data)| (name, run(&data))).collect();
+    for (seed, count) in expected {
+        assert_eq!(results.get(*seed), Some(count), "{target}/{seed}");
     }
 }
 
 #[test]
+fn event_json_seeds_validate_as_they_should() {
+    expect(
+        "event_json",
+        fuzzing::event_json,
+        &[
+            ("view.json", 1),
+            ("search.json", 1),
+            ("purchase.json", 1),
+            ("rating.json", 1),
+            ("batch.json", 2),
+            ("invalid.json", 0),
+        ],
+    );
+}
+
+#[test]
 fn import_seeds_parse_every_line() {
-    let results: BTreeMap<String, usize> =
-        corpus("import").into_iter().map(|(name, data)| (name, fuzzing::import(&data))).collect();
-    for (seed, lines) in [
-        ("events-jsonl", 2),
-        ("events-csv", 2),
-        ("products-jsonl", 1),
-        ("products-csv", 2),
-        ("movielens", 1),
-        ("movielens-titles", 2),
-        ("movielens-csv-titles", 1),
-    ] {
-        assert_eq!(results.get(seed), Some(&lines), "{seed}");
-    }
+    expect(
+        "import",
+        fuzzing::import,
+        &[
+            ("events-jsonl", 2),
+            ("events-csv", 2),
+            ("products-jsonl", 1),
+            ("products-csv", 2),
+            ("movielens", 1),
+            ("movielens-titles", 2),
+            ("movielens-csv-titles", 1),
+        ],
+    );
 }
 
 #[test]

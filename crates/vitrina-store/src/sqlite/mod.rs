@@ -174,11 +174,7 @@ impl SqliteStore {
                 .name("vitrina-event-retention".into())
                 .spawn(move || {
                     retention::run(stopped, retention, "events", |cutoff| {
-                        let deleted = retention::ask(&weak, |r| Op::PruneEvents(cutoff, r))?;
-                        Some(deleted.map(|n| retention::Step {
-                            deleted: n,
-                            more: n >= writer::PRUNE_EVENTS_CHUNK as u64,
-                        }))
+                        retention::ask(&weak, |r| Op::PruneEvents(cutoff, r))
                     })
                 })
                 .map_err(|source| OpenError::Dir { path: data_dir.to_path_buf(), source })?;
@@ -216,9 +212,9 @@ impl SqliteStore {
     pub async fn prune_events(&self, before: DateTime<Utc>) -> StoreResult<u64> {
         let mut total = 0;
         loop {
-            let n = self.write(|r| Op::PruneEvents(before.timestamp_millis(), r)).await?;
-            total += n;
-            if n < writer::PRUNE_EVENTS_CHUNK as u64 {
+            let step = self.write(|r| Op::PruneEvents(before.timestamp_millis(), r)).await?;
+            total += step.deleted;
+            if !step.more {
                 return Ok(total);
             }
         }

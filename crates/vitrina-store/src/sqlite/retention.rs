@@ -96,6 +96,19 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_step_ends_the_round_and_the_next_round_tries_again() {
+        let (stop, stopped) = std::sync::mpsc::channel();
+        let mut stop = Some(stop);
+        let mut calls = 0;
+        run(stopped, Duration::from_secs(60), "test", |_| {
+            calls += 1;
+            stop.take(); // after this round, stop
+            Some(Err(vitrina_core::ports::StoreError::Backend("disk full".into())))
+        });
+        assert_eq!(calls, 1, "no second step after a failure in the same round");
+    }
+
+    #[test]
     fn a_writer_that_is_gone_ends_the_loop() {
         let (_stop, stopped) = std::sync::mpsc::channel::<()>();
         let mut calls = 0;

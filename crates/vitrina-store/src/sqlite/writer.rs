@@ -24,7 +24,10 @@ use vitrina_core::{
     NewActivity, Product, ProductId, StoredActivity, User, UserId,
 };
 
-use super::index::{event_hash, Entry, LogIndex};
+use super::{
+    index::{event_hash, Entry, LogIndex},
+    retention::Step,
+};
 
 /// Most operations committed in one transaction.
 pub const MAX_GROUP: usize = 512;
@@ -46,8 +49,8 @@ pub enum Op {
     InsertKey(ApiKey, Reply<()>),
     RevokeKey(String, DateTime<Utc>, Reply<bool>),
     /// Deletes the oldest events received before the time (epoch ms), at most
-    /// [`PRUNE_EVENTS_CHUNK`] of them; answers how many.
-    PruneEvents(i64, Reply<u64>),
+    /// [`PRUNE_EVENTS_CHUNK`] of them; answers how many and whether more may be left.
+    PruneEvents(i64, Reply<Step>),
     /// Answers once everything queued before it is committed.
     Flush(Reply<()>),
 }
@@ -125,7 +128,7 @@ enum Done {
     Unit,
     Flag(bool),
     Deleted(Option<DeletedUser>),
-    Count(u64),
+    Pruned(Step),
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -247,7 +250,9 @@ fn apply(tx: &Transaction, op: &Op, index: &LogIndex, pending: &mut Pending) -> 
             .map_err(backend)?
                 > 0,
         ),
-        Op::PruneEvents(cutoff_ms, _) => Done::Count(prune_events(tx, *cutoff_ms, pending).map_err(backend)?),
+        Op::PruneEvents(cutoff_ms, _) => {
+            Done::Pruned(prune_events(tx, *cutoff_ms, pending).map_err(backend)?)
+        }
         Op::Flush(_) => Done::Unit,
     })
 }
@@ -256,7 +261,7 @@ fn apply(tx: &Transaction, op: &Op, index: &LogIndex, pending: &mut Pending) -> 
 /// prefix of the log (in `seq` order) up to the first event received at or after the cutoff.
 /// Times of receipt follow `seq` closely but not exactly; an old event just after a newer one
 /// waits for a later step.
-fn prune_events(tx: &Transaction, cutoff_ms: i64, pending: &mut Pending) -> rusqlite::Result<u64> {
+fn prune_events(tx: &Transaction, cutoff_ms: i64, pending: &mut Pending) -> rusqlite::Result<Step> {
     let mut oldest =
         tx.prepare_cached("SELECT seq, event_id, user_id, received_ms FROM events ORDER BY seq LIMIT ?1")?;
     let mut rows = oldest.query([PRUNE_EVENTS_CHUNK as i64])?;
@@ -267,14 +272,18 @@ fn prune_events(tx: &Transaction, cutoff_ms: i64, pending: &mut Pending) -> rusq
         }
         let seq = row.get::<_, i64>(0)?;
         let hash = event_hash(row.get_ref(1)?.as_str()?);
-        if let Ok(user) = UserId::parse(row.get_ref(2)?.as_str()?) {
-            pending.pruned.push((user, hash, seq as u64));
-        }
+        // As at rebuild: a row the index could not hold is an error, not a silent skip
+        // that would leave the index pointing at a deleted row.
+        let user = UserId::parse(row.get_ref(2)?.as_str()?).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.to_string().into())
+        })?;
+        pending.pruned.push((user, hash, seq as u64));
         last = Some(seq);
     }
     drop(rows);
-    let Some(last) = last else { return Ok(0) };
-    tx.execute("DELETE FROM events WHERE seq <= ?1", [last]).map(|n| n as u64)
+    let Some(last) = last else { return Ok(Step { deleted: 0, more: false }) };
+    let deleted = tx.execute("DELETE FROM events WHERE seq <= ?1", [last])? as u64;
+    Ok(Step { deleted, more: deleted >= PRUNE_EVENTS_CHUNK as u64 })
 }
 
 /// Sends an operation's outcome to its caller.
@@ -292,7 +301,7 @@ fn answer(op: Op, result: StoreResult<Done>) {
             send(r, result, |d| if let Done::Flag(f) = d { Some(f) } else { None })
         }
         Op::DeleteUser(_, r) => send(r, result, |d| if let Done::Deleted(v) = d { Some(v) } else { None }),
-        Op::PruneEvents(_, r) => send(r, result, |d| if let Done::Count(n) = d { Some(n) } else { None }),
+        Op::PruneEvents(_, r) => send(r, result, |d| if let Done::Pruned(s) = d { Some(s) } else { None }),
         Op::InsertProduct(_, r)
         | Op::UpsertProducts(_, r)
         | Op::UpsertUser(_, r)
