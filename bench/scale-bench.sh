@@ -3,6 +3,9 @@
 # Usage: bench/scale-bench.sh            (from the repository root; needs `wrk`: apt-get install wrk)
 #   DIR=/tmp/scale   where the generated shop and the data directory live (reused when present)
 #   SECONDS_PER_RUN=60  length of each load run
+#   BIN=path/to/vitrina  measure another build (e.g. an older commit); no build then
+#   DATA=path            the data directory to serve (default $DIR/data; imported when absent)
+#   IMPORT_ONLY=1        stop once the shop is generated and imported
 # Steps: generate the shop (`vitrina gen`), import it (`vitrina import`), start `vitrina serve`,
 # train a model on all 20M events, warm up for 10 s, then with `wrk` (bench/recommend.lua): a
 # mostly cached run, a run where >= 20 % of requests miss the cache, freshness
@@ -11,10 +14,11 @@
 # training. Prints each report, the share of cache misses (from /metrics) and the RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -n "${SKIP_BUILD:-}" ] || cargo build --release -q -p vitrina-cli
+[ -n "${SKIP_BUILD:-}${BIN:-}" ] || cargo build --release -q -p vitrina-cli
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
-bin=$PWD/target/release/vitrina
+bin=$(realpath "${BIN:-target/release/vitrina}")
 dir=${DIR:-/tmp/scale}
+data=${DATA:-$dir/data}
 secs=${SECONDS_PER_RUN:-60}
 port=${PORT:-18090}
 url="http://127.0.0.1:$port"
@@ -26,17 +30,18 @@ if [ ! -f "$dir/gen/events.csv" ]; then
   /usr/bin/time -f "gen: %e s, peak RSS %M KiB" \
     "$bin" gen --users 1000000 --items 100000 --events 20000000 --seed 7 --out "$dir/gen"
 fi
-if [ ! -f "$dir/data/.imported" ]; then
-  rm -rf "$dir/data"
+if [ ! -f "$data/.imported" ]; then
+  rm -rf "$data"
   echo "== importing"
-  /usr/bin/time -f "import products: %e s" "$bin" import --data-dir "$dir/data" --format products-csv "$dir/gen/products.csv"
-  /usr/bin/time -f "import events: %e s, peak RSS %M KiB" "$bin" import --data-dir "$dir/data" --format events-csv "$dir/gen/events.csv"
-  touch "$dir/data/.imported"
+  /usr/bin/time -f "import products: %e s" "$bin" import --data-dir "$data" --format products-csv "$dir/gen/products.csv"
+  /usr/bin/time -f "import events: %e s, peak RSS %M KiB" "$bin" import --data-dir "$data" --format events-csv "$dir/gen/events.csv"
+  touch "$data/.imported"
 fi
+[ -z "${IMPORT_ONLY:-}" ] || exit 0
 
 echo "== starting the server"
 started=$(date +%s.%N)
-RUST_LOG=info "$bin" serve --addr "127.0.0.1:$port" --data-dir "$dir/data" >"$dir/serve.log" 2>&1 &
+RUST_LOG=info "$bin" serve --addr "127.0.0.1:$port" --data-dir "$data" >"$dir/serve.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
 until curl -sf "$url/health" >/dev/null; do sleep 0.5; done

@@ -10,7 +10,8 @@
 # Settings (environment): DURATION (s, 1800), USERS (2000000), LIST_RATE (lists/s, 3000),
 # TRACK_RATE (events/s, 1000), RETENTION_DAYS (impression retention, 0.0104 = 15 min, so that
 # pruning shows within the run), EVENT_RETENTION_DAYS (event-log retention, 0 = forever, the
-# default), ONLINE_VISITORS (the online-state cap, 2000000); the server prunes every 10 minutes.
+# default), ONLINE_VISITORS (the online-state cap, 2000000), BIN (another build: no cargo build
+# then); the server prunes every 10 minutes.
 # Output: a CSV of samples (elapsed s, RSS MiB, vitrina.db* MiB, impressions.db* MiB) and the
 # two load generators' reports (requests, errors, latency).
 set -euo pipefail
@@ -23,8 +24,8 @@ RETENTION_DAYS=${RETENTION_DAYS:-0.0104}
 EVENT_RETENTION_DAYS=${EVENT_RETENTION_DAYS:-0}
 ONLINE_VISITORS=${ONLINE_VISITORS:-2000000}
 PORT=${PORT:-18095}
-cargo build --release -q --bin vitrina
-bin=target/release/vitrina
+[[ -n "${BIN:-}" ]] || cargo build --release -q --bin vitrina
+bin=${BIN:-target/release/vitrina}
 dir=$(mktemp -d)
 url="http://127.0.0.1:$PORT"
 VITRINA__STORAGE__IMPRESSION_RETENTION_DAYS=$RETENTION_DAYS VITRINA__STORAGE__EVENT_RETENTION_DAYS=$EVENT_RETENTION_DAYS \

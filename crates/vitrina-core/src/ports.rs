@@ -16,13 +16,18 @@ use crate::{
 };
 
 /// Why a backend call failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The write contradicts what is stored (an existing id…); the message says how.
     #[error("{0}")]
     Conflict(String),
     #[error("storage is shutting down")]
     Closed,
+    /// The backend cannot be reached now (a database server down, a connection lost, no
+    /// connection free in time). A write either took effect whole or not at all; retrying it
+    /// is safe (events with the same `eventId`).
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     #[error("storage failure: {0}")]
     Backend(String),
 }
@@ -158,6 +163,8 @@ pub trait ImpressionStore: Send + Sync {
     fn health(&self) -> Result<(), String> {
         Ok(())
     }
+    /// Waits until every list and outcome recorded before the call is written (or dropped).
+    async fn flush_impressions(&self) {}
 }
 
 /// A click, add-to-cart or purchase attributed to one item of a served list.

@@ -100,6 +100,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Conflict(what) => Self::conflict(what),
             StoreError::Closed => Self::unavailable("the store is shutting down"),
+            StoreError::Unavailable(why) => Self::unavailable(format!("storage unavailable: {why}")),
             StoreError::Backend(_) => Self::internal(e),
         }
     }

@@ -4,12 +4,32 @@
 //!   the event log, catalogue, users, impressions and model registry. All writes go
 //!   through one writer thread that commits whatever is queued in one transaction (group
 //!   commit), so each acknowledged write is durable without paying one fsync per request.
+//! - [`postgres::PgStore`]: the store of a deployment over several processes. The event log
+//!   is numbered in commit order, so followers reading it by sequence never skip an event.
 //! - [`cache::MemoryCache`]: the in-process per-user recommendation cache.
 //!
 //! Invariant: a write's future resolves only after its transaction has committed.
 
 pub mod cache;
+mod identity;
+pub mod postgres;
+mod retention;
+mod served;
 pub mod sqlite;
 
 pub use cache::MemoryCache;
+use vitrina_core::ports::{
+    CatalogStore, EventLog, ExperimentStore, ImpressionStore, KeyStore, ModelRegistry, UserStore,
+};
+
+/// The storage ports every backend implements, as one trait object.
+pub trait Store:
+    EventLog + CatalogStore + UserStore + ImpressionStore + ModelRegistry + ExperimentStore + KeyStore
+{
+}
+
+impl<T> Store for T where
+    T: EventLog + CatalogStore + UserStore + ImpressionStore + ModelRegistry + ExperimentStore + KeyStore
+{
+}
 pub use sqlite::SqliteStore;

@@ -32,10 +32,9 @@ use vitrina_core::{
     UserId,
 };
 
-use super::{
-    retention::{self, Step},
-    rows,
-};
+use super::rows;
+use crate::retention::{self, Step};
+use crate::served::{self, Pseudonyms, SEED_KEY};
 
 /// Impressions committed in one transaction at most.
 pub const MAX_BATCH: usize = 4096;
@@ -73,35 +72,22 @@ CREATE INDEX IF NOT EXISTS outcomes_variant ON outcomes (variant);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 "#;
 
-/// The keyed hash that stands for a visitor in `impressions.db`.
-#[derive(Debug, Clone, Copy)]
-pub struct Pseudonyms {
-    seed: u64,
-}
-
-impl Pseudonyms {
-    pub fn of(&self, user: &UserId) -> String {
-        format!("p:{:016x}", xxhash_rust::xxh3::xxh3_64_with_seed(user.as_str().as_bytes(), self.seed))
-    }
-
-    /// The data directory's key: made at first open, kept in `meta`.
-    fn load(conn: &Connection) -> rusqlite::Result<Self> {
-        let stored: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'pseudonym_seed'", [], |r| r.get(0))
-            .optional()?;
-        let seed = match stored.and_then(|s| s.parse().ok()) {
-            Some(seed) => seed,
-            None => {
-                let seed: u64 = rand::random();
-                conn.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('pseudonym_seed', ?1)",
-                    [seed.to_string()],
-                )?;
-                seed
-            }
-        };
-        Ok(Self { seed })
-    }
+/// The data directory's pseudonym key: made at first open, kept in `meta`.
+fn load_pseudonyms(conn: &Connection) -> rusqlite::Result<Pseudonyms> {
+    let stored: Option<String> =
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", [SEED_KEY], |r| r.get(0)).optional()?;
+    let seed = match stored.and_then(|s| s.parse().ok()) {
+        Some(seed) => seed,
+        None => {
+            let seed: u64 = rand::random();
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                params![SEED_KEY, seed.to_string()],
+            )?;
+            seed
+        }
+    };
+    Ok(Pseudonyms::new(seed))
 }
 
 /// Brings an older `impressions.db` to [`VERSION`]: raw visitor ids become pseudonyms
@@ -211,7 +197,7 @@ impl ImpressionLog {
              PRAGMA cache_size = -16384; PRAGMA secure_delete = ON;",
         )?;
         conn.execute_batch(SCHEMA)?;
-        let names = Pseudonyms::load(&conn)?;
+        let names = load_pseudonyms(&conn)?;
         migrate(&mut conn, names)?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let spawn_error = |e| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
@@ -495,7 +481,7 @@ fn commit(conn: &mut Connection, batch: Vec<Op>, names: Pseudonyms) -> rusqlite:
                         imp.model_version,
                         imp.variant,
                         imp.created_at.timestamp_millis(),
-                        rows::impression_items_text(&imp.items),
+                        served::items_text(&imp.items),
                     ])?;
                 }
                 Op::Outcome(o) => {

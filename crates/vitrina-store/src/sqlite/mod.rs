@@ -5,7 +5,6 @@
 
 mod impressions;
 mod index;
-mod retention;
 mod rows;
 mod schema;
 mod writer;
@@ -19,6 +18,8 @@ use std::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use index::LogIndex;
+
+use crate::retention;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 use vitrina_core::{
@@ -520,6 +521,10 @@ impl ImpressionStore for SqliteStore {
 
     fn health(&self) -> Result<(), String> {
         self.impressions.health(std::time::Instant::now())
+    }
+
+    async fn flush_impressions(&self) {
+        self.impressions.flush().await;
     }
 
     async fn experiment_log(

@@ -4,7 +4,7 @@ use rusqlite::{types::Type, Row};
 use serde_json::{Map, Value};
 use vitrina_core::{
     keys::{ApiKey, Scope},
-    ports::{Artefact, AttributedOutcome, Impression, ImpressionItem, ModelRecord, ModelStatus},
+    ports::{Artefact, AttributedOutcome, Impression, ModelRecord, ModelStatus},
     time::from_millis,
     ActivityType, EventId, LogEvent, NewActivity, Price, Product, ProductId, StoredActivity, User, UserId,
 };
@@ -106,21 +106,6 @@ pub fn user(row: &Row) -> rusqlite::Result<User> {
     })
 }
 
-/// A served list's items as stored: one line per position, `product id` TAB `source` (ids
-/// never contain tabs or newlines; see `vitrina_core::ids`).
-pub fn impression_items_text(items: &[ImpressionItem]) -> String {
-    let mut out = String::with_capacity(items.len() * 32);
-    for (k, i) in items.iter().enumerate() {
-        if k > 0 {
-            out.push('\n');
-        }
-        out.push_str(i.product_id.as_str());
-        out.push('\t');
-        out.push_str(&i.source);
-    }
-    out
-}
-
 pub fn outcome(row: &Row) -> rusqlite::Result<AttributedOutcome> {
     Ok(AttributedOutcome {
         event_id: row.get(0)?,
@@ -137,28 +122,13 @@ pub fn outcome(row: &Row) -> rusqlite::Result<AttributedOutcome> {
 }
 
 pub fn impression(row: &Row) -> rusqlite::Result<Impression> {
-    let text = row.get_ref(5)?.as_str()?;
-    let items = text
-        .lines()
-        .filter(|l| !l.is_empty())
-        .enumerate()
-        .map(|(position, line)| {
-            let (product, source) =
-                line.split_once('\t').ok_or_else(|| corrupt(5, "item without a source"))?;
-            Ok(ImpressionItem {
-                product_id: parsed(5, ProductId::parse(product))?,
-                source: source.to_string(),
-                position: position as u32,
-            })
-        })
-        .collect::<rusqlite::Result<_>>()?;
     Ok(Impression {
         recommendation_id: row.get(0)?,
         user_id: parsed(1, UserId::parse(row.get_ref(1)?.as_str()?))?,
         model_version: row.get(2)?,
         variant: row.get(3)?,
         created_at: from_millis(row.get(4)?),
-        items,
+        items: parsed(5, crate::served::items_from_text(row.get_ref(5)?.as_str()?))?,
     })
 }
 

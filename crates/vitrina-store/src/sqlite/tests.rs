@@ -2,11 +2,7 @@
 
 use chrono::{Duration, Utc};
 use serde_json::json;
-use vitrina_core::{
-    demo,
-    ports::{ImpressionItem, ModelStatus},
-    ActivityInput,
-};
+use vitrina_core::{demo, ports::ImpressionItem, ActivityInput};
 
 use super::*;
 
@@ -38,42 +34,6 @@ fn seqs(outcomes: &[AppendOutcome]) -> Vec<(bool, u64)> {
 }
 
 #[tokio::test]
-async fn appends_in_order_and_recognises_duplicates_by_event_id() {
-    let (_dir, s) = store();
-    let out = s
-        .append(vec![
-            event("e1", "u1", "view", "p1"),
-            event("e2", "u1", "purchase", "p2"),
-            event("e1", "u1", "view", "p1"),
-        ])
-        .await
-        .unwrap();
-    assert_eq!(seqs(&out), [(true, 1), (true, 2), (false, 1)]);
-    let again =
-        s.append(vec![event("e2", "u1", "purchase", "p2"), event("e3", "u2", "view", "p1")]).await.unwrap();
-    assert_eq!(seqs(&again), [(false, 2), (true, 3)]);
-
-    let recent = s.recent_for_user(&UserId::parse("u1").unwrap(), 10).await.unwrap();
-    assert_eq!(recent.iter().map(|e| e.event.event_id.as_str()).collect::<Vec<_>>(), ["e2", "e1"]);
-    assert_eq!(recent[0].event, event("e2", "u1", "purchase", "p2").with_time(recent[0].event.timestamp));
-    assert_eq!(s.stats().await.unwrap(), LogStats { events: 3, max_seq: 3 });
-    let page = s.page(1, 10).await.unwrap();
-    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
-    // Tracking registers users.
-    assert!(s.user(&UserId::parse("u2").unwrap()).await.unwrap().is_some());
-}
-
-trait WithTime {
-    fn with_time(self, t: DateTime<Utc>) -> Self;
-}
-impl WithTime for NewActivity {
-    fn with_time(mut self, t: DateTime<Utc>) -> Self {
-        self.timestamp = t;
-        self
-    }
-}
-
-#[tokio::test]
 async fn data_survives_a_reopen_and_only_the_first_open_is_fresh() {
     let dir = tempfile::tempdir().unwrap();
     {
@@ -86,30 +46,6 @@ async fn data_survives_a_reopen_and_only_the_first_open_is_fresh() {
     assert!(!s.created());
     assert_eq!(s.stats().await.unwrap().events, 1);
     assert_eq!(s.products(ProductQuery { limit: 100, ..Default::default() }).await.unwrap().1, 10);
-}
-
-#[tokio::test]
-async fn catalogue_insert_conflicts_upsert_keeps_creation_time_and_lists_filter() {
-    let (_dir, s) = store();
-    let earlier = Utc::now() - Duration::days(3);
-    let mut products = demo::products(earlier);
-    s.upsert_products(products.clone()).await.unwrap();
-    let err = s.insert_product(products[0].clone()).await.unwrap_err();
-    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
-
-    products[0].hidden = true;
-    products[0].created_at = Utc::now();
-    s.upsert_products(vec![products[0].clone()]).await.unwrap();
-    let stored = s.product(&products[0].id).await.unwrap().unwrap();
-    assert!(stored.hidden);
-    assert_eq!(stored.created_at.timestamp_millis(), earlier.timestamp_millis());
-
-    let (acc, total) =
-        s.products(ProductQuery { category: Some("Аксессуары".into()), offset: 1, limit: 1 }).await.unwrap();
-    assert_eq!((acc.len(), total), (1, 3));
-    assert!(s.delete_product(&products[0].id).await.unwrap());
-    assert!(!s.delete_product(&products[0].id).await.unwrap());
-    assert!(s.product(&products[0].id).await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -145,58 +81,6 @@ async fn deleting_a_user_removes_their_events_and_impressions_only() {
     assert!(s.recent_for_user(&u1, 10).await.unwrap().is_empty());
     assert_eq!(s.stats().await.unwrap().events, 1);
     assert!(s.delete_user(&u1).await.unwrap().is_none());
-}
-
-#[tokio::test]
-async fn activating_a_model_archives_the_previous_one() {
-    let (_dir, s) = store();
-    let record = |v: &str, minutes: i64| ModelRecord {
-        version: v.into(),
-        algorithm: "covisitation".into(),
-        parameters: json!({"timeDecay": 0.9}),
-        metrics: json!({"users": 3}),
-        status: ModelStatus::Validated,
-        status_reason: None,
-        data_range: (1, 10),
-        artefact: Some(vitrina_core::ports::Artefact {
-            path: format!("models/{v}.vtb"),
-            checksum: "crc32:0badf00d".into(),
-            size_bytes: 1234,
-        }),
-        created_at: Utc::now() + Duration::minutes(minutes),
-        finished_at: Some(Utc::now()),
-        activated_at: None,
-        previous_version: None,
-    };
-    s.save_model(record("v1", 0)).await.unwrap();
-    s.save_model(record("v2", 1)).await.unwrap();
-    s.save_model(record("v3", 2)).await.unwrap();
-    s.activate_model("v1", Utc::now(), false).await.unwrap();
-    s.activate_model("v2", Utc::now(), false).await.unwrap();
-    let models = s.models().await.unwrap();
-    let status: Vec<_> = models.iter().map(|m| (m.version.as_str(), m.status)).collect();
-    assert_eq!(
-        status,
-        [("v3", ModelStatus::Validated), ("v2", ModelStatus::Active), ("v1", ModelStatus::Archived)]
-    );
-    assert_eq!(models[2].parameters, json!({"timeDecay": 0.9}));
-    assert_eq!(
-        models[2].artefact.as_ref().map(|a| (a.path.as_str(), a.size_bytes)),
-        Some(("models/v1.vtb", 1234))
-    );
-    assert_eq!(
-        (models[1].previous_version.as_deref(), models[2].previous_version.as_deref()),
-        (Some("v1"), None)
-    );
-    assert!(s.activate_model("v9", Utc::now(), false).await.is_err());
-
-    // v3 replaces v2; rolling back twice walks v3 → v2 → v1 without rewriting the history.
-    s.activate_model("v3", Utc::now(), false).await.unwrap();
-    s.activate_model("v2", Utc::now(), true).await.unwrap();
-    let models = s.models().await.unwrap();
-    assert_eq!(models[1].previous_version.as_deref(), Some("v1"));
-    assert_eq!(models[0].previous_version.as_deref(), Some("v2"));
-    assert_eq!(models[1].status, ModelStatus::Active);
 }
 
 #[tokio::test]
@@ -242,38 +126,6 @@ async fn the_rebuilt_index_recognises_duplicates_and_serves_user_history_after_a
 }
 
 #[tokio::test]
-async fn concurrent_appends_of_one_event_id_store_it_once() {
-    let (_dir, s) = store();
-    let s = Arc::new(s);
-    let tasks: Vec<_> = (0..8)
-        .map(|_| {
-            let s = s.clone();
-            tokio::spawn(async move { s.append(vec![event("same", "u1", "view", "p1")]).await })
-        })
-        .collect();
-    let mut stored = 0;
-    for t in tasks {
-        let out = t.await.unwrap().unwrap();
-        stored += usize::from(matches!(out[0], AppendOutcome::Stored(_)));
-    }
-    assert_eq!(stored, 1);
-    assert_eq!(s.stats().await.unwrap().events, 1);
-}
-
-#[tokio::test]
-async fn an_event_id_is_free_again_once_its_user_is_deleted() {
-    let (_dir, s) = store();
-    s.append(vec![event("d1", "gone", "view", "p1"), event("d2", "stays", "view", "p1")]).await.unwrap();
-    s.delete_user(&UserId::parse("gone").unwrap()).await.unwrap();
-    let out =
-        s.append(vec![event("d1", "gone", "view", "p1"), event("d2", "stays", "view", "p1")]).await.unwrap();
-    assert_eq!(seqs(&out), [(true, 3), (false, 2)]);
-    let since = Utc::now() - Duration::hours(1);
-    let events = s.user_events_since(&UserId::parse("gone").unwrap(), since).await.unwrap();
-    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [3]);
-}
-
-#[tokio::test]
 async fn a_second_process_cannot_open_a_data_directory_in_use() {
     let dir = tempfile::tempdir().unwrap();
     let first = SqliteStore::open(dir.path()).unwrap();
@@ -283,44 +135,6 @@ async fn a_second_process_cannot_open_a_data_directory_in_use() {
     first.close();
     drop(first);
     SqliteStore::open(dir.path()).expect("free again once the first store is gone");
-}
-
-#[tokio::test]
-async fn reusing_an_event_id_for_a_different_event_is_a_conflict_and_stores_nothing() {
-    let (_dir, s) = store();
-    s.append(vec![event("same-id", "u1", "view", "p1")]).await.unwrap();
-    let err = s
-        .append(vec![event("fresh", "u1", "view", "p2"), event("same-id", "u2", "view", "p1")])
-        .await
-        .unwrap_err();
-    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
-    let err =
-        s.append(vec![event("x", "u1", "view", "p1"), event("x", "u1", "purchase", "p1")]).await.unwrap_err();
-    assert!(matches!(err, StoreError::Conflict(_)), "within one batch too: {err}");
-    assert_eq!(s.stats().await.unwrap().events, 1, "the rejected batches stored nothing");
-    // An identical retry is a duplicate, not a conflict.
-    assert_eq!(seqs(&s.append(vec![event("same-id", "u1", "view", "p1")]).await.unwrap()), [(false, 1)]);
-}
-
-#[tokio::test]
-async fn scan_returns_compact_events_with_rating_values() {
-    let (_dir, s) = store();
-    let input = ActivityInput {
-        event_id: Some("r".into()),
-        user_id: Some("u1".into()),
-        activity_type: Some("rating".into()),
-        product_id: Some("p1".into()),
-        metadata: Some(serde_json::from_value(json!({"value": 4.5})).unwrap()),
-        ..Default::default()
-    };
-    s.append(vec![event("v", "u1", "view", "p2"), NewActivity::validate(input, Utc::now()).unwrap()])
-        .await
-        .unwrap();
-    let all = s.scan(0, 10).await.unwrap();
-    assert_eq!(all.len(), 2);
-    assert_eq!((all[0].value, all[1].value), (None, Some(4.5)));
-    assert_eq!(all[1].activity_type, vitrina_core::ActivityType::Rating);
-    assert_eq!(s.scan(1, 10).await.unwrap().len(), 1);
 }
 
 #[tokio::test]

@@ -24,10 +24,9 @@ use vitrina_core::{
     NewActivity, Product, ProductId, StoredActivity, User, UserId,
 };
 
-use super::{
-    index::{event_hash, Entry, LogIndex},
-    retention::Step,
-};
+use super::index::{event_hash, Entry, LogIndex};
+use crate::identity::{reused, Identity};
+use crate::retention::Step;
 
 /// Most operations committed in one transaction.
 pub const MAX_GROUP: usize = 512;
@@ -89,31 +88,6 @@ impl Pending {
             index.remove_events(&self.pruned);
         }
     }
-}
-
-/// What makes two events with one `eventId` the same event: a retry may leave out the
-/// timestamp (then the time of receipt differs), but never changes who did what to what.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Identity {
-    user: String,
-    kind: String,
-    product: Option<String>,
-}
-
-impl Identity {
-    fn of(e: &NewActivity) -> Self {
-        Self {
-            user: e.user_id.to_string(),
-            kind: e.activity_type.as_str().to_string(),
-            product: e.product_id.as_ref().map(|p| p.to_string()),
-        }
-    }
-}
-
-fn reused(id: &str, seq: u64) -> StoreError {
-    StoreError::Conflict(format!(
-        "eventId {id:?} was already used for a different event (sequence {seq}: another user, activity type or product)"
-    ))
 }
 
 /// The writer thread's state: its connection and the log index it maintains.

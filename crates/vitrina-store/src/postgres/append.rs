@@ -1,0 +1,223 @@
+//! Appends to the event log with group commit and commit-ordered sequence numbers.
+//!
+//! One task per process takes every queued batch and writes them in one transaction. The
+//! transaction first takes the row lock of `log_head` and numbers its new events from the
+//! head on; the lock is held until the commit, and PostgreSQL makes a commit visible before
+//! it releases its locks. So the next writer — in this process or another — numbers its
+//! events only after the previous ones are visible: sequence numbers become visible in
+//! order, and a follower reading "everything after N" never skips an event (ADR 0008).
+//!
+//! Each batch is all-or-nothing: a batch that reuses an `eventId` for a different event is
+//! refused alone (nothing of it is written) and the rest of the group is committed; a
+//! database failure fails the whole group and nothing of it is written. Callers are answered
+//! only after the commit.
+
+use std::{collections::HashMap, time::Instant};
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use tokio::sync::{mpsc, oneshot};
+use vitrina_core::{
+    ports::{AppendOutcome, StoreResult},
+    NewActivity, StoredActivity,
+};
+
+use super::{backend, begin, pool_error};
+use crate::{
+    identity::{reused, Identity},
+    retention::Step,
+};
+
+/// Events written in one transaction at most (a larger batch is written alone).
+const MAX_GROUP_EVENTS: usize = 20_000;
+
+/// One queued append.
+pub struct Append {
+    pub batch: Vec<NewActivity>,
+    pub reply: oneshot::Sender<StoreResult<Vec<AppendOutcome>>>,
+}
+
+/// Runs until every sender is dropped.
+pub async fn run(pool: Pool, mut rx: mpsc::Receiver<Append>) {
+    while let Some(first) = rx.recv().await {
+        let mut events = first.batch.len();
+        let mut group = vec![first];
+        while events < MAX_GROUP_EVENTS {
+            match rx.try_recv() {
+                Ok(next) => {
+                    events += next.batch.len();
+                    group.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let started = Instant::now();
+        let batches: Vec<&[NewActivity]> = group.iter().map(|a| a.batch.as_slice()).collect();
+        let written = write(&pool, &batches).await;
+        metrics::histogram!("vitrina_store_commit_duration_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("vitrina_store_commit_ops").record(group.len() as f64);
+        match written {
+            Ok(results) => {
+                for (append, result) in group.into_iter().zip(results) {
+                    let _ = append.reply.send(result);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, batches = group.len(), "event log commit failed");
+                for append in group {
+                    let _ = append.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// The new events of a group as columns, for one multi-row insert.
+#[derive(Default)]
+struct Columns {
+    seq: Vec<i64>,
+    event_id: Vec<String>,
+    user_id: Vec<String>,
+    activity_type: Vec<&'static str>,
+    product_id: Vec<Option<String>>,
+    metadata: Vec<String>,
+    ts_ms: Vec<i64>,
+}
+
+/// Writes the batches in one transaction; per batch, its outcomes or why it was refused.
+async fn write(pool: &Pool, batches: &[&[NewActivity]]) -> StoreResult<Vec<StoreResult<Vec<AppendOutcome>>>> {
+    let mut client = pool.get().await.map_err(pool_error)?;
+    let tx = begin(&mut client).await?;
+    // Acknowledged means durable, whatever the server's or role's default.
+    tx.execute("SET LOCAL synchronous_commit = on", &[]).await.map_err(backend)?;
+    let head: i64 = tx.query_one("SELECT seq FROM log_head FOR UPDATE", &[]).await.map_err(backend)?.get(0);
+    // Under the head lock no other writer can add an event: what this reads is complete.
+    let ids: Vec<&str> = batches.iter().flat_map(|b| b.iter().map(|e| e.event_id.as_str())).collect();
+    let mut known: HashMap<String, (u64, Identity)> = HashMap::new();
+    let rows = tx
+        .query(
+            "SELECT seq, event_id, user_id, activity_type, product_id FROM events WHERE event_id = ANY($1)",
+            &[&ids],
+        )
+        .await
+        .map_err(backend)?;
+    for row in rows {
+        let identity = Identity { user: row.get(2), kind: row.get(3), product: row.get(4) };
+        known.insert(row.get(1), (row.get::<_, i64>(0) as u64, identity));
+    }
+    let now = Utc::now();
+    let mut next = head as u64;
+    let mut columns = Columns::default();
+    let results: Vec<_> =
+        batches.iter().map(|batch| plan(batch, &mut known, &mut next, &mut columns, now)).collect();
+    let added = columns.seq.len() as i64;
+    if added == 0 {
+        tx.rollback().await.map_err(backend)?;
+        return Ok(results);
+    }
+    let received_ms = now.timestamp_millis();
+    tx.execute(
+        "INSERT INTO events (seq, event_id, user_id, activity_type, product_id, metadata, ts_ms, received_ms)
+         SELECT s, e, u, a, p, m, t, $8 FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::BIGINT[])
+           AS c(s, e, u, a, p, m, t)",
+        &[
+            &columns.seq,
+            &columns.event_id,
+            &columns.user_id,
+            &columns.activity_type,
+            &columns.product_id,
+            &columns.metadata,
+            &columns.ts_ms,
+            &received_ms,
+        ],
+    )
+    .await
+    .map_err(backend)?;
+    let mut users = columns.user_id;
+    users.sort_unstable();
+    users.dedup();
+    tx.execute(
+        "INSERT INTO users (id, name, attributes, created_ms) SELECT u, NULL, '{}', $2 FROM UNNEST($1::TEXT[]) AS t(u)
+         ON CONFLICT (id) DO NOTHING",
+        &[&users, &received_ms],
+    )
+    .await
+    .map_err(backend)?;
+    tx.execute("UPDATE log_head SET seq = $1, events = events + $2", &[&(next as i64), &added])
+        .await
+        .map_err(backend)?;
+    tx.commit().await.map_err(backend)?;
+    Ok(results)
+}
+
+/// Numbers one batch's new events after `next` and adds them to `columns`, or refuses the
+/// whole batch (leaving both untouched) when it reuses an `eventId` for a different event.
+fn plan(
+    batch: &[NewActivity],
+    known: &mut HashMap<String, (u64, Identity)>,
+    next: &mut u64,
+    columns: &mut Columns,
+    now: DateTime<Utc>,
+) -> StoreResult<Vec<AppendOutcome>> {
+    let mut mine: HashMap<&str, (u64, Identity)> = HashMap::new();
+    let mut out = Vec::with_capacity(batch.len());
+    let mut seq = *next;
+    for event in batch {
+        let id = event.event_id.as_str();
+        let identity = Identity::of(event);
+        if let Some((at, earlier)) = mine.get(id).or_else(|| known.get(id)) {
+            if *earlier != identity {
+                return Err(reused(id, *at));
+            }
+            out.push(AppendOutcome::Duplicate { seq: *at });
+            continue;
+        }
+        seq += 1;
+        mine.insert(id, (seq, identity));
+        out.push(AppendOutcome::Stored(StoredActivity { seq, event: event.clone(), received_at: now }));
+    }
+    *next = seq;
+    for stored in &out {
+        let AppendOutcome::Stored(s) = stored else { continue };
+        let e = &s.event;
+        columns.seq.push(s.seq as i64);
+        columns.event_id.push(e.event_id.to_string());
+        columns.user_id.push(e.user_id.to_string());
+        columns.activity_type.push(e.activity_type.as_str());
+        columns.product_id.push(e.product_id.as_ref().map(|p| p.to_string()));
+        columns.metadata.push(if e.metadata.is_empty() {
+            "{}".to_string()
+        } else {
+            serde_json::to_string(&e.metadata).unwrap_or_else(|_| "{}".into())
+        });
+        columns.ts_ms.push(e.timestamp.timestamp_millis());
+    }
+    known.extend(mine.into_iter().map(|(id, v)| (id.to_string(), v)));
+    Ok(out)
+}
+
+/// Events one retention step deletes at most.
+const PRUNE_EVENTS_CHUNK: i64 = 10_000;
+
+/// One step of event retention, under the head's lock (the head counts the events): deletes
+/// the oldest events received before `cutoff_ms`, at most [`PRUNE_EVENTS_CHUNK`] — as on
+/// SQLite, the prefix of the log in `seq` order up to the first event received at or after
+/// the cutoff.
+pub async fn prune(pool: &Pool, cutoff_ms: i64) -> StoreResult<Step> {
+    let mut client = pool.get().await.map_err(pool_error)?;
+    let tx = begin(&mut client).await?;
+    tx.execute("SELECT 1 FROM log_head FOR UPDATE", &[]).await.map_err(backend)?;
+    let deleted = tx
+        .execute(
+            "WITH oldest AS (SELECT seq, received_ms FROM events ORDER BY seq LIMIT $2),
+                  kept AS (SELECT MIN(seq) AS seq FROM oldest WHERE received_ms >= $1)
+             DELETE FROM events WHERE seq IN
+               (SELECT seq FROM oldest WHERE seq < COALESCE((SELECT seq FROM kept), 9223372036854775807))",
+            &[&cutoff_ms, &PRUNE_EVENTS_CHUNK],
+        )
+        .await
+        .map_err(backend)?;
+    tx.execute("UPDATE log_head SET events = events - $1", &[&(deleted as i64)]).await.map_err(backend)?;
+    tx.commit().await.map_err(backend)?;
+    Ok(Step { deleted, more: deleted as i64 >= PRUNE_EVENTS_CHUNK })
+}

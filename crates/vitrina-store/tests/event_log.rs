@@ -1,0 +1,269 @@
+//! The `EventLog` contract, run against every backend (see `common::conformance!`).
+
+mod common;
+
+use std::{collections::HashSet, sync::Arc};
+
+use chrono::{DateTime, Duration, Utc};
+use common::{event, Fixture};
+use serde_json::json;
+use vitrina_core::{
+    ports::{AppendOutcome, LogStats, StoreError},
+    ActivityInput, ActivityType, NewActivity, UserId,
+};
+
+conformance!(
+    appends_in_order_and_recognises_duplicates_by_event_id,
+    reusing_an_event_id_for_a_different_event_is_a_conflict_and_stores_nothing,
+    a_refused_batch_in_a_group_of_concurrent_appends_fails_alone,
+    concurrent_appends_of_one_event_id_store_it_once,
+    scan_returns_compact_events_with_rating_values,
+    user_history_follows_event_time_not_arrival,
+    a_follower_sees_every_event_of_concurrent_writers_once_in_commit_order,
+);
+
+fn seqs(outcomes: &[AppendOutcome]) -> Vec<(bool, u64)> {
+    outcomes
+        .iter()
+        .map(|o| match o {
+            AppendOutcome::Stored(s) => (true, s.seq),
+            AppendOutcome::Duplicate { seq } => (false, *seq),
+        })
+        .collect()
+}
+
+fn at(mut e: NewActivity, t: DateTime<Utc>) -> NewActivity {
+    e.timestamp = t;
+    e
+}
+
+fn user(id: &str) -> UserId {
+    UserId::parse(id).unwrap()
+}
+
+async fn appends_in_order_and_recognises_duplicates_by_event_id(f: Fixture) {
+    let s = &f.store;
+    let out = s
+        .append(vec![
+            event("e1", "u1", "view", "p1"),
+            event("e2", "u1", "purchase", "p2"),
+            event("e1", "u1", "view", "p1"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(seqs(&out), [(true, 1), (true, 2), (false, 1)]);
+    let again =
+        s.append(vec![event("e2", "u1", "purchase", "p2"), event("e3", "u2", "view", "p1")]).await.unwrap();
+    assert_eq!(seqs(&again), [(false, 2), (true, 3)]);
+
+    let recent = s.recent_for_user(&user("u1"), 10).await.unwrap();
+    assert_eq!(recent.iter().map(|e| e.event.event_id.as_str()).collect::<Vec<_>>(), ["e2", "e1"]);
+    assert_eq!(recent[0].event, at(event("e2", "u1", "purchase", "p2"), recent[0].event.timestamp));
+    assert_eq!(s.stats().await.unwrap(), LogStats { events: 3, max_seq: 3 });
+    let page = s.page(1, 10).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(s.page(1, 1).await.unwrap().len(), 1, "the limit holds");
+    assert!(s.page(3, 10).await.unwrap().is_empty());
+}
+
+async fn reusing_an_event_id_for_a_different_event_is_a_conflict_and_stores_nothing(f: Fixture) {
+    let s = &f.store;
+    s.append(vec![event("same-id", "u1", "view", "p1")]).await.unwrap();
+    let err = s
+        .append(vec![event("fresh", "u1", "view", "p2"), event("same-id", "u2", "view", "p1")])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    let err =
+        s.append(vec![event("x", "u1", "view", "p1"), event("x", "u1", "purchase", "p1")]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "within one batch too: {err}");
+    assert_eq!(s.stats().await.unwrap().events, 1, "the rejected batches stored nothing");
+    // An identical retry is a duplicate, not a conflict, even with another timestamp.
+    let retry = at(event("same-id", "u1", "view", "p1"), Utc::now() - Duration::minutes(5));
+    assert_eq!(seqs(&s.append(vec![retry]).await.unwrap()), [(false, 1)]);
+    assert_eq!(seqs(&s.append(vec![event("fresh", "u1", "view", "p2")]).await.unwrap()), [(true, 2)]);
+}
+
+async fn a_refused_batch_in_a_group_of_concurrent_appends_fails_alone(f: Fixture) {
+    let s = &f.store;
+    s.append(vec![event("taken", "u1", "view", "p1")]).await.unwrap();
+    // Queued together, these may be committed as one group; the conflict must not sink the rest.
+    let (good, bad, also_good) = tokio::join!(
+        s.append(vec![event("g1", "u1", "view", "p1"), event("g2", "u2", "view", "p2")]),
+        s.append(vec![event("g3", "u3", "view", "p1"), event("taken", "u9", "like", "p9")]),
+        s.append(vec![event("g4", "u4", "add_to_cart", "p4")]),
+    );
+    assert_eq!(good.unwrap().len(), 2);
+    assert!(matches!(bad, Err(StoreError::Conflict(_))), "{bad:?}");
+    assert_eq!(also_good.unwrap().len(), 1);
+    let ids: HashSet<String> =
+        s.page(0, 100).await.unwrap().into_iter().map(|e| e.event.event_id.to_string()).collect();
+    assert_eq!(ids, ["taken", "g1", "g2", "g4"].map(String::from).into());
+    let stats = s.stats().await.unwrap();
+    assert_eq!(stats, LogStats { events: 4, max_seq: 4 }, "no number was spent on the refused batch");
+}
+
+async fn concurrent_appends_of_one_event_id_store_it_once(f: Fixture) {
+    let writers = f.writers(4).await;
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let s = writers[i % writers.len()].clone();
+            tokio::spawn(async move { s.append(vec![event("same", "u1", "view", "p1")]).await })
+        })
+        .collect();
+    let mut stored = 0;
+    for t in tasks {
+        let out = t.await.unwrap().unwrap();
+        stored += usize::from(matches!(out[0], AppendOutcome::Stored(_)));
+    }
+    assert_eq!(stored, 1);
+    assert_eq!(f.store.stats().await.unwrap().events, 1);
+}
+
+async fn scan_returns_compact_events_with_rating_values(f: Fixture) {
+    let s = &f.store;
+    let input = ActivityInput {
+        event_id: Some("r".into()),
+        user_id: Some("u1".into()),
+        activity_type: Some("rating".into()),
+        product_id: Some("p1".into()),
+        metadata: Some(serde_json::from_value(json!({"value": 4.5, "note": "ok"})).unwrap()),
+        ..Default::default()
+    };
+    let rating = NewActivity::validate(input, Utc::now()).unwrap();
+    s.append(vec![event("v", "u1", "view", "p2"), rating.clone()]).await.unwrap();
+    let all = s.scan(0, 10).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!((all[0].value, all[1].value), (None, Some(4.5)));
+    assert_eq!(all[1].activity_type, ActivityType::Rating);
+    assert_eq!(all[1].ts_ms, rating.timestamp.timestamp_millis());
+    assert_eq!(s.scan(1, 10).await.unwrap().len(), 1);
+    let page = s.page(0, 10).await.unwrap();
+    assert_eq!(page[1].event.metadata, rating.metadata, "metadata comes back as it went in");
+}
+
+async fn user_history_follows_event_time_not_arrival(f: Fixture) {
+    let s = &f.store;
+    let now = Utc::now();
+    s.append(vec![
+        at(event("late", "u1", "view", "p1"), now - Duration::minutes(1)),
+        at(event("early", "u1", "view", "p2"), now - Duration::hours(2)),
+        at(event("other", "u2", "view", "p3"), now),
+        at(event("mid", "u1", "add_to_cart", "p3"), now - Duration::minutes(30)),
+    ])
+    .await
+    .unwrap();
+    let ids = |events: Vec<vitrina_core::StoredActivity>| {
+        events.into_iter().map(|e| e.event.event_id.to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(s.recent_for_user(&user("u1"), 10).await.unwrap()), ["late", "mid", "early"]);
+    assert_eq!(ids(s.recent_for_user(&user("u1"), 2).await.unwrap()), ["late", "mid"]);
+    let since = s.user_events_since(&user("u1"), now - Duration::minutes(45)).await.unwrap();
+    assert_eq!(ids(since), ["mid", "late"], "oldest first, from the given time on");
+    assert!(s.recent_for_user(&user("nobody"), 10).await.unwrap().is_empty());
+}
+
+/// Four writers (on PostgreSQL, four separate stores, as four processes would be) append
+/// 200,000 events in batches while a follower reads "everything after the last sequence I
+/// saw". It must see every event exactly once, with rising sequence numbers, and each
+/// writer's events in the order that writer had them acknowledged.
+async fn a_follower_sees_every_event_of_concurrent_writers_once_in_commit_order(f: Fixture) {
+    const WRITERS: usize = 4;
+    const PER_WRITER: usize = 50_000;
+    const BATCH: usize = 100;
+    let writers = f.writers(WRITERS).await;
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for (w, log) in writers.into_iter().enumerate() {
+        let done = done.clone();
+        tasks.push(tokio::spawn(async move {
+            for b in 0..PER_WRITER / BATCH {
+                let batch = (0..BATCH)
+                    .map(|i| {
+                        event(&format!("w{w}-{:06}", b * BATCH + i), &format!("u{w}-{}", i % 7), "view", "p1")
+                    })
+                    .collect();
+                let out = log.append(batch).await.unwrap();
+                assert!(out.iter().all(|o| matches!(o, AppendOutcome::Stored(_))));
+            }
+            done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }));
+    }
+    let follower = f.store.clone();
+    let follow = tokio::spawn(async move {
+        let (mut last, mut seen) = (0u64, Vec::with_capacity(WRITERS * PER_WRITER));
+        loop {
+            // Read whether the writers had finished before the page, so that an empty page
+            // after that means the follower has everything it will ever get.
+            let finished = done.load(std::sync::atomic::Ordering::SeqCst) == WRITERS;
+            let page = follower.page(last, 1_000).await.unwrap();
+            if page.is_empty() {
+                if finished {
+                    return seen;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                continue;
+            }
+            for e in page {
+                assert!(e.seq > last, "sequence numbers rise: {} after {last}", e.seq);
+                last = e.seq;
+                seen.push(e.event.event_id.to_string());
+            }
+        }
+    });
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let seen = follow.await.unwrap();
+    assert_eq!(seen.len(), WRITERS * PER_WRITER, "every event seen, none twice");
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "no event seen twice");
+    for w in 0..WRITERS {
+        let mine: Vec<&String> = seen.iter().filter(|id| id.starts_with(&format!("w{w}-"))).collect();
+        assert_eq!(mine.len(), PER_WRITER);
+        assert!(mine.windows(2).all(|p| p[0] < p[1]), "writer {w}'s events in the order it wrote them");
+    }
+    assert_eq!(f.store.stats().await.unwrap().events, (WRITERS * PER_WRITER) as u64);
+}
+
+/// The group case made certain on PostgreSQL: while another connection holds the log head,
+/// the appender waits with its first batch and the next ones queue up; they are then written
+/// as one group, in which the conflicting batch fails alone and a batch reusing an id of the
+/// refused one is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_refused_batch_fails_alone_in_a_group_held_together() {
+    let Some(f) = Fixture::postgres().await else { return };
+    f.store.append(vec![event("taken", "u1", "view", "p1")]).await.unwrap();
+    let holder = f.client().await;
+    holder.batch_execute("BEGIN; SELECT seq FROM log_head FOR UPDATE").await.unwrap();
+    let spawn = |batch: Vec<NewActivity>| {
+        let s = f.store.clone();
+        tokio::spawn(async move { s.append(batch).await })
+    };
+    let first = spawn(vec![event("first", "u1", "view", "p1")]);
+    // Wait until the first is inside its transaction, then queue the rest behind it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while holder
+        .query(
+            "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(std::time::Instant::now() < deadline, "the first append never reached the lock");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // `join!` polls its branches in order: both appends are queued before the COMMIT is sent.
+    let (refused, stored, committed) = tokio::join!(
+        f.store.append(vec![event("r1", "u2", "view", "p1"), event("taken", "u9", "like", "p9")]),
+        f.store.append(vec![event("r1", "u2", "view", "p1"), event("s1", "u3", "view", "p2")]),
+        holder.batch_execute("COMMIT"),
+    );
+    committed.unwrap();
+    assert_eq!(seqs(&first.await.unwrap().unwrap()), [(true, 2)]);
+    assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
+    assert_eq!(seqs(&stored.unwrap()), [(true, 3), (true, 4)], "r1 is free: its batch was refused");
+    assert_eq!(f.store.stats().await.unwrap(), LogStats { events: 4, max_seq: 4 });
+}

@@ -1,0 +1,147 @@
+//! The `ImpressionStore` contract, run against every backend.
+
+mod common;
+
+use chrono::{Duration, Utc};
+use common::Fixture;
+use vitrina_core::{
+    ports::{AttributedOutcome, Impression, ImpressionItem},
+    ActivityType, ProductId, UserId,
+};
+
+conformance!(
+    lists_are_found_by_recommendation_id_and_by_visitor_from_any_process,
+    experiment_logs_match_the_variant_prefix_and_name_visitors_by_pseudonym,
+    an_outcome_counts_once_per_event,
+    erasure_removes_the_visitors_lists_and_outcomes_only,
+);
+
+fn user(id: &str) -> UserId {
+    UserId::parse(id).unwrap()
+}
+
+fn list(id: &str, visitor: &str, variant: &str, minutes_ago: i64) -> Impression {
+    Impression {
+        recommendation_id: id.into(),
+        user_id: user(visitor),
+        model_version: "v1".into(),
+        variant: variant.into(),
+        created_at: Utc::now() - Duration::minutes(minutes_ago),
+        items: ["p1", "p2"]
+            .iter()
+            .enumerate()
+            .map(|(k, p)| ImpressionItem {
+                product_id: ProductId::parse(p).unwrap(),
+                source: if k == 0 { "trending".into() } else { "item_knn".into() },
+                position: k as u32,
+            })
+            .collect(),
+    }
+}
+
+fn outcome(
+    event: &str,
+    list: &str,
+    visitor: &str,
+    variant: &str,
+    kind: ActivityType,
+    value: f64,
+) -> AttributedOutcome {
+    AttributedOutcome {
+        event_id: event.into(),
+        recommendation_id: list.into(),
+        user_id: user(visitor),
+        variant: variant.into(),
+        product_id: ProductId::parse("p2").unwrap(),
+        source: "item_knn".into(),
+        position: 1,
+        kind,
+        value,
+        created_at: Utc::now(),
+    }
+}
+
+async fn lists_are_found_by_recommendation_id_and_by_visitor_from_any_process(f: Fixture) {
+    let s = &f.store;
+    s.record_impression(list("r-old", "u1", "b", 120));
+    s.record_impression(list("r-new", "u1", "b", 1));
+    s.record_impression(list("r-other", "u2", "b", 1));
+    s.flush_impressions().await;
+    // Another process (on SQLite, the same store: one process per data directory).
+    let other = f.writers(1).await.remove(0);
+    let found = other.impression(&user("u1"), "r-new").await.unwrap().unwrap();
+    assert_eq!(found, list("r-new", "u1", "b", 1).with_time(found.created_at));
+    assert!(other.impression(&user("u1"), "r-missing").await.unwrap().is_none());
+    assert!(
+        other.impression(&user("u2"), "r-new").await.unwrap().is_none(),
+        "another visitor's list is not theirs"
+    );
+    let recent = other.impressions_for_user(&user("u1"), Utc::now() - Duration::minutes(60)).await.unwrap();
+    assert_eq!(recent.iter().map(|i| i.recommendation_id.as_str()).collect::<Vec<_>>(), ["r-new"]);
+    let all = other.impressions_for_user(&user("u1"), Utc::now() - Duration::days(1)).await.unwrap();
+    assert_eq!(
+        all.iter().map(|i| i.recommendation_id.as_str()).collect::<Vec<_>>(),
+        ["r-old", "r-new"],
+        "oldest first"
+    );
+}
+
+trait WithTime {
+    fn with_time(self, t: chrono::DateTime<Utc>) -> Self;
+}
+
+impl WithTime for Impression {
+    fn with_time(mut self, t: chrono::DateTime<Utc>) -> Self {
+        self.created_at = t;
+        self
+    }
+}
+
+async fn experiment_logs_match_the_variant_prefix_and_name_visitors_by_pseudonym(f: Fixture) {
+    let s = &f.store;
+    s.record_impression(list("r1", "alice", "exp1/a", 3));
+    s.record_impression(list("r2", "bob", "exp1/b", 2));
+    s.record_impression(list("r3", "alice", "exp10/a", 1));
+    s.record_impression(list("r4", "alice", "default", 1));
+    s.record_outcome(outcome("e1", "r1", "alice", "exp1/a", ActivityType::Purchase, 12.5));
+    s.record_outcome(outcome("e2", "r3", "alice", "exp10/a", ActivityType::Click, 0.0));
+    s.flush_impressions().await;
+    let (lists, outcomes) = s.experiment_log("exp1/").await.unwrap();
+    assert_eq!(lists.iter().map(|i| i.recommendation_id.as_str()).collect::<Vec<_>>(), ["r1", "r2"]);
+    assert_eq!(outcomes.iter().map(|o| (o.event_id.as_str(), o.value)).collect::<Vec<_>>(), [("e1", 12.5)]);
+    assert!(lists.iter().all(|i| i.user_id.as_str().starts_with("p:")), "visitors by pseudonym");
+    assert!(!lists.iter().any(|i| ["alice", "bob"].contains(&i.user_id.as_str())));
+    assert_ne!(lists[0].user_id, lists[1].user_id, "one pseudonym per visitor");
+    assert_eq!(outcomes[0].user_id, lists[0].user_id, "the same visitor, the same pseudonym");
+    assert_eq!(lists[0].items[1].source, "item_knn");
+}
+
+async fn an_outcome_counts_once_per_event(f: Fixture) {
+    let s = &f.store;
+    s.record_impression(list("r1", "u1", "x/a", 1));
+    s.record_outcome(outcome("e1", "r1", "u1", "x/a", ActivityType::Click, 0.0));
+    s.record_outcome(outcome("e1", "r1", "u1", "x/a", ActivityType::Click, 0.0));
+    s.flush_impressions().await;
+    s.record_outcome(outcome("e1", "r1", "u1", "x/a", ActivityType::Click, 0.0));
+    s.flush_impressions().await;
+    let mine = s.outcomes_for_user(&user("u1")).await.unwrap();
+    assert_eq!(mine.len(), 1);
+    assert_eq!((mine[0].user_id.as_str(), mine[0].kind, mine[0].position), ("u1", ActivityType::Click, 1));
+}
+
+async fn erasure_removes_the_visitors_lists_and_outcomes_only(f: Fixture) {
+    let s = &f.store;
+    s.record_impression(list("r1", "gone", "x/a", 2));
+    s.record_impression(list("r2", "stays", "x/a", 1));
+    s.record_outcome(outcome("e1", "r1", "gone", "x/a", ActivityType::Click, 0.0));
+    s.record_outcome(outcome("e2", "r2", "stays", "x/a", ActivityType::Click, 0.0));
+    // Queued right before the erasure: erased with the rest.
+    s.record_impression(list("r3", "gone", "x/a", 0));
+    let deleted = s.delete_user(&user("gone")).await.unwrap().unwrap();
+    assert_eq!((deleted.events, deleted.impressions), (0, 2));
+    assert!(s.impressions_for_user(&user("gone"), Utc::now() - Duration::days(1)).await.unwrap().is_empty());
+    assert!(s.outcomes_for_user(&user("gone")).await.unwrap().is_empty());
+    let (lists, outcomes) = s.experiment_log("x/").await.unwrap();
+    assert_eq!((lists.len(), outcomes.len()), (1, 1));
+    assert!(s.impression(&user("stays"), "r2").await.unwrap().is_some());
+}

@@ -1,0 +1,90 @@
+//! The PostgreSQL store when its connections die under load: what was acknowledged stays,
+//! what was not is stored once or not at all, and the store recovers by itself.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{event, Fixture};
+use vitrina_core::ports::{AppendOutcome, StoreError};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_killed_during_tracking_lose_no_acknowledged_event_and_the_store_recovers() {
+    let Some(f) = Fixture::postgres().await else { return };
+    let store = f.store.clone();
+    let (kill_at, total) = (300, 900);
+    let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel();
+    let writer = tokio::spawn(async move {
+        let mut failures = 0;
+        for i in 0..total {
+            let id = format!("e{i:05}");
+            match store.append(vec![event(&id, &format!("u{}", i % 13), "view", "p1")]).await {
+                Ok(out) => {
+                    assert!(matches!(out[0], AppendOutcome::Stored(_)), "{id} is new");
+                    acked_tx.send((i, id)).unwrap();
+                }
+                Err(StoreError::Unavailable(_)) => failures += 1,
+                Err(e) => panic!("a lost connection is 'unavailable', not {e}"),
+            }
+        }
+        failures
+    });
+    // Kill the connections once a third of the events are acknowledged.
+    let mut acked = HashSet::new();
+    while let Some((_, id)) = acked_rx.recv().await {
+        acked.insert(id);
+        if acked.len() == kill_at {
+            assert!(f.terminate_connections().await > 0, "the store had connections to kill");
+        }
+    }
+    let failures = writer.await.unwrap();
+    let stored: Vec<String> =
+        f.store.page(0, 10_000).await.unwrap().into_iter().map(|e| e.event.event_id.to_string()).collect();
+    let unique: HashSet<&String> = stored.iter().collect();
+    let missing: Vec<&String> = acked.iter().filter(|id| !unique.contains(id)).collect();
+    assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
+    assert!(stored.len() <= total && stored.len() >= acked.len());
+    assert!(failures <= 16, "the store came back by itself ({failures} appends failed)");
+    assert!(acked.len() > kill_at, "appends succeed again after the kill");
+    assert_eq!(
+        f.store.stats().await.unwrap().events,
+        stored.len() as u64,
+        "the head's count matches the log"
+    );
+}
+
+/// The deterministic case of the above: an append waits inside its transaction (another
+/// connection holds the log head's lock) when its connection is killed. The caller hears
+/// "unavailable", nothing of it is stored, and the next append works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_whose_connection_dies_inside_its_transaction_is_unavailable_and_stores_nothing() {
+    let Some(f) = Fixture::postgres().await else { return };
+    let holder = f.client().await;
+    holder.batch_execute("BEGIN; SELECT seq FROM log_head FOR UPDATE").await.unwrap();
+    let store = f.store.clone();
+    let blocked = tokio::spawn(async move { store.append(vec![event("blocked", "u1", "view", "p1")]).await });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let pid: i32 = loop {
+        let waiting = holder
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap();
+        if let Some(row) = waiting.first() {
+            break row.get(0);
+        }
+        assert!(std::time::Instant::now() < deadline, "the append never reached the lock");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    holder.execute("SELECT pg_terminate_backend($1)", &[&pid]).await.unwrap();
+    let result = blocked.await.unwrap();
+    assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    let out = f.store.append(vec![event("after", "u1", "view", "p1")]).await.unwrap();
+    assert!(
+        matches!(&out[0], AppendOutcome::Stored(s) if s.seq == 1),
+        "nothing of the killed append: {out:?}"
+    );
+}
