@@ -52,6 +52,13 @@ pub struct Server {
 pub struct Storage {
     /// Directory of the embedded store and model artefacts.
     pub data_dir: PathBuf,
+    /// A PostgreSQL database (`postgres://user@host:port/db`) to use instead of `data_dir`;
+    /// empty = the data directory.
+    pub url: String,
+    /// PostgreSQL: connections for reads (writes have three of their own).
+    pub pool_size: usize,
+    /// PostgreSQL: seconds connecting, or waiting for a free connection, may take.
+    pub timeout_seconds: u64,
     /// Load the demo shop into a new, empty data directory.
     pub demo: bool,
     /// Days served lists and attributed outcomes are kept (attribution, stats, experiment
@@ -85,6 +92,9 @@ impl Default for Config {
             server: Server { addr: "127.0.0.1:8080".into(), tls_cert: None, tls_key: None },
             storage: Storage {
                 data_dir: PathBuf::from("./data"),
+                url: String::new(),
+                pool_size: 16,
+                timeout_seconds: 5,
                 demo: true,
                 impression_retention_days: 30.0,
                 event_retention_days: 0.0,
@@ -113,6 +123,45 @@ impl Default for Server {
 impl Default for Storage {
     fn default() -> Self {
         Config::default().storage
+    }
+}
+
+impl Storage {
+    /// Where the store is: `url` when set, else `data_dir`.
+    pub fn location(&self) -> vitrina_store::Location {
+        if self.url.trim().is_empty() {
+            vitrina_store::Location::Dir(self.data_dir.clone())
+        } else {
+            vitrina_store::Location::parse(&self.url)
+        }
+    }
+
+    /// Takes `--store` (a directory or a PostgreSQL URL) and `--data-dir` from the command
+    /// line; `--store` wins.
+    pub fn override_with(&mut self, store: Option<&str>, data_dir: Option<&Path>) {
+        if let Some(dir) = data_dir {
+            self.data_dir = dir.to_path_buf();
+            self.url.clear();
+        }
+        match store.map(vitrina_store::Location::parse) {
+            Some(vitrina_store::Location::Dir(dir)) => {
+                self.data_dir = dir;
+                self.url.clear();
+            }
+            Some(vitrina_store::Location::Postgres(url)) => self.url = url,
+            None => {}
+        }
+    }
+
+    /// What opening the store needs besides its location.
+    pub fn open_options(&self) -> vitrina_store::OpenOptions {
+        let days = |d: f64| (d > 0.0).then(|| std::time::Duration::from_secs_f64(d.min(36_500.0) * 86_400.0));
+        vitrina_store::OpenOptions {
+            impression_retention: days(self.impression_retention_days),
+            event_retention: days(self.event_retention_days),
+            pool_size: self.pool_size.max(1),
+            timeout: std::time::Duration::from_secs(self.timeout_seconds.max(1)),
+        }
     }
 }
 impl Default for Cache {

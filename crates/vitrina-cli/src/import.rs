@@ -1,5 +1,5 @@
-//! `vitrina import`: events and products from files into the embedded store, in batches,
-//! with a progress bar.
+//! `vitrina import`: events and products from files into the store (a data directory or a
+//! PostgreSQL database), in batches, with a progress bar.
 //!
 //! Each batch is stored atomically. On a bad line the import stops and names the line;
 //! batches before it stay stored. Events with an `eventId` (every MovieLens rating gets
@@ -17,10 +17,10 @@ use chrono::Utc;
 use indicatif::{ProgressBar, ProgressStyle};
 use vitrina_cli::formats::{read_titles, Format, Line, LineParser, Titles};
 use vitrina_core::{
-    ports::{AppendOutcome, CatalogStore, EventLog},
+    ports::AppendOutcome,
     NewActivity, Product,
 };
-use vitrina_store::SqliteStore;
+use vitrina_store::{Opened, Store};
 
 use crate::config::Config;
 
@@ -35,6 +35,9 @@ pub struct Args {
     /// Data directory of the embedded store.
     #[arg(long, env = "VITRINA_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// The store: a data directory or a PostgreSQL URL (wins over `--data-dir`).
+    #[arg(long, env = "VITRINA_STORE")]
+    store: Option<String>,
     /// For MovieLens: the titles file (`u.item` or `movies.csv`) to create named products;
     /// without it, rated items become products named "Item {id}".
     #[arg(long)]
@@ -42,8 +45,13 @@ pub struct Args {
 }
 
 pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
-    let data_dir = args.data_dir.clone().unwrap_or(config.storage.data_dir);
-    let store = SqliteStore::open(&data_dir).with_context(|| format!("opening {}", data_dir.display()))?;
+    let mut storage = config.storage.clone();
+    storage.override_with(args.store.as_deref(), args.data_dir.as_deref());
+    let location = storage.location();
+    let opened = Opened::open(&location, storage.open_options())
+        .await
+        .with_context(|| format!("opening the store at {}", location.describe()))?;
+    let store = opened.store();
     let file = File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
     let bar = ProgressBar::new(file.metadata()?.len());
     bar.set_style(
@@ -52,7 +60,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     );
     let reader = BufReader::new(bar.wrap_read(file));
     let mut import = Importer {
-        store: &store,
+        store: store.as_ref(),
         events: Vec::new(),
         products: Vec::new(),
         placeholders: Vec::new(),
@@ -64,19 +72,19 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     let result = import.run(reader, args.format, args.items.as_deref(), &bar).await;
     import.flush().await?;
     bar.finish_and_clear();
-    store.flush().await?;
+    let (stored, duplicates, upserted) = (import.stored, import.duplicates, import.upserted);
+    drop(import);
+    drop(store);
+    opened.close().await;
     println!(
-        "imported {} events ({} duplicates skipped) and {} products into {}",
-        import.stored,
-        import.duplicates,
-        import.upserted,
-        data_dir.display()
+        "imported {stored} events ({duplicates} duplicates skipped) and {upserted} products into {}",
+        location.describe()
     );
     result
 }
 
 struct Importer<'a> {
-    store: &'a SqliteStore,
+    store: &'a dyn Store,
     events: Vec<NewActivity>,
     products: Vec<Product>,
     /// Products named only by their id: created when missing, never overwriting a real one.

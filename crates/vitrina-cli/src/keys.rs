@@ -1,13 +1,14 @@
-//! `vitrina keys`: create, list and revoke API keys, on the data directory (the server
-//! stopped: it owns the directory while it runs) or through a running server's admin API.
+//! `vitrina keys`: create, list and revoke API keys, on the store (a data directory, the
+//! server stopped: it owns the directory while it runs; or a PostgreSQL database) or through a
+//! running server's admin API.
 
-use std::{path::PathBuf, sync::Arc};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use vitrina_core::keys::Scope;
 use vitrina_server::auth::Keys;
-use vitrina_store::SqliteStore;
+use vitrina_store::Opened;
 
 use crate::config::Config;
 
@@ -44,8 +45,11 @@ pub struct Target {
     /// Data directory of the embedded store (when no `--url` is given).
     #[arg(long, env = "VITRINA_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// The store: a data directory or a PostgreSQL URL (wins over `--data-dir`).
+    #[arg(long, env = "VITRINA_STORE")]
+    store: Option<String>,
     /// A running server instead, e.g. http://127.0.0.1:8080 (needs an admin key once keys exist).
-    #[arg(long, conflicts_with = "data_dir")]
+    #[arg(long, conflicts_with_all = ["data_dir", "store"])]
     url: Option<String>,
     /// The admin key to call `--url` with.
     #[arg(long, env = "VITRINA_API_KEY", hide_env_values = true)]
@@ -63,8 +67,9 @@ pub async fn run(config: Config, cmd: Command) -> anyhow::Result<()> {
     match &target.url {
         Some(url) => through_server(url.trim_end_matches('/'), target.api_key.as_deref(), &cmd).await,
         None => {
-            let dir = target.data_dir.clone().unwrap_or(config.storage.data_dir.clone());
-            on_data_dir(dir, &cmd).await
+            let mut storage = config.storage.clone();
+            storage.override_with(target.store.as_deref(), target.data_dir.as_deref());
+            on_store(&storage, &cmd).await
         }
     }
 }
@@ -76,13 +81,12 @@ fn row(k: &Value) -> String {
     format!("{}\t{}\t{}…\t{}\t{}\t{}", s("id"), s("scope"), s("prefix"), s("name"), s("createdAt"), state)
 }
 
-async fn on_data_dir(dir: PathBuf, cmd: &Command) -> anyhow::Result<()> {
-    let open_dir = dir.clone();
-    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&open_dir))
-        .await?
-        .with_context(|| format!("opening the store in {}", dir.display()))?;
-    let store = Arc::new(store);
-    let keys = Keys::load(store.clone()).await?;
+async fn on_store(storage: &crate::config::Storage, cmd: &Command) -> anyhow::Result<()> {
+    let location = storage.location();
+    let opened = Opened::open(&location, storage.open_options())
+        .await
+        .with_context(|| format!("opening the store at {}", location.describe()))?;
+    let keys = Keys::load(opened.store()).await?;
     let result = match cmd {
         Command::Create { scope, name, .. } => {
             let key = keys.create(*scope, name.clone()).await?;
@@ -101,12 +105,11 @@ async fn on_data_dir(dir: PathBuf, cmd: &Command) -> anyhow::Result<()> {
                 eprintln!("revoked {id}");
                 Ok(())
             }
-            false => Err(anyhow::anyhow!("no key {id} in {}", dir.display())),
+            false => Err(anyhow::anyhow!("no key {id} in {}", location.describe())),
         },
     };
     drop(keys);
-    store.flush().await.ok();
-    tokio::task::spawn_blocking(move || store.close()).await?;
+    opened.close().await;
     result
 }
 

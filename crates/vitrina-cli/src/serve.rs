@@ -16,6 +16,10 @@ pub struct Args {
     /// Data directory of the embedded store.
     #[arg(long, env = "VITRINA_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// The store: a data directory, or a PostgreSQL database (`postgres://user@host:5432/db`).
+    /// Wins over `--data-dir`.
+    #[arg(long, env = "VITRINA_STORE")]
+    store: Option<String>,
     /// Do not load the demo shop into a new data directory.
     #[arg(long)]
     no_demo: bool,
@@ -39,9 +43,7 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<()> {
     if let Some(addr) = args.addr {
         config.server.addr = addr;
     }
-    if let Some(dir) = args.data_dir {
-        config.storage.data_dir = dir;
-    }
+    config.storage.override_with(args.store.as_deref(), args.data_dir.as_deref());
     if args.no_demo {
         config.storage.demo = false;
     }
@@ -63,8 +65,12 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.server.addr))?;
     let addr = listener.local_addr()?;
+    let location = config.storage.location();
+    let open = config.storage.open_options();
     let embedded = Embedded::start(EmbeddedConfig {
-        data_dir: config.storage.data_dir.clone(),
+        store: location.clone(),
+        pool_size: open.pool_size,
+        store_timeout: open.timeout,
         demo: config.storage.demo,
         cache_users: config.cache.users,
         impression_retention_days: config.storage.impression_retention_days,
@@ -87,9 +93,9 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<()> {
             embedded.shutdown().await?;
             anyhow::bail!(
                 "refusing to serve on {addr} without API keys: anyone who reaches it could change or delete data. \
-                 Create a key first (vitrina keys create --data-dir {} --scope admin), \
+                 Create a key first (vitrina keys create --store {} --scope admin), \
                  listen on 127.0.0.1, or pass --insecure-no-auth",
-                config.storage.data_dir.display()
+                location.describe()
             );
         }
         tracing::warn!(addr = %addr, "serving without API keys on a non-loopback address (--insecure-no-auth)");
@@ -117,7 +123,7 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<()> {
 }
 
 fn announce(scheme: &str, addr: std::net::SocketAddr, config: &Config) {
-    tracing::info!(addr = %addr, scheme, data_dir = %config.storage.data_dir.display(), "vitrina listening");
+    tracing::info!(addr = %addr, scheme, store = %config.storage.location().describe(), "vitrina listening");
     println!("vitrina listening on {scheme}://{addr}");
 }
 

@@ -1,6 +1,6 @@
-//! `vitrina train`: one training job with a progress bar, either on the data directory (the
-//! server must not be running: the directory is locked by whoever has it open) or through a
-//! running server's API. The job is the server's own: same snapshot, validation gate,
+//! `vitrina train`: one training job with a progress bar, either on the store (a data
+//! directory: the server must not be running, the directory is locked by whoever has it open;
+//! or a PostgreSQL database) or through a running server's API. The job is the server's own: same snapshot, validation gate,
 //! registry record and artefact.
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
@@ -20,8 +20,11 @@ pub struct Args {
     /// Data directory of the embedded store (when no `--url` is given).
     #[arg(long, env = "VITRINA_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// The store: a data directory or a PostgreSQL URL (wins over `--data-dir`).
+    #[arg(long, env = "VITRINA_STORE")]
+    store: Option<String>,
     /// Train through a running server instead, e.g. http://127.0.0.1:8080.
-    #[arg(long, conflicts_with = "data_dir")]
+    #[arg(long, conflicts_with_all = ["data_dir", "store"])]
     url: Option<String>,
     /// The training configuration: JSON as the `config` of `POST /api/v1/training/train`, or
     /// `@file.json`. Default: the defaults of that endpoint.
@@ -49,7 +52,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<ExitCode> {
     };
     let finished = match &args.url {
         Some(url) => through_server(url.trim_end_matches('/'), args.api_key.as_deref(), training).await?,
-        None => on_data_dir(config, &args, training).await?,
+        None => on_store(config, &args, training).await?,
     };
     let version = finished["modelVersion"].as_str().unwrap_or("-");
     match finished["status"].as_str() {
@@ -90,20 +93,23 @@ fn show(bar: &ProgressBar, job: &Value) {
     bar.set_message(job["phase"].as_str().unwrap_or("").to_string());
 }
 
-async fn on_data_dir(config: Config, args: &Args, training: Value) -> anyhow::Result<Value> {
+async fn on_store(config: Config, args: &Args, training: Value) -> anyhow::Result<Value> {
     let training: vitrina_engine::TrainingConfig =
         serde_json::from_value(training).context("--training is not a training configuration")?;
     training.validate().map_err(|e| anyhow::anyhow!("--training: {e}"))?;
-    let data_dir = args.data_dir.clone().unwrap_or(config.storage.data_dir.clone());
+    let mut storage = config.storage.clone();
+    storage.override_with(args.store.as_deref(), args.data_dir.as_deref());
+    let open = storage.open_options();
     let mut schedule = config.training.clone();
     schedule.threads = args.threads.unwrap_or(schedule.threads).max(1);
     let embedded = Embedded::start(EmbeddedConfig {
-        data_dir: data_dir.clone(),
+        pool_size: open.pool_size,
+        store_timeout: open.timeout,
         demo: false,
         ranking: config.ranking.clone(),
         schedule,
         serve: false,
-        ..EmbeddedConfig::new(&data_dir)
+        ..EmbeddedConfig::at(storage.location())
     })
     .await?;
     let state = embedded.state.clone();

@@ -68,7 +68,7 @@ async fn every_route_group_needs_a_key_of_its_scope_once_keys_exist() {
     let log = dir.path().join("server.log");
     let server = Server::start_with(
         &dir.path().join("data"),
-        Options { env: vec![("RUST_LOG", "debug")], log: Some(&log) },
+        Options { env: vec![("RUST_LOG", "debug")], log: Some(&log), ..Default::default() },
     );
     let c = Client::new();
 
@@ -289,7 +289,7 @@ async fn past_the_rate_limit_requests_get_429_with_retry_after() {
         ("VITRINA__RATE_LIMITS__PER_ADDRESS", "1"),
         ("VITRINA__RATE_LIMITS__PER_ADDRESS_BURST", "12"),
     ];
-    let server = Server::start_with(dir.path(), Options { env, log: None });
+    let server = Server::start_with(dir.path(), Options { env, ..Default::default() });
     let c = Client::new();
     let admin = create_key(&c, &server, None, "admin").await;
     // The admin key's bucket (3) empties before the address's (12).
@@ -425,7 +425,10 @@ async fn tls_serves_https_with_the_configured_certificate() {
 
     let server = Server::start_with(
         &dir.path().join("data"),
-        Options { env: vec![("VITRINA__SERVER__TLS_CERT", c), ("VITRINA__SERVER__TLS_KEY", k)], log: None },
+        Options {
+            env: vec![("VITRINA__SERVER__TLS_CERT", c), ("VITRINA__SERVER__TLS_KEY", k)],
+            ..Default::default()
+        },
     );
     assert!(server.base.starts_with("https://"), "{}", server.base);
     let trusting = Client::builder()
@@ -487,7 +490,10 @@ async fn cors_is_off_by_default_and_answers_only_the_configured_origins() {
 
     let server = Server::start_with(
         &dir.path().join("b"),
-        Options { env: vec![("VITRINA__AUTH__CORS_ORIGINS", r#"["https://shop.example"]"#)], log: None },
+        Options {
+            env: vec![("VITRINA__AUTH__CORS_ORIGINS", r#"["https://shop.example"]"#)],
+            ..Default::default()
+        },
     );
     let res = preflight(&server, "https://shop.example").await.unwrap();
     assert!(res.status().is_success(), "{}", res.status());

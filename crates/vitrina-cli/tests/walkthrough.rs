@@ -1,9 +1,11 @@
-//! The seed walkthrough of the brief, against the real binary over HTTP.
+//! The seed walkthrough of the brief, against the real binary over HTTP, on every backend.
 
 mod common;
 
-use common::Server;
+use common::Backing;
 use serde_json::{json, Value};
+
+on_every_backend!(seed_walkthrough, a_restart_keeps_data_and_the_active_model_and_loads_no_demo_twice);
 
 async fn get(client: &reqwest::Client, url: String) -> (u16, Value) {
     let res = client.get(url).send().await.unwrap();
@@ -15,10 +17,8 @@ async fn post(client: &reqwest::Client, url: String, body: Value) -> (u16, Value
     (res.status().as_u16(), res.json().await.unwrap())
 }
 
-#[tokio::test]
-async fn seed_walkthrough() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
+async fn seed_walkthrough(backing: Backing) {
+    let server = backing.start();
     let c = reqwest::Client::new();
 
     let (s, health) = get(&c, server.url("/health")).await;
@@ -103,11 +103,9 @@ async fn seed_walkthrough() {
     assert!(server.stop().success(), "SIGTERM ends the server cleanly");
 }
 
-#[tokio::test]
-async fn a_restart_keeps_data_and_the_active_model_and_loads_no_demo_twice() {
-    let dir = tempfile::tempdir().unwrap();
+async fn a_restart_keeps_data_and_the_active_model_and_loads_no_demo_twice(backing: Backing) {
     let c = reqwest::Client::new();
-    let server = Server::start(dir.path());
+    let server = backing.start();
     let refreshes = || async {
         let text = c.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
         text.lines()
@@ -137,7 +135,7 @@ async fn a_restart_keeps_data_and_the_active_model_and_loads_no_demo_twice() {
             .await;
     assert!(server.stop().success());
 
-    let server = Server::start(dir.path());
+    let server = backing.start();
     let (_, history) = get(&c, server.url("/api/v1/recommendations/activity/keep")).await;
     assert_eq!(history["count"], 1);
     let (_, products) = get(&c, server.url("/api/v1/catalog/products")).await;

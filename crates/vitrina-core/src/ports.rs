@@ -278,6 +278,17 @@ pub struct Artefact {
     pub size_bytes: u64,
 }
 
+/// Where model artefacts live, readable by every process of a deployment: whole byte strings
+/// under a relative path (`models/{version}.vtb`).
+#[async_trait]
+pub trait ArtefactStore: Send + Sync {
+    /// Stores `bytes` under `path`, replacing what was there. Durable when it returns; a reader
+    /// never sees it half-written.
+    async fn put_artefact(&self, path: &str, bytes: Vec<u8>) -> StoreResult<()>;
+    /// The bytes under `path`; `None` when nothing is stored there.
+    async fn get_artefact(&self, path: &str) -> StoreResult<Option<Vec<u8>>>;
+}
+
 /// The model registry.
 #[async_trait]
 pub trait ModelRegistry: Send + Sync {

@@ -1,35 +1,35 @@
-//! Model artefacts on the local disk: one bundle file per version under `<data dir>/models`.
+//! Model artefacts: a bundle per version, stored through the `ArtefactStore` port (files under
+//! the data directory on the embedded store, a table on PostgreSQL) at `models/{version}.vtb`.
 //!
-//! A file is written to a temporary name, fsynced and renamed into place, so a crash never
-//! leaves a half-written artefact under a version's name; the registry records its checksum
-//! and size, and loading checks both before parsing. Blocking: call from `spawn_blocking`.
+//! The registry records each artefact's checksum and size, and loading checks both before
+//! parsing. Serialising and parsing run on the blocking pool.
 
-use std::{
-    fs::{self, File},
-    io::{BufWriter, Write},
-    path::{Path, PathBuf},
-};
+use std::sync::Arc;
 
-use vitrina_core::ports::Artefact;
+use vitrina_core::ports::{Artefact, ArtefactStore, StoreError};
 use vitrina_engine::{bundle::BundleError, ModelBundle};
 
-/// Why an artefact could not be loaded.
+/// Why an artefact could not be saved or loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ArtefactError {
     #[error("artefact {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Store { path: String, source: StoreError },
+    #[error("artefact {path} is missing")]
+    Missing { path: String },
     #[error("artefact {path} is {found} bytes, the registry recorded {expected}")]
     Size { path: String, found: u64, expected: u64 },
     #[error("artefact {path} has checksum {found}, the registry recorded {expected}")]
     Checksum { path: String, found: String, expected: String },
     #[error("artefact {path}: {source}")]
     Bundle { path: String, source: BundleError },
+    #[error("artefact {path}: {reason}")]
+    Task { path: String, reason: String },
 }
 
-/// The artefact directory of a data directory.
-#[derive(Debug, Clone)]
+/// The artefacts of a deployment.
+#[derive(Clone)]
 pub struct Artefacts {
-    data_dir: PathBuf,
+    store: Arc<dyn ArtefactStore>,
 }
 
 fn checksum(bytes: &[u8]) -> String {
@@ -37,41 +37,40 @@ fn checksum(bytes: &[u8]) -> String {
 }
 
 impl Artefacts {
-    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        Self { data_dir: data_dir.into() }
-    }
-
-    fn full(&self, relative: &str) -> PathBuf {
-        self.data_dir.join(relative)
+    pub fn new(store: Arc<dyn ArtefactStore>) -> Self {
+        Self { store }
     }
 
     /// Writes `bundle` as the artefact of `version`, durably.
-    pub fn save(&self, version: &str, bundle: &ModelBundle) -> Result<Artefact, ArtefactError> {
-        let relative = format!("models/{version}.vtb");
-        let path = self.full(&relative);
-        let io = |source| ArtefactError::Io { path: relative.clone(), source };
-        let dir = path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir).map_err(io)?;
-        let mut bytes = Vec::new();
-        bundle
-            .write(&mut bytes)
-            .map_err(|source| ArtefactError::Bundle { path: relative.clone(), source })?;
-        let tmp = path.with_extension("vtb.tmp");
-        {
-            let mut f = BufWriter::new(File::create(&tmp).map_err(io)?);
-            f.write_all(&bytes).map_err(io)?;
-            f.into_inner().map_err(|e| io(e.into_error()))?.sync_all().map_err(io)?;
-        }
-        fs::rename(&tmp, &path).map_err(io)?;
-        File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-        Ok(Artefact { path: relative, checksum: checksum(&bytes), size_bytes: bytes.len() as u64 })
+    pub async fn save(&self, version: &str, bundle: Arc<ModelBundle>) -> Result<Artefact, ArtefactError> {
+        let path = format!("models/{version}.vtb");
+        let task =
+            |e: tokio::task::JoinError| ArtefactError::Task { path: path.clone(), reason: e.to_string() };
+        let bytes = tokio::task::spawn_blocking(move || {
+            let mut bytes = Vec::new();
+            bundle.write(&mut bytes).map(|()| bytes)
+        })
+        .await
+        .map_err(task)?
+        .map_err(|source| ArtefactError::Bundle { path: path.clone(), source })?;
+        let artefact =
+            Artefact { path: path.clone(), checksum: checksum(&bytes), size_bytes: bytes.len() as u64 };
+        self.store
+            .put_artefact(&path, bytes)
+            .await
+            .map_err(|source| ArtefactError::Store { path, source })?;
+        Ok(artefact)
     }
 
     /// Reads and checks an artefact the registry describes.
-    pub fn load(&self, artefact: &Artefact) -> Result<ModelBundle, ArtefactError> {
+    pub async fn load(&self, artefact: &Artefact) -> Result<ModelBundle, ArtefactError> {
         let path = artefact.path.clone();
-        let bytes = fs::read(self.full(&artefact.path))
-            .map_err(|source| ArtefactError::Io { path: path.clone(), source })?;
+        let bytes = self
+            .store
+            .get_artefact(&path)
+            .await
+            .map_err(|source| ArtefactError::Store { path: path.clone(), source })?
+            .ok_or_else(|| ArtefactError::Missing { path: path.clone() })?;
         if bytes.len() as u64 != artefact.size_bytes {
             return Err(ArtefactError::Size {
                 path,
@@ -79,10 +78,23 @@ impl Artefacts {
                 expected: artefact.size_bytes,
             });
         }
-        let found = checksum(&bytes);
-        if found != artefact.checksum {
-            return Err(ArtefactError::Checksum { path, found, expected: artefact.checksum.clone() });
-        }
-        ModelBundle::read(&bytes[..]).map_err(|source| ArtefactError::Bundle { path, source })
+        let expected = artefact.checksum.clone();
+        let task =
+            |e: tokio::task::JoinError| ArtefactError::Task { path: path.clone(), reason: e.to_string() };
+        let parsed = tokio::task::spawn_blocking(move || {
+            let found = checksum(&bytes);
+            if found != expected {
+                return Err(Err(found));
+            }
+            ModelBundle::read(&bytes[..]).map_err(Ok)
+        })
+        .await
+        .map_err(task)?;
+        parsed.map_err(|e| match e {
+            Err(found) => {
+                ArtefactError::Checksum { path: path.clone(), found, expected: artefact.checksum.clone() }
+            }
+            Ok(source) => ArtefactError::Bundle { path: path.clone(), source },
+        })
     }
 }

@@ -1,5 +1,6 @@
-//! The embedded deployment: every role in one process over the SQLite store, the
-//! in-process bus and the in-memory cache, with model artefacts in the data directory.
+//! The embedded deployment: every role in one process over one store — the SQLite store in a
+//! data directory, or PostgreSQL — with the in-process bus and the in-memory cache. Model
+//! artefacts live in the store (files under the data directory, or a PostgreSQL table).
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -7,12 +8,9 @@ use anyhow::Context;
 use chrono::Utc;
 use tokio::task::JoinHandle;
 use vitrina_bus::InProcessBus;
-use vitrina_core::{
-    demo,
-    ports::{CatalogStore, EventLog, ProductQuery, UserStore},
-};
+use vitrina_core::{demo, ports::ProductQuery};
 use vitrina_engine::{Engine, RankingConfig};
-use vitrina_store::{sqlite::StoreOptions, MemoryCache, SqliteStore};
+use vitrina_store::{Location, MemoryCache, OpenOptions, Opened, Store};
 
 use crate::{
     artefacts::Artefacts,
@@ -47,7 +45,11 @@ pub struct TrainingSchedule {
 /// Settings of an embedded instance.
 #[derive(Debug, Clone)]
 pub struct EmbeddedConfig {
-    pub data_dir: PathBuf,
+    /// Where the store is: a data directory or a PostgreSQL URL.
+    pub store: Location,
+    /// PostgreSQL: connections for reads, and how long connecting or waiting for one may take.
+    pub pool_size: usize,
+    pub store_timeout: Duration,
     /// Load the demo shop when the data directory is new.
     pub demo: bool,
     /// Visitors whose lists the cache keeps.
@@ -72,9 +74,18 @@ pub struct EmbeddedConfig {
 }
 
 impl EmbeddedConfig {
+    /// The defaults over the SQLite store in `data_dir`.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self::at(Location::Dir(data_dir.into()))
+    }
+
+    /// The defaults over the store at `store`.
+    pub fn at(store: Location) -> Self {
+        let open = OpenOptions::default();
         Self {
-            data_dir: data_dir.into(),
+            store,
+            pool_size: open.pool_size,
+            store_timeout: open.timeout,
             demo: true,
             cache_users: 250_000,
             impression_retention_days: 30.0,
@@ -94,7 +105,7 @@ impl EmbeddedConfig {
 /// A running embedded instance: its state for [`crate::app`] and its background work.
 pub struct Embedded {
     pub state: AppState,
-    store: Arc<SqliteStore>,
+    store: Opened,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -102,18 +113,19 @@ impl Embedded {
     /// Opens the store (loading the demo shop into a new one), restores the active model,
     /// replays the log into the engine's online state and starts the background work.
     pub async fn start(config: EmbeddedConfig) -> anyhow::Result<Self> {
-        let dir = config.data_dir.clone();
         let days = |d: f64| (d > 0.0).then(|| Duration::from_secs_f64(d.min(36_500.0) * 86_400.0));
-        let options = StoreOptions {
+        let options = OpenOptions {
             impression_retention: days(config.impression_retention_days),
             event_retention: days(config.event_retention_days),
+            pool_size: config.pool_size,
+            timeout: config.store_timeout,
         };
-        let store = tokio::task::spawn_blocking(move || SqliteStore::open_with(&dir, options))
-            .await?
-            .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
-        let store = Arc::new(store);
-        if store.created() && config.demo {
-            load_demo(&store).await.context("loading the demo data")?;
+        let opened = Opened::open(&config.store, options)
+            .await
+            .with_context(|| format!("opening the store at {}", config.store.describe()))?;
+        let store = opened.store();
+        if opened.created() && config.demo {
+            load_demo(store.as_ref()).await.context("loading the demo data")?;
         }
         let products = all_products(store.as_ref()).await?;
         let ports = Ports {
@@ -129,7 +141,7 @@ impl Embedded {
         };
         let engine = Arc::new(Engine::new(products, config.ranking.clone()));
         engine.limit_visitors(config.limits.online_visitors);
-        let artefacts = Artefacts::new(&config.data_dir);
+        let artefacts = Artefacts::new(store.clone());
         let training = Arc::new(Training::new(
             TrainingSettings {
                 threads: config.schedule.threads,
@@ -157,7 +169,7 @@ impl Embedded {
             started: std::time::Instant::now(),
         };
         if !config.serve {
-            return Ok(Self { state, store, tasks: Vec::new() });
+            return Ok(Self { state, store: opened, tasks: Vec::new() });
         }
         let events = replay(&ports, &engine).await.context("replaying the event log")?;
         engine.refresh();
@@ -191,7 +203,7 @@ impl Embedded {
                 engine.clone(),
             )));
         }
-        Ok(Self { state, store, tasks })
+        Ok(Self { state, store: opened, tasks })
     }
 
     /// Stops the background work and closes the store after committing every queued write.
@@ -207,9 +219,7 @@ impl Embedded {
             t.abort();
         }
         drop(self.state);
-        self.store.flush().await.ok();
-        let store = self.store;
-        tokio::task::spawn_blocking(move || store.close()).await?;
+        self.store.close().await;
         tracing::info!("store closed");
         Ok(())
     }
@@ -307,7 +317,7 @@ async fn schedule_forever(
     }
 }
 
-async fn load_demo(store: &SqliteStore) -> anyhow::Result<()> {
+async fn load_demo(store: &dyn Store) -> anyhow::Result<()> {
     let now = Utc::now();
     store.upsert_products(demo::products(now)).await?;
     for user in demo::users(now) {
@@ -318,7 +328,7 @@ async fn load_demo(store: &SqliteStore) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn all_products(store: &dyn CatalogStore) -> anyhow::Result<Vec<vitrina_core::Product>> {
+async fn all_products(store: &dyn Store) -> anyhow::Result<Vec<vitrina_core::Product>> {
     let mut out = Vec::new();
     loop {
         let (page, _) =

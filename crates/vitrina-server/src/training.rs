@@ -510,10 +510,10 @@ impl Training {
         let train_seconds = started.elapsed().as_secs_f64();
         self.update(|j| j.phase = "saving".into());
         let bundle = Arc::new(bundle);
-        let (artefacts, version, to_save) = (self.artefacts.clone(), record.version.clone(), bundle.clone());
-        let artefact = tokio::task::spawn_blocking(move || artefacts.save(&version, &to_save))
+        let artefact = self
+            .artefacts
+            .save(&record.version, bundle.clone())
             .await
-            .map_err(|e| JobError::Other(e.to_string()))?
             .map_err(|e| JobError::Other(e.to_string()))?;
         self.log(format!(
             "artefact {} ({} bytes, {})",
@@ -708,12 +708,8 @@ pub async fn activate_version(
 }
 
 pub(crate) async fn load_bundle(artefacts: &Artefacts, record: &ModelRecord) -> Result<ModelBundle, String> {
-    let artefact = record.artefact.clone().ok_or_else(|| "has no artefact".to_string())?;
-    let artefacts = artefacts.clone();
-    tokio::task::spawn_blocking(move || artefacts.load(&artefact))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+    let artefact = record.artefact.as_ref().ok_or_else(|| "has no artefact".to_string())?;
+    artefacts.load(artefact).await.map_err(|e| e.to_string())
 }
 
 /// Returns to the model that was active before the current one.
@@ -797,7 +793,8 @@ mod tests {
 
     fn service(stuck_after: std::time::Duration) -> Training {
         let dir = std::env::temp_dir().join(format!("vitrina-training-health-{}", std::process::id()));
-        Training::new(TrainingSettings { threads: 1, stuck_after }, Artefacts::new(&dir)).unwrap()
+        let files = Arc::new(vitrina_store::files::DirArtefacts::new(&dir));
+        Training::new(TrainingSettings { threads: 1, stuck_after }, Artefacts::new(files)).unwrap()
     }
 
     #[test]

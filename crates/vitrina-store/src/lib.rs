@@ -11,25 +11,44 @@
 //! Invariant: a write's future resolves only after its transaction has committed.
 
 pub mod cache;
+pub mod files;
 mod identity;
+pub mod open;
 pub mod postgres;
 mod retention;
 mod served;
 pub mod sqlite;
+pub mod testing;
 
 pub use cache::MemoryCache;
+pub use open::{Location, OpenOptions, Opened};
 use vitrina_core::ports::{
-    CatalogStore, EventLog, ExperimentStore, ImpressionStore, KeyStore, ModelRegistry, UserStore,
+    ArtefactStore, CatalogStore, EventLog, ExperimentStore, ImpressionStore, KeyStore, ModelRegistry,
+    UserStore,
 };
 
 /// The storage ports every backend implements, as one trait object.
 pub trait Store:
-    EventLog + CatalogStore + UserStore + ImpressionStore + ModelRegistry + ExperimentStore + KeyStore
+    EventLog
+    + CatalogStore
+    + UserStore
+    + ImpressionStore
+    + ModelRegistry
+    + ExperimentStore
+    + KeyStore
+    + ArtefactStore
 {
 }
 
 impl<T> Store for T where
-    T: EventLog + CatalogStore + UserStore + ImpressionStore + ModelRegistry + ExperimentStore + KeyStore
+    T: EventLog
+        + CatalogStore
+        + UserStore
+        + ImpressionStore
+        + ModelRegistry
+        + ExperimentStore
+        + KeyStore
+        + ArtefactStore
 {
 }
 pub use sqlite::SqliteStore;

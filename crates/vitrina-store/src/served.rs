@@ -1,6 +1,14 @@
 //! How served lists are stored, the same on every backend: a visitor as a keyed pseudonym,
 //! never the raw id (ADR 0007), and a list's items as text.
 
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Mutex,
+    },
+    time::{Duration, Instant},
+};
+
 use vitrina_core::{ports::ImpressionItem, ProductId, UserId};
 
 /// Where a store keeps the pseudonym key (a random 64-bit number, made once per store).
@@ -19,6 +27,42 @@ impl Pseudonyms {
 
     pub fn of(&self, user: &UserId) -> String {
         format!("p:{:016x}", xxhash_rust::xxh3::xxh3_64_with_seed(user.as_str().as_bytes(), self.seed))
+    }
+}
+
+/// What the writer has done, for health: operations queued and not yet handled, and when it
+/// last finished a batch.
+#[derive(Default)]
+pub struct Progress {
+    pending: AtomicUsize,
+    last_batch: Mutex<Option<Instant>>,
+}
+
+/// A writer with lists waiting that finished no batch for this long is stuck.
+pub const STUCK_AFTER: Duration = Duration::from_secs(60);
+
+impl Progress {
+    pub fn queued(&self) {
+        self.pending.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn handled(&self, n: usize, at: Instant) {
+        self.pending.fetch_sub(n, Ordering::Relaxed);
+        *self.last_batch.lock().expect("progress lock") = Some(at);
+    }
+
+    /// `Err` when operations wait and no batch finished within [`STUCK_AFTER`] of `now`.
+    pub fn check(&self, now: Instant, started: Instant) -> Result<(), String> {
+        let pending = self.pending.load(Ordering::Relaxed);
+        let last = self.last_batch.lock().expect("progress lock").unwrap_or(started);
+        let idle = now.saturating_duration_since(last);
+        if pending > 0 && idle > STUCK_AFTER {
+            return Err(format!(
+                "the impression writer finished nothing for {} s with {pending} lists waiting",
+                idle.as_secs()
+            ));
+        }
+        Ok(())
     }
 }
 

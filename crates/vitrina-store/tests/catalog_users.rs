@@ -3,11 +3,11 @@
 mod common;
 
 use chrono::{Duration, Utc};
-use common::{event, Fixture};
+use common::{event, seqs, Fixture};
 use serde_json::json;
 use vitrina_core::{
     demo,
-    ports::{AppendOutcome, ProductQuery, StoreError},
+    ports::{ProductQuery, StoreError},
     User, UserId,
 };
 
@@ -117,14 +117,7 @@ async fn an_event_id_is_free_again_once_its_user_is_deleted(f: Fixture) {
     s.delete_user(&user("gone")).await.unwrap();
     let out =
         s.append(vec![event("d1", "gone", "view", "p1"), event("d2", "stays", "view", "p1")]).await.unwrap();
-    let kinds: Vec<(bool, u64)> = out
-        .iter()
-        .map(|o| match o {
-            AppendOutcome::Stored(e) => (true, e.seq),
-            AppendOutcome::Duplicate { seq } => (false, *seq),
-        })
-        .collect();
-    assert_eq!(kinds, [(true, 3), (false, 2)]);
+    assert_eq!(seqs(&out), [(true, 3), (false, 2)]);
     let since = Utc::now() - Duration::hours(1);
     let events = s.user_events_since(&user("gone"), since).await.unwrap();
     assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [3]);

@@ -5,7 +5,7 @@ mod common;
 use std::{collections::HashSet, sync::Arc};
 
 use chrono::{DateTime, Duration, Utc};
-use common::{event, Fixture};
+use common::{event, seqs, Fixture};
 use serde_json::json;
 use vitrina_core::{
     ports::{AppendOutcome, LogStats, StoreError},
@@ -21,16 +21,6 @@ conformance!(
     user_history_follows_event_time_not_arrival,
     a_follower_sees_every_event_of_concurrent_writers_once_in_commit_order,
 );
-
-fn seqs(outcomes: &[AppendOutcome]) -> Vec<(bool, u64)> {
-    outcomes
-        .iter()
-        .map(|o| match o {
-            AppendOutcome::Stored(s) => (true, s.seq),
-            AppendOutcome::Duplicate { seq } => (false, *seq),
-        })
-        .collect()
-}
 
 fn at(mut e: NewActivity, t: DateTime<Utc>) -> NewActivity {
     e.timestamp = t;
@@ -266,4 +256,37 @@ async fn postgres_a_refused_batch_fails_alone_in_a_group_held_together() {
     assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
     assert_eq!(seqs(&stored.unwrap()), [(true, 3), (true, 4)], "r1 is free: its batch was refused");
     assert_eq!(f.store.stats().await.unwrap(), LogStats { events: 4, max_seq: 4 });
+}
+
+mod retention {
+    use super::*;
+
+    conformance!(events_past_the_retention_leave_the_log_and_their_ids_are_new_again);
+
+    async fn events_past_the_retention_leave_the_log_and_their_ids_are_new_again(f: Fixture) {
+        let s = &f.store;
+        // More old events than one retention step deletes (10,000), then new ones.
+        let old = 10_050;
+        let batch: Vec<NewActivity> =
+            (0..old).map(|i| event(&format!("old-{i:05}"), &format!("u{}", i % 3), "view", "p1")).collect();
+        s.append(batch).await.unwrap();
+        s.append(vec![event("new-1", "u0", "click", "p2"), event("new-2", "u9", "view", "p3")])
+            .await
+            .unwrap();
+        f.age_events("old-", Duration::days(40)).await;
+
+        assert_eq!(f.prune_events(Utc::now() - Duration::days(30)).await, old as u64, "over two steps");
+        assert_eq!(s.stats().await.unwrap(), LogStats { events: 2, max_seq: old as u64 + 2 });
+        let u0 = s.recent_for_user(&user("u0"), 100).await.unwrap();
+        assert_eq!(u0.iter().map(|e| e.event.event_id.as_str()).collect::<Vec<_>>(), ["new-1"]);
+        assert!(s.recent_for_user(&user("u1"), 100).await.unwrap().is_empty());
+        // A pruned eventId is new again; a kept one is still a repeat.
+        let again = s
+            .append(vec![event("old-00001", "u1", "view", "p1"), event("new-2", "u9", "view", "p3")])
+            .await
+            .unwrap();
+        assert_eq!(seqs(&again), [(true, old as u64 + 3), (false, old as u64 + 2)]);
+        assert_eq!(f.prune_events(Utc::now() - Duration::days(30)).await, 0, "nothing left to prune");
+        assert_eq!(s.stats().await.unwrap().events, 3);
+    }
 }

@@ -1,4 +1,5 @@
-//! Runs the real `vitrina` binary on a free port against a data directory.
+//! Runs the real `vitrina` binary on a free port against a data directory or a PostgreSQL
+//! database.
 
 #![allow(dead_code)]
 
@@ -21,6 +22,65 @@ pub struct Options<'a> {
     pub env: Vec<(&'a str, &'a str)>,
     /// Where the server's log (stderr) goes; inherited when `None`.
     pub log: Option<&'a Path>,
+    /// `--store` (a PostgreSQL URL), which wins over the data directory.
+    pub store: Option<String>,
+}
+
+/// Where a test server keeps its data: a temporary directory, or a fresh PostgreSQL database
+/// on the server at `VITRINA_TEST_POSTGRES_URL`.
+pub enum Backing {
+    Dir(tempfile::TempDir),
+    Postgres(Box<vitrina_store::testing::TestDatabase>),
+}
+
+impl Backing {
+    pub fn dir() -> Self {
+        Self::Dir(tempfile::tempdir().unwrap())
+    }
+
+    /// `None` when no test server is configured (see `vitrina_store::testing`).
+    pub async fn postgres() -> Option<Self> {
+        vitrina_store::testing::TestDatabase::create().await.map(|db| Self::Postgres(Box::new(db)))
+    }
+
+    pub fn start(&self) -> Server {
+        self.start_with(Options::default())
+    }
+
+    pub fn start_with(&self, options: Options) -> Server {
+        match self {
+            Self::Dir(dir) => Server::start_with(dir.path(), options),
+            Self::Postgres(db) => {
+                Server::start_with(&std::env::temp_dir(), Options { store: Some(db.url()), ..options })
+            }
+        }
+    }
+}
+
+/// Runs `async fn NAME(backing: Backing)` once per backend, as `sqlite::NAME` and
+/// `postgres::NAME` (skipped, with a note, when no PostgreSQL test server is configured).
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::common::Backing::dir()).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some(backing) = super::common::Backing::postgres().await {
+                        super::$name(backing).await
+                    }
+                }
+            )*
+        }
+    };
 }
 
 impl Server {
@@ -40,6 +100,9 @@ impl Server {
             .stdout(Stdio::piped());
         for (k, v) in &options.env {
             command.env(k, v);
+        }
+        if let Some(store) = &options.store {
+            command.arg("--store").arg(store);
         }
         match options.log {
             Some(path) => command.stderr(std::fs::File::create(path).expect("log file")),

@@ -7,7 +7,10 @@
 //! once per database and kept in `meta`, so every process names a visitor alike. Erasure
 //! goes through the same queue, so lists queued before it are deleted with the rest.
 
-use std::sync::Mutex;
+use std::{
+    sync::{Arc, Mutex},
+    time::Instant,
+};
 
 use deadpool_postgres::Pool;
 use tokio::{
@@ -23,7 +26,7 @@ use vitrina_core::{
 use super::{backend, pool_error};
 use crate::{
     retention::Step,
-    served::{self, Pseudonyms, SEED_KEY},
+    served::{self, Progress, Pseudonyms, SEED_KEY},
 };
 
 /// Lists and outcomes queued before new ones are dropped.
@@ -47,6 +50,8 @@ pub struct Impressions {
     tx: Mutex<Option<mpsc::Sender<Op>>>,
     task: Mutex<Option<JoinHandle<()>>>,
     names: Pseudonyms,
+    progress: Arc<Progress>,
+    started: Instant,
 }
 
 /// The database's pseudonym key, made by the first process that needs it.
@@ -72,8 +77,15 @@ pub async fn pseudonyms(pool: &Pool) -> StoreResult<Pseudonyms> {
 impl Impressions {
     pub fn start(pool: Pool, names: Pseudonyms) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(run(pool, rx, names));
-        Self { tx: Mutex::new(Some(tx)), task: Mutex::new(Some(task)), names }
+        let progress = Arc::new(Progress::default());
+        let task = tokio::spawn(run(pool, rx, names, progress.clone()));
+        Self {
+            tx: Mutex::new(Some(tx)),
+            task: Mutex::new(Some(task)),
+            names,
+            progress,
+            started: Instant::now(),
+        }
     }
 
     pub fn names(&self) -> Pseudonyms {
@@ -84,11 +96,13 @@ impl Impressions {
         self.tx.lock().expect("impression sender lock").clone()
     }
 
-    /// Queues without waiting; a full queue drops the operation and counts it under `dropped`.
+    /// Queues a list or an outcome without waiting; a full queue drops it and counts it
+    /// under `dropped`.
     pub fn offer(&self, op: Op, dropped: &'static str) {
         let Some(tx) = self.sender() else { return };
-        if tx.try_send(op).is_err() {
-            metrics::counter!(dropped).increment(1);
+        match tx.try_send(op) {
+            Ok(()) => self.progress.queued(),
+            Err(_) => metrics::counter!(dropped).increment(1),
         }
     }
 
@@ -109,12 +123,14 @@ impl Impressions {
         }
     }
 
+    /// `Err` when the writer stopped, or has lists waiting and finished nothing for a while.
     pub fn health(&self) -> Result<(), String> {
         match self.task.lock().expect("impression task lock").as_ref() {
-            Some(t) if !t.is_finished() => Ok(()),
-            Some(_) => Err("the impression writer stopped".into()),
-            None => Err("the impression log is closed".into()),
+            Some(t) if t.is_finished() => return Err("the impression writer stopped".into()),
+            None => return Err("the impression log is closed".into()),
+            Some(_) => {}
         }
+        self.progress.check(Instant::now(), self.started)
     }
 
     /// Stops taking lists and waits until the queued ones are written.
@@ -127,7 +143,7 @@ impl Impressions {
     }
 }
 
-async fn run(pool: Pool, mut rx: mpsc::Receiver<Op>, names: Pseudonyms) {
+async fn run(pool: Pool, mut rx: mpsc::Receiver<Op>, names: Pseudonyms, progress: Arc<Progress>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -136,7 +152,9 @@ async fn run(pool: Pool, mut rx: mpsc::Receiver<Op>, names: Pseudonyms) {
                 Err(_) => break,
             }
         }
+        let recorded = batch.iter().filter(|op| matches!(op, Op::Record(_) | Op::Outcome(_))).count();
         write(&pool, batch, names).await;
+        progress.handled(recorded, Instant::now());
     }
 }
 

@@ -6,6 +6,7 @@
 //! never skip an event.
 
 mod append;
+mod artefacts;
 mod catalog;
 mod impressions;
 mod registry;
@@ -85,7 +86,7 @@ pub struct PgStore {
 }
 
 /// `host:port/database` of a connection config, without user or password.
-fn describe(config: &Config) -> String {
+pub fn describe(config: &Config) -> String {
     let host = match config.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
         #[cfg(unix)]
@@ -218,6 +219,19 @@ impl PgStore {
             stop: Mutex::new(stop),
             created: found == 0,
         })
+    }
+
+    /// Deletes the events received before `before` now, step by step (with the configured
+    /// event retention, a thread does this every ten minutes); returns how many.
+    pub async fn prune_events(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let mut total = 0;
+        loop {
+            let step = append::prune(&self.writers, before.timestamp_millis()).await?;
+            total += step.deleted;
+            if !step.more {
+                return Ok(total);
+            }
+        }
     }
 
     /// Whether this connect created the schema (an empty database).

@@ -16,10 +16,7 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc, Mutex,
-    },
+    sync::{Arc, Mutex},
     thread::JoinHandle,
     time::{Duration, Instant},
 };
@@ -34,7 +31,7 @@ use vitrina_core::{
 
 use super::rows;
 use crate::retention::{self, Step};
-use crate::served::{self, Pseudonyms, SEED_KEY};
+use crate::served::{self, Progress, Pseudonyms, SEED_KEY};
 
 /// Impressions committed in one transaction at most.
 pub const MAX_BATCH: usize = 4096;
@@ -128,42 +125,6 @@ enum Op {
     /// One step of pruning: answers what it deleted and whether more is left.
     Prune(i64, oneshot::Sender<StoreResult<Step>>),
     Flush(oneshot::Sender<()>),
-}
-
-/// What the writer has done, for health: operations queued and not yet handled, and when it
-/// last finished a batch.
-#[derive(Default)]
-pub struct Progress {
-    pending: AtomicUsize,
-    last_batch: Mutex<Option<Instant>>,
-}
-
-/// A writer with lists waiting that finished no batch for this long is stuck.
-pub const STUCK_AFTER: Duration = Duration::from_secs(60);
-
-impl Progress {
-    pub(super) fn queued(&self) {
-        self.pending.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(super) fn handled(&self, n: usize, at: Instant) {
-        self.pending.fetch_sub(n, Ordering::Relaxed);
-        *self.last_batch.lock().expect("progress lock") = Some(at);
-    }
-
-    /// `Err` when operations wait and no batch finished within [`STUCK_AFTER`] of `now`.
-    fn check(&self, now: Instant, started: Instant) -> Result<(), String> {
-        let pending = self.pending.load(Ordering::Relaxed);
-        let last = self.last_batch.lock().expect("progress lock").unwrap_or(started);
-        let idle = now.saturating_duration_since(last);
-        if pending > 0 && idle > STUCK_AFTER {
-            return Err(format!(
-                "the impression writer finished nothing for {} s with {pending} lists waiting",
-                idle.as_secs()
-            ));
-        }
-        Ok(())
-    }
 }
 
 /// The impression log of a data directory.

@@ -25,9 +25,9 @@ use tokio::sync::{mpsc, oneshot};
 use vitrina_core::{
     keys::ApiKey,
     ports::{
-        AppendOutcome, AttributedOutcome, CatalogStore, DeletedUser, EventLog, ExperimentStore, Impression,
-        ImpressionStore, KeyStore, LogStats, ModelRecord, ModelRegistry, ProductQuery, StoreError,
-        StoreResult, UserStore,
+        AppendOutcome, ArtefactStore, AttributedOutcome, CatalogStore, DeletedUser, EventLog,
+        ExperimentStore, Impression, ImpressionStore, KeyStore, LogStats, ModelRecord, ModelRegistry,
+        ProductQuery, StoreError, StoreResult, UserStore,
     },
     LogEvent, NewActivity, Product, ProductId, StoredActivity, User, UserId,
 };
@@ -46,6 +46,8 @@ pub struct SqliteStore {
     /// Dropped at close: ends the event retention thread.
     stop: Mutex<Option<std::sync::mpsc::Sender<()>>>,
     created: bool,
+    /// Model artefacts: files under the data directory.
+    artefacts: crate::files::DirArtefacts,
     /// Held for the store's lifetime; see [`lock_data_dir`].
     _lock: std::fs::File,
 }
@@ -188,6 +190,7 @@ impl SqliteStore {
             index,
             impressions: Arc::new(impressions),
             created: found == 0,
+            artefacts: crate::files::DirArtefacts::new(data_dir),
             _lock: lock,
         })
     }
@@ -579,6 +582,17 @@ impl ModelRegistry for SqliteStore {
             collect(c, &sql, [], rows::model)
         })
         .await
+    }
+}
+
+#[async_trait]
+impl ArtefactStore for SqliteStore {
+    async fn put_artefact(&self, path: &str, bytes: Vec<u8>) -> StoreResult<()> {
+        self.artefacts.put_artefact(path, bytes).await
+    }
+
+    async fn get_artefact(&self, path: &str) -> StoreResult<Option<Vec<u8>>> {
+        self.artefacts.get_artefact(path).await
     }
 }
 

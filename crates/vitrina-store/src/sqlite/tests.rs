@@ -364,7 +364,7 @@ async fn health_reports_a_stopped_writer_and_a_stuck_impression_writer() {
     assert_eq!(ImpressionStore::health(&s), Ok(()));
     // Lists waiting, no batch finished for longer than the bound: stuck.
     s.impressions.progress.queued();
-    let later = std::time::Instant::now() + impressions::STUCK_AFTER + std::time::Duration::from_secs(1);
+    let later = std::time::Instant::now() + crate::served::STUCK_AFTER + std::time::Duration::from_secs(1);
     let stuck = s.impressions.health(later).unwrap_err();
     assert!(stuck.contains("finished nothing") && stuck.contains("1 lists waiting"), "{stuck}");
     s.impressions.progress.handled(1, std::time::Instant::now());

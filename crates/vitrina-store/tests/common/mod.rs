@@ -1,8 +1,7 @@
 //! Backends under test: a fresh SQLite data directory, or a fresh PostgreSQL database on the
-//! server at `VITRINA_TEST_POSTGRES_URL` (created per test and dropped afterwards). Without
-//! that variable the PostgreSQL runs are skipped with a note (unless `CI` is set: then they
-//! fail); with it set, an unreachable server fails the test. PostgreSQL 13 or newer (the
-//! databases are dropped `WITH (FORCE)`).
+//! server at `VITRINA_TEST_POSTGRES_URL` (see `vitrina_store::testing`). Without that variable
+//! the PostgreSQL runs are skipped with a note (unless `CI` is set: then they fail); with it
+//! set, an unreachable server fails the test.
 
 #![allow(dead_code)]
 
@@ -12,11 +11,9 @@ use chrono::Utc;
 use vitrina_core::{ActivityInput, NewActivity};
 use vitrina_store::{
     postgres::{PgOptions, PgStore},
+    testing::TestDatabase,
     SqliteStore, Store,
 };
-
-/// The environment variable naming the PostgreSQL server for tests.
-pub const POSTGRES_URL: &str = "VITRINA_TEST_POSTGRES_URL";
 
 /// One store on a fresh backend, and what it takes to open more processes' views of it.
 pub struct Fixture {
@@ -25,23 +22,23 @@ pub struct Fixture {
 }
 
 enum Backend {
-    Sqlite(tempfile::TempDir),
-    Postgres(Box<TestDatabase>),
+    Sqlite(tempfile::TempDir, Arc<SqliteStore>),
+    Postgres(Box<TestDatabase>, Arc<PgStore>),
 }
 
 impl Fixture {
     pub async fn sqlite() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
-        Self { store: Arc::new(store), backend: Backend::Sqlite(dir) }
+        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        Self { store: store.clone(), backend: Backend::Sqlite(dir, store) }
     }
 
     /// `None` (after a note on stderr) when no test server is configured.
     pub async fn postgres() -> Option<Self> {
         let db = TestDatabase::create().await?;
-        let store = PgStore::connect_with(db.config(), PgOptions::default()).await.unwrap();
+        let store = Arc::new(PgStore::connect_with(db.config(), PgOptions::default()).await.unwrap());
         assert!(store.created(), "a fresh database gets the schema");
-        Some(Self { store: Arc::new(store), backend: Backend::Postgres(Box::new(db)) })
+        Some(Self { store: store.clone(), backend: Backend::Postgres(Box::new(db), store) })
     }
 
     /// `n` writers of the same log, each as a separate process would have it: for PostgreSQL
@@ -51,8 +48,8 @@ impl Fixture {
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
             out.push(match &self.backend {
-                Backend::Sqlite(_) => self.store.clone(),
-                Backend::Postgres(db) => {
+                Backend::Sqlite(..) => self.store.clone(),
+                Backend::Postgres(db, _) => {
                     Arc::new(PgStore::connect_with(db.config(), PgOptions::default()).await.unwrap())
                         as Arc<dyn Store>
                 }
@@ -63,81 +60,58 @@ impl Fixture {
 }
 
 impl Fixture {
+    fn database(&self) -> &TestDatabase {
+        match &self.backend {
+            Backend::Postgres(db, _) => db,
+            Backend::Sqlite(..) => panic!("PostgreSQL only"),
+        }
+    }
+
     /// A plain connection to the test database, beside the store. PostgreSQL only.
     pub async fn client(&self) -> tokio_postgres::Client {
-        let Backend::Postgres(db) = &self.backend else { panic!("PostgreSQL only") };
-        let (client, connection) = db.config().connect(tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(connection);
-        client
+        self.database().client().await
+    }
+
+    /// Moves the time of receipt of the events whose id starts with `prefix` back by `by`
+    /// (the store stamps receipt with the present; retention tests need old events).
+    pub async fn age_events(&self, prefix: &str, by: chrono::Duration) {
+        let pattern = format!("{prefix}%");
+        let ms = by.num_milliseconds();
+        match &self.backend {
+            Backend::Sqlite(dir, _) => {
+                let conn = rusqlite::Connection::open(dir.path().join("vitrina.db")).unwrap();
+                conn.busy_timeout(std::time::Duration::from_secs(30)).unwrap();
+                conn.execute(
+                    "UPDATE events SET received_ms = received_ms - ?1 WHERE event_id LIKE ?2",
+                    rusqlite::params![ms, pattern],
+                )
+                .unwrap();
+            }
+            Backend::Postgres(db, _) => {
+                db.client()
+                    .await
+                    .execute(
+                        "UPDATE events SET received_ms = received_ms - $1 WHERE event_id LIKE $2",
+                        &[&ms, &pattern],
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    /// One retention pass over the event log now: deletes what was received before `before`.
+    pub async fn prune_events(&self, before: chrono::DateTime<Utc>) -> u64 {
+        match &self.backend {
+            Backend::Sqlite(_, s) => s.prune_events(before).await.unwrap(),
+            Backend::Postgres(_, s) => s.prune_events(before).await.unwrap(),
+        }
     }
 
     /// Ends every server connection of the test database (as a database restart or a network
     /// cut would); returns how many. PostgreSQL only.
     pub async fn terminate_connections(&self) -> u64 {
-        let Backend::Postgres(db) = &self.backend else { panic!("PostgreSQL only") };
-        let (client, connection) = db.admin.connect(tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(connection);
-        client
-            .query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-                &[&db.name],
-            )
-            .await
-            .unwrap()
-            .len() as u64
-    }
-}
-
-/// A database of its own on the test server, dropped (with its connections) when this is.
-pub struct TestDatabase {
-    admin: tokio_postgres::Config,
-    name: String,
-}
-
-impl TestDatabase {
-    async fn create() -> Option<Self> {
-        let Ok(url) = std::env::var(POSTGRES_URL) else {
-            // CI always sets it (.ci/run): there a missing variable is a broken setup.
-            assert!(std::env::var_os("CI").is_none(), "CI is set but {POSTGRES_URL} is not");
-            eprintln!("skipped on PostgreSQL: {POSTGRES_URL} is not set");
-            return None;
-        };
-        let admin: tokio_postgres::Config =
-            url.parse().expect("VITRINA_TEST_POSTGRES_URL is a PostgreSQL URL");
-        let name = format!("vitrina_test_{}", uuid::Uuid::new_v4().simple());
-        let (client, connection) = admin
-            .connect(tokio_postgres::NoTls)
-            .await
-            .unwrap_or_else(|e| panic!("{POSTGRES_URL} is set but the server does not answer: {e}"));
-        tokio::spawn(connection);
-        client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
-        Some(Self { admin, name })
-    }
-
-    pub fn config(&self) -> tokio_postgres::Config {
-        let mut config = self.admin.clone();
-        config.dbname(&self.name);
-        config
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        // Drop runs outside any runtime's async context (or while panicking): a thread of its
-        // own with a small runtime drops the database, closing what still holds it.
-        let (admin, name) = (self.admin.clone(), self.name.clone());
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async move {
-                let (client, connection) = admin.connect(tokio_postgres::NoTls).await?;
-                tokio::spawn(connection);
-                client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test database {}: {dropped:?}", self.name);
-        }
+        self.database().terminate_connections().await
     }
 }
 
@@ -151,6 +125,18 @@ pub fn event(id: &str, user: &str, kind: &str, product: &str) -> NewActivity {
         ..Default::default()
     };
     NewActivity::validate(input, Utc::now()).unwrap()
+}
+
+/// Each outcome of an append as (stored?, sequence number).
+pub fn seqs(outcomes: &[vitrina_core::ports::AppendOutcome]) -> Vec<(bool, u64)> {
+    use vitrina_core::ports::AppendOutcome;
+    outcomes
+        .iter()
+        .map(|o| match o {
+            AppendOutcome::Stored(s) => (true, s.seq),
+            AppendOutcome::Duplicate { seq } => (false, *seq),
+        })
+        .collect()
 }
 
 /// Runs each named suite function (taking a [`Fixture`]) once per backend, as
