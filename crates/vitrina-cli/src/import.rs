@@ -16,10 +16,7 @@ use anyhow::Context;
 use chrono::Utc;
 use indicatif::{ProgressBar, ProgressStyle};
 use vitrina_cli::formats::{read_titles, Format, Line, LineParser, Titles};
-use vitrina_core::{
-    ports::AppendOutcome,
-    NewActivity, Product,
-};
+use vitrina_core::{ports::AppendOutcome, NewActivity, Product};
 use vitrina_store::{Opened, Store};
 
 use crate::config::Config;
