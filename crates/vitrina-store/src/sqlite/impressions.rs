@@ -34,7 +34,7 @@ use crate::retention::{self, Step};
 use crate::served::{self, Progress, Pseudonyms, SEED_KEY};
 
 /// Impressions committed in one transaction at most.
-pub const MAX_BATCH: usize = 4096;
+pub const MAX_BATCH: usize = 32_768;
 /// Impressions queued before new ones are dropped.
 const QUEUE: usize = 65_536;
 /// Rows deleted per statement while pruning (keeps each transaction short).
@@ -155,7 +155,7 @@ impl ImpressionLog {
         let mut conn = Connection::open_with_flags(&path, flags)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;
-             PRAGMA cache_size = -16384; PRAGMA secure_delete = ON;",
+             PRAGMA cache_size = -65536; PRAGMA secure_delete = ON;",
         )?;
         conn.execute_batch(SCHEMA)?;
         let names = load_pseudonyms(&conn)?;
