@@ -172,24 +172,22 @@ impl PgStore {
             .map_err(|source| ConnectError::Schema { target: target.clone(), source })?;
         drop(client);
         let _ = driver.await;
-        let build = |size: usize| {
-            Pool::builder(Manager::from_config(
-                config.clone(),
-                NoTls,
-                ManagerConfig { recycling_method: RecyclingMethod::Fast },
-            ))
-            .max_size(size)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(options.timeout))
-            .create_timeout(Some(options.timeout))
-            .recycle_timeout(Some(options.timeout))
-            .build()
-            .map_err(|e| ConnectError::Pool(e.to_string()))
+        let build = |size: usize, recycling_method: RecyclingMethod| {
+            Pool::builder(Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method }))
+                .max_size(size)
+                .runtime(Runtime::Tokio1)
+                .wait_timeout(Some(options.timeout))
+                .create_timeout(Some(options.timeout))
+                .recycle_timeout(Some(options.timeout))
+                .build()
+                .map_err(|e| ConnectError::Pool(e.to_string()))
         };
-        let pool = build(options.pool_size.max(1))?;
+        let pool = build(options.pool_size.max(1), RecyclingMethod::Fast)?;
         // The appender, the impression writer and retention have connections of their own,
         // so that busy reads never hold up a commit.
-        let writers = build(WRITER_CONNECTIONS)?;
+        // Verified: a connection the server killed is found at checkout (one round trip per
+        // commit group), so the write after a lost connection gets a fresh one.
+        let writers = build(WRITER_CONNECTIONS, RecyclingMethod::Verified)?;
         let names = impressions::pseudonyms(&pool)
             .await
             .map_err(|e| ConnectError::Pool(format!("reading the pseudonym key: {e}")))?;
