@@ -232,19 +232,7 @@ async fn postgres_a_refused_batch_fails_alone_in_a_group_held_together() {
     };
     let first = spawn(vec![event("first", "u1", "view", "p1")]);
     // Wait until the first is inside its transaction, then queue the rest behind it.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while holder
-        .query(
-            "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .is_empty()
-    {
-        assert!(std::time::Instant::now() < deadline, "the first append never reached the lock");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    f.lock_waiter().await;
     // `join!` polls its branches in order: both appends are queued before the COMMIT is sent.
     let (refused, stored, committed) = tokio::join!(
         f.store.append(vec![event("r1", "u2", "view", "p1"), event("taken", "u9", "like", "p9")]),

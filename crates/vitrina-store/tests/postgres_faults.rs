@@ -63,21 +63,7 @@ async fn an_append_whose_connection_dies_inside_its_transaction_is_unavailable_a
     holder.batch_execute("BEGIN; SELECT seq FROM log_head FOR UPDATE").await.unwrap();
     let store = f.store.clone();
     let blocked = tokio::spawn(async move { store.append(vec![event("blocked", "u1", "view", "p1")]).await });
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let pid: i32 = loop {
-        let waiting = holder
-            .query(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await
-            .unwrap();
-        if let Some(row) = waiting.first() {
-            break row.get(0);
-        }
-        assert!(std::time::Instant::now() < deadline, "the append never reached the lock");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    };
+    let pid = f.lock_waiter().await;
     holder.execute("SELECT pg_terminate_backend($1)", &[&pid]).await.unwrap();
     let result = blocked.await.unwrap();
     assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");

@@ -108,6 +108,29 @@ impl Fixture {
         }
     }
 
+    /// Waits until a connection of the test database waits on a lock; returns its pid.
+    /// Asks on a connection of its own: inside a transaction (like a test's lock holder),
+    /// `pg_stat_activity` answers from a snapshot taken once, and would never show the wait.
+    /// PostgreSQL only.
+    pub async fn lock_waiter(&self) -> i32 {
+        let watcher = self.client().await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let waiting = watcher
+                .query(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .await
+                .unwrap();
+            if let Some(row) = waiting.first() {
+                return row.get(0);
+            }
+            assert!(std::time::Instant::now() < deadline, "no connection waited on a lock");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// Ends every server connection of the test database (as a database restart or a network
     /// cut would); returns how many. PostgreSQL only.
     pub async fn terminate_connections(&self) -> u64 {
