@@ -61,6 +61,22 @@ pub fn run(
     }
 }
 
+/// Runs `step` until it reports nothing more left; returns how many rows went in all. For
+/// callers that prune now (tests, `vitrina` commands) rather than on the retention thread.
+pub async fn until_done<F>(mut step: impl FnMut() -> F) -> StoreResult<u64>
+where
+    F: std::future::Future<Output = StoreResult<Step>>,
+{
+    let mut total = 0;
+    loop {
+        let done = step().await?;
+        total += done.deleted;
+        if !done.more {
+            return Ok(total);
+        }
+    }
+}
+
 /// Sends one request to a writer and waits for its answer; `None` when the writer is gone.
 pub fn ask<Op, T>(
     tx: &tokio::sync::mpsc::WeakSender<Op>,

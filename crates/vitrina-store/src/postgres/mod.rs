@@ -222,14 +222,8 @@ impl PgStore {
     /// Deletes the events received before `before` now, step by step (with the configured
     /// event retention, a thread does this every ten minutes); returns how many.
     pub async fn prune_events(&self, before: DateTime<Utc>) -> StoreResult<u64> {
-        let mut total = 0;
-        loop {
-            let step = append::prune(&self.writers, before.timestamp_millis()).await?;
-            total += step.deleted;
-            if !step.more {
-                return Ok(total);
-            }
-        }
+        let cutoff = before.timestamp_millis();
+        crate::retention::until_done(|| append::prune(&self.writers, cutoff)).await
     }
 
     /// Whether this connect created the schema (an empty database).

@@ -261,17 +261,14 @@ impl ImpressionLog {
     /// thread does this every [`retention::PRUNE_EVERY`]); returns how many impressions.
     #[cfg(test)]
     pub async fn prune(&self, before: DateTime<Utc>) -> StoreResult<u64> {
-        let mut total = 0;
-        loop {
+        let cutoff = before.timestamp_millis();
+        retention::until_done(|| async move {
             let (reply, answer) = oneshot::channel();
             let tx = self.sender().ok_or(StoreError::Closed)?;
-            tx.send(Op::Prune(before.timestamp_millis(), reply)).await.map_err(|_| StoreError::Closed)?;
-            let step = answer.await.map_err(|_| StoreError::Closed)??;
-            total += step.deleted;
-            if !step.more {
-                return Ok(total);
-            }
-        }
+            tx.send(Op::Prune(cutoff, reply)).await.map_err(|_| StoreError::Closed)?;
+            answer.await.map_err(|_| StoreError::Closed)?
+        })
+        .await
     }
 
     /// Waits until every impression queued so far is committed.

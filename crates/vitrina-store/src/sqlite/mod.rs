@@ -214,14 +214,8 @@ impl SqliteStore {
     /// [`writer::PRUNE_EVENTS_CHUNK`] (with the configured event retention, a thread does this
     /// every [`retention::PRUNE_EVERY`]); returns how many.
     pub async fn prune_events(&self, before: DateTime<Utc>) -> StoreResult<u64> {
-        let mut total = 0;
-        loop {
-            let step = self.write(|r| Op::PruneEvents(before.timestamp_millis(), r)).await?;
-            total += step.deleted;
-            if !step.more {
-                return Ok(total);
-            }
-        }
+        let cutoff = before.timestamp_millis();
+        crate::retention::until_done(|| self.write(move |r| Op::PruneEvents(cutoff, r))).await
     }
 
     /// Waits until every write queued so far is committed.
