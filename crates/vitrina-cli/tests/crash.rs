@@ -1,15 +1,16 @@
-//! An acknowledged event survives SIGKILL right after the acknowledgement, exactly once.
+//! An acknowledged event survives SIGKILL right after the acknowledgement, exactly once, on
+//! every backend.
 
 mod common;
 
-use common::Server;
+use common::Backing;
 use serde_json::{json, Value};
 
-#[tokio::test]
-async fn acknowledged_events_survive_sigkill_exactly_once() {
-    let dir = tempfile::tempdir().unwrap();
+vitrina_store::on_every_backend!(acknowledged_events_survive_sigkill_exactly_once);
+
+async fn acknowledged_events_survive_sigkill_exactly_once(backing: Backing) {
     let c = reqwest::Client::new();
-    let server = Server::start(dir.path());
+    let server = backing.start();
     let mut acked = Vec::new();
 
     // Single events from concurrent clients, so group commit batches them.
@@ -40,7 +41,7 @@ async fn acknowledged_events_survive_sigkill_exactly_once() {
     acked.extend((0..500).map(|i| format!("crash-b-{i}")));
     server.kill_hard();
 
-    let server = Server::start(dir.path());
+    let server = backing.start();
     let mut found = Vec::new();
     for u in 0..7 {
         let url = server.url(&format!("/api/v1/recommendations/activity/crash-user-{u}?limit=1000"));

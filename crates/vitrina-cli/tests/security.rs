@@ -324,10 +324,10 @@ async fn past_the_rate_limit_requests_get_429_with_retry_after() {
     server.stop();
 }
 
-#[tokio::test]
-async fn an_erased_visitor_leaves_nothing_in_the_data_directory() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
+vitrina_store::on_every_backend!(an_erased_visitor_leaves_nothing_in_the_store);
+
+async fn an_erased_visitor_leaves_nothing_in_the_store(backing: common::Backing) {
+    let server = backing.start();
     let c = Client::new();
     let who = "erase-me-4c1d";
     let post = |path: &'static str, body: Value| {
@@ -393,24 +393,69 @@ async fn an_erased_visitor_leaves_nothing_in_the_data_directory() {
     assert_ne!(list["recommendationId"], before);
     assert!(server.stop().success());
 
-    let mut files = vec![dir.path().to_path_buf()];
-    let mut checked = 0;
-    while let Some(path) = files.pop() {
-        if path.is_dir() {
-            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
-            continue;
+    let needles = [who, "Erase Me", "erase@me.example", "secret-query-9z"];
+    match &backing {
+        common::Backing::Dir(dir) => {
+            let mut files = vec![dir.path().to_path_buf()];
+            let mut checked = 0;
+            while let Some(path) = files.pop() {
+                if path.is_dir() {
+                    files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+                    continue;
+                }
+                let bytes = std::fs::read(&path).unwrap();
+                for needle in needles {
+                    assert!(
+                        !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                        "{} holds {needle:?}",
+                        path.display()
+                    );
+                }
+                checked += 1;
+            }
+            assert!(checked >= 3, "the data directory was checked ({checked} files)");
         }
-        let bytes = std::fs::read(&path).unwrap();
-        for needle in [who, "Erase Me", "erase@me.example", "secret-query-9z"] {
-            assert!(
-                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
-                "{} holds {needle:?}",
-                path.display()
-            );
+        common::Backing::Postgres(db) => {
+            // Every row of every table as text, and the bytes of every binary column.
+            let client = db.client().await;
+            let tables: Vec<String> = client
+                .query("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()", &[])
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            assert!(tables.len() >= 8, "the database was checked ({tables:?})");
+            for table in tables {
+                let rows = client.query(&format!("SELECT t::text FROM \"{table}\" t"), &[]).await.unwrap();
+                for row in rows {
+                    let text: String = row.get(0);
+                    for needle in needles {
+                        assert!(!text.contains(needle), "table {table} holds {needle:?}: {text}");
+                    }
+                }
+            }
+            let binary = client
+                .query(
+                    "SELECT table_name::text, column_name::text FROM information_schema.columns
+                     WHERE table_schema = current_schema() AND data_type = 'bytea'",
+                    &[],
+                )
+                .await
+                .unwrap();
+            assert!(!binary.is_empty(), "the artefacts' bytes were checked");
+            for row in binary {
+                let (table, column): (String, String) = (row.get(0), row.get(1));
+                for needle in needles {
+                    let sql = format!(
+                        "SELECT COUNT(*) FROM \"{table}\" WHERE position($1::bytea IN \"{column}\") > 0"
+                    );
+                    let found: i64 = client.query_one(&sql, &[&needle.as_bytes()]).await.unwrap().get(0);
+                    assert_eq!(found, 0, "{table}.{column} holds {needle:?}");
+                }
+            }
         }
-        checked += 1;
     }
-    assert!(checked >= 3, "the data directory was checked ({checked} files)");
 }
 
 #[tokio::test]

@@ -5,7 +5,10 @@ mod common;
 use common::Backing;
 use serde_json::{json, Value};
 
-on_every_backend!(seed_walkthrough, a_restart_keeps_data_and_the_active_model_and_loads_no_demo_twice);
+vitrina_store::on_every_backend!(
+    seed_walkthrough,
+    a_restart_keeps_data_and_the_active_model_and_loads_no_demo_twice
+);
 
 async fn get(client: &reqwest::Client, url: String) -> (u16, Value) {
     let res = client.get(url).send().await.unwrap();

@@ -108,6 +108,10 @@ pub fn check_text(field: &str, raw: &str) -> Result<String, ValidationError> {
     if raw.chars().count() > MAX_TEXT_LEN {
         return Err(ValidationError::new(field, format!("must be at most {MAX_TEXT_LEN} characters")));
     }
+    if raw.contains('\0') {
+        // No store keeps it alike (PostgreSQL's TEXT refuses it, C strings end at it).
+        return Err(ValidationError::new(field, "must not contain the NUL character (U+0000)"));
+    }
     let trimmed = raw.trim_matches(BLANK);
     if trimmed.is_empty() {
         return Err(ValidationError::new(field, "must not be empty or blank"));
@@ -116,11 +120,15 @@ pub fn check_text(field: &str, raw: &str) -> Result<String, ValidationError> {
 }
 
 /// The characters a text field is trimmed of (and may not consist of only): ASCII blanks.
-/// Published as the pattern [`NON_BLANK_PATTERN`], which every regex dialect reads alike.
+/// Published within [`NON_BLANK_PATTERN`] and [`TEXT_PATTERN`], which every regex dialect reads alike.
 pub const BLANK: [char; 6] = [' ', '\t', '\n', '\r', '\x0b', '\x0c'];
 
 /// Matches a text that holds something besides [`BLANK`]s.
 pub const NON_BLANK_PATTERN: &str = "[^ \\t\\n\\r\\v\\f]";
+
+/// Matches what [`check_text`] accepts (length aside): something besides [`BLANK`]s, and no
+/// NUL character anywhere.
+pub const TEXT_PATTERN: &str = "^[^\\x00]*[^\\x00 \\t\\n\\r\\v\\f][^\\x00]*$";
 
 /// Checks the size of a free-form attributes object.
 pub fn check_attributes(field: &str, attrs: &Map<String, Value>) -> Result<(), ValidationError> {
@@ -166,5 +174,13 @@ mod tests {
         // The length counts what was sent: the schema's maxLength says the same.
         assert!(check_text("name", &format!(" {} ", "a".repeat(MAX_TEXT_LEN - 1))).is_err());
         assert!(check_text("name", &"я".repeat(MAX_TEXT_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn text_with_a_nul_character_is_refused() {
+        let err = check_text("category", "shoes\0").unwrap_err();
+        assert_eq!(err.field, "category");
+        assert!(err.message.contains("U+0000"), "{}", err.message);
+        assert!(check_text("name", "\0").is_err());
     }
 }

@@ -3,24 +3,40 @@
 
 mod common;
 
+use common::Backing;
+
+vitrina_store::on_every_backend!(
+    unknown_activity_type_is_rejected_with_the_field,
+    missing_ids_are_each_named,
+    wrong_types_name_the_path,
+    malformed_json_and_missing_content_type,
+    oversized_bodies_get_413,
+    overlong_request_targets_get_414_in_the_error_shape,
+    absurd_timestamps_are_rejected,
+    unknown_routes_and_methods,
+    bad_query_and_path_parameters,
+    a_batch_with_one_bad_event_stores_nothing,
+    bad_products_and_users_change_nothing,
+    bad_training_configs_queue_nothing,
+    text_with_a_nul_character_is_refused_and_json_text_keeps_it,
+);
+
 use axum::{body::Body, http::Request};
-use common::{assert_error, start};
+use common::assert_error;
 use serde_json::json;
 
 const TRACK: &str = "/api/v1/activity/track";
 
-#[tokio::test]
-async fn unknown_activity_type_is_rejected_with_the_field() {
-    let app = start().await;
+async fn unknown_activity_type_is_rejected_with_the_field(backing: Backing) {
+    let app = backing.start().await;
     let res =
         app.post(TRACK, &json!({"userId": "u", "activityType": "teleport", "productId": "product-1"})).await;
     assert_error(&res, 400, "validation_failed");
     assert_eq!(res.1["details"]["errors"][0]["field"], "activityType");
 }
 
-#[tokio::test]
-async fn missing_ids_are_each_named() {
-    let app = start().await;
+async fn missing_ids_are_each_named(backing: Backing) {
+    let app = backing.start().await;
     let res = app.post(TRACK, &json!({"activityType": "view"})).await;
     assert_error(&res, 400, "validation_failed");
     let fields: Vec<_> =
@@ -33,9 +49,8 @@ async fn missing_ids_are_each_named() {
     );
 }
 
-#[tokio::test]
-async fn wrong_types_name_the_path() {
-    let app = start().await;
+async fn wrong_types_name_the_path(backing: Backing) {
+    let app = backing.start().await;
     let res = app.post(TRACK, &json!({"userId": 42, "activityType": "view", "productId": "p"})).await;
     assert_error(&res, 400, "validation_failed");
     assert_eq!(res.1["details"]["errors"][0]["field"], "userId");
@@ -46,18 +61,16 @@ async fn wrong_types_name_the_path() {
     assert_error(&app.post(TRACK, &json!([1, 2])).await, 400, "validation_failed");
 }
 
-#[tokio::test]
-async fn malformed_json_and_missing_content_type() {
-    let app = start().await;
+async fn malformed_json_and_missing_content_type(backing: Backing) {
+    let app = backing.start().await;
     assert_error(&app.send_text("POST", TRACK, "{\"userId\": ").await, 400, "invalid_json");
     assert_error(&app.send_text("POST", TRACK, "not json").await, 400, "invalid_json");
     let req = Request::post(TRACK).body(Body::from("{}")).unwrap();
     assert_error(&app.raw(req).await, 415, "unsupported_media_type");
 }
 
-#[tokio::test]
-async fn oversized_bodies_get_413() {
-    let app = start().await;
+async fn oversized_bodies_get_413(backing: Backing) {
+    let app = backing.start().await;
     let blob = "x".repeat(2 * 1024 * 1024);
     let res = app
         .post(
@@ -68,9 +81,8 @@ async fn oversized_bodies_get_413() {
     assert_error(&res, 413, "payload_too_large");
 }
 
-#[tokio::test]
-async fn overlong_request_targets_get_414_in_the_error_shape() {
-    let app = start().await;
+async fn overlong_request_targets_get_414_in_the_error_shape(backing: Backing) {
+    let app = backing.start().await;
     let long = "c".repeat(vitrina_server::routes::MAX_URI_BYTES);
     let res = app.get(&format!("/api/v1/recommendations/popular?category={long}")).await;
     assert_error(&res, 414, "uri_too_long");
@@ -80,9 +92,8 @@ async fn overlong_request_targets_get_414_in_the_error_shape() {
     assert_eq!(app.get(&format!("/api/v1/recommendations/popular?category={short}")).await.0, 200);
 }
 
-#[tokio::test]
-async fn absurd_timestamps_are_rejected() {
-    let app = start().await;
+async fn absurd_timestamps_are_rejected(backing: Backing) {
+    let app = backing.start().await;
     for ts in [
         json!("1970-01-01T00:00:00Z"),
         json!("+10000-01-01T00:00:00Z"),
@@ -128,17 +139,15 @@ async fn absurd_timestamps_are_rejected() {
     );
 }
 
-#[tokio::test]
-async fn unknown_routes_and_methods() {
-    let app = start().await;
+async fn unknown_routes_and_methods(backing: Backing) {
+    let app = backing.start().await;
     assert_error(&app.get("/api/v1/nothing-here").await, 404, "not_found");
     assert_error(&app.send("DELETE", "/health", &json!({})).await, 405, "method_not_allowed");
     assert_error(&app.get("/api/v1/catalog/products/product-404").await, 404, "not_found");
 }
 
-#[tokio::test]
-async fn bad_query_and_path_parameters() {
-    let app = start().await;
+async fn bad_query_and_path_parameters(backing: Backing) {
+    let app = backing.start().await;
     for uri in [
         "/api/v1/recommendations/recommendations/user-1?limit=abc",
         "/api/v1/recommendations/recommendations/user-1?limit=0",
@@ -152,9 +161,8 @@ async fn bad_query_and_path_parameters() {
     }
 }
 
-#[tokio::test]
-async fn a_batch_with_one_bad_event_stores_nothing() {
-    let app = start().await;
+async fn a_batch_with_one_bad_event_stores_nothing(backing: Backing) {
+    let app = backing.start().await;
     let events = json!({"events": [
         {"userId": "batch-u", "activityType": "view", "productId": "product-1", "eventId": "b-1"},
         {"userId": "batch-u", "activityType": "fly", "productId": "product-2"},
@@ -186,9 +194,8 @@ async fn a_batch_with_one_bad_event_stores_nothing() {
     );
 }
 
-#[tokio::test]
-async fn bad_products_and_users_change_nothing() {
-    let app = start().await;
+async fn bad_products_and_users_change_nothing(backing: Backing) {
+    let app = backing.start().await;
     let res = app
         .post(
             "/api/v1/catalog/products",
@@ -231,9 +238,8 @@ async fn bad_products_and_users_change_nothing() {
     assert_error(&app.send("DELETE", "/api/v1/users/nobody", &json!({})).await, 404, "not_found");
 }
 
-#[tokio::test]
-async fn bad_training_configs_queue_nothing() {
-    let app = start().await;
+async fn bad_training_configs_queue_nothing(backing: Backing) {
+    let app = backing.start().await;
     for config in [
         json!({"timeDecay": 0}),
         json!({"weights": {"teleport": 1.0}}),
@@ -246,4 +252,37 @@ async fn bad_training_configs_queue_nothing() {
     let (_, status) = app.get("/api/v1/training/status").await;
     assert_eq!(status["queued"], json!([]));
     assert_eq!(status["recent"].as_array().unwrap().len(), 1, "only the start-up job: {status}");
+}
+
+/// PostgreSQL's TEXT cannot hold U+0000: names and categories with it are refused alike on
+/// every backend, while JSON fields (metadata, attributes) keep it escaped.
+async fn text_with_a_nul_character_is_refused_and_json_text_keeps_it(backing: Backing) {
+    let app = backing.start().await;
+    let res = app
+        .post(
+            "/api/v1/catalog/products",
+            &json!({"id": "p-nul", "name": "a\u{0}b", "category": "c", "price": "1"}),
+        )
+        .await;
+    assert_error(&res, 400, "validation_failed");
+    assert_eq!(res.1["details"]["errors"][0]["field"], "name", "{}", res.1);
+    assert_error(&app.get("/api/v1/catalog/products/p-nul").await, 404, "not_found");
+    let res = app.send("PATCH", "/api/v1/catalog/products/product-1", &json!({"category": "\u{0}"})).await;
+    assert_error(&res, 400, "validation_failed");
+    assert_error(
+        &app.post("/api/v1/users", &json!({"id": "u-nul", "name": "\u{0}"})).await,
+        400,
+        "validation_failed",
+    );
+
+    let attrs = json!({"note": "x\u{0}y"});
+    let (s, body) = app.post("/api/v1/users", &json!({"id": "u-json", "attributes": attrs})).await;
+    assert!(s.is_success(), "{body}");
+    let (_, user) = app.get("/api/v1/users/u-json").await;
+    assert_eq!(user["user"]["attributes"], attrs, "{user}");
+    let search = json!({"userId": "u-json", "activityType": "search", "metadata": {"query": "a\u{0}b"}});
+    let (s, body) = app.post(TRACK, &search).await;
+    assert_eq!(s.as_u16(), 201, "{body}");
+    let (_, history) = app.get("/api/v1/recommendations/activity/u-json").await;
+    assert_eq!(history["activities"][0]["metadata"]["query"], "a\u{0}b", "{history}");
 }

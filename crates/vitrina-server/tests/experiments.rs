@@ -3,6 +3,16 @@
 
 mod common;
 
+use common::Backing;
+
+vitrina_store::on_every_backend!(
+    variants_are_served_sticky_and_every_outcome_is_attributed_exactly_once,
+    the_bandit_step_moves_traffic_to_the_winner_and_revert_undoes_it,
+    the_bandit_does_not_judge_lists_younger_than_judge_after_minutes,
+    bad_experiments_get_clear_errors_and_one_runs_at_a_time,
+    concurrent_starts_leave_exactly_one_experiment_running,
+);
+
 use std::collections::HashMap;
 
 use serde_json::{json, Value};
@@ -57,9 +67,8 @@ fn total_clicks(results: &Value) -> u64 {
     results["variants"].as_array().unwrap().iter().map(|v| v["metrics"]["clicks"].as_u64().unwrap()).sum()
 }
 
-#[tokio::test]
-async fn variants_are_served_sticky_and_every_outcome_is_attributed_exactly_once() {
-    let app = common::start().await;
+async fn variants_are_served_sticky_and_every_outcome_is_attributed_exactly_once(backing: Backing) {
+    let app = backing.start().await;
     let id = create(
         &app,
         json!({"name": "trending-heavy", "goal": "ctr",
@@ -181,9 +190,8 @@ async fn variants_are_served_sticky_and_every_outcome_is_attributed_exactly_once
     assert_eq!(serve(&app, 0..1, 4).await[0].1, "default");
 }
 
-#[tokio::test]
-async fn the_bandit_step_moves_traffic_to_the_winner_and_revert_undoes_it() {
-    let app = common::start().await;
+async fn the_bandit_step_moves_traffic_to_the_winner_and_revert_undoes_it(backing: Backing) {
+    let app = backing.start().await;
     let id = create(
         &app,
         json!({"name": "bandit", "mode": "bandit", "explorationFloor": 0.05, "judgeAfterMinutes": 0,
@@ -228,9 +236,8 @@ async fn click_lists_of(app: &common::TestApp, lists: &[(String, String, Value)]
     n
 }
 
-#[tokio::test]
-async fn the_bandit_does_not_judge_lists_younger_than_judge_after_minutes() {
-    let app = common::start().await;
+async fn the_bandit_does_not_judge_lists_younger_than_judge_after_minutes(backing: Backing) {
+    let app = backing.start().await;
     let id = create(
         &app,
         json!({"name": "patient bandit", "mode": "bandit",
@@ -251,9 +258,8 @@ async fn the_bandit_does_not_judge_lists_younger_than_judge_after_minutes() {
     assert_eq!(stepped["experiment"]["allocationLog"].as_array().unwrap().len(), 1, "{stepped}");
 }
 
-#[tokio::test]
-async fn bad_experiments_get_clear_errors_and_one_runs_at_a_time() {
-    let app = common::start().await;
+async fn bad_experiments_get_clear_errors_and_one_runs_at_a_time(backing: Backing) {
+    let app = backing.start().await;
     let cases = [
         (json!({"name": "x", "variants": [{"name": "A"}, {"name": "A"}]}), "variants"),
         (json!({"name": "x", "variants": [{"name": "A"}]}), "variants"),
@@ -317,9 +323,8 @@ async fn bad_experiments_get_clear_errors_and_one_runs_at_a_time() {
     assert_eq!(counts, HashMap::from([("running".to_string(), 1), ("draft".to_string(), 1)]));
 }
 
-#[tokio::test]
-async fn concurrent_starts_leave_exactly_one_experiment_running() {
-    let app = common::start().await;
+async fn concurrent_starts_leave_exactly_one_experiment_running(backing: Backing) {
+    let app = backing.start().await;
     let two = json!({"name": "x", "variants": [{"name": "A"}, {"name": "B"}]});
     for round in 0..5 {
         let mut ids = Vec::new();

@@ -2,6 +2,10 @@
 
 mod common;
 
+use common::Backing;
+
+vitrina_store::on_every_backend!(ten_trainings_swap_in_under_continuous_requests_without_one_failed_request,);
+
 use std::sync::{
     atomic::{AtomicBool, Ordering},
     Arc,
@@ -33,9 +37,8 @@ fn version_number(v: &str) -> u64 {
     v.trim_start_matches('v').parse().unwrap_or_else(|_| panic!("model version {v:?}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ten_trainings_swap_in_under_continuous_requests_without_one_failed_request() {
-    let app = common::start().await;
+async fn ten_trainings_swap_in_under_continuous_requests_without_one_failed_request(backing: Backing) {
+    let app = backing.start().await;
     let stop = Arc::new(AtomicBool::new(false));
     let loops: Vec<_> = [
         vec!["/api/v1/recommendations/recommendations/user-1?limit=5".to_string()],

@@ -113,6 +113,34 @@ impl Drop for TestDatabase {
     }
 }
 
+/// For the test crates of the binary and the server: runs `async fn NAME(backing: Backing)`
+/// once per backend, as `sqlite::NAME` and `postgres::NAME`, where `Backing` is the calling
+/// crate's `common::Backing` (with `dir()` and `async postgres() -> Option<Self>`). The
+/// PostgreSQL run is skipped, with a note, when no test server is configured.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::common::Backing::dir()).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some(backing) = super::common::Backing::postgres().await {
+                        super::$name(backing).await
+                    }
+                }
+            )*
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database;

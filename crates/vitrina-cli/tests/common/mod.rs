@@ -57,32 +57,6 @@ impl Backing {
     }
 }
 
-/// Runs `async fn NAME(backing: Backing)` once per backend, as `sqlite::NAME` and
-/// `postgres::NAME` (skipped, with a note, when no PostgreSQL test server is configured).
-#[macro_export]
-macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::common::Backing::dir()).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    if let Some(backing) = super::common::Backing::postgres().await {
-                        super::$name(backing).await
-                    }
-                }
-            )*
-        }
-    };
-}
-
 impl Server {
     /// Starts `vitrina serve` on port 0 and waits for its "listening" line.
     pub fn start(data_dir: &Path) -> Server {

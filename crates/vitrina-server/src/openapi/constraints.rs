@@ -11,7 +11,7 @@
 use serde_json::{json, Map, Value};
 use vitrina_core::{
     activity::AMOUNTS,
-    catalog::{MAX_TEXT_LEN, NON_BLANK_PATTERN},
+    catalog::{MAX_TEXT_LEN, NON_BLANK_PATTERN, TEXT_PATTERN},
     time::{MAX_EVENT_MS, MIN_EVENT_MS},
     ActivityType,
 };
@@ -25,9 +25,9 @@ fn id() -> Value {
     json!({"type": "string", "pattern": ID_PATTERN, "minLength": 1, "maxLength": 128})
 }
 
-/// Names, categories and labels: trimmed, non-empty, at most 512 characters.
+/// Names, categories and labels: trimmed, non-empty, no NUL, at most 512 characters.
 fn text() -> Value {
-    json!({"type": "string", "maxLength": MAX_TEXT_LEN, "pattern": NON_BLANK_PATTERN})
+    json!({"type": "string", "maxLength": MAX_TEXT_LEN, "pattern": TEXT_PATTERN})
 }
 
 fn nullable(mut schema: Value) -> Value {

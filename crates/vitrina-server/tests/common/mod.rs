@@ -11,35 +11,70 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 use vitrina_server::embedded::{Embedded, EmbeddedConfig};
+use vitrina_store::{testing::TestDatabase, Location};
 
 pub struct TestApp {
     pub embedded: Embedded,
     pub router: Router,
-    _dir: tempfile::TempDir,
+    backing: Backing,
 }
 
+/// What an instance stores into: a temporary data directory (SQLite) or a fresh PostgreSQL
+/// database of its own; either is removed when the test ends.
+pub enum Backing {
+    Dir(tempfile::TempDir),
+    Postgres(Box<TestDatabase>),
+}
+
+impl Backing {
+    pub fn dir() -> Self {
+        Self::Dir(tempfile::tempdir().unwrap())
+    }
+
+    /// `None` when no test server is configured (see `vitrina_store::testing`).
+    pub async fn postgres() -> Option<Self> {
+        TestDatabase::create().await.map(|db| Self::Postgres(Box::new(db)))
+    }
+
+    /// The default configuration over this store.
+    pub fn config(&self) -> EmbeddedConfig {
+        match self {
+            Self::Dir(dir) => EmbeddedConfig::new(dir.path()),
+            Self::Postgres(db) => EmbeddedConfig::at(Location::Postgres(db.url())),
+        }
+    }
+
+    /// Starts an instance with the default configuration.
+    pub async fn start(self) -> TestApp {
+        let config = self.config();
+        self.start_with(config).await
+    }
+
+    pub async fn start_with(self, config: EmbeddedConfig) -> TestApp {
+        let embedded = Embedded::start(config).await.unwrap();
+        let router = vitrina_server::app(embedded.state.clone());
+        TestApp { embedded, router, backing: self }
+    }
+}
+
+/// An instance over a temporary data directory.
 pub async fn start() -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let embedded = Embedded::start(EmbeddedConfig::new(dir.path())).await.unwrap();
-    let router = vitrina_server::app(embedded.state.clone());
-    TestApp { embedded, router, _dir: dir }
+    Backing::dir().start().await
 }
 
 impl TestApp {
     /// Serves an instance started with another configuration, owning its directory.
     pub fn from_embedded(embedded: Embedded, dir: tempfile::TempDir) -> TestApp {
         let router = vitrina_server::app(embedded.state.clone());
-        TestApp { embedded, router, _dir: dir }
+        TestApp { embedded, router, backing: Backing::Dir(dir) }
     }
 
-    /// Shuts the instance down cleanly and starts a new one on the same directory.
+    /// Shuts the instance down cleanly and starts a new one on the same store.
     pub async fn restart(self) -> TestApp {
-        let TestApp { embedded, router, _dir } = self;
+        let TestApp { embedded, router, backing } = self;
         drop(router);
         embedded.shutdown().await.unwrap();
-        let embedded = Embedded::start(EmbeddedConfig::new(_dir.path())).await.unwrap();
-        let router = vitrina_server::app(embedded.state.clone());
-        TestApp { embedded, router, _dir }
+        backing.start().await
     }
 
     pub async fn raw(&self, req: Request<Body>) -> (StatusCode, Value) {
