@@ -9,6 +9,7 @@ mod eval;
 mod gen;
 mod import;
 mod keys;
+mod migrate;
 mod serve;
 mod train;
 
@@ -45,6 +46,9 @@ enum Command {
     /// Train a model with a progress bar, on the data directory or through a running server
     /// (exit code 0: promoted, 3: rejected by the validation gate, 1: failed).
     Train(train::Args),
+    /// Copy a store to another backend (a data directory to PostgreSQL, or back), resumably,
+    /// and verify every table (exit code 0: all match, 1: some differ).
+    Migrate(migrate::Args),
     /// Create, list and revoke API keys.
     #[command(subcommand)]
     Keys(keys::Command),
@@ -63,6 +67,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Train(args) => return runtime.block_on(train::run(config, args)),
         Command::Bench(cmd) => runtime.block_on(bench::run(cmd)),
         Command::Keys(cmd) => runtime.block_on(keys::run(config, cmd)),
+        Command::Migrate(args) => return runtime.block_on(migrate::run(args)),
         Command::Eval(args) => eval::run(args),
         Command::Gen(args) => gen::run(args),
     }?;

@@ -13,6 +13,7 @@
 pub mod cache;
 pub mod files;
 mod identity;
+pub mod migrate;
 pub mod open;
 pub mod postgres;
 mod retention;

@@ -72,7 +72,7 @@ pub enum OpenError {
 /// Takes the data directory's lock file: one process per data directory, because the log
 /// index lives in the owning process's memory (ADR 0004). Released when the file closes,
 /// including when the process dies.
-fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, OpenError> {
+pub(crate) fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, OpenError> {
     use std::io::{Read, Seek, Write};
     let path = data_dir.join("vitrina.lock");
     let dir_err = |source| OpenError::Dir { path: data_dir.to_path_buf(), source };
