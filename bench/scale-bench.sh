@@ -6,6 +6,8 @@
 #   BIN=path/to/vitrina  measure another build (e.g. an older commit); no build then
 #   DATA=path            the data directory to serve (default $DIR/data; imported when absent)
 #   IMPORT_ONLY=1        stop once the shop is generated and imported
+#   PERF=FILE            record a CPU profile (perf record -g, 499 Hz) of the server during the
+#                        first cache-miss mix run into FILE
 # Steps: generate the shop (`vitrina gen`), import it (`vitrina import`), start `vitrina serve`,
 # train a model on all 20M events, warm up for 10 s, then with `wrk` (bench/recommend.lua): a
 # mostly cached run, a run where >= 20 % of requests miss the cache, freshness
@@ -72,6 +74,9 @@ run() { # name, COLD share, HOT visitors
   local h0 m0
   h0=$(served hit); m0=$(served miss)
   echo "== $1: wrk -t1 -c32 -d${secs}s, COLD=$2 HOT=$3"
+  if [ -n "${PERF:-}" ] && [ "$1" = "cache-miss mix" ]; then
+    perf record -F 499 -g -p "$pid" -o "$PERF" -- sleep "$secs" >/dev/null 2>&1 &
+  fi
   COLD=$2 HOT=$3 wrk -t1 -c32 -d"${secs}s" --latency -s bench/recommend.lua "$url" |
     grep -E "Requests/sec|p99.9|Socket errors|Non-2xx|requests in"
   local h m

@@ -6,6 +6,7 @@
 #   DIR=/tmp/scale     the generated shop and base data directory (made by the first binary
 #                      when absent: an older build imports, newer builds must open its files)
 #   RUNS=2             passes per binary;  SECONDS_PER_RUN=60  length of each load run
+#   PERF=/tmp/p        a CPU profile of each pass's cache-miss run: /tmp/p.<binary name>.<run>
 # Output: each pass's full report under "#### <binary> (run N)".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,6 @@ for run in $(seq 1 "$runs"); do
   for bin in "$@"; do
     echo "#### $bin (run $run), $(date -u +%H:%M) UTC"
     rm -rf "$copy" && cp -r "$base" "$copy" && rm -f "$copy/vitrina.lock"
-    DIR="$dir" DATA="$copy" BIN="$bin" bash bench/scale-bench.sh
+    DIR="$dir" DATA="$copy" BIN="$bin" PERF="${PERF:+$PERF.$(basename "$bin").$run}" bash bench/scale-bench.sh
   done
 done

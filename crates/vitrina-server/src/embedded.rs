@@ -16,7 +16,7 @@ use crate::{
     artefacts::Artefacts,
     auth::{Auth, AuthConfig, Keys, Limiter, RateLimits},
     experiments::Experiments,
-    state::{AppState, Limits, Ports},
+    state::{AppState, Limits, Ports, Shared},
     training::{self, Training, TrainingSettings, Trigger},
 };
 
@@ -159,7 +159,7 @@ impl Embedded {
             limiter: Limiter::new(&config.rate_limits),
             config: config.auth.clone(),
         });
-        let state = AppState {
+        let state = AppState::new(Shared {
             ports: ports.clone(),
             engine: engine.clone(),
             training: training.clone(),
@@ -167,7 +167,7 @@ impl Embedded {
             auth,
             limits: config.limits.clone(),
             started: std::time::Instant::now(),
-        };
+        });
         if !config.serve {
             return Ok(Self { state, store: opened, tasks: Vec::new() });
         }

@@ -25,8 +25,10 @@ impl DirArtefacts {
     /// `relative` inside the directory; a path that would leave it is refused.
     fn full(&self, relative: &str) -> StoreResult<PathBuf> {
         let path = Path::new(relative);
-        if !path.components().all(|c| matches!(c, Component::Normal(_))) {
-            return Err(StoreError::Backend(format!("artefact path {relative:?} leaves the data directory")));
+        if relative.is_empty() || !path.components().all(|c| matches!(c, Component::Normal(_))) {
+            return Err(StoreError::Backend(format!(
+                "artefact path {relative:?} is not a relative path inside the data directory"
+            )));
         }
         Ok(self.dir.join(path))
     }
@@ -73,5 +75,27 @@ impl vitrina_core::ports::ArtefactStore for DirArtefacts {
         tokio::task::spawn_blocking(move || me.get(&path))
             .await
             .map_err(|e| StoreError::Backend(format!("artefact task failed: {e}")))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn artefacts_round_trip_inside_the_directory_and_paths_that_leave_it_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirArtefacts::new(dir.path().join("data"));
+        assert_eq!(store.get("models/v1.vtb").unwrap(), None);
+        store.put("models/v1.vtb", b"bundle").unwrap();
+        assert_eq!(store.get("models/v1.vtb").unwrap().as_deref(), Some(&b"bundle"[..]));
+        assert!(dir.path().join("data/models/v1.vtb").is_file());
+        assert!(!dir.path().join("data/models/v1.vtb.tmp").exists(), "no temporary file is left");
+        for escape in ["../outside", "models/../../outside", "/etc/passwd", "./models/v1.vtb", ""] {
+            let err = store.put(escape, b"x").unwrap_err();
+            assert!(err.to_string().contains("not a relative path inside"), "{escape:?}: {err}");
+            assert!(store.get(escape).is_err(), "{escape:?}");
+        }
+        assert!(!dir.path().join("outside").exists());
     }
 }

@@ -46,6 +46,11 @@ impl Progress {
         self.pending.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Whether operations are queued that are not committed yet.
+    pub fn waiting(&self) -> bool {
+        self.pending.load(Ordering::Relaxed) > 0
+    }
+
     pub fn handled(&self, n: usize, at: Instant) {
         self.pending.fetch_sub(n, Ordering::Relaxed);
         *self.last_batch.lock().expect("progress lock") = Some(at);

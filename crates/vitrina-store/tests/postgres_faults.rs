@@ -7,6 +7,7 @@ use std::collections::HashSet;
 
 use common::{event, Fixture};
 use vitrina_core::ports::{AppendOutcome, StoreError};
+use vitrina_store::postgres::{ConnectError, PgOptions, PgStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_killed_during_tracking_lose_no_acknowledged_event_and_the_store_recovers() {
@@ -73,4 +74,42 @@ async fn an_append_whose_connection_dies_inside_its_transaction_is_unavailable_a
         matches!(&out[0], AppendOutcome::Stored(s) if s.seq == 1),
         "nothing of the killed append: {out:?}"
     );
+}
+
+/// A database migrated by a newer build is refused with both versions named, and nothing is
+/// changed in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_with_a_newer_schema_is_refused_naming_both_versions() {
+    let Some(f) = Fixture::postgres().await else { return };
+    let known = vitrina_store::postgres::schema::latest();
+    f.client()
+        .await
+        .execute(
+            "INSERT INTO vitrina_schema_history (version, name, applied_on, checksum) VALUES ($1, 'from the future', '', '0')",
+            &[&((known + 97) as i32)],
+        )
+        .await
+        .unwrap();
+    let err = match PgStore::connect_with(f.config(), PgOptions::default()).await {
+        Ok(_) => panic!("a newer schema was accepted"),
+        Err(e) => e,
+    };
+    assert!(matches!(err, ConnectError::Schema { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains(&format!("schema version {}", known + 97)), "{text}");
+    assert!(text.contains(&format!("({known})")) && text.contains("upgrade vitrina"), "{text}");
+}
+
+/// No server at the address: a clear error naming where, without the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_is_named_without_its_password() {
+    let options = PgOptions { timeout: std::time::Duration::from_secs(5), ..PgOptions::default() };
+    let err = match PgStore::connect("postgres://vitrina:s3cret@127.0.0.1:9/shop", options).await {
+        Ok(_) => panic!("connected to a closed port"),
+        Err(e) => e,
+    };
+    assert!(matches!(err, ConnectError::Connect { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("127.0.0.1:9") && text.contains("shop"), "{text}");
+    assert!(!text.contains("s3cret"), "{text}");
 }

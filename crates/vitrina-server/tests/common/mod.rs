@@ -69,6 +69,11 @@ impl TestApp {
         TestApp { embedded, router, backing: Backing::Dir(dir) }
     }
 
+    /// What the instance stores into.
+    pub fn backing(&self) -> &Backing {
+        &self.backing
+    }
+
     /// Shuts the instance down cleanly and starts a new one on the same store.
     pub async fn restart(self) -> TestApp {
         let TestApp { embedded, router, backing } = self;

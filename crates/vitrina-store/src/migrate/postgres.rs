@@ -66,7 +66,9 @@ impl PgEnd {
         let limit = limit as i64;
         let rows = match after {
             Some(k) => {
-                let sql = format!("SELECT {cols} FROM {t} WHERE {key} > $1 ORDER BY {key} LIMIT $2");
+                // Text keys compare byte by byte, as the columns do and as SQLite does.
+                let collate = if table.columns[0].1 == Kind::Text { " COLLATE \"C\"" } else { "" };
+                let sql = format!("SELECT {cols} FROM {t} WHERE {key} > $1{collate} ORDER BY {key} LIMIT $2");
                 let k = param(table.columns[0].1, k);
                 self.client.query(&sql, &[k.as_ref() as &(dyn ToSql + Sync), &limit]).await
             }

@@ -271,6 +271,15 @@ impl ImpressionLog {
         .await
     }
 
+    /// Reads see every list queued before them: lists wait up to [`GATHER`] before their
+    /// commit, and a click sent right after its list is attributed to it. Commits now when
+    /// anything waits.
+    pub async fn catch_up(&self) {
+        if self.progress.waiting() {
+            self.flush().await;
+        }
+    }
+
     /// Waits until every impression queued so far is committed.
     pub async fn flush(&self) {
         let (reply, answer) = oneshot::channel();
@@ -362,15 +371,44 @@ impl Drop for ImpressionLog {
     }
 }
 
-fn run(mut conn: Connection, mut rx: mpsc::Receiver<Op>, names: Pseudonyms, progress: Arc<Progress>) {
-    while let Some(first) = rx.blocking_recv() {
-        let mut batch = vec![first];
+/// Commits start at most this often while nobody waits for one: each commit rewrites every
+/// page it touched into the WAL, and the visitor index puts each list on a page of its own,
+/// so a commit of a few lists cost a page write per list (and SQLite scans its page cache at
+/// every commit). Gathering lists for a moment makes one page write serve many of them.
+const GATHER: Duration = Duration::from_millis(100);
+
+impl Op {
+    /// Someone waits for this to be done: commit without gathering more.
+    fn awaited(&self) -> bool {
+        matches!(self, Op::DeleteUser(..) | Op::Prune(..) | Op::Flush(_))
+    }
+}
+
+/// The next batch: what is queued, and while nobody waits and the last commit started less
+/// than [`GATHER`] ago, what arrives until then (up to [`MAX_BATCH`]). `None` once the queue
+/// is closed and empty.
+fn gather(rx: &mut mpsc::Receiver<Op>, last_commit: Instant) -> Option<Vec<Op>> {
+    let mut batch = vec![rx.blocking_recv()?];
+    loop {
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(op) => batch.push(op),
-                Err(_) => break,
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => return Some(batch),
             }
         }
+        let waited = last_commit.elapsed();
+        if batch.len() >= MAX_BATCH || waited >= GATHER || batch.iter().any(Op::awaited) {
+            return Some(batch);
+        }
+        std::thread::sleep((GATHER - waited).min(Duration::from_millis(10)));
+    }
+}
+
+fn run(mut conn: Connection, mut rx: mpsc::Receiver<Op>, names: Pseudonyms, progress: Arc<Progress>) {
+    let mut last_commit = Instant::now();
+    while let Some(batch) = gather(&mut rx, last_commit) {
+        last_commit = Instant::now();
         let recorded = batch.iter().filter(|op| matches!(op, Op::Record(_) | Op::Outcome(_))).count();
         if let Err(e) = commit(&mut conn, batch, names) {
             tracing::warn!(error = %e, "impressions not recorded");

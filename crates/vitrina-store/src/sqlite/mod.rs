@@ -492,6 +492,7 @@ impl ImpressionStore for SqliteStore {
         user: &UserId,
         since: DateTime<Utc>,
     ) -> StoreResult<Vec<Impression>> {
+        self.impressions.catch_up().await;
         let (log, user) = (self.impressions.clone(), user.clone());
         tokio::task::spawn_blocking(move || log.for_user(&user, since))
             .await
@@ -499,6 +500,7 @@ impl ImpressionStore for SqliteStore {
     }
 
     async fn impression(&self, user: &UserId, recommendation_id: &str) -> StoreResult<Option<Impression>> {
+        self.impressions.catch_up().await;
         let (log, user, id) = (self.impressions.clone(), user.clone(), recommendation_id.to_string());
         tokio::task::spawn_blocking(move || log.by_recommendation(&user, &id))
             .await
@@ -506,6 +508,7 @@ impl ImpressionStore for SqliteStore {
     }
 
     async fn outcomes_for_user(&self, user: &UserId) -> StoreResult<Vec<AttributedOutcome>> {
+        self.impressions.catch_up().await;
         let (log, user) = (self.impressions.clone(), user.clone());
         tokio::task::spawn_blocking(move || log.outcomes_for_user(&user))
             .await
@@ -528,6 +531,7 @@ impl ImpressionStore for SqliteStore {
         &self,
         variant_prefix: &str,
     ) -> StoreResult<(Vec<Impression>, Vec<AttributedOutcome>)> {
+        self.impressions.catch_up().await;
         let (log, prefix) = (self.impressions.clone(), variant_prefix.to_string());
         tokio::task::spawn_blocking(move || log.for_variant_prefix(&prefix))
             .await

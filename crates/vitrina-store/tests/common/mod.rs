@@ -67,6 +67,11 @@ impl Fixture {
         }
     }
 
+    /// The test database's connection configuration, to open more stores on it. PostgreSQL only.
+    pub fn config(&self) -> tokio_postgres::Config {
+        self.database().config()
+    }
+
     /// A plain connection to the test database, beside the store. PostgreSQL only.
     pub async fn client(&self) -> tokio_postgres::Client {
         self.database().client().await
