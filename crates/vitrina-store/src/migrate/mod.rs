@@ -12,6 +12,7 @@ mod postgres;
 mod sqlite;
 mod tables;
 
+use async_trait::async_trait;
 use vitrina_core::ports::StoreError;
 
 pub use tables::{Cell, TABLES};
@@ -92,22 +93,22 @@ pub async fn migrate(
             .map_err(|e| MigrateError::Open(format!("{}: {e}", location.describe())))?;
         opened.close().await;
     }
-    let source = End::open(from).await?;
-    let mut target = End::open(to).await?;
+    let (source, mut target) = (open_end(from).await?, open_end(to).await?);
+    let (source, target) = (source.as_ref(), target.as_mut());
 
-    carry_seed(&source, &mut target).await?;
+    carry_seed(source, target).await?;
     let mut copied = Vec::new();
     for table in TABLES {
-        copied.push(copy(table, &source, &mut target, watch).await?);
+        copied.push(copy(table, source, target, watch).await?);
     }
-    let artefacts = copy_artefacts(&source, &mut target).await?;
+    let artefacts = copy_artefacts(source, target).await?;
     target.set_high_water(source.high_water().await?).await?;
-    target.checkpoint()?;
+    target.checkpoint().await?;
 
     let mut checks = Vec::new();
     for (table, copied) in TABLES.iter().zip(copied) {
         watch.verifying(table.name);
-        let (s, t) = (tally(table, &source).await?, tally(table, &target).await?);
+        let (s, t) = (tally(table, source).await?, tally(table, target).await?);
         checks.push(TableCheck {
             name: table.name.into(),
             copied,
@@ -118,12 +119,12 @@ pub async fn migrate(
         });
     }
     watch.verifying("artefacts");
-    checks.push(artefacts.verify(&source, &target).await?);
+    checks.push(artefacts.verify(source, target).await?);
     Ok(checks)
 }
 
 /// The visitor pseudonyms of the copied lists stay valid only under the source's key.
-async fn carry_seed(source: &End, target: &mut End) -> Result<(), MigrateError> {
+async fn carry_seed(source: &dyn End, target: &mut dyn End) -> Result<(), MigrateError> {
     let Some(seed) = source.seed().await? else { return Ok(()) };
     if target.seed().await?.as_deref() == Some(seed.as_str()) {
         return Ok(());
@@ -138,8 +139,8 @@ async fn carry_seed(source: &End, target: &mut End) -> Result<(), MigrateError> 
 
 async fn copy(
     table: &'static Table,
-    source: &End,
-    target: &mut End,
+    source: &dyn End,
+    target: &mut dyn End,
     watch: &mut dyn Watch,
 ) -> Result<u64, MigrateError> {
     let mut after = target.max_key(table).await?;
@@ -148,7 +149,7 @@ async fn copy(
     loop {
         let rows = source.rows_after(table, after.as_ref(), BATCH).await?;
         let Some(last) = rows.last() else { return Ok(copied) };
-        if matches!(target, End::Postgres(_)) {
+        if target.refuses_nul() {
             if let Some((column, key)) = tables::nul_in(table, &rows) {
                 return Err(MigrateError::Nul { table: table.name, column, key: describe(key) });
             }
@@ -169,7 +170,7 @@ fn describe(key: &Cell) -> String {
     }
 }
 
-async fn tally(table: &Table, end: &End) -> Result<Tally, MigrateError> {
+async fn tally(table: &Table, end: &dyn End) -> Result<Tally, MigrateError> {
     let mut tally = Tally::default();
     let mut after = None;
     loop {
@@ -186,7 +187,7 @@ struct Artefacts {
     copied: u64,
 }
 
-async fn artefact_paths(end: &End) -> Result<Vec<String>, MigrateError> {
+async fn artefact_paths(end: &dyn End) -> Result<Vec<String>, MigrateError> {
     let models = TABLES.iter().find(|t| t.name == "models").expect("the models table");
     let path_at =
         models.columns.iter().position(|(name, _)| *name == "artefact_path").expect("artefact_path");
@@ -206,7 +207,7 @@ async fn artefact_paths(end: &End) -> Result<Vec<String>, MigrateError> {
     Ok(paths)
 }
 
-async fn copy_artefacts(source: &End, target: &mut End) -> Result<Artefacts, MigrateError> {
+async fn copy_artefacts(source: &dyn End, target: &mut dyn End) -> Result<Artefacts, MigrateError> {
     let paths = artefact_paths(source).await?;
     let mut copied = 0;
     for path in &paths {
@@ -221,7 +222,7 @@ async fn copy_artefacts(source: &End, target: &mut End) -> Result<Artefacts, Mig
 }
 
 impl Artefacts {
-    async fn verify(&self, source: &End, target: &End) -> Result<TableCheck, MigrateError> {
+    async fn verify(&self, source: &dyn End, target: &dyn End) -> Result<TableCheck, MigrateError> {
         let (mut s, mut t) = (Tally::default(), Tally::default());
         for path in &self.paths {
             for (end, tally) in [(source, &mut s), (target, &mut t)] {
@@ -242,99 +243,43 @@ impl Artefacts {
     }
 }
 
-/// Either end of a migration.
-enum End {
-    Sqlite(Box<SqliteEnd>),
-    Postgres(PgEnd),
-}
-
-impl End {
-    async fn open(location: &Location) -> Result<Self, MigrateError> {
-        Ok(match location {
-            Location::Dir(dir) => Self::Sqlite(Box::new(SqliteEnd::open(dir)?)),
-            Location::Postgres(url) => Self::Postgres(PgEnd::connect(url).await?),
-        })
+/// One end of a migration: a data directory or a PostgreSQL database. The migration runs on
+/// the caller's task (`?Send`: SQLite connections stay on it).
+#[async_trait(?Send)]
+trait End {
+    /// PostgreSQL's TEXT cannot hold a NUL character.
+    fn refuses_nul(&self) -> bool {
+        false
     }
-
-    async fn count(&self, table: &Table) -> Result<u64, MigrateError> {
-        match self {
-            Self::Sqlite(s) => s.count(table),
-            Self::Postgres(p) => p.count(table).await,
-        }
-    }
-
-    async fn max_key(&self, table: &Table) -> Result<Option<Cell>, MigrateError> {
-        match self {
-            Self::Sqlite(s) => s.max_key(table),
-            Self::Postgres(p) => p.max_key(table).await,
-        }
-    }
-
+    async fn count(&self, table: &Table) -> Result<u64, MigrateError>;
+    /// The highest key of `table`, `None` when empty.
+    async fn max_key(&self, table: &Table) -> Result<Option<Cell>, MigrateError>;
+    /// Up to `limit` rows with a key above `after` (all when `None`), in key order.
     async fn rows_after(
         &self,
         table: &Table,
         after: Option<&Cell>,
         limit: usize,
-    ) -> Result<Vec<Row>, MigrateError> {
-        match self {
-            Self::Sqlite(s) => s.rows_after(table, after, limit),
-            Self::Postgres(p) => p.rows_after(table, after, limit).await,
-        }
+    ) -> Result<Vec<Row>, MigrateError>;
+    /// Inserts `rows` in one transaction.
+    async fn insert(&mut self, table: &Table, rows: &[Row]) -> Result<(), MigrateError>;
+    /// The highest event sequence number ever assigned (erased or pruned events included).
+    async fn high_water(&self) -> Result<i64, MigrateError>;
+    /// New events continue above `high_water`.
+    async fn set_high_water(&mut self, high_water: i64) -> Result<(), MigrateError>;
+    async fn seed(&self) -> Result<Option<String>, MigrateError>;
+    async fn set_seed(&mut self, seed: &str) -> Result<(), MigrateError>;
+    async fn artefact(&self, path: &str) -> Result<Option<Vec<u8>>, MigrateError>;
+    async fn put_artefact(&mut self, path: &str, bytes: &[u8]) -> Result<(), MigrateError>;
+    /// Makes what was written durable in the store's own files.
+    async fn checkpoint(&self) -> Result<(), MigrateError> {
+        Ok(())
     }
+}
 
-    async fn insert(&mut self, table: &Table, rows: &[Row]) -> Result<(), MigrateError> {
-        match self {
-            Self::Sqlite(s) => s.insert(table, rows),
-            Self::Postgres(p) => p.insert(table, rows).await,
-        }
-    }
-
-    async fn high_water(&self) -> Result<i64, MigrateError> {
-        match self {
-            Self::Sqlite(s) => s.high_water(),
-            Self::Postgres(p) => p.high_water().await,
-        }
-    }
-
-    async fn set_high_water(&mut self, high_water: i64) -> Result<(), MigrateError> {
-        match self {
-            Self::Sqlite(s) => s.set_high_water(high_water),
-            Self::Postgres(p) => p.set_high_water(high_water).await,
-        }
-    }
-
-    async fn seed(&self) -> Result<Option<String>, MigrateError> {
-        match self {
-            Self::Sqlite(s) => s.seed(),
-            Self::Postgres(p) => p.seed().await,
-        }
-    }
-
-    async fn set_seed(&mut self, seed: &str) -> Result<(), MigrateError> {
-        match self {
-            Self::Sqlite(s) => s.set_seed(seed),
-            Self::Postgres(p) => p.set_seed(seed).await,
-        }
-    }
-
-    async fn artefact(&self, path: &str) -> Result<Option<Vec<u8>>, MigrateError> {
-        match self {
-            Self::Sqlite(s) => s.artefact(path),
-            Self::Postgres(p) => p.artefact(path).await,
-        }
-    }
-
-    async fn put_artefact(&mut self, path: &str, bytes: &[u8]) -> Result<(), MigrateError> {
-        match self {
-            Self::Sqlite(s) => s.put_artefact(path, bytes),
-            Self::Postgres(p) => p.put_artefact(path, bytes).await,
-        }
-    }
-
-    fn checkpoint(&self) -> Result<(), MigrateError> {
-        match self {
-            Self::Sqlite(s) => s.checkpoint(),
-            Self::Postgres(_) => Ok(()),
-        }
-    }
+async fn open_end(location: &Location) -> Result<Box<dyn End>, MigrateError> {
+    Ok(match location {
+        Location::Dir(dir) => Box::new(SqliteEnd::open(dir)?),
+        Location::Postgres(url) => Box::new(PgEnd::connect(url).await?),
+    })
 }

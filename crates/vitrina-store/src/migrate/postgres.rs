@@ -7,9 +7,11 @@ use tokio_postgres::{
     Client, NoTls,
 };
 
+use async_trait::async_trait;
+
 use super::{
     tables::{Cell, Kind, Row, Table},
-    MigrateError,
+    End, MigrateError,
 };
 use crate::served::SEED_KEY;
 
@@ -37,47 +39,41 @@ impl PgEnd {
         });
         Ok(Self { client })
     }
+}
 
-    pub async fn count(&self, table: &Table) -> Result<u64, MigrateError> {
-        let n: i64 = self
-            .client
-            .query_one(&format!("SELECT COUNT(*) FROM {}", table.name), &[])
-            .await
-            .map_err(failed(table.name))?
-            .get(0);
+#[async_trait(?Send)]
+impl End for PgEnd {
+    fn refuses_nul(&self) -> bool {
+        true
+    }
+
+    async fn count(&self, table: &Table) -> Result<u64, MigrateError> {
+        let n: i64 = self.client.query_one(&table.count_sql(), &[]).await.map_err(failed(table.name))?.get(0);
         Ok(n as u64)
     }
 
-    pub async fn max_key(&self, table: &Table) -> Result<Option<Cell>, MigrateError> {
-        let sql =
-            format!("SELECT {key} FROM {t} ORDER BY {key} DESC LIMIT 1", key = table.key(), t = table.name);
-        let row = self.client.query_opt(&sql, &[]).await.map_err(failed(table.name))?;
+    async fn max_key(&self, table: &Table) -> Result<Option<Cell>, MigrateError> {
+        let row = self.client.query_opt(&table.max_key_sql(), &[]).await.map_err(failed(table.name))?;
         Ok(row.map(|r| read(&r, 0, table.columns[0].1)))
     }
 
     /// Up to `limit` rows with a key above `after` (all when `None`), in key order.
-    pub async fn rows_after(
+    async fn rows_after(
         &self,
         table: &Table,
         after: Option<&Cell>,
         limit: usize,
     ) -> Result<Vec<Row>, MigrateError> {
-        let (key, cols, t) = (table.key(), table.column_list(), table.name);
+        let sql = table.rows_sql(after.is_some(), " COLLATE \"C\"");
         let limit = limit as i64;
         let rows = match after {
             Some(k) => {
-                // Text keys compare byte by byte, as the columns do and as SQLite does.
-                let collate = if table.columns[0].1 == Kind::Text { " COLLATE \"C\"" } else { "" };
-                let sql = format!("SELECT {cols} FROM {t} WHERE {key} > $1{collate} ORDER BY {key} LIMIT $2");
                 let k = param(table.columns[0].1, k);
                 self.client.query(&sql, &[k.as_ref() as &(dyn ToSql + Sync), &limit]).await
             }
-            None => {
-                let sql = format!("SELECT {cols} FROM {t} ORDER BY {key} LIMIT $1");
-                self.client.query(&sql, &[&limit]).await
-            }
+            None => self.client.query(&sql, &[&limit]).await,
         }
-        .map_err(failed(t))?;
+        .map_err(failed(table.name))?;
         Ok(rows
             .iter()
             .map(|r| table.columns.iter().enumerate().map(|(i, (_, kind))| read(r, i, *kind)).collect())
@@ -85,7 +81,7 @@ impl PgEnd {
     }
 
     /// Inserts `rows` in one transaction.
-    pub async fn insert(&mut self, table: &Table, rows: &[Row]) -> Result<(), MigrateError> {
+    async fn insert(&mut self, table: &Table, rows: &[Row]) -> Result<(), MigrateError> {
         let t = table.name;
         let tx = self.client.transaction().await.map_err(failed(t))?;
         let sink = tx
@@ -107,13 +103,13 @@ impl PgEnd {
     }
 
     /// The highest event sequence number ever assigned.
-    pub async fn high_water(&self) -> Result<i64, MigrateError> {
+    async fn high_water(&self) -> Result<i64, MigrateError> {
         Ok(self.client.query_one("SELECT seq FROM log_head", &[]).await.map_err(failed("log_head"))?.get(0))
     }
 
     /// New events continue above `high_water`; the log's event count and the impression ids
     /// follow what was copied.
-    pub async fn set_high_water(&mut self, high_water: i64) -> Result<(), MigrateError> {
+    async fn set_high_water(&mut self, high_water: i64) -> Result<(), MigrateError> {
         self.client
             .batch_execute(&format!(
                 "BEGIN;
@@ -128,7 +124,7 @@ impl PgEnd {
             .map_err(failed("log_head"))
     }
 
-    pub async fn seed(&self) -> Result<Option<String>, MigrateError> {
+    async fn seed(&self) -> Result<Option<String>, MigrateError> {
         let row = self
             .client
             .query_opt("SELECT value FROM meta WHERE key = $1", &[&SEED_KEY])
@@ -137,7 +133,7 @@ impl PgEnd {
         Ok(row.map(|r| r.get(0)))
     }
 
-    pub async fn set_seed(&mut self, seed: &str) -> Result<(), MigrateError> {
+    async fn set_seed(&mut self, seed: &str) -> Result<(), MigrateError> {
         self.client
             .execute(
                 "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = $2",
@@ -148,7 +144,7 @@ impl PgEnd {
             .map_err(failed("meta"))
     }
 
-    pub async fn artefact(&self, path: &str) -> Result<Option<Vec<u8>>, MigrateError> {
+    async fn artefact(&self, path: &str) -> Result<Option<Vec<u8>>, MigrateError> {
         let rows = self
             .client
             .query("SELECT bytes FROM artefacts WHERE path = $1 ORDER BY chunk", &[&path])
@@ -160,7 +156,7 @@ impl PgEnd {
         Ok(Some(rows.iter().flat_map(|r| r.get::<_, &[u8]>(0).to_vec()).collect()))
     }
 
-    pub async fn put_artefact(&mut self, path: &str, bytes: &[u8]) -> Result<(), MigrateError> {
+    async fn put_artefact(&mut self, path: &str, bytes: &[u8]) -> Result<(), MigrateError> {
         let tx = self.client.transaction().await.map_err(failed("artefacts"))?;
         tx.execute("DELETE FROM artefacts WHERE path = $1", &[&path]).await.map_err(failed("artefacts"))?;
         let chunks: Vec<&[u8]> = if bytes.is_empty() { vec![bytes] } else { bytes.chunks(CHUNK).collect() };

@@ -5,9 +5,11 @@ use std::path::Path;
 
 use rusqlite::{params_from_iter, types::Value, Connection, OpenFlags, OptionalExtension};
 
+use async_trait::async_trait;
+
 use super::{
     tables::{Cell, File, Kind, Row, Table},
-    MigrateError,
+    End, MigrateError,
 };
 use crate::{files::DirArtefacts, served::SEED_KEY, sqlite::lock_data_dir};
 
@@ -55,39 +57,33 @@ impl SqliteEnd {
             File::Impressions => &self.impressions,
         }
     }
+}
 
-    pub fn count(&self, table: &Table) -> Result<u64, MigrateError> {
-        let n: i64 = self
-            .conn(table)
-            .query_row(&format!("SELECT COUNT(*) FROM {}", table.name), [], |r| r.get(0))
-            .map_err(failed(table.name))?;
+#[async_trait(?Send)]
+impl End for SqliteEnd {
+    async fn count(&self, table: &Table) -> Result<u64, MigrateError> {
+        let n: i64 =
+            self.conn(table).query_row(&table.count_sql(), [], |r| r.get(0)).map_err(failed(table.name))?;
         Ok(n as u64)
     }
 
-    pub fn max_key(&self, table: &Table) -> Result<Option<Cell>, MigrateError> {
-        let sql =
-            format!("SELECT {key} FROM {t} ORDER BY {key} DESC LIMIT 1", key = table.key(), t = table.name);
+    async fn max_key(&self, table: &Table) -> Result<Option<Cell>, MigrateError> {
         self.conn(table)
-            .query_row(&sql, [], |r| read(r, 0, table.columns[0].1))
+            .query_row(&table.max_key_sql(), [], |r| read(r, 0, table.columns[0].1))
             .optional()
             .map_err(failed(table.name))
     }
 
     /// Up to `limit` rows with a key above `after` (all when `None`), in key order.
-    pub fn rows_after(
+    async fn rows_after(
         &self,
         table: &Table,
         after: Option<&Cell>,
         limit: usize,
     ) -> Result<Vec<Row>, MigrateError> {
-        let (key, cols, t) = (table.key(), table.column_list(), table.name);
-        let conn = self.conn(table);
-        let mut stmt = match after {
-            Some(_) => conn
-                .prepare_cached(&format!("SELECT {cols} FROM {t} WHERE {key} > ?1 ORDER BY {key} LIMIT ?2")),
-            None => conn.prepare_cached(&format!("SELECT {cols} FROM {t} ORDER BY {key} LIMIT ?1")),
-        }
-        .map_err(failed(t))?;
+        let t = table.name;
+        let mut stmt =
+            self.conn(table).prepare_cached(&table.rows_sql(after.is_some(), "")).map_err(failed(t))?;
         let row = |r: &rusqlite::Row| -> rusqlite::Result<Row> {
             table.columns.iter().enumerate().map(|(i, (_, kind))| read(r, i, *kind)).collect()
         };
@@ -100,7 +96,7 @@ impl SqliteEnd {
     }
 
     /// Inserts `rows` in one transaction.
-    pub fn insert(&mut self, table: &Table, rows: &[Row]) -> Result<(), MigrateError> {
+    async fn insert(&mut self, table: &Table, rows: &[Row]) -> Result<(), MigrateError> {
         let conn = match table.file {
             File::Log => &mut self.log,
             File::Impressions => &mut self.impressions,
@@ -123,7 +119,7 @@ impl SqliteEnd {
     }
 
     /// The highest event sequence number ever assigned (erased or pruned events included).
-    pub fn high_water(&self) -> Result<i64, MigrateError> {
+    async fn high_water(&self) -> Result<i64, MigrateError> {
         self.log
             .query_row(
                 "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),
@@ -135,7 +131,7 @@ impl SqliteEnd {
     }
 
     /// New events continue above `high_water`.
-    pub fn set_high_water(&mut self, high_water: i64) -> Result<(), MigrateError> {
+    async fn set_high_water(&mut self, high_water: i64) -> Result<(), MigrateError> {
         let tx = self.log.transaction().map_err(failed("events"))?;
         let updated = tx
             .execute("UPDATE sqlite_sequence SET seq = MAX(seq, ?1) WHERE name = 'events'", [high_water])
@@ -147,30 +143,30 @@ impl SqliteEnd {
         tx.commit().map_err(failed("events"))
     }
 
-    pub fn seed(&self) -> Result<Option<String>, MigrateError> {
+    async fn seed(&self) -> Result<Option<String>, MigrateError> {
         self.impressions
             .query_row("SELECT value FROM meta WHERE key = ?1", [SEED_KEY], |r| r.get(0))
             .optional()
             .map_err(failed("meta"))
     }
 
-    pub fn set_seed(&mut self, seed: &str) -> Result<(), MigrateError> {
+    async fn set_seed(&mut self, seed: &str) -> Result<(), MigrateError> {
         self.impressions
             .execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", [SEED_KEY, seed])
             .map(drop)
             .map_err(failed("meta"))
     }
 
-    pub fn artefact(&self, path: &str) -> Result<Option<Vec<u8>>, MigrateError> {
+    async fn artefact(&self, path: &str) -> Result<Option<Vec<u8>>, MigrateError> {
         self.artefacts.get(path).map_err(|e| MigrateError::Backend(e.to_string()))
     }
 
-    pub fn put_artefact(&self, path: &str, bytes: &[u8]) -> Result<(), MigrateError> {
+    async fn put_artefact(&mut self, path: &str, bytes: &[u8]) -> Result<(), MigrateError> {
         self.artefacts.put(path, bytes).map_err(|e| MigrateError::Backend(e.to_string()))
     }
 
     /// Moves everything committed out of the write-ahead logs into the database files.
-    pub fn checkpoint(&self) -> Result<(), MigrateError> {
+    async fn checkpoint(&self) -> Result<(), MigrateError> {
         for conn in [&self.log, &self.impressions] {
             conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").map_err(failed("checkpoint"))?;
         }

@@ -40,6 +40,28 @@ impl Table {
     pub fn column_list(&self) -> String {
         self.columns.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", ")
     }
+
+    /// The statements both backends run (`$n` parameters read the same in SQLite).
+    pub fn count_sql(&self) -> String {
+        format!("SELECT COUNT(*) FROM {}", self.name)
+    }
+
+    pub fn max_key_sql(&self) -> String {
+        format!("SELECT {key} FROM {t} ORDER BY {key} DESC LIMIT 1", key = self.key(), t = self.name)
+    }
+
+    /// Rows in key order: up to `$2` with a key above `$1` (`after`), or up to `$1` from the
+    /// first. `collate` follows the comparison of a text key (PostgreSQL's `COLLATE "C"`:
+    /// byte order, as SQLite compares).
+    pub fn rows_sql(&self, after: bool, collate: &str) -> String {
+        let (cols, key, t) = (self.column_list(), self.key(), self.name);
+        if after {
+            let collate = if self.columns[0].1 == Kind::Text { collate } else { "" };
+            format!("SELECT {cols} FROM {t} WHERE {key} > $1{collate} ORDER BY {key} LIMIT $2")
+        } else {
+            format!("SELECT {cols} FROM {t} ORDER BY {key} LIMIT $1")
+        }
+    }
 }
 
 use Kind::{BigInt, Bool, Int, Real, Text};
@@ -245,6 +267,12 @@ mod tests {
         assert_eq!(names.len(), TABLES.len());
         let events = &TABLES[0];
         assert_eq!((events.key(), events.column_list().split(", ").count()), ("seq", 8));
+        assert!(
+            events.rows_sql(true, " COLLATE x").ends_with("WHERE seq > $1 ORDER BY seq LIMIT $2"),
+            "no collation on an integer key"
+        );
+        let users = TABLES.iter().find(|t| t.name == "users").unwrap();
+        assert!(users.rows_sql(true, " COLLATE x").contains("WHERE id > $1 COLLATE x ORDER BY id"));
     }
 
     #[test]
