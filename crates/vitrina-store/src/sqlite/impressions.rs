@@ -398,11 +398,16 @@ fn gather(rx: &mut mpsc::Receiver<Op>, last_commit: Instant) -> Option<Vec<Op>> 
             }
         }
         let waited = last_commit.elapsed();
-        if batch.len() >= MAX_BATCH || waited >= GATHER || batch.iter().any(Op::awaited) {
+        if complete(&batch, waited) {
             return Some(batch);
         }
         std::thread::sleep((GATHER - waited).min(Duration::from_millis(10)));
     }
+}
+
+/// Whether `batch` is committed now, `since_commit` after the last commit started.
+fn complete(batch: &[Op], since_commit: Duration) -> bool {
+    batch.len() >= MAX_BATCH || since_commit >= GATHER || batch.iter().any(Op::awaited)
 }
 
 fn run(mut conn: Connection, mut rx: mpsc::Receiver<Op>, names: Pseudonyms, progress: Arc<Progress>) {
@@ -528,4 +533,51 @@ fn commit(conn: &mut Connection, batch: Vec<Op>, names: Pseudonyms) -> rusqlite:
         let _ = reply.send(());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flush_op() -> (Op, oneshot::Receiver<()>) {
+        let (reply, answer) = oneshot::channel();
+        (Op::Flush(reply), answer)
+    }
+
+    fn list() -> Op {
+        Op::Record(Impression {
+            recommendation_id: "r1".into(),
+            user_id: UserId::parse("u1").unwrap(),
+            model_version: "v1".into(),
+            variant: "default".into(),
+            created_at: Utc::now(),
+            items: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn lists_wait_for_more_until_the_gathering_ends_or_someone_waits() {
+        let soon = GATHER / 2;
+        assert!(!complete(&[list(), list()], soon), "lists alone gather");
+        assert!(complete(&[list()], GATHER), "until the gathering time has passed");
+        assert!(complete(&[list(), flush_op().0], soon), "a flush is answered at once");
+        assert!(complete(&[Op::Prune(0, oneshot::channel().0)], Duration::ZERO));
+        let full: Vec<Op> = (0..MAX_BATCH).map(|_| list()).collect();
+        assert!(complete(&full, Duration::ZERO), "a full batch goes");
+    }
+
+    #[test]
+    fn a_batch_takes_everything_queued_and_ends_with_the_queue() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let long_ago = Instant::now() - GATHER * 2;
+        for op in [list(), list(), flush_op().0] {
+            tx.try_send(op).unwrap();
+        }
+        assert_eq!(gather(&mut rx, long_ago).map(|b| b.len()), Some(3));
+        // Lists queued right after a commit, then the queue closes: they go, the writer ends.
+        tx.try_send(list()).unwrap();
+        drop(tx);
+        assert_eq!(gather(&mut rx, Instant::now()).map(|b| b.len()), Some(1));
+        assert!(gather(&mut rx, long_ago).is_none());
+    }
 }

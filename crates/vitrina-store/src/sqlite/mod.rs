@@ -237,6 +237,19 @@ impl SqliteStore {
         }
     }
 
+    /// Reads the impression log on the blocking pool, after committing what is queued: a read
+    /// sees every list served before it (the writer gathers lists for a moment per commit).
+    async fn read_impressions<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&impressions::ImpressionLog) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.impressions.catch_up().await;
+        let log = self.impressions.clone();
+        tokio::task::spawn_blocking(move || f(&log))
+            .await
+            .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+    }
+
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
@@ -492,27 +505,18 @@ impl ImpressionStore for SqliteStore {
         user: &UserId,
         since: DateTime<Utc>,
     ) -> StoreResult<Vec<Impression>> {
-        self.impressions.catch_up().await;
-        let (log, user) = (self.impressions.clone(), user.clone());
-        tokio::task::spawn_blocking(move || log.for_user(&user, since))
-            .await
-            .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+        let user = user.clone();
+        self.read_impressions(move |log| log.for_user(&user, since)).await
     }
 
     async fn impression(&self, user: &UserId, recommendation_id: &str) -> StoreResult<Option<Impression>> {
-        self.impressions.catch_up().await;
-        let (log, user, id) = (self.impressions.clone(), user.clone(), recommendation_id.to_string());
-        tokio::task::spawn_blocking(move || log.by_recommendation(&user, &id))
-            .await
-            .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+        let (user, id) = (user.clone(), recommendation_id.to_string());
+        self.read_impressions(move |log| log.by_recommendation(&user, &id)).await
     }
 
     async fn outcomes_for_user(&self, user: &UserId) -> StoreResult<Vec<AttributedOutcome>> {
-        self.impressions.catch_up().await;
-        let (log, user) = (self.impressions.clone(), user.clone());
-        tokio::task::spawn_blocking(move || log.outcomes_for_user(&user))
-            .await
-            .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+        let user = user.clone();
+        self.read_impressions(move |log| log.outcomes_for_user(&user)).await
     }
 
     fn record_outcome(&self, outcome: AttributedOutcome) {
@@ -531,11 +535,8 @@ impl ImpressionStore for SqliteStore {
         &self,
         variant_prefix: &str,
     ) -> StoreResult<(Vec<Impression>, Vec<AttributedOutcome>)> {
-        self.impressions.catch_up().await;
-        let (log, prefix) = (self.impressions.clone(), variant_prefix.to_string());
-        tokio::task::spawn_blocking(move || log.for_variant_prefix(&prefix))
-            .await
-            .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+        let prefix = variant_prefix.to_string();
+        self.read_impressions(move |log| log.for_variant_prefix(&prefix)).await
     }
 }
 
