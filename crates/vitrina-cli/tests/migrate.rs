@@ -75,13 +75,17 @@ async fn a_served_directory_migrates_and_the_copy_serves_the_same() {
 }
 
 #[tokio::test]
-async fn migrating_a_store_into_itself_or_from_a_busy_directory_is_refused() {
+async fn migrating_into_itself_into_an_unreachable_database_or_from_a_busy_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let path = data.to_str().unwrap();
     let out = vitrina(&["migrate", "--from", path, "--to", path]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("the same store"), "{out:?}");
+    let out = vitrina(&["migrate", "--from", path, "--to", "postgres://vitrina:s3cret@127.0.0.1:9/shop"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("127.0.0.1:9") && !stderr.contains("s3cret"), "{stderr}");
 
     let server = Server::start(&data);
     let other = dir.path().join("other");
