@@ -24,7 +24,7 @@ use crate::matrix::CsrMatrix;
 pub struct AlsParams {
     pub factors: usize,
     pub iterations: usize,
-    /// λ, added to the diagonal.
+    /// λ, added to the diagonal (at least [`MIN_REGULARIZATION`]).
     pub regularization: f32,
     /// Confidence slope: `c = 1 + alpha·w`.
     pub alpha: f32,
@@ -220,11 +220,16 @@ impl Als {
     }
 }
 
+/// The smallest λ the solves use: without a ridge, a row with fewer items than factors is a
+/// singular system, and conjugate gradients on it can grow the factors until they overflow.
+const MIN_REGULARIZATION: f32 = 1e-6;
+
 fn reg_for(params: &AlsParams, n: usize) -> f32 {
+    let reg = params.regularization.max(MIN_REGULARIZATION);
     if params.frequency_scaled_regularization {
-        params.regularization * n.max(1) as f32
+        reg * n.max(1) as f32
     } else {
-        params.regularization
+        reg
     }
 }
 
@@ -390,6 +395,69 @@ mod tests {
         }
         CsrMatrix::from_interactions(&data, &MatrixOptions { n_items: Some(20), ..Default::default() })
             .unwrap()
+    }
+
+    /// No regularisation with the largest confidence slope, on a matrix where most visitors
+    /// have fewer items than factors: conjugate gradients once grew these factors to infinity.
+    #[test]
+    fn unregularised_singular_systems_stay_finite() {
+        let cells = [
+            (0, 0, 100.0),
+            (0, 2, 100.0),
+            (1, 0, 0.0),
+            (1, 1, 1e-6),
+            (1, 2, 100.0),
+            (2, 1, 1.0),
+            (2, 2, 0.5),
+            (2, 6, 100.0),
+            (3, 0, 0.5),
+            (3, 1, 1e-6),
+            (3, 3, 100.0),
+            (3, 4, 100.0),
+            (3, 5, 1e-6),
+            (3, 6, 100.0),
+        ];
+        let data: Vec<Interaction> =
+            cells.iter().map(|&(user, item, weight)| Interaction { user, item, weight, ts: 0 }).collect();
+        let m = CsrMatrix::from_interactions(&data, &MatrixOptions::default()).unwrap();
+        let params = AlsParams {
+            factors: 64,
+            iterations: 100,
+            regularization: 0.0,
+            alpha: 1e6,
+            frequency_scaled_regularization: true,
+            cg_steps: 100,
+            seed: 78,
+        };
+        let als = Als::train(&m, &params, &mut |_, _| {}).unwrap();
+        assert!(als.user_factors.iter().chain(&als.item_factors).all(|v| v.is_finite()));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+        /// Any valid parameters, the extremes included (no regularisation with the largest
+        /// confidence slope), train to finite factors on any small matrix: an unregularised
+        /// singular system can grow the factors until they overflow (the case above).
+        #[test]
+        fn any_valid_params_train_to_finite_factors(
+            cells in proptest::collection::vec((0u32..8, 0u32..8, proptest::sample::select(vec![1e-6f32, 0.5, 1.0, 100.0, 1e4])), 1..40),
+            factors in proptest::sample::select(vec![4usize, 64]),
+            iterations in proptest::sample::select(vec![2usize, 100]),
+            regularization in proptest::sample::select(vec![0.0f32, 1.0, 1e6]),
+            alpha in proptest::sample::select(vec![1.0f32, 1e6]),
+            frequency_scaled_regularization: bool,
+            cg_steps in proptest::sample::select(vec![0usize, 100]),
+            seed in 0u64..100,
+        ) {
+            let data: Vec<Interaction> =
+                cells.iter().map(|&(user, item, weight)| Interaction { user, item, weight, ts: 0 }).collect();
+            let m = CsrMatrix::from_interactions(&data, &MatrixOptions::default()).unwrap();
+            let params = AlsParams {
+                factors, iterations, regularization, alpha, frequency_scaled_regularization, cg_steps, seed,
+            };
+            let als = Als::train(&m, &params, &mut |_, _| {}).unwrap();
+            proptest::prop_assert!(als.user_factors.iter().chain(&als.item_factors).all(|v| v.is_finite()));
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! EASE (Steck 2019): closed-form item×item model `B = I − P·diag(P)⁻¹` with
-//! `P = (XᵀX + λI)⁻¹`, solved by a Cholesky inverse in faer. Dense `n×n`, so catalogues above
+//! `P = (XᵀX + λI)⁻¹` (λ at least a tiny fraction of the largest diagonal entry, so a singular
+//! Gram matrix stays solvable), solved by a Cholesky inverse in faer. Dense `n×n`, so catalogues above
 //! [`EaseParams::max_items`] are refused.
 
 use faer::linalg::solvers::DenseSolveCore;
@@ -98,12 +99,8 @@ impl Ease {
             seconds: f64::from(params.session_seconds),
             floor: f64::from(params.session_floor),
         });
-        let g = gram_matrix(matrix, f64::from(params.lambda), f64::from(params.popularity_reg), session);
-        let p = g
-            .llt(Side::Lower)
-            .map_err(|e| AlgoError::Numerical(format!("ease cholesky failed: {e:?}")))?
-            .inverse();
-        drop(g);
+        let g = gram_matrix(matrix, f64::from(params.popularity_reg), session);
+        let p = ridge_inverse(g, f64::from(params.lambda))?;
         let mut weights = vec![0f32; n * n];
         weights.par_chunks_mut(n.max(1)).enumerate().for_each(|(i, row)| {
             for (j, w) in row.iter_mut().enumerate() {
@@ -193,12 +190,37 @@ fn entry_times(matrix: &CsrMatrix, interactions: &[Interaction]) -> Vec<Option<i
 
 /// `XᵀX + λI` as a dense faer matrix; with `session`, each user's pair of items is weighted
 /// by the session kernel of their times.
-fn gram_matrix(
-    matrix: &CsrMatrix,
-    lambda: f64,
-    popularity_reg: f64,
-    session: Option<Session<'_>>,
-) -> Mat<f64> {
+/// The smallest ridge, relative to the Gram matrix's largest diagonal entry, that the solve
+/// uses: a λ far below the data's scale (valid input) would leave a singular Gram matrix
+/// singular in floating point, and its Cholesky factorisation would fail.
+const MIN_RELATIVE_RIDGE: f64 = 1e-9;
+
+/// `(G + ridge·I)⁻¹` with `ridge = max(λ, MIN_RELATIVE_RIDGE·max Gᵢᵢ)`; should rounding still
+/// make a pivot non-positive, the ridge grows a thousandfold, up to three times, before the
+/// solve is declared a numerical failure.
+fn ridge_inverse(mut g: Mat<f64>, lambda: f64) -> Result<Mat<f64>> {
+    let n = g.nrows();
+    let scale = (0..n).map(|i| g[(i, i)]).fold(0.0, f64::max);
+    let mut ridge = lambda.max(scale * MIN_RELATIVE_RIDGE);
+    let (mut added, mut retries) = (0.0, 0);
+    loop {
+        for i in 0..n {
+            g[(i, i)] += ridge - added;
+        }
+        added = ridge;
+        match g.llt(Side::Lower) {
+            Ok(l) => return Ok(l.inverse()),
+            Err(e) if retries == 3 => {
+                return Err(AlgoError::Numerical(format!("ease cholesky failed at ridge {ridge:e}: {e:?}")))
+            }
+            Err(_) => (ridge, retries) = (ridge * 1e3, retries + 1),
+        }
+    }
+}
+
+/// `XᵀX` (session-weighted if asked) with each diagonal entry raised by
+/// `popularity_reg·Gᵢᵢ`; the ridge λ is added by [`ridge_inverse`].
+fn gram_matrix(matrix: &CsrMatrix, popularity_reg: f64, session: Option<Session<'_>>) -> Mat<f64> {
     let n = matrix.n_cols();
     let xt = matrix.transpose();
     let mut g = Mat::<f64>::zeros(n, n);
@@ -227,7 +249,7 @@ fn gram_matrix(
                     }
                 }
             }
-            col[j] += lambda + popularity_reg * col[j];
+            col[j] += popularity_reg * col[j];
             col
         })
         .collect();
@@ -302,6 +324,30 @@ mod tests {
             Ease::train(&m, &EaseParams { lambda: 2.0, popularity_reg: 0.0, ..Default::default() }).unwrap();
         let b = reference(&dense, n, 2.0);
         assert_weights_match(&ease, &b, n);
+    }
+
+    proptest::proptest! {
+        /// Any valid λ, however far below the data's scale (down to the smallest positive
+        /// f32), on any small matrix of weights 0–100, session-weighted or not, trains to
+        /// finite weights: a singular Gram matrix is valid input, not a numerical failure
+        /// (a fuzzer's training job once failed so).
+        #[test]
+        fn any_valid_lambda_trains_to_finite_weights(
+            cells in proptest::collection::vec((0u32..6, 0u32..5, 0i32..=1000, 0i64..1000), 1..20),
+            lambda in proptest::sample::select(vec![f32::from_bits(1), 1e-30, 1e-10, 1e-3, 0.1, 500.0]),
+            session_seconds in proptest::sample::select(vec![0.0f32, 1.0, 100.0, 1e9]),
+            session_floor in proptest::sample::select(vec![0.0f32, 0.5, 1.0]),
+        ) {
+            let data: Vec<Interaction> = cells
+                .iter()
+                .map(|&(user, item, w, ts)| Interaction { user, item, weight: w as f32 / 10.0, ts })
+                .collect();
+            let m = CsrMatrix::from_interactions(&data, &MatrixOptions::default()).unwrap();
+            let params = EaseParams { lambda, session_seconds, session_floor, ..Default::default() };
+            let ease = Ease::train_timed(&m, &data, &params).unwrap();
+            proptest::prop_assert!(ease.weights.iter().all(|w| w.is_finite()));
+            proptest::prop_assert_eq!(ease.params().lambda, lambda);
+        }
     }
 
     #[test]
