@@ -17,8 +17,9 @@ use std::{collections::HashMap, time::Instant};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::types::ToSql;
 use vitrina_core::{
-    ports::{AppendOutcome, StoreResult},
+    ports::{AppendOutcome, StoreError, StoreResult},
     NewActivity, StoredActivity,
 };
 
@@ -84,70 +85,125 @@ struct Columns {
     ts_ms: Vec<i64>,
 }
 
+/// Per batch of a group: its outcomes, or why it alone was refused.
+type Written = Vec<StoreResult<Vec<AppendOutcome>>>;
+
 /// Writes the batches in one transaction; per batch, its outcomes or why it was refused.
-async fn write(pool: &Pool, batches: &[&[NewActivity]]) -> StoreResult<Vec<StoreResult<Vec<AppendOutcome>>>> {
+///
+/// Most groups repeat no stored `eventId`, so the first attempt does not look them up: it
+/// inserts with `ON CONFLICT DO NOTHING`, and the unique index finds any repeat. Only when
+/// one is found is that attempt rolled back and the group planned against the stored events.
+async fn write(pool: &Pool, batches: &[&[NewActivity]]) -> StoreResult<Written> {
     let mut client = pool.get().await.map_err(pool_error)?;
-    let tx = begin(&mut client).await?;
-    // Acknowledged means durable, whatever the server's or role's default.
-    tx.execute("SET LOCAL synchronous_commit = on", &[]).await.map_err(backend)?;
-    let head: i64 = tx.query_one("SELECT seq FROM log_head FOR UPDATE", &[]).await.map_err(backend)?.get(0);
-    // Under the head lock no other writer can add an event: what this reads is complete.
-    let ids: Vec<&str> = batches.iter().flat_map(|b| b.iter().map(|e| e.event_id.as_str())).collect();
-    let mut known: HashMap<String, (u64, Identity)> = HashMap::new();
-    let rows = tx
-        .query(
-            "SELECT seq, event_id, user_id, activity_type, product_id FROM events WHERE event_id = ANY($1)",
-            &[&ids],
-        )
-        .await
-        .map_err(backend)?;
-    for row in rows {
-        let identity = Identity { user: row.get(2), kind: row.get(3), product: row.get(4) };
-        known.insert(row.get(1), (row.get::<_, i64>(0) as u64, identity));
+    if let Some(written) = attempt(&mut client, batches, Repeats::Unchecked).await? {
+        return Ok(written);
     }
+    attempt(&mut client, batches, Repeats::LookedUp)
+        .await?
+        .ok_or_else(|| StoreError::Backend("an eventId appeared while the event log was locked".into()))
+}
+
+/// Whether an attempt first looks up which of the group's `eventId`s are stored.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Repeats {
+    Unchecked,
+    LookedUp,
+}
+
+/// One transaction writing the group; `None` when an unchecked attempt met a stored
+/// `eventId` (and rolled back). The statements that do not depend on each other's results
+/// are pipelined: a single event costs five round trips to the database.
+async fn attempt(
+    client: &mut deadpool_postgres::Object,
+    batches: &[&[NewActivity]],
+    repeats: Repeats,
+) -> StoreResult<Option<Written>> {
+    let tx = begin(client).await?;
+    let ids: Vec<&str> = batches.iter().flat_map(|b| b.iter().map(|e| e.event_id.as_str())).collect();
+    // Acknowledged means durable, whatever the server's or role's default; and the head's
+    // row lock, under which no other writer can add an event.
+    let locked = tx.simple_query("SET LOCAL synchronous_commit = on; SELECT seq FROM log_head FOR UPDATE");
+    let mut known: HashMap<String, (u64, Identity)> = HashMap::new();
+    let head = if repeats == Repeats::LookedUp {
+        let lookup = tx.prepare_cached(
+            "SELECT seq, event_id, user_id, activity_type, product_id FROM events WHERE event_id = ANY($1)",
+        );
+        let lookup = lookup.await.map_err(backend)?;
+        let params: [&(dyn ToSql + Sync); 1] = [&ids];
+        let (head, rows) = tokio::try_join!(locked, tx.query(&lookup, &params)).map_err(backend)?;
+        for row in rows {
+            let identity = Identity { user: row.get(2), kind: row.get(3), product: row.get(4) };
+            known.insert(row.get(1), (row.get::<_, i64>(0) as u64, identity));
+        }
+        head
+    } else {
+        locked.await.map_err(backend)?
+    };
+    let head = head_of(&head)?;
     let now = Utc::now();
-    let mut next = head as u64;
+    let mut next = head;
     let mut columns = Columns::default();
     let results: Vec<_> =
         batches.iter().map(|batch| plan(batch, &mut known, &mut next, &mut columns, now)).collect();
-    let added = columns.seq.len() as i64;
+    let added = columns.seq.len() as u64;
     if added == 0 {
         tx.rollback().await.map_err(backend)?;
-        return Ok(results);
+        return Ok(Some(results));
     }
     let received_ms = now.timestamp_millis();
-    tx.execute(
-        "INSERT INTO events (seq, event_id, user_id, activity_type, product_id, metadata, ts_ms, received_ms)
-         SELECT s, e, u, a, p, m, t, $8 FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::BIGINT[])
-           AS c(s, e, u, a, p, m, t)",
-        &[
-            &columns.seq,
-            &columns.event_id,
-            &columns.user_id,
-            &columns.activity_type,
-            &columns.product_id,
-            &columns.metadata,
-            &columns.ts_ms,
-            &received_ms,
-        ],
-    )
-    .await
-    .map_err(backend)?;
-    let mut users = columns.user_id;
+    let mut users = columns.user_id.clone();
     users.sort_unstable();
     users.dedup();
-    tx.execute(
-        "INSERT INTO users (id, name, attributes, created_ms) SELECT u, NULL, '{}', $2 FROM UNNEST($1::TEXT[]) AS t(u)
-         ON CONFLICT (id) DO NOTHING",
-        &[&users, &received_ms],
+    let (insert, register, advance) = tokio::try_join!(
+        tx.prepare_cached(
+            "INSERT INTO events (seq, event_id, user_id, activity_type, product_id, metadata, ts_ms, received_ms)
+             SELECT s, e, u, a, p, m, t, $8 FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::BIGINT[])
+               AS c(s, e, u, a, p, m, t)
+             ON CONFLICT (event_id) DO NOTHING",
+        ),
+        tx.prepare_cached(
+            "INSERT INTO users (id, name, attributes, created_ms) SELECT u, NULL, '{}', $2 FROM UNNEST($1::TEXT[]) AS t(u)
+             ON CONFLICT (id) DO NOTHING",
+        ),
+        tx.prepare_cached("UPDATE log_head SET seq = $1, events = events + $2"),
     )
-    .await
     .map_err(backend)?;
-    tx.execute("UPDATE log_head SET seq = $1, events = events + $2", &[&(next as i64), &added])
-        .await
-        .map_err(backend)?;
+    let (next, added_rows) = (next as i64, added as i64);
+    let event_params: [&(dyn ToSql + Sync); 8] = [
+        &columns.seq,
+        &columns.event_id,
+        &columns.user_id,
+        &columns.activity_type,
+        &columns.product_id,
+        &columns.metadata,
+        &columns.ts_ms,
+        &received_ms,
+    ];
+    let user_params: [&(dyn ToSql + Sync); 2] = [&users, &received_ms];
+    let head_params: [&(dyn ToSql + Sync); 2] = [&next, &added_rows];
+    let (inserted, _, _) = tokio::try_join!(
+        tx.execute(&insert, &event_params),
+        tx.execute(&register, &user_params),
+        tx.execute(&advance, &head_params),
+    )
+    .map_err(backend)?;
+    if inserted != added {
+        tx.rollback().await.map_err(backend)?;
+        return Ok(None);
+    }
     tx.commit().await.map_err(backend)?;
-    Ok(results)
+    Ok(Some(results))
+}
+
+/// The head's sequence from the answer of the locking query.
+fn head_of(messages: &[tokio_postgres::SimpleQueryMessage]) -> StoreResult<u64> {
+    messages
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).and_then(|v| v.parse().ok()),
+            _ => None,
+        })
+        .ok_or_else(|| StoreError::Backend("log_head holds no sequence".into()))
 }
 
 /// Numbers one batch's new events after `next` and adds them to `columns`, or refuses the
