@@ -6,6 +6,9 @@
 #   BIN=path/to/vitrina  measure another build (e.g. an older commit); no build then
 #   DATA=path            the data directory to serve (default $DIR/data; imported when absent)
 #   IMPORT_ONLY=1        stop once the shop is generated and imported
+#   STORE=postgres://…   serve from this PostgreSQL database instead (it must already hold the
+#                        shop, e.g. moved there by `vitrina migrate`; nothing is generated)
+#   LOADS=serving        skip the loads that run while a training job runs
 #   PERF=FILE            record a CPU profile (perf record -g, 499 Hz) of the server during the
 #                        first cache-miss mix run into FILE
 # Steps: generate the shop (`vitrina gen`), import it (`vitrina import`), start `vitrina serve`,
@@ -27,12 +30,12 @@ url="http://127.0.0.1:$port"
 mkdir -p "$dir"
 
 echo "== machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem:/{print $2}') GiB"
-if [ ! -f "$dir/gen/events.csv" ]; then
+if [ -z "${STORE:-}" ] && [ ! -f "$dir/gen/events.csv" ]; then
   echo "== generating 1M users x 100k items x 20M events"
   /usr/bin/time -f "gen: %e s, peak RSS %M KiB" \
     "$bin" gen --users 1000000 --items 100000 --events 20000000 --seed 7 --out "$dir/gen"
 fi
-if [ ! -f "$data/.imported" ]; then
+if [ -z "${STORE:-}" ] && [ ! -f "$data/.imported" ]; then
   rm -rf "$data"
   echo "== importing"
   /usr/bin/time -f "import products: %e s" "$bin" import --data-dir "$data" --format products-csv "$dir/gen/products.csv"
@@ -43,7 +46,8 @@ fi
 
 echo "== starting the server"
 started=$(date +%s.%N)
-RUST_LOG=info "$bin" serve --addr "127.0.0.1:$port" --data-dir "$data" >"$dir/serve.log" 2>&1 &
+if [ -n "${STORE:-}" ]; then store=(--store "$STORE"); else store=(--data-dir "$data"); fi
+RUST_LOG=info "$bin" serve --addr "127.0.0.1:$port" "${store[@]}" >"$dir/serve.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
 until curl -sf "$url/health" >/dev/null; do sleep 0.5; done
@@ -98,6 +102,7 @@ fixed() { # name: the same offered load, 3,000 lists/s for visitors drawn from a
     --rate 3000 --duration "$secs" | grep -E "requests/s|latency|FAILED"
 }
 fixed "fixed rate, idle"
+[ "${LOADS:-all}" = serving ] && { echo "== after the serving loads: $(rss)"; exit 0; }
 echo "== the same loads while a training job runs"
 curl -s -XPOST "$url/api/v1/training/train" -H 'content-type: application/json' -d '{}' >/dev/null
 sleep 5

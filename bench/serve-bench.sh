@@ -7,12 +7,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # BIN=path/to/another/vitrina measures another build (e.g. an older commit) with the same load.
+# STORE=postgres://user@host:port/db serves from that (empty) PostgreSQL database instead of
+# the embedded SQLite store (bench/store-compare.sh runs both side by side).
 bin=${BIN:-target/release/vitrina}
 [[ -n "${BIN:-}" ]] || cargo build --release -q -p vitrina-cli
 dir=$(mktemp -d)
 port=${PORT:-18090}
 url="http://127.0.0.1:$port"
-RUST_LOG=warn "$bin" serve --addr "127.0.0.1:$port" --data-dir "$dir" >"$dir/serve.log" 2>&1 &
+RUST_LOG=warn "$bin" serve --addr "127.0.0.1:$port" --data-dir "$dir" ${STORE:+--store "$STORE"} >"$dir/serve.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
 for _ in $(seq 1 100); do curl -sf "$url/health" >/dev/null && break; sleep 0.1; done
