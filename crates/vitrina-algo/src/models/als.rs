@@ -433,33 +433,6 @@ mod tests {
         assert!(als.user_factors.iter().chain(&als.item_factors).all(|v| v.is_finite()));
     }
 
-    proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
-        /// Any valid parameters, the extremes included (no regularisation with the largest
-        /// confidence slope), train to finite factors on any small matrix: an unregularised
-        /// singular system can grow the factors until they overflow (the case above).
-        #[test]
-        fn any_valid_params_train_to_finite_factors(
-            cells in proptest::collection::vec((0u32..8, 0u32..8, proptest::sample::select(vec![1e-6f32, 0.5, 1.0, 100.0, 1e4])), 1..40),
-            factors in proptest::sample::select(vec![4usize, 64]),
-            iterations in proptest::sample::select(vec![2usize, 100]),
-            regularization in proptest::sample::select(vec![0.0f32, 1.0, 1e6]),
-            alpha in proptest::sample::select(vec![1.0f32, 1e6]),
-            frequency_scaled_regularization: bool,
-            cg_steps in proptest::sample::select(vec![0usize, 100]),
-            seed in 0u64..100,
-        ) {
-            let data: Vec<Interaction> =
-                cells.iter().map(|&(user, item, weight)| Interaction { user, item, weight, ts: 0 }).collect();
-            let m = CsrMatrix::from_interactions(&data, &MatrixOptions::default()).unwrap();
-            let params = AlsParams {
-                factors, iterations, regularization, alpha, frequency_scaled_regularization, cg_steps, seed,
-            };
-            let als = Als::train(&m, &params, &mut |_, _| {}).unwrap();
-            proptest::prop_assert!(als.user_factors.iter().chain(&als.item_factors).all(|v| v.is_finite()));
-        }
-    }
-
     #[test]
     fn recovers_planted_low_rank_structure() {
         let m = planted();

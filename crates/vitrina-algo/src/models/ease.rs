@@ -188,8 +188,6 @@ fn entry_times(matrix: &CsrMatrix, interactions: &[Interaction]) -> Vec<Option<i
     times
 }
 
-/// `XᵀX + λI` as a dense faer matrix; with `session`, each user's pair of items is weighted
-/// by the session kernel of their times.
 /// The smallest ridge, relative to the Gram matrix's largest diagonal entry, that the solve
 /// uses: a λ far below the data's scale (valid input) would leave a singular Gram matrix
 /// singular in floating point, and its Cholesky factorisation would fail.
@@ -218,8 +216,9 @@ fn ridge_inverse(mut g: Mat<f64>, lambda: f64) -> Result<Mat<f64>> {
     }
 }
 
-/// `XᵀX` (session-weighted if asked) with each diagonal entry raised by
-/// `popularity_reg·Gᵢᵢ`; the ridge λ is added by [`ridge_inverse`].
+/// `XᵀX` as a dense faer matrix, each diagonal entry raised by `popularity_reg·Gᵢᵢ`; with
+/// `session`, each user's pair of items is weighted by the session kernel of their times. The
+/// ridge λ is added by [`ridge_inverse`].
 fn gram_matrix(matrix: &CsrMatrix, popularity_reg: f64, session: Option<Session<'_>>) -> Mat<f64> {
     let n = matrix.n_cols();
     let xt = matrix.transpose();
@@ -324,6 +323,37 @@ mod tests {
             Ease::train(&m, &EaseParams { lambda: 2.0, popularity_reg: 0.0, ..Default::default() }).unwrap();
         let b = reference(&dense, n, 2.0);
         assert_weights_match(&ease, &b, n);
+    }
+
+    /// Two items always taken together make a singular Gram matrix; with λ the smallest
+    /// positive f32 the solve still succeeds and each item recommends the other.
+    #[test]
+    fn items_always_taken_together_recommend_each_other_at_a_tiny_lambda() {
+        let data = [0, 1].map(|item| Interaction { user: 5, item, weight: 1.0, ts: 0 });
+        let m = CsrMatrix::from_interactions(&data, &MatrixOptions::default()).unwrap();
+        let ease = Ease::train(&m, &EaseParams { lambda: f32::from_bits(1), ..Default::default() }).unwrap();
+        assert!(ease.weight(0, 1).unwrap() > 0.9 && ease.weight(1, 0).unwrap() > 0.9, "{:?}", ease.weights);
+    }
+
+    /// A pivot that rounding leaves non-positive at the first ridge gets a larger one;
+    /// a matrix no ridge mends is a numerical failure, not a panic.
+    #[test]
+    fn the_ridge_grows_until_the_solve_succeeds_or_gives_up() {
+        // Scale 1 → first ridge 1e-9: the second pivot is −2e-6 + 1e-9, then −1e-6; 1e-3 solves.
+        let g = Mat::from_fn(2, 2, |i, j| {
+            if i != j {
+                0.0
+            } else if i == 0 {
+                1.0
+            } else {
+                -2e-6
+            }
+        });
+        let p = ridge_inverse(g, 1e-12).unwrap();
+        assert!((p[(1, 1)] - 1.0 / (1e-3 - 2e-6)).abs() < 1e-6 * p[(1, 1)], "{:?}", p[(1, 1)]);
+        let hopeless = Mat::from_fn(2, 2, |i, _| if i == 0 { 1.0 } else { f64::NAN });
+        let err = ridge_inverse(hopeless, 1.0).unwrap_err();
+        assert!(matches!(err, AlgoError::Numerical(ref m) if m.contains("ease cholesky failed")), "{err}");
     }
 
     proptest::proptest! {

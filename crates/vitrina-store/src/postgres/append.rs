@@ -151,7 +151,7 @@ async fn attempt(
         return Ok(Some(results));
     }
     let received_ms = now.timestamp_millis();
-    let mut users = columns.user_id.clone();
+    let mut users: Vec<&str> = columns.user_id.iter().map(String::as_str).collect();
     users.sort_unstable();
     users.dedup();
     let (insert, register, advance) = tokio::try_join!(
