@@ -74,7 +74,26 @@ pub trait EventLog: Send + Sync {
     fn health(&self) -> Result<(), String> {
         Ok(())
     }
+    /// Registers this process's follower of the log: from now on `listener` hears every
+    /// commit of this process that adds events, in commit order, right after it commits (a
+    /// second registration replaces the first). `false`: the backend offers no such feed and
+    /// followers read the log ([`EventLog::scan`]) instead.
+    fn on_commit(&self, _listener: CommitListener) -> bool {
+        false
+    }
 }
+
+/// One commit of the log as its follower hears it: the events it added, in `seq` order, and
+/// the log's head before them (the highest `seq` it had ever given). A follower that has
+/// applied the log up to at least `after` can apply these events next.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub after: u64,
+    pub events: Vec<LogEvent>,
+}
+
+/// Hears a log's commits; see [`EventLog::on_commit`].
+pub type CommitListener = Box<dyn Fn(Committed) + Send + Sync>;
 
 /// Which products to list.
 #[derive(Debug, Clone, Default)]

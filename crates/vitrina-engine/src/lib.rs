@@ -383,6 +383,11 @@ impl Engine {
         self.users.hydrate(user, &online);
     }
 
+    /// How many of the visitor's events their online state holds (0 when it holds none).
+    pub fn online_events(&self, user: &UserId) -> usize {
+        self.users.snapshot(user, usize::MAX).events.len()
+    }
+
     pub fn stats(&self) -> EngineStats {
         let catalog = self.catalog();
         EngineStats {

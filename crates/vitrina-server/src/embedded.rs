@@ -16,6 +16,7 @@ use crate::{
     artefacts::Artefacts,
     auth::{Auth, AuthConfig, Keys, Limiter, RateLimits},
     experiments::Experiments,
+    follower::Follower,
     state::{AppState, Limits, Ports, Shared},
     training::{self, Training, TrainingSettings, Trigger},
 };
@@ -24,8 +25,6 @@ use crate::{
 const SYNC_TRAINING_EVENTS: u64 = 200_000;
 /// How long shutdown waits for a cancelled training job to wind down.
 const SHUTDOWN_TRAINING_WAIT: Duration = Duration::from_secs(20);
-/// Events replayed per page at start-up.
-const REPLAY_PAGE: usize = 50_000;
 
 /// When training runs on its own.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -141,6 +140,7 @@ impl Embedded {
         };
         let engine = Arc::new(Engine::new(products, config.ranking.clone()));
         engine.limit_visitors(config.limits.online_visitors);
+        let follower = Follower::new(ports.clone(), engine.clone());
         let artefacts = Artefacts::new(store.clone());
         let training = Arc::new(Training::new(
             TrainingSettings {
@@ -162,6 +162,7 @@ impl Embedded {
         let state = AppState::new(Shared {
             ports: ports.clone(),
             engine: engine.clone(),
+            follower: follower.clone(),
             training: training.clone(),
             experiments: experiments.clone(),
             auth,
@@ -171,7 +172,7 @@ impl Embedded {
         if !config.serve {
             return Ok(Self { state, store: opened, tasks: Vec::new() });
         }
-        let events = replay(&ports, &engine).await.context("replaying the event log")?;
+        let events = follower.replay().await.context("replaying the event log")?;
         engine.refresh();
         if restored.is_none() && events > 0 {
             let defaults = vitrina_engine::TrainingConfig::default();
@@ -187,7 +188,7 @@ impl Embedded {
         }
         let stats = engine.stats();
         tracing::info!(model_version = %engine.model().version, products = stats.products, visitors = stats.visitors, "engine ready");
-        let mut tasks = vec![training.spawn_worker(ports.clone(), engine.clone())];
+        let mut tasks = vec![follower.spawn(), training.spawn_worker(ports.clone(), engine.clone())];
         tasks.push(tokio::spawn(refresh_forever(engine.clone())));
         if config.experiment_step_seconds > 0 {
             tasks.push(tokio::spawn(step_experiments_forever(
@@ -223,29 +224,6 @@ impl Embedded {
         tracing::info!("store closed");
         Ok(())
     }
-}
-
-/// Feeds every logged event to the engine's online state. Returns how many there were.
-async fn replay(ports: &Ports, engine: &Arc<Engine>) -> anyhow::Result<u64> {
-    let started = std::time::Instant::now();
-    let (mut after, mut n) = (0u64, 0u64);
-    loop {
-        let page = ports.log.scan(after, REPLAY_PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = last.seq;
-        n += page.len() as u64;
-        let engine = engine.clone();
-        tokio::task::spawn_blocking(move || page.iter().for_each(|e| engine.observe(e))).await?;
-        if n % 1_000_000 < REPLAY_PAGE as u64 && n >= 1_000_000 {
-            tracing::info!(events = n, "replaying the event log");
-        }
-    }
-    tracing::info!(
-        events = n,
-        seconds = started.elapsed().as_secs_f64(),
-        "event log replayed into the engine"
-    );
-    Ok(n)
 }
 
 /// Steps the automated experiments (bandit reallocation, weight tuning) every `every`.

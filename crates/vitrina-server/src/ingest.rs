@@ -1,52 +1,36 @@
 //! The ingest path shared by single and batch tracking: append durably, then make the
 //! events visible (cache invalidation, metrics, domain events on the bus).
 
-use std::collections::HashSet;
-
 use vitrina_core::{
     events::DomainEvent,
     ports::{AppendOutcome, StoreResult},
-    ActivityType, LogEvent, NewActivity, StoredActivity, UserId,
+    ActivityType, NewActivity, StoredActivity,
 };
-use vitrina_engine::Engine;
 
-use crate::state::Ports;
+use crate::{follower::Follower, state::Ports};
 
-/// Appends `events` atomically and, once durable, applies them to the engine's online state
-/// and invalidates each affected visitor's cached lists before returning, so the next
-/// request of that visitor sees the new events.
+/// Appends `events` atomically and, once durable, waits until the engine's online state
+/// follows the log past them (see [`crate::follower`]), so the next request of each visitor
+/// sees the new events (at most [`crate::follower::APPLY_WAIT`]).
 ///
 /// Clicks, add-to-carts and purchases are then attributed to the lists they came from
 /// (within `window` when they name none), off the request path (see [`crate::attribution`]).
 pub async fn ingest(
     ports: &Ports,
-    engine: &Engine,
+    follower: &Follower,
     events: Vec<NewActivity>,
     window: chrono::Duration,
 ) -> StoreResult<Vec<AppendOutcome>> {
     let started = std::time::Instant::now();
-    let erasures = engine.erasures();
     let outcomes = ports.log.append(events).await?;
     metrics::histogram!("vitrina_store_append_duration_seconds").record(started.elapsed().as_secs_f64());
-    let stored: Vec<&StoredActivity> = outcomes
+    let last = outcomes
         .iter()
-        .filter_map(|o| if let AppendOutcome::Stored(s) = o { Some(s) } else { None })
-        .collect();
-    let users: HashSet<&UserId> = stored.iter().map(|s| &s.event.user_id).collect();
-    if engine.may_need_hydration() {
-        // A visitor forgotten to stay within the limit gets their history back before the
-        // new events (which the log now holds too) are observed.
-        let new: HashSet<u64> = stored.iter().map(|s| s.seq).collect();
-        for user in &users {
-            hydrate(ports, engine, user, &new).await?;
-        }
-    }
-    for s in &stored {
-        engine.observe(&LogEvent::from(*s));
-    }
-    engine.settle(erasures, users.iter().copied());
-    for user in users {
-        ports.cache.invalidate_user(user).await;
+        .filter_map(|o| if let AppendOutcome::Stored(s) = o { Some(s.seq) } else { None })
+        .max();
+    if let Some(last) = last {
+        follower.nudge();
+        follower.wait_for(last).await;
     }
     let mut per_type = [0u64; ActivityType::ALL.len()];
     let mut duplicates = 0;
@@ -76,19 +60,4 @@ pub async fn ingest(
         tokio::spawn(crate::attribution::attribute_events(ports.clone(), window, to_attribute));
     }
     Ok(outcomes)
-}
-
-/// Reads a visitor's history back from the log into the engine when they have no online
-/// state but may have history (after evictions), leaving out the events at `skip` (about to
-/// be observed). Gives up when an erasure happens meanwhile.
-pub async fn hydrate(ports: &Ports, engine: &Engine, user: &UserId, skip: &HashSet<u64>) -> StoreResult<()> {
-    if !engine.may_need_hydration() || engine.knows(user) {
-        return Ok(());
-    }
-    let erasures = engine.erasures();
-    let history = ports.log.recent_for_user(user, engine.ranking().history_events).await?;
-    let events: Vec<LogEvent> =
-        history.iter().filter(|e| !skip.contains(&e.seq)).map(LogEvent::from).collect();
-    engine.hydrate(user, &events, erasures);
-    Ok(())
 }

@@ -2,8 +2,9 @@
 //!
 //! - [`app`] builds the router for an [`AppState`]; handlers live in [`routes`], one file per
 //!   API area, and speak only through DTOs and [`error::ApiError`].
-//! - [`ingest`] is the write path of events (durable append, then the engine's online state,
-//!   then cache invalidation); [`training`] runs training jobs, keeps the registry and hot
+//! - [`ingest`] is the write path of events (durable append, then a wait until the engine's
+//!   online state has followed the log past them); [`follower`] is the one path by which
+//!   events reach the online state, in log order, dropping the visitors' cached lists; [`training`] runs training jobs, keeps the registry and hot
 //!   swaps models into the engine (`vitrina-engine`); [`artefacts`] stores model files.
 //! - [`experiments`] runs A/B experiments in the serving path (variants, results, bandit);
 //!   [`attribution`] ties clicks, carts and purchases to the lists that earned them.
@@ -17,6 +18,7 @@ pub mod embedded;
 pub mod error;
 pub mod experiments;
 pub mod extract;
+pub mod follower;
 pub mod ingest;
 pub mod observe;
 pub mod openapi;

@@ -10,7 +10,7 @@ use vitrina_core::ports::{
 
 use vitrina_engine::Engine;
 
-use crate::{auth::Auth, experiments::Experiments, training::Training};
+use crate::{auth::Auth, experiments::Experiments, follower::Follower, training::Training};
 
 /// The backends behind the ports.
 #[derive(Clone)]
@@ -78,6 +78,8 @@ impl std::ops::Deref for AppState {
 pub struct Shared {
     pub ports: Ports,
     pub engine: Arc<Engine>,
+    /// Applies the event log to the engine; says how far it got.
+    pub follower: Arc<Follower>,
     pub training: Arc<Training>,
     pub experiments: Arc<Experiments>,
     /// API keys, rate limits and the request guard's settings.

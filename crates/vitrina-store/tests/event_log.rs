@@ -20,6 +20,7 @@ conformance!(
     scan_returns_compact_events_with_rating_values,
     user_history_follows_event_time_not_arrival,
     a_follower_sees_every_event_of_concurrent_writers_once_in_commit_order,
+    a_commit_feed_tells_each_commit_once_chained_by_the_head_it_follows,
 );
 
 fn at(mut e: NewActivity, t: DateTime<Utc>) -> NewActivity {
@@ -214,6 +215,52 @@ async fn a_follower_sees_every_event_of_concurrent_writers_once_in_commit_order(
         assert!(mine.windows(2).all(|p| p[0] < p[1]), "writer {w}'s events in the order it wrote them");
     }
     assert_eq!(f.store.stats().await.unwrap().events, (WRITERS * PER_WRITER) as u64);
+}
+
+/// A backend that offers a commit feed ([`EventLog::on_commit`]) tells each commit that
+/// added events once, in commit order, each following the head the previous one left, even
+/// when the latest events were erased meanwhile (the head never goes back). A backend without
+/// one says so, and its followers read the log instead.
+async fn a_commit_feed_tells_each_commit_once_chained_by_the_head_it_follows(f: Fixture) {
+    let s = &f.store;
+    s.append(vec![event("before", "u0", "view", "p1")]).await.unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    if !s.on_commit(Box::new(move |c| tx.lock().unwrap().send(c).unwrap())) {
+        return assert!(f.is_postgres(), "only the PostgreSQL store reads instead of telling");
+    }
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let log = s.clone();
+        tasks.push(tokio::spawn(async move {
+            for b in 0..25 {
+                let batch = (0..10)
+                    .map(|i| event(&format!("w{w}-{b}-{i}"), &format!("u{w}"), "view", "p1"))
+                    .collect();
+                log.append(batch).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    s.append(vec![event("w0-0-0", "u0", "view", "p1")]).await.unwrap(); // a repeat adds nothing
+    let last = s.append(vec![event("erased", "gone", "view", "p1")]).await.unwrap();
+    s.delete_user(&user("gone")).await.unwrap();
+    s.append(vec![event("after", "u0", "view", "p1")]).await.unwrap();
+    let heard: Vec<_> = rx.try_iter().collect();
+    let mut head = 1;
+    for c in &heard {
+        assert_eq!(c.after, head, "each commit follows the head the previous one left");
+        assert!(!c.events.is_empty());
+        assert!(c.events.windows(2).all(|p| p[0].seq < p[1].seq) && c.events[0].seq > c.after);
+        head = c.events.last().unwrap().seq;
+    }
+    let told: Vec<u64> = heard.iter().flat_map(|c| c.events.iter().map(|e| e.seq)).collect();
+    let mut logged: Vec<u64> = s.scan(1, 10_000).await.unwrap().iter().map(|e| e.seq).collect();
+    logged.insert(logged.len() - 1, seqs(&last)[0].1);
+    assert_eq!(told, logged, "every event added told once, the erased one included");
+    assert_eq!(told.len(), 4 * 25 * 10 + 2);
 }
 
 /// The group case made certain on PostgreSQL: while another connection holds the log head,

@@ -43,7 +43,7 @@ pub async fn track(
     let event = NewActivity::validate(body.into(), Utc::now()).map_err(ApiError::validation)?;
     let event_id = event.event_id.to_string();
     let name = event.activity_type.domain_event_name().to_string();
-    let outcome = ingest(&s.ports, &s.engine, vec![event], s.experiments.attribution_window())
+    let outcome = ingest(&s.ports, &s.follower, vec![event], s.experiments.attribution_window())
         .await?
         .pop()
         .ok_or_else(|| ApiError::internal("append returned nothing"))?;
@@ -121,7 +121,7 @@ pub async fn track_batch(
             .with_details(json!({"errors": list, "errorCount": count})));
     }
     let ids: Vec<String> = events.iter().map(|e| e.event_id.to_string()).collect();
-    let outcomes = ingest(&s.ports, &s.engine, events, s.experiments.attribution_window()).await?;
+    let outcomes = ingest(&s.ports, &s.follower, events, s.experiments.attribution_window()).await?;
     let results: Vec<BatchItem> = outcomes
         .iter()
         .zip(ids)

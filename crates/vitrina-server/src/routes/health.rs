@@ -54,7 +54,12 @@ async fn check(s: &AppState, service: &str) -> Check {
 async fn engine_check(s: &AppState) -> (bool, String) {
     let serving = s.engine.model();
     let st = s.engine.stats();
-    let online = format!("{} products, {} visitors online", st.products, st.visitors);
+    let online = format!(
+        "{} products, {} visitors online, the event log applied up to sequence {}",
+        st.products,
+        st.visitors,
+        s.follower.applied()
+    );
     let models = match s.ports.registry.models().await {
         Ok(m) => m,
         Err(e) => return (false, format!("model registry unreachable: {e}")),

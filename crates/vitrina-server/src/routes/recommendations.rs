@@ -248,7 +248,7 @@ async fn personal(
     limit: usize,
     f: Filters,
 ) -> ApiResult<Arc<RecommendationList>> {
-    crate::ingest::hydrate(&s.ports, &s.engine, user, &HashSet::new()).await?;
+    s.follower.hydrate(user).await?;
     let (engine, user) = (s.engine.clone(), user.clone());
     let list = tokio::task::spawn_blocking(move || {
         let started = std::time::Instant::now();

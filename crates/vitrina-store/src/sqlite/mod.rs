@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use vitrina_core::{
     keys::ApiKey,
     ports::{
-        AppendOutcome, ArtefactStore, AttributedOutcome, CatalogStore, DeletedUser, EventLog,
+        AppendOutcome, ArtefactStore, AttributedOutcome, CatalogStore, CommitListener, DeletedUser, EventLog,
         ExperimentStore, Impression, ImpressionStore, KeyStore, LogStats, ModelRecord, ModelRegistry,
         ProductQuery, StoreError, StoreResult, UserStore,
     },
@@ -42,6 +42,8 @@ pub struct SqliteStore {
     writer: Mutex<Option<JoinHandle<()>>>,
     readers: Arc<ReadPool>,
     index: Arc<RwLock<LogIndex>>,
+    /// The follower the writer thread tells of each commit.
+    listener: Arc<RwLock<Option<CommitListener>>>,
     impressions: Arc<impressions::ImpressionLog>,
     /// Dropped at close: ends the event retention thread.
     stop: Mutex<Option<std::sync::mpsc::Sender<()>>>,
@@ -165,7 +167,9 @@ impl SqliteStore {
         );
         let index = Arc::new(RwLock::new(index));
         let (tx, rx) = mpsc::channel(QUEUE);
-        let w = Writer { conn, index: index.clone() };
+        let head = Writer::head(&conn).map_err(sqlite)?;
+        let listener = Arc::new(RwLock::new(None));
+        let w = Writer { conn, index: index.clone(), listener: listener.clone(), head };
         let writer = std::thread::Builder::new()
             .name("vitrina-store-writer".into())
             .spawn(move || writer::run(w, rx))
@@ -188,6 +192,7 @@ impl SqliteStore {
             writer: Mutex::new(Some(writer)),
             readers: Arc::new(ReadPool { path, idle: Mutex::new(Vec::new()) }),
             index,
+            listener,
             impressions: Arc::new(impressions),
             created: found == 0,
             artefacts: crate::files::DirArtefacts::new(data_dir),
@@ -391,6 +396,11 @@ impl EventLog for SqliteStore {
             )
         })
         .await
+    }
+
+    fn on_commit(&self, listener: CommitListener) -> bool {
+        *self.listener.write().expect("commit listener lock") = Some(listener);
+        true
     }
 
     fn health(&self) -> Result<(), String> {

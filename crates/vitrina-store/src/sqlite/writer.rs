@@ -20,8 +20,11 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use tokio::sync::{mpsc, oneshot};
 use vitrina_core::{
     keys::ApiKey,
-    ports::{AppendOutcome, DeletedUser, ModelRecord, ModelStatus, StoreError, StoreResult},
-    NewActivity, Product, ProductId, StoredActivity, User, UserId,
+    ports::{
+        AppendOutcome, CommitListener, Committed, DeletedUser, ModelRecord, ModelStatus, StoreError,
+        StoreResult,
+    },
+    LogEvent, NewActivity, Product, ProductId, StoredActivity, User, UserId,
 };
 
 use super::index::{event_hash, Entry, LogIndex};
@@ -90,10 +93,39 @@ impl Pending {
     }
 }
 
-/// The writer thread's state: its connection and the log index it maintains.
+/// The writer thread's state: its connection, the log index it maintains, and the log's
+/// follower it tells of each commit.
 pub struct Writer {
     pub conn: Connection,
     pub index: Arc<RwLock<LogIndex>>,
+    pub listener: Arc<RwLock<Option<CommitListener>>>,
+    /// The highest `seq` the log has given (`AUTOINCREMENT` never gives one twice).
+    pub head: u64,
+}
+
+impl Writer {
+    /// The log's head as the database holds it.
+    pub fn head(conn: &Connection) -> rusqlite::Result<u64> {
+        conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'events'", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map(|s| s as u64)
+    }
+
+    /// Tells the follower what a commit added (the writer thread commits in `seq` order).
+    fn committed(&mut self, results: &[Done]) {
+        let events: Vec<LogEvent> = results
+            .iter()
+            .filter_map(|d| if let Done::Events(outcomes) = d { Some(outcomes) } else { None })
+            .flatten()
+            .filter_map(|o| if let AppendOutcome::Stored(s) = o { Some(LogEvent::from(s)) } else { None })
+            .collect();
+        let Some(last) = events.iter().map(|e| e.seq).max() else { return };
+        let after = std::mem::replace(&mut self.head, last);
+        if let Some(listener) = self.listener.read().expect("commit listener lock").as_ref() {
+            listener(Committed { after, events });
+        }
+    }
 }
 
 /// What an applied operation produced, before its caller is answered.
@@ -185,6 +217,7 @@ fn transact(w: &mut Writer, ops: &[Op]) -> StoreResult<Vec<Done>> {
         backend(e)
     })?;
     pending.apply(&mut w.index.write().expect("log index lock"));
+    w.committed(&results);
     Ok(results)
 }
 

@@ -60,6 +60,10 @@ impl Fixture {
 }
 
 impl Fixture {
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(..))
+    }
+
     fn database(&self) -> &TestDatabase {
         match &self.backend {
             Backend::Postgres(db, _) => db,
