@@ -127,17 +127,11 @@ impl Embedded {
             load_demo(store.as_ref()).await.context("loading the demo data")?;
         }
         let products = all_products(store.as_ref()).await?;
-        let ports = Ports {
-            log: store.clone(),
-            catalog: store.clone(),
-            users: store.clone(),
-            impressions: store.clone(),
-            registry: store.clone(),
-            experiments: store.clone(),
-            keys: store.clone(),
-            bus: Arc::new(InProcessBus::new(4096)),
-            cache: Arc::new(MemoryCache::new(config.cache_users, config.cache_ttl)),
-        };
+        let ports = Ports::of_store(
+            store.clone(),
+            Arc::new(InProcessBus::new(4096)),
+            Arc::new(MemoryCache::new(config.cache_users, config.cache_ttl)),
+        );
         let engine = Arc::new(Engine::new(products, config.ranking.clone()));
         engine.limit_visitors(config.limits.online_visitors);
         let follower = Follower::new(ports.clone(), engine.clone());

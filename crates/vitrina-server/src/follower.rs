@@ -289,18 +289,11 @@ mod tests {
     async fn fixture() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let opened = Opened::open(&Location::Dir(dir.path().into()), OpenOptions::default()).await.unwrap();
-        let store = opened.store();
-        let ports = Ports {
-            log: store.clone(),
-            catalog: store.clone(),
-            users: store.clone(),
-            impressions: store.clone(),
-            registry: store.clone(),
-            experiments: store.clone(),
-            keys: store.clone(),
-            bus: Arc::new(InProcessBus::new(16)),
-            cache: Arc::new(MemoryCache::new(1000, Duration::from_secs(600))),
-        };
+        let ports = Ports::of_store(
+            opened.store(),
+            Arc::new(InProcessBus::new(16)),
+            Arc::new(MemoryCache::new(1000, Duration::from_secs(600))),
+        );
         let engine = Arc::new(Engine::new(Vec::new(), RankingConfig::default()));
         let follower = Follower::new(ports.clone(), engine.clone());
         Fixture { _dir: dir, _store: opened, ports, engine, follower }

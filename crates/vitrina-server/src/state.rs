@@ -26,6 +26,27 @@ pub struct Ports {
     pub cache: Arc<dyn RecommendationCache>,
 }
 
+impl Ports {
+    /// Every storage port from one store, beside a bus and a cache.
+    pub fn of_store(
+        store: Arc<dyn vitrina_store::Store>,
+        bus: Arc<dyn EventBus>,
+        cache: Arc<dyn RecommendationCache>,
+    ) -> Self {
+        Self {
+            log: store.clone(),
+            catalog: store.clone(),
+            users: store.clone(),
+            impressions: store.clone(),
+            registry: store.clone(),
+            experiments: store.clone(),
+            keys: store,
+            bus,
+            cache,
+        }
+    }
+}
+
 /// Limits the API enforces (the `[limits]` section of the config file).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
