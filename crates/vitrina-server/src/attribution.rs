@@ -14,7 +14,7 @@ use vitrina_experiments::attribution::{attribute, Outcome};
 
 use crate::{
     experiments::{attributed, outcome_kind, to_exp_impression},
-    state::Ports,
+    ports::Ports,
 };
 
 /// Whether an event is an outcome a list can earn.

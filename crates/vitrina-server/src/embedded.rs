@@ -17,7 +17,8 @@ use crate::{
     auth::{Auth, AuthConfig, Keys, Limiter, RateLimits},
     experiments::Experiments,
     follower::Follower,
-    state::{AppState, Limits, Ports, Shared},
+    ports::Ports,
+    state::{AppState, Limits, Shared},
     training::{self, Training, TrainingSettings, Trigger},
 };
 

@@ -30,7 +30,7 @@ use vitrina_experiments::{
     tuning::{self, WeightChange},
 };
 
-use crate::{artefacts::Artefacts, state::Ports, training};
+use crate::{artefacts::Artefacts, ports::Ports, training};
 
 /// Smallest per-source impressions before weight tuning moves a source's weight.
 const TUNE_MIN_IMPRESSIONS: u64 = 200;

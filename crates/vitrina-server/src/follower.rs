@@ -32,7 +32,7 @@ use vitrina_core::{
 };
 use vitrina_engine::Engine;
 
-use crate::state::Ports;
+use crate::ports::Ports;
 
 /// Without news, the follower reads the log for new events this often.
 pub const POLL: Duration = Duration::from_secs(1);

@@ -7,7 +7,7 @@ use vitrina_core::{
     ActivityType, NewActivity, StoredActivity,
 };
 
-use crate::{follower::Follower, state::Ports};
+use crate::{follower::Follower, ports::Ports};
 
 /// Appends `events` atomically and, once durable, waits until the engine's online state
 /// follows the log past them (see [`crate::follower`]), so the next request of each visitor

@@ -22,6 +22,7 @@ pub mod follower;
 pub mod ingest;
 pub mod observe;
 pub mod openapi;
+pub mod ports;
 pub mod routes;
 pub mod state;
 pub mod training;

@@ -3,49 +3,10 @@
 
 use std::{sync::Arc, time::Instant};
 
-use vitrina_core::ports::{
-    CatalogStore, EventBus, EventLog, ExperimentStore, ImpressionStore, KeyStore, ModelRegistry,
-    RecommendationCache, UserStore,
-};
-
 use vitrina_engine::Engine;
 
+use crate::ports::Ports;
 use crate::{auth::Auth, experiments::Experiments, follower::Follower, training::Training};
-
-/// The backends behind the ports.
-#[derive(Clone)]
-pub struct Ports {
-    pub log: Arc<dyn EventLog>,
-    pub catalog: Arc<dyn CatalogStore>,
-    pub users: Arc<dyn UserStore>,
-    pub impressions: Arc<dyn ImpressionStore>,
-    pub registry: Arc<dyn ModelRegistry>,
-    pub experiments: Arc<dyn ExperimentStore>,
-    pub keys: Arc<dyn KeyStore>,
-    pub bus: Arc<dyn EventBus>,
-    pub cache: Arc<dyn RecommendationCache>,
-}
-
-impl Ports {
-    /// Every storage port from one store, beside a bus and a cache.
-    pub fn of_store(
-        store: Arc<dyn vitrina_store::Store>,
-        bus: Arc<dyn EventBus>,
-        cache: Arc<dyn RecommendationCache>,
-    ) -> Self {
-        Self {
-            log: store.clone(),
-            catalog: store.clone(),
-            users: store.clone(),
-            impressions: store.clone(),
-            registry: store.clone(),
-            experiments: store.clone(),
-            keys: store,
-            bus,
-            cache,
-        }
-    }
-}
 
 /// Limits the API enforces (the `[limits]` section of the config file).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

@@ -31,7 +31,7 @@ use vitrina_engine::{
     Engine, ModelBundle, PreparedModel, TrainingConfig,
 };
 
-use crate::{artefacts::Artefacts, state::Ports};
+use crate::{artefacts::Artefacts, ports::Ports};
 
 /// Events read from the log per page while loading a snapshot.
 const PAGE: usize = 50_000;
