@@ -6,10 +6,21 @@
 //! impression is not attributed.
 //!
 //! Like impressions, outcomes are best effort: recorded right after the acknowledgement, off
-//! the request path; a crash in between loses that attribution, never an event.
+//! the request path, by one task ([`Attributor`]) that works through a queue of at most
+//! [`MAX_QUEUED`] events; past it (a burst faster than attribution) and at a crash,
+//! attributions are lost, never an event.
+
+use std::sync::{
+    atomic::{AtomicBool, AtomicUsize, Ordering},
+    Arc,
+};
 
 use chrono::Duration;
-use vitrina_core::{ports::Impression, ActivityType, StoredActivity};
+use tokio::{sync::mpsc, task::JoinHandle};
+use vitrina_core::{
+    ports::{AppendOutcome, Impression},
+    ActivityType, StoredActivity,
+};
 use vitrina_experiments::attribution::{attribute, Outcome};
 
 use crate::{
@@ -46,10 +57,75 @@ async fn revenue(ports: &Ports, e: &StoredActivity) -> f64 {
     }
 }
 
+/// Outcome events waiting for attribution, at most.
+pub const MAX_QUEUED: usize = 100_000;
+
+/// The queue of outcome events to attribute and the one task that works through it (spawned
+/// tasks per request piled up under load: hundreds of blocking threads, each with its own
+/// reads in flight, and memory without a bound).
+pub struct Attributor {
+    tx: mpsc::UnboundedSender<Queued>,
+    queued: Arc<AtomicUsize>,
+    max: usize,
+    /// Whether the last submission was dropped (the warning is logged once per episode).
+    dropping: AtomicBool,
+}
+
+/// Outcome events to attribute within a window.
+type Queued = (Duration, Vec<StoredActivity>);
+
+impl Attributor {
+    /// Starts the task; it ends when the attributor is dropped.
+    pub fn spawn(ports: Ports) -> (Self, JoinHandle<()>) {
+        let (me, mut rx) = Self::queue(MAX_QUEUED);
+        let left = me.queued.clone();
+        let task = tokio::spawn(async move {
+            while let Some((window, events)) = rx.recv().await {
+                attribute_events(&ports, window, &events).await;
+                left.fetch_sub(events.len(), Ordering::Relaxed);
+            }
+        });
+        (me, task)
+    }
+
+    fn queue(max: usize) -> (Self, mpsc::UnboundedReceiver<Queued>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Self { tx, queued: Arc::new(AtomicUsize::new(0)), max, dropping: AtomicBool::new(false) }, rx)
+    }
+
+    /// Queues the outcome events among `events` for attribution within `window`; drops them
+    /// (counted in `vitrina_attribution_dropped_total`) when the queue is full.
+    pub fn submit(&self, window: Duration, events: &[AppendOutcome]) {
+        let outcomes: Vec<StoredActivity> = events
+            .iter()
+            .filter_map(|o| match o {
+                AppendOutcome::Stored(s) if is_outcome(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect();
+        let n = outcomes.len();
+        if n == 0 {
+            return;
+        }
+        if self.queued.fetch_add(n, Ordering::Relaxed) + n > self.max {
+            self.queued.fetch_sub(n, Ordering::Relaxed);
+            metrics::counter!("vitrina_attribution_dropped_total").increment(n as u64);
+            if !self.dropping.swap(true, Ordering::Relaxed) {
+                tracing::warn!(queued = self.max, "outcome events arrive faster than they can be attributed: dropping attributions until the queue drains (vitrina_attribution_dropped_total)");
+            }
+            return;
+        }
+        self.dropping.store(false, Ordering::Relaxed);
+        if self.tx.send((window, outcomes)).is_err() {
+            self.queued.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Attributes the outcome events among `events` and records what matched.
-pub async fn attribute_events(ports: Ports, window: Duration, events: Vec<StoredActivity>) {
+async fn attribute_events(ports: &Ports, window: Duration, events: &[StoredActivity]) {
     for e in events.iter().filter(|e| is_outcome(e)) {
-        if let Err(err) = attribute_one(&ports, window, e).await {
+        if let Err(err) = attribute_one(ports, window, e).await {
             tracing::warn!(event_id = %e.event.event_id.as_str(), error = %err, "event not attributed");
         }
     }
@@ -98,4 +174,46 @@ async fn attribute_one(
         ev.timestamp,
     ));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use vitrina_core::{ActivityInput, NewActivity};
+
+    use super::*;
+
+    fn stored(seq: u64, kind: &str) -> AppendOutcome {
+        let now = Utc::now();
+        let event = NewActivity::validate(
+            ActivityInput {
+                user_id: Some("u1".into()),
+                activity_type: Some(kind.into()),
+                product_id: Some("p1".into()),
+                ..Default::default()
+            },
+            now,
+        )
+        .unwrap();
+        AppendOutcome::Stored(StoredActivity { seq, event, received_at: now })
+    }
+
+    #[test]
+    fn only_outcomes_are_queued_and_a_full_queue_drops_instead_of_growing() {
+        let (attributor, mut rx) = Attributor::queue(2);
+        attributor.submit(
+            Duration::hours(1),
+            &[stored(1, "view"), stored(2, "click"), AppendOutcome::Duplicate { seq: 9 }],
+        );
+        let (_, first) = rx.try_recv().unwrap();
+        assert_eq!(
+            first.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [2],
+            "views and repeats are not outcomes"
+        );
+        attributor.submit(Duration::hours(1), &[stored(3, "purchase"), stored(4, "add_to_cart")]);
+        assert!(rx.try_recv().is_err(), "1 queued + 2 would pass the bound of 2");
+        attributor.submit(Duration::hours(1), &[stored(5, "purchase")]);
+        assert_eq!(rx.try_recv().unwrap().1.len(), 1, "a batch within the bound is queued");
+    }
 }

@@ -14,6 +14,7 @@ use vitrina_store::{Location, MemoryCache, OpenOptions, Opened, Store};
 
 use crate::{
     artefacts::Artefacts,
+    attribution::Attributor,
     auth::{Auth, AuthConfig, Keys, Limiter, RateLimits},
     experiments::Experiments,
     follower::Follower,
@@ -136,6 +137,7 @@ impl Embedded {
         let engine = Arc::new(Engine::new(products, config.ranking.clone()));
         engine.limit_visitors(config.limits.online_visitors);
         let follower = Follower::new(ports.clone(), engine.clone());
+        let (attributor, attributing) = Attributor::spawn(ports.clone());
         let artefacts = Artefacts::new(store.clone());
         let training = Arc::new(Training::new(
             TrainingSettings {
@@ -158,6 +160,7 @@ impl Embedded {
             ports: ports.clone(),
             engine: engine.clone(),
             follower: follower.clone(),
+            attributor,
             training: training.clone(),
             experiments: experiments.clone(),
             auth,
@@ -183,7 +186,8 @@ impl Embedded {
         }
         let stats = engine.stats();
         tracing::info!(model_version = %engine.model().version, products = stats.products, visitors = stats.visitors, "engine ready");
-        let mut tasks = vec![follower.spawn(), training.spawn_worker(ports.clone(), engine.clone())];
+        let mut tasks =
+            vec![attributing, follower.spawn(), training.spawn_worker(ports.clone(), engine.clone())];
         tasks.push(tokio::spawn(refresh_forever(engine.clone())));
         if config.experiment_step_seconds > 0 {
             tasks.push(tokio::spawn(step_experiments_forever(

@@ -409,9 +409,11 @@ mod tests {
     async fn the_write_path_returns_once_its_events_are_applied() {
         let f = fixture().await;
         let task = f.follower.spawn();
+        let (attributor, _) = crate::attribution::Attributor::spawn(f.ports.clone());
         let outcomes = crate::ingest::ingest(
             &f.ports,
             &f.follower,
+            &attributor,
             vec![view("u1", "p1", 1)],
             chrono::Duration::hours(1),
         )

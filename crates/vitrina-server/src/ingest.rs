@@ -4,10 +4,10 @@
 use vitrina_core::{
     events::DomainEvent,
     ports::{AppendOutcome, StoreResult},
-    ActivityType, NewActivity, StoredActivity,
+    ActivityType, NewActivity,
 };
 
-use crate::{follower::Follower, ports::Ports};
+use crate::{attribution::Attributor, follower::Follower, ports::Ports};
 
 /// Appends `events` atomically and, once durable, waits until the engine's online state
 /// follows the log past them (see [`crate::follower`]), so the next request of each visitor
@@ -18,6 +18,7 @@ use crate::{follower::Follower, ports::Ports};
 pub async fn ingest(
     ports: &Ports,
     follower: &Follower,
+    attributor: &Attributor,
     events: Vec<NewActivity>,
     window: chrono::Duration,
 ) -> StoreResult<Vec<AppendOutcome>> {
@@ -49,15 +50,6 @@ pub async fn ingest(
     if duplicates > 0 {
         metrics::counter!("vitrina_activity_events_duplicate_total").increment(duplicates);
     }
-    let to_attribute: Vec<StoredActivity> = outcomes
-        .iter()
-        .filter_map(|o| match o {
-            AppendOutcome::Stored(s) if crate::attribution::is_outcome(s) => Some(s.clone()),
-            _ => None,
-        })
-        .collect();
-    if !to_attribute.is_empty() {
-        tokio::spawn(crate::attribution::attribute_events(ports.clone(), window, to_attribute));
-    }
+    attributor.submit(window, &outcomes);
     Ok(outcomes)
 }

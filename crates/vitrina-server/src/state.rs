@@ -6,7 +6,9 @@ use std::{sync::Arc, time::Instant};
 use vitrina_engine::Engine;
 
 use crate::ports::Ports;
-use crate::{auth::Auth, experiments::Experiments, follower::Follower, training::Training};
+use crate::{
+    attribution::Attributor, auth::Auth, experiments::Experiments, follower::Follower, training::Training,
+};
 
 /// Limits the API enforces (the `[limits]` section of the config file).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -62,6 +64,8 @@ pub struct Shared {
     pub engine: Arc<Engine>,
     /// Applies the event log to the engine; says how far it got.
     pub follower: Arc<Follower>,
+    /// Ties outcome events to the lists that earned them, off the request path.
+    pub attributor: Attributor,
     pub training: Arc<Training>,
     pub experiments: Arc<Experiments>,
     /// API keys, rate limits and the request guard's settings.
