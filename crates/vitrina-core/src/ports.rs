@@ -164,6 +164,18 @@ pub trait ImpressionStore: Send + Sync {
     fn record_impression(&self, impression: Impression);
     async fn impressions_for_user(&self, user: &UserId, since: DateTime<Utc>)
         -> StoreResult<Vec<Impression>>;
+    /// [`ImpressionStore::impressions_for_user`] for each query, in one call where the
+    /// backend can (attribution asks for a whole batch of events at once).
+    async fn impressions_for_users(
+        &self,
+        queries: Vec<(UserId, DateTime<Utc>)>,
+    ) -> StoreResult<Vec<Vec<Impression>>> {
+        let mut out = Vec::with_capacity(queries.len());
+        for (user, since) in &queries {
+            out.push(self.impressions_for_user(user, *since).await?);
+        }
+        Ok(out)
+    }
     /// The impression served to `user` under `recommendation_id`, if it was recorded.
     async fn impression(&self, user: &UserId, recommendation_id: &str) -> StoreResult<Option<Impression>>;
     /// The outcomes attributed to `user`'s events, oldest first.

@@ -122,24 +122,34 @@ impl Attributor {
     }
 }
 
-/// Attributes the outcome events among `events` and records what matched.
+/// Attributes the outcome events among `events` and records what matched: the lists shown
+/// to their visitors are read in one call.
 async fn attribute_events(ports: &Ports, window: Duration, events: &[StoredActivity]) {
-    for e in events.iter().filter(|e| is_outcome(e)) {
-        if let Err(err) = attribute_one(ports, window, e).await {
+    let outcomes: Vec<&StoredActivity> = events.iter().filter(|e| is_outcome(e)).collect();
+    let queries = outcomes.iter().map(|e| (e.event.user_id.clone(), e.event.timestamp - window)).collect();
+    let shown = match ports.impressions.impressions_for_users(queries).await {
+        Ok(shown) => shown,
+        Err(err) => {
+            tracing::warn!(events = outcomes.len(), error = %err, "events not attributed");
+            return;
+        }
+    };
+    for (e, impressions) in outcomes.into_iter().zip(shown) {
+        if let Err(err) = attribute_one(ports, window, e, impressions).await {
             tracing::warn!(event_id = %e.event.event_id.as_str(), error = %err, "event not attributed");
         }
     }
 }
 
+/// Attributes one outcome event, given the lists shown to its visitor within the window.
 async fn attribute_one(
     ports: &Ports,
     window: Duration,
     e: &StoredActivity,
+    mut impressions: Vec<Impression>,
 ) -> vitrina_core::ports::StoreResult<()> {
     let ev = &e.event;
     let (Some(product), Some(kind)) = (&ev.product_id, outcome_kind(ev.activity_type)) else { return Ok(()) };
-    let mut impressions: Vec<Impression> =
-        ports.impressions.impressions_for_user(&ev.user_id, ev.timestamp - window).await?;
     if let Some(id) = ev.recommendation_id() {
         if !impressions.iter().any(|i| i.recommendation_id == id) {
             // A list older than the window still earns an event that names it.

@@ -84,6 +84,23 @@ async fn lists_are_found_by_recommendation_id_and_by_visitor_from_any_process(f:
         ["r-old", "r-new"],
         "oldest first"
     );
+    let batch = other
+        .impressions_for_users(vec![
+            (user("u1"), Utc::now() - Duration::minutes(60)),
+            (user("u3"), Utc::now() - Duration::days(1)),
+            (user("u1"), Utc::now() - Duration::days(1)),
+            (user("u2"), Utc::now() - Duration::days(1)),
+        ])
+        .await
+        .unwrap();
+    let ids: Vec<Vec<&str>> =
+        batch.iter().map(|l| l.iter().map(|i| i.recommendation_id.as_str()).collect()).collect();
+    assert_eq!(
+        ids,
+        [vec!["r-new"], vec![], vec!["r-old", "r-new"], vec!["r-other"]],
+        "one answer per query, in order"
+    );
+    assert_eq!(batch[2], all);
 }
 
 trait WithTime {

@@ -519,6 +519,16 @@ impl ImpressionStore for SqliteStore {
         self.read_impressions(move |log| log.for_user(&user, since)).await
     }
 
+    async fn impressions_for_users(
+        &self,
+        queries: Vec<(UserId, DateTime<Utc>)>,
+    ) -> StoreResult<Vec<Vec<Impression>>> {
+        self.read_impressions(move |log| {
+            queries.iter().map(|(user, since)| log.for_user(user, *since)).collect()
+        })
+        .await
+    }
+
     async fn impression(&self, user: &UserId, recommendation_id: &str) -> StoreResult<Option<Impression>> {
         let (user, id) = (user.clone(), recommendation_id.to_string());
         self.read_impressions(move |log| log.by_recommendation(&user, &id)).await
