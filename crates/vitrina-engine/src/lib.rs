@@ -324,8 +324,9 @@ impl Engine {
 
     /// Forgets a deleted visitor's online state.
     pub fn forget_user(&self, user: &UserId) {
-        self.erasures.fetch_add(1, Ordering::SeqCst);
-        self.users.forget(user);
+        self.users.forget(user, || {
+            self.erasures.fetch_add(1, Ordering::SeqCst);
+        });
     }
 
     /// How many erasures happened so far: a reader of the log takes it before reading and
@@ -377,10 +378,7 @@ impl Engine {
                 Some(OnlineEvent::new(item, e.ts_ms, e.activity_type, e.value))
             })
             .collect();
-        if self.erasures() != erasures {
-            return;
-        }
-        self.users.hydrate(user, &online);
+        self.users.hydrate(user, &online, || self.erasures() == erasures);
     }
 
     /// How many of the visitor's events their online state holds (0 when it holds none).

@@ -162,9 +162,11 @@ impl Users {
 
     /// Gives a visitor without state the `events` (any order), atomically: nothing happens if
     /// the visitor has state by the time the shard is locked.
-    pub fn hydrate(&self, user: &UserId, events: &[OnlineEvent]) {
+    pub fn hydrate(&self, user: &UserId, events: &[OnlineEvent], still_valid: impl FnOnce() -> bool) {
         let mut shard = self.shard(user).write().expect("online shard lock");
-        if shard.contains_key(user) {
+        // Checked under the lock [`Users::forget`] takes: an erasure either comes before
+        // (and the history read may hold erased events) or removes what this inserts.
+        if shard.contains_key(user) || !still_valid() {
             return;
         }
         let mut sorted = events.to_vec();
@@ -203,8 +205,10 @@ impl Users {
     }
 
     /// Forgets a deleted visitor.
-    pub fn forget(&self, user: &UserId) {
-        self.shard(user).write().expect("online shard lock").remove(user);
+    pub fn forget(&self, user: &UserId, counted: impl FnOnce()) {
+        let mut shard = self.shard(user).write().expect("online shard lock");
+        counted();
+        shard.remove(user);
     }
 
     /// Visitors with online state.
@@ -238,7 +242,7 @@ mod tests {
         assert_eq!(snap.events.iter().map(|e| e.item).collect::<Vec<_>>(), [4, 3, 5]);
         assert_eq!(snap.purchases, [(1, 10)]);
         assert_eq!(users.snapshot(&u, 1).events[0].item, 5);
-        users.forget(&u);
+        users.forget(&u, || ());
         assert_eq!(users.snapshot(&u, 10), UserSnapshot::default());
         assert!(users.is_empty());
     }
@@ -272,7 +276,7 @@ mod tests {
             ev(3, 20, ActivityType::View),
             ev(4, 40, ActivityType::View),
         ];
-        users.hydrate(&u, &history);
+        users.hydrate(&u, &history, || true);
         let snap = users.snapshot(&u, 10);
         assert_eq!(
             snap.events.iter().map(|e| e.item).collect::<Vec<_>>(),
@@ -280,10 +284,12 @@ mod tests {
             "the latest, in time order"
         );
         assert_eq!(snap.purchases, [(1, 10)]);
-        users.hydrate(&u, &[ev(9, 50, ActivityType::View)]);
+        users.hydrate(&u, &[ev(9, 50, ActivityType::View)], || true);
         assert_eq!(users.snapshot(&u, 10).events.len(), 3, "a visitor with state is left alone");
         users.forget_to_reload(&u);
         assert!(!users.contains(&u) && users.evicted() == 1);
+        users.hydrate(&u, &history, || false);
+        assert!(!users.contains(&u), "a history read before an erasure is not inserted");
     }
 
     #[test]

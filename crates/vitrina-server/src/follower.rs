@@ -1,15 +1,16 @@
 //! The engine's online state follows the event log.
 //!
 //! The log is the truth: the online state (visitors' recent events, live popularity, live
-//! co-visitation) is what the log holds up to a sequence, and [`Follower::applied`] says
-//! which. One task, and only it, applies the log to the engine, in log order: at start-up by
+//! co-visitation) is built from the log in log order, and [`Follower::applied`] says up to
+//! which sequence. One task, and only it, applies the log to the engine: at start-up by
 //! reading it ([`Follower::replay`]), then from the commits the log tells of as they happen
 //! ([`EventLog::on_commit`](vitrina_core::ports::EventLog::on_commit)), each applied once
-//! what it follows is applied. Whenever that feed is missing (a backend without one), has a
-//! gap for [`GAP_WAIT`], or is quiet for [`POLL`] (events another process appended), the
-//! follower reads the log after what it applied. The write path appends, then waits until
-//! its events are applied ([`Follower::wait_for`]), so a visitor's next list reflects what
-//! was acknowledged.
+//! what it follows is applied. The feed is a hint: the follower reads the log after what it
+//! applied whenever a commit heard does not follow it (one was not told, or the events
+//! between were erased), when the feed overflowed, on a nudge when the backend has no feed,
+//! and once every [`POLL`] regardless (events another process appended). The write path
+//! appends, then waits until its events are applied ([`Follower::wait_for`]), so a visitor's
+//! next list reflects what was acknowledged.
 //!
 //! The log's numbering must never make a higher sequence visible before a lower one (SQLite
 //! has one writer; the PostgreSQL store numbers under a lock held to commit, ADR 0008): the
@@ -17,38 +18,43 @@
 
 use std::{
     collections::{BTreeMap, HashSet},
-    sync::Arc,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
     time::Duration,
 };
 
 use tokio::{
     sync::{mpsc, watch, Notify},
-    task::JoinHandle,
+    task::{JoinHandle, JoinSet},
     time::Instant,
 };
 use vitrina_core::{
-    ports::{Committed, StoreResult},
+    ports::{Committed, EventLog, StoreResult},
     LogEvent, UserId,
 };
 use vitrina_engine::Engine;
 
 use crate::ports::Ports;
 
-/// Without news, the follower reads the log for new events this often.
+/// The follower reads the log this often whatever it heard.
 pub const POLL: Duration = Duration::from_secs(1);
-/// A commit the log told of that does not follow what is applied waits this long for the
-/// commits before it; then the follower reads the log.
-pub const GAP_WAIT: Duration = Duration::from_millis(50);
 /// How long a write waits for the follower to apply its events before it answers anyway (its
 /// events are durable; only the visitor's next list may not show them yet).
 pub const APPLY_WAIT: Duration = Duration::from_secs(5);
+/// For this long after a write waited in vain, the engine reports itself unhealthy.
+pub const UNHEALTHY_AFTER_TIMEOUT: Duration = Duration::from_secs(60);
 /// Events read per page while following: the largest batch the API takes, so a batch is
 /// usually applied in one step.
 const LIVE_PAGE: usize = 10_000;
 /// Events read per page at start-up.
 const REPLAY_PAGE: usize = 50_000;
-/// While following, events are applied this many at a time, letting other tasks run between.
-const LIVE_SLICE: usize = 1024;
+/// Events told by the log and not yet taken by the follower, at most; past it commits are
+/// not told but read from the log, so a follower slower than the writer holds no more.
+const MAX_HEARD: usize = 100_000;
+/// Returning visitors whose history is read back at once.
+const HYDRATIONS: usize = 8;
 /// After a failed read, the follower tries again this much later.
 const RETRY: Duration = Duration::from_millis(200);
 
@@ -58,21 +64,89 @@ pub struct Follower {
     engine: Arc<Engine>,
     applied: watch::Sender<u64>,
     wake: Notify,
+    /// When a write last waited in vain.
+    timed_out: Mutex<Option<Instant>>,
+    /// [`APPLY_WAIT`] and [`UNHEALTHY_AFTER_TIMEOUT`] (shorter in tests).
+    apply_wait: Duration,
+    unhealthy_for: Duration,
 }
 
-/// A commit the log told of, with the engine's erasure count at the time (see
-/// [`Engine::settle`]).
-type Heard = (u64, Committed);
+/// What the log tells the follower.
+enum Heard {
+    /// A commit, with the engine's erasure count when it was told (see [`Engine::settle`]).
+    Commit(u64, Committed),
+    /// A commit was not told (too many waiting): read the log.
+    Overflow,
+}
+
+/// The log's commit feed as the follower takes it.
+struct Feed {
+    rx: mpsc::UnboundedReceiver<Heard>,
+    /// Events told and not taken yet.
+    queued: Arc<AtomicUsize>,
+}
+
+impl Feed {
+    fn taken(&self, heard: Option<Heard>) -> Option<Heard> {
+        if let Some(Heard::Commit(_, c)) = &heard {
+            self.queued.fetch_sub(c.events.len(), Ordering::Relaxed);
+        }
+        heard
+    }
+
+    async fn recv(&mut self) -> Option<Heard> {
+        let heard = self.rx.recv().await;
+        self.taken(heard)
+    }
+
+    fn try_recv(&mut self) -> Option<Heard> {
+        let heard = self.rx.try_recv().ok();
+        self.taken(heard)
+    }
+}
+
+/// A commit heard and not applied yet: when it was heard, the erasure count, the commit.
+type Waiting = (Instant, u64, Committed);
+
+/// Aborts the task when dropped (the supervisor's own abort reaches the follower).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 impl Follower {
     /// A follower of `ports.log` that has applied nothing yet.
     pub fn new(ports: Ports, engine: Arc<Engine>) -> Arc<Self> {
-        Arc::new(Self { ports, engine, applied: watch::Sender::new(0), wake: Notify::new() })
+        Arc::new(Self {
+            ports,
+            engine,
+            applied: watch::Sender::new(0),
+            wake: Notify::new(),
+            timed_out: Mutex::new(None),
+            apply_wait: APPLY_WAIT,
+            unhealthy_for: UNHEALTHY_AFTER_TIMEOUT,
+        })
     }
 
     /// The sequence up to which the engine's online state holds the log.
     pub fn applied(&self) -> u64 {
         *self.applied.borrow()
+    }
+
+    /// `Err` with the reason while a write waited in vain within [`UNHEALTHY_AFTER_TIMEOUT`].
+    pub fn health(&self) -> Result<(), String> {
+        match *self.timed_out.lock().expect("follower health lock") {
+            Some(at) if at.elapsed() < self.unhealthy_for => Err(format!(
+                "the engine fell behind the event log: an acknowledged event was not applied within {} s, {} s ago (applied up to sequence {})",
+                self.apply_wait.as_secs(),
+                at.elapsed().as_secs(),
+                self.applied()
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// New events were committed: a follower without a feed reads them now rather than at
@@ -85,9 +159,10 @@ impl Follower {
     /// the wait ran out.
     pub async fn wait_for(&self, seq: u64) -> bool {
         let mut applied = self.applied.subscribe();
-        let reached = tokio::time::timeout(APPLY_WAIT, applied.wait_for(|&a| a >= seq)).await;
+        let reached = tokio::time::timeout(self.apply_wait, applied.wait_for(|&a| a >= seq)).await;
         if !matches!(reached, Ok(Ok(_))) {
             metrics::counter!("vitrina_follower_wait_timeouts_total").increment(1);
+            *self.timed_out.lock().expect("follower health lock") = Some(Instant::now());
             tracing::warn!(
                 seq,
                 applied = self.applied(),
@@ -120,26 +195,61 @@ impl Follower {
         Ok(n)
     }
 
-    /// Follows the log until aborted.
+    /// Follows the log until aborted. A follower that panicked (a bug) is logged and started
+    /// again from what it had applied (the events of the step it broke off may count twice).
     pub fn spawn(self: &Arc<Self>) -> JoinHandle<()> {
-        let (tx, feed) = mpsc::unbounded_channel::<Heard>();
-        let engine = self.engine.clone();
-        let fed = self.ports.log.on_commit(Box::new(move |c| {
-            let _ = tx.send((engine.erasures(), c));
-        }));
         let me = self.clone();
-        tokio::spawn(async move { me.follow(fed.then_some(feed)).await })
+        tokio::spawn(async move {
+            loop {
+                let (follower, feed) = (me.clone(), me.listen());
+                let mut run = AbortOnDrop(tokio::spawn(async move { follower.follow(feed).await }));
+                match (&mut run.0).await {
+                    Err(e) if e.is_panic() => {
+                        metrics::counter!("vitrina_follower_restarts_total").increment(1);
+                        tracing::error!(
+                            applied = me.applied(),
+                            "the event log follower panicked; starting it again"
+                        );
+                    }
+                    _ => return,
+                }
+            }
+        })
     }
 
-    async fn follow(&self, mut feed: Option<mpsc::UnboundedReceiver<Heard>>) {
+    /// Registers with the log's commit feed, if it has one.
+    fn listen(&self) -> Option<Feed> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let (engine, count) = (self.engine.clone(), queued.clone());
+        let fed = self.ports.log.on_commit(Box::new(move |c| {
+            let n = c.events.len();
+            if count.fetch_add(n, Ordering::Relaxed) + n > MAX_HEARD {
+                count.fetch_sub(n, Ordering::Relaxed);
+                let _ = tx.send(Heard::Overflow);
+            } else {
+                let _ = tx.send(Heard::Commit(engine.erasures(), c));
+            }
+        }));
+        fed.then_some(Feed { rx, queued })
+    }
+
+    async fn follow(&self, mut feed: Option<Feed>) {
         // Commits heard that do not follow what is applied yet, by the head they follow.
-        let mut waiting: BTreeMap<u64, Heard> = BTreeMap::new();
-        let mut read_at = Instant::now();
-        let mut gap_since: Option<Instant> = None;
+        let mut waiting: BTreeMap<u64, Waiting> = BTreeMap::new();
+        let mut next_read = Instant::now();
         let mut read = true;
+        let mut read_ok = true;
         loop {
             if read {
-                read_at = Instant::now() + if self.catch_up().await { POLL } else { RETRY };
+                let started = Instant::now();
+                read_ok = self.catch_up().await;
+                next_read = Instant::now() + if read_ok { POLL } else { RETRY };
+                if read_ok {
+                    // Told before the read and still not following what is applied: the
+                    // events before them, and theirs, were erased (the read saw the rest).
+                    waiting.retain(|_, (heard, ..)| *heard > started);
+                }
                 read = false;
             }
             while let Some(entry) = waiting.first_entry() {
@@ -147,14 +257,16 @@ impl Follower {
                 if *entry.key() > after {
                     break;
                 }
-                let (erasures, c) = entry.remove();
+                let (_, erasures, c) = entry.remove();
                 let events: Vec<LogEvent> = c.events.into_iter().filter(|e| e.seq > after).collect();
                 if !events.is_empty() {
                     self.apply(after, events, erasures, true).await;
                 }
             }
-            gap_since = if waiting.is_empty() { None } else { gap_since.or(Some(Instant::now())) };
-            let deadline = gap_since.map_or(read_at, |since| read_at.min(since + GAP_WAIT));
+            // The feed keeps commit order: a commit that does not follow will not be
+            // preceded by one told later, so the log is read at once.
+            let deadline = if waiting.is_empty() || !read_ok { next_read } else { Instant::now() };
+            let fed = feed.is_some();
             let heard = async {
                 match feed.as_mut() {
                     Some(f) => f.recv().await,
@@ -163,15 +275,15 @@ impl Follower {
             };
             tokio::select! {
                 heard = heard => match heard {
-                    Some((erasures, c)) => { waiting.insert(c.after, (erasures, c)); }
+                    Some(heard) => read |= hear(&mut waiting, heard),
                     None => feed = None,
                 },
-                _ = self.wake.notified() => read = feed.is_none(),
+                _ = self.wake.notified(), if !fed => read = true,
                 _ = tokio::time::sleep_until(deadline) => read = true,
             }
             if let Some(f) = feed.as_mut() {
-                while let Ok((erasures, c)) = f.try_recv() {
-                    waiting.insert(c.after, (erasures, c));
+                while let Some(heard) = f.try_recv() {
+                    read |= hear(&mut waiting, heard);
                 }
             }
         }
@@ -195,18 +307,7 @@ impl Follower {
     /// to stay within the limit), up to what is applied: later events reach them through the
     /// follower.
     pub async fn hydrate(&self, user: &UserId) -> StoreResult<()> {
-        self.hydrate_upto(user, self.applied()).await
-    }
-
-    async fn hydrate_upto(&self, user: &UserId, upto: u64) -> StoreResult<()> {
-        if !self.engine.may_need_hydration() || self.engine.knows(user) {
-            return Ok(());
-        }
-        let erasures = self.engine.erasures();
-        let history = self.ports.log.recent_for_user(user, self.engine.ranking().history_events).await?;
-        let events: Vec<LogEvent> = history.iter().filter(|e| e.seq <= upto).map(LogEvent::from).collect();
-        self.engine.hydrate(user, &events, erasures);
-        Ok(())
+        hydrate(self.ports.log.clone(), self.engine.clone(), user.clone(), self.applied()).await
     }
 
     /// Reads one page after what is applied and applies it; returns its length.
@@ -229,24 +330,12 @@ impl Follower {
         let users: HashSet<UserId> =
             if live { events.iter().map(|e| e.user_id.clone()).collect() } else { HashSet::new() };
         if self.engine.may_need_hydration() {
-            for user in &users {
-                if let Err(e) = self.hydrate_upto(user, after).await {
-                    // Their list is built from the new events alone until they are forgotten
-                    // again; the events themselves are applied.
-                    tracing::warn!(error = %e, "reading a returning visitor's history failed");
-                }
-            }
+            self.hydrate_all(&users, after).await;
         }
         if live {
-            // On the async workers, a slice at a time: the online state's memory is then
-            // allocated by a few long-lived threads (applied on the blocking pool's many
-            // threads, the allocator kept a third more memory in the ingest benchmark).
-            for (i, chunk) in events.chunks(LIVE_SLICE).enumerate() {
-                if i > 0 {
-                    tokio::task::yield_now().await;
-                }
-                chunk.iter().for_each(|e| self.engine.observe(e));
-            }
+            // On the async worker and without a pause until `settle`: a list computed in
+            // between could otherwise show events of a visitor erased meanwhile.
+            events.iter().for_each(|e| self.engine.observe(e));
         } else {
             let engine = self.engine.clone();
             if let Err(e) =
@@ -257,8 +346,8 @@ impl Follower {
                 tracing::error!(error = %e, after, last, "applying events of the log failed");
             }
         }
-        // An erasure after the events were read or committed may have left the erased
-        // visitor's events in them.
+        // An erasure after the events were read or told may have left the erased visitor's
+        // events in them.
         self.engine.settle(erasures, users.iter());
         for user in &users {
             self.ports.cache.invalidate_user(user).await;
@@ -266,6 +355,51 @@ impl Follower {
         self.applied.send_replace(last);
         metrics::gauge!("vitrina_follower_applied_sequence").set(last as f64);
     }
+
+    /// Reads back the history up to `after` of the visitors among `users` the engine does
+    /// not know, [`HYDRATIONS`] at a time.
+    async fn hydrate_all(&self, users: &HashSet<UserId>, after: u64) {
+        let mut unknown = users.iter().filter(|u| !self.engine.knows(u));
+        let mut running = JoinSet::new();
+        loop {
+            while running.len() < HYDRATIONS {
+                let Some(user) = unknown.next() else { break };
+                running.spawn(hydrate(self.ports.log.clone(), self.engine.clone(), user.clone(), after));
+            }
+            match running.join_next().await {
+                Some(Ok(Err(e))) => {
+                    // Their list is built from the new events alone until they are forgotten
+                    // again; the events themselves are applied.
+                    tracing::warn!(error = %e, "reading a returning visitor's history failed");
+                }
+                Some(_) => {}
+                None => return,
+            }
+        }
+    }
+}
+
+/// Files a heard commit; `true` when the log must be read.
+fn hear(waiting: &mut BTreeMap<u64, Waiting>, heard: Heard) -> bool {
+    match heard {
+        Heard::Commit(erasures, c) => {
+            waiting.insert(c.after, (Instant::now(), erasures, c));
+            false
+        }
+        Heard::Overflow => true,
+    }
+}
+
+/// Gives `user`, if the engine does not know them, their history up to `upto` back.
+async fn hydrate(log: Arc<dyn EventLog>, engine: Arc<Engine>, user: UserId, upto: u64) -> StoreResult<()> {
+    if !engine.may_need_hydration() || engine.knows(&user) {
+        return Ok(());
+    }
+    let erasures = engine.erasures();
+    let history = log.recent_for_user(&user, engine.ranking().history_events).await?;
+    let events: Vec<LogEvent> = history.iter().filter(|e| e.seq <= upto).map(LogEvent::from).collect();
+    engine.hydrate(&user, &events, erasures);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -349,7 +483,7 @@ mod tests {
                 }
             })
             .collect();
-        (0, Committed { after, events })
+        Heard::Commit(0, Committed { after, events })
     }
 
     #[tokio::test]
@@ -369,7 +503,9 @@ mod tests {
         let f = fixture().await;
         let (tx, rx) = mpsc::unbounded_channel();
         let me = f.follower.clone();
-        let task = tokio::spawn(async move { me.follow(Some(rx)).await });
+        let task = tokio::spawn(async move {
+            me.follow(Some(Feed { rx, queued: Arc::new(AtomicUsize::new(100)) })).await
+        });
         // Two commits; the feed tells only of the second (twice), so it cannot be applied
         // before the first is read from the log.
         let first = f.ports.log.append(vec![view("u1", "p1", 1)]).await.unwrap();
@@ -403,6 +539,22 @@ mod tests {
         assert!(f.follower.wait_for(seq).await);
         assert_eq!(f.engine.online_events(&UserId::parse("u1").unwrap()), 1);
         task.abort();
+    }
+
+    #[tokio::test]
+    async fn a_write_that_waits_in_vain_makes_the_engine_unhealthy_for_a_while() {
+        let f = fixture().await;
+        let follower = Arc::new(Follower {
+            apply_wait: Duration::from_millis(1),
+            ..Arc::into_inner(Follower::new(f.ports.clone(), f.engine.clone())).unwrap()
+        });
+        assert!(follower.health().is_ok());
+        assert!(!follower.wait_for(7).await, "nothing applies sequence 7");
+        let why = follower.health().unwrap_err();
+        assert!(why.contains("fell behind the event log"), "{why}");
+        let long_ago = Instant::now() - UNHEALTHY_AFTER_TIMEOUT;
+        *follower.timed_out.lock().unwrap() = Some(long_ago);
+        assert!(follower.health().is_ok(), "healthy again once the window passed");
     }
 
     #[tokio::test]

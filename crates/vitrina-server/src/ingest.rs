@@ -25,9 +25,13 @@ pub async fn ingest(
     let started = std::time::Instant::now();
     let outcomes = ports.log.append(events).await?;
     metrics::histogram!("vitrina_store_append_duration_seconds").record(started.elapsed().as_secs_f64());
+    // A repeat waits too: its original may be a moment from applied (a client's retry).
     let last = outcomes
         .iter()
-        .filter_map(|o| if let AppendOutcome::Stored(s) = o { Some(s.seq) } else { None })
+        .map(|o| match o {
+            AppendOutcome::Stored(s) => s.seq,
+            AppendOutcome::Duplicate { seq } => *seq,
+        })
         .max();
     if let Some(last) = last {
         follower.nudge();

@@ -52,6 +52,9 @@ async fn check(s: &AppState, service: &str) -> Check {
 /// The engine serves the registry's active model; with events to learn from and no model,
 /// lists come from live popularity alone, which is not healthy either.
 async fn engine_check(s: &AppState) -> (bool, String) {
+    if let Err(why) = s.follower.health() {
+        return (false, why);
+    }
     let serving = s.engine.model();
     let st = s.engine.stats();
     let online = format!(
