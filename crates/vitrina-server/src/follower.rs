@@ -529,6 +529,83 @@ mod tests {
         task.abort();
     }
 
+    /// The store's log, counting the follower's reads.
+    struct Counted(Arc<dyn EventLog>, AtomicUsize);
+
+    #[async_trait::async_trait]
+    impl EventLog for Counted {
+        async fn append(
+            &self,
+            batch: Vec<NewActivity>,
+        ) -> StoreResult<Vec<vitrina_core::ports::AppendOutcome>> {
+            self.0.append(batch).await
+        }
+        async fn recent_for_user(
+            &self,
+            user: &UserId,
+            limit: usize,
+        ) -> StoreResult<Vec<vitrina_core::StoredActivity>> {
+            self.0.recent_for_user(user, limit).await
+        }
+        async fn user_events_since(
+            &self,
+            user: &UserId,
+            since: chrono::DateTime<Utc>,
+        ) -> StoreResult<Vec<vitrina_core::StoredActivity>> {
+            self.0.user_events_since(user, since).await
+        }
+        async fn page(&self, after_seq: u64, limit: usize) -> StoreResult<Vec<vitrina_core::StoredActivity>> {
+            self.0.page(after_seq, limit).await
+        }
+        async fn scan(&self, after_seq: u64, limit: usize) -> StoreResult<Vec<LogEvent>> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            self.0.scan(after_seq, limit).await
+        }
+        async fn stats(&self) -> StoreResult<vitrina_core::ports::LogStats> {
+            self.0.stats().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_gap_that_no_read_can_close_is_dropped_not_read_over_and_over() {
+        let f = fixture().await;
+        let log = Arc::new(Counted(f.ports.log.clone(), AtomicUsize::new(0)));
+        let ports = Ports { log: log.clone(), ..f.ports.clone() };
+        let follower = Follower::new(ports, f.engine.clone());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let me = follower.clone();
+        let task = tokio::spawn(async move {
+            me.follow(Some(Feed { rx, queued: Arc::new(AtomicUsize::new(100)) })).await
+        });
+        // Told of a commit after sequence 50 that the log does not hold (its events and those
+        // before were erased): a read finds nothing and the follower must let it go.
+        let phantom = LogEvent {
+            seq: 51,
+            ..LogEvent::from(
+                &f.ports
+                    .log
+                    .append(vec![view("x", "p1", 0)])
+                    .await
+                    .unwrap()
+                    .pop()
+                    .map(|o| match o {
+                        vitrina_core::ports::AppendOutcome::Stored(s) => s,
+                        other => panic!("{other:?}"),
+                    })
+                    .unwrap(),
+            )
+        };
+        tx.send(Heard::Commit(0, Committed { after: 50, events: vec![phantom] })).unwrap();
+        assert!(follower.wait_for(1).await, "the read the gap caused applied sequence 1");
+        // An observation window, not a synchronisation: a follower that kept reading would
+        // make thousands of reads in it; this one reads once more at most (the poll).
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let reads = log.1.load(Ordering::SeqCst);
+        assert!(reads <= 8, "{reads} reads of the log for one gap");
+        assert_eq!(f.engine.online_events(&UserId::parse("x").unwrap()), 1);
+        task.abort();
+    }
+
     #[tokio::test]
     async fn without_a_feed_a_nudge_makes_the_follower_read_the_log() {
         let f = fixture().await;
