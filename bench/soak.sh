@@ -57,4 +57,4 @@ echo "== lists";  cat "$dir/recommend.txt"
 echo "== events"; cat "$dir/track.txt"
 echo "== server peak RSS: $(awk '/VmHWM/{print $2/1024 " MiB"}' "/proc/$pid/status")"
 curl -s "$url/metrics" | grep -E "^vitrina_(online_visitors|online_visitors_evicted_total|cache_entries|event_log_events|store_impressions_dropped_total|store_outcomes_dropped_total|store_pruned_total)" || true
-grep -c '"level":"ERROR"' "$dir/serve.log" | sed 's/^/== server errors logged: /'
+echo "== server errors logged: $(grep -c '"level":"ERROR"' "$dir/serve.log" || true)"
