@@ -1,5 +1,6 @@
-//! The ingest path shared by single and batch tracking: append durably, then make the
-//! events visible (cache invalidation, metrics, domain events on the bus).
+//! The ingest path shared by single and batch tracking: append durably, wait until the log
+//! follower has applied the events (it also drops the visitors' cached lists), then metrics,
+//! domain events on the bus and attribution.
 
 use vitrina_core::{
     events::DomainEvent,
