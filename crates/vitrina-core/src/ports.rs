@@ -318,6 +318,9 @@ pub trait ArtefactStore: Send + Sync {
     async fn put_artefact(&self, path: &str, bytes: Vec<u8>) -> StoreResult<()>;
     /// The bytes under `path`; `None` when nothing is stored there.
     async fn get_artefact(&self, path: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Removes what is stored under `path` (nothing there is not an error). Durable when it
+    /// returns.
+    async fn delete_artefact(&self, path: &str) -> StoreResult<()>;
 }
 
 /// The model registry.

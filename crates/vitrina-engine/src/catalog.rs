@@ -89,6 +89,11 @@ impl Catalog {
         self.by_id.get(id).copied()
     }
 
+    /// The product id of every item index, by index.
+    pub fn ids(&self) -> &[ProductId] {
+        &self.ids
+    }
+
     pub fn id(&self, item: u32) -> Option<&ProductId> {
         self.ids.get(item as usize)
     }

@@ -47,6 +47,26 @@ impl CoVisits {
         self.shard(a).lock().expect("covisit lock").get(&a).cloned().unwrap_or_default()
     }
 
+    /// Every item's partners, by item.
+    pub fn export(&self) -> Vec<(u32, Vec<(u32, f32)>)> {
+        let mut out = Vec::new();
+        for s in self.shards.iter() {
+            out.extend(s.lock().expect("covisit lock").iter().map(|(a, list)| (*a, list.clone())));
+        }
+        out.sort_unstable_by_key(|(a, _)| *a);
+        out
+    }
+
+    /// Sets `a`'s partners (a checkpoint being restored), keeping the heaviest if too many.
+    pub fn import(&self, a: u32, mut partners: Vec<(u32, f32)>) {
+        partners.retain(|(b, w)| *b != a && *w > 0.0 && w.is_finite());
+        if partners.len() > self.per_item {
+            partners.sort_unstable_by(|x, y| y.1.total_cmp(&x.1));
+            partners.truncate(self.per_item);
+        }
+        self.shard(a).lock().expect("covisit lock").insert(a, partners);
+    }
+
     /// Forgets everything (a new model covers it now).
     pub fn clear(&self) {
         for s in self.shards.iter() {

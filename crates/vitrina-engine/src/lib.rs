@@ -8,6 +8,7 @@
 //! - [`bundle`], [`train`]: the models one training job produces, their artefact, and how
 //!   they are trained from the event log;
 //! - [`model`]: the active bundle wired to the catalogue with its embedding index;
+//! - [`checkpoint`]: the online state as of one log sequence, to restore after a restart;
 //! - [`rank`]: candidate sources → normalised, weighted blend → business rules → reasons;
 //! - [`validate`]: leave-last-out validation of a training configuration through the engine;
 //! - [`config`]: the training and ranking configurations.
@@ -20,6 +21,7 @@
 
 pub mod bundle;
 pub mod catalog;
+pub mod checkpoint;
 pub mod config;
 pub mod covisit;
 pub mod model;
@@ -42,6 +44,7 @@ use arc_swap::ArcSwap;
 use vitrina_core::{recommend::Recommended, ActivityType, LogEvent, Product, ProductId, UserId};
 
 pub use bundle::ModelBundle;
+pub use checkpoint::OnlineCheckpoint;
 pub use config::{RankingConfig, TrainingConfig};
 pub use model::{ActiveModel, PreparedModel};
 pub use rank::{Filters, ListRequest};
@@ -384,6 +387,53 @@ impl Engine {
     /// How many of the visitor's events their online state holds (0 when it holds none).
     pub fn online_events(&self, user: &UserId) -> usize {
         self.users.snapshot(user, usize::MAX).events.len()
+    }
+
+    /// The online state, as of log sequence `seq`: the caller guarantees that exactly the
+    /// events up to `seq` were observed (nothing is observed while this runs).
+    pub fn checkpoint(&self, seq: u64) -> OnlineCheckpoint {
+        let users = self.users.export();
+        let trending = self.trending.export();
+        let covisits = self.covisits.export();
+        let items = self.catalog().ids().to_vec();
+        OnlineCheckpoint {
+            seq,
+            model_version: self.model().version.clone(),
+            items,
+            evicted: self.users.evicted(),
+            users,
+            trending,
+            covisits,
+        }
+    }
+
+    /// Restores a checkpoint into an engine that has observed nothing yet; the caller then
+    /// observes the log after `checkpoint.seq`. Live co-visitation is restored only when the
+    /// active model is the one the checkpoint was taken under (a model activated since
+    /// covers other data, as at any activation). Returns whether it was.
+    pub fn restore(&self, checkpoint: OnlineCheckpoint) -> bool {
+        let items: Vec<u32> = checkpoint.items.iter().map(|id| self.item_of(id)).collect();
+        let map = |i: u32| items[i as usize];
+        for (user, mut s) in checkpoint.users {
+            s.events.iter_mut().for_each(|e| e.item = map(e.item));
+            s.purchases.iter_mut().for_each(|p| p.0 = map(p.0));
+            self.users.import(user, s);
+        }
+        self.users.add_evicted(checkpoint.evicted);
+        let mut trending = checkpoint.trending;
+        let mut scores = vec![[0.0f32; 4]; items.iter().map(|&i| i as usize + 1).max().unwrap_or(0)];
+        for (i, s) in trending.scores.iter().enumerate().take(items.len()) {
+            scores[items[i] as usize] = *s;
+        }
+        trending.scores = scores;
+        self.trending.import(trending);
+        let same_model = checkpoint.model_version == self.model().version;
+        if same_model {
+            for (a, partners) in checkpoint.covisits {
+                self.covisits.import(map(a), partners.into_iter().map(|(b, w)| (map(b), w)).collect());
+            }
+        }
+        same_model
     }
 
     pub fn stats(&self) -> EngineStats {

@@ -211,6 +211,43 @@ impl Users {
         shard.remove(user);
     }
 
+    /// Every visitor's state, shard by shard, as `(visitor, events, purchases)`.
+    pub fn export(&self) -> Vec<(UserId, UserSnapshot)> {
+        let mut out = Vec::with_capacity(self.len());
+        for shard in self.shards.iter() {
+            let shard = shard.read().expect("online shard lock");
+            out.extend(shard.iter().map(|(u, s)| {
+                (u.clone(), UserSnapshot { events: s.events.clone(), purchases: s.purchases.clone() })
+            }));
+        }
+        out
+    }
+
+    /// Gives `user` the state `snapshot` (a checkpoint being restored), within the limit and
+    /// the history capacity.
+    pub fn import(&self, user: UserId, mut snapshot: UserSnapshot) {
+        let mut shard = self.shard(&user).write().expect("online shard lock");
+        if !shard.contains_key(&user) {
+            let max = self.max_per_shard.load(Ordering::Relaxed);
+            if shard.len() >= max {
+                self.evict(&mut shard, max.saturating_sub(1));
+            }
+        }
+        let keep = snapshot.events.len().saturating_sub(self.capacity);
+        let purchases = snapshot.purchases.len().saturating_sub(MAX_PURCHASES);
+        snapshot.purchases.drain(..purchases);
+        shard.insert(
+            user,
+            UserState { events: snapshot.events.split_off(keep), purchases: snapshot.purchases },
+        );
+    }
+
+    /// Counts `n` visitors forgotten before a checkpoint was taken (their history is in the
+    /// log, so hydration stays necessary).
+    pub fn add_evicted(&self, n: u64) {
+        self.evicted.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Visitors with online state.
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.read().expect("online shard lock").len()).sum()

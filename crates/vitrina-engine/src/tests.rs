@@ -356,3 +356,69 @@ fn hydration_gives_up_when_an_erasure_ran_meanwhile() {
     engine.settle(seen, [&u]);
     assert!(!engine.knows(&u) && engine.may_need_hydration());
 }
+
+/// What a restored engine must serve exactly as the one checkpointed: lists of several
+/// visitors, similar items (live co-visitation) and popularity, by product id.
+fn served(engine: &Engine) -> Vec<Vec<(String, u32, Source)>> {
+    let f = Filters::default();
+    let by_id = |l: Vec<vitrina_core::recommend::Recommended>| -> Vec<(String, u32, Source)> {
+        l.into_iter().map(|r| (r.product.id.as_str().to_string(), r.score.to_bits(), r.source)).collect()
+    };
+    let mut out: Vec<_> = ["u0", "u1", "u7", "live", "nobody"]
+        .iter()
+        .map(|u| by_id(engine.recommend(&uid(u), &req(10, &f))))
+        .collect();
+    let (model, ranking) = (engine.model(), engine.ranking());
+    for p in ["p0", "p6", "p9"] {
+        out.push(by_id(engine.similar(&model, &ranking, &pid(p), &req(10, &f)).unwrap()));
+    }
+    for w in Window::ALL {
+        out.push(by_id(engine.popular(w, &req(10, &f))));
+    }
+    out
+}
+
+#[test]
+fn a_restored_checkpoint_serves_what_the_checkpointed_engine_served() {
+    let (products, log) = shop();
+    let engine = trained(products.clone(), &log, RankingConfig::default());
+    // After the model's data range: live co-visitation, a purchase, a product the catalogue
+    // does not know (interned by the event), a rating.
+    let mut seq = log.len() as u64;
+    let mut live = |user: &str, kind, product: &str| {
+        seq += 1;
+        engine.observe(&ev(seq, user, kind, product));
+    };
+    live("live", ActivityType::View, "p0");
+    live("live", ActivityType::View, "p9");
+    live("live", ActivityType::Purchase, "p9");
+    live("u7", ActivityType::View, "unlisted");
+    live("u1", ActivityType::View, "p0");
+    engine.observe(&LogEvent { value: Some(4.5), ..ev(seq + 1, "u0", ActivityType::Rating, "p3") });
+    engine.refresh();
+    let checkpoint = engine.checkpoint(seq + 1);
+    assert_eq!(checkpoint.users.len(), 41);
+
+    // Another process: the catalogue in another order, so item indices differ.
+    let reversed: Vec<Product> = products.iter().rev().cloned().collect();
+    let restored = Engine::new(reversed.clone(), RankingConfig::default());
+    restored.activate(PreparedModel::new("v1", engine.model().bundle.clone()));
+    let bytes = checkpoint.write();
+    assert!(
+        restored.restore(crate::OnlineCheckpoint::read(&bytes).unwrap()),
+        "same model: co-visitation kept"
+    );
+    restored.refresh();
+    assert_eq!(served(&restored), served(&engine));
+    assert_eq!(restored.stats().visitors, engine.stats().visitors);
+
+    // Under another model, live co-visitation is not restored (it counted what that model
+    // may cover); the visitors are.
+    let other = Engine::new(reversed, RankingConfig::default());
+    other.activate(PreparedModel::new("v2", engine.model().bundle.clone()));
+    assert!(!other.restore(checkpoint));
+    assert_eq!(other.online_events(&uid("live")), 3);
+    let partners = |e: &Engine| e.checkpoint(0).covisits.len();
+    assert!(partners(&engine) > 0);
+    assert_eq!(partners(&other), 0);
+}

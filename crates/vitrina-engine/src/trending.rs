@@ -91,6 +91,15 @@ impl Counters {
     }
 }
 
+/// The counters as a checkpoint holds them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrendingState {
+    /// Per item index and window (hour, day, week, month).
+    pub scores: Vec<[f32; 4]>,
+    pub reference: [i64; 4],
+    pub started: bool,
+}
+
 /// The decayed counters of every item.
 #[derive(Default)]
 pub struct Trending {
@@ -154,6 +163,18 @@ impl Trending {
             return;
         }
         self.counters.lock().expect("trending lock").observe(item as usize, i64::from(ts), weight);
+    }
+
+    /// The counters (for a checkpoint).
+    pub fn export(&self) -> TrendingState {
+        let c = self.counters.lock().expect("trending lock");
+        TrendingState { scores: c.scores.clone(), reference: c.reference, started: c.started }
+    }
+
+    /// Replaces the counters (a checkpoint being restored).
+    pub fn import(&self, state: TrendingState) {
+        *self.counters.lock().expect("trending lock") =
+            Counters { scores: state.scores, reference: state.reference, started: state.started };
     }
 
     /// The score of `item` in `window` as of time `now` (online seconds).

@@ -52,6 +52,19 @@ impl DirArtefacts {
     }
 
     /// Blocking.
+    pub fn delete(&self, relative: &str) -> StoreResult<()> {
+        let path = self.full(relative)?;
+        let io = |e: std::io::Error| StoreError::Backend(format!("artefact {relative}: {e}"));
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                File::open(path.parent().unwrap_or(Path::new("."))).and_then(|d| d.sync_all()).map_err(io)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    /// Blocking.
     pub fn get(&self, relative: &str) -> StoreResult<Option<Vec<u8>>> {
         match fs::read(self.full(relative)?) {
             Ok(bytes) => Ok(Some(bytes)),
@@ -73,6 +86,13 @@ impl vitrina_core::ports::ArtefactStore for DirArtefacts {
     async fn get_artefact(&self, path: &str) -> StoreResult<Option<Vec<u8>>> {
         let (me, path) = (self.clone(), path.to_string());
         tokio::task::spawn_blocking(move || me.get(&path))
+            .await
+            .map_err(|e| StoreError::Backend(format!("artefact task failed: {e}")))?
+    }
+
+    async fn delete_artefact(&self, path: &str) -> StoreResult<()> {
+        let (me, path) = (self.clone(), path.to_string());
+        tokio::task::spawn_blocking(move || me.delete(&path))
             .await
             .map_err(|e| StoreError::Backend(format!("artefact task failed: {e}")))?
     }

@@ -1,4 +1,5 @@
-//! The `ModelRegistry`, `ExperimentStore` and `KeyStore` contracts, run against every backend.
+//! The `ModelRegistry`, `ArtefactStore`, `ExperimentStore` and `KeyStore` contracts, run
+//! against every backend.
 
 mod common;
 
@@ -14,6 +15,7 @@ conformance!(
     activating_a_model_archives_the_previous_one_and_rollbacks_walk_back,
     experiments_are_replaced_by_id_and_listed_oldest_first,
     keys_are_unique_by_id_and_hash_and_revoked_once,
+    artefacts_are_replaced_whole_and_deleted_by_path,
 );
 
 fn record(v: &str, minutes: i64) -> ModelRecord {
@@ -83,6 +85,26 @@ async fn activating_a_model_archives_the_previous_one_and_rollbacks_walk_back(f:
         (ModelStatus::Rejected, Some("worse than v2"))
     );
     assert!(models[0].artefact.is_none());
+}
+
+async fn artefacts_are_replaced_whole_and_deleted_by_path(f: Fixture) {
+    let s = &f.store;
+    assert_eq!(s.get_artefact("checkpoints/online.vck").await.unwrap(), None);
+    // Larger than a PostgreSQL chunk, so it is stored in several rows.
+    let big: Vec<u8> = (0..=255u8).cycle().take(9 << 20).collect();
+    s.put_artefact("checkpoints/online.vck", big.clone()).await.unwrap();
+    s.put_artefact("models/v1.vtb", b"bundle".to_vec()).await.unwrap();
+    assert!(s.get_artefact("checkpoints/online.vck").await.unwrap() == Some(big));
+    s.put_artefact("checkpoints/online.vck", b"smaller".to_vec()).await.unwrap();
+    assert_eq!(s.get_artefact("checkpoints/online.vck").await.unwrap().as_deref(), Some(&b"smaller"[..]));
+    s.delete_artefact("checkpoints/online.vck").await.unwrap();
+    assert_eq!(s.get_artefact("checkpoints/online.vck").await.unwrap(), None);
+    s.delete_artefact("checkpoints/online.vck").await.expect("deleting what is not there is no error");
+    assert_eq!(
+        s.get_artefact("models/v1.vtb").await.unwrap().as_deref(),
+        Some(&b"bundle"[..]),
+        "other paths are untouched"
+    );
 }
 
 async fn experiments_are_replaced_by_id_and_listed_oldest_first(f: Fixture) {

@@ -43,4 +43,10 @@ impl ArtefactStore for PgStore {
         }
         Ok(Some(out))
     }
+
+    async fn delete_artefact(&self, path: &str) -> StoreResult<()> {
+        let client = self.client().await?;
+        client.execute("DELETE FROM artefacts WHERE path = $1", &[&path]).await.map_err(backend)?;
+        Ok(())
+    }
 }

@@ -613,6 +613,10 @@ impl ArtefactStore for SqliteStore {
     async fn get_artefact(&self, path: &str) -> StoreResult<Option<Vec<u8>>> {
         self.artefacts.get_artefact(path).await
     }
+
+    async fn delete_artefact(&self, path: &str) -> StoreResult<()> {
+        self.artefacts.delete_artefact(path).await
+    }
 }
 
 #[async_trait]

@@ -114,16 +114,18 @@ impl Writer {
 
     /// Tells the follower what a commit added (the writer thread commits in `seq` order).
     fn committed(&mut self, results: &[Done]) {
-        let events: Vec<LogEvent> = results
-            .iter()
-            .filter_map(|d| if let Done::Events(outcomes) = d { Some(outcomes) } else { None })
-            .flatten()
-            .filter_map(|o| if let AppendOutcome::Stored(s) = o { Some(LogEvent::from(s)) } else { None })
-            .collect();
-        let Some(last) = events.iter().map(|e| e.seq).max() else { return };
+        let stored = || {
+            results
+                .iter()
+                .filter_map(|d| if let Done::Events(outcomes) = d { Some(outcomes) } else { None })
+                .flatten()
+                .filter_map(|o| if let AppendOutcome::Stored(s) = o { Some(s) } else { None })
+        };
+        let Some(last) = stored().map(|s| s.seq).max() else { return };
         let after = std::mem::replace(&mut self.head, last);
+        // Events are copied for a listener only (imports and migrations have none).
         if let Some(listener) = self.listener.read().expect("commit listener lock").as_ref() {
-            listener(Committed { after, events });
+            listener(Committed { after, events: stored().map(LogEvent::from).collect() });
         }
     }
 }
