@@ -67,6 +67,10 @@ pub struct Storage {
     /// Days events are kept in the log after they were received; 0 = forever (the default).
     /// What is past it is gone from training, history and `eventId` deduplication.
     pub event_retention_days: f64,
+    /// Seconds between checkpoints of the online state (one is also taken at a clean stop),
+    /// so a start restores it and replays only the log after it; 0 = never: every start
+    /// replays the whole log.
+    pub checkpoint_interval_seconds: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -98,6 +102,7 @@ impl Default for Config {
                 demo: true,
                 impression_retention_days: 30.0,
                 event_retention_days: 0.0,
+                checkpoint_interval_seconds: 300,
             },
             cache: Cache { users: 250_000, ttl_seconds: 600 },
             limits: Default::default(),

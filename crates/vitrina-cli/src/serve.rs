@@ -85,6 +85,8 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<()> {
             ..config.auth.clone()
         },
         rate_limits: config.rate_limits.clone(),
+        checkpoint_every: (config.storage.checkpoint_interval_seconds > 0)
+            .then(|| std::time::Duration::from_secs(config.storage.checkpoint_interval_seconds)),
         serve: true,
     })
     .await?;

@@ -326,6 +326,35 @@ async fn past_the_rate_limit_requests_get_429_with_retry_after() {
 
 vitrina_store::on_every_backend!(an_erased_visitor_leaves_nothing_in_the_store);
 
+/// The stored checkpoint of the online state, if there is one.
+async fn checkpoint(backing: &common::Backing) -> Option<Vec<u8>> {
+    match backing {
+        common::Backing::Dir(dir) => {
+            let mut files = vec![dir.path().to_path_buf()];
+            while let Some(path) = files.pop() {
+                if path.is_dir() {
+                    files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+                } else if path.ends_with("checkpoints/online.vck") {
+                    return Some(std::fs::read(path).unwrap());
+                }
+            }
+            None
+        }
+        common::Backing::Postgres(db) => {
+            let rows = db
+                .client()
+                .await
+                .query(
+                    "SELECT bytes FROM artefacts WHERE path = 'checkpoints/online.vck' ORDER BY chunk",
+                    &[],
+                )
+                .await
+                .unwrap();
+            (!rows.is_empty()).then(|| rows.iter().flat_map(|r| r.get::<_, Vec<u8>>(0)).collect())
+        }
+    }
+}
+
 async fn an_erased_visitor_leaves_nothing_in_the_store(backing: common::Backing) {
     let server = backing.start();
     let c = Client::new();
@@ -351,6 +380,13 @@ async fn an_erased_visitor_leaves_nothing_in_the_store(backing: common::Backing)
     ] {
         assert_eq!(post("/api/v1/activity/track", event).await, 201);
     }
+    // A clean stop checkpoints the online state, the visitor's events in it; the restart
+    // restores it.
+    assert!(server.stop().success());
+    let holds = |bytes: &[u8], needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+    let at_stop = checkpoint(&backing).await.expect("a clean stop writes a checkpoint");
+    assert!(holds(&at_stop, who));
+    let server = backing.start();
     let list = get_json(&c, server.url(&format!("/api/v1/recommendations/recommendations/{who}"))).await;
     assert!(
         list["recommendations"].as_array().unwrap().iter().any(|r| r["explanation"].is_string()),
@@ -377,6 +413,7 @@ async fn an_erased_visitor_leaves_nothing_in_the_store(backing: common::Backing)
 
     let res = c.delete(server.url(&format!("/api/v1/users/{who}"))).send().await.unwrap();
     assert_eq!(res.status(), 200);
+    assert!(checkpoint(&backing).await.is_none(), "the erasure discarded the checkpoint holding the visitor");
     // The next list is a cold-start list: nothing of the visitor's history is used.
     let list = get_json(&c, server.url(&format!("/api/v1/recommendations/recommendations/{who}"))).await;
     assert_eq!(list["fromCache"], false);

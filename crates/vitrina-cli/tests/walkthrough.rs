@@ -139,6 +139,12 @@ async fn a_restart_keeps_data_and_the_active_model_and_loads_no_demo_twice(backi
     assert!(server.stop().success());
 
     let server = backing.start();
+    let metrics = c.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let restored = metrics.lines().find_map(|l| l.strip_prefix("vitrina_checkpoint_restored_sequence "));
+    assert!(
+        restored.is_some_and(|seq| seq.trim().parse::<f64>().unwrap() > 0.0),
+        "the online state is restored from the checkpoint the stop wrote: {restored:?}"
+    );
     let (_, history) = get(&c, server.url("/api/v1/recommendations/activity/keep")).await;
     assert_eq!(history["count"], 1);
     let (_, products) = get(&c, server.url("/api/v1/catalog/products")).await;

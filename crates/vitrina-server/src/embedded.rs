@@ -16,6 +16,7 @@ use crate::{
     artefacts::Artefacts,
     attribution::Attributor,
     auth::{Auth, AuthConfig, Keys, Limiter, RateLimits},
+    checkpoints::{CheckpointSettings, Checkpoints},
     experiments::Experiments,
     follower::Follower,
     ports::Ports,
@@ -25,6 +26,10 @@ use crate::{
 
 /// Below this many events, a store without a usable model trains one before serving.
 const SYNC_TRAINING_EVENTS: u64 = 200_000;
+/// How often the online state is checkpointed by default.
+pub const DEFAULT_CHECKPOINT_EVERY: Duration = Duration::from_secs(300);
+/// How long shutdown waits for the last checkpoint to be written.
+const SHUTDOWN_CHECKPOINT_WAIT: Duration = Duration::from_secs(120);
 /// How long shutdown waits for a cancelled training job to wind down.
 const SHUTDOWN_TRAINING_WAIT: Duration = Duration::from_secs(20);
 
@@ -69,6 +74,9 @@ pub struct EmbeddedConfig {
     /// API keys' settings and CORS.
     pub auth: AuthConfig,
     pub rate_limits: RateLimits,
+    /// How often the online state is checkpointed (and at a clean stop); `None`: never, and
+    /// every start replays the whole log.
+    pub checkpoint_every: Option<Duration>,
     /// `false` opens the store for offline work (`vitrina train`): no log replay, no
     /// start-up training, no background tasks.
     pub serve: bool,
@@ -98,6 +106,7 @@ impl EmbeddedConfig {
             experiment_step_seconds: 60,
             auth: AuthConfig::default(),
             rate_limits: RateLimits::default(),
+            checkpoint_every: Some(DEFAULT_CHECKPOINT_EVERY),
             serve: true,
         }
     }
@@ -107,6 +116,8 @@ impl EmbeddedConfig {
 pub struct Embedded {
     pub state: AppState,
     store: Opened,
+    /// The follower's task, stopped first at shutdown so it checkpoints.
+    following: Option<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -136,7 +147,10 @@ impl Embedded {
         );
         let engine = Arc::new(Engine::new(products, config.ranking.clone()));
         engine.limit_visitors(config.limits.online_visitors);
-        let follower = Follower::new(ports.clone(), engine.clone());
+        let checkpoints = config
+            .checkpoint_every
+            .map(|every| Checkpoints::new(store.clone(), engine.clone(), CheckpointSettings { every }));
+        let follower = Follower::checkpointed(ports.clone(), engine.clone(), checkpoints);
         let (attributor, attributing) = Attributor::spawn(ports.clone());
         let artefacts = Artefacts::new(store.clone());
         let training = Arc::new(Training::new(
@@ -168,10 +182,11 @@ impl Embedded {
             started: std::time::Instant::now(),
         });
         if !config.serve {
-            return Ok(Self { state, store: opened, tasks: Vec::new() });
+            return Ok(Self { state, store: opened, following: None, tasks: Vec::new() });
         }
-        let events = follower.replay().await.context("replaying the event log")?;
+        follower.replay().await.context("replaying the event log")?;
         engine.refresh();
+        let events = ports.log.stats().await.context("reading the event log's size")?.events;
         if restored.is_none() && events > 0 {
             let defaults = vitrina_engine::TrainingConfig::default();
             training.submit(defaults, Trigger::Startup)?;
@@ -186,8 +201,8 @@ impl Embedded {
         }
         let stats = engine.stats();
         tracing::info!(model_version = %engine.model().version, products = stats.products, visitors = stats.visitors, "engine ready");
-        let mut tasks =
-            vec![attributing, follower.spawn(), training.spawn_worker(ports.clone(), engine.clone())];
+        let following = Some(follower.spawn());
+        let mut tasks = vec![attributing, training.spawn_worker(ports.clone(), engine.clone())];
         tasks.push(tokio::spawn(refresh_forever(engine.clone())));
         if config.experiment_step_seconds > 0 {
             tasks.push(tokio::spawn(step_experiments_forever(
@@ -203,14 +218,22 @@ impl Embedded {
                 engine.clone(),
             )));
         }
-        Ok(Self { state, store: opened, tasks })
+        Ok(Self { state, store: opened, following, tasks })
     }
 
     /// Stops the background work and closes the store after committing every queued write.
+    /// The follower checkpoints the online state first (up to [`SHUTDOWN_CHECKPOINT_WAIT`]).
     /// A running training job is cancelled at its next checkpoint and given up to
     /// [`SHUTDOWN_TRAINING_WAIT`] to record that; past it, the next start marks it failed.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.state.training.stop();
+        if let Some(mut following) = self.following {
+            self.state.follower.stop();
+            if tokio::time::timeout(SHUTDOWN_CHECKPOINT_WAIT, &mut following).await.is_err() {
+                tracing::warn!("the last checkpoint of the online state was not written in time; the next start replays more of the log");
+                following.abort();
+            }
+        }
         let deadline = std::time::Instant::now() + SHUTDOWN_TRAINING_WAIT;
         while self.state.training.running() && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -36,7 +36,7 @@ use vitrina_core::{
 };
 use vitrina_engine::Engine;
 
-use crate::ports::Ports;
+use crate::{checkpoints::Checkpoints, ports::Ports};
 
 /// The follower reads the log this often whatever it heard.
 pub const POLL: Duration = Duration::from_secs(1);
@@ -69,6 +69,10 @@ pub struct Follower {
     /// [`APPLY_WAIT`] and [`UNHEALTHY_AFTER_TIMEOUT`] (shorter in tests).
     apply_wait: Duration,
     unhealthy_for: Duration,
+    /// Where the online state is checkpointed, if it is.
+    checkpoints: Option<Arc<Checkpoints>>,
+    /// Asks the follower to take a last checkpoint and stop.
+    stop: Notify,
 }
 
 /// What the log tells the follower.
@@ -120,6 +124,16 @@ impl Drop for AbortOnDrop {
 impl Follower {
     /// A follower of `ports.log` that has applied nothing yet.
     pub fn new(ports: Ports, engine: Arc<Engine>) -> Arc<Self> {
+        Self::checkpointed(ports, engine, None)
+    }
+
+    /// A follower that restores the online state from `checkpoints` at start-up and takes
+    /// them as it goes.
+    pub fn checkpointed(
+        ports: Ports,
+        engine: Arc<Engine>,
+        checkpoints: Option<Arc<Checkpoints>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             ports,
             engine,
@@ -128,7 +142,20 @@ impl Follower {
             timed_out: Mutex::new(None),
             apply_wait: APPLY_WAIT,
             unhealthy_for: UNHEALTHY_AFTER_TIMEOUT,
+            checkpoints,
+            stop: Notify::new(),
         })
+    }
+
+    /// The checkpoints of the online state, if it is checkpointed.
+    pub fn checkpoints(&self) -> Option<&Arc<Checkpoints>> {
+        self.checkpoints.as_ref()
+    }
+
+    /// Asks the running follower to checkpoint what it applied and stop; the task
+    /// [`Follower::spawn`] returned ends once the checkpoint is written.
+    pub fn stop(&self) {
+        self.stop.notify_one();
     }
 
     /// The sequence up to which the engine's online state holds the log.
@@ -173,9 +200,14 @@ impl Follower {
         true
     }
 
-    /// Applies the whole log (start-up, before serving). Returns how many events there were.
+    /// Restores the checkpoint, if there is a usable one, and applies the log after it
+    /// (start-up, before serving). Returns how many events were read from the log.
     pub async fn replay(&self) -> StoreResult<u64> {
         let started = std::time::Instant::now();
+        if let Some(checkpoints) = &self.checkpoints {
+            let head = self.ports.log.stats().await?.max_seq;
+            self.applied.send_replace(checkpoints.restore(head).await);
+        }
         let mut n = 0u64;
         loop {
             let applied = self.step(REPLAY_PAGE, false).await? as u64;
@@ -189,6 +221,7 @@ impl Follower {
         }
         tracing::info!(
             events = n,
+            applied = self.applied(),
             seconds = started.elapsed().as_secs_f64(),
             "event log replayed into the engine"
         );
@@ -241,6 +274,11 @@ impl Follower {
         let mut read = true;
         let mut read_ok = true;
         loop {
+            if let Some(checkpoints) = &self.checkpoints {
+                if checkpoints.due(self.applied()) {
+                    checkpoints.take(self.applied()).await;
+                }
+            }
             if read {
                 let started = Instant::now();
                 read_ok = self.catch_up().await;
@@ -280,6 +318,14 @@ impl Follower {
                 },
                 _ = self.wake.notified(), if !fed => read = true,
                 _ = tokio::time::sleep_until(deadline) => read = true,
+                _ = self.stop.notified() => {
+                    // Between two steps: the engine holds exactly the log up to `applied`.
+                    let applied = self.applied();
+                    if let Some(c) = self.checkpoints.as_ref().filter(|c| !c.current(applied)) {
+                        let _ = c.take(applied).await.await;
+                    }
+                    return;
+                }
             }
             if let Some(f) = feed.as_mut() {
                 while let Some(heard) = f.try_recv() {

@@ -4,8 +4,10 @@
 //!   API area, and speak only through DTOs and [`error::ApiError`].
 //! - [`ingest`] is the write path of events (durable append, then a wait until the engine's
 //!   online state has followed the log past them); [`follower`] is the one path by which
-//!   events reach the online state, in log order, dropping the visitors' cached lists; [`training`] runs training jobs, keeps the registry and hot
-//!   swaps models into the engine (`vitrina-engine`); [`artefacts`] stores model files.
+//!   events reach the online state, in log order, dropping the visitors' cached lists;
+//!   [`checkpoints`] saves that state so a restart replays only the log after it;
+//!   [`training`] runs training jobs, keeps the registry and hot swaps models into the engine
+//!   (`vitrina-engine`); [`artefacts`] stores model files.
 //! - [`experiments`] runs A/B experiments in the serving path (variants, results, bandit);
 //!   [`attribution`] ties clicks, carts and purchases to the lists that earned them.
 //! - [`embedded`] assembles the embedded (single-process) deployment.
@@ -13,6 +15,7 @@
 pub mod artefacts;
 pub mod attribution;
 pub mod auth;
+pub mod checkpoints;
 pub mod dto;
 pub mod embedded;
 pub mod error;

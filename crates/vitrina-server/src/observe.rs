@@ -103,6 +103,19 @@ fn describe() {
         "Idle visitors forgotten to stay within [limits] online_visitors"
     );
     describe_gauge!("vitrina_event_log_events", "Events in the log");
+    describe_gauge!(
+        "vitrina_checkpoint_restored_sequence",
+        "Log sequence of the online state checkpoint restored at start-up (0: the whole log was replayed)"
+    );
+    describe_gauge!(
+        "vitrina_checkpoint_sequence",
+        "Log sequence of the last online state checkpoint written"
+    );
+    describe_gauge!("vitrina_checkpoint_bytes", "Size of the last online state checkpoint written");
+    describe_counter!(
+        "vitrina_checkpoint_failures_total",
+        "Online state checkpoints that could not be written"
+    );
     describe_gauge!("vitrina_rate_limit_addresses", "Client addresses with a rate-limit bucket");
 }
 

@@ -109,7 +109,8 @@ pub async fn get(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> Api
 
 /// Deletes a user with all their events, served lists and attributed outcomes (right to
 /// erasure). When it returns, nothing of the visitor is used or kept: online state and cached
-/// lists are gone and the rows are erased from the database files (zeroed, WAL checkpointed).
+/// lists are gone, the online state's checkpoint is discarded, and the rows are erased from
+/// the database files (zeroed, WAL checkpointed).
 #[utoipa::path(delete, path = "/api/v1/users/{userId}", tag = "users", params(("userId" = String, Path)),
     responses((status = 200, description = "deleted, with counts"), (status = 404, body = ErrorBody)))]
 pub async fn delete(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<Value>> {
@@ -121,6 +122,10 @@ pub async fn delete(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> 
     // visitors in from their current events).
     s.engine.forget_user(&id);
     s.ports.cache.invalidate_user(&id).await;
+    // The online state's checkpoint may hold the visitor's events.
+    if let Some(checkpoints) = s.follower.checkpoints() {
+        checkpoints.discard().await?;
+    }
     let deleted = deleted?.ok_or_else(|| ApiError::not_found(format!("user {id} not found")))?;
     tracing::info!("user erased");
     Ok(Json(
