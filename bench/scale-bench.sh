@@ -20,7 +20,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -n "${SKIP_BUILD:-}${BIN:-}" ] || cargo build --release -q -p vitrina-cli
-command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 bin=$(realpath "${BIN:-target/release/vitrina}")
 dir=${DIR:-/tmp/scale}
 data=${DATA:-$dir/data}
@@ -43,6 +42,7 @@ if [ -z "${STORE:-}" ] && [ ! -f "$data/.imported" ]; then
   touch "$data/.imported"
 fi
 [ -z "${IMPORT_ONLY:-}" ] || exit 0
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 
 echo "== starting the server"
 started=$(date +%s.%N)

@@ -224,8 +224,12 @@ mod tests {
 
     /// A fresh engine following the fixture's log, with checkpoints (never due by time).
     fn engine(f: &Fixture) -> (Arc<Engine>, Arc<Checkpoints>, Arc<Follower>) {
+        every(f, Duration::from_secs(3600))
+    }
+
+    fn every(f: &Fixture, every: Duration) -> (Arc<Engine>, Arc<Checkpoints>, Arc<Follower>) {
         let engine = Arc::new(Engine::new(Vec::new(), RankingConfig::default()));
-        let settings = CheckpointSettings { every: Duration::from_secs(3600) };
+        let settings = CheckpointSettings { every };
         let checkpoints = Checkpoints::new(f.store.store(), engine.clone(), settings);
         let follower = Follower::checkpointed(f.ports.clone(), engine.clone(), Some(checkpoints.clone()));
         (engine, checkpoints, follower)
@@ -278,6 +282,26 @@ mod tests {
         assert_eq!(follower.applied(), 6);
         assert_eq!(events(&second, &["u1", "u2", "u3"]), [3, 2, 1]);
         assert_eq!(events(&first, &["u1", "u2", "u3"]), [2, 2, 0]);
+    }
+
+    #[tokio::test]
+    async fn a_running_follower_checkpoints_when_due_and_only_after_new_events() {
+        let f = fixture().await;
+        let (_, checkpoints, follower) = every(&f, Duration::ZERO);
+        follower.replay().await.unwrap();
+        let task = follower.spawn();
+        for n in 1..=3u64 {
+            let seq = append(&f, &[("u1", "p1")]).await;
+            assert_eq!(seq, n);
+            // The follower takes one at its next turn; it is written in the background.
+            let started = Instant::now();
+            while stored(&f).await.map(|c| c.seq) != Some(seq) {
+                assert!(started.elapsed() < Duration::from_secs(10), "no checkpoint at {seq}");
+                tokio::task::yield_now().await;
+            }
+        }
+        assert!(!checkpoints.due(3), "nothing applied since the last one");
+        task.abort();
     }
 
     #[tokio::test]

@@ -274,11 +274,6 @@ impl Follower {
         let mut read = true;
         let mut read_ok = true;
         loop {
-            if let Some(checkpoints) = &self.checkpoints {
-                if checkpoints.due(self.applied()) {
-                    checkpoints.take(self.applied()).await;
-                }
-            }
             if read {
                 let started = Instant::now();
                 read_ok = self.catch_up().await;
@@ -300,6 +295,10 @@ impl Follower {
                 if !events.is_empty() {
                     self.apply(after, events, erasures, true).await;
                 }
+            }
+            // Between two steps: the engine holds exactly the log up to `applied`.
+            if let Some(checkpoints) = self.checkpoints.as_ref().filter(|c| c.due(self.applied())) {
+                checkpoints.take(self.applied()).await;
             }
             // The feed keeps commit order: a commit that does not follow will not be
             // preceded by one told later, so the log is read at once.
