@@ -575,7 +575,8 @@ mod tests {
     }
 
     /// The store's log, counting the follower's reads.
-    struct Counted(Arc<dyn EventLog>, AtomicUsize);
+    /// A log that counts its reads and fails the first `.2` of them.
+    struct Counted(Arc<dyn EventLog>, AtomicUsize, usize);
 
     #[async_trait::async_trait]
     impl EventLog for Counted {
@@ -603,7 +604,9 @@ mod tests {
             self.0.page(after_seq, limit).await
         }
         async fn scan(&self, after_seq: u64, limit: usize) -> StoreResult<Vec<LogEvent>> {
-            self.1.fetch_add(1, Ordering::SeqCst);
+            if self.1.fetch_add(1, Ordering::SeqCst) < self.2 {
+                return Err(vitrina_core::ports::StoreError::Unavailable("the test fails this read".into()));
+            }
             self.0.scan(after_seq, limit).await
         }
         async fn stats(&self) -> StoreResult<vitrina_core::ports::LogStats> {
@@ -612,9 +615,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_failed_read_is_retried_until_the_log_answers() {
+        let f = fixture().await;
+        let log = Arc::new(Counted(f.ports.log.clone(), AtomicUsize::new(0), 3));
+        let follower = Follower::new(Ports { log: log.clone(), ..f.ports.clone() }, f.engine.clone());
+        let task = follower.spawn();
+        let seq = append(&f, vec![view("u1", "p1", 1)]).await;
+        follower.nudge();
+        assert!(follower.wait_for(seq).await, "applied once the log answered");
+        assert!(log.1.load(Ordering::SeqCst) >= 4, "three failed reads, then one that answered");
+        assert_eq!(f.engine.online_events(&UserId::parse("u1").unwrap()), 1);
+        task.abort();
+    }
+
+    #[tokio::test]
     async fn a_gap_that_no_read_can_close_is_dropped_not_read_over_and_over() {
         let f = fixture().await;
-        let log = Arc::new(Counted(f.ports.log.clone(), AtomicUsize::new(0)));
+        let log = Arc::new(Counted(f.ports.log.clone(), AtomicUsize::new(0), 0));
         let ports = Ports { log: log.clone(), ..f.ports.clone() };
         let follower = Follower::new(ports, f.engine.clone());
         let (tx, rx) = mpsc::unbounded_channel();
