@@ -431,7 +431,8 @@ impl Training {
     ) -> Result<bool, JobError> {
         let started = Instant::now();
         let max_seq = record.data_range.1;
-        let events = load_events(ports, max_seq, &mut |f| self.update(|j| j.progress = 0.1 * f)).await?;
+        let events =
+            load_events(ports, max_seq, cancel, &mut |f| self.update(|j| j.progress = 0.1 * f)).await?;
         self.log(format!(
             "loaded {} product events of {} users on {} products",
             events.len(),
@@ -623,11 +624,13 @@ fn next_version(models: &[ModelRecord]) -> String {
 pub async fn load_events(
     ports: &Ports,
     max_seq: u64,
+    cancel: &AtomicBool,
     progress: &mut (dyn FnMut(f32) + Send),
 ) -> StoreResult<TrainingLog> {
     let mut out = TrainingLog::with_capacity(usize::try_from(max_seq).unwrap_or(0).min(1 << 31));
     let mut after = 0;
-    while after < max_seq {
+    // A cancelled job stops between pages (the caller sees the flag).
+    while after < max_seq && !cancel.load(Ordering::SeqCst) {
         let page = ports.log.scan(after, PAGE).await?;
         let Some(last) = page.last() else { break };
         after = last.seq;
