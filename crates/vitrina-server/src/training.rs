@@ -794,6 +794,26 @@ pub async fn restore_active(
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_cancelled_job_stops_loading_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = vitrina_store::Location::Dir(dir.path().into());
+        let opened = vitrina_store::Opened::open(&location, Default::default()).await.unwrap();
+        opened.store().append(vitrina_core::demo::activity(Utc::now())).await.unwrap();
+        let ports = Ports::of_store(
+            opened.store(),
+            Arc::new(vitrina_bus::InProcessBus::new(16)),
+            Arc::new(vitrina_store::MemoryCache::new(10, std::time::Duration::from_secs(60))),
+        );
+        let max_seq = ports.log.stats().await.unwrap().max_seq;
+        let load = |cancelled: bool| {
+            let ports = ports.clone();
+            async move { load_events(&ports, max_seq, &AtomicBool::new(cancelled), &mut |_| ()).await.unwrap() }
+        };
+        assert!(load(false).await.len() > 10);
+        assert_eq!(load(true).await.len(), 0, "a cancelled job reads no further page");
+    }
+
     fn service(stuck_after: std::time::Duration) -> Training {
         let dir = std::env::temp_dir().join(format!("vitrina-training-health-{}", std::process::id()));
         let files = Arc::new(vitrina_store::files::DirArtefacts::new(&dir));
