@@ -392,13 +392,19 @@ impl Engine {
     /// The online state, as of log sequence `seq`: the caller guarantees that exactly the
     /// events up to `seq` were observed (nothing is observed while this runs).
     pub fn checkpoint(&self, seq: u64) -> OnlineCheckpoint {
+        let model = self.model();
         let users = self.users.export();
         let trending = self.trending.export();
-        let covisits = self.covisits.export();
+        let mut covisits = self.covisits.export();
+        if !Arc::ptr_eq(&model, &self.model()) {
+            // A model was activated meanwhile (training runs beside the follower): what was
+            // copied may be the old model's live co-visitation, or part of it.
+            covisits.clear();
+        }
         let items = self.catalog().ids().to_vec();
         OnlineCheckpoint {
             seq,
-            model_version: self.model().version.clone(),
+            model_version: model.version.clone(),
             items,
             evicted: self.users.evicted(),
             users,

@@ -8,9 +8,9 @@
 //! writing run in the background.
 //!
 //! Erasure: a checkpoint may hold an erased visitor's events, so erasing a visitor discards
-//! the checkpoint ([`Checkpoints::discard`]) before it answers; a checkpoint whose copy
-//! began before an erasure is not written. The next start then replays the whole log, until
-//! the next checkpoint.
+//! the checkpoint ([`Checkpoints::discard`]) before it deletes their rows and again before it
+//! answers; a checkpoint whose copy began before an erasure is not written. The next start
+//! then replays the whole log, until the next checkpoint.
 
 use std::{
     sync::{
@@ -21,7 +21,7 @@ use std::{
 };
 
 use tokio::task::JoinHandle;
-use vitrina_core::ports::{ArtefactStore, StoreResult};
+use vitrina_core::ports::{ArtefactStore, StoreError, StoreResult};
 use vitrina_engine::{Engine, OnlineCheckpoint};
 
 /// Where the checkpoint is kept in the artefact store.
@@ -66,20 +66,20 @@ impl Checkpoints {
     /// Restores the stored checkpoint into the engine (which has observed nothing yet) and
     /// returns its sequence; 0 when there is none, or none usable (it is then left alone and
     /// the whole log is replayed). `head` is the log's last sequence: a checkpoint beyond it
-    /// belongs to another log.
-    pub async fn restore(&self, head: u64) -> u64 {
+    /// belongs to another log. `Err` only when restoring failed halfway (a bug): the engine
+    /// then holds part of it, and replaying the log on top would count events twice.
+    pub async fn restore(&self, head: u64) -> StoreResult<u64> {
         let started = Instant::now();
         let bytes = match self.store.get_artefact(PATH).await {
             Ok(Some(bytes)) => bytes,
-            Ok(None) => return 0,
+            Ok(None) => return Ok(0),
             Err(e) => {
                 tracing::warn!(error = %e, "reading the online state checkpoint failed; replaying the whole log");
-                return 0;
+                return Ok(0);
             }
         };
         let size = bytes.len();
-        let engine = self.engine.clone();
-        let restored = tokio::task::spawn_blocking(move || {
+        let read = tokio::task::spawn_blocking(move || {
             let checkpoint = OnlineCheckpoint::read(&bytes).map_err(|e| e.to_string())?;
             if checkpoint.seq > head {
                 return Err(format!(
@@ -87,32 +87,35 @@ impl Checkpoints {
                     checkpoint.seq
                 ));
             }
-            let (seq, visitors) = (checkpoint.seq, checkpoint.users.len());
-            let covisits = engine.restore(checkpoint);
-            Ok((seq, visitors, covisits))
+            Ok(checkpoint)
         })
         .await
-        .unwrap_or_else(|e| Err(format!("restoring it failed: {e}")));
-        match restored {
-            Ok((seq, visitors, covisits)) => {
-                tracing::info!(
-                    seq,
-                    visitors,
-                    bytes = size,
-                    live_covisitation = covisits,
-                    seconds = started.elapsed().as_secs_f64(),
-                    "online state restored from its checkpoint"
-                );
-                self.written.store(seq, Ordering::SeqCst);
-                *self.last.lock().expect("checkpoint lock") = (Instant::now(), seq);
-                metrics::gauge!("vitrina_checkpoint_restored_sequence").set(seq as f64);
-                seq
-            }
+        .unwrap_or_else(|e| Err(format!("reading it failed: {e}")));
+        let checkpoint = match read {
+            Ok(checkpoint) => checkpoint,
             Err(why) => {
                 tracing::warn!(reason = %why, "the online state checkpoint is unusable; replaying the whole log");
-                0
+                return Ok(0);
             }
-        }
+        };
+        let (seq, visitors) = (checkpoint.seq, checkpoint.users.len());
+        let engine = self.engine.clone();
+        let covisits =
+            tokio::task::spawn_blocking(move || engine.restore(checkpoint)).await.map_err(|e| {
+                StoreError::Backend(format!("restoring the online state checkpoint failed halfway: {e}"))
+            })?;
+        tracing::info!(
+            seq,
+            visitors,
+            bytes = size,
+            live_covisitation = covisits,
+            seconds = started.elapsed().as_secs_f64(),
+            "online state restored from its checkpoint"
+        );
+        self.written.store(seq, Ordering::SeqCst);
+        *self.last.lock().expect("checkpoint lock") = (Instant::now(), seq);
+        metrics::gauge!("vitrina_checkpoint_restored_sequence").set(seq as f64);
+        Ok(seq)
     }
 
     /// Whether a checkpoint is due now that the log is applied up to `applied`.

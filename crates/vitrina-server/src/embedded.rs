@@ -16,7 +16,7 @@ use crate::{
     artefacts::Artefacts,
     attribution::Attributor,
     auth::{Auth, AuthConfig, Keys, Limiter, RateLimits},
-    checkpoints::{CheckpointSettings, Checkpoints},
+    checkpoints::{self, CheckpointSettings, Checkpoints},
     experiments::Experiments,
     follower::Follower,
     ports::Ports,
@@ -183,6 +183,10 @@ impl Embedded {
         });
         if !config.serve {
             return Ok(Self { state, store: opened, following: None, tasks: Vec::new() });
+        }
+        if config.checkpoint_every.is_none() {
+            // Off: a checkpoint an earlier run left would not be discarded by erasures.
+            store.delete_artefact(checkpoints::PATH).await.context("removing the online state checkpoint")?;
         }
         follower.replay().await.context("replaying the event log")?;
         engine.refresh();

@@ -206,7 +206,7 @@ impl Follower {
         let started = std::time::Instant::now();
         if let Some(checkpoints) = &self.checkpoints {
             let head = self.ports.log.stats().await?.max_seq;
-            self.applied.send_replace(checkpoints.restore(head).await);
+            self.applied.send_replace(checkpoints.restore(head).await?);
         }
         let mut n = 0u64;
         loop {

@@ -55,6 +55,14 @@ impl DirArtefacts {
     pub fn delete(&self, relative: &str) -> StoreResult<()> {
         let path = self.full(relative)?;
         let io = |e: std::io::Error| StoreError::Backend(format!("artefact {relative}: {e}"));
+        // What a write that was cut short left behind goes too.
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(".tmp");
+        if let Err(e) = fs::remove_file(tmp) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(io(e));
+            }
+        }
         match fs::remove_file(&path) {
             Ok(()) => {
                 File::open(path.parent().unwrap_or(Path::new("."))).and_then(|d| d.sync_all()).map_err(io)
@@ -111,6 +119,12 @@ mod tests {
         assert_eq!(store.get("models/v1.vtb").unwrap().as_deref(), Some(&b"bundle"[..]));
         assert!(dir.path().join("data/models/v1.vtb").is_file());
         assert!(!dir.path().join("data/models/v1.vtb.tmp").exists(), "no temporary file is left");
+        store.put("checkpoints/c.vck", b"state").unwrap();
+        std::fs::write(dir.path().join("data/checkpoints/c.vck.tmp"), b"a write cut short").unwrap();
+        store.delete("checkpoints/c.vck").unwrap();
+        assert!(!dir.path().join("data/checkpoints/c.vck").exists());
+        assert!(!dir.path().join("data/checkpoints/c.vck.tmp").exists(), "what a cut write left goes too");
+        store.delete("checkpoints/c.vck").unwrap();
         for escape in ["../outside", "models/../../outside", "/etc/passwd", "./models/v1.vtb", ""] {
             let err = store.put(escape, b"x").unwrap_err();
             assert!(err.to_string().contains("not a relative path inside"), "{escape:?}: {err}");

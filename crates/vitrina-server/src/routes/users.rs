@@ -115,6 +115,13 @@ pub async fn get(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> Api
     responses((status = 200, description = "deleted, with counts"), (status = 404, body = ErrorBody)))]
 pub async fn delete(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<Value>> {
     let id = UserId::parse(&id)?;
+    // The online state's checkpoint may hold the visitor's events: it goes first (a crash
+    // after the rows were deleted must not leave it to be restored) and again after the
+    // engine forgot them (one copied meanwhile).
+    let checkpoints = s.follower.checkpoints().cloned();
+    if let Some(checkpoints) = &checkpoints {
+        checkpoints.discard().await?;
+    }
     let deleted = s.ports.users.delete_user(&id).await;
     // Nothing of the visitor is used from here on, whatever the store answered (a retry after
     // a partial failure finds no user but must still clear these): the engine's online state
@@ -122,8 +129,7 @@ pub async fn delete(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> 
     // visitors in from their current events).
     s.engine.forget_user(&id);
     s.ports.cache.invalidate_user(&id).await;
-    // The online state's checkpoint may hold the visitor's events.
-    if let Some(checkpoints) = s.follower.checkpoints() {
+    if let Some(checkpoints) = &checkpoints {
         checkpoints.discard().await?;
     }
     let deleted = deleted?.ok_or_else(|| ApiError::not_found(format!("user {id} not found")))?;
