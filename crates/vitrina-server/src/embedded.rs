@@ -208,6 +208,7 @@ impl Embedded {
         let following = Some(follower.spawn());
         let mut tasks = vec![attributing, training.spawn_worker(ports.clone(), engine.clone())];
         tasks.push(tokio::spawn(refresh_forever(engine.clone())));
+        tasks.push(tokio::spawn(training::follow_registry(ports.clone(), engine.clone(), artefacts.clone())));
         if config.experiment_step_seconds > 0 {
             tasks.push(tokio::spawn(step_experiments_forever(
                 Duration::from_secs(config.experiment_step_seconds),

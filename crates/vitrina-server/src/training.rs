@@ -12,7 +12,7 @@ use std::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex,
     },
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use chrono::Utc;
@@ -642,6 +642,13 @@ pub async fn load_events(
     Ok(out)
 }
 
+/// Activations in this process, one at a time: the registry follower re-reads the registry
+/// under it, so it never swaps in a version that a local activation just replaced.
+static ACTIVATING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// How often a server looks for a model another process of the deployment activated.
+pub const REGISTRY_POLL: Duration = Duration::from_secs(1);
+
 /// Makes `bundle` (registered as `version`) the active model: registry first (so a restart
 /// agrees), then the engine, then cached lists are dropped and the swap is announced.
 pub async fn activate(
@@ -655,8 +662,10 @@ pub async fn activate(
     let prepared = tokio::task::spawn_blocking(move || PreparedModel::new(v, bundle))
         .await
         .map_err(|e| vitrina_core::ports::StoreError::Backend(format!("preparing the model failed: {e}")))?;
+    let one = ACTIVATING.lock().await;
     ports.registry.activate_model(version, Utc::now(), rollback).await?;
     engine.activate(prepared);
+    drop(one);
     ports.cache.invalidate_all().await;
     ports.bus.publish(DomainEvent::system(
         kinds::RECOMMENDATION_MODEL_UPDATED,
@@ -666,6 +675,51 @@ pub async fn activate(
     metrics::counter!("vitrina_model_swaps_total").increment(1);
     tracing::info!(model_version = %version, "model activated");
     Ok(())
+}
+
+/// The registry's active model, if any.
+async fn active_record(ports: &Ports) -> StoreResult<Option<ModelRecord>> {
+    Ok(ports.registry.models().await?.into_iter().find(|m| m.status == ModelStatus::Active))
+}
+
+/// Serves the model the registry names active when another process of the deployment
+/// activated it (a promotion, an activation or a rollback through a server on the same
+/// PostgreSQL database, or `vitrina train`): checks every [`REGISTRY_POLL`], runs until
+/// aborted. An artefact that cannot be loaded is reported once and left alone.
+pub async fn follow_registry(ports: Ports, engine: Arc<Engine>, artefacts: Artefacts) {
+    let mut unusable: Option<String> = None;
+    let mut tick = tokio::time::interval(REGISTRY_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Ok(Some(active)) = active_record(&ports).await else { continue };
+        if active.version == engine.model().version || unusable.as_ref() == Some(&active.version) {
+            continue;
+        }
+        let bundle = match load_bundle(&artefacts, &active).await {
+            Ok(bundle) => Arc::new(bundle),
+            Err(e) => {
+                tracing::warn!(model_version = %active.version, error = %e, "the registry's active model cannot be loaded; serving the current one");
+                unusable = Some(active.version);
+                continue;
+            }
+        };
+        let v = active.version.clone();
+        let Ok(prepared) = tokio::task::spawn_blocking(move || PreparedModel::new(v, bundle)).await else {
+            continue;
+        };
+        let _one = ACTIVATING.lock().await;
+        // Still the registry's choice, and not served yet (a local activation may have run
+        // while the artefact loaded).
+        match active_record(&ports).await {
+            Ok(Some(now)) if now.version == active.version && engine.model().version != active.version => {}
+            _ => continue,
+        }
+        engine.activate(prepared);
+        ports.cache.invalidate_all().await;
+        metrics::counter!("vitrina_model_swaps_total").increment(1);
+        tracing::info!(model_version = %active.version, "model activated by another process of the deployment");
+    }
 }
 
 /// Why a registry version cannot be activated.

@@ -16,7 +16,8 @@ use vitrina_store::{testing::TestDatabase, Location};
 pub struct TestApp {
     pub embedded: Embedded,
     pub router: Router,
-    backing: Backing,
+    /// `None` for an instance started beside another, on its store.
+    backing: Option<Backing>,
 }
 
 /// What an instance stores into: a temporary data directory (SQLite) or a fresh PostgreSQL
@@ -53,7 +54,7 @@ impl Backing {
     pub async fn start_with(self, config: EmbeddedConfig) -> TestApp {
         let embedded = Embedded::start(config).await.unwrap();
         let router = vitrina_server::app(embedded.state.clone());
-        TestApp { embedded, router, backing: self }
+        TestApp { embedded, router, backing: Some(self) }
     }
 }
 
@@ -66,17 +67,26 @@ impl TestApp {
     /// Serves an instance started with another configuration, owning its directory.
     pub fn from_embedded(embedded: Embedded, dir: tempfile::TempDir) -> TestApp {
         let router = vitrina_server::app(embedded.state.clone());
-        TestApp { embedded, router, backing: Backing::Dir(dir) }
+        TestApp { embedded, router, backing: Some(Backing::Dir(dir)) }
     }
 
     /// What the instance stores into.
     pub fn backing(&self) -> &Backing {
-        &self.backing
+        self.backing.as_ref().expect("an instance started beside another has no store of its own")
+    }
+
+    /// A second instance on this one's store, with the default configuration (a second
+    /// process of the same deployment: PostgreSQL only).
+    pub async fn beside(&self) -> TestApp {
+        let embedded = Embedded::start(self.backing().config()).await.unwrap();
+        let router = vitrina_server::app(embedded.state.clone());
+        TestApp { embedded, router, backing: None }
     }
 
     /// Shuts the instance down cleanly and starts a new one on the same store.
     pub async fn restart(self) -> TestApp {
         let TestApp { embedded, router, backing } = self;
+        let backing = backing.expect("an instance started beside another has no store of its own");
         drop(router);
         embedded.shutdown().await.unwrap();
         backing.start().await
