@@ -683,9 +683,9 @@ async fn active_record(ports: &Ports) -> StoreResult<Option<ModelRecord>> {
 }
 
 /// Serves the model the registry names active when another process of the deployment
-/// activated it (a promotion, an activation or a rollback through a server on the same
-/// PostgreSQL database, or `vitrina train`): checks every [`REGISTRY_POLL`], runs until
-/// aborted. An artefact that cannot be loaded is reported once and left alone.
+/// activated it (a promotion, an activation or a rollback through another server on the same
+/// PostgreSQL database, or `vitrina train` on it): checks every [`REGISTRY_POLL`], runs until
+/// aborted. An artefact that cannot be loaded is reported once and left alone (ADR 0011).
 pub async fn follow_registry(ports: Ports, engine: Arc<Engine>, artefacts: Artefacts) {
     let mut unusable: Option<String> = None;
     let mut tick = tokio::time::interval(REGISTRY_POLL);
