@@ -323,6 +323,25 @@ pub trait ArtefactStore: Send + Sync {
     async fn delete_artefact(&self, path: &str) -> StoreResult<()>;
 }
 
+/// Named locks with one holder across every process of a deployment: the training job and
+/// other work that must run once cluster-wide take one.
+#[async_trait]
+pub trait Locks: Send + Sync {
+    /// The lock `name`, if no one holds it now. It is held until the guard is released or
+    /// dropped, or its process dies.
+    async fn try_lock(&self, name: &str) -> StoreResult<Option<LockGuard>>;
+}
+
+/// A lock held (see [`Locks::try_lock`]); dropping it releases the lock too, without waiting.
+pub type LockGuard = Box<dyn HeldLock>;
+
+/// What holds a lock.
+#[async_trait]
+pub trait HeldLock: Send + Sync {
+    /// Releases the lock, and returns once others can take it.
+    async fn release(self: Box<Self>);
+}
+
 /// The model registry.
 #[async_trait]
 pub trait ModelRegistry: Send + Sync {

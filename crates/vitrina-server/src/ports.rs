@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use vitrina_core::ports::{
-    CatalogStore, EventBus, EventLog, ExperimentStore, ImpressionStore, KeyStore, ModelRegistry,
+    CatalogStore, EventBus, EventLog, ExperimentStore, ImpressionStore, KeyStore, Locks, ModelRegistry,
     RecommendationCache, UserStore,
 };
 
@@ -18,6 +18,8 @@ pub struct Ports {
     pub registry: Arc<dyn ModelRegistry>,
     pub experiments: Arc<dyn ExperimentStore>,
     pub keys: Arc<dyn KeyStore>,
+    /// Locks with one holder across the deployment's processes.
+    pub locks: Arc<dyn Locks>,
     pub bus: Arc<dyn EventBus>,
     pub cache: Arc<dyn RecommendationCache>,
 }
@@ -36,7 +38,8 @@ impl Ports {
             impressions: store.clone(),
             registry: store.clone(),
             experiments: store.clone(),
-            keys: store,
+            keys: store.clone(),
+            locks: store,
             bus,
             cache,
         }

@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 use utoipa::ToSchema;
 use vitrina_core::{
     events::{kinds, DomainEvent},
-    ports::{ModelRecord, ModelStatus, StoreResult},
+    ports::{LockGuard, ModelRecord, ModelStatus, StoreResult},
     time::format_ts,
 };
 use vitrina_engine::{
@@ -326,7 +326,14 @@ impl Training {
             None,
             json!({"jobId": job.job_id}),
         ));
-        let result = self.run_job(&job, ports, engine, &cancel).await;
+        let result = match self.training_lock(ports, &cancel).await {
+            Some(lock) => {
+                let result = self.run_job(&job, ports, engine, &cancel).await;
+                lock.release().await;
+                result
+            }
+            None => Err(JobError::Cancelled),
+        };
         let status = match &result {
             Ok((_, true)) => JobStatus::Succeeded,
             Ok((_, false)) => JobStatus::Rejected,
@@ -375,6 +382,29 @@ impl Training {
         q.finished.push_front(done);
         q.finished.truncate(HISTORY);
         true
+    }
+
+    /// Takes the deployment's training lock, waiting while another process trains (one job
+    /// at a time cluster-wide, so versions and snapshots never collide). `None` when the job
+    /// was cancelled meanwhile.
+    async fn training_lock(&self, ports: &Ports, cancel: &AtomicBool) -> Option<LockGuard> {
+        let mut waiting = false;
+        loop {
+            match ports.locks.try_lock(TRAINING_LOCK).await {
+                Ok(Some(lock)) => return Some(lock),
+                Ok(None) if !waiting => {
+                    waiting = true;
+                    self.update(|j| j.phase = "waiting".into());
+                    self.log("waiting: another server of the deployment is training");
+                }
+                Ok(None) => self.update(|_| ()),
+                Err(e) => tracing::warn!(error = %e, "taking the training lock failed; trying again"),
+            }
+            if cancel.load(Ordering::SeqCst) {
+                return None;
+            }
+            tokio::time::sleep(LOCK_RETRY).await;
+        }
     }
 
     /// Returns the registered version and whether it was promoted.
@@ -646,6 +676,11 @@ pub async fn load_events(
 /// under it, so it never swaps in a version that a local activation just replaced.
 static ACTIVATING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// The lock a training job holds while it runs, cluster-wide.
+pub const TRAINING_LOCK: &str = "training";
+/// How often a job waiting for another process's training tries the lock again.
+const LOCK_RETRY: Duration = Duration::from_secs(1);
+
 /// How often a server looks for a model another process of the deployment activated.
 pub const REGISTRY_POLL: Duration = Duration::from_secs(1);
 
@@ -793,12 +828,22 @@ pub async fn restore_active(
     artefacts: &Artefacts,
 ) -> anyhow::Result<Option<String>> {
     let mut models = ports.registry.models().await?;
+    // A model still `training` was left by a process that stopped, unless another server of
+    // the deployment trains it now (it holds the training lock).
+    let lock = ports.locks.try_lock(TRAINING_LOCK).await.ok().flatten();
     for m in models.iter_mut().filter(|m| m.status == ModelStatus::Training) {
+        if lock.is_none() {
+            tracing::info!(model_version = %m.version, "another server of the deployment is training this model; left alone");
+            continue;
+        }
         m.status = ModelStatus::Failed;
         m.status_reason = Some("interrupted: the process stopped while this model was training".into());
         m.finished_at = Some(Utc::now());
         ports.registry.save_model(m.clone()).await?;
         tracing::warn!(model_version = %m.version, "marked an interrupted training as failed");
+    }
+    if let Some(lock) = lock {
+        lock.release().await;
     }
     // The active model, then the chain of models it replaced, then anything else usable.
     let mut order: Vec<String> = Vec::new();

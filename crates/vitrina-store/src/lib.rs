@@ -13,6 +13,7 @@
 pub mod cache;
 pub mod files;
 mod identity;
+pub mod locks;
 pub mod migrate;
 pub mod open;
 pub mod postgres;
@@ -24,7 +25,7 @@ pub mod testing;
 pub use cache::MemoryCache;
 pub use open::{Location, OpenOptions, Opened};
 use vitrina_core::ports::{
-    ArtefactStore, CatalogStore, EventLog, ExperimentStore, ImpressionStore, KeyStore, ModelRegistry,
+    ArtefactStore, CatalogStore, EventLog, ExperimentStore, ImpressionStore, KeyStore, Locks, ModelRegistry,
     UserStore,
 };
 
@@ -38,6 +39,7 @@ pub trait Store:
     + ExperimentStore
     + KeyStore
     + ArtefactStore
+    + Locks
 {
 }
 
@@ -50,6 +52,7 @@ impl<T> Store for T where
         + ExperimentStore
         + KeyStore
         + ArtefactStore
+        + Locks
 {
 }
 pub use sqlite::SqliteStore;

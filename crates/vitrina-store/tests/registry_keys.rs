@@ -1,5 +1,5 @@
-//! The `ModelRegistry`, `ArtefactStore`, `ExperimentStore` and `KeyStore` contracts, run
-//! against every backend.
+//! The `ModelRegistry`, `ArtefactStore`, `Locks`, `ExperimentStore` and `KeyStore` contracts,
+//! run against every backend.
 
 mod common;
 
@@ -16,6 +16,7 @@ conformance!(
     experiments_are_replaced_by_id_and_listed_oldest_first,
     keys_are_unique_by_id_and_hash_and_revoked_once,
     artefacts_are_replaced_whole_and_deleted_by_path,
+    a_lock_has_one_holder_until_it_is_released,
 );
 
 fn record(v: &str, minutes: i64) -> ModelRecord {
@@ -105,6 +106,17 @@ async fn artefacts_are_replaced_whole_and_deleted_by_path(f: Fixture) {
         Some(&b"bundle"[..]),
         "other paths are untouched"
     );
+}
+
+async fn a_lock_has_one_holder_until_it_is_released(f: Fixture) {
+    let s = &f.store;
+    let held = s.try_lock("training").await.unwrap().expect("a free lock is taken");
+    assert!(s.try_lock("training").await.unwrap().is_none(), "a held lock is not taken twice");
+    let other = s.try_lock("experiments").await.unwrap().expect("another name is another lock");
+    held.release().await;
+    let again = s.try_lock("training").await.unwrap().expect("free again once released");
+    drop(again);
+    drop(other);
 }
 
 async fn experiments_are_replaced_by_id_and_listed_oldest_first(f: Fixture) {

@@ -9,6 +9,7 @@ mod append;
 mod artefacts;
 mod catalog;
 mod impressions;
+mod locks;
 mod registry;
 mod rows;
 pub mod schema;

@@ -50,6 +50,8 @@ pub struct SqliteStore {
     created: bool,
     /// Model artefacts: files under the data directory.
     artefacts: crate::files::DirArtefacts,
+    /// Cluster-wide locks: this process is the only one on the data directory.
+    locks: crate::locks::LocalLocks,
     /// Held for the store's lifetime; see [`lock_data_dir`].
     _lock: std::fs::File,
 }
@@ -196,6 +198,7 @@ impl SqliteStore {
             impressions: Arc::new(impressions),
             created: found == 0,
             artefacts: crate::files::DirArtefacts::new(data_dir),
+            locks: Default::default(),
             _lock: lock,
         })
     }
@@ -616,6 +619,13 @@ impl ArtefactStore for SqliteStore {
 
     async fn delete_artefact(&self, path: &str) -> StoreResult<()> {
         self.artefacts.delete_artefact(path).await
+    }
+}
+
+#[async_trait]
+impl vitrina_core::ports::Locks for SqliteStore {
+    async fn try_lock(&self, name: &str) -> StoreResult<Option<vitrina_core::ports::LockGuard>> {
+        self.locks.try_lock(name)
     }
 }
 
