@@ -4,6 +4,8 @@
 # Usage: bench/restart-bench.sh          (from the repository root)
 #   DIR=/tmp/scale   where the shop lives (as in scale-bench.sh)
 #   BIN=path/to/vitrina  measure another build; no build then
+#   STORE=postgres://…   start from this PostgreSQL database instead (it must already hold the
+#                        shop, e.g. moved there by `vitrina migrate --from $DIR/data`)
 # Steps, each on the same data directory:
 #   1. serve with checkpoints off (the whole log is replayed), stop;
 #   2. serve with checkpoints on (no checkpoint yet: the whole log is replayed), stop: the
@@ -19,17 +21,23 @@ dir=${DIR:-/tmp/scale}
 data=${DATA:-$dir/data}
 port=${PORT:-18091}
 url="http://127.0.0.1:$port"
-[ -f "$data/.imported" ] || DIR="$dir" DATA="$data" BIN="$bin" IMPORT_ONLY=1 bash bench/scale-bench.sh
+if [ -n "${STORE:-}" ]; then
+  store=(--store "$STORE")
+  psql -q "$STORE" -c "DELETE FROM artefacts WHERE path = 'checkpoints/online.vck'"
+else
+  [ -f "$data/.imported" ] || DIR="$dir" DATA="$data" BIN="$bin" IMPORT_ONLY=1 bash bench/scale-bench.sh
+  store=(--data-dir "$data")
+  rm -f "$data/checkpoints/online.vck"
+fi
 
 echo "== machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem:/{print $2}') GiB"
-echo "== build: $("$bin" --version 2>/dev/null || echo "$bin")"
-rm -f "$data/checkpoints/online.vck"
+echo "== build: $("$bin" --version 2>/dev/null || echo "$bin"), store: ${store[*]}"
 
 start_stop() { # name, checkpoint interval (0 = off)
   local log="$dir/restart-$1.log" started pid
   started=$(date +%s.%N)
   VITRINA__STORAGE__CHECKPOINT_INTERVAL_SECONDS=$2 RUST_LOG=info \
-    "$bin" serve --addr "127.0.0.1:$port" --data-dir "$data" >"$log" 2>&1 &
+    "$bin" serve --addr "127.0.0.1:$port" "${store[@]}" >"$log" 2>&1 &
   pid=$!
   until curl -s -o /dev/null "$url/health"; do
     kill -0 $pid 2>/dev/null || { echo "the server exited:"; tail -5 "$log"; exit 1; }
@@ -52,5 +60,5 @@ for l in sys.stdin:
 
 start_stop "checkpoints off" 0
 start_stop "checkpoints on, first start" 300
-ls -l "$data/checkpoints/online.vck"
+[ -n "${STORE:-}" ] || ls -l "$data/checkpoints/online.vck"
 start_stop "checkpoints on, restart" 300

@@ -126,7 +126,13 @@ impl Attributor {
 /// to their visitors are read in one call.
 async fn attribute_events(ports: &Ports, window: Duration, events: &[StoredActivity]) {
     let outcomes: Vec<&StoredActivity> = events.iter().filter(|e| is_outcome(e)).collect();
+    if outcomes.is_empty() {
+        return;
+    }
     let queries = outcomes.iter().map(|e| (e.event.user_id.clone(), e.event.timestamp - window)).collect();
+    // Lists are recorded off the request path: one shown just before the outcome may still
+    // be queued (on PostgreSQL reads do not wait for it).
+    ports.impressions.flush_impressions().await;
     let shown = match ports.impressions.impressions_for_users(queries).await {
         Ok(shown) => shown,
         Err(err) => {
