@@ -157,7 +157,8 @@ pub struct Impression {
 /// Invariant: a backend never writes a raw visitor id: it stores a keyed pseudonym, so that
 /// a list served after a visitor's erasure does not put their id back on disk. Lists read
 /// for a given visitor carry that visitor's id; lists read by variant carry the pseudonym.
-/// Lists and outcomes older than the configured retention are deleted.
+/// Lists and outcomes older than the configured retention are deleted. Recording is off the
+/// request path, but a read sees every list and outcome recorded before it was called.
 #[async_trait]
 pub trait ImpressionStore: Send + Sync {
     /// Records a served list. Best effort and non-blocking: serving never waits for it.

@@ -130,9 +130,6 @@ async fn attribute_events(ports: &Ports, window: Duration, events: &[StoredActiv
         return;
     }
     let queries = outcomes.iter().map(|e| (e.event.user_id.clone(), e.event.timestamp - window)).collect();
-    // Lists are recorded off the request path: one shown just before the outcome may still
-    // be queued (on PostgreSQL reads do not wait for it).
-    ports.impressions.flush_impressions().await;
     let shown = match ports.impressions.impressions_for_users(queries).await {
         Ok(shown) => shown,
         Err(err) => {

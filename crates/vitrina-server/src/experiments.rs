@@ -490,8 +490,6 @@ enum Judge {
 
 async fn compute_results(e: &Experiment, ports: &Ports, judge: Judge) -> Result<Results, StoreError> {
     let prefix = format!("{}/", e.id);
-    // Lists and outcomes are recorded off the request path: count what was recorded before.
-    ports.impressions.flush_impressions().await;
     let (impressions, outcomes) = ports.impressions.experiment_log(&prefix).await?;
     let variant_of = |label: &str| label.strip_prefix(&prefix).map(str::to_string);
     let judged = |at: DateTime<Utc>| match judge {

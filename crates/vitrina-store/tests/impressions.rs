@@ -14,6 +14,7 @@ conformance!(
     experiment_logs_match_the_variant_prefix_and_name_visitors_by_pseudonym,
     an_outcome_counts_once_per_event,
     erasure_removes_the_visitors_lists_and_outcomes_only,
+    a_read_sees_what_was_recorded_before_it_without_a_flush,
 );
 
 fn user(id: &str) -> UserId {
@@ -58,6 +59,24 @@ fn outcome(
         kind,
         value,
         created_at: Utc::now(),
+    }
+}
+
+async fn a_read_sees_what_was_recorded_before_it_without_a_flush(f: Fixture) {
+    let s = &f.store;
+    let since = Utc::now() - chrono::Duration::hours(1);
+    for round in 0..20 {
+        let id = format!("r-{round}");
+        s.record_impression(list(&id, "u1", "exp/b", 1));
+        assert!(s.impression(&user("u1"), &id).await.unwrap().is_some(), "round {round}: by id");
+        s.record_impression(list(&format!("{id}-2"), "u1", "exp/b", 1));
+        assert_eq!(s.impressions_for_user(&user("u1"), since).await.unwrap().len(), 2 * round + 2);
+        s.record_impression(list(&format!("{id}-3"), "u2", "exp/b", 1));
+        let both = s.impressions_for_users(vec![(user("u1"), since), (user("u2"), since)]).await.unwrap();
+        assert_eq!((both[0].len(), both[1].len()), (2 * round + 2, round + 1));
+        s.record_outcome(outcome(&format!("e-{round}"), &id, "u1", "exp/b", ActivityType::Purchase, 1.0));
+        assert_eq!(s.outcomes_for_user(&user("u1")).await.unwrap().len(), round + 1);
+        assert_eq!(s.experiment_log("exp/").await.unwrap().1.len(), round + 1);
     }
 }
 

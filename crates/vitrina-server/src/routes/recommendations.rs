@@ -654,8 +654,6 @@ pub async fn stats(
         )]));
     }
     let since = Utc::now() - Duration::days(days);
-    // Lists are recorded off the request path: count the ones served before this request.
-    s.ports.impressions.flush_impressions().await;
     let impressions = s.ports.impressions.impressions_for_user(&user, since).await?;
     let events = s.ports.log.user_events_since(&user, since).await?;
     Ok(Json(StatsResponse {

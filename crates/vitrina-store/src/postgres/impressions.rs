@@ -347,6 +347,21 @@ pub fn outcome(row: &tokio_postgres::Row, user: Option<&UserId>) -> StoreResult<
     })
 }
 
+impl super::PgStore {
+    /// `user`'s lists since `since` as stored (without waiting for queued ones).
+    async fn lists_since(
+        &self,
+        user: &UserId,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Vec<Impression>> {
+        let sql = format!(
+            "SELECT {IMPRESSION_COLUMNS} FROM impressions WHERE user_id = $1 AND created_ms >= $2 ORDER BY created_ms, id"
+        );
+        let name = self.impressions.names().of(user);
+        self.query(&sql, &[&name, &since.timestamp_millis()], |r| impression(r, Some(user))).await
+    }
+}
+
 #[async_trait::async_trait]
 impl vitrina_core::ports::ImpressionStore for super::PgStore {
     fn record_impression(&self, impression: Impression) {
@@ -358,14 +373,24 @@ impl vitrina_core::ports::ImpressionStore for super::PgStore {
         user: &UserId,
         since: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<Vec<Impression>> {
-        let sql = format!(
-            "SELECT {IMPRESSION_COLUMNS} FROM impressions WHERE user_id = $1 AND created_ms >= $2 ORDER BY created_ms, id"
-        );
-        let name = self.impressions.names().of(user);
-        self.query(&sql, &[&name, &since.timestamp_millis()], |r| impression(r, Some(user))).await
+        self.impressions.flush().await;
+        self.lists_since(user, since).await
+    }
+
+    async fn impressions_for_users(
+        &self,
+        queries: Vec<(UserId, chrono::DateTime<chrono::Utc>)>,
+    ) -> StoreResult<Vec<Vec<Impression>>> {
+        self.impressions.flush().await;
+        let mut out = Vec::with_capacity(queries.len());
+        for (user, since) in &queries {
+            out.push(self.lists_since(user, *since).await?);
+        }
+        Ok(out)
     }
 
     async fn impression(&self, user: &UserId, recommendation_id: &str) -> StoreResult<Option<Impression>> {
+        self.impressions.flush().await;
         let sql = format!(
             "SELECT {IMPRESSION_COLUMNS} FROM impressions WHERE recommendation_id = $1 AND user_id = $2"
         );
@@ -374,6 +399,7 @@ impl vitrina_core::ports::ImpressionStore for super::PgStore {
     }
 
     async fn outcomes_for_user(&self, user: &UserId) -> StoreResult<Vec<AttributedOutcome>> {
+        self.impressions.flush().await;
         let sql = format!(
             "SELECT {OUTCOME_COLUMNS} FROM outcomes WHERE user_id = $1 ORDER BY created_ms, event_id"
         );
@@ -389,6 +415,7 @@ impl vitrina_core::ports::ImpressionStore for super::PgStore {
         &self,
         variant_prefix: &str,
     ) -> StoreResult<(Vec<Impression>, Vec<AttributedOutcome>)> {
+        self.impressions.flush().await;
         // A byte-wise range (the columns are COLLATE "C"): a range scan of the index.
         let end = format!("{variant_prefix}\u{10FFFF}");
         let lists = format!(
