@@ -4,7 +4,7 @@
 //! The [`Follower`](crate::follower::Follower) takes them, between two applied steps, so a
 //! checkpoint holds exactly the log up to the sequence it names: every
 //! [`CheckpointSettings::every`] when events were applied since the last one, and when the
-//! server stops. Taking one copies the state (the follower pauses for that); encoding and
+//! server stops (unless they are off). Taking one copies the state (the follower pauses for that); encoding and
 //! writing run in the background.
 //!
 //! Erasure: a checkpoint may hold an erased visitor's events, so erasing a visitor discards
@@ -30,8 +30,9 @@ pub const PATH: &str = "checkpoints/online.vck";
 /// When checkpoints are taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CheckpointSettings {
-    /// How often, when events were applied since the last one.
-    pub every: Duration,
+    /// How often, when events were applied since the last one; `None`: never, and a start
+    /// deletes a stored one (erasures would not discard it) and replays the whole log.
+    pub every: Option<Duration>,
 }
 
 /// The online state's checkpoints of one engine.
@@ -69,6 +70,10 @@ impl Checkpoints {
     /// belongs to another log. `Err` only when restoring failed halfway (a bug): the engine
     /// then holds part of it, and replaying the log on top would count events twice.
     pub async fn restore(&self, head: u64) -> StoreResult<u64> {
+        if self.settings.every.is_none() {
+            self.store.delete_artefact(PATH).await?;
+            return Ok(0);
+        }
         let started = Instant::now();
         let bytes = match self.store.get_artefact(PATH).await {
             Ok(Some(bytes)) => bytes,
@@ -121,12 +126,13 @@ impl Checkpoints {
     /// Whether a checkpoint is due now that the log is applied up to `applied`.
     pub fn due(&self, applied: u64) -> bool {
         let (at, seq) = *self.last.lock().expect("checkpoint lock");
-        applied > seq && at.elapsed() >= self.settings.every
+        self.settings.every.is_some_and(|every| applied > seq && at.elapsed() >= every)
     }
 
-    /// Whether the stored checkpoint holds the log up to `applied` already.
-    pub fn current(&self, applied: u64) -> bool {
-        self.written.load(Ordering::SeqCst) == applied && applied > 0
+    /// Whether a checkpoint is wanted at a stop with the log applied up to `applied`: they
+    /// are on and the stored one does not hold it already.
+    pub fn due_at_stop(&self, applied: u64) -> bool {
+        self.settings.every.is_some() && applied > 0 && self.written.load(Ordering::SeqCst) != applied
     }
 
     /// Copies the online state as of `seq` and writes it in the background. The caller
@@ -200,37 +206,24 @@ impl Checkpoints {
 #[cfg(test)]
 mod tests {
     use chrono::{TimeZone, Utc};
-    use vitrina_bus::InProcessBus;
     use vitrina_core::{ports::AppendOutcome, ActivityInput, NewActivity, UserId};
     use vitrina_engine::RankingConfig;
-    use vitrina_store::{Location, MemoryCache, OpenOptions, Opened};
 
     use super::*;
-    use crate::{follower::Follower, ports::Ports};
+    use crate::follower::Follower;
 
-    struct Fixture {
-        _dir: tempfile::TempDir,
-        store: Opened,
-        ports: Ports,
-    }
+    type Fixture = crate::ports::TestStore;
 
     async fn fixture() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Opened::open(&Location::Dir(dir.path().into()), OpenOptions::default()).await.unwrap();
-        let ports = Ports::of_store(
-            store.store(),
-            Arc::new(InProcessBus::new(16)),
-            Arc::new(MemoryCache::new(1000, Duration::from_secs(600))),
-        );
-        Fixture { _dir: dir, store, ports }
+        Fixture::new().await
     }
 
     /// A fresh engine following the fixture's log, with checkpoints (never due by time).
     fn engine(f: &Fixture) -> (Arc<Engine>, Arc<Checkpoints>, Arc<Follower>) {
-        every(f, Duration::from_secs(3600))
+        every(f, Some(Duration::from_secs(3600)))
     }
 
-    fn every(f: &Fixture, every: Duration) -> (Arc<Engine>, Arc<Checkpoints>, Arc<Follower>) {
+    fn every(f: &Fixture, every: Option<Duration>) -> (Arc<Engine>, Arc<Checkpoints>, Arc<Follower>) {
         let engine = Arc::new(Engine::new(Vec::new(), RankingConfig::default()));
         let settings = CheckpointSettings { every };
         let checkpoints = Checkpoints::new(f.store.store(), engine.clone(), settings);
@@ -290,7 +283,7 @@ mod tests {
     #[tokio::test]
     async fn a_running_follower_checkpoints_when_due_and_only_after_new_events() {
         let f = fixture().await;
-        let (_, checkpoints, follower) = every(&f, Duration::ZERO);
+        let (_, checkpoints, follower) = every(&f, Some(Duration::ZERO));
         follower.replay().await.unwrap();
         let task = follower.spawn();
         for n in 1..=3u64 {
@@ -298,10 +291,11 @@ mod tests {
             assert_eq!(seq, n);
             // The follower takes one at its next turn; it is written in the background.
             let started = Instant::now();
-            while stored(&f).await.map(|c| c.seq) != Some(seq) {
+            while checkpoints.due_at_stop(seq) {
                 assert!(started.elapsed() < Duration::from_secs(10), "no checkpoint at {seq}");
                 tokio::task::yield_now().await;
             }
+            assert_eq!(stored(&f).await.map(|c| c.seq), Some(seq));
         }
         assert!(!checkpoints.due(3), "nothing applied since the last one");
         task.abort();
@@ -330,6 +324,21 @@ mod tests {
         // With nothing erased meanwhile, the next one is written at once.
         checkpoints.take(follower.applied()).await.await.unwrap();
         assert_eq!(stored(&f).await.map(|c| c.seq), Some(3));
+    }
+
+    #[tokio::test]
+    async fn with_checkpoints_off_a_start_deletes_a_stored_one_and_replays_the_whole_log() {
+        let f = fixture().await;
+        let (_, checkpoints, follower) = engine(&f);
+        let seq = append(&f, &[("u1", "p1"), ("u2", "p2")]).await;
+        follower.replay().await.unwrap();
+        checkpoints.take(seq).await.await.unwrap();
+        assert!(stored(&f).await.is_some());
+        let (off, checkpoints, follower) = every(&f, None);
+        assert_eq!(follower.replay().await.unwrap(), 2);
+        assert_eq!(events(&off, &["u1", "u2"]), [1, 1]);
+        assert!(stored(&f).await.is_none(), "an erasure would not discard it while they are off");
+        assert!(!checkpoints.due(seq) && !checkpoints.due_at_stop(seq));
     }
 
     #[tokio::test]

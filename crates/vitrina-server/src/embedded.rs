@@ -16,7 +16,7 @@ use crate::{
     artefacts::Artefacts,
     attribution::Attributor,
     auth::{Auth, AuthConfig, Keys, Limiter, RateLimits},
-    checkpoints::{self, CheckpointSettings, Checkpoints},
+    checkpoints::{CheckpointSettings, Checkpoints},
     experiments::Experiments,
     follower::Follower,
     ports::Ports,
@@ -147,10 +147,9 @@ impl Embedded {
         );
         let engine = Arc::new(Engine::new(products, config.ranking.clone()));
         engine.limit_visitors(config.limits.online_visitors);
-        let checkpoints = config
-            .checkpoint_every
-            .map(|every| Checkpoints::new(store.clone(), engine.clone(), CheckpointSettings { every }));
-        let follower = Follower::checkpointed(ports.clone(), engine.clone(), checkpoints);
+        let settings = CheckpointSettings { every: config.checkpoint_every };
+        let checkpoints = Checkpoints::new(store.clone(), engine.clone(), settings);
+        let follower = Follower::checkpointed(ports.clone(), engine.clone(), Some(checkpoints));
         let (attributor, attributing) = Attributor::spawn(ports.clone());
         let artefacts = Artefacts::new(store.clone());
         let training = Arc::new(Training::new(
@@ -183,10 +182,6 @@ impl Embedded {
         });
         if !config.serve {
             return Ok(Self { state, store: opened, following: None, tasks: Vec::new() });
-        }
-        if config.checkpoint_every.is_none() {
-            // Off: a checkpoint an earlier run left would not be discarded by erasures.
-            store.delete_artefact(checkpoints::PATH).await.context("removing the online state checkpoint")?;
         }
         follower.replay().await.context("replaying the event log")?;
         engine.refresh();

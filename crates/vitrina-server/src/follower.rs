@@ -320,7 +320,7 @@ impl Follower {
                 _ = self.stop.notified() => {
                     // Between two steps: the engine holds exactly the log up to `applied`.
                     let applied = self.applied();
-                    if let Some(c) = self.checkpoints.as_ref().filter(|c| !c.current(applied)) {
+                    if let Some(c) = self.checkpoints.as_ref().filter(|c| c.due_at_stop(applied)) {
                         let _ = c.take(applied).await.await;
                     }
                     return;
@@ -450,32 +450,25 @@ async fn hydrate(log: Arc<dyn EventLog>, engine: Arc<Engine>, user: UserId, upto
 #[cfg(test)]
 mod tests {
     use chrono::{TimeZone, Utc};
-    use vitrina_bus::InProcessBus;
     use vitrina_core::{ActivityInput, NewActivity};
     use vitrina_engine::RankingConfig;
-    use vitrina_store::{Location, MemoryCache, OpenOptions, Opened};
 
     use super::*;
+    use crate::ports::TestStore;
 
     struct Fixture {
-        _dir: tempfile::TempDir,
-        _store: Opened,
+        _store: TestStore,
         ports: Ports,
         engine: Arc<Engine>,
         follower: Arc<Follower>,
     }
 
     async fn fixture() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let opened = Opened::open(&Location::Dir(dir.path().into()), OpenOptions::default()).await.unwrap();
-        let ports = Ports::of_store(
-            opened.store(),
-            Arc::new(InProcessBus::new(16)),
-            Arc::new(MemoryCache::new(1000, Duration::from_secs(600))),
-        );
+        let store = TestStore::new().await;
+        let ports = store.ports.clone();
         let engine = Arc::new(Engine::new(Vec::new(), RankingConfig::default()));
         let follower = Follower::new(ports.clone(), engine.clone());
-        Fixture { _dir: dir, _store: opened, ports, engine, follower }
+        Fixture { _store: store, ports, engine, follower }
     }
 
     /// A view of `product` by `user` at second `t`.

@@ -45,3 +45,27 @@ impl Ports {
         }
     }
 }
+
+/// For this crate's unit tests: a fresh embedded store in a temporary directory behind
+/// [`Ports`], with the in-process bus and cache.
+#[cfg(test)]
+pub(crate) struct TestStore {
+    _dir: tempfile::TempDir,
+    pub store: vitrina_store::Opened,
+    pub ports: Ports,
+}
+
+#[cfg(test)]
+impl TestStore {
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let location = vitrina_store::Location::Dir(dir.path().into());
+        let store = vitrina_store::Opened::open(&location, Default::default()).await.unwrap();
+        let ports = Ports::of_store(
+            store.store(),
+            Arc::new(vitrina_bus::InProcessBus::new(16)),
+            Arc::new(vitrina_store::MemoryCache::new(1000, std::time::Duration::from_secs(600))),
+        );
+        Self { _dir: dir, store, ports }
+    }
+}

@@ -693,14 +693,27 @@ pub async fn activate(
     bundle: Arc<ModelBundle>,
     rollback: bool,
 ) -> StoreResult<()> {
-    let v = version.to_string();
-    let prepared = tokio::task::spawn_blocking(move || PreparedModel::new(v, bundle))
-        .await
-        .map_err(|e| vitrina_core::ports::StoreError::Backend(format!("preparing the model failed: {e}")))?;
-    let one = ACTIVATING.lock().await;
+    let prepared = prepare_model(version, bundle).await?;
+    let _one = ACTIVATING.lock().await;
     ports.registry.activate_model(version, Utc::now(), rollback).await?;
+    swap_in(ports, engine, prepared, "model activated").await;
+    Ok(())
+}
+
+/// Prepares `bundle` to serve as `version`, off the async runtime (the embedding index takes
+/// seconds on a large catalogue).
+async fn prepare_model(version: &str, bundle: Arc<ModelBundle>) -> StoreResult<PreparedModel> {
+    let v = version.to_string();
+    tokio::task::spawn_blocking(move || PreparedModel::new(v, bundle))
+        .await
+        .map_err(|e| vitrina_core::ports::StoreError::Backend(format!("preparing the model failed: {e}")))
+}
+
+/// Serves `prepared` from the next request on: the engine swaps it in, cached lists are
+/// dropped and the swap is announced. The caller holds [`ACTIVATING`].
+async fn swap_in(ports: &Ports, engine: &Engine, prepared: PreparedModel, what: &'static str) {
+    let version = prepared.version.clone();
     engine.activate(prepared);
-    drop(one);
     ports.cache.invalidate_all().await;
     ports.bus.publish(DomainEvent::system(
         kinds::RECOMMENDATION_MODEL_UPDATED,
@@ -708,8 +721,7 @@ pub async fn activate(
         json!({"modelVersion": version}),
     ));
     metrics::counter!("vitrina_model_swaps_total").increment(1);
-    tracing::info!(model_version = %version, "model activated");
-    Ok(())
+    tracing::info!(model_version = %version, "{what}");
 }
 
 /// The registry's active model, if any.
@@ -739,10 +751,7 @@ pub async fn follow_registry(ports: Ports, engine: Arc<Engine>, artefacts: Artef
                 continue;
             }
         };
-        let v = active.version.clone();
-        let Ok(prepared) = tokio::task::spawn_blocking(move || PreparedModel::new(v, bundle)).await else {
-            continue;
-        };
+        let Ok(prepared) = prepare_model(&active.version, bundle).await else { continue };
         let _one = ACTIVATING.lock().await;
         // Still the registry's choice, and not served yet (a local activation may have run
         // while the artefact loaded).
@@ -750,10 +759,7 @@ pub async fn follow_registry(ports: Ports, engine: Arc<Engine>, artefacts: Artef
             Ok(Some(now)) if now.version == active.version && engine.model().version != active.version => {}
             _ => continue,
         }
-        engine.activate(prepared);
-        ports.cache.invalidate_all().await;
-        metrics::counter!("vitrina_model_swaps_total").increment(1);
-        tracing::info!(model_version = %active.version, "model activated by another process of the deployment");
+        swap_in(&ports, &engine, prepared, "model activated by another process of the deployment").await;
     }
 }
 
@@ -870,10 +876,7 @@ pub async fn restore_active(
                     // Promote the fallback in the registry too, keeping the history.
                     ports.registry.activate_model(&version, Utc::now(), true).await?;
                 }
-                let v = version.clone();
-                let bundle = Arc::new(bundle);
-                let prepared = tokio::task::spawn_blocking(move || PreparedModel::new(v, bundle)).await?;
-                engine.activate(prepared);
+                engine.activate(prepare_model(&version, Arc::new(bundle)).await?);
                 tracing::info!(model_version = %version, "active model restored from its artefact");
                 return Ok(Some(version));
             }
@@ -895,15 +898,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_cancelled_job_stops_loading_the_log() {
-        let dir = tempfile::tempdir().unwrap();
-        let location = vitrina_store::Location::Dir(dir.path().into());
-        let opened = vitrina_store::Opened::open(&location, Default::default()).await.unwrap();
-        opened.store().append(vitrina_core::demo::activity(Utc::now())).await.unwrap();
-        let ports = Ports::of_store(
-            opened.store(),
-            Arc::new(vitrina_bus::InProcessBus::new(16)),
-            Arc::new(vitrina_store::MemoryCache::new(10, std::time::Duration::from_secs(60))),
-        );
+        let store = crate::ports::TestStore::new().await;
+        let ports = store.ports.clone();
+        ports.log.append(vitrina_core::demo::activity(Utc::now())).await.unwrap();
         let max_seq = ports.log.stats().await.unwrap().max_seq;
         let load = |cancelled: bool| {
             let ports = ports.clone();
