@@ -2,6 +2,8 @@
 //! channel inside the process. A NATS JetStream bus implements the same
 //! [`EventBus`](vitrina_core::ports::EventBus) port for distributed runs.
 
+pub mod nats;
+
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 use vitrina_core::{

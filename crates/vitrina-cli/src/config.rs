@@ -16,6 +16,7 @@ pub struct Config {
     pub server: Server,
     pub storage: Storage,
     pub cache: Cache,
+    pub bus: Bus,
     pub limits: vitrina_server::state::Limits,
     /// How lists are ranked: source weights and business rules.
     pub ranking: vitrina_engine::RankingConfig,
@@ -45,6 +46,9 @@ pub struct Server {
     /// PEM certificate chain and private key: serve HTTPS (TLS 1.2/1.3, rustls) instead of HTTP.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// The roles this process plays, comma-separated: `activity`, `api`, `training`
+    /// (default all three: the embedded deployment).
+    pub roles: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -79,6 +83,17 @@ pub struct Cache {
     /// Visitors whose recommendation lists are cached.
     pub users: u64,
     pub ttl_seconds: u64,
+    /// Redis shared by the processes of a deployment (`redis://host:6379`): visitors'
+    /// watermarks for read-your-writes across api replicas; empty = none.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Bus {
+    /// NATS JetStream between the processes of a deployment (`nats://host:4222`); empty =
+    /// none (one process, or replicas that read the store every second).
+    pub url: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -93,7 +108,12 @@ pub struct Log {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            server: Server { addr: "127.0.0.1:8080".into(), tls_cert: None, tls_key: None },
+            server: Server {
+                addr: "127.0.0.1:8080".into(),
+                tls_cert: None,
+                tls_key: None,
+                roles: "activity,api,training".into(),
+            },
             storage: Storage {
                 data_dir: PathBuf::from("./data"),
                 url: String::new(),
@@ -104,7 +124,8 @@ impl Default for Config {
                 event_retention_days: 0.0,
                 checkpoint_interval_seconds: 300,
             },
-            cache: Cache { users: 250_000, ttl_seconds: 600 },
+            cache: Cache { users: 250_000, ttl_seconds: 600, url: String::new() },
+            bus: Bus { url: String::new() },
             limits: Default::default(),
             ranking: Default::default(),
             training: vitrina_server::embedded::TrainingSchedule {
@@ -172,6 +193,11 @@ impl Storage {
 impl Default for Cache {
     fn default() -> Self {
         Config::default().cache
+    }
+}
+impl Default for Bus {
+    fn default() -> Self {
+        Config::default().bus
     }
 }
 impl Default for Experiments {

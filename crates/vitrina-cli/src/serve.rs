@@ -23,6 +23,17 @@ pub struct Args {
     /// Do not load the demo shop into a new data directory.
     #[arg(long)]
     no_demo: bool,
+    /// The roles this process plays, comma-separated: `activity` (tracking, catalogue and
+    /// user writes), `api` (lists and reads), `training` (jobs, registry, experiment changes).
+    /// Default: all three. Fewer need `--store postgres://…` shared with the other processes.
+    #[arg(long, env = "VITRINA_ROLE")]
+    role: Option<String>,
+    /// NATS JetStream between the processes of a deployment (`nats://host:4222`).
+    #[arg(long, env = "VITRINA_BUS")]
+    bus: Option<String>,
+    /// Redis between the processes of a deployment (`redis://host:6379`).
+    #[arg(long, env = "VITRINA_CACHE")]
+    cache: Option<String>,
     /// Serve on a non-loopback address although no API key exists (anyone who reaches the
     /// port may then do anything).
     #[arg(long)]
@@ -47,6 +58,18 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<()> {
     if args.no_demo {
         config.storage.demo = false;
     }
+    if let Some(role) = args.role {
+        config.server.roles = role;
+    }
+    if let Some(bus) = args.bus {
+        config.bus.url = bus;
+    }
+    if let Some(cache) = args.cache {
+        config.cache.url = cache;
+    }
+    let roles = vitrina_core::roles::Roles::parse(&config.server.roles)
+        .map_err(|e| anyhow::anyhow!("--role / [server] roles: {e}"))?;
+    let given = |url: &str| (!url.trim().is_empty()).then(|| url.trim().to_string());
     init_logging(&config);
     vitrina_server::observe::prometheus();
 
@@ -88,6 +111,9 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<()> {
         checkpoint_every: (config.storage.checkpoint_interval_seconds > 0)
             .then(|| std::time::Duration::from_secs(config.storage.checkpoint_interval_seconds)),
         serve: true,
+        roles,
+        bus_url: given(&config.bus.url),
+        cache_url: given(&config.cache.url),
     })
     .await?;
     if !addr.ip().is_loopback() && !embedded.state.auth.keys.enforced() {
@@ -125,7 +151,7 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<()> {
 }
 
 fn announce(scheme: &str, addr: std::net::SocketAddr, config: &Config) {
-    tracing::info!(addr = %addr, scheme, store = %config.storage.location().describe(), "vitrina listening");
+    tracing::info!(addr = %addr, scheme, store = %config.storage.location().describe(), roles = %config.server.roles, "vitrina listening");
     println!("vitrina listening on {scheme}://{addr}");
 }
 

@@ -10,6 +10,7 @@
 
 pub mod activity;
 pub mod catalog;
+pub mod changes;
 pub mod demo;
 pub mod error;
 pub mod events;
@@ -17,6 +18,7 @@ pub mod ids;
 pub mod keys;
 pub mod ports;
 pub mod recommend;
+pub mod roles;
 pub mod stats;
 pub mod time;
 

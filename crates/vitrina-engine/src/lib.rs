@@ -315,6 +315,32 @@ impl Engine {
         self.catalog.write().expect("catalog lock").remove(id);
     }
 
+    /// Makes the catalogue exactly `products` (what the store holds): adds or replaces the
+    /// ones that differ, removes the ones not among them. `true` when anything changed.
+    pub fn sync_products(&self, products: Vec<Product>) -> bool {
+        let mut catalog = self.catalog.write().expect("catalog lock");
+        let mut changed = false;
+        let mut present = std::collections::HashSet::with_capacity(products.len());
+        for p in products {
+            present.insert(p.id.clone());
+            let same = catalog.index(&p.id).and_then(|i| catalog.entry(i)).is_some_and(|e| *e.product == p);
+            if !same {
+                catalog.upsert(p);
+                changed = true;
+            }
+        }
+        let gone: Vec<ProductId> = catalog
+            .entries()
+            .filter(|(_, e)| !present.contains(&e.product.id))
+            .map(|(_, e)| e.product.id.clone())
+            .collect();
+        for id in &gone {
+            catalog.remove(id);
+            changed = true;
+        }
+        changed
+    }
+
     pub fn product(&self, id: &ProductId) -> Option<Arc<Product>> {
         let catalog = self.catalog();
         catalog.index(id).and_then(|i| catalog.entry(i)).map(|e| e.product.clone())

@@ -1,14 +1,20 @@
-//! The embedded deployment: every role in one process over one store — the SQLite store in a
-//! data directory, or PostgreSQL — with the in-process bus and the in-memory cache. Model
-//! artefacts live in the store (files under the data directory, or a PostgreSQL table).
+//! A Vitrina process. The embedded deployment plays every role in one process over one
+//! store — the SQLite store in a data directory, or PostgreSQL — with the in-process bus and
+//! the in-memory cache. Over PostgreSQL, processes may each play some roles and reach each
+//! other through NATS JetStream and Redis (see [`crate::cluster`]). Model artefacts live in
+//! the store (files under the data directory, or a PostgreSQL table).
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use chrono::Utc;
 use tokio::task::JoinHandle;
-use vitrina_bus::InProcessBus;
-use vitrina_core::{demo, ports::ProductQuery};
+use vitrina_bus::{nats::Broker, InProcessBus};
+use vitrina_core::{
+    demo,
+    ports::{CatalogStore, ProductQuery},
+    roles::{Role, Roles},
+};
 use vitrina_engine::{Engine, RankingConfig};
 use vitrina_store::{Location, MemoryCache, OpenOptions, Opened, Store};
 
@@ -17,6 +23,7 @@ use crate::{
     attribution::Attributor,
     auth::{Auth, AuthConfig, Keys, Limiter, RateLimits},
     checkpoints::{CheckpointSettings, Checkpoints},
+    cluster::{self, Cluster},
     experiments::Experiments,
     follower::Follower,
     ports::Ports,
@@ -80,6 +87,13 @@ pub struct EmbeddedConfig {
     /// `false` opens the store for offline work (`vitrina train`): no log replay, no
     /// start-up training, no background tasks.
     pub serve: bool,
+    /// The roles this process plays (all: the embedded deployment).
+    pub roles: Roles,
+    /// NATS JetStream between the processes of a deployment (`nats://host:4222`).
+    pub bus_url: Option<String>,
+    /// Redis between the processes of a deployment (`redis://host:6379`): visitors'
+    /// watermarks for read-your-writes across api replicas.
+    pub cache_url: Option<String>,
 }
 
 impl EmbeddedConfig {
@@ -108,6 +122,9 @@ impl EmbeddedConfig {
             rate_limits: RateLimits::default(),
             checkpoint_every: Some(DEFAULT_CHECKPOINT_EVERY),
             serve: true,
+            roles: Roles::all(),
+            bus_url: None,
+            cache_url: None,
         }
     }
 }
@@ -125,6 +142,14 @@ impl Embedded {
     /// Opens the store (loading the demo shop into a new one), restores the active model,
     /// replays the log into the engine's online state and starts the background work.
     pub async fn start(config: EmbeddedConfig) -> anyhow::Result<Self> {
+        let roles = config.roles;
+        if !roles.is_all() && matches!(config.store, Location::Dir(_)) {
+            anyhow::bail!(
+                "a process that plays only some roles ({roles}) shares its store with the others: \
+                 give --store postgres://… (the data directory's SQLite store serves one process)"
+            );
+        }
+        let cluster = connect(roles, config.bus_url.as_deref(), config.cache_url.as_deref()).await?;
         let days = |d: f64| (d > 0.0).then(|| Duration::from_secs_f64(d.min(36_500.0) * 86_400.0));
         let options = OpenOptions {
             impression_retention: days(config.impression_retention_days),
@@ -149,7 +174,12 @@ impl Embedded {
         engine.limit_visitors(config.limits.online_visitors);
         let settings = CheckpointSettings { every: config.checkpoint_every };
         let checkpoints = Checkpoints::new(store.clone(), engine.clone(), settings);
-        let follower = Follower::checkpointed(ports.clone(), engine.clone(), Some(checkpoints));
+        let follower = match (&cluster.broker, roles.has(Role::Api)) {
+            (Some(broker), true) => {
+                Follower::from_broker(ports.clone(), engine.clone(), Some(checkpoints), broker.clone())
+            }
+            _ => Follower::checkpointed(ports.clone(), engine.clone(), Some(checkpoints)),
+        };
         let (attributor, attributing) = Attributor::spawn(ports.clone());
         let artefacts = Artefacts::new(store.clone());
         let training = Arc::new(Training::new(
@@ -159,9 +189,14 @@ impl Embedded {
             },
             artefacts.clone(),
         )?);
-        let restored = training::restore_active(&ports, &engine, &artefacts)
-            .await
-            .context("restoring the active model")?;
+        let serves_models = roles.has(Role::Api) || roles.has(Role::Training);
+        let restored = if serves_models {
+            training::restore_active(&ports, &engine, &artefacts)
+                .await
+                .context("restoring the active model")?
+        } else {
+            None
+        };
         let experiments =
             Arc::new(Experiments::load(ports.experiments.clone(), &ports, &engine, &artefacts).await?);
         let auth = Arc::new(Auth {
@@ -179,14 +214,17 @@ impl Embedded {
             auth,
             limits: config.limits.clone(),
             started: std::time::Instant::now(),
+            cluster: cluster.clone(),
         });
         if !config.serve {
             return Ok(Self { state, store: opened, following: None, tasks: Vec::new() });
         }
-        follower.replay().await.context("replaying the event log")?;
-        engine.refresh();
+        if roles.has(Role::Api) {
+            follower.replay().await.context("replaying the event log")?;
+            engine.refresh();
+        }
         let events = ports.log.stats().await.context("reading the event log's size")?.events;
-        if restored.is_none() && events > 0 {
+        if roles.has(Role::Training) && restored.is_none() && events > 0 {
             let defaults = vitrina_engine::TrainingConfig::default();
             training.submit(defaults, Trigger::Startup)?;
             if events <= SYNC_TRAINING_EVENTS {
@@ -199,18 +237,34 @@ impl Embedded {
             }
         }
         let stats = engine.stats();
-        tracing::info!(model_version = %engine.model().version, products = stats.products, visitors = stats.visitors, "engine ready");
-        let following = Some(follower.spawn());
-        let mut tasks = vec![attributing, training.spawn_worker(ports.clone(), engine.clone())];
-        tasks.push(tokio::spawn(refresh_forever(engine.clone())));
-        tasks.push(tokio::spawn(training::follow_registry(ports.clone(), engine.clone(), artefacts.clone())));
-        if config.experiment_step_seconds > 0 {
+        tracing::info!(%roles, model_version = %engine.model().version, products = stats.products, visitors = stats.visitors, "engine ready");
+        let mut tasks = vec![attributing];
+        let mut following = None;
+        if roles.has(Role::Api) {
+            following = Some(follower.spawn());
+            tasks.push(tokio::spawn(refresh_forever(engine.clone())));
+        }
+        if serves_models {
+            tasks.push(tokio::spawn(training::follow_registry(
+                ports.clone(),
+                engine.clone(),
+                artefacts.clone(),
+            )));
+        }
+        if !roles.is_all() || cluster.broker.is_some() {
+            tasks.push(tokio::spawn(cluster::follow_changes(state.clone())));
+        }
+        if roles.has(Role::Training) {
+            tasks.push(training.spawn_worker(ports.clone(), engine.clone()));
+        }
+        if roles.has(Role::Training) && config.experiment_step_seconds > 0 {
             tasks.push(tokio::spawn(step_experiments_forever(
                 Duration::from_secs(config.experiment_step_seconds),
                 state.clone(),
             )));
         }
-        if config.schedule.interval_seconds > 0 || config.schedule.after_events > 0 {
+        let scheduled = config.schedule.interval_seconds > 0 || config.schedule.after_events > 0;
+        if roles.has(Role::Training) && scheduled {
             tasks.push(tokio::spawn(schedule_forever(
                 config.schedule.clone(),
                 ports.clone(),
@@ -248,18 +302,66 @@ impl Embedded {
     }
 }
 
-/// Steps the automated experiments (bandit reallocation, weight tuning) every `every`.
+/// Connects to the deployment's broker and Redis, when given.
+async fn connect(roles: Roles, bus: Option<&str>, cache: Option<&str>) -> anyhow::Result<Cluster> {
+    let broker = match bus {
+        Some(url) => Some(Broker::connect(url).await.context("connecting to the bus (--bus)")?),
+        None => None,
+    };
+    let watermarks = match cache {
+        Some(url) => Some(
+            vitrina_store::redis::Watermarks::connect(url)
+                .await
+                .with_context(|| format!("connecting to Redis at {url} (--cache)"))?,
+        ),
+        None => None,
+    };
+    if !roles.is_all() && broker.is_none() {
+        tracing::warn!(%roles, "no --bus: api replicas hear new events, catalogue and experiment changes at their next read of the store (every second; 30 s for changes)");
+    }
+    if !roles.is_all() && watermarks.is_none() {
+        tracing::warn!(%roles, "no --cache: an api replica may answer a visitor before it applied the event another process just acknowledged");
+    }
+    Ok(Cluster { roles, broker, watermarks })
+}
+
+/// The lock under which one process of the deployment steps the experiments.
+const EXPERIMENTS_LOCK: &str = "experiments";
+
+/// Steps the automated experiments (bandit reallocation, weight tuning) every `every`, in
+/// one process of the deployment at a time (after reading back what another one did).
 async fn step_experiments_forever(every: Duration, state: AppState) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     loop {
         tick.tick().await;
-        for id in state.experiments.automated() {
-            let artefacts = state.training.artefacts().clone();
-            if let Err(e) = state.experiments.step(&id, &state.ports, &state.engine, &artefacts).await {
-                tracing::warn!(experiment = %id, error = %e, "experiment step failed");
+        let guard = match state.ports.locks.try_lock(EXPERIMENTS_LOCK).await {
+            Ok(Some(guard)) => guard,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "taking the experiments' lock failed");
+                continue;
             }
+        };
+        let artefacts = state.training.artefacts().clone();
+        if !state.cluster.roles.is_all() {
+            if let Err(e) = state.experiments.reload(&state.ports, &state.engine, &artefacts).await {
+                tracing::warn!(error = %e, "re-reading the experiments failed");
+                guard.release().await;
+                continue;
+            }
+        }
+        let mut stepped = false;
+        for id in state.experiments.automated() {
+            match state.experiments.step(&id, &state.ports, &state.engine, &artefacts).await {
+                Ok(_) => stepped = true,
+                Err(e) => tracing::warn!(experiment = %id, error = %e, "experiment step failed"),
+            }
+        }
+        guard.release().await;
+        if stepped {
+            state.cluster.tell(vitrina_core::changes::Change::Experiments).await;
         }
     }
 }
@@ -328,7 +430,8 @@ async fn load_demo(store: &dyn Store) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn all_products(store: &dyn Store) -> anyhow::Result<Vec<vitrina_core::Product>> {
+/// Every product of the catalogue.
+pub async fn all_products(store: &dyn CatalogStore) -> anyhow::Result<Vec<vitrina_core::Product>> {
     let mut out = Vec::new();
     loop {
         let (page, _) =

@@ -146,6 +146,38 @@ impl Experiments {
         Ok(this)
     }
 
+    /// Reads the experiments back from the store, where another process may have changed
+    /// them, and prepares the running one again if it changed.
+    pub async fn reload(
+        &self,
+        ports: &Ports,
+        engine: &Arc<Engine>,
+        artefacts: &Artefacts,
+    ) -> anyhow::Result<()> {
+        let _changing = self.changes.lock().await;
+        let mut all = Vec::new();
+        for doc in self.store.experiments().await? {
+            all.push(serde_json::from_value::<StoredExperiment>(doc)?);
+        }
+        let running = all.iter().find(|e| e.experiment.status == Status::Running).cloned();
+        *self.lock() = all;
+        let Some(running) = running else {
+            self.live.store(None);
+            return Ok(());
+        };
+        if self.live.load().as_ref().is_some_and(|l| l.experiment == running.experiment) {
+            return Ok(());
+        }
+        match prepare(&running, ports, engine, artefacts).await {
+            Ok(live) => self.live.store(Some(Arc::new(live))),
+            Err(e) => {
+                self.live.store(None);
+                tracing::error!(experiment = %running.experiment.id, error = %e, "running experiment cannot be served; visitors get the default")
+            }
+        }
+        Ok(())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<StoredExperiment>> {
         self.all.lock().expect("experiments lock")
     }

@@ -30,8 +30,9 @@ use tokio::{
     task::{JoinHandle, JoinSet},
     time::Instant,
 };
+use vitrina_bus::nats::Broker;
 use vitrina_core::{
-    ports::{Committed, EventLog, StoreResult},
+    ports::{CommitListener, Committed, EventLog, StoreResult},
     LogEvent, UserId,
 };
 use vitrina_engine::Engine;
@@ -55,6 +56,9 @@ const REPLAY_PAGE: usize = 50_000;
 const MAX_HEARD: usize = 100_000;
 /// Returning visitors whose history is read back at once.
 const HYDRATIONS: usize = 8;
+/// How long a commit heard from the broker that does not follow what is applied waits for
+/// the ones before it before the follower reads the log instead.
+const GRACE: Duration = Duration::from_millis(20);
 /// After a failed read, the follower tries again this much later.
 const RETRY: Duration = Duration::from_millis(200);
 
@@ -73,6 +77,10 @@ pub struct Follower {
     checkpoints: Option<Arc<Checkpoints>>,
     /// Asks the follower to take a last checkpoint and stop.
     stop: Notify,
+    /// Asks for a read of the log now, feed or not (a reader waits for a visitor's event).
+    urge: Notify,
+    /// Where commits are heard: the broker (an api replica), else the log's own feed.
+    broker: Option<Arc<Broker>>,
 }
 
 /// What the log tells the follower.
@@ -144,7 +152,22 @@ impl Follower {
             unhealthy_for: UNHEALTHY_AFTER_TIMEOUT,
             checkpoints,
             stop: Notify::new(),
+            urge: Notify::new(),
+            broker: None,
         })
+    }
+
+    /// A follower that hears commits from the broker, where the activity processes publish
+    /// them, instead of from the log's own feed.
+    pub fn from_broker(
+        ports: Ports,
+        engine: Arc<Engine>,
+        checkpoints: Option<Arc<Checkpoints>>,
+        broker: Arc<Broker>,
+    ) -> Arc<Self> {
+        let mut me = Arc::into_inner(Self::checkpointed(ports, engine, checkpoints)).expect("just made");
+        me.broker = Some(broker);
+        Arc::new(me)
     }
 
     /// The checkpoints of the online state, if it is checkpointed.
@@ -182,12 +205,23 @@ impl Follower {
         self.wake.notify_one();
     }
 
+    /// Reads the log now rather than at the next poll, whatever the feed told.
+    pub fn read_now(&self) {
+        self.urge.notify_one();
+    }
+
+    /// Waits until the events up to `seq` are applied, at most `bound`. `false` when the
+    /// wait ran out.
+    pub async fn wait_until(&self, seq: u64, bound: Duration) -> bool {
+        let mut applied = self.applied.subscribe();
+        let reached = tokio::time::timeout(bound, applied.wait_for(|&a| a >= seq)).await;
+        matches!(reached, Ok(Ok(_)))
+    }
+
     /// Waits until the events up to `seq` are applied, at most [`APPLY_WAIT`]. `false` when
     /// the wait ran out.
     pub async fn wait_for(&self, seq: u64) -> bool {
-        let mut applied = self.applied.subscribe();
-        let reached = tokio::time::timeout(self.apply_wait, applied.wait_for(|&a| a >= seq)).await;
-        if !matches!(reached, Ok(Ok(_))) {
+        if !self.wait_until(seq, self.apply_wait).await {
             metrics::counter!("vitrina_follower_wait_timeouts_total").increment(1);
             *self.timed_out.lock().expect("follower health lock") = Some(Instant::now());
             tracing::warn!(
@@ -250,12 +284,12 @@ impl Follower {
         })
     }
 
-    /// Registers with the log's commit feed, if it has one.
+    /// Registers with the broker or the log's commit feed, if there is one.
     fn listen(&self) -> Option<Feed> {
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let (engine, count) = (self.engine.clone(), queued.clone());
-        let fed = self.ports.log.on_commit(Box::new(move |c| {
+        let listener: CommitListener = Box::new(move |c| {
             let n = c.events.len();
             if count.fetch_add(n, Ordering::Relaxed) + n > MAX_HEARD {
                 count.fetch_sub(n, Ordering::Relaxed);
@@ -263,7 +297,14 @@ impl Follower {
             } else {
                 let _ = tx.send(Heard::Commit(engine.erasures(), c));
             }
-        }));
+        });
+        let fed = match &self.broker {
+            Some(broker) => {
+                broker.follow_commits(listener);
+                true
+            }
+            None => self.ports.log.on_commit(listener),
+        };
         fed.then_some(Feed { rx, queued })
     }
 
@@ -300,9 +341,15 @@ impl Follower {
             if let Some(checkpoints) = self.checkpoints.as_ref().filter(|c| c.due(self.applied())) {
                 checkpoints.take(self.applied()).await;
             }
-            // The feed keeps commit order: a commit that does not follow will not be
-            // preceded by one told later, so the log is read at once.
-            let deadline = if waiting.is_empty() || !read_ok { next_read } else { Instant::now() };
+            // The log's own feed keeps commit order: a commit that does not follow will not be
+            // preceded by one told later, so the log is read at once. The broker's may come
+            // out of order (several activity processes): the missing one gets [`GRACE`].
+            let deadline = match waiting.values().map(|(heard, ..)| *heard).min() {
+                Some(_) if !read_ok => next_read,
+                Some(first) if self.broker.is_some() => (first + GRACE).min(next_read),
+                Some(_) => Instant::now(),
+                None => next_read,
+            };
             let fed = feed.is_some();
             let heard = async {
                 match feed.as_mut() {
@@ -316,6 +363,7 @@ impl Follower {
                     None => feed = None,
                 },
                 _ = self.wake.notified(), if !fed => read = true,
+                _ = self.urge.notified() => read = true,
                 _ = tokio::time::sleep_until(deadline) => read = true,
                 _ = self.stop.notified() => {
                     // Between two steps: the engine holds exactly the log up to `applied`.
@@ -694,9 +742,10 @@ mod tests {
         let f = fixture().await;
         let task = f.follower.spawn();
         let (attributor, _) = crate::attribution::Attributor::spawn(f.ports.clone());
-        let outcomes = crate::ingest::ingest(
+        let outcomes = crate::ingest::ingest_into(
             &f.ports,
-            &f.follower,
+            Some(&f.follower),
+            &crate::cluster::Cluster::embedded(),
             &attributor,
             vec![view("u1", "p1", 1)],
             chrono::Duration::hours(1),

@@ -5,20 +5,31 @@
 use vitrina_core::{
     events::DomainEvent,
     ports::{AppendOutcome, StoreResult},
+    roles::Role,
     ActivityType, NewActivity,
 };
 
-use crate::{attribution::Attributor, follower::Follower, ports::Ports};
+use crate::{attribution::Attributor, cluster::Cluster, follower::Follower, ports::Ports, state::Shared};
 
 /// Appends `events` atomically and, once durable, waits until the engine's online state
 /// follows the log past them (see [`crate::follower`]), so the next request of each visitor
-/// sees the new events (at most [`crate::follower::APPLY_WAIT`]).
+/// sees the new events (at most [`crate::follower::APPLY_WAIT`]). A process without the api
+/// role has no online state: it publishes the commit for the api replicas and raises the
+/// visitors' watermarks instead, which the replicas wait for (see [`crate::cluster`]).
 ///
 /// Clicks, add-to-carts and purchases are then attributed to the lists they came from
 /// (within `window` when they name none), off the request path (see [`crate::attribution`]).
-pub async fn ingest(
+pub async fn ingest(s: &Shared, events: Vec<NewActivity>) -> StoreResult<Vec<AppendOutcome>> {
+    let follower = s.cluster.roles.has(Role::Api).then_some(s.follower.as_ref());
+    let window = s.experiments.attribution_window();
+    ingest_into(&s.ports, follower, &s.cluster, &s.attributor, events, window).await
+}
+
+/// [`ingest`] with its parts: `follower` is this process's online state, if it has one.
+pub async fn ingest_into(
     ports: &Ports,
-    follower: &Follower,
+    follower: Option<&Follower>,
+    cluster: &Cluster,
     attributor: &Attributor,
     events: Vec<NewActivity>,
     window: chrono::Duration,
@@ -34,7 +45,9 @@ pub async fn ingest(
             AppendOutcome::Duplicate { seq } => *seq,
         })
         .max();
-    if let Some(last) = last {
+    cluster.committed(&outcomes);
+    cluster.acknowledge(&outcomes).await;
+    if let (Some(last), Some(follower)) = (last, follower) {
         follower.nudge();
         follower.wait_for(last).await;
     }

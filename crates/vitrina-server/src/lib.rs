@@ -16,6 +16,7 @@ pub mod artefacts;
 pub mod attribution;
 pub mod auth;
 pub mod checkpoints;
+pub mod cluster;
 pub mod dto;
 pub mod embedded;
 pub mod error;

@@ -7,7 +7,8 @@ use vitrina_engine::Engine;
 
 use crate::ports::Ports;
 use crate::{
-    attribution::Attributor, auth::Auth, experiments::Experiments, follower::Follower, training::Training,
+    attribution::Attributor, auth::Auth, cluster::Cluster, experiments::Experiments, follower::Follower,
+    training::Training,
 };
 
 /// Limits the API enforces (the `[limits]` section of the config file).
@@ -72,4 +73,6 @@ pub struct Shared {
     pub auth: Arc<Auth>,
     pub limits: Limits,
     pub started: Instant,
+    /// The roles this process plays and how it reaches the deployment's other processes.
+    pub cluster: Cluster,
 }

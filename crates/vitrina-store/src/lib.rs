@@ -17,6 +17,7 @@ pub mod locks;
 pub mod migrate;
 pub mod open;
 pub mod postgres;
+pub mod redis;
 mod retention;
 mod served;
 pub mod sqlite;

@@ -5,6 +5,23 @@
 /// The environment variable naming the PostgreSQL server for tests.
 pub const POSTGRES_URL: &str = "VITRINA_TEST_POSTGRES_URL";
 
+/// The environment variables naming Redis and NATS (JetStream) for tests.
+pub const REDIS_URL: &str = "VITRINA_TEST_REDIS_URL";
+pub const NATS_URL: &str = "VITRINA_TEST_NATS_URL";
+
+/// The URL in the test environment variable `var`; `None` (after a note on stderr) when it is
+/// not set, which in CI (`CI` set) is a broken setup and panics.
+pub fn service_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) => Some(url),
+        Err(_) => {
+            assert!(std::env::var_os("CI").is_none(), "CI is set but {var} is not");
+            eprintln!("skipped: {var} is not set");
+            None
+        }
+    }
+}
+
 /// A database of its own on the test server, dropped when this is.
 pub struct TestDatabase {
     admin_url: String,

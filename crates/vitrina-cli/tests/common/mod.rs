@@ -24,6 +24,8 @@ pub struct Options<'a> {
     pub log: Option<&'a Path>,
     /// `--store` (a PostgreSQL URL), which wins over the data directory.
     pub store: Option<String>,
+    /// More arguments of `vitrina serve` (`--role`, `--bus`, `--cache`).
+    pub args: Vec<String>,
 }
 
 /// Where a test server keeps its data: a temporary directory, or a fresh PostgreSQL database
@@ -78,6 +80,7 @@ impl Server {
         if let Some(store) = &options.store {
             command.arg("--store").arg(store);
         }
+        command.args(&options.args);
         match options.log {
             Some(path) => command.stderr(std::fs::File::create(path).expect("log file")),
             None => command.stderr(Stdio::inherit()),

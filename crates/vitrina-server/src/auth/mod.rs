@@ -169,10 +169,23 @@ pub async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Respo
             return too_many(wait, "from this address");
         }
     }
+    let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+    if let Some(role) = route.and_then(|r| policy::role(&method, r)).filter(|r| !s.cluster.roles.has(*r)) {
+        return ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "wrong_role",
+            format!(
+                "{method} {} is served by a process with the '{role}' role; this one plays '{}'",
+                route.unwrap_or_default(),
+                s.cluster.roles
+            ),
+        )
+        .with_details(json!({ "servedBy": role.as_str(), "roles": s.cluster.roles.to_string() }))
+        .into_response();
+    }
     if !auth.keys.enforced() {
         return next.run(req).await;
     }
-    let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
     let needed = match policy::access(&method, route, auth.config.public_metrics) {
         Access::Public => return next.run(req).await,
         Access::AnyKey => None,

@@ -1,8 +1,9 @@
-//! Which key a route needs: the one table that both the request guard and the OpenAPI
-//! document read, so what is enforced and what is published cannot drift apart.
+//! Which key a route needs and which role serves it: the tables that both the request guard
+//! and the OpenAPI document read, so what is enforced and what is published cannot drift
+//! apart.
 
 use axum::http::Method;
-use vitrina_core::keys::Scope;
+use vitrina_core::{keys::Scope, roles::Role};
 
 /// What a request to a route needs once keys exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,9 +35,61 @@ pub fn access(method: &Method, route: Option<&str>, public_metrics: bool) -> Acc
     }
 }
 
+/// The role that serves `method` on the route template `route`; `None`: every process
+/// (health, docs, spec, metrics, keys, and paths no route matched).
+pub fn role(method: &Method, route: &str) -> Option<Role> {
+    let read = method == Method::GET;
+    match route {
+        "/health" | "/openapi.json" | "/metrics" => None,
+        r if r == "/docs" || r.starts_with("/docs/") || r.starts_with("/api/v1/keys") => None,
+        r if r.starts_with("/api/v1/activity/") => Some(Role::Activity),
+        "/api/v1/engine/health" => Some(Role::Api),
+        r if r.starts_with("/api/v1/recommendations/") => Some(Role::Api),
+        r if r.starts_with("/api/v1/training/") => Some(Role::Training),
+        // Writes to the catalogue and users go where events go; an erasure too.
+        r if r.starts_with("/api/v1/catalog/") || r.starts_with("/api/v1/users") => {
+            Some(if read { Role::Api } else { Role::Activity })
+        }
+        // Experiments are changed where training runs and read where lists are served.
+        r if r.starts_with("/api/v1/experiments") => Some(if read { Role::Api } else { Role::Training }),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_route_group_is_served_by_its_role() {
+        let (get, post, delete) = (Method::GET, Method::POST, Method::DELETE);
+        let cases: &[(&Method, &str, Option<Role>)] = &[
+            (&get, "/health", None),
+            (&get, "/metrics", None),
+            (&get, "/docs/{*rest}", None),
+            (&post, "/api/v1/keys", None),
+            (&delete, "/api/v1/keys/{keyId}", None),
+            (&post, "/api/v1/activity/track", Some(Role::Activity)),
+            (&post, "/api/v1/activity/track/batch", Some(Role::Activity)),
+            (&get, "/api/v1/activity/health", Some(Role::Activity)),
+            (&get, "/api/v1/engine/health", Some(Role::Api)),
+            (&get, "/api/v1/recommendations/recommendations/{userId}", Some(Role::Api)),
+            (&get, "/api/v1/recommendations/activity/{userId}", Some(Role::Api)),
+            (&post, "/api/v1/recommendations/session", Some(Role::Api)),
+            (&get, "/api/v1/catalog/products", Some(Role::Api)),
+            (&post, "/api/v1/catalog/products/bulk", Some(Role::Activity)),
+            (&Method::PATCH, "/api/v1/catalog/products/{productId}", Some(Role::Activity)),
+            (&get, "/api/v1/users/{userId}", Some(Role::Api)),
+            (&delete, "/api/v1/users/{userId}", Some(Role::Activity)),
+            (&get, "/api/v1/training/health", Some(Role::Training)),
+            (&post, "/api/v1/training/train", Some(Role::Training)),
+            (&get, "/api/v1/experiments/{id}/results", Some(Role::Api)),
+            (&post, "/api/v1/experiments/{id}/start", Some(Role::Training)),
+        ];
+        for (method, route, want) in cases {
+            assert_eq!(role(method, route), *want, "{method} {route}");
+        }
+    }
 
     #[test]
     fn each_route_group_needs_its_scope() {

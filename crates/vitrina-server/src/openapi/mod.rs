@@ -41,6 +41,7 @@ const ERRORS: &[(&str, &str, &str)] = &[
     ("413", "PayloadTooLarge", "`payload_too_large`: the body is over the configured limit."),
     ("414", "UriTooLong", "`uri_too_long`: the path and query are over 8 KiB."),
     ("415", "UnsupportedMediaType", "`unsupported_media_type`: a body that is not `application/json`."),
+    ("421", "MisdirectedRequest", "`wrong_role`: this process does not play the role that serves the route (`details.servedBy` names it); send it to one that does."),
     ("429", "TooManyRequests", "`rate_limited`: over the rate limit of the client address or key; see `Retry-After`."),
     ("500", "InternalError", "`internal_error`: never expected; the cause is in the server log."),
     ("503", "Unavailable", "`unavailable`: the store is shutting down or unreachable."),
@@ -129,6 +130,9 @@ fn complete(path: &str, method: &Method, op: &mut Operation) {
     }
     if writes {
         statuses.extend(["403", "409", "413", "415"]);
+    }
+    if crate::auth::policy::role(method, path).is_some() {
+        statuses.push("421");
     }
     match needs {
         Access::Public => op.security = Some(vec![SecurityRequirement::default()]),

@@ -44,10 +44,7 @@ pub async fn track(
     let event_id = event.event_id.to_string();
     let name = event.activity_type.domain_event_name().to_string();
     let outcome =
-        ingest(&s.ports, &s.follower, &s.attributor, vec![event], s.experiments.attribution_window())
-            .await?
-            .pop()
-            .ok_or_else(|| ApiError::internal("append returned nothing"))?;
+        ingest(&s, vec![event]).await?.pop().ok_or_else(|| ApiError::internal("append returned nothing"))?;
     let (status, sequence, duplicate) = match outcome {
         AppendOutcome::Stored(stored) => (StatusCode::CREATED, stored.seq, false),
         AppendOutcome::Duplicate { seq } => (StatusCode::OK, seq, true),
@@ -122,8 +119,7 @@ pub async fn track_batch(
             .with_details(json!({"errors": list, "errorCount": count})));
     }
     let ids: Vec<String> = events.iter().map(|e| e.event_id.to_string()).collect();
-    let outcomes =
-        ingest(&s.ports, &s.follower, &s.attributor, events, s.experiments.attribution_window()).await?;
+    let outcomes = ingest(&s, events).await?;
     let results: Vec<BatchItem> = outcomes
         .iter()
         .zip(ids)

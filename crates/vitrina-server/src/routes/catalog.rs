@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 use utoipa::{IntoParams, ToSchema};
 use vitrina_core::{
     catalog::{check_attributes, check_text},
+    changes::Change,
     ports::ProductQuery,
     Price, Product, ProductId, ValidationError,
 };
@@ -112,8 +113,10 @@ pub struct ListQuery {
 }
 
 async fn after_write(s: &AppState, products: Vec<Product>) {
+    let ids = products.iter().map(|p| p.id.clone()).collect();
     s.engine.upsert_products(products);
     s.ports.cache.invalidate_all().await;
+    s.cluster.tell(Change::Products { ids }).await;
 }
 
 async fn stored(s: &AppState, id: &ProductId) -> ApiResult<Product> {
@@ -257,6 +260,7 @@ pub async fn delete(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> 
     }
     s.engine.remove_product(&id);
     s.ports.cache.invalidate_all().await;
+    s.cluster.tell(Change::Products { ids: vec![id.clone()] }).await;
     Ok(Json(json!({"success": true, "deleted": id.as_str()})))
 }
 

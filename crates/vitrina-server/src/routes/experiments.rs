@@ -5,7 +5,7 @@ use axum::{body::Bytes, extract::State, http::StatusCode, Json};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
-use vitrina_core::ValidationError;
+use vitrina_core::{changes::Change, ValidationError};
 use vitrina_experiments::stats::Results;
 
 use crate::{
@@ -74,6 +74,7 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<ExperimentResponse>)> {
     let body: Value = parse_json(&body)?;
     let created = s.experiments.create(body, &s.ports, &s.engine).await?;
+    s.cluster.tell(Change::Experiments).await;
     Ok((StatusCode::CREATED, ok(created)))
 }
 
@@ -105,7 +106,9 @@ pub async fn start(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ExperimentResponse>> {
     let artefacts = s.training.artefacts().clone();
-    Ok(ok(s.experiments.start(&id, &s.ports, &s.engine, &artefacts).await?))
+    let changed = s.experiments.start(&id, &s.ports, &s.engine, &artefacts).await?;
+    s.cluster.tell(Change::Experiments).await;
+    Ok(ok(changed))
 }
 
 /// Stops a running experiment; visitors get the default recommender again.
@@ -116,7 +119,9 @@ pub async fn stop(
     State(s): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ExperimentResponse>> {
-    Ok(ok(s.experiments.stop(&id, &s.ports).await?))
+    let changed = s.experiments.stop(&id, &s.ports).await?;
+    s.cluster.tell(Change::Experiments).await;
+    Ok(ok(changed))
 }
 
 /// Results per variant, source and position with 95 % intervals and the comparison of
@@ -145,7 +150,9 @@ pub async fn step(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ExperimentResponse>> {
     let artefacts = s.training.artefacts().clone();
-    Ok(ok(s.experiments.step(&id, &s.ports, &s.engine, &artefacts).await?))
+    let changed = s.experiments.step(&id, &s.ports, &s.engine, &artefacts).await?;
+    s.cluster.tell(Change::Experiments).await;
+    Ok(ok(changed))
 }
 
 /// Reverts the automation: traffic back to the created split and each variant's last
@@ -158,5 +165,7 @@ pub async fn revert(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ExperimentResponse>> {
     let artefacts = s.training.artefacts().clone();
-    Ok(ok(s.experiments.revert(&id, &s.ports, &s.engine, &artefacts).await?))
+    let changed = s.experiments.revert(&id, &s.ports, &s.engine, &artefacts).await?;
+    s.cluster.tell(Change::Experiments).await;
+    Ok(ok(changed))
 }

@@ -106,13 +106,22 @@ fn answer(checks: Vec<Check>, up: &str, down: &str, s: &AppState) -> (StatusCode
     )
 }
 
-/// Whole-system health: 200 with `Recommendation System is healthy`, or 503.
+/// Whole-system health: 200 with `Recommendation System is healthy`, or 503. A process
+/// that plays only some roles checks the services of those roles.
 #[utoipa::path(get, path = "/health", tag = "health",
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn health(State(s): State<AppState>) -> (StatusCode, Json<Health>) {
     let mut checks = Vec::new();
-    for service in ["activity", "engine", "recommendations", "training"] {
-        checks.push(check(&s, service).await);
+    for (service, route) in [
+        ("activity", "/api/v1/activity/health"),
+        ("engine", "/api/v1/engine/health"),
+        ("recommendations", "/api/v1/recommendations/health"),
+        ("training", "/api/v1/training/health"),
+    ] {
+        let role = crate::auth::policy::role(&axum::http::Method::GET, route);
+        if role.is_none_or(|r| s.cluster.roles.has(r)) {
+            checks.push(check(&s, service).await);
+        }
     }
     answer(checks, "Recommendation System is healthy", "Recommendation System is unhealthy", &s)
 }

@@ -276,6 +276,8 @@ pub async fn recommendations(
 ) -> ApiResult<Json<RecommendationsResponse>> {
     let user = UserId::parse(&user)?;
     let (limit, filters) = q.filters()?;
+    // Another replica may have stored the visitor's latest event: this one applies it first.
+    s.cluster.fresh_for(&s.follower, &user).await;
     let arm = s.experiments.arm_for(Some(user.as_str()));
     // The arm is part of the key: a visitor moved to another variant never gets a list
     // ranked for the old one.
@@ -312,6 +314,7 @@ pub async fn refresh(
     let user = UserId::parse(&user)?;
     let body: RefreshRequest = crate::extract::optional_json(&body)?.unwrap_or_default();
     let (limit, filters) = ListQuery { limit: body.limit, ..Default::default() }.filters()?;
+    s.cluster.fresh_for(&s.follower, &user).await;
     let arm = s.experiments.arm_for(Some(user.as_str()));
     let key = format!("{}|{}", arm.label, cache_key(limit, &filters));
     s.ports.cache.invalidate_user(&user).await;

@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 use utoipa::{IntoParams, ToSchema};
 use vitrina_core::{
     catalog::{check_attributes, check_text},
+    changes::Change,
     time::format_ts,
     User, UserId,
 };
@@ -129,6 +130,8 @@ pub async fn delete(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> 
     // visitors in from their current events).
     s.engine.forget_user(&id);
     s.ports.cache.invalidate_user(&id).await;
+    s.cluster.forget(&id).await;
+    s.cluster.tell(Change::Erased { user: id.clone() }).await;
     if let Some(checkpoints) = &checkpoints {
         checkpoints.discard().await?;
     }

@@ -1,0 +1,168 @@
+//! A deployment of roles, each its own `vitrina serve` process over one PostgreSQL database,
+//! NATS JetStream and Redis: one training, one activity and two api processes. Writes go to
+//! the activity process, reads alternate between the api replicas.
+
+mod common;
+
+use common::{Backing, Options, Server};
+use serde_json::{json, Value};
+use vitrina_store::testing::{service_url, NATS_URL, REDIS_URL};
+
+struct Deployment {
+    training: Server,
+    activity: Server,
+    api: [Server; 2],
+    _backing: Backing,
+}
+
+/// `None` when a service the deployment needs is not configured (outside CI).
+async fn deploy() -> Option<Deployment> {
+    let backing = Backing::postgres().await?;
+    let (nats, redis) = (service_url(NATS_URL)?, service_url(REDIS_URL)?);
+    let start = |role: &str| {
+        let args = ["--role", role, "--bus", &nats, "--cache", &redis].map(String::from).to_vec();
+        backing.start_with(Options { args, ..Default::default() })
+    };
+    // Training first: it finds the database new, loads the demo shop and trains v1.
+    let training = start("training");
+    let activity = start("activity");
+    let api = [start("api"), start("api")];
+    Some(Deployment { training, activity, api, _backing: backing })
+}
+
+async fn get(c: &reqwest::Client, server: &Server, path: &str) -> (u16, Value) {
+    let res = c.get(server.url(path)).send().await.unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+async fn send(c: &reqwest::Client, method: &str, server: &Server, path: &str, body: Value) -> (u16, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let res = c.request(method, server.url(path)).json(&body).send().await.unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+/// Whether some item of the list is explained by the visitor's view of `product`.
+fn explained_by(list: &Value, product: &str) -> bool {
+    list["recommendations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["explanation"].as_str().is_some_and(|e| e.contains(&format!("viewed {product}"))))
+}
+
+#[tokio::test]
+async fn roles_split_the_api_and_replicas_serve_what_the_activity_process_stored() {
+    let Some(d) = deploy().await else { return };
+    let c = reqwest::Client::new();
+
+    // Each process is healthy for what it plays, and sends the rest where it is served.
+    for server in [&d.training, &d.activity, &d.api[0], &d.api[1]] {
+        let (s, health) = get(&c, server, "/health").await;
+        assert_eq!(s, 200, "{health}");
+    }
+    let (s, wrong) =
+        send(&c, "POST", &d.api[0], "/api/v1/activity/track", json!({"userId": "u", "activityType": "view"}))
+            .await;
+    assert_eq!(
+        (s, wrong["error"].as_str(), wrong["details"]["servedBy"].as_str()),
+        (421, Some("wrong_role"), Some("activity"))
+    );
+    let (s, wrong) = get(&c, &d.activity, "/api/v1/recommendations/recommendations/user-1").await;
+    assert_eq!((s, wrong["details"]["servedBy"].as_str()), (421, Some("api")), "{wrong}");
+    let (s, wrong) = send(&c, "POST", &d.api[1], "/api/v1/training/train", json!({})).await;
+    assert_eq!((s, wrong["details"]["servedBy"].as_str()), (421, Some("training")), "{wrong}");
+
+    // Read-your-writes across replicas: a view acknowledged by the activity process is in
+    // the very next list of either replica (a visitor new to both: a stale list would
+    // explain nothing by it). Products with neighbours in the demo shop's model.
+    let products = ["product-2", "product-3", "product-4", "product-5", "product-7", "product-8"];
+    let mut stale = Vec::new();
+    for i in 0..1000 {
+        let (visitor, product) = (format!("ryw-{i}"), products[i % products.len()]);
+        let event = json!({"userId": visitor, "activityType": "view", "productId": product});
+        let (s, body) = send(&c, "POST", &d.activity, "/api/v1/activity/track", event).await;
+        assert_eq!(s, 201, "{body}");
+        let (s, list) =
+            get(&c, &d.api[i % 2], &format!("/api/v1/recommendations/recommendations/{visitor}?limit=10"))
+                .await;
+        assert_eq!(s, 200, "{list}");
+        if !explained_by(&list, product) {
+            stale.push((i, list));
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "{} of 1000 lists did not reflect the acknowledged view; first: {:?}",
+        stale.len(),
+        stale[0]
+    );
+
+    // A product hidden through the activity process leaves both replicas' lists.
+    let (s, body) =
+        send(&c, "PATCH", &d.activity, "/api/v1/catalog/products/product-4", json!({"hidden": true})).await;
+    assert_eq!(s, 200, "{body}");
+    for api in &d.api {
+        common::eventually("the hidden product to leave the replica's lists", || async {
+            let (_, list) = get(&c, api, "/api/v1/recommendations/recommendations/ryw-2?limit=10").await;
+            let shown =
+                list["recommendations"].as_array().unwrap().iter().any(|r| r["productId"] == "product-4");
+            (!shown).then_some(())
+        })
+        .await;
+    }
+
+    // A model trained by the training process is served by both replicas.
+    let (s, queued) =
+        send(&c, "POST", &d.training, "/api/v1/training/train", json!({"config": {"tolerance": 1.0}})).await;
+    assert_eq!(s, 202, "{queued}");
+    let job = queued["job"]["jobId"].clone();
+    let finished = common::eventually("the training job to finish", || async {
+        let (_, status) = get(&c, &d.training, "/api/v1/training/status").await;
+        (status["lastFinished"]["jobId"] == job).then(|| status["lastFinished"].clone())
+    })
+    .await;
+    assert_eq!(finished["status"], "succeeded", "{finished}");
+    let version = finished["modelVersion"].as_str().unwrap().to_string();
+    for api in &d.api {
+        common::eventually("the replica to serve the new model", || async {
+            let (_, list) = get(&c, api, "/api/v1/recommendations/recommendations/ryw-3?limit=5").await;
+            (list["modelVersion"] == version.as_str()).then_some(())
+        })
+        .await;
+    }
+
+    // An experiment started by the training process assigns every visitor the same variant
+    // on both replicas.
+    let experiment = json!({"name": "split", "goal": "ctr",
+        "variants": [{"name": "A"}, {"name": "B", "ranking": {"weights": {"trending": 5.0}}}]});
+    let (s, created) = send(&c, "POST", &d.training, "/api/v1/experiments", experiment).await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["experiment"]["id"].as_str().unwrap().to_string();
+    let (s, started) =
+        send(&c, "POST", &d.training, &format!("/api/v1/experiments/{id}/start"), json!({})).await;
+    assert_eq!(s, 200, "{started}");
+    for api in &d.api {
+        common::eventually("the replica to run the experiment", || async {
+            let (_, e) = get(&c, api, &format!("/api/v1/experiments/{id}")).await;
+            (e["experiment"]["status"] == "running").then_some(())
+        })
+        .await;
+    }
+    for v in 0..40 {
+        let path = format!("/api/v1/recommendations/recommendations/exp-{v}?limit=3");
+        let (a, b) = (get(&c, &d.api[0], &path).await.1, get(&c, &d.api[1], &path).await.1);
+        assert!(a["variant"].as_str().unwrap().starts_with(&id), "{a}");
+        assert_eq!(a["variant"], b["variant"], "visitor exp-{v}");
+    }
+
+    // An erasure through the activity process empties both replicas' state of the visitor.
+    let (s, erased) = send(&c, "DELETE", &d.activity, "/api/v1/users/ryw-0", json!({})).await;
+    assert_eq!(s, 200, "{erased}");
+    for api in &d.api {
+        common::eventually("the replica to forget the erased visitor", || async {
+            let (_, list) = get(&c, api, "/api/v1/recommendations/recommendations/ryw-0?limit=10").await;
+            (!explained_by(&list, products[0])).then_some(())
+        })
+        .await;
+    }
+}

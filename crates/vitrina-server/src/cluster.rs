@@ -1,0 +1,203 @@
+//! The processes of one deployment, and how what one of them does reaches the others
+//! (ADR 0012). Each process plays some [`Roles`]; over a shared PostgreSQL store they may be
+//! many. The store stays the truth; the broker (NATS JetStream) and Redis carry hints:
+//! - an activity process publishes each stored commit ([`Cluster::committed`]), which the
+//!   api replicas' followers apply milliseconds later (else their next read of the log);
+//! - it raises each visitor's watermark in Redis before it acknowledges
+//!   ([`Cluster::acknowledge`]); an api replica waits, at most [`READ_WAIT`], until its online
+//!   state holds the visitor's watermark before it answers them ([`Cluster::fresh_for`]);
+//! - catalogue, experiment and erasure changes are told ([`Cluster::tell`]) and re-read by the
+//!   others ([`follow_changes`]), which also re-read them every [`RESYNC`] in case a change
+//!   was missed.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::mpsc;
+use vitrina_bus::nats::Broker;
+use vitrina_core::{
+    changes::Change,
+    ports::{AppendOutcome, Committed},
+    roles::Roles,
+    LogEvent, UserId,
+};
+use vitrina_store::redis::Watermarks;
+
+use crate::{follower::Follower, state::AppState};
+
+/// How long an api replica waits, at most, for its online state to hold what a visitor was
+/// told is stored before it answers them anyway.
+pub const READ_WAIT: Duration = Duration::from_secs(2);
+/// How long the activity process waits, at most, for Redis to take the watermarks before it
+/// acknowledges anyway (read-your-writes across replicas is then not promised for them).
+const ACK_WAIT: Duration = Duration::from_millis(500);
+/// Catalogue and experiments are re-read this often whatever was told.
+pub const RESYNC: Duration = Duration::from_secs(30);
+
+/// What this process plays and how it reaches the others.
+#[derive(Clone, Default)]
+pub struct Cluster {
+    pub roles: Roles,
+    pub broker: Option<Arc<Broker>>,
+    pub watermarks: Option<Watermarks>,
+}
+
+impl Cluster {
+    /// The embedded deployment: every role, no other process.
+    pub fn embedded() -> Self {
+        Self::default()
+    }
+
+    /// A stored batch's new events, for the api replicas' followers. The PostgreSQL log
+    /// numbers one append's new events consecutively after the head it found, so they follow
+    /// the sequence before the first.
+    pub fn committed(&self, outcomes: &[AppendOutcome]) {
+        let Some(broker) = &self.broker else { return };
+        let events: Vec<LogEvent> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                AppendOutcome::Stored(s) => Some(LogEvent::from(s)),
+                AppendOutcome::Duplicate { .. } => None,
+            })
+            .collect();
+        if let Some(first) = events.first() {
+            broker.publish_commit(Committed { after: first.seq - 1, events });
+        }
+    }
+
+    /// Raises the watermarks of the visitors of a stored batch before it is acknowledged
+    /// (a repeat's too: its original may not be applied everywhere yet).
+    pub async fn acknowledge(&self, outcomes: &[AppendOutcome]) {
+        let Some(watermarks) = &self.watermarks else { return };
+        let mut marks: std::collections::HashMap<UserId, u64> = std::collections::HashMap::new();
+        for o in outcomes {
+            let (user, seq) = match o {
+                AppendOutcome::Stored(s) => (&s.event.user_id, s.seq),
+                AppendOutcome::Duplicate { .. } => continue,
+            };
+            let mark = marks.entry(user.clone()).or_default();
+            *mark = (*mark).max(seq);
+        }
+        if marks.is_empty() {
+            return;
+        }
+        let marks: Vec<(UserId, u64)> = marks.into_iter().collect();
+        match tokio::time::timeout(ACK_WAIT, watermarks.raise(&marks)).await {
+            Ok(Ok(())) => {}
+            failed => {
+                metrics::counter!("vitrina_watermark_failures_total").increment(1);
+                let error = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "timed out".into(),
+                };
+                tracing::warn!(%error, "raising visitors' watermarks in Redis failed; other replicas may answer them without their latest events");
+            }
+        }
+    }
+
+    /// Waits until `follower` holds everything the visitor was told is stored, at most
+    /// [`READ_WAIT`]. Without Redis (or when it fails) it does not wait: in one process the
+    /// write path itself waited for the follower.
+    pub async fn fresh_for(&self, follower: &Follower, user: &UserId) {
+        let Some(watermarks) = &self.watermarks else { return };
+        let mark = match tokio::time::timeout(ACK_WAIT, watermarks.get(user)).await {
+            Ok(Ok(mark)) => mark,
+            _ => {
+                metrics::counter!("vitrina_watermark_failures_total").increment(1);
+                return;
+            }
+        };
+        if follower.applied() >= mark {
+            return;
+        }
+        metrics::counter!("vitrina_read_waits_total").increment(1);
+        follower.read_now();
+        if !follower.wait_until(mark, READ_WAIT).await {
+            metrics::counter!("vitrina_read_wait_timeouts_total").increment(1);
+            tracing::warn!(
+                applied = follower.applied(),
+                mark,
+                "answering a visitor before this replica applied their latest event"
+            );
+        }
+    }
+
+    /// Tells the other processes of a change (nothing to do in one process).
+    pub async fn tell(&self, change: Change) {
+        if let Some(broker) = &self.broker {
+            broker.publish_change(&change).await;
+        }
+    }
+
+    /// Forgets a visitor's watermark (erasure).
+    pub async fn forget(&self, user: &UserId) {
+        if let Some(watermarks) = &self.watermarks {
+            if let Err(e) = watermarks.forget(user).await {
+                tracing::warn!(error = %e, "forgetting an erased visitor's watermark in Redis failed; it expires within the hour");
+            }
+        }
+    }
+}
+
+/// An api replica applies what other processes tell, and re-reads the catalogue and the
+/// experiments every [`RESYNC`] in case it missed something.
+pub async fn follow_changes(state: AppState) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    if let Some(broker) = &state.cluster.broker {
+        broker.follow_changes(tx);
+    }
+    let mut resync = tokio::time::interval(RESYNC);
+    resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    resync.tick().await;
+    loop {
+        tokio::select! {
+            change = rx.recv() => match change {
+                Some(change) => apply(&state, change).await,
+                None => std::future::pending::<()>().await,
+            },
+            _ = resync.tick() => resync_all(&state).await,
+        }
+    }
+}
+
+async fn apply(state: &AppState, change: Change) {
+    match change {
+        Change::Products { ids } => {
+            let mut changed = Vec::new();
+            for id in ids {
+                match state.ports.catalog.product(&id).await {
+                    Ok(Some(product)) => changed.push(product),
+                    Ok(None) => state.engine.remove_product(&id),
+                    Err(e) => {
+                        tracing::warn!(error = %e, product = %id, "reading a changed product failed; the next re-read picks it up")
+                    }
+                }
+            }
+            state.engine.upsert_products(changed);
+            state.ports.cache.invalidate_all().await;
+        }
+        Change::Experiments => reload_experiments(state).await,
+        Change::Erased { user } => {
+            state.engine.forget_user(&user);
+            state.ports.cache.invalidate_user(&user).await;
+        }
+    }
+}
+
+async fn reload_experiments(state: &AppState) {
+    let artefacts = state.training.artefacts().clone();
+    if let Err(e) = state.experiments.reload(&state.ports, &state.engine, &artefacts).await {
+        tracing::warn!(error = %e, "re-reading the experiments failed");
+    }
+}
+
+async fn resync_all(state: &AppState) {
+    reload_experiments(state).await;
+    match crate::embedded::all_products(state.ports.catalog.as_ref()).await {
+        Ok(products) => {
+            if state.engine.sync_products(products) {
+                state.ports.cache.invalidate_all().await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "re-reading the catalogue failed"),
+    }
+}

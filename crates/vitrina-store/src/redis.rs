@@ -1,0 +1,117 @@
+//! Redis, shared by the processes of a deployment.
+//!
+//! [`Watermarks`]: each visitor's highest acknowledged log sequence, written by the activity
+//! process before it acknowledges and read by an api replica before it answers that visitor,
+//! so the replica can wait until its online state holds what the visitor was told is stored
+//! (read-your-writes across replicas, ADR 0012). Keys name a hash of the visitor, not the
+//! visitor, and expire: past [`WATERMARK_TTL`] every replica has long applied the event.
+//!
+//! Redis holds nothing that is not elsewhere: when it is lost or flushed, replicas answer
+//! from what they applied (only a visitor's event of the last moment may be missing).
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use vitrina_core::{
+    ports::{StoreError, StoreResult},
+    UserId,
+};
+
+/// How long a watermark is kept after its last raise.
+pub const WATERMARK_TTL: Duration = Duration::from_secs(3600);
+/// A Redis command that takes longer fails (the caller goes on without it).
+const TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Sets the key to the argument if that is higher, and renews its expiry.
+const RAISE: &str = r"
+local now = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > now then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+else
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return 0";
+
+/// Per-visitor watermarks of acknowledged events, in Redis.
+#[derive(Clone)]
+pub struct Watermarks {
+    redis: ConnectionManager,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("redis: {e}"))
+}
+
+impl Watermarks {
+    /// Connects to `url` (`redis://host:6379`).
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let client = redis::Client::open(url).map_err(backend)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_response_timeout(Some(TIMEOUT));
+        let redis =
+            tokio::time::timeout(Duration::from_secs(6), client.get_connection_manager_with_config(config))
+                .await
+                .map_err(|_| backend(format!("no answer from {url}")))?
+                .map_err(backend)?;
+        Ok(Self { redis })
+    }
+
+    fn key(user: &UserId) -> String {
+        format!("vitrina:wm:{:032x}", xxhash_rust::xxh3::xxh3_128(user.as_str().as_bytes()))
+    }
+
+    /// Raises each visitor's watermark to their sequence (never lowers one).
+    pub async fn raise(&self, marks: &[(UserId, u64)]) -> StoreResult<()> {
+        let mut pipe = redis::pipe();
+        for (user, seq) in marks {
+            // EVAL, not EVALSHA: a Redis restarted or flushed has no scripts loaded.
+            pipe.cmd("EVAL").arg(RAISE).arg(1).arg(Self::key(user)).arg(*seq).arg(WATERMARK_TTL.as_secs());
+        }
+        let mut conn = self.redis.clone();
+        let _: Vec<i64> = pipe.query_async(&mut conn).await.map_err(backend)?;
+        Ok(())
+    }
+
+    /// The visitor's watermark: 0 when none is known.
+    pub async fn get(&self, user: &UserId) -> StoreResult<u64> {
+        let mut conn = self.redis.clone();
+        let seq: Option<u64> =
+            redis::cmd("GET").arg(Self::key(user)).query_async(&mut conn).await.map_err(backend)?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    /// Forgets the visitor's watermark (erasure).
+    pub async fn forget(&self, user: &UserId) -> StoreResult<()> {
+        let mut conn = self.redis.clone();
+        let _: i64 = redis::cmd("DEL").arg(Self::key(user)).query_async(&mut conn).await.map_err(backend)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Needs `VITRINA_TEST_REDIS_URL`; without it there is nothing to test against.
+    async fn redis() -> Option<Watermarks> {
+        let url = crate::testing::service_url(crate::testing::REDIS_URL)?;
+        Some(
+            Watermarks::connect(&url).await.expect("VITRINA_TEST_REDIS_URL is set but Redis does not answer"),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_watermark_only_rises_and_is_forgotten_on_erasure() {
+        let Some(marks) = redis().await else { return };
+        let user = UserId::parse(&format!("wm-{}", uuid::Uuid::new_v4())).unwrap();
+        assert_eq!(marks.get(&user).await.unwrap(), 0);
+        marks.raise(&[(user.clone(), 7)]).await.unwrap();
+        marks.raise(&[(user.clone(), 5)]).await.unwrap();
+        assert_eq!(marks.get(&user).await.unwrap(), 7, "a lower sequence does not lower it");
+        marks.raise(&[(user.clone(), 9)]).await.unwrap();
+        assert_eq!(marks.get(&user).await.unwrap(), 9);
+        marks.forget(&user).await.unwrap();
+        assert_eq!(marks.get(&user).await.unwrap(), 0);
+    }
+}
