@@ -1,11 +1,12 @@
 //! The broker between the processes of a deployment: NATS JetStream.
 //!
-//! One stream, [`STREAM`], carries two subjects:
-//! - [`LOG_SUBJECT`]: the log's commits as the activity processes stored them (their events
+//! One stream, [`STREAM`], carries two subjects per deployment (named by its log's id, so
+//! deployments sharing a NATS server never hear each other):
+//! - `vitrina.{log}.log`: the log's commits as the activity processes stored them (their events
 //!   with sequences, and the head each follows). Api replicas' followers hear them as they do
 //!   the embedded store's commit feed: a hint that lets them apply a commit milliseconds
 //!   after it, never the truth: a follower that misses one reads the log (ADR 0012).
-//! - [`CHANGES_SUBJECT`]: [`Change`]s to state outside the log (catalogue, experiments,
+//! - `vitrina.{log}.changes`: [`Change`]s to state outside the log (catalogue, experiments,
 //!   erasures), each a hint to re-read the store.
 //!
 //! Publishing never blocks a request: commits go through a bounded queue to one task that
@@ -26,10 +27,8 @@ use vitrina_core::{
 
 /// The stream's name.
 pub const STREAM: &str = "VITRINA";
-/// The log's commits.
-pub const LOG_SUBJECT: &str = "vitrina.log";
-/// Changes to state outside the log.
-pub const CHANGES_SUBJECT: &str = "vitrina.changes";
+/// The stream's subjects: every deployment's.
+const SUBJECTS: &str = "vitrina.>";
 /// Messages are kept this long: long enough for a replica that reconnects to hear what it
 /// missed, short enough to keep the broker small (the log is the record).
 const MAX_AGE: Duration = Duration::from_secs(600);
@@ -52,11 +51,15 @@ pub struct BrokerError {
 pub struct Broker {
     js: jetstream::Context,
     commits: mpsc::Sender<Committed>,
+    /// This deployment's subjects.
+    log_subject: String,
+    changes_subject: String,
 }
 
 impl Broker {
-    /// Connects to `url` (`nats://host:4222`) and makes sure the stream exists.
-    pub async fn connect(url: &str) -> Result<Arc<Self>, BrokerError> {
+    /// Connects to `url` (`nats://host:4222`) and makes sure the stream exists; `log` names
+    /// the deployment's log (letters and digits).
+    pub async fn connect(url: &str, log: &str) -> Result<Arc<Self>, BrokerError> {
         let fail = |e: &dyn std::fmt::Display| BrokerError { url: url.into(), message: e.to_string() };
         let client = async_nats::ConnectOptions::new()
             .connection_timeout(Duration::from_secs(5))
@@ -64,9 +67,9 @@ impl Broker {
             .await
             .map_err(|e| fail(&e))?;
         let js = jetstream::new(client);
-        js.get_or_create_stream(stream::Config {
+        js.create_or_update_stream(stream::Config {
             name: STREAM.into(),
-            subjects: vec![LOG_SUBJECT.into(), CHANGES_SUBJECT.into()],
+            subjects: vec![SUBJECTS.into()],
             max_age: MAX_AGE,
             max_bytes: 1 << 30,
             discard: stream::DiscardPolicy::Old,
@@ -74,9 +77,11 @@ impl Broker {
         })
         .await
         .map_err(|e| fail(&e))?;
+        let log_subject = format!("vitrina.{log}.log");
         let (commits, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(publish_commits(js.clone(), rx));
-        Ok(Arc::new(Self { js, commits }))
+        tokio::spawn(publish_commits(js.clone(), log_subject.clone(), rx));
+        let changes_subject = format!("vitrina.{log}.changes");
+        Ok(Arc::new(Self { js, commits, log_subject, changes_subject }))
     }
 
     /// Queues a stored commit for the followers (never waits; a full queue drops it).
@@ -91,7 +96,7 @@ impl Broker {
     pub async fn publish_change(&self, change: &Change) {
         let payload = serde_json::to_vec(change).expect("a change serialises");
         let sent = async {
-            self.js.publish(CHANGES_SUBJECT, payload.into()).await?.await?;
+            self.js.publish(self.changes_subject.clone(), payload.into()).await?.await?;
             Ok::<_, async_nats::Error>(())
         };
         match tokio::time::timeout(Duration::from_secs(3), sent).await {
@@ -108,7 +113,7 @@ impl Broker {
     pub fn follow_commits(self: &Arc<Self>, listener: CommitListener) {
         let me = self.clone();
         tokio::spawn(async move {
-            me.consume(LOG_SUBJECT, |payload| match decode_commits(payload) {
+            me.consume(&me.log_subject, |payload| match decode_commits(payload) {
                 Ok(commits) => commits.into_iter().for_each(&listener),
                 Err(e) => tracing::warn!(error = %e, "a commit message from the broker could not be read"),
             })
@@ -120,7 +125,7 @@ impl Broker {
     pub fn follow_changes(self: &Arc<Self>, tx: mpsc::UnboundedSender<Change>) {
         let me = self.clone();
         tokio::spawn(async move {
-            me.consume(CHANGES_SUBJECT, |payload| match serde_json::from_slice::<Change>(payload) {
+            me.consume(&me.changes_subject, |payload| match serde_json::from_slice::<Change>(payload) {
                 Ok(change) => {
                     let _ = tx.send(change);
                 }
@@ -175,14 +180,14 @@ impl Broker {
 }
 
 /// Sends what is queued, up to [`PER_MESSAGE`] commits a message, until the broker is dropped.
-async fn publish_commits(js: jetstream::Context, mut rx: mpsc::Receiver<Committed>) {
+async fn publish_commits(js: jetstream::Context, subject: String, mut rx: mpsc::Receiver<Committed>) {
     let mut batch = Vec::new();
     let mut failing = false;
     while rx.recv_many(&mut batch, PER_MESSAGE).await > 0 {
         let payload = encode_commits(&batch);
         batch.clear();
         let sent = async {
-            js.publish(LOG_SUBJECT, payload.into()).await?.await?;
+            js.publish(subject.clone(), payload.into()).await?.await?;
             Ok::<_, async_nats::Error>(())
         };
         match tokio::time::timeout(Duration::from_secs(2), sent).await {
@@ -298,5 +303,63 @@ mod tests {
             assert_eq!(a.events, b.events);
         }
         assert!(decode_commits(br#"[{"after":1,"events":[[2,"bad id!",null,"view",0,null]]}]"#).is_err());
+    }
+
+    fn commit(after: u64) -> Committed {
+        let event = LogEvent {
+            seq: after + 1,
+            user_id: UserId::parse("u-1").unwrap(),
+            product_id: None,
+            activity_type: ActivityType::Search,
+            ts_ms: 0,
+            value: None,
+        };
+        Committed { after, events: vec![event] }
+    }
+
+    #[tokio::test]
+    async fn a_deployment_hears_its_own_commits_and_changes_and_no_other_deployments() {
+        let Some(url) = vitrina_store::testing::service_url(vitrina_store::testing::NATS_URL) else { return };
+        let log = format!(
+            "test{}",
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+        );
+        let ours = Broker::connect(&url, &log).await.unwrap();
+        let theirs = Broker::connect(&url, &format!("{log}other")).await.unwrap();
+        let (tx, mut commits) = mpsc::unbounded_channel();
+        ours.follow_commits(Box::new(move |c| {
+            let _ = tx.send(c);
+        }));
+        let (tx, mut changes) = mpsc::unbounded_channel();
+        ours.follow_changes(tx);
+        // The consumers hear what is published once they exist: publish until heard.
+        let mut after = 0;
+        loop {
+            theirs.publish_commit(commit(1_000_000 + after));
+            ours.publish_commit(commit(after));
+            if let Ok(Some(heard)) = tokio::time::timeout(Duration::from_millis(200), commits.recv()).await {
+                assert!(heard.after < 1_000_000, "another deployment's commit was heard");
+                assert_eq!(heard.events, commit(heard.after).events);
+                break;
+            }
+            after += 1;
+        }
+        theirs.publish_commit(commit(2_000_000));
+        ours.publish_commit(commit(999_999));
+        while let Some(heard) = commits.recv().await {
+            assert!(heard.after < 1_000_000, "another deployment's commit was heard");
+            if heard.after == 999_999 {
+                break;
+            }
+        }
+        let erased = Change::Erased { user: UserId::parse("u-2").unwrap() };
+        loop {
+            theirs.publish_change(&Change::Experiments).await;
+            ours.publish_change(&erased).await;
+            if let Ok(Some(heard)) = tokio::time::timeout(Duration::from_millis(200), changes.recv()).await {
+                assert_eq!(heard, erased, "only this deployment's changes are heard");
+                break;
+            }
+        }
     }
 }

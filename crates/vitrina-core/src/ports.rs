@@ -81,6 +81,14 @@ pub trait EventLog: Send + Sync {
     fn on_commit(&self, _listener: CommitListener) -> bool {
         false
     }
+
+    /// A name of this log, the same in every process that opens it and different for every
+    /// other log (a hash of its database's random key; letters and digits only), so that
+    /// processes of one deployment share a broker's subjects and no other deployment's.
+    /// `None`: the log serves one process.
+    fn log_id(&self) -> Option<String> {
+        None
+    }
 }
 
 /// One commit of the log as its follower hears it: the events it added, in `seq` order, and

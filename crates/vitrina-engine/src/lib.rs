@@ -316,29 +316,34 @@ impl Engine {
     }
 
     /// Makes the catalogue exactly `products` (what the store holds): adds or replaces the
-    /// ones that differ, removes the ones not among them. `true` when anything changed.
+    /// ones that differ, removes the ones not among them. `true` when anything changed. The
+    /// comparison holds only the read lock, so lists keep being served meanwhile.
     pub fn sync_products(&self, products: Vec<Product>) -> bool {
+        let (changed, gone) = {
+            let catalog = self.catalog();
+            let present: std::collections::HashSet<&ProductId> = products.iter().map(|p| &p.id).collect();
+            let gone: Vec<ProductId> = catalog
+                .entries()
+                .filter(|(_, e)| !present.contains(&e.product.id))
+                .map(|(_, e)| e.product.id.clone())
+                .collect();
+            let changed: Vec<Product> = products
+                .into_iter()
+                .filter(|p| {
+                    !catalog.index(&p.id).and_then(|i| catalog.entry(i)).is_some_and(|e| *e.product == *p)
+                })
+                .collect();
+            (changed, gone)
+        };
+        if changed.is_empty() && gone.is_empty() {
+            return false;
+        }
         let mut catalog = self.catalog.write().expect("catalog lock");
-        let mut changed = false;
-        let mut present = std::collections::HashSet::with_capacity(products.len());
-        for p in products {
-            present.insert(p.id.clone());
-            let same = catalog.index(&p.id).and_then(|i| catalog.entry(i)).is_some_and(|e| *e.product == p);
-            if !same {
-                catalog.upsert(p);
-                changed = true;
-            }
-        }
-        let gone: Vec<ProductId> = catalog
-            .entries()
-            .filter(|(_, e)| !present.contains(&e.product.id))
-            .map(|(_, e)| e.product.id.clone())
-            .collect();
-        for id in &gone {
-            catalog.remove(id);
-            changed = true;
-        }
-        changed
+        changed.into_iter().for_each(|p| {
+            catalog.upsert(p);
+        });
+        gone.iter().for_each(|id| catalog.remove(id));
+        true
     }
 
     pub fn product(&self, id: &ProductId) -> Option<Arc<Product>> {

@@ -422,3 +422,18 @@ fn a_restored_checkpoint_serves_what_the_checkpointed_engine_served() {
     assert!(partners(&engine) > 0);
     assert_eq!(partners(&other), 0);
 }
+
+#[test]
+fn syncing_the_catalogue_replaces_what_changed_and_removes_what_is_gone() {
+    let engine =
+        Engine::new([product("a", "c1", "1.00"), product("b", "c1", "2.00")], RankingConfig::default());
+    let same = vec![product("a", "c1", "1.00"), product("b", "c1", "2.00")];
+    assert!(!engine.sync_products(same), "nothing changed");
+    let mut hidden = product("a", "c1", "1.00");
+    hidden.hidden = true;
+    assert!(engine.sync_products(vec![hidden, product("c", "c2", "3.00")]));
+    assert!(engine.product(&pid("a")).unwrap().hidden);
+    assert!(engine.product(&pid("b")).is_none(), "b is no longer in the store");
+    assert_eq!(engine.product(&pid("c")).unwrap().category, "c2");
+    assert_eq!(engine.products().len(), 2);
+}

@@ -149,7 +149,6 @@ impl Embedded {
                  give --store postgres://… (the data directory's SQLite store serves one process)"
             );
         }
-        let cluster = connect(roles, config.bus_url.as_deref(), config.cache_url.as_deref()).await?;
         let days = |d: f64| (d > 0.0).then(|| Duration::from_secs_f64(d.min(36_500.0) * 86_400.0));
         let options = OpenOptions {
             impression_retention: days(config.impression_retention_days),
@@ -161,6 +160,8 @@ impl Embedded {
             .await
             .with_context(|| format!("opening the store at {}", config.store.describe()))?;
         let store = opened.store();
+        let cluster =
+            connect(roles, store.log_id(), config.bus_url.as_deref(), config.cache_url.as_deref()).await?;
         if opened.created() && config.demo {
             load_demo(store.as_ref()).await.context("loading the demo data")?;
         }
@@ -251,7 +252,8 @@ impl Embedded {
                 artefacts.clone(),
             )));
         }
-        if !roles.is_all() || cluster.broker.is_some() {
+        // Other processes may change the store: over PostgreSQL, or with a broker.
+        if !matches!(config.store, Location::Dir(_)) || cluster.broker.is_some() {
             tasks.push(tokio::spawn(cluster::follow_changes(state.clone())));
         }
         if roles.has(Role::Training) {
@@ -303,18 +305,29 @@ impl Embedded {
 }
 
 /// Connects to the deployment's broker and Redis, when given.
-async fn connect(roles: Roles, bus: Option<&str>, cache: Option<&str>) -> anyhow::Result<Cluster> {
-    let broker = match bus {
-        Some(url) => Some(Broker::connect(url).await.context("connecting to the bus (--bus)")?),
-        None => None,
+async fn connect(
+    roles: Roles,
+    log: Option<String>,
+    bus: Option<&str>,
+    cache: Option<&str>,
+) -> anyhow::Result<Cluster> {
+    let broker = match (bus, log.as_deref()) {
+        (Some(url), Some(log)) => Some(Broker::connect(url, log).await.context("connecting to the bus (--bus)")?),
+        (Some(_), None) => anyhow::bail!(
+            "--bus connects the processes of a deployment over PostgreSQL; the data directory's store serves one process"
+        ),
+        (None, _) => None,
     };
-    let watermarks = match cache {
-        Some(url) => Some(
-            vitrina_store::redis::Watermarks::connect(url)
+    let watermarks = match (cache, log.as_deref()) {
+        (Some(url), Some(log)) => Some(
+            vitrina_store::redis::Watermarks::connect(url, log)
                 .await
                 .with_context(|| format!("connecting to Redis at {url} (--cache)"))?,
         ),
-        None => None,
+        (Some(_), None) => anyhow::bail!(
+            "--cache connects the processes of a deployment over PostgreSQL; the data directory's store serves one process"
+        ),
+        (None, _) => None,
     };
     if !roles.is_all() && broker.is_none() {
         tracing::warn!(%roles, "no --bus: api replicas hear new events, catalogue and experiment changes at their next read of the store (every second; 30 s for changes)");

@@ -36,6 +36,8 @@ return 0";
 #[derive(Clone)]
 pub struct Watermarks {
     redis: ConnectionManager,
+    /// Key prefix: the deployment's log id, so deployments sharing a Redis never mix.
+    prefix: String,
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -43,8 +45,8 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl Watermarks {
-    /// Connects to `url` (`redis://host:6379`).
-    pub async fn connect(url: &str) -> StoreResult<Self> {
+    /// Connects to `url` (`redis://host:6379`) for the deployment whose log is `log`.
+    pub async fn connect(url: &str, log: &str) -> StoreResult<Self> {
         let client = redis::Client::open(url).map_err(backend)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
@@ -54,11 +56,11 @@ impl Watermarks {
                 .await
                 .map_err(|_| backend(format!("no answer from {url}")))?
                 .map_err(backend)?;
-        Ok(Self { redis })
+        Ok(Self { redis, prefix: format!("vitrina:{log}:wm:") })
     }
 
-    fn key(user: &UserId) -> String {
-        format!("vitrina:wm:{:032x}", xxhash_rust::xxh3::xxh3_128(user.as_str().as_bytes()))
+    fn key(&self, user: &UserId) -> String {
+        format!("{}{:032x}", self.prefix, xxhash_rust::xxh3::xxh3_128(user.as_str().as_bytes()))
     }
 
     /// Raises each visitor's watermark to their sequence (never lowers one).
@@ -66,7 +68,7 @@ impl Watermarks {
         let mut pipe = redis::pipe();
         for (user, seq) in marks {
             // EVAL, not EVALSHA: a Redis restarted or flushed has no scripts loaded.
-            pipe.cmd("EVAL").arg(RAISE).arg(1).arg(Self::key(user)).arg(*seq).arg(WATERMARK_TTL.as_secs());
+            pipe.cmd("EVAL").arg(RAISE).arg(1).arg(self.key(user)).arg(*seq).arg(WATERMARK_TTL.as_secs());
         }
         let mut conn = self.redis.clone();
         let _: Vec<i64> = pipe.query_async(&mut conn).await.map_err(backend)?;
@@ -77,14 +79,14 @@ impl Watermarks {
     pub async fn get(&self, user: &UserId) -> StoreResult<u64> {
         let mut conn = self.redis.clone();
         let seq: Option<u64> =
-            redis::cmd("GET").arg(Self::key(user)).query_async(&mut conn).await.map_err(backend)?;
+            redis::cmd("GET").arg(self.key(user)).query_async(&mut conn).await.map_err(backend)?;
         Ok(seq.unwrap_or(0))
     }
 
     /// Forgets the visitor's watermark (erasure).
     pub async fn forget(&self, user: &UserId) -> StoreResult<()> {
         let mut conn = self.redis.clone();
-        let _: i64 = redis::cmd("DEL").arg(Self::key(user)).query_async(&mut conn).await.map_err(backend)?;
+        let _: i64 = redis::cmd("DEL").arg(self.key(user)).query_async(&mut conn).await.map_err(backend)?;
         Ok(())
     }
 }
@@ -97,7 +99,9 @@ mod tests {
     async fn redis() -> Option<Watermarks> {
         let url = crate::testing::service_url(crate::testing::REDIS_URL)?;
         Some(
-            Watermarks::connect(&url).await.expect("VITRINA_TEST_REDIS_URL is set but Redis does not answer"),
+            Watermarks::connect(&url, "test")
+                .await
+                .expect("VITRINA_TEST_REDIS_URL is set but Redis does not answer"),
         )
     }
 

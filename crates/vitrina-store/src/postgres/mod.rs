@@ -84,6 +84,8 @@ pub struct PgStore {
     /// Dropped at close: each ends a retention thread.
     stop: Mutex<Vec<std::sync::mpsc::Sender<()>>>,
     created: bool,
+    /// See [`EventLog::log_id`].
+    log_id: String,
 }
 
 /// `host:port/database` of a connection config, without user or password.
@@ -192,6 +194,8 @@ impl PgStore {
         let names = impressions::pseudonyms(&pool)
             .await
             .map_err(|e| ConnectError::Pool(format!("reading the pseudonym key: {e}")))?;
+        let log_id = names.of(&vitrina_core::UserId::parse("vitrina-log").expect("a valid id"));
+        let log_id: String = log_id.chars().filter(char::is_ascii_alphanumeric).collect();
         let impressions = impressions::Impressions::start(writers.clone(), names);
         let (tx, rx) = mpsc::channel(QUEUE);
         let appender = tokio::spawn(append::run(writers.clone(), rx));
@@ -212,6 +216,7 @@ impl PgStore {
         Ok(Self {
             pool,
             writers,
+            log_id,
             appends: Mutex::new(Some(tx)),
             appender: tokio::sync::Mutex::new(Some(appender)),
             impressions,
@@ -278,6 +283,10 @@ fn retention_thread(
 
 #[async_trait]
 impl EventLog for PgStore {
+    fn log_id(&self) -> Option<String> {
+        Some(self.log_id.clone())
+    }
+
     async fn append(&self, batch: Vec<NewActivity>) -> StoreResult<Vec<AppendOutcome>> {
         if batch.is_empty() {
             return Ok(Vec::new());
