@@ -57,6 +57,10 @@ pub struct Load {
     /// Distinct products to draw from (`product-1`…).
     #[arg(long, default_value_t = 10)]
     products: u64,
+    /// Freshness only: where lists are read, comma-separated api replicas taken in turn
+    /// (default: `--url`, where events are sent).
+    #[arg(long)]
+    read_url: Option<String>,
     /// Seed of the generated load; default: from the clock, so repeated runs send new
     /// `eventId`s instead of duplicates.
     #[arg(long)]
@@ -162,10 +166,16 @@ async fn freshness(load: Load) -> anyhow::Result<()> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut hist = Histogram::<u64>::new(3)?;
     let (mut skipped, mut stale_reads) = (0u64, 0u64);
+    let readers: Vec<String> = match &load.read_url {
+        Some(urls) => urls.split(',').map(|u| u.trim().to_string()).filter(|u| !u.is_empty()).collect(),
+        None => vec![load.url.clone()],
+    };
+    anyhow::ensure!(!readers.is_empty(), "--read-url names no server");
     let started = Instant::now();
-    for _ in 0..load.samples {
+    for sample in 0..load.samples {
         let user = format!("{}{}", load.user_prefix, rng.random_range(0..load.users));
-        let url = format!("{}/api/v1/recommendations/recommendations/{user}?limit=10", load.url);
+        let reader = &readers[sample as usize % readers.len()];
+        let url = format!("{reader}/api/v1/recommendations/recommendations/{user}?limit=10");
         let first: Value = client.get(&url).send().await?.error_for_status()?.json().await?;
         let Some(top) = first["recommendations"][0]["productId"].as_str().map(str::to_string) else {
             skipped += 1;

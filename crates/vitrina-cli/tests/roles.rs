@@ -12,22 +12,40 @@ struct Deployment {
     training: Server,
     activity: Server,
     api: [Server; 2],
-    _backing: Backing,
+    urls: Urls,
+}
+
+struct Urls {
+    backing: Backing,
+    nats: String,
+    redis: String,
+}
+
+impl Urls {
+    fn start(&self, role: &str) -> Server {
+        let args = ["--role", role, "--bus", &self.nats, "--cache", &self.redis].map(String::from).to_vec();
+        self.backing.start_with(Options { args, ..Default::default() })
+    }
 }
 
 /// `None` when a service the deployment needs is not configured (outside CI).
 async fn deploy() -> Option<Deployment> {
     let backing = Backing::postgres().await?;
     let (nats, redis) = (service_url(NATS_URL)?, service_url(REDIS_URL)?);
-    let start = |role: &str| {
-        let args = ["--role", role, "--bus", &nats, "--cache", &redis].map(String::from).to_vec();
-        backing.start_with(Options { args, ..Default::default() })
-    };
+    let urls = Urls { backing, nats, redis };
     // Training first: it finds the database new, loads the demo shop and trains v1.
-    let training = start("training");
-    let activity = start("activity");
-    let api = [start("api"), start("api")];
-    Some(Deployment { training, activity, api, _backing: backing })
+    let training = urls.start("training");
+    let activity = urls.start("activity");
+    let api = [urls.start("api"), urls.start("api")];
+    Some(Deployment { training, activity, api, urls })
+}
+
+/// The sequence up to which an api replica applied the log (from its engine health).
+async fn applied(c: &reqwest::Client, api: &Server) -> u64 {
+    let (_, health) = get(c, api, "/api/v1/engine/health").await;
+    let detail = health["checks"][0]["detail"].as_str().unwrap_or_default().to_string();
+    let at = detail.rfind("up to sequence ").map(|i| &detail[i + "up to sequence ".len()..]);
+    at.and_then(|n| n.trim().parse().ok()).unwrap_or_else(|| panic!("no applied sequence in {health}"))
 }
 
 async fn get(c: &reqwest::Client, server: &Server, path: &str) -> (u16, Value) {
@@ -154,6 +172,33 @@ async fn roles_split_the_api_and_replicas_serve_what_the_activity_process_stored
         assert!(a["variant"].as_str().unwrap().starts_with(&id), "{a}");
         assert_eq!(a["variant"], b["variant"], "visitor exp-{v}");
     }
+
+    // A replica killed under load: the other answers every request; the killed one comes
+    // back (checkpoint and log) to the same applied sequence and the same lists.
+    let Deployment { training: _training, activity, api: [first, second], urls } = d;
+    second.kill_hard();
+    for i in 0..50 {
+        let (visitor, product) = (format!("after-kill-{i}"), products[i % products.len()]);
+        let event = json!({"userId": visitor, "activityType": "view", "productId": product});
+        assert_eq!(send(&c, "POST", &activity, "/api/v1/activity/track", event).await.0, 201);
+        let (s, list) =
+            get(&c, &first, &format!("/api/v1/recommendations/recommendations/{visitor}?limit=10")).await;
+        assert!(s == 200 && explained_by(&list, product), "{list}");
+    }
+    let second = urls.start("api");
+    let head = applied(&c, &first).await;
+    common::eventually("the restarted replica to catch up", || async {
+        (applied(&c, &second).await == head).then_some(())
+    })
+    .await;
+    for i in [0, 17, 49] {
+        let path = format!("/api/v1/recommendations/recommendations/after-kill-{i}?limit=10");
+        assert!(
+            explained_by(&get(&c, &second, &path).await.1, products[i % products.len()]),
+            "after-kill-{i}"
+        );
+    }
+    let d = Deployment { training: _training, activity, api: [first, second], urls };
 
     // An erasure through the activity process empties both replicas' state of the visitor.
     let (s, erased) = send(&c, "DELETE", &d.activity, "/api/v1/users/ryw-0", json!({})).await;

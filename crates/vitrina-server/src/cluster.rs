@@ -17,7 +17,7 @@ use vitrina_bus::nats::Broker;
 use vitrina_core::{
     changes::Change,
     ports::{AppendOutcome, Committed},
-    roles::Roles,
+    roles::{Role, Roles},
     LogEvent, UserId,
 };
 use vitrina_store::redis::Watermarks;
@@ -179,6 +179,15 @@ async fn apply(state: &AppState, change: Change) {
         Change::Erased { user } => {
             state.engine.forget_user(&user);
             state.ports.cache.invalidate_user(&user).await;
+            // A checkpoint this process wrote before it heard may hold the visitor; one it
+            // copies from now on does not (a copy begun before the erasure is not written).
+            if let Some(checkpoints) =
+                state.follower.checkpoints().filter(|_| state.cluster.roles.has(Role::Api))
+            {
+                if let Err(e) = checkpoints.discard().await {
+                    tracing::warn!(error = %e, "discarding the checkpoint after an erasure failed");
+                }
+            }
         }
     }
 }
