@@ -34,8 +34,12 @@ const SUBJECTS: &str = "vitrina.>";
 const MAX_AGE: Duration = Duration::from_secs(600);
 /// Commits waiting to be published, at most; past it they are dropped (counted).
 const QUEUE: usize = 65_536;
-/// Commits sent in one message at most.
+/// Commits taken from the queue at once.
 const PER_MESSAGE: usize = 1_024;
+/// Events in one message at most: with ids of up to 128 characters a message stays well
+/// under NATS's default payload limit of 1 MiB (a larger commit is split: its events are
+/// numbered consecutively, so each part follows the one before).
+const MESSAGE_EVENTS: usize = 1_000;
 /// After a consumer fails, it is created again this much later.
 const RETRY: Duration = Duration::from_millis(500);
 
@@ -108,17 +112,22 @@ impl Broker {
         }
     }
 
-    /// Hears the commits published from now on, for as long as the process runs
-    /// (re-subscribing after a broker restart). Each is handed to `listener`.
-    pub fn follow_commits(self: &Arc<Self>, listener: CommitListener) {
+    /// Hears the commits published from now on (re-subscribing after a broker restart) until
+    /// the returned task is aborted. Each is handed to `listener`.
+    pub fn follow_commits(self: &Arc<Self>, listener: CommitListener) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
-            me.consume(&me.log_subject, |payload| match decode_commits(payload) {
-                Ok(commits) => commits.into_iter().for_each(&listener),
-                Err(e) => tracing::warn!(error = %e, "a commit message from the broker could not be read"),
+            me.consume(&me.log_subject, |payload| {
+                match decode_commits(payload) {
+                    Ok(commits) => commits.into_iter().for_each(&listener),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a commit message from the broker could not be read")
+                    }
+                }
+                true
             })
             .await
-        });
+        })
     }
 
     /// Hears the changes published from now on into `tx`, for as long as `tx` is open.
@@ -126,17 +135,19 @@ impl Broker {
         let me = self.clone();
         tokio::spawn(async move {
             me.consume(&me.changes_subject, |payload| match serde_json::from_slice::<Change>(payload) {
-                Ok(change) => {
-                    let _ = tx.send(change);
+                Ok(change) => tx.send(change).is_ok(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "a change message from the broker could not be read");
+                    !tx.is_closed()
                 }
-                Err(e) => tracing::warn!(error = %e, "a change message from the broker could not be read"),
             })
             .await
         });
     }
 
-    /// An ordered consumer of `subject` from now on, created again whenever it fails.
-    async fn consume(&self, subject: &str, mut handle: impl FnMut(&[u8])) {
+    /// An ordered consumer of `subject` from now on, created again whenever it fails, until
+    /// `handle` answers `false` (no one listens any more).
+    async fn consume(&self, subject: &str, mut handle: impl FnMut(&[u8]) -> bool) {
         let mut failing = false;
         loop {
             match self.messages(subject).await {
@@ -147,7 +158,11 @@ impl Broker {
                     }
                     while let Some(message) = messages.next().await {
                         match message {
-                            Ok(m) => handle(&m.payload),
+                            Ok(m) => {
+                                if !handle(&m.payload) {
+                                    return;
+                                }
+                            }
                             Err(e) => {
                                 tracing::warn!(subject, error = %e, "the broker's consumer failed");
                                 break;
@@ -184,29 +199,56 @@ async fn publish_commits(js: jetstream::Context, subject: String, mut rx: mpsc::
     let mut batch = Vec::new();
     let mut failing = false;
     while rx.recv_many(&mut batch, PER_MESSAGE).await > 0 {
-        let payload = encode_commits(&batch);
-        batch.clear();
-        let sent = async {
-            js.publish(subject.clone(), payload.into()).await?.await?;
-            Ok::<_, async_nats::Error>(())
-        };
-        match tokio::time::timeout(Duration::from_secs(2), sent).await {
-            Ok(Ok(())) => {
-                if failing {
-                    tracing::info!("publishing commits to the broker again");
-                    failing = false;
-                }
+        for message in messages(std::mem::take(&mut batch)) {
+            publish(&js, &subject, encode_commits(&message), &mut failing).await;
+        }
+    }
+}
+
+/// Splits commits into messages of at most [`MESSAGE_EVENTS`] events.
+fn messages(commits: Vec<Committed>) -> Vec<Vec<Committed>> {
+    let mut out: Vec<Vec<Committed>> = vec![Vec::new()];
+    let mut size = 0;
+    for commit in commits {
+        let mut after = commit.after;
+        let mut events = commit.events.into_iter().peekable();
+        while events.peek().is_some() {
+            if size == MESSAGE_EVENTS {
+                out.push(Vec::new());
+                size = 0;
             }
-            failed => {
-                metrics::counter!("vitrina_bus_publish_failures_total").increment(1);
-                if !failing {
-                    let error = match failed {
-                        Ok(Err(e)) => e.to_string(),
-                        _ => "timed out".into(),
-                    };
-                    tracing::warn!(%error, "publishing commits to the broker failed; replicas read them from the log");
-                    failing = true;
-                }
+            let part: Vec<LogEvent> = events.by_ref().take(MESSAGE_EVENTS - size).collect();
+            size += part.len();
+            let next = part.last().map_or(after, |e| e.seq);
+            out.last_mut().expect("one message at least").push(Committed { after, events: part });
+            after = next;
+        }
+    }
+    out.retain(|m| !m.is_empty());
+    out
+}
+
+async fn publish(js: &jetstream::Context, subject: &str, payload: Vec<u8>, failing: &mut bool) {
+    let sent = async {
+        js.publish(subject.to_string(), payload.into()).await?.await?;
+        Ok::<_, async_nats::Error>(())
+    };
+    match tokio::time::timeout(Duration::from_secs(2), sent).await {
+        Ok(Ok(())) => {
+            if *failing {
+                tracing::info!("publishing commits to the broker again");
+                *failing = false;
+            }
+        }
+        failed => {
+            metrics::counter!("vitrina_bus_publish_failures_total").increment(1);
+            if !*failing {
+                let error = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "timed out".into(),
+                };
+                tracing::warn!(%error, "publishing commits to the broker failed; replicas read them from the log");
+                *failing = true;
             }
         }
     }
@@ -352,7 +394,7 @@ mod tests {
                 break;
             }
         }
-        let erased = Change::Erased { user: UserId::parse("u-2").unwrap() };
+        let erased = Change::Erased { user: UserId::parse("u-2").unwrap(), through: 7 };
         loop {
             theirs.publish_change(&Change::Experiments).await;
             ours.publish_change(&erased).await;
@@ -361,5 +403,27 @@ mod tests {
                 break;
             }
         }
+    }
+
+    #[test]
+    fn large_commits_are_split_into_messages_that_each_follow_the_one_before() {
+        let events = |from: u64, n: u64| -> Vec<LogEvent> {
+            (from..from + n).map(|seq| commit(seq - 1).events.remove(0)).collect()
+        };
+        let commits = vec![
+            Committed { after: 10, events: events(11, 2_500) },
+            Committed { after: 2_510, events: events(2_511, 10) },
+        ];
+        let messages = messages(commits);
+        let sizes: Vec<usize> = messages.iter().map(|m| m.iter().map(|c| c.events.len()).sum()).collect();
+        assert_eq!(sizes, vec![1_000, 1_000, 510]);
+        let parts: Vec<&Committed> = messages.iter().flatten().collect();
+        let mut head = 10;
+        for part in parts {
+            assert_eq!(part.after, head, "each part follows the one before");
+            assert_eq!(part.events[0].seq, head + 1);
+            head = part.events.last().unwrap().seq;
+        }
+        assert_eq!(head, 2_520);
     }
 }

@@ -14,6 +14,14 @@ pub enum Change {
     Products { ids: Vec<ProductId> },
     /// An experiment was created, started, stopped, stepped or reverted: read them back.
     Experiments,
-    /// The visitor was erased: forget their online state and cached lists.
-    Erased { user: UserId },
+    /// The visitor was erased: forget their online state and cached lists, and apply none
+    /// of their events up to `through` (the log's head just after the erasure) that a
+    /// broker may still deliver.
+    Erased {
+        user: UserId,
+        #[serde(default)]
+        through: u64,
+    },
+    /// An API key was created or revoked: read the keys back.
+    Keys,
 }

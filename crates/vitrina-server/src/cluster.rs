@@ -6,9 +6,9 @@
 //! - it raises each visitor's watermark in Redis before it acknowledges
 //!   ([`Cluster::acknowledge`]); an api replica waits, at most [`READ_WAIT`], until its online
 //!   state holds the visitor's watermark before it answers them ([`Cluster::fresh_for`]);
-//! - catalogue, experiment and erasure changes are told ([`Cluster::tell`]) and re-read by the
-//!   others ([`follow_changes`]), which also re-read them every [`RESYNC`] in case a change
-//!   was missed.
+//! - catalogue, experiment, key and erasure changes are told ([`Cluster::tell`]) and re-read
+//!   by the others ([`follow_changes`]), which also re-read the catalogue, experiments and
+//!   keys every [`RESYNC`] in case a change was missed (erasures are not re-read).
 
 use std::{sync::Arc, time::Duration};
 
@@ -65,14 +65,15 @@ impl Cluster {
     }
 
     /// Raises the watermarks of the visitors of a stored batch before it is acknowledged
-    /// (a repeat's too: its original may not be applied everywhere yet).
-    pub async fn acknowledge(&self, outcomes: &[AppendOutcome]) {
+    /// (a repeat's too: its original may not be applied everywhere yet). `users[i]` is the
+    /// visitor of `outcomes[i]`.
+    pub async fn acknowledge(&self, users: &[UserId], outcomes: &[AppendOutcome]) {
         let Some(watermarks) = &self.watermarks else { return };
         let mut marks: std::collections::HashMap<UserId, u64> = std::collections::HashMap::new();
-        for o in outcomes {
-            let (user, seq) = match o {
-                AppendOutcome::Stored(s) => (&s.event.user_id, s.seq),
-                AppendOutcome::Duplicate { .. } => continue,
+        for (user, o) in users.iter().zip(outcomes) {
+            let seq = match o {
+                AppendOutcome::Stored(s) => s.seq,
+                AppendOutcome::Duplicate { seq } => *seq,
             };
             let mark = marks.entry(user.clone()).or_default();
             *mark = (*mark).max(seq);
@@ -113,6 +114,7 @@ impl Cluster {
         follower.read_now();
         if !follower.wait_until(mark, READ_WAIT).await {
             metrics::counter!("vitrina_read_wait_timeouts_total").increment(1);
+            follower.fell_behind();
             tracing::warn!(
                 applied = follower.applied(),
                 mark,
@@ -121,10 +123,11 @@ impl Cluster {
         }
     }
 
-    /// Tells the other processes of a change (nothing to do in one process).
-    pub async fn tell(&self, change: Change) {
-        if let Some(broker) = &self.broker {
-            broker.publish_change(&change).await;
+    /// Tells the other processes of a change, in the background (nothing to do in one
+    /// process): a broker that is down does not hold up the request that made it.
+    pub fn tell(&self, change: Change) {
+        if let Some(broker) = self.broker.clone() {
+            tokio::spawn(async move { broker.publish_change(&change).await });
         }
     }
 
@@ -176,7 +179,15 @@ async fn apply(state: &AppState, change: Change) {
             state.ports.cache.invalidate_all().await;
         }
         Change::Experiments => reload_experiments(state).await,
-        Change::Erased { user } => {
+        Change::Keys => {
+            if let Err(e) = state.auth.keys.reload().await {
+                tracing::warn!(error = %e, "re-reading the API keys failed");
+            }
+        }
+        Change::Erased { user, through } => {
+            // First: events of the visitor up to `through` still on their way from the
+            // broker are not applied; then what the engine holds of them goes.
+            state.follower.erased(&user, through);
             state.engine.forget_user(&user);
             state.ports.cache.invalidate_user(&user).await;
             // A checkpoint this process wrote before it heard may hold the visitor; one it
@@ -201,9 +212,13 @@ async fn reload_experiments(state: &AppState) {
 
 async fn resync_all(state: &AppState) {
     reload_experiments(state).await;
+    if let Err(e) = state.auth.keys.reload().await {
+        tracing::warn!(error = %e, "re-reading the API keys failed");
+    }
     match crate::embedded::all_products(state.ports.catalog.as_ref()).await {
         Ok(products) => {
-            if state.engine.sync_products(products) {
+            let engine = state.engine.clone();
+            if tokio::task::spawn_blocking(move || engine.sync_products(products)).await.unwrap_or(false) {
                 state.ports.cache.invalidate_all().await;
             }
         }

@@ -338,30 +338,33 @@ async fn connect(
     Ok(Cluster { roles, broker, watermarks })
 }
 
-/// The lock under which one process of the deployment steps the experiments.
+/// The lock the process that steps the experiments holds.
 const EXPERIMENTS_LOCK: &str = "experiments";
 
-/// Steps the automated experiments (bandit reallocation, weight tuning) every `every`, in
-/// one process of the deployment at a time (after reading back what another one did).
+/// Steps the automated experiments (bandit reallocation, weight tuning) every `every`. One
+/// process of the deployment does: the one holding the `experiments` lock, which it keeps
+/// for as long as it runs (a process that dies releases it, and another takes over at its
+/// next tick). It reads back what a previous holder did before its first step.
 async fn step_experiments_forever(every: Duration, state: AppState) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
+    let mut held = None;
     loop {
         tick.tick().await;
-        let guard = match state.ports.locks.try_lock(EXPERIMENTS_LOCK).await {
-            Ok(Some(guard)) => guard,
-            Ok(None) => continue,
-            Err(e) => {
-                tracing::warn!(error = %e, "taking the experiments' lock failed");
-                continue;
-            }
-        };
         let artefacts = state.training.artefacts().clone();
-        if !state.cluster.roles.is_all() {
+        if held.is_none() {
+            match state.ports.locks.try_lock(EXPERIMENTS_LOCK).await {
+                Ok(Some(guard)) => held = Some(guard),
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "taking the experiments' lock failed");
+                    continue;
+                }
+            }
             if let Err(e) = state.experiments.reload(&state.ports, &state.engine, &artefacts).await {
                 tracing::warn!(error = %e, "re-reading the experiments failed");
-                guard.release().await;
+                held = None;
                 continue;
             }
         }
@@ -372,9 +375,8 @@ async fn step_experiments_forever(every: Duration, state: AppState) {
                 Err(e) => tracing::warn!(experiment = %id, error = %e, "experiment step failed"),
             }
         }
-        guard.release().await;
         if stepped {
-            state.cluster.tell(vitrina_core::changes::Change::Experiments).await;
+            state.cluster.tell(vitrina_core::changes::Change::Experiments);
         }
     }
 }

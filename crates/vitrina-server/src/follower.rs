@@ -81,7 +81,13 @@ pub struct Follower {
     urge: Notify,
     /// Where commits are heard: the broker (an api replica), else the log's own feed.
     broker: Option<Arc<Broker>>,
+    /// Visitors erased through another process: their events up to the sequence are not
+    /// applied (a broker may deliver a commit after the erasure), until the instant.
+    tombstones: Mutex<std::collections::HashMap<UserId, (u64, Instant)>>,
 }
+
+/// How long an erased visitor's tombstone is kept: longer than the broker keeps messages.
+const TOMBSTONE_FOR: Duration = Duration::from_secs(900);
 
 /// What the log tells the follower.
 enum Heard {
@@ -96,6 +102,8 @@ struct Feed {
     rx: mpsc::UnboundedReceiver<Heard>,
     /// Events told and not taken yet.
     queued: Arc<AtomicUsize>,
+    /// The broker's consumer feeding it, stopped with the feed.
+    _consumer: Option<AbortOnDrop>,
 }
 
 impl Feed {
@@ -154,6 +162,7 @@ impl Follower {
             stop: Notify::new(),
             urge: Notify::new(),
             broker: None,
+            tombstones: Mutex::new(Default::default()),
         })
     }
 
@@ -199,10 +208,29 @@ impl Follower {
         }
     }
 
-    /// New events were committed: a follower without a feed reads them now rather than at
-    /// the next poll.
+    /// New events were committed here: a follower without a feed of this process's commits
+    /// (none, or the broker's, a round trip away) reads them now rather than later.
     pub fn nudge(&self) {
-        self.wake.notify_one();
+        if self.broker.is_some() {
+            self.urge.notify_one();
+        } else {
+            self.wake.notify_one();
+        }
+    }
+
+    /// The visitor was erased by another process: none of their events up to `through` is
+    /// applied from now on (see [`TOMBSTONE_FOR`]).
+    pub fn erased(&self, user: &UserId, through: u64) {
+        let mut tombstones = self.tombstones.lock().expect("tombstones lock");
+        let now = Instant::now();
+        tombstones.retain(|_, (_, until)| *until > now);
+        tombstones.insert(user.clone(), (through, now + TOMBSTONE_FOR));
+    }
+
+    /// A reader waited in vain for the follower: the engine reports itself unhealthy for a
+    /// while, as when a write did.
+    pub fn fell_behind(&self) {
+        *self.timed_out.lock().expect("follower health lock") = Some(Instant::now());
     }
 
     /// Reads the log now rather than at the next poll, whatever the feed told.
@@ -223,7 +251,7 @@ impl Follower {
     pub async fn wait_for(&self, seq: u64) -> bool {
         if !self.wait_until(seq, self.apply_wait).await {
             metrics::counter!("vitrina_follower_wait_timeouts_total").increment(1);
-            *self.timed_out.lock().expect("follower health lock") = Some(Instant::now());
+            self.fell_behind();
             tracing::warn!(
                 seq,
                 applied = self.applied(),
@@ -298,14 +326,13 @@ impl Follower {
                 let _ = tx.send(Heard::Commit(engine.erasures(), c));
             }
         });
-        let fed = match &self.broker {
+        match &self.broker {
             Some(broker) => {
-                broker.follow_commits(listener);
-                true
+                let consumer = AbortOnDrop(broker.follow_commits(listener));
+                Some(Feed { rx, queued, _consumer: Some(consumer) })
             }
-            None => self.ports.log.on_commit(listener),
-        };
-        fed.then_some(Feed { rx, queued })
+            None => self.ports.log.on_commit(listener).then_some(Feed { rx, queued, _consumer: None }),
+        }
     }
 
     async fn follow(&self, mut feed: Option<Feed>) {
@@ -418,8 +445,14 @@ impl Follower {
     /// Applies `events` (non-empty, in log order, the log's next after `after`), read or
     /// heard with the engine's erasure count at `erasures`. `live`: visitors forgotten
     /// earlier get their history back first, and their cached lists are dropped after.
-    async fn apply(&self, after: u64, events: Vec<LogEvent>, erasures: u64, live: bool) {
+    async fn apply(&self, after: u64, mut events: Vec<LogEvent>, erasures: u64, live: bool) {
         let Some(last) = events.last().map(|e| e.seq) else { return };
+        {
+            let tombstones = self.tombstones.lock().expect("tombstones lock");
+            if !tombstones.is_empty() {
+                events.retain(|e| tombstones.get(&e.user_id).is_none_or(|(through, _)| e.seq > *through));
+            }
+        }
         let users: HashSet<UserId> =
             if live { events.iter().map(|e| e.user_id.clone()).collect() } else { HashSet::new() };
         if self.engine.may_need_hydration() {
@@ -590,7 +623,7 @@ mod tests {
         let (tx, rx) = mpsc::unbounded_channel();
         let me = f.follower.clone();
         let task = tokio::spawn(async move {
-            me.follow(Some(Feed { rx, queued: Arc::new(AtomicUsize::new(100)) })).await
+            me.follow(Some(Feed { rx, queued: Arc::new(AtomicUsize::new(100)), _consumer: None })).await
         });
         // Two commits; the feed tells only of the second (twice), so it cannot be applied
         // before the first is read from the log.
@@ -678,7 +711,7 @@ mod tests {
         let (tx, rx) = mpsc::unbounded_channel();
         let me = follower.clone();
         let task = tokio::spawn(async move {
-            me.follow(Some(Feed { rx, queued: Arc::new(AtomicUsize::new(100)) })).await
+            me.follow(Some(Feed { rx, queued: Arc::new(AtomicUsize::new(100)), _consumer: None })).await
         });
         // Told of a commit after sequence 50 that the log does not hold (its events and those
         // before were erased): a read finds nothing and the follower must let it go.
@@ -779,5 +812,27 @@ mod tests {
         assert_eq!(f.follower.step(LIVE_PAGE, true).await.unwrap(), 2);
         assert_eq!(f.follower.applied(), seq);
         assert_eq!(f.engine.online_events(&user), 4);
+    }
+
+    #[tokio::test]
+    async fn events_of_a_visitor_erased_elsewhere_up_to_the_erasure_are_not_applied() {
+        let f = fixture().await;
+        f.ports
+            .log
+            .append(vec![view("u1", "p1", 1), view("u1", "p2", 2), view("u2", "p1", 3)])
+            .await
+            .unwrap();
+        // Another process erased u1 when the log's head was 2 (a broker may still deliver
+        // their commit); u1 came back afterwards.
+        f.follower.erased(&UserId::parse("u1").unwrap(), 2);
+        f.ports.log.append(vec![view("u1", "p3", 4)]).await.unwrap();
+        f.follower.replay().await.unwrap();
+        assert_eq!(f.follower.applied(), 4);
+        assert_eq!(
+            f.engine.online_events(&UserId::parse("u1").unwrap()),
+            1,
+            "only the event after the erasure"
+        );
+        assert_eq!(f.engine.online_events(&UserId::parse("u2").unwrap()), 1);
     }
 }

@@ -6,7 +6,7 @@ use vitrina_core::{
     events::DomainEvent,
     ports::{AppendOutcome, StoreResult},
     roles::Role,
-    ActivityType, NewActivity,
+    ActivityType, NewActivity, UserId,
 };
 
 use crate::{attribution::Attributor, cluster::Cluster, follower::Follower, ports::Ports, state::Shared};
@@ -35,6 +35,11 @@ pub async fn ingest_into(
     window: chrono::Duration,
 ) -> StoreResult<Vec<AppendOutcome>> {
     let started = std::time::Instant::now();
+    let users: Vec<UserId> = if cluster.watermarks.is_some() {
+        events.iter().map(|e| e.user_id.clone()).collect()
+    } else {
+        Vec::new()
+    };
     let outcomes = ports.log.append(events).await?;
     metrics::histogram!("vitrina_store_append_duration_seconds").record(started.elapsed().as_secs_f64());
     // A repeat waits too: its original may be a moment from applied (a client's retry).
@@ -46,7 +51,7 @@ pub async fn ingest_into(
         })
         .max();
     cluster.committed(&outcomes);
-    cluster.acknowledge(&outcomes).await;
+    cluster.acknowledge(&users, &outcomes).await;
     if let (Some(last), Some(follower)) = (last, follower) {
         follower.nudge();
         follower.wait_for(last).await;

@@ -38,7 +38,7 @@ pub fn access(method: &Method, route: Option<&str>, public_metrics: bool) -> Acc
 /// The role that serves `method` on the route template `route`; `None`: every process
 /// (health, docs, spec, metrics, keys, and paths no route matched).
 pub fn role(method: &Method, route: &str) -> Option<Role> {
-    let read = method == Method::GET;
+    let read = method == Method::GET || method == Method::HEAD;
     match route {
         "/health" | "/openapi.json" | "/metrics" => None,
         r if r == "/docs" || r.starts_with("/docs/") || r.starts_with("/api/v1/keys") => None,

@@ -116,7 +116,7 @@ async fn after_write(s: &AppState, products: Vec<Product>) {
     let ids = products.iter().map(|p| p.id.clone()).collect();
     s.engine.upsert_products(products);
     s.ports.cache.invalidate_all().await;
-    s.cluster.tell(Change::Products { ids }).await;
+    s.cluster.tell(Change::Products { ids });
 }
 
 async fn stored(s: &AppState, id: &ProductId) -> ApiResult<Product> {
@@ -260,7 +260,7 @@ pub async fn delete(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> 
     }
     s.engine.remove_product(&id);
     s.ports.cache.invalidate_all().await;
-    s.cluster.tell(Change::Products { ids: vec![id.clone()] }).await;
+    s.cluster.tell(Change::Products { ids: vec![id.clone()] });
     Ok(Json(json!({"success": true, "deleted": id.as_str()})))
 }
 

@@ -74,7 +74,7 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<ExperimentResponse>)> {
     let body: Value = parse_json(&body)?;
     let created = s.experiments.create(body, &s.ports, &s.engine).await?;
-    s.cluster.tell(Change::Experiments).await;
+    s.cluster.tell(Change::Experiments);
     Ok((StatusCode::CREATED, ok(created)))
 }
 
@@ -107,7 +107,7 @@ pub async fn start(
 ) -> ApiResult<Json<ExperimentResponse>> {
     let artefacts = s.training.artefacts().clone();
     let changed = s.experiments.start(&id, &s.ports, &s.engine, &artefacts).await?;
-    s.cluster.tell(Change::Experiments).await;
+    s.cluster.tell(Change::Experiments);
     Ok(ok(changed))
 }
 
@@ -120,7 +120,7 @@ pub async fn stop(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ExperimentResponse>> {
     let changed = s.experiments.stop(&id, &s.ports).await?;
-    s.cluster.tell(Change::Experiments).await;
+    s.cluster.tell(Change::Experiments);
     Ok(ok(changed))
 }
 
@@ -151,7 +151,7 @@ pub async fn step(
 ) -> ApiResult<Json<ExperimentResponse>> {
     let artefacts = s.training.artefacts().clone();
     let changed = s.experiments.step(&id, &s.ports, &s.engine, &artefacts).await?;
-    s.cluster.tell(Change::Experiments).await;
+    s.cluster.tell(Change::Experiments);
     Ok(ok(changed))
 }
 
@@ -166,6 +166,6 @@ pub async fn revert(
 ) -> ApiResult<Json<ExperimentResponse>> {
     let artefacts = s.training.artefacts().clone();
     let changed = s.experiments.revert(&id, &s.ports, &s.engine, &artefacts).await?;
-    s.cluster.tell(Change::Experiments).await;
+    s.cluster.tell(Change::Experiments);
     Ok(ok(changed))
 }

@@ -93,6 +93,7 @@ pub async fn create(
     let name = input.name.as_deref().map(|n| check_text("name", n)).transpose()?;
     let key = s.auth.keys.create(scope, name).await?;
     tracing::info!(key_id = %key.record.id, scope = %scope, "api key created");
+    s.cluster.tell(vitrina_core::changes::Change::Keys);
     Ok((
         StatusCode::CREATED,
         Json(CreatedKey { success: true, key: key.secret, api_key: KeyDto::from(&key.record) }),
@@ -123,6 +124,7 @@ pub async fn revoke(
         return Err(ApiError::not_found(format!("api key {id} not found")));
     }
     tracing::info!(key_id = %id, "api key revoked");
+    s.cluster.tell(vitrina_core::changes::Change::Keys);
     let keys = s.auth.keys.list().await?;
     let key = keys
         .iter()

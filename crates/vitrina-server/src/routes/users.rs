@@ -131,7 +131,10 @@ pub async fn delete(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> 
     s.engine.forget_user(&id);
     s.ports.cache.invalidate_user(&id).await;
     s.cluster.forget(&id).await;
-    s.cluster.tell(Change::Erased { user: id.clone() }).await;
+    // The head after the deletion: events of the visitor up to it that a broker still
+    // delivers to a replica were erased (a replica reads any later ones from the log).
+    let through = s.ports.log.stats().await.map(|st| st.max_seq).unwrap_or(u64::MAX);
+    s.cluster.tell(Change::Erased { user: id.clone(), through });
     if let Some(checkpoints) = &checkpoints {
         checkpoints.discard().await?;
     }
