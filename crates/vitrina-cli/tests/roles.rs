@@ -211,3 +211,85 @@ async fn roles_split_the_api_and_replicas_serve_what_the_activity_process_stored
         .await;
     }
 }
+
+#[tokio::test]
+async fn an_activity_process_killed_mid_batch_loses_no_acknowledged_event_and_stores_none_twice() {
+    let Some(d) = deploy().await else { return };
+    let Deployment { training: _training, activity, api, urls } = d;
+    let c = reqwest::Client::new();
+    // Batches of 100 views, each of a visitor of its own, sent 4 at a time until the kill.
+    let batch = |b: usize| {
+        let events: Vec<Value> = (0..100)
+            .map(|e| {
+                json!({"eventId": format!("kill-{b}-{e}"), "userId": format!("kill-{b}"),
+                             "activityType": "view", "productId": format!("product-{}", 2 + e % 3)})
+            })
+            .collect();
+        json!({ "events": events })
+    };
+    let url = activity.url("/api/v1/activity/track/batch");
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut senders = Vec::new();
+    for worker in 0..4 {
+        let (c, url, acked) = (c.clone(), url.clone(), acked.clone());
+        senders.push(tokio::spawn(async move {
+            for b in (worker..).step_by(4) {
+                match c.post(&url).json(&batch(b)).send().await {
+                    Ok(res) if res.status().as_u16() == 201 || res.status().as_u16() == 200 => {
+                        acked.lock().unwrap().push(b)
+                    }
+                    _ => return b,
+                }
+            }
+            unreachable!()
+        }));
+    }
+    common::eventually("40 batches to be acknowledged", || async {
+        (acked.lock().unwrap().len() >= 40).then_some(())
+    })
+    .await;
+    activity.kill_hard();
+    let mut sent = 0;
+    for s in senders {
+        sent = sent.max(s.await.unwrap());
+    }
+    let _activity = urls.start("activity");
+    let acked: std::collections::HashSet<usize> = acked.lock().unwrap().iter().copied().collect();
+    let head = {
+        let (_, health) = get(&c, &_activity, "/api/v1/activity/health").await;
+        let detail = health["checks"][0]["detail"].as_str().unwrap().to_string();
+        detail.rsplit(' ').next().unwrap().parse::<u64>().unwrap()
+    };
+    for api in &api {
+        common::eventually("the replica to apply the whole log", || async {
+            (applied(&c, api).await >= head).then_some(())
+        })
+        .await;
+    }
+    for b in 0..=sent {
+        let (s, history) =
+            get(&c, &api[b % 2], &format!("/api/v1/recommendations/activity/kill-{b}?limit=1000")).await;
+        let stored = if s == 200 { history["activities"].as_array().unwrap().len() } else { 0 };
+        if acked.contains(&b) {
+            assert_eq!(stored, 100, "acknowledged batch {b}: every event exactly once");
+        } else {
+            assert!(
+                stored == 0 || stored == 100,
+                "batch {b} in flight at the kill: all or nothing, found {stored}"
+            );
+        }
+        if stored == 100 {
+            for replica in &api {
+                let path = format!("/api/v1/recommendations/recommendations/kill-{b}?limit=10");
+                let list = get(&c, replica, &path).await.1;
+                assert!(
+                    ["product-2", "product-3", "product-4"].iter().any(|p| explained_by(&list, p)),
+                    "batch {b} is in the replica's state: {list}"
+                );
+            }
+        }
+    }
+    // The servers go before their database does.
+    drop((api, _activity, _training));
+    drop(urls);
+}
