@@ -83,8 +83,8 @@ cat "$dir/r1.txt" "$dir/r2.txt"
 echo "-- all roles in one process"
 bench recommend --url $one --requests 20000 --concurrency 32
 
-echo; echo "== the replicas' waits for watermarks and the broker's counters"
-for s in $api1 $api2 $activity; do
+echo; echo "== the replicas' waits for watermarks, lists served (cache hit or miss), the shared cache's and the broker's counters"
+for s in $api1 $api2 $activity $one; do
   echo "-- $s"
-  curl -s "$s/metrics" | grep -E '^vitrina_(read_wait|watermark|bus_)' || echo "   (none)"
+  curl -s "$s/metrics" | grep -E '^vitrina_(read_wait|watermark|bus_|shared_cache|recommendations_served_total)' || echo "   (none)"
 done

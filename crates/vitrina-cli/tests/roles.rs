@@ -115,6 +115,22 @@ async fn roles_split_the_api_and_replicas_serve_what_the_activity_process_stored
         stale[0]
     );
 
+    // The replicas share their lists through Redis: the one api[0] computed is api[1]'s
+    // from cache, and the visitor's next event drops it for both.
+    let path = "/api/v1/recommendations/recommendations/shared-1?limit=10";
+    let computed = get(&c, &d.api[0], path).await.1;
+    let cached = get(&c, &d.api[1], path).await.1;
+    assert_eq!((&computed["fromCache"], &cached["fromCache"]), (&json!(false), &json!(true)), "{cached}");
+    assert_eq!(cached["recommendations"], computed["recommendations"]);
+    let event = json!({"userId": "shared-1", "activityType": "view", "productId": "product-7"});
+    assert_eq!(send(&c, "POST", &d.activity, "/api/v1/activity/track", event).await.0, 201);
+    let fresh = get(&c, &d.api[1], path).await.1;
+    assert!(fresh["fromCache"] == false && explained_by(&fresh, "product-7"), "{fresh}");
+    // api[0] may drop api[1]'s list when it applies the event; either way, it serves the new one.
+    assert!(explained_by(&get(&c, &d.api[0], path).await.1, "product-7"));
+    let again = get(&c, &d.api[1], path).await.1;
+    assert!(again["fromCache"] == true && explained_by(&again, "product-7"), "{again}");
+
     // A product hidden through the activity process leaves both replicas' lists.
     let (s, body) =
         send(&c, "PATCH", &d.activity, "/api/v1/catalog/products/product-4", json!({"hidden": true})).await;
@@ -292,4 +308,42 @@ async fn an_activity_process_killed_mid_batch_loses_no_acknowledged_event_and_st
     // The servers go before their database does.
     drop((api, _activity, _training));
     drop(urls);
+}
+
+/// `vitrina serve` with `args`, expected to refuse: its stderr.
+fn refused(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vitrina"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env_remove("VITRINA_CONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{args:?} must be refused: {stderr}");
+    stderr
+}
+
+#[tokio::test]
+async fn a_process_refuses_roles_and_services_it_cannot_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let why = refused(&["--data-dir", data, "--role", "api"]);
+    assert!(why.contains("give --store postgres://"), "{why}");
+    let why = refused(&["--data-dir", data, "--role", "api,cache"]);
+    assert!(why.contains("unknown role 'cache'"), "{why}");
+    for flag in ["--bus", "--cache"] {
+        let why = refused(&["--data-dir", data, flag, "nats://127.0.0.1:4222"]);
+        assert!(
+            why.contains(&format!("{flag} connects the processes")) && why.contains("serves one process"),
+            "{why}"
+        );
+    }
+    let Some(Backing::Postgres(db)) = Backing::postgres().await else { return };
+    let store = db.url();
+    // Nothing listens on port 1: a process told to use a service does not start without it.
+    let why = refused(&["--store", &store, "--role", "api", "--bus", "nats://127.0.0.1:1"]);
+    assert!(why.contains("connecting to the bus (--bus)"), "{why}");
+    let why = refused(&["--store", &store, "--role", "api", "--cache", "redis://127.0.0.1:1"]);
+    assert!(why.contains("connecting to Redis at redis://127.0.0.1:1 (--cache)"), "{why}");
 }

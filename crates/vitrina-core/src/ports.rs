@@ -122,6 +122,11 @@ pub trait CatalogStore: Send + Sync {
     /// Products ordered by id.
     async fn products(&self, query: ProductQuery) -> StoreResult<(Vec<Product>, u64)>;
     async fn delete_product(&self, id: &ProductId) -> StoreResult<bool>;
+    /// A number that changes whenever the catalogue is written, so that a process can tell
+    /// whether to read it again; `None` when the store cannot tell (read it whole).
+    async fn catalogue_revision(&self) -> StoreResult<Option<u64>> {
+        Ok(None)
+    }
 }
 
 /// What a user deletion removed.
@@ -389,6 +394,24 @@ pub enum CacheLookup {
     Miss(CacheToken),
 }
 
+impl CacheLookup {
+    /// The list found, if any.
+    pub fn hit(self) -> Option<Arc<RecommendationList>> {
+        match self {
+            Self::Hit(list) => Some(list),
+            Self::Miss(_) => None,
+        }
+    }
+
+    /// The token of a miss, if it was one.
+    pub fn miss(self) -> Option<CacheToken> {
+        match self {
+            Self::Miss(token) => Some(token),
+            Self::Hit(_) => None,
+        }
+    }
+}
+
 /// Per-user cache of computed recommendation lists.
 ///
 /// Invariant: after `invalidate_user(u)` returns, no lookup for `u` returns a list computed
@@ -398,6 +421,13 @@ pub trait RecommendationCache: Send + Sync {
     async fn lookup(&self, user: &UserId, key: &str) -> CacheLookup;
     async fn store(&self, user: &UserId, key: &str, token: CacheToken, list: Arc<RecommendationList>);
     async fn invalidate_user(&self, user: &UserId);
+    /// [`Self::invalidate_user`] for each of `users` (a cache across the network does it in
+    /// one round trip).
+    async fn invalidate_users(&self, users: &[UserId]) {
+        for user in users {
+            self.invalidate_user(user).await;
+        }
+    }
     async fn invalidate_all(&self);
     /// Lists cached now (approximate; for metrics).
     fn entries(&self) -> u64 {

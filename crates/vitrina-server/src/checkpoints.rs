@@ -227,7 +227,8 @@ mod tests {
         let engine = Arc::new(Engine::new(Vec::new(), RankingConfig::default()));
         let settings = CheckpointSettings { every };
         let checkpoints = Checkpoints::new(f.store.store(), engine.clone(), settings);
-        let follower = Follower::checkpointed(f.ports.clone(), engine.clone(), Some(checkpoints.clone()));
+        let follower =
+            Follower::checkpointed(f.ports.clone(), engine.clone(), Some(checkpoints.clone()), None);
         (engine, checkpoints, follower)
     }
 

@@ -7,8 +7,9 @@
 //!   ([`Cluster::acknowledge`]); an api replica waits, at most [`READ_WAIT`], until its online
 //!   state holds the visitor's watermark before it answers them ([`Cluster::fresh_for`]);
 //! - catalogue, experiment, key and erasure changes are told ([`Cluster::tell`]) and re-read
-//!   by the others ([`follow_changes`]), which also re-read the catalogue, experiments and
-//!   keys every [`RESYNC`] in case a change was missed (erasures are not re-read).
+//!   by the others ([`follow_changes`]), which also re-read the experiments and keys every
+//!   [`RESYNC`] in case a change was missed, and the catalogue when its revision changed
+//!   (erasures are not re-read).
 
 use std::{sync::Arc, time::Duration};
 
@@ -27,10 +28,12 @@ use crate::{follower::Follower, state::AppState};
 /// How long an api replica waits, at most, for its online state to hold what a visitor was
 /// told is stored before it answers them anyway.
 pub const READ_WAIT: Duration = Duration::from_secs(2);
-/// How long the activity process waits, at most, for Redis to take the watermarks before it
-/// acknowledges anyway (read-your-writes across replicas is then not promised for them).
-const ACK_WAIT: Duration = Duration::from_millis(500);
-/// Catalogue and experiments are re-read this often whatever was told.
+/// How long a call to Redis may take before the process goes on without it: the activity
+/// process then acknowledges without the watermarks (read-your-writes across replicas is not
+/// promised for that batch), an api replica answers without waiting for the visitor's.
+const REDIS_WAIT: Duration = Duration::from_millis(500);
+/// Experiments and keys are re-read this often whatever was told; the catalogue is asked
+/// for its revision as often.
 pub const RESYNC: Duration = Duration::from_secs(30);
 
 /// What this process plays and how it reaches the others.
@@ -82,7 +85,7 @@ impl Cluster {
             return;
         }
         let marks: Vec<(UserId, u64)> = marks.into_iter().collect();
-        match tokio::time::timeout(ACK_WAIT, watermarks.raise(&marks)).await {
+        match tokio::time::timeout(REDIS_WAIT, watermarks.raise(&marks)).await {
             Ok(Ok(())) => {}
             failed => {
                 metrics::counter!("vitrina_watermark_failures_total").increment(1);
@@ -100,7 +103,7 @@ impl Cluster {
     /// write path itself waited for the follower.
     pub async fn fresh_for(&self, follower: &Follower, user: &UserId) {
         let Some(watermarks) = &self.watermarks else { return };
-        let mark = match tokio::time::timeout(ACK_WAIT, watermarks.get(user)).await {
+        let mark = match tokio::time::timeout(REDIS_WAIT, watermarks.get(user)).await {
             Ok(Ok(mark)) => mark,
             _ => {
                 metrics::counter!("vitrina_watermark_failures_total").increment(1);
@@ -141,8 +144,8 @@ impl Cluster {
     }
 }
 
-/// An api replica applies what other processes tell, and re-reads the catalogue and the
-/// experiments every [`RESYNC`] in case it missed something.
+/// A process applies what other processes tell, and re-reads every [`RESYNC`] what it may
+/// have missed.
 pub async fn follow_changes(state: AppState) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     if let Some(broker) = &state.cluster.broker {
@@ -151,13 +154,14 @@ pub async fn follow_changes(state: AppState) {
     let mut resync = tokio::time::interval(RESYNC);
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     resync.tick().await;
+    let mut catalogue = None;
     loop {
         tokio::select! {
             change = rx.recv() => match change {
                 Some(change) => apply(&state, change).await,
                 None => std::future::pending::<()>().await,
             },
-            _ = resync.tick() => resync_all(&state).await,
+            _ = resync.tick() => resync_all(&state, &mut catalogue).await,
         }
     }
 }
@@ -210,17 +214,40 @@ async fn reload_experiments(state: &AppState) {
     }
 }
 
-async fn resync_all(state: &AppState) {
+/// Re-reads the experiments and the keys, and the catalogue unless its revision is still
+/// `catalogue` (the one last read; updated).
+async fn resync_all(state: &AppState, catalogue: &mut Option<u64>) {
     reload_experiments(state).await;
     if let Err(e) = state.auth.keys.reload().await {
         tracing::warn!(error = %e, "re-reading the API keys failed");
     }
+    let started = std::time::Instant::now();
+    // Asked before the read: a write during it changes the revision, so the next one reads.
+    let revision = match state.ports.catalog.catalogue_revision().await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the catalogue's revision failed");
+            None
+        }
+    };
+    if revision.is_some() && revision == *catalogue {
+        let seconds = started.elapsed().as_secs_f64();
+        metrics::histogram!("vitrina_catalogue_resync_seconds", "read" => "unchanged").record(seconds);
+        tracing::debug!(seconds, revision, "catalogue unchanged");
+        return;
+    }
     match crate::embedded::all_products(state.ports.catalog.as_ref()).await {
         Ok(products) => {
-            let engine = state.engine.clone();
-            if tokio::task::spawn_blocking(move || engine.sync_products(products)).await.unwrap_or(false) {
+            let (engine, n) = (state.engine.clone(), products.len());
+            let changed =
+                tokio::task::spawn_blocking(move || engine.sync_products(products)).await.unwrap_or(false);
+            if changed {
                 state.ports.cache.invalidate_all().await;
             }
+            *catalogue = revision;
+            let seconds = started.elapsed().as_secs_f64();
+            metrics::histogram!("vitrina_catalogue_resync_seconds", "read" => "whole").record(seconds);
+            tracing::debug!(seconds, products = n, changed, "catalogue re-read");
         }
         Err(e) => tracing::warn!(error = %e, "re-reading the catalogue failed"),
     }

@@ -12,11 +12,14 @@ use tokio::task::JoinHandle;
 use vitrina_bus::{nats::Broker, InProcessBus};
 use vitrina_core::{
     demo,
-    ports::{CatalogStore, ProductQuery},
+    ports::{CatalogStore, ProductQuery, RecommendationCache},
     roles::{Role, Roles},
 };
 use vitrina_engine::{Engine, RankingConfig};
-use vitrina_store::{Location, MemoryCache, OpenOptions, Opened, Store};
+use vitrina_store::{
+    redis::{Connection, SharedLists, Watermarks},
+    Location, MemoryCache, OpenOptions, Opened, Store,
+};
 
 use crate::{
     artefacts::Artefacts,
@@ -160,27 +163,34 @@ impl Embedded {
             .await
             .with_context(|| format!("opening the store at {}", config.store.describe()))?;
         let store = opened.store();
-        let cluster =
+        let (cluster, redis) =
             connect(roles, store.log_id(), config.bus_url.as_deref(), config.cache_url.as_deref()).await?;
         if opened.created() && config.demo {
             load_demo(store.as_ref()).await.context("loading the demo data")?;
         }
         let products = all_products(store.as_ref()).await?;
-        let ports = Ports::of_store(
-            store.clone(),
-            Arc::new(InProcessBus::new(4096)),
-            Arc::new(MemoryCache::new(config.cache_users, config.cache_ttl)),
-        );
         let engine = Arc::new(Engine::new(products, config.ranking.clone()));
+        // With Redis the replicas share their lists; a list is kept there as product ids
+        // and served with the products this process holds.
+        let cache: Arc<dyn RecommendationCache> = match redis {
+            Some((redis, log)) => {
+                let held = engine.clone();
+                Arc::new(SharedLists::new(
+                    redis,
+                    &log,
+                    config.cache_ttl,
+                    Arc::new(move |id| held.product(id)),
+                ))
+            }
+            None => Arc::new(MemoryCache::new(config.cache_users, config.cache_ttl)),
+        };
+        let ports = Ports::of_store(store.clone(), Arc::new(InProcessBus::new(4096)), cache);
         engine.limit_visitors(config.limits.online_visitors);
         let settings = CheckpointSettings { every: config.checkpoint_every };
         let checkpoints = Checkpoints::new(store.clone(), engine.clone(), settings);
-        let follower = match (&cluster.broker, roles.has(Role::Api)) {
-            (Some(broker), true) => {
-                Follower::from_broker(ports.clone(), engine.clone(), Some(checkpoints), broker.clone())
-            }
-            _ => Follower::checkpointed(ports.clone(), engine.clone(), Some(checkpoints)),
-        };
+        // An api replica hears commits from the broker; any other process from the log.
+        let broker = cluster.broker.clone().filter(|_| roles.has(Role::Api));
+        let follower = Follower::checkpointed(ports.clone(), engine.clone(), Some(checkpoints), broker);
         let (attributor, attributing) = Attributor::spawn(ports.clone());
         let artefacts = Artefacts::new(store.clone());
         let training = Arc::new(Training::new(
@@ -198,8 +208,10 @@ impl Embedded {
         } else {
             None
         };
-        let experiments =
-            Arc::new(Experiments::load(ports.experiments.clone(), &ports, &engine, &artefacts).await?);
+        let experiments = Arc::new(
+            Experiments::load(ports.experiments.clone(), cluster.clone(), &ports, &engine, &artefacts)
+                .await?,
+        );
         let auth = Arc::new(Auth {
             keys: Keys::load(ports.keys.clone()).await.context("loading the API keys")?,
             limiter: Limiter::new(&config.rate_limits),
@@ -304,13 +316,14 @@ impl Embedded {
     }
 }
 
-/// Connects to the deployment's broker and Redis, when given.
+/// Connects to the deployment's broker and Redis, when given; returns the Redis connection
+/// for the shared lists too, with the log's id.
 async fn connect(
     roles: Roles,
     log: Option<String>,
     bus: Option<&str>,
     cache: Option<&str>,
-) -> anyhow::Result<Cluster> {
+) -> anyhow::Result<(Cluster, Option<(Connection, String)>)> {
     let broker = match (bus, log.as_deref()) {
         (Some(url), Some(log)) => Some(Broker::connect(url, log).await.context("connecting to the bus (--bus)")?),
         (Some(_), None) => anyhow::bail!(
@@ -318,12 +331,13 @@ async fn connect(
         ),
         (None, _) => None,
     };
-    let watermarks = match (cache, log.as_deref()) {
-        (Some(url), Some(log)) => Some(
-            vitrina_store::redis::Watermarks::connect(url, log)
+    let redis = match (cache, log) {
+        (Some(url), Some(log)) => Some((
+            vitrina_store::redis::connect(url)
                 .await
                 .with_context(|| format!("connecting to Redis at {url} (--cache)"))?,
-        ),
+            log,
+        )),
         (Some(_), None) => anyhow::bail!(
             "--cache connects the processes of a deployment over PostgreSQL; the data directory's store serves one process"
         ),
@@ -332,10 +346,11 @@ async fn connect(
     if !roles.is_all() && broker.is_none() {
         tracing::warn!(%roles, "no --bus: api replicas hear new events, catalogue and experiment changes at their next read of the store (every second; 30 s for changes)");
     }
+    let watermarks = redis.as_ref().map(|(redis, log)| Watermarks::new(redis.clone(), log));
     if !roles.is_all() && watermarks.is_none() {
         tracing::warn!(%roles, "no --cache: an api replica may answer a visitor before it applied the event another process just acknowledged");
     }
-    Ok(Cluster { roles, broker, watermarks })
+    Ok((Cluster { roles, broker, watermarks }, redis))
 }
 
 /// The lock the process that steps the experiments holds.
@@ -368,15 +383,10 @@ async fn step_experiments_forever(every: Duration, state: AppState) {
                 continue;
             }
         }
-        let mut stepped = false;
         for id in state.experiments.automated() {
-            match state.experiments.step(&id, &state.ports, &state.engine, &artefacts).await {
-                Ok(_) => stepped = true,
-                Err(e) => tracing::warn!(experiment = %id, error = %e, "experiment step failed"),
+            if let Err(e) = state.experiments.step(&id, &state.ports, &state.engine, &artefacts).await {
+                tracing::warn!(experiment = %id, error = %e, "experiment step failed");
             }
-        }
-        if stepped {
-            state.cluster.tell(vitrina_core::changes::Change::Experiments);
         }
     }
 }

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use vitrina_core::{
+    changes::Change,
     events::{kinds, DomainEvent},
     ports::{AttributedOutcome, ExperimentStore, Impression, ModelStatus, StoreError},
     ActivityType,
@@ -30,7 +31,7 @@ use vitrina_experiments::{
     tuning::{self, WeightChange},
 };
 
-use crate::{artefacts::Artefacts, ports::Ports, training};
+use crate::{artefacts::Artefacts, cluster::Cluster, ports::Ports, training};
 
 /// Smallest per-source impressions before weight tuning moves a source's weight.
 const TUNE_MIN_IMPRESSIONS: u64 = 200;
@@ -112,12 +113,15 @@ pub struct Experiments {
     /// Held across each read-check-write of an experiment (start, stop, step, revert), which
     /// awaits the store in between: without it two starts could both see nothing running.
     changes: tokio::sync::Mutex<()>,
+    /// Told of every stored change, for the other processes.
+    cluster: Cluster,
 }
 
 impl Experiments {
     /// Loads the stored experiments and prepares the running one, if any.
     pub async fn load(
         store: Arc<dyn ExperimentStore>,
+        cluster: Cluster,
         ports: &Ports,
         engine: &Arc<Engine>,
         artefacts: &Artefacts,
@@ -133,6 +137,7 @@ impl Experiments {
             live: ArcSwapOption::empty(),
             default_arm,
             changes: tokio::sync::Mutex::new(()),
+            cluster,
         };
         let running = this.lock().iter().find(|e| e.experiment.status == Status::Running).cloned();
         if let Some(running) = running {
@@ -266,6 +271,7 @@ impl Experiments {
     async fn save(&self, e: &StoredExperiment) -> Result<(), ExperimentError> {
         let doc = serde_json::to_value(e).map_err(|e| StoreError::Backend(e.to_string()))?;
         self.store.save_experiment(&e.experiment.id, doc).await?;
+        self.cluster.tell(Change::Experiments);
         Ok(())
     }
 

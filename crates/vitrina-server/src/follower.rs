@@ -140,15 +140,17 @@ impl Drop for AbortOnDrop {
 impl Follower {
     /// A follower of `ports.log` that has applied nothing yet.
     pub fn new(ports: Ports, engine: Arc<Engine>) -> Arc<Self> {
-        Self::checkpointed(ports, engine, None)
+        Self::checkpointed(ports, engine, None, None)
     }
 
     /// A follower that restores the online state from `checkpoints` at start-up and takes
-    /// them as it goes.
+    /// them as it goes. With a `broker` it hears commits from it, where the activity
+    /// processes publish them, instead of from the log's own feed.
     pub fn checkpointed(
         ports: Ports,
         engine: Arc<Engine>,
         checkpoints: Option<Arc<Checkpoints>>,
+        broker: Option<Arc<Broker>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             ports,
@@ -161,22 +163,9 @@ impl Follower {
             checkpoints,
             stop: Notify::new(),
             urge: Notify::new(),
-            broker: None,
+            broker,
             tombstones: Mutex::new(Default::default()),
         })
-    }
-
-    /// A follower that hears commits from the broker, where the activity processes publish
-    /// them, instead of from the log's own feed.
-    pub fn from_broker(
-        ports: Ports,
-        engine: Arc<Engine>,
-        checkpoints: Option<Arc<Checkpoints>>,
-        broker: Arc<Broker>,
-    ) -> Arc<Self> {
-        let mut me = Arc::into_inner(Self::checkpointed(ports, engine, checkpoints)).expect("just made");
-        me.broker = Some(broker);
-        Arc::new(me)
     }
 
     /// The checkpoints of the online state, if it is checkpointed.
@@ -475,9 +464,8 @@ impl Follower {
         // An erasure after the events were read or told may have left the erased visitor's
         // events in them.
         self.engine.settle(erasures, users.iter());
-        for user in &users {
-            self.ports.cache.invalidate_user(user).await;
-        }
+        let users: Vec<UserId> = users.into_iter().collect();
+        self.ports.cache.invalidate_users(&users).await;
         self.applied.send_replace(last);
         metrics::gauge!("vitrina_follower_applied_sequence").set(last as f64);
     }

@@ -127,17 +127,11 @@ mod tests {
     }
 
     fn miss_token(l: CacheLookup) -> CacheToken {
-        match l {
-            CacheLookup::Miss(t) => t,
-            CacheLookup::Hit(_) => panic!("expected a miss"),
-        }
+        l.miss().expect("a miss")
     }
 
     fn hit(l: CacheLookup) -> Arc<RecommendationList> {
-        match l {
-            CacheLookup::Hit(l) => l,
-            CacheLookup::Miss(_) => panic!("expected a hit"),
-        }
+        l.hit().expect("a hit")
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@ use vitrina_core::{
 conformance!(
     catalogue_insert_conflicts_upsert_keeps_creation_time_and_lists_filter,
     an_upsert_naming_one_product_twice_keeps_the_last,
+    the_catalogue_revision_changes_with_every_write,
     users_are_upserted_listed_by_id_and_counted,
     deleting_a_user_removes_their_record_and_events_only,
     an_event_id_is_free_again_once_its_user_is_deleted,
@@ -60,6 +61,36 @@ async fn an_upsert_naming_one_product_twice_keeps_the_last(f: Fixture) {
     products.push(second);
     s.upsert_products(products.clone()).await.unwrap();
     assert_eq!(s.product(&products[0].id).await.unwrap().unwrap().name, "the second");
+}
+
+async fn the_catalogue_revision_changes_with_every_write(f: Fixture) {
+    let s = &f.store;
+    let revision = || async { s.catalogue_revision().await.unwrap() };
+    if !f.is_postgres() {
+        // One process holds the catalogue in full; it never needs to ask.
+        assert_eq!(revision().await, None);
+        return;
+    }
+    let mut products = demo::products(Utc::now());
+    let mut seen = vec![revision().await.expect("PostgreSQL counts catalogue writes")];
+    s.upsert_products(products.clone()).await.unwrap();
+    seen.push(revision().await.unwrap());
+    assert_eq!(revision().await, seen.last().copied(), "reading does not change it");
+    products[0].hidden = true;
+    s.upsert_products(vec![products[0].clone()]).await.unwrap();
+    seen.push(revision().await.unwrap());
+    s.delete_product(&products[1].id).await.unwrap();
+    seen.push(revision().await.unwrap());
+    s.insert_product(products[1].clone()).await.unwrap();
+    seen.push(revision().await.unwrap());
+    // An operator's own SQL counts too.
+    f.client()
+        .await
+        .execute("UPDATE products SET name = 'renamed' WHERE id = $1", &[&products[2].id.as_str()])
+        .await
+        .unwrap();
+    seen.push(revision().await.unwrap());
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
 }
 
 async fn users_are_upserted_listed_by_id_and_counted(f: Fixture) {

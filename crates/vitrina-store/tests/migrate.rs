@@ -322,6 +322,8 @@ async fn the_copied_columns_are_every_column_of_both_schemas() {
 
     let Some(db) = TestDatabase::create().await else { return };
     open(&Location::Postgres(db.url())).await.close().await;
+    // Not copied: the log head and meta are carried by `migrate` itself, artefacts as files,
+    // and `catalogue_revision` follows `products` (a trigger counts the copy's writes).
     let rows = db
         .client()
         .await
@@ -329,7 +331,8 @@ async fn the_copied_columns_are_every_column_of_both_schemas() {
             "SELECT table_name::text, array_agg(column_name::text ORDER BY ordinal_position)
              FROM information_schema.columns
              WHERE table_schema = current_schema()
-               AND table_name NOT IN ('log_head', 'meta', 'artefacts', 'vitrina_schema_history')
+               AND table_name NOT IN ('log_head', 'meta', 'artefacts', 'vitrina_schema_history',
+                                      'catalogue_revision')
              GROUP BY table_name",
             &[],
         )

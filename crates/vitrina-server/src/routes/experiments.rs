@@ -5,7 +5,7 @@ use axum::{body::Bytes, extract::State, http::StatusCode, Json};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
-use vitrina_core::{changes::Change, ValidationError};
+use vitrina_core::ValidationError;
 use vitrina_experiments::stats::Results;
 
 use crate::{
@@ -74,7 +74,6 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<ExperimentResponse>)> {
     let body: Value = parse_json(&body)?;
     let created = s.experiments.create(body, &s.ports, &s.engine).await?;
-    s.cluster.tell(Change::Experiments);
     Ok((StatusCode::CREATED, ok(created)))
 }
 
@@ -107,7 +106,6 @@ pub async fn start(
 ) -> ApiResult<Json<ExperimentResponse>> {
     let artefacts = s.training.artefacts().clone();
     let changed = s.experiments.start(&id, &s.ports, &s.engine, &artefacts).await?;
-    s.cluster.tell(Change::Experiments);
     Ok(ok(changed))
 }
 
@@ -120,7 +118,6 @@ pub async fn stop(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ExperimentResponse>> {
     let changed = s.experiments.stop(&id, &s.ports).await?;
-    s.cluster.tell(Change::Experiments);
     Ok(ok(changed))
 }
 
@@ -151,7 +148,6 @@ pub async fn step(
 ) -> ApiResult<Json<ExperimentResponse>> {
     let artefacts = s.training.artefacts().clone();
     let changed = s.experiments.step(&id, &s.ports, &s.engine, &artefacts).await?;
-    s.cluster.tell(Change::Experiments);
     Ok(ok(changed))
 }
 
@@ -166,6 +162,5 @@ pub async fn revert(
 ) -> ApiResult<Json<ExperimentResponse>> {
     let artefacts = s.training.artefacts().clone();
     let changed = s.experiments.revert(&id, &s.ports, &s.engine, &artefacts).await?;
-    s.cluster.tell(Change::Experiments);
     Ok(ok(changed))
 }

@@ -89,6 +89,14 @@ impl ListQuery {
     }
 }
 
+/// The cache key of a visitor's list. The arm is part of it, so a visitor moved to another
+/// variant never gets a list ranked for the old one; and the model, so a replica that swaps
+/// its model later than another never serves or stores lists across the swap.
+fn list_key(s: &AppState, arm: &Arm, limit: usize, f: &Filters) -> String {
+    let model = arm.model.clone().unwrap_or_else(|| s.engine.model());
+    format!("{}|{}|{}", arm.label, model.version, cache_key(limit, f))
+}
+
 fn cache_key(limit: usize, f: &Filters) -> String {
     let mut excluded: Vec<&str> = f.exclude.iter().map(|p| p.as_str()).collect();
     excluded.sort_unstable();
@@ -279,9 +287,7 @@ pub async fn recommendations(
     // Another replica may have stored the visitor's latest event: this one applies it first.
     s.cluster.fresh_for(&s.follower, &user).await;
     let arm = s.experiments.arm_for(Some(user.as_str()));
-    // The arm is part of the key: a visitor moved to another variant never gets a list
-    // ranked for the old one.
-    let key = format!("{}|{}", arm.label, cache_key(limit, &filters));
+    let key = list_key(&s, &arm, limit, &filters);
     let (list, from_cache) = match s.ports.cache.lookup(&user, &key).await {
         CacheLookup::Hit(list) => (list, true),
         CacheLookup::Miss(token) => {
@@ -316,12 +322,9 @@ pub async fn refresh(
     let (limit, filters) = ListQuery { limit: body.limit, ..Default::default() }.filters()?;
     s.cluster.fresh_for(&s.follower, &user).await;
     let arm = s.experiments.arm_for(Some(user.as_str()));
-    let key = format!("{}|{}", arm.label, cache_key(limit, &filters));
+    let key = list_key(&s, &arm, limit, &filters);
     s.ports.cache.invalidate_user(&user).await;
-    let token = match s.ports.cache.lookup(&user, &key).await {
-        CacheLookup::Miss(token) => Some(token),
-        CacheLookup::Hit(_) => None,
-    };
+    let token = s.ports.cache.lookup(&user, &key).await.miss();
     let list = personal(&s, &user, arm.clone(), limit, filters).await?;
     if let Some(token) = token {
         s.ports.cache.store(&user, &key, token, list.clone()).await;

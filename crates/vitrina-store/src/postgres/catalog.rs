@@ -55,6 +55,12 @@ impl CatalogStore for PgStore {
         let client = self.client().await?;
         Ok(client.execute("DELETE FROM products WHERE id = $1", &[&id.as_str()]).await.map_err(backend)? > 0)
     }
+
+    /// Counted by a trigger on every statement that writes `products` (schema version 3).
+    async fn catalogue_revision(&self) -> StoreResult<Option<u64>> {
+        let sql = "SELECT revision FROM catalogue_revision";
+        Ok(self.query(sql, &[], |r| Ok(r.get::<_, i64>(0) as u64)).await?.first().copied())
+    }
 }
 
 impl PgStore {

@@ -1,26 +1,18 @@
-//! Redis, shared by the processes of a deployment.
-//!
 //! [`Watermarks`]: each visitor's highest acknowledged log sequence, written by the activity
 //! process before it acknowledges and read by an api replica before it answers that visitor,
 //! so the replica can wait until its online state holds what the visitor was told is stored
 //! (read-your-writes across replicas, ADR 0012). Keys name a hash of the visitor, not the
 //! visitor, and expire: past [`WATERMARK_TTL`] every replica has long applied the event.
-//!
-//! Redis holds nothing that is not elsewhere: when it is lost or flushed, replicas answer
-//! from what they applied (only a visitor's event of the last moment may be missing).
 
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use vitrina_core::{
-    ports::{StoreError, StoreResult},
-    UserId,
-};
+use vitrina_core::{ports::StoreResult, UserId};
+
+use super::{backend, visitor};
 
 /// How long a watermark is kept after its last raise.
 pub const WATERMARK_TTL: Duration = Duration::from_secs(3600);
-/// A Redis command that takes longer fails (the caller goes on without it).
-const TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Sets the key to the argument if that is higher, and renews its expiry.
 const RAISE: &str = r"
@@ -40,27 +32,14 @@ pub struct Watermarks {
     prefix: String,
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(format!("redis: {e}"))
-}
-
 impl Watermarks {
-    /// Connects to `url` (`redis://host:6379`) for the deployment whose log is `log`.
-    pub async fn connect(url: &str, log: &str) -> StoreResult<Self> {
-        let client = redis::Client::open(url).map_err(backend)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_response_timeout(Some(TIMEOUT));
-        let redis =
-            tokio::time::timeout(Duration::from_secs(6), client.get_connection_manager_with_config(config))
-                .await
-                .map_err(|_| backend(format!("no answer from {url}")))?
-                .map_err(backend)?;
-        Ok(Self { redis, prefix: format!("vitrina:{log}:wm:") })
+    /// The watermarks of the deployment whose log is `log`.
+    pub fn new(redis: ConnectionManager, log: &str) -> Self {
+        Self { redis, prefix: format!("vitrina:{log}:wm:") }
     }
 
     fn key(&self, user: &UserId) -> String {
-        format!("{}{:032x}", self.prefix, xxhash_rust::xxh3::xxh3_128(user.as_str().as_bytes()))
+        format!("{}{}", self.prefix, visitor(user))
     }
 
     /// Raises each visitor's watermark to their sequence (never lowers one).
@@ -98,11 +77,10 @@ mod tests {
     /// Needs `VITRINA_TEST_REDIS_URL`; without it there is nothing to test against.
     async fn redis() -> Option<Watermarks> {
         let url = crate::testing::service_url(crate::testing::REDIS_URL)?;
-        Some(
-            Watermarks::connect(&url, "test")
-                .await
-                .expect("VITRINA_TEST_REDIS_URL is set but Redis does not answer"),
-        )
+        let redis = super::super::connect(&url)
+            .await
+            .expect("VITRINA_TEST_REDIS_URL is set but Redis does not answer");
+        Some(Watermarks::new(redis, "test"))
     }
 
     #[tokio::test]

@@ -1,0 +1,461 @@
+//! [`SharedLists`]: the recommendation cache shared by a deployment's api replicas, so a
+//! list one replica computed is served from cache by the others, with the invariant of
+//! [`RecommendationCache`] kept across processes.
+//!
+//! The logical clock of the in-process cache lives in Redis: a miss hands out the clock as
+//! its token, every invalidation takes a new clock value and records it (per visitor, or as
+//! the floor for all), and a write-back whose token is older is dropped; each check and
+//! write is one script, so they are atomic. A list is kept as its items' product ids and
+//! served with the products this process holds now.
+//!
+//! When Redis does not answer, a lookup misses and a write-back is dropped; an invalidation
+//! that failed is made good at the next answer by invalidating everything, so a visitor's
+//! event applied while Redis was away never leaves their older list to be served.
+
+use std::{
+    str::FromStr,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+use vitrina_core::{
+    ports::{CacheLookup, CacheToken, RecommendationCache},
+    recommend::{RecommendationList, Recommended, Source},
+    ActivityType, Product, ProductId, UserId,
+};
+
+use super::{backend, visitor};
+
+/// Finds a product by id in what this process holds now (`None`: gone).
+pub type Resolve = Arc<dyn Fn(&ProductId) -> Option<Arc<Product>> + Send + Sync>;
+
+/// Distinct request shapes (limit, filters, variant…) kept per visitor.
+const KEYS_PER_USER: usize = 8;
+/// How long a visitor's invalidation is remembered when nothing is cached for them: far
+/// longer than computing a list takes, so a write-back begun before it is still refused.
+const REMEMBER_INVALIDATION: Duration = Duration::from_secs(60);
+
+/// KEYS: clock, floor, visitor. ARGV: key. Returns {clock, entry}, the entry ("token\nlist")
+/// only if stored after the last invalidation of everything (else nil).
+const LOOKUP: &str = r"
+local clock = tonumber(redis.call('GET', KEYS[1]) or '0')
+local floor = tonumber(redis.call('GET', KEYS[2]) or '0')
+local entry = redis.call('HGET', KEYS[3], ARGV[1])
+if entry then
+  local token = tonumber(string.match(entry, '^(%d+)'))
+  if token >= floor then return {clock, entry} end
+end
+return {clock, false}";
+
+/// KEYS: floor, visitor. ARGV: token, key, list, ttl ms, keys per visitor. Stores the list
+/// unless the token is older than the floor or the visitor's last invalidation (the field
+/// `#epoch` of their hash).
+const STORE: &str = r"
+local token = tonumber(ARGV[1])
+if token < tonumber(redis.call('GET', KEYS[1]) or '0') then return 0 end
+local epoch = redis.call('HGET', KEYS[2], '#epoch')
+if epoch and tonumber(epoch) > token then return 0 end
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 and redis.call('HLEN', KEYS[2]) > tonumber(ARGV[5]) then
+  redis.call('DEL', KEYS[2])
+  if epoch then redis.call('HSET', KEYS[2], '#epoch', epoch) end
+end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[1] .. '\n' .. ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return 1";
+
+/// KEYS: clock, visitors…. ARGV: ms to remember. Drops each visitor's lists and records a
+/// new clock value as their epoch.
+const INVALIDATE: &str = r"
+local clock = redis.call('INCR', KEYS[1])
+for i = 2, #KEYS do
+  redis.call('DEL', KEYS[i])
+  redis.call('HSET', KEYS[i], '#epoch', clock)
+  redis.call('PEXPIRE', KEYS[i], ARGV[1])
+end
+return clock";
+
+/// KEYS: clock, floor. Every list stored so far is refused from now on.
+const INVALIDATE_ALL: &str = r"
+local clock = redis.call('INCR', KEYS[1])
+redis.call('SET', KEYS[2], clock)
+return clock";
+
+/// A list as kept in Redis: the items' product ids, not the products.
+#[derive(Serialize, Deserialize)]
+struct Kept {
+    model: String,
+    at: DateTime<Utc>,
+    items: Vec<KeptItem>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct KeptItem {
+    id: String,
+    score: f32,
+    confidence: f32,
+    source: String,
+    because: Option<(String, ActivityType)>,
+}
+
+impl Kept {
+    fn of(list: &RecommendationList) -> Self {
+        Self {
+            model: list.model_version.clone(),
+            at: list.generated_at,
+            items: list
+                .items
+                .iter()
+                .map(|r| KeptItem {
+                    id: r.product.id.to_string(),
+                    score: r.score,
+                    confidence: r.confidence,
+                    source: r.source.as_str().to_string(),
+                    because: r.because.as_ref().map(|(p, kind)| (p.to_string(), *kind)),
+                })
+                .collect(),
+        }
+    }
+
+    /// The list with the products held now; `None` when one of them is gone or the entry
+    /// is not one this build wrote.
+    fn list(self, resolve: &Resolve) -> Option<RecommendationList> {
+        let mut items = Vec::with_capacity(self.items.len());
+        for item in self.items {
+            let because = match item.because {
+                Some((p, kind)) => Some((ProductId::parse(&p).ok()?, kind)),
+                None => None,
+            };
+            items.push(Recommended {
+                product: resolve(&ProductId::parse(&item.id).ok()?)?,
+                score: item.score,
+                confidence: item.confidence,
+                source: Source::from_str(&item.source).ok()?,
+                because,
+            });
+        }
+        Some(RecommendationList { items, model_version: self.model, generated_at: self.at })
+    }
+}
+
+/// The deployment's recommendation cache in Redis.
+pub struct SharedLists {
+    redis: ConnectionManager,
+    /// Key prefix: the deployment's log id, so deployments sharing a Redis never mix.
+    prefix: String,
+    ttl: Duration,
+    resolve: Resolve,
+    /// An invalidation failed: everything is invalidated before Redis is trusted again.
+    lost_invalidation: AtomicBool,
+}
+
+impl SharedLists {
+    /// The lists of the deployment whose log is `log`, each kept `ttl`, served with the
+    /// products `resolve` finds.
+    pub fn new(redis: ConnectionManager, log: &str, ttl: Duration, resolve: Resolve) -> Self {
+        Self {
+            redis,
+            prefix: format!("vitrina:{log}:lists:"),
+            ttl,
+            resolve,
+            lost_invalidation: AtomicBool::new(false),
+        }
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    fn user_key(&self, user: &UserId) -> String {
+        format!("{}u:{}", self.prefix, visitor(user))
+    }
+
+    async fn eval<T: redis::FromRedisValue>(
+        &self,
+        script: &str,
+        keys: &[String],
+        args: &[String],
+    ) -> Option<T> {
+        let mut cmd = redis::cmd("EVAL");
+        // EVAL, not EVALSHA: a Redis restarted or flushed has no scripts loaded.
+        cmd.arg(script).arg(keys.len()).arg(keys).arg(args);
+        let mut conn = self.redis.clone();
+        match cmd.query_async(&mut conn).await.map_err(backend) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                metrics::counter!("vitrina_shared_cache_failures_total").increment(1);
+                tracing::debug!(error = %e, "the shared list cache did not answer");
+                None
+            }
+        }
+    }
+
+    /// Whether Redis may be trusted: after a lost invalidation, only once everything was
+    /// invalidated.
+    async fn trusted(&self) -> bool {
+        if !self.lost_invalidation.load(Ordering::SeqCst) {
+            return true;
+        }
+        if self.invalidate_everything().await {
+            self.lost_invalidation.store(false, Ordering::SeqCst);
+            tracing::info!("the shared list cache answers again; every list in it was invalidated");
+            return true;
+        }
+        false
+    }
+
+    async fn invalidate_everything(&self) -> bool {
+        let keys = [self.key("clock"), self.key("floor")];
+        self.eval::<u64>(INVALIDATE_ALL, &keys, &[]).await.is_some()
+    }
+
+    fn lost(&self) {
+        if !self.lost_invalidation.swap(true, Ordering::SeqCst) {
+            tracing::warn!(
+                "invalidating lists in the shared cache failed; it is not used until Redis answers again"
+            );
+        }
+    }
+}
+
+#[async_trait]
+impl RecommendationCache for SharedLists {
+    async fn lookup(&self, user: &UserId, key: &str) -> CacheLookup {
+        // Tokens are the clock plus one, so that 0 is never one: a write-back with it is
+        // dropped.
+        let miss = CacheLookup::Miss(CacheToken(0));
+        if !self.trusted().await {
+            return miss;
+        }
+        let keys = [self.key("clock"), self.key("floor"), self.user_key(user)];
+        let Some((clock, entry)) = self.eval::<(u64, Option<String>)>(LOOKUP, &keys, &[key.into()]).await
+        else {
+            return miss;
+        };
+        let list = entry.and_then(|e| {
+            let (_, json) = e.split_once('\n')?;
+            serde_json::from_str::<Kept>(json).ok()?.list(&self.resolve)
+        });
+        match list {
+            Some(list) => CacheLookup::Hit(Arc::new(list)),
+            None => CacheLookup::Miss(CacheToken(clock + 1)),
+        }
+    }
+
+    async fn store(&self, user: &UserId, key: &str, token: CacheToken, list: Arc<RecommendationList>) {
+        if token.0 == 0 || self.lost_invalidation.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(json) = serde_json::to_string(&Kept::of(&list)) else { return };
+        let keys = [self.key("floor"), self.user_key(user)];
+        let args = [
+            (token.0 - 1).to_string(),
+            key.to_string(),
+            json,
+            self.ttl.as_millis().to_string(),
+            KEYS_PER_USER.to_string(),
+        ];
+        let _ = self.eval::<i64>(STORE, &keys, &args).await;
+    }
+
+    async fn invalidate_user(&self, user: &UserId) {
+        self.invalidate_users(std::slice::from_ref(user)).await;
+    }
+
+    async fn invalidate_users(&self, users: &[UserId]) {
+        if users.is_empty() {
+            return;
+        }
+        let mut keys = vec![self.key("clock")];
+        keys.extend(users.iter().map(|u| self.user_key(u)));
+        let remember = REMEMBER_INVALIDATION.max(self.ttl).as_millis().to_string();
+        if self.eval::<u64>(INVALIDATE, &keys, &[remember]).await.is_none() {
+            self.lost();
+        }
+    }
+
+    async fn invalidate_all(&self) {
+        if !self.invalidate_everything().await {
+            self.lost();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use vitrina_core::demo;
+
+    use super::*;
+
+    struct Fixture {
+        cache: SharedLists,
+        log: String,
+        products: Arc<HashMap<ProductId, Arc<Product>>>,
+    }
+
+    /// Needs `VITRINA_TEST_REDIS_URL`; without it there is nothing to test against. Each
+    /// fixture is its own deployment (a fresh log id), so tests never see each other's keys.
+    async fn fixture() -> Option<Fixture> {
+        let url = crate::testing::service_url(crate::testing::REDIS_URL)?;
+        let redis = super::super::connect(&url)
+            .await
+            .expect("VITRINA_TEST_REDIS_URL is set but Redis does not answer");
+        let products: Arc<HashMap<ProductId, Arc<Product>>> =
+            Arc::new(demo::products(Utc::now()).into_iter().map(|p| (p.id.clone(), Arc::new(p))).collect());
+        let held = products.clone();
+        let resolve: Resolve = Arc::new(move |id| held.get(id).cloned());
+        let log = format!("test-{}", uuid::Uuid::new_v4().simple());
+        Some(Fixture {
+            cache: SharedLists::new(redis, &log, Duration::from_secs(60), resolve),
+            log,
+            products,
+        })
+    }
+
+    impl Fixture {
+        /// Another replica of the same deployment: its own process state, the same Redis.
+        fn replica(&self) -> SharedLists {
+            let held = self.products.clone();
+            self.replica_resolving(Arc::new(move |id| held.get(id).cloned()))
+        }
+
+        fn replica_resolving(&self, resolve: Resolve) -> SharedLists {
+            SharedLists::new(self.cache.redis.clone(), &self.log, self.cache.ttl, resolve)
+        }
+
+        fn list(&self, version: &str, ids: &[&str]) -> Arc<RecommendationList> {
+            let items = ids
+                .iter()
+                .map(|id| Recommended {
+                    product: self.products[&ProductId::parse(id).unwrap()].clone(),
+                    score: 0.5,
+                    confidence: 0.25,
+                    source: Source::CollaborativeFiltering,
+                    because: Some((ProductId::parse("product-1").unwrap(), ActivityType::AddToCart)),
+                })
+                .collect();
+            Arc::new(RecommendationList { items, model_version: version.into(), generated_at: Utc::now() })
+        }
+    }
+
+    fn miss_token(l: CacheLookup) -> CacheToken {
+        l.miss().expect("a miss")
+    }
+
+    fn hit(l: CacheLookup) -> Arc<RecommendationList> {
+        l.hit().expect("a hit")
+    }
+
+    fn user(id: &str) -> UserId {
+        UserId::parse(id).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_list_one_replica_stored_is_served_whole_by_another() {
+        let Some(f) = fixture().await else { return };
+        let other = f.replica();
+        let u = user("u");
+        let t = miss_token(f.cache.lookup(&u, "10").await);
+        let list = f.list("v1", &["product-2", "product-3"]);
+        f.cache.store(&u, "10", t, list.clone()).await;
+        assert_eq!(hit(other.lookup(&u, "10").await), list, "ids, scores, sources and reasons survive");
+        miss_token(other.lookup(&u, "20").await);
+        miss_token(other.lookup(&user("someone-else"), "10").await);
+    }
+
+    #[tokio::test]
+    async fn an_invalidation_on_one_replica_drops_lists_and_refuses_stale_write_backs_on_all() {
+        let Some(f) = fixture().await else { return };
+        let other = f.replica();
+        let u = user("u");
+        let t = miss_token(f.cache.lookup(&u, "10").await);
+        f.cache.store(&u, "10", t, f.list("v1", &["product-2"])).await;
+        // A list begun on the other replica before the visitor's event...
+        let stale = miss_token(other.lookup(&u, "20").await);
+        f.cache.invalidate_users(&[u.clone(), user("w")]).await;
+        miss_token(other.lookup(&u, "10").await);
+        // ...is not stored after it.
+        other.store(&u, "20", stale, f.list("stale", &["product-3"])).await;
+        miss_token(f.cache.lookup(&u, "20").await);
+        let fresh = miss_token(other.lookup(&u, "20").await);
+        other.store(&u, "20", fresh, f.list("fresh", &["product-3"])).await;
+        assert_eq!(hit(f.cache.lookup(&u, "20").await).model_version, "fresh");
+    }
+
+    #[tokio::test]
+    async fn invalidating_everything_refuses_lists_and_write_backs_from_before_it() {
+        let Some(f) = fixture().await else { return };
+        let other = f.replica();
+        let (u, w) = (user("u"), user("w"));
+        let t = miss_token(f.cache.lookup(&u, "10").await);
+        f.cache.store(&u, "10", t, f.list("v1", &["product-2"])).await;
+        let stale = miss_token(other.lookup(&w, "10").await);
+        f.cache.invalidate_all().await;
+        miss_token(other.lookup(&u, "10").await);
+        other.store(&w, "10", stale, f.list("old", &["product-2"])).await;
+        miss_token(f.cache.lookup(&w, "10").await);
+    }
+
+    #[tokio::test]
+    async fn a_list_naming_a_product_this_process_no_longer_holds_is_a_miss() {
+        let Some(f) = fixture().await else { return };
+        let u = user("u");
+        let t = miss_token(f.cache.lookup(&u, "10").await);
+        f.cache.store(&u, "10", t, f.list("v1", &["product-2"])).await;
+        // Another replica whose catalogue no longer holds product-2.
+        let without = f.replica_resolving(Arc::new(|_| None));
+        miss_token(without.lookup(&u, "10").await);
+        hit(f.replica().lookup(&u, "10").await);
+    }
+
+    #[tokio::test]
+    async fn a_visitor_keeps_at_most_a_few_request_shapes() {
+        let Some(f) = fixture().await else { return };
+        let u = user("u");
+        for n in 0..=KEYS_PER_USER {
+            let key = format!("shape-{n}");
+            let t = miss_token(f.cache.lookup(&u, &key).await);
+            f.cache.store(&u, &key, t, f.list("v1", &["product-2"])).await;
+        }
+        let mut conn = f.cache.redis.clone();
+        let fields: usize =
+            redis::cmd("HLEN").arg(f.cache.user_key(&u)).query_async(&mut conn).await.unwrap();
+        assert!(fields <= KEYS_PER_USER + 1, "{fields} fields");
+        hit(f.cache.lookup(&u, &format!("shape-{KEYS_PER_USER}")).await);
+    }
+
+    #[tokio::test]
+    async fn without_redis_every_lookup_misses_and_a_lost_invalidation_is_made_good() {
+        let Some(f) = fixture().await else { return };
+        let u = user("u");
+        let t = miss_token(f.cache.lookup(&u, "10").await);
+        f.cache.store(&u, "10", t, f.list("v1", &["product-2"])).await;
+        // A replica whose invalidation did not reach Redis…
+        let other = f.replica();
+        other.lost();
+        // …serves nothing from it and stores nothing in it…
+        let t = miss_token(other.lookup(&u, "10").await);
+        assert!(t.0 > 0, "Redis answers again, so the lookup hands out a real token");
+        assert!(!other.lost_invalidation.load(Ordering::SeqCst));
+        // …and made good by invalidating everything once Redis answered again.
+        miss_token(f.cache.lookup(&u, "10").await);
+    }
+
+    #[tokio::test]
+    async fn a_token_handed_out_while_redis_was_away_never_stores() {
+        let Some(f) = fixture().await else { return };
+        let u = user("u");
+        // Nothing invalidated yet: the first real token is 1, never the stand-in 0.
+        assert_eq!(miss_token(f.cache.lookup(&u, "10").await), CacheToken(1));
+        f.cache.store(&u, "10", CacheToken(0), f.list("v1", &["product-2"])).await;
+        miss_token(f.cache.lookup(&u, "10").await);
+    }
+}
