@@ -148,6 +148,7 @@ impl Broker {
     /// An ordered consumer of `subject` from now on, created again whenever it fails, until
     /// `handle` answers `false` (no one listens any more).
     async fn consume(&self, subject: &str, mut handle: impl FnMut(&[u8]) -> bool) {
+        let kind = if subject == self.log_subject { "commits" } else { "changes" };
         let mut failing = false;
         loop {
             match self.messages(subject).await {
@@ -159,6 +160,7 @@ impl Broker {
                     while let Some(message) = messages.next().await {
                         match message {
                             Ok(m) => {
+                                metrics::counter!("vitrina_bus_heard_total", "kind" => kind).increment(1);
                                 if !handle(&m.payload) {
                                     return;
                                 }

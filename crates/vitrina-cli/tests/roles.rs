@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Backing, Options, Server};
+use common::{Backing, Cuttable, Options, Server};
 use serde_json::{json, Value};
 use vitrina_store::testing::{service_url, NATS_URL, REDIS_URL};
 
@@ -346,4 +346,135 @@ async fn a_process_refuses_roles_and_services_it_cannot_serve() {
     assert!(why.contains("connecting to the bus (--bus)"), "{why}");
     let why = refused(&["--store", &store, "--role", "api", "--cache", "redis://127.0.0.1:1"]);
     assert!(why.contains("connecting to Redis at redis://127.0.0.1:1 (--cache)"), "{why}");
+}
+
+/// The sum of a server's `/metrics` samples whose line starts with `series` (0 when none).
+async fn metric(c: &reqwest::Client, server: &Server, series: &str) -> f64 {
+    let text = c.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(series))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+async fn view(c: &reqwest::Client, activity: &Server, visitor: &str, product: &str) -> (u16, Value) {
+    let event = json!({"userId": visitor, "activityType": "view", "productId": product});
+    send(c, "POST", activity, "/api/v1/activity/track", event).await
+}
+
+fn list_path(visitor: &str) -> String {
+    format!("/api/v1/recommendations/recommendations/{visitor}?limit=10")
+}
+
+/// NATS, Redis and (for the activity process) PostgreSQL go away one after the other, each
+/// behind a proxy the test cuts: no acknowledged event is lost, no request fails with a 500,
+/// and each service is used again once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_rides_out_outages_of_nats_redis_and_postgresql() {
+    let Some(Backing::Postgres(db)) = Backing::postgres().await else { return };
+    let (Some(nats), Some(redis)) = (service_url(NATS_URL), service_url(REDIS_URL)) else { return };
+    let (pg, bus, cache) =
+        (Cuttable::to(&db.url()).await, Cuttable::to(&nats).await, Cuttable::to(&redis).await);
+    let (bus_url, cache_url) = (bus.url(&nats), cache.url(&redis));
+    let start = |role: &str, store: String| {
+        let args = ["--role", role, "--bus", &bus_url, "--cache", &cache_url].map(String::from).to_vec();
+        Server::start_with(&std::env::temp_dir(), Options { store: Some(store), args, ..Default::default() })
+    };
+    let training = start("training", db.url());
+    let activity = start("activity", pg.url(&db.url()));
+    let api = start("api", db.url());
+    let c = reqwest::Client::new();
+    let products = ["product-2", "product-3", "product-5", "product-7"];
+
+    // NATS away: events are acknowledged, and the replica reads them from the log in time
+    // for the visitor's next list (the watermark in Redis says it must).
+    bus.cut();
+    for i in 0..8 {
+        let (visitor, product) = (format!("nats-{i}"), products[i % products.len()]);
+        let (s, body) = view(&c, &activity, &visitor, product).await;
+        assert_eq!(s, 201, "{body}");
+        let (s, list) = get(&c, &api, &list_path(&visitor)).await;
+        assert!(s == 200 && explained_by(&list, product), "{list}");
+    }
+    let heard = metric(&c, &api, "vitrina_bus_heard_total{kind=\"commits\"}").await;
+    bus.restore();
+    common::eventually("the replica to hear commits from the broker again", || async {
+        assert_eq!(view(&c, &activity, "nats-back", "product-2").await.0, 201);
+        (metric(&c, &api, "vitrina_bus_heard_total{kind=\"commits\"}").await > heard).then_some(())
+    })
+    .await;
+
+    // A visitor whose list is cached in Redis…
+    assert_eq!(view(&c, &activity, "redis-x", "product-2").await.0, 201);
+    get(&c, &api, &list_path("redis-x")).await;
+    let cached = get(&c, &api, &list_path("redis-x")).await.1;
+    assert!(cached["fromCache"] == true && explained_by(&cached, "product-2"), "{cached}");
+
+    // Redis away: events are acknowledged and lists served, computed (nothing is cached).
+    cache.cut();
+    // (…views another product meanwhile: the replica applies it but cannot drop the list.)
+    assert_eq!(view(&c, &activity, "redis-x", "product-8").await.0, 201);
+    common::eventually("the replica to apply the view while Redis is away", || async {
+        let list = get(&c, &api, &list_path("redis-x")).await.1;
+        assert_eq!(list["fromCache"], false, "{list}");
+        explained_by(&list, "product-8").then_some(())
+    })
+    .await;
+    for i in 0..4 {
+        let (visitor, product) = (format!("redis-{i}"), products[i % products.len()]);
+        let (s, body) = view(&c, &activity, &visitor, product).await;
+        assert_eq!(s, 201, "{body}");
+        for _ in 0..2 {
+            let (s, list) = get(&c, &api, &list_path(&visitor)).await;
+            assert_eq!((s, &list["fromCache"]), (200, &json!(false)), "{list}");
+        }
+    }
+    cache.restore();
+    common::eventually("lists to be shared through Redis again", || async {
+        let (first, second) =
+            (get(&c, &api, &list_path("redis-0")).await, get(&c, &api, &list_path("redis-0")).await);
+        assert_eq!((first.0, second.0), (200, 200));
+        (second.1["fromCache"] == true).then_some(())
+    })
+    .await;
+    // Read-your-writes is promised again once both processes reach Redis (each warns and
+    // counts a watermark it could not raise or read until then)…
+    let failures = "vitrina_watermark_failures_total";
+    common::eventually("both processes to reach Redis again", || async {
+        let before = (metric(&c, &activity, failures).await, metric(&c, &api, failures).await);
+        assert_eq!(view(&c, &activity, "redis-probe", "product-2").await.0, 201);
+        assert_eq!(get(&c, &api, &list_path("redis-probe")).await.0, 200);
+        let after = (metric(&c, &activity, failures).await, metric(&c, &api, failures).await);
+        (before == after).then_some(())
+    })
+    .await;
+    // …the list cached before Redis went away, older than the view made meanwhile, is not
+    // served (the replica lost that invalidation, so it dropped every list once Redis was
+    // back)…
+    let list = get(&c, &api, &list_path("redis-x")).await.1;
+    assert!(explained_by(&list, "product-8"), "{list}");
+    // …and a view now is in the visitor's next list.
+    assert_eq!(view(&c, &activity, "redis-0", "product-8").await.0, 201);
+    let list = get(&c, &api, &list_path("redis-0")).await.1;
+    assert!(explained_by(&list, "product-8"), "{list}");
+
+    // PostgreSQL away from the activity process: tracking answers 503 and stores nothing;
+    // the replica keeps serving; the activity process stores again once it is back.
+    pg.cut();
+    let (s, body) = view(&c, &activity, "pg-0", "product-2").await;
+    assert_eq!((s, body["error"].as_str()), (503, Some("unavailable")), "{body}");
+    assert_eq!(get(&c, &api, &list_path("nats-0")).await.0, 200);
+    pg.restore();
+    common::eventually("the activity process to store events again", || async {
+        let (s, body) = view(&c, &activity, "pg-1", "product-3").await;
+        assert!(s == 201 || s == 503, "{body}");
+        (s == 201).then_some(())
+    })
+    .await;
+    let list = get(&c, &api, &list_path("pg-1")).await.1;
+    assert!(explained_by(&list, "product-3"), "{list}");
+    let (s, history) = get(&c, &api, "/api/v1/recommendations/activity/pg-0?limit=10").await;
+    let stored = if s == 200 { history["activities"].as_array().unwrap().len() } else { 0 };
+    assert_eq!(stored, 0, "the refused event is not stored: {history}");
+    drop((api, activity, training));
 }

@@ -152,3 +152,61 @@ where
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// A TCP proxy in front of a service (PostgreSQL, NATS, Redis) that a test can cut: while
+/// cut, it drops every connection it carries and closes new ones at once, as a service that
+/// went away would; restored, it carries connections again. Needs a multi-thread runtime
+/// when the test blocks (starting a server waits synchronously).
+pub struct Cuttable {
+    port: u16,
+    upstream: String,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl Cuttable {
+    /// A proxy to the host and port of `url` (`scheme://[user@]host:port[/path]`).
+    pub async fn to(url: &str) -> Self {
+        let upstream = host_port(url).to_string();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (cut, _) = tokio::sync::watch::channel(false);
+        let watch = cut.clone();
+        let to = upstream.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut cut = watch.subscribe();
+                if *cut.borrow() {
+                    continue;
+                }
+                let to = to.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&to).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.wait_for(|c| *c) => {}
+                    }
+                });
+            }
+        });
+        Self { port, upstream, cut }
+    }
+
+    /// `url` pointed at the proxy.
+    pub fn url(&self, url: &str) -> String {
+        url.replacen(&self.upstream, &format!("127.0.0.1:{}", self.port), 1)
+    }
+
+    pub fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+
+    pub fn restore(&self) {
+        self.cut.send_replace(false);
+    }
+}
+
+fn host_port(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap();
+    authority.rsplit_once('@').map_or(authority, |(_, hp)| hp)
+}

@@ -16,14 +16,14 @@ use std::{
     str::FromStr,
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc,
+        Arc, LazyLock,
     },
     time::Duration,
 };
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redis::aio::ConnectionManager;
+use redis::Script;
 use serde::{Deserialize, Serialize};
 use vitrina_core::{
     ports::{CacheLookup, CacheToken, RecommendationCache},
@@ -31,7 +31,7 @@ use vitrina_core::{
     ActivityType, Product, ProductId, UserId,
 };
 
-use super::{backend, visitor};
+use super::{visitor, Connection};
 
 /// Finds a product by id in what this process holds now (`None`: gone).
 pub type Resolve = Arc<dyn Fn(&ProductId) -> Option<Arc<Product>> + Send + Sync>;
@@ -44,7 +44,9 @@ const REMEMBER_INVALIDATION: Duration = Duration::from_secs(60);
 
 /// KEYS: clock, floor, visitor. ARGV: key. Returns {clock, entry}, the entry ("token\nlist")
 /// only if stored after the last invalidation of everything (else nil).
-const LOOKUP: &str = r"
+static LOOKUP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local clock = tonumber(redis.call('GET', KEYS[1]) or '0')
 local floor = tonumber(redis.call('GET', KEYS[2]) or '0')
 local entry = redis.call('HGET', KEYS[3], ARGV[1])
@@ -52,12 +54,16 @@ if entry then
   local token = tonumber(string.match(entry, '^(%d+)'))
   if token >= floor then return {clock, entry} end
 end
-return {clock, false}";
+return {clock, false}",
+    )
+});
 
 /// KEYS: floor, visitor. ARGV: token, key, list, ttl ms, keys per visitor. Stores the list
 /// unless the token is older than the floor or the visitor's last invalidation (the field
 /// `#epoch` of their hash).
-const STORE: &str = r"
+static STORE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local token = tonumber(ARGV[1])
 if token < tonumber(redis.call('GET', KEYS[1]) or '0') then return 0 end
 local epoch = redis.call('HGET', KEYS[2], '#epoch')
@@ -68,24 +74,34 @@ if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 and redis.call('HLEN', KEYS[2]) 
 end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[1] .. '\n' .. ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
-return 1";
+return 1",
+    )
+});
 
 /// KEYS: clock, visitors…. ARGV: ms to remember. Drops each visitor's lists and records a
 /// new clock value as their epoch.
-const INVALIDATE: &str = r"
+static INVALIDATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local clock = redis.call('INCR', KEYS[1])
 for i = 2, #KEYS do
   redis.call('DEL', KEYS[i])
   redis.call('HSET', KEYS[i], '#epoch', clock)
   redis.call('PEXPIRE', KEYS[i], ARGV[1])
 end
-return clock";
+return clock",
+    )
+});
 
 /// KEYS: clock, floor. Every list stored so far is refused from now on.
-const INVALIDATE_ALL: &str = r"
+static INVALIDATE_ALL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local clock = redis.call('INCR', KEYS[1])
 redis.call('SET', KEYS[2], clock)
-return clock";
+return clock",
+    )
+});
 
 /// A list as kept in Redis: the items' product ids, not the products.
 #[derive(Serialize, Deserialize)]
@@ -146,7 +162,7 @@ impl Kept {
 
 /// The deployment's recommendation cache in Redis.
 pub struct SharedLists {
-    redis: ConnectionManager,
+    redis: Connection,
     /// Key prefix: the deployment's log id, so deployments sharing a Redis never mix.
     prefix: String,
     ttl: Duration,
@@ -158,7 +174,7 @@ pub struct SharedLists {
 impl SharedLists {
     /// The lists of the deployment whose log is `log`, each kept `ttl`, served with the
     /// products `resolve` finds.
-    pub fn new(redis: ConnectionManager, log: &str, ttl: Duration, resolve: Resolve) -> Self {
+    pub fn new(redis: Connection, log: &str, ttl: Duration, resolve: Resolve) -> Self {
         Self {
             redis,
             prefix: format!("vitrina:{log}:lists:"),
@@ -176,17 +192,20 @@ impl SharedLists {
         format!("{}u:{}", self.prefix, visitor(user))
     }
 
+    /// Runs `script` by its hash (loading it first where Redis does not know it: a Redis
+    /// restarted or flushed); `None` when Redis does not answer (or did not a moment ago).
     async fn eval<T: redis::FromRedisValue>(
         &self,
-        script: &str,
+        script: &Script,
         keys: &[String],
         args: &[String],
     ) -> Option<T> {
-        let mut cmd = redis::cmd("EVAL");
-        // EVAL, not EVALSHA: a Redis restarted or flushed has no scripts loaded.
-        cmd.arg(script).arg(keys.len()).arg(keys).arg(args);
-        let mut conn = self.redis.clone();
-        match cmd.query_async(&mut conn).await.map_err(backend) {
+        let mut invocation = script.prepare_invoke();
+        invocation.key(keys).arg(args);
+        let invocation = &invocation;
+        let answer =
+            self.redis.call(|mut conn| async move { invocation.invoke_async(&mut conn).await }).await;
+        match answer {
             Ok(v) => Some(v),
             Err(e) => {
                 metrics::counter!("vitrina_shared_cache_failures_total").increment(1);
@@ -212,7 +231,7 @@ impl SharedLists {
 
     async fn invalidate_everything(&self) -> bool {
         let keys = [self.key("clock"), self.key("floor")];
-        self.eval::<u64>(INVALIDATE_ALL, &keys, &[]).await.is_some()
+        self.eval::<u64>(&INVALIDATE_ALL, &keys, &[]).await.is_some()
     }
 
     fn lost(&self) {
@@ -234,7 +253,7 @@ impl RecommendationCache for SharedLists {
             return miss;
         }
         let keys = [self.key("clock"), self.key("floor"), self.user_key(user)];
-        let Some((clock, entry)) = self.eval::<(u64, Option<String>)>(LOOKUP, &keys, &[key.into()]).await
+        let Some((clock, entry)) = self.eval::<(u64, Option<String>)>(&LOOKUP, &keys, &[key.into()]).await
         else {
             return miss;
         };
@@ -261,7 +280,7 @@ impl RecommendationCache for SharedLists {
             self.ttl.as_millis().to_string(),
             KEYS_PER_USER.to_string(),
         ];
-        let _ = self.eval::<i64>(STORE, &keys, &args).await;
+        let _ = self.eval::<i64>(&STORE, &keys, &args).await;
     }
 
     async fn invalidate_user(&self, user: &UserId) {
@@ -275,7 +294,7 @@ impl RecommendationCache for SharedLists {
         let mut keys = vec![self.key("clock")];
         keys.extend(users.iter().map(|u| self.user_key(u)));
         let remember = REMEMBER_INVALIDATION.max(self.ttl).as_millis().to_string();
-        if self.eval::<u64>(INVALIDATE, &keys, &[remember]).await.is_none() {
+        if self.eval::<u64>(&INVALIDATE, &keys, &[remember]).await.is_none() {
             self.lost();
         }
     }
@@ -425,7 +444,7 @@ mod tests {
             let t = miss_token(f.cache.lookup(&u, &key).await);
             f.cache.store(&u, &key, t, f.list("v1", &["product-2"])).await;
         }
-        let mut conn = f.cache.redis.clone();
+        let mut conn = f.cache.redis.manager.clone();
         let fields: usize =
             redis::cmd("HLEN").arg(f.cache.user_key(&u)).query_async(&mut conn).await.unwrap();
         assert!(fields <= KEYS_PER_USER + 1, "{fields} fields");
@@ -447,6 +466,17 @@ mod tests {
         assert!(!other.lost_invalidation.load(Ordering::SeqCst));
         // …and made good by invalidating everything once Redis answered again.
         miss_token(f.cache.lookup(&u, "10").await);
+    }
+
+    #[tokio::test]
+    async fn a_redis_that_forgot_the_scripts_is_taught_them_again() {
+        let Some(f) = fixture().await else { return };
+        let u = user("u");
+        let t = miss_token(f.cache.lookup(&u, "10").await);
+        let mut conn = f.cache.redis.manager.clone();
+        let () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut conn).await.unwrap();
+        f.cache.store(&u, "10", t, f.list("v1", &["product-2"])).await;
+        assert_eq!(hit(f.cache.lookup(&u, "10").await).model_version, "v1");
     }
 
     #[tokio::test]

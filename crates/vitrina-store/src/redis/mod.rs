@@ -8,9 +8,13 @@
 mod lists;
 mod watermarks;
 
-use std::time::Duration;
+use std::{
+    future::Future,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
-use redis::aio::ConnectionManager;
+use redis::{aio::ConnectionManager, RedisResult};
 use vitrina_core::{
     ports::{StoreError, StoreResult},
     UserId,
@@ -19,11 +23,11 @@ use vitrina_core::{
 pub use lists::{Resolve, SharedLists};
 pub use watermarks::{Watermarks, WATERMARK_TTL};
 
-/// A connection to Redis, shared by everything of one process that uses it.
-pub type Connection = ConnectionManager;
-
-/// A Redis command that takes longer fails (the caller goes on without it).
+/// A call to Redis that takes longer fails (the caller goes on without it).
 const TIMEOUT: Duration = Duration::from_millis(500);
+/// How long Redis is not asked after it did not answer: callers go on without it at once
+/// rather than each waiting [`TIMEOUT`] on a Redis that is away.
+const PAUSE: Duration = Duration::from_secs(1);
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("redis: {e}"))
@@ -34,15 +38,58 @@ fn visitor(user: &UserId) -> String {
     format!("{:032x}", xxhash_rust::xxh3::xxh3_128(user.as_str().as_bytes()))
 }
 
-/// Connects to `url` (`redis://host:6379`). The connection reconnects by itself; a command
-/// fails after [`TIMEOUT`].
-pub async fn connect(url: &str) -> StoreResult<ConnectionManager> {
+/// A connection to Redis, shared by everything of one process that uses it. It reconnects
+/// by itself.
+#[derive(Clone)]
+pub struct Connection {
+    pub(crate) manager: ConnectionManager,
+    paused_until: Arc<Mutex<Option<Instant>>>,
+}
+
+/// Connects to `url` (`redis://host:6379`).
+pub async fn connect(url: &str) -> StoreResult<Connection> {
     let client = redis::Client::open(url).map_err(backend)?;
+    // Few, short reconnection attempts: a caller waits for them, and one lost with Redis
+    // should learn it in well under a second (each call is bounded by TIMEOUT anyway).
     let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(5)))
-        .set_response_timeout(Some(TIMEOUT));
-    tokio::time::timeout(Duration::from_secs(6), client.get_connection_manager_with_config(config))
-        .await
-        .map_err(|_| backend(format!("no answer from {url}")))?
-        .map_err(backend)
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(TIMEOUT))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_millis(400));
+    let manager =
+        tokio::time::timeout(Duration::from_secs(6), client.get_connection_manager_with_config(config))
+            .await
+            .map_err(|_| backend(format!("no answer from {url}")))?
+            .map_err(backend)?;
+    Ok(Connection { manager, paused_until: Arc::default() })
+}
+
+impl Connection {
+    /// Makes a call to Redis, within [`TIMEOUT`]. A call that failed because the connection
+    /// broke is made once more: the first command on a connection Redis dropped (restarted,
+    /// or a network cut) fails, and the connection manager reconnects for the next. After a
+    /// failure, calls fail at once for [`PAUSE`].
+    async fn call<T, F, Fut>(&self, mut f: F) -> StoreResult<T>
+    where
+        F: FnMut(ConnectionManager) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        if self.paused_until.lock().expect("pause lock").is_some_and(|until| Instant::now() < until) {
+            return Err(backend("not asked: Redis did not answer a moment ago"));
+        }
+        let attempts = async {
+            match f(self.manager.clone()).await {
+                Err(e) if e.is_io_error() || e.is_connection_dropped() => f(self.manager.clone()).await,
+                done => done,
+            }
+        };
+        let done = match tokio::time::timeout(TIMEOUT, attempts).await {
+            Ok(done) => done.map_err(backend),
+            Err(_) => Err(backend("no answer in time")),
+        };
+        if done.is_err() {
+            *self.paused_until.lock().expect("pause lock") = Some(Instant::now() + PAUSE);
+        }
+        done
+    }
 }

@@ -6,10 +6,9 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use vitrina_core::{ports::StoreResult, UserId};
 
-use super::{backend, visitor};
+use super::{visitor, Connection};
 
 /// How long a watermark is kept after its last raise.
 pub const WATERMARK_TTL: Duration = Duration::from_secs(3600);
@@ -27,14 +26,14 @@ return 0";
 /// Per-visitor watermarks of acknowledged events, in Redis.
 #[derive(Clone)]
 pub struct Watermarks {
-    redis: ConnectionManager,
+    redis: Connection,
     /// Key prefix: the deployment's log id, so deployments sharing a Redis never mix.
     prefix: String,
 }
 
 impl Watermarks {
     /// The watermarks of the deployment whose log is `log`.
-    pub fn new(redis: ConnectionManager, log: &str) -> Self {
+    pub fn new(redis: Connection, log: &str) -> Self {
         Self { redis, prefix: format!("vitrina:{log}:wm:") }
     }
 
@@ -49,23 +48,39 @@ impl Watermarks {
             // EVAL, not EVALSHA: a Redis restarted or flushed has no scripts loaded.
             pipe.cmd("EVAL").arg(RAISE).arg(1).arg(self.key(user)).arg(*seq).arg(WATERMARK_TTL.as_secs());
         }
-        let mut conn = self.redis.clone();
-        let _: Vec<i64> = pipe.query_async(&mut conn).await.map_err(backend)?;
+        let _: Vec<i64> = self
+            .redis
+            .call(|mut conn| {
+                let pipe = pipe.clone();
+                async move { pipe.query_async(&mut conn).await }
+            })
+            .await?;
         Ok(())
     }
 
     /// The visitor's watermark: 0 when none is known.
     pub async fn get(&self, user: &UserId) -> StoreResult<u64> {
-        let mut conn = self.redis.clone();
-        let seq: Option<u64> =
-            redis::cmd("GET").arg(self.key(user)).query_async(&mut conn).await.map_err(backend)?;
+        let key = self.key(user);
+        let seq: Option<u64> = self
+            .redis
+            .call(|mut conn| {
+                let get = redis::cmd("GET").arg(&key).clone();
+                async move { get.query_async(&mut conn).await }
+            })
+            .await?;
         Ok(seq.unwrap_or(0))
     }
 
     /// Forgets the visitor's watermark (erasure).
     pub async fn forget(&self, user: &UserId) -> StoreResult<()> {
-        let mut conn = self.redis.clone();
-        let _: i64 = redis::cmd("DEL").arg(self.key(user)).query_async(&mut conn).await.map_err(backend)?;
+        let key = self.key(user);
+        let _: i64 = self
+            .redis
+            .call(|mut conn| {
+                let del = redis::cmd("DEL").arg(&key).clone();
+                async move { del.query_async(&mut conn).await }
+            })
+            .await?;
         Ok(())
     }
 }
