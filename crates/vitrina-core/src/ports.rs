@@ -415,15 +415,28 @@ impl CacheLookup {
 /// Per-user cache of computed recommendation lists.
 ///
 /// Invariant: after `invalidate_user(u)` returns, no lookup for `u` returns a list computed
-/// before the call, and a `store` with a token taken before the call is ignored.
+/// before the call, and a `store` with a token taken before the call is ignored. A cache that
+/// processes share also ignores a `store` of a list computed from an online state that had
+/// applied the log less far than a process that invalidated the visitor (`applied`): the
+/// storing process may lag behind the one that dropped the visitor's lists.
 #[async_trait]
 pub trait RecommendationCache: Send + Sync {
     async fn lookup(&self, user: &UserId, key: &str) -> CacheLookup;
-    async fn store(&self, user: &UserId, key: &str, token: CacheToken, list: Arc<RecommendationList>);
+    /// Keeps `list`, computed after the lookup that handed out `token` from an online state
+    /// that had applied the log through `applied`.
+    async fn store(
+        &self,
+        user: &UserId,
+        key: &str,
+        token: CacheToken,
+        applied: u64,
+        list: Arc<RecommendationList>,
+    );
     async fn invalidate_user(&self, user: &UserId);
-    /// [`Self::invalidate_user`] for each of `users` (a cache across the network does it in
-    /// one round trip).
-    async fn invalidate_users(&self, users: &[UserId]) {
+    /// [`Self::invalidate_user`] for each of `users`, whose events up to `applied` the online
+    /// state has applied (a cache across the network does it in one round trip).
+    async fn invalidate_users(&self, users: &[UserId], applied: u64) {
+        let _ = applied;
         for user in users {
             self.invalidate_user(user).await;
         }

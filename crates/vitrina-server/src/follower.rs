@@ -465,7 +465,7 @@ impl Follower {
         // events in them.
         self.engine.settle(erasures, users.iter());
         let users: Vec<UserId> = users.into_iter().collect();
-        self.ports.cache.invalidate_users(&users).await;
+        self.ports.cache.invalidate_users(&users, last).await;
         self.applied.send_replace(last);
         metrics::gauge!("vitrina_follower_applied_sequence").set(last as f64);
     }

@@ -79,7 +79,16 @@ impl RecommendationCache for MemoryCache {
         }
     }
 
-    async fn store(&self, user: &UserId, key: &str, token: CacheToken, list: Arc<RecommendationList>) {
+    /// `applied` is not needed in one process: its follower drops a visitor's lists after it
+    /// applied their events, before any list is computed from that state.
+    async fn store(
+        &self,
+        user: &UserId,
+        key: &str,
+        token: CacheToken,
+        _applied: u64,
+        list: Arc<RecommendationList>,
+    ) {
         if token.0 < self.floor.load(Ordering::SeqCst) {
             return;
         }
@@ -139,7 +148,7 @@ mod tests {
         let cache = MemoryCache::new(100, Duration::from_secs(60));
         let u = UserId::parse("u").unwrap();
         let t = miss_token(cache.lookup(&u, "10").await);
-        cache.store(&u, "10", t, list("v1")).await;
+        cache.store(&u, "10", t, 0, list("v1")).await;
         assert_eq!(hit(cache.lookup(&u, "10").await).model_version, "v1");
         miss_token(cache.lookup(&u, "20").await);
         miss_token(cache.lookup(&UserId::parse("other").unwrap(), "10").await);
@@ -150,14 +159,14 @@ mod tests {
         let cache = MemoryCache::new(100, Duration::from_secs(60));
         let u = UserId::parse("u").unwrap();
         let t = miss_token(cache.lookup(&u, "10").await);
-        cache.store(&u, "10", t, list("v1")).await;
+        cache.store(&u, "10", t, 0, list("v1")).await;
         let stale = miss_token(cache.lookup(&u, "20").await);
         cache.invalidate_user(&u).await;
         miss_token(cache.lookup(&u, "10").await);
-        cache.store(&u, "20", stale, list("stale")).await;
+        cache.store(&u, "20", stale, 0, list("stale")).await;
         miss_token(cache.lookup(&u, "20").await);
         let fresh = miss_token(cache.lookup(&u, "20").await);
-        cache.store(&u, "20", fresh, list("fresh")).await;
+        cache.store(&u, "20", fresh, 0, list("fresh")).await;
         assert_eq!(hit(cache.lookup(&u, "20").await).model_version, "fresh");
     }
 
@@ -166,11 +175,11 @@ mod tests {
         let cache = MemoryCache::new(100, Duration::from_secs(60));
         let u = UserId::parse("u").unwrap();
         let t = miss_token(cache.lookup(&u, "10").await);
-        cache.store(&u, "10", t, list("v1")).await;
+        cache.store(&u, "10", t, 0, list("v1")).await;
         let stale = miss_token(cache.lookup(&UserId::parse("w").unwrap(), "10").await);
         cache.invalidate_all().await;
         miss_token(cache.lookup(&u, "10").await);
-        cache.store(&UserId::parse("w").unwrap(), "10", stale, list("old")).await;
+        cache.store(&UserId::parse("w").unwrap(), "10", stale, 0, list("old")).await;
         miss_token(cache.lookup(&UserId::parse("w").unwrap(), "10").await);
     }
 }

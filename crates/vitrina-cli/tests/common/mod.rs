@@ -161,6 +161,8 @@ pub struct Cuttable {
     port: u16,
     upstream: String,
     cut: tokio::sync::watch::Sender<bool>,
+    /// Connections carried now.
+    open: tokio::sync::watch::Sender<usize>,
 }
 
 impl Cuttable {
@@ -170,7 +172,8 @@ impl Cuttable {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (cut, _) = tokio::sync::watch::channel(false);
-        let watch = cut.clone();
+        let (open, _) = tokio::sync::watch::channel(0usize);
+        let (watch, count) = (cut.clone(), open.clone());
         let to = upstream.clone();
         tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
@@ -178,17 +181,21 @@ impl Cuttable {
                 if *cut.borrow() {
                     continue;
                 }
-                let to = to.clone();
+                let (to, count) = (to.clone(), count.clone());
+                count.send_modify(|n| *n += 1);
                 tokio::spawn(async move {
-                    let Ok(mut server) = tokio::net::TcpStream::connect(&to).await else { return };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = cut.wait_for(|c| *c) => {}
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&to).await {
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                            _ = cut.wait_for(|c| *c) => {}
+                        }
                     }
+                    drop(client);
+                    count.send_modify(|n| *n -= 1);
                 });
             }
         });
-        Self { port, upstream, cut }
+        Self { port, upstream, cut, open }
     }
 
     /// `url` pointed at the proxy.
@@ -196,8 +203,10 @@ impl Cuttable {
         url.replacen(&self.upstream, &format!("127.0.0.1:{}", self.port), 1)
     }
 
-    pub fn cut(&self) {
+    /// Cuts, and returns once every connection it carried is closed.
+    pub async fn cut(&self) {
         self.cut.send_replace(true);
+        self.open.subscribe().wait_for(|n| *n == 0).await.unwrap();
     }
 
     pub fn restore(&self) {

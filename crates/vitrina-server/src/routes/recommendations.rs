@@ -291,8 +291,10 @@ pub async fn recommendations(
     let (list, from_cache) = match s.ports.cache.lookup(&user, &key).await {
         CacheLookup::Hit(list) => (list, true),
         CacheLookup::Miss(token) => {
+            // Read before computing: the list reflects at least this much of the log.
+            let applied = s.follower.applied();
             let list = personal(&s, &user, arm.clone(), limit, filters).await?;
-            s.ports.cache.store(&user, &key, token, list.clone()).await;
+            s.ports.cache.store(&user, &key, token, applied, list.clone()).await;
             (list, false)
         }
     };
@@ -325,9 +327,10 @@ pub async fn refresh(
     let key = list_key(&s, &arm, limit, &filters);
     s.ports.cache.invalidate_user(&user).await;
     let token = s.ports.cache.lookup(&user, &key).await.miss();
+    let applied = s.follower.applied();
     let list = personal(&s, &user, arm.clone(), limit, filters).await?;
     if let Some(token) = token {
-        s.ports.cache.store(&user, &key, token, list.clone()).await;
+        s.ports.cache.store(&user, &key, token, applied, list.clone()).await;
     }
     let list = serve(&s, Some(&user), &arm, &list, false, personal_explanation);
     Ok(Json(RecommendationsResponse::new(user.to_string(), list)))

@@ -67,8 +67,8 @@ pub async fn connect(url: &str) -> StoreResult<Connection> {
 impl Connection {
     /// Makes a call to Redis, within [`TIMEOUT`]. A call that failed because the connection
     /// broke is made once more: the first command on a connection Redis dropped (restarted,
-    /// or a network cut) fails, and the connection manager reconnects for the next. After a
-    /// failure, calls fail at once for [`PAUSE`].
+    /// or a network cut) fails, and the connection manager reconnects for the next. After
+    /// Redis did not answer, calls fail at once for [`PAUSE`].
     async fn call<T, F, Fut>(&self, mut f: F) -> StoreResult<T>
     where
         F: FnMut(ConnectionManager) -> Fut,
@@ -83,11 +83,17 @@ impl Connection {
                 done => done,
             }
         };
-        let done = match tokio::time::timeout(TIMEOUT, attempts).await {
-            Ok(done) => done.map_err(backend),
-            Err(_) => Err(backend("no answer in time")),
+        // Only a Redis that is away pauses the calls; one that answered with an error (out
+        // of memory, a script error) is asked again next time.
+        let away = |e: &redis::RedisError| {
+            e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
         };
-        if done.is_err() {
+        let (done, pause) = match tokio::time::timeout(TIMEOUT, attempts).await {
+            Ok(Ok(v)) => (Ok(v), false),
+            Ok(Err(e)) => (Err(backend(&e)), away(&e)),
+            Err(_) => (Err(backend("no answer in time")), true),
+        };
+        if pause {
             *self.paused_until.lock().expect("pause lock") = Some(Instant::now() + PAUSE);
         }
         done
