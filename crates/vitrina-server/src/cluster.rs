@@ -28,10 +28,6 @@ use crate::{follower::Follower, state::AppState};
 /// How long an api replica waits, at most, for its online state to hold what a visitor was
 /// told is stored before it answers them anyway.
 pub const READ_WAIT: Duration = Duration::from_secs(2);
-/// How long a call to Redis may take before the process goes on without it: the activity
-/// process then acknowledges without the watermarks (read-your-writes across replicas is not
-/// promised for that batch), an api replica answers without waiting for the visitor's.
-const REDIS_WAIT: Duration = Duration::from_millis(500);
 /// Experiments and keys are re-read this often whatever was told; the catalogue is asked
 /// for its revision as often.
 pub const RESYNC: Duration = Duration::from_secs(30);
@@ -85,16 +81,11 @@ impl Cluster {
             return;
         }
         let marks: Vec<(UserId, u64)> = marks.into_iter().collect();
-        match tokio::time::timeout(REDIS_WAIT, watermarks.raise(&marks)).await {
-            Ok(Ok(())) => {}
-            failed => {
-                metrics::counter!("vitrina_watermark_failures_total").increment(1);
-                let error = match failed {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => "timed out".into(),
-                };
-                tracing::warn!(%error, "raising visitors' watermarks in Redis failed; other replicas may answer them without their latest events");
-            }
+        // A Redis that does not answer in time (the connection's bound) is gone without: the
+        // batch is acknowledged, read-your-writes across replicas is not promised for it.
+        if let Err(e) = watermarks.raise(&marks).await {
+            metrics::counter!("vitrina_watermark_failures_total").increment(1);
+            tracing::warn!(error = %e, "raising visitors' watermarks in Redis failed; other replicas may answer them without their latest events");
         }
     }
 
@@ -103,9 +94,9 @@ impl Cluster {
     /// write path itself waited for the follower.
     pub async fn fresh_for(&self, follower: &Follower, user: &UserId) {
         let Some(watermarks) = &self.watermarks else { return };
-        let mark = match tokio::time::timeout(REDIS_WAIT, watermarks.get(user)).await {
-            Ok(Ok(mark)) => mark,
-            _ => {
+        let mark = match watermarks.get(user).await {
+            Ok(mark) => mark,
+            Err(_) => {
                 metrics::counter!("vitrina_watermark_failures_total").increment(1);
                 return;
             }
@@ -230,25 +221,26 @@ async fn resync_all(state: &AppState, catalogue: &mut Option<u64>) {
             None
         }
     };
-    if revision.is_some() && revision == *catalogue {
-        let seconds = started.elapsed().as_secs_f64();
-        metrics::histogram!("vitrina_catalogue_resync_seconds", "read" => "unchanged").record(seconds);
-        tracing::debug!(seconds, revision, "catalogue unchanged");
-        return;
-    }
-    match crate::embedded::all_products(state.ports.catalog.as_ref()).await {
-        Ok(products) => {
-            let (engine, n) = (state.engine.clone(), products.len());
-            let changed =
-                tokio::task::spawn_blocking(move || engine.sync_products(products)).await.unwrap_or(false);
-            if changed {
-                state.ports.cache.invalidate_all().await;
+    let read = if revision.is_some() && revision == *catalogue {
+        "unchanged"
+    } else {
+        match crate::embedded::all_products(state.ports.catalog.as_ref()).await {
+            Ok(products) => {
+                let engine = state.engine.clone();
+                if tokio::task::spawn_blocking(move || engine.sync_products(products)).await.unwrap_or(false)
+                {
+                    state.ports.cache.invalidate_all().await;
+                }
+                *catalogue = revision;
+                "whole"
             }
-            *catalogue = revision;
-            let seconds = started.elapsed().as_secs_f64();
-            metrics::histogram!("vitrina_catalogue_resync_seconds", "read" => "whole").record(seconds);
-            tracing::debug!(seconds, products = n, changed, "catalogue re-read");
+            Err(e) => {
+                tracing::warn!(error = %e, "re-reading the catalogue failed");
+                return;
+            }
         }
-        Err(e) => tracing::warn!(error = %e, "re-reading the catalogue failed"),
-    }
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    metrics::histogram!("vitrina_catalogue_resync_seconds", "read" => read).record(seconds);
+    tracing::debug!(seconds, read, revision, "catalogue re-read");
 }

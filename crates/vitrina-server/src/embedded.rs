@@ -175,11 +175,12 @@ impl Embedded {
         let cache: Arc<dyn RecommendationCache> = match redis {
             Some((redis, log)) => {
                 let held = engine.clone();
-                // A product hidden or out of stock here makes the list a miss: another
-                // replica may have stored it before it heard of the change.
-                let available =
-                    move |id: &vitrina_core::ProductId| held.product(id).filter(|p| !p.hidden && p.in_stock);
-                Arc::new(SharedLists::new(redis, &log, config.cache_ttl, Arc::new(available)))
+                Arc::new(SharedLists::new(
+                    redis,
+                    &log,
+                    config.cache_ttl,
+                    Arc::new(move |id| held.product(id)),
+                ))
             }
             None => Arc::new(MemoryCache::new(config.cache_users, config.cache_ttl)),
         };

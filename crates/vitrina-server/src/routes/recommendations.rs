@@ -93,8 +93,7 @@ impl ListQuery {
 /// variant never gets a list ranked for the old one; and the model, so a replica that swaps
 /// its model later than another never serves or stores lists across the swap.
 fn list_key(s: &AppState, arm: &Arm, limit: usize, f: &Filters) -> String {
-    let model = arm.model.clone().unwrap_or_else(|| s.engine.model());
-    format!("{}|{}|{}", arm.label, model.version, cache_key(limit, f))
+    format!("{}|{}|{}", arm.label, arm.model_version(&s.engine), cache_key(limit, f))
 }
 
 fn cache_key(limit: usize, f: &Filters) -> String {

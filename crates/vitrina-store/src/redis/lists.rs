@@ -33,7 +33,9 @@ use vitrina_core::{
 
 use super::{visitor, Connection};
 
-/// Finds a product by id in what this process holds now (`None`: gone).
+/// Finds a product by id in what this process holds now (`None`: gone). A list naming one
+/// that is gone, hidden or out of stock here is a miss: another replica may have stored it
+/// before it heard of the change.
 pub type Resolve = Arc<dyn Fn(&ProductId) -> Option<Arc<Product>> + Send + Sync>;
 
 /// Distinct request shapes (limit, filters, variant…) kept per visitor.
@@ -173,8 +175,8 @@ impl Kept {
         }
     }
 
-    /// The list with the products held now; `None` when one of them is gone or the entry
-    /// is not one this build wrote.
+    /// The list with the products held now; `None` when one of them is gone or not
+    /// available, or the entry is not one this build wrote.
     fn list(self, resolve: &Resolve) -> Option<RecommendationList> {
         let mut items = Vec::with_capacity(self.items.len());
         for item in self.items {
@@ -183,7 +185,7 @@ impl Kept {
                 None => None,
             };
             items.push(Recommended {
-                product: resolve(&ProductId::parse(&item.id).ok()?)?,
+                product: resolve(&ProductId::parse(&item.id).ok()?).filter(|p| p.is_available())?,
                 score: item.score,
                 confidence: item.confidence,
                 source: Source::from_str(&item.source).ok()?,
@@ -469,7 +471,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_list_naming_a_product_this_process_no_longer_holds_is_a_miss() {
+    async fn a_list_naming_a_product_gone_or_hidden_here_is_a_miss() {
         let Some(f) = fixture().await else { return };
         let u = user("u");
         let t = miss_token(f.cache.lookup(&u, "10").await);
@@ -477,6 +479,11 @@ mod tests {
         // Another replica whose catalogue no longer holds product-2.
         let without = f.replica_resolving(Arc::new(|_| None));
         miss_token(without.lookup(&u, "10").await);
+        // Another replica that heard product-2 was hidden (the list was stored before).
+        let hidden = f.products[&ProductId::parse("product-2").unwrap()].as_ref().clone();
+        let hidden = Arc::new(Product { hidden: true, ..hidden });
+        let hiding = f.replica_resolving(Arc::new(move |_| Some(hidden.clone())));
+        miss_token(hiding.lookup(&u, "10").await);
         hit(f.replica().lookup(&u, "10").await);
     }
 

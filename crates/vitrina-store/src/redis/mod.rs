@@ -65,6 +65,11 @@ pub async fn connect(url: &str) -> StoreResult<Connection> {
 }
 
 impl Connection {
+    /// Sends `cmd` through [`Self::call`].
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> StoreResult<T> {
+        self.call(|mut conn| async move { cmd.query_async(&mut conn).await }).await
+    }
+
     /// Makes a call to Redis, within [`TIMEOUT`]. A call that failed because the connection
     /// broke is made once more: the first command on a connection Redis dropped (restarted,
     /// or a network cut) fails, and the connection manager reconnects for the next. After
@@ -97,5 +102,61 @@ impl Connection {
             *self.paused_until.lock().expect("pause lock") = Some(Instant::now() + PAUSE);
         }
         done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+    use super::*;
+
+    /// Needs `VITRINA_TEST_REDIS_URL`; without it there is nothing to test against.
+    async fn connection() -> Option<Connection> {
+        let url = crate::testing::service_url(crate::testing::REDIS_URL)?;
+        Some(connect(&url).await.expect("VITRINA_TEST_REDIS_URL is set but Redis does not answer"))
+    }
+
+    /// How many times `call` tries a call that always fails with `error`, and its answer.
+    async fn attempts(redis: &Connection, error: fn() -> redis::RedisError) -> (usize, StoreResult<()>) {
+        let tried = AtomicUsize::new(0);
+        let done = redis
+            .call(|_| {
+                tried.fetch_add(1, SeqCst);
+                let e = error();
+                async move { Err::<(), _>(e) }
+            })
+            .await;
+        (tried.load(SeqCst), done)
+    }
+
+    #[tokio::test]
+    async fn a_broken_connection_is_tried_once_more_then_redis_is_left_alone_a_moment() {
+        let Some(redis) = connection().await else { return };
+        let broken = || redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        let (tried, done) = attempts(&redis, broken).await;
+        assert_eq!(tried, 2, "{done:?}");
+        let (tried, done) = attempts(&redis, broken).await;
+        assert_eq!(tried, 0, "paused after Redis did not answer");
+        assert!(done.unwrap_err().to_string().contains("not asked"));
+    }
+
+    #[tokio::test]
+    async fn a_call_without_an_answer_ends_at_the_bound_and_pauses() {
+        let Some(redis) = connection().await else { return };
+        let silent = redis.call(|_| std::future::pending::<RedisResult<()>>()).await;
+        assert!(silent.unwrap_err().to_string().contains("no answer in time"));
+        let next: StoreResult<String> = redis.query(&redis::cmd("PING")).await;
+        assert!(next.unwrap_err().to_string().contains("not asked"));
+    }
+
+    #[tokio::test]
+    async fn an_error_reply_is_made_once_and_does_not_pause() {
+        let Some(redis) = connection().await else { return };
+        let refused = attempts(&redis, || (redis::ErrorKind::Client, "refused").into()).await;
+        assert_eq!(refused.0, 1);
+        assert!(redis.query::<()>(&redis::cmd("NO-SUCH-COMMAND")).await.is_err());
+        let pong: String = redis.query(&redis::cmd("PING")).await.expect("Redis is asked again");
+        assert_eq!(pong, "PONG");
     }
 }

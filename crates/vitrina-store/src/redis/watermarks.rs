@@ -48,39 +48,21 @@ impl Watermarks {
             // EVAL, not EVALSHA: a Redis restarted or flushed has no scripts loaded.
             pipe.cmd("EVAL").arg(RAISE).arg(1).arg(self.key(user)).arg(*seq).arg(WATERMARK_TTL.as_secs());
         }
-        let _: Vec<i64> = self
-            .redis
-            .call(|mut conn| {
-                let pipe = pipe.clone();
-                async move { pipe.query_async(&mut conn).await }
-            })
-            .await?;
+        let pipe = &pipe;
+        let _: Vec<i64> =
+            self.redis.call(|mut conn| async move { pipe.query_async(&mut conn).await }).await?;
         Ok(())
     }
 
     /// The visitor's watermark: 0 when none is known.
     pub async fn get(&self, user: &UserId) -> StoreResult<u64> {
-        let key = self.key(user);
-        let seq: Option<u64> = self
-            .redis
-            .call(|mut conn| {
-                let get = redis::cmd("GET").arg(&key).clone();
-                async move { get.query_async(&mut conn).await }
-            })
-            .await?;
+        let seq: Option<u64> = self.redis.query(redis::cmd("GET").arg(self.key(user))).await?;
         Ok(seq.unwrap_or(0))
     }
 
     /// Forgets the visitor's watermark (erasure).
     pub async fn forget(&self, user: &UserId) -> StoreResult<()> {
-        let key = self.key(user);
-        let _: i64 = self
-            .redis
-            .call(|mut conn| {
-                let del = redis::cmd("DEL").arg(&key).clone();
-                async move { del.query_async(&mut conn).await }
-            })
-            .await?;
+        let _: i64 = self.redis.query(redis::cmd("DEL").arg(self.key(user))).await?;
         Ok(())
     }
 }
