@@ -5,9 +5,9 @@
 #   PG=postgres://postgres@127.0.0.1:5432   the PostgreSQL server (a database is created)
 #   PRODUCTS=100000                          catalogue size
 #   BIN=path/to/vitrina  measure another build; no build then
-# An api process on database vitrina_resync_bench with PRODUCTS products: its first re-read
-# (30 s after start) reads the catalogue whole, the second finds it unchanged, then one
-# product is changed with plain SQL and the third reads it whole again.
+# An api process on database vitrina_resync_bench with PRODUCTS products: its first two
+# re-reads (30 and 60 s after start) find the catalogue as it read it at start-up, then one
+# product is changed with plain SQL and the third reads it whole.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -n "${BIN:-}" ] || cargo build --release -q -p vitrina-cli

@@ -136,8 +136,8 @@ impl Cluster {
 }
 
 /// A process applies what other processes tell, and re-reads every [`RESYNC`] what it may
-/// have missed.
-pub async fn follow_changes(state: AppState) {
+/// have missed; `catalogue` is the revision of the catalogue it holds (read at start-up).
+pub async fn follow_changes(state: AppState, mut catalogue: Option<u64>) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     if let Some(broker) = &state.cluster.broker {
         broker.follow_changes(tx);
@@ -145,7 +145,6 @@ pub async fn follow_changes(state: AppState) {
     let mut resync = tokio::time::interval(RESYNC);
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     resync.tick().await;
-    let mut catalogue = None;
     loop {
         tokio::select! {
             change = rx.recv() => match change {

@@ -168,6 +168,8 @@ impl Embedded {
         if opened.created() && config.demo {
             load_demo(store.as_ref()).await.context("loading the demo data")?;
         }
+        // The revision before the read: the first periodic re-read skips what this one read.
+        let catalogue_revision = store.catalogue_revision().await?;
         let products = all_products(store.as_ref()).await?;
         let engine = Arc::new(Engine::new(products, config.ranking.clone()));
         // With Redis the replicas share their lists; a list is kept there as product ids
@@ -266,7 +268,7 @@ impl Embedded {
         }
         // Other processes may change the store: over PostgreSQL, or with a broker.
         if !matches!(config.store, Location::Dir(_)) || cluster.broker.is_some() {
-            tasks.push(tokio::spawn(cluster::follow_changes(state.clone())));
+            tasks.push(tokio::spawn(cluster::follow_changes(state.clone(), catalogue_revision)));
         }
         if roles.has(Role::Training) {
             tasks.push(training.spawn_worker(ports.clone(), engine.clone()));
