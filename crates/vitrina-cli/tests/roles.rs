@@ -4,69 +4,9 @@
 
 mod common;
 
-use common::{Backing, Cuttable, Options, Server};
+use common::{deployment::*, Backing, Cuttable, Options, Server};
 use serde_json::{json, Value};
 use vitrina_store::testing::{service_url, NATS_URL, REDIS_URL};
-
-struct Deployment {
-    training: Server,
-    activity: Server,
-    api: [Server; 2],
-    urls: Urls,
-}
-
-struct Urls {
-    backing: Backing,
-    nats: String,
-    redis: String,
-}
-
-impl Urls {
-    fn start(&self, role: &str) -> Server {
-        let args = ["--role", role, "--bus", &self.nats, "--cache", &self.redis].map(String::from).to_vec();
-        self.backing.start_with(Options { args, ..Default::default() })
-    }
-}
-
-/// `None` when a service the deployment needs is not configured (outside CI).
-async fn deploy() -> Option<Deployment> {
-    let backing = Backing::postgres().await?;
-    let (nats, redis) = (service_url(NATS_URL)?, service_url(REDIS_URL)?);
-    let urls = Urls { backing, nats, redis };
-    // Training first: it finds the database new, loads the demo shop and trains v1.
-    let training = urls.start("training");
-    let activity = urls.start("activity");
-    let api = [urls.start("api"), urls.start("api")];
-    Some(Deployment { training, activity, api, urls })
-}
-
-/// The sequence up to which an api replica applied the log (from its engine health).
-async fn applied(c: &reqwest::Client, api: &Server) -> u64 {
-    let (_, health) = get(c, api, "/api/v1/engine/health").await;
-    let detail = health["checks"][0]["detail"].as_str().unwrap_or_default().to_string();
-    let at = detail.rfind("up to sequence ").map(|i| &detail[i + "up to sequence ".len()..]);
-    at.and_then(|n| n.trim().parse().ok()).unwrap_or_else(|| panic!("no applied sequence in {health}"))
-}
-
-async fn get(c: &reqwest::Client, server: &Server, path: &str) -> (u16, Value) {
-    let res = c.get(server.url(path)).send().await.unwrap();
-    (res.status().as_u16(), res.json().await.unwrap())
-}
-
-async fn send(c: &reqwest::Client, method: &str, server: &Server, path: &str, body: Value) -> (u16, Value) {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let res = c.request(method, server.url(path)).json(&body).send().await.unwrap();
-    (res.status().as_u16(), res.json().await.unwrap())
-}
-
-/// Whether some item of the list is explained by the visitor's view of `product`.
-fn explained_by(list: &Value, product: &str) -> bool {
-    list["recommendations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|r| r["explanation"].as_str().is_some_and(|e| e.contains(&format!("viewed {product}"))))
-}
 
 #[tokio::test]
 async fn roles_split_the_api_and_replicas_serve_what_the_activity_process_stored() {
@@ -275,11 +215,7 @@ async fn an_activity_process_killed_mid_batch_loses_no_acknowledged_event_and_st
     }
     let _activity = urls.start("activity");
     let acked: std::collections::HashSet<usize> = acked.lock().unwrap().iter().copied().collect();
-    let head = {
-        let (_, health) = get(&c, &_activity, "/api/v1/activity/health").await;
-        let detail = health["checks"][0]["detail"].as_str().unwrap().to_string();
-        detail.rsplit(' ').next().unwrap().parse::<u64>().unwrap()
-    };
+    let head = log_head(&c, &_activity).await;
     for api in &api {
         common::eventually("the replica to apply the whole log", || async {
             (applied(&c, api).await >= head).then_some(())
@@ -350,24 +286,6 @@ async fn a_process_refuses_roles_and_services_it_cannot_serve() {
     assert!(why.contains("connecting to the bus (--bus)"), "{why}");
     let why = refused(&["--store", &store, "--role", "api", "--cache", "redis://127.0.0.1:1"]);
     assert!(why.contains("connecting to Redis at redis://127.0.0.1:1 (--cache)"), "{why}");
-}
-
-/// The sum of a server's `/metrics` samples whose line starts with `series` (0 when none).
-async fn metric(c: &reqwest::Client, server: &Server, series: &str) -> f64 {
-    let text = c.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    text.lines()
-        .filter(|l| l.starts_with(series))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-async fn view(c: &reqwest::Client, activity: &Server, visitor: &str, product: &str) -> (u16, Value) {
-    let event = json!({"userId": visitor, "activityType": "view", "productId": product});
-    send(c, "POST", activity, "/api/v1/activity/track", event).await
-}
-
-fn list_path(visitor: &str) -> String {
-    format!("/api/v1/recommendations/recommendations/{visitor}?limit=10")
 }
 
 /// NATS, Redis and (for the activity process) PostgreSQL go away one after the other, each

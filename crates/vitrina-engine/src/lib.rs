@@ -87,6 +87,16 @@ pub struct EngineStats {
     pub products: usize,
 }
 
+/// What two engines that applied the same log hold of their visitors, in brief: equal
+/// digests mean equal visitors' online states (whatever the order they were built in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateDigest {
+    pub visitors: usize,
+    /// Events in the visitors' recent histories.
+    pub events: usize,
+    pub digest: u64,
+}
+
 /// The engine: shared by every request; all methods take `&self`.
 pub struct Engine {
     catalog: RwLock<Catalog>,
@@ -471,6 +481,14 @@ impl Engine {
             }
         }
         same_model
+    }
+
+    /// A digest of every visitor's online state (see [`StateDigest`]).
+    pub fn digest(&self) -> StateDigest {
+        let ids = self.catalog().ids().to_vec();
+        let name = |item: u32| ids.get(item as usize).map_or_else(String::new, |id| id.as_str().to_string());
+        let (visitors, events, digest) = self.users.digest(name);
+        StateDigest { visitors, events, digest }
     }
 
     pub fn stats(&self) -> EngineStats {

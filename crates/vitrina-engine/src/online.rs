@@ -248,6 +248,38 @@ impl Users {
         self.evicted.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// A digest of every visitor's state that does not depend on the order visitors were
+    /// stored in: the wrapping sum of one hash per visitor over their id and their events and
+    /// purchases, with items named by `item_id` (item numbers differ between processes).
+    /// Returns `(visitors, events, digest)`.
+    pub fn digest(&self, item_id: impl Fn(u32) -> String) -> (usize, usize, u64) {
+        let (mut visitors, mut events, mut digest) = (0usize, 0usize, 0u64);
+        for shard in self.shards.iter() {
+            let shard = shard.read().expect("online shard lock");
+            for (user, s) in shard.iter() {
+                let mut h = xxhash_rust::xxh3::Xxh3::new();
+                h.update(user.as_str().as_bytes());
+                for e in &s.events {
+                    h.update(&[0xff]);
+                    h.update(item_id(e.item).as_bytes());
+                    h.update(&[0]);
+                    h.update(&e.ts.to_le_bytes());
+                    h.update(&[e.kind as u8, e.value10]);
+                }
+                for (item, ts) in &s.purchases {
+                    h.update(&[0xfe]);
+                    h.update(item_id(*item).as_bytes());
+                    h.update(&[0]);
+                    h.update(&ts.to_le_bytes());
+                }
+                visitors += 1;
+                events += s.events.len();
+                digest = digest.wrapping_add(h.digest());
+            }
+        }
+        (visitors, events, digest)
+    }
+
     /// Visitors with online state.
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.read().expect("online shard lock").len()).sum()

@@ -411,6 +411,13 @@ fn a_restored_checkpoint_serves_what_the_checkpointed_engine_served() {
     restored.refresh();
     assert_eq!(served(&restored), served(&engine));
     assert_eq!(restored.stats().visitors, engine.stats().visitors);
+    // The digest names items by product id, so other item numbers do not change it.
+    assert_eq!(restored.digest(), engine.digest());
+    assert_eq!(engine.digest().visitors, 41);
+    restored.observe(&ev(seq + 2, "u1", ActivityType::Click, "p0"));
+    assert_ne!(restored.digest(), engine.digest(), "one more event changes the digest");
+    engine.observe(&ev(seq + 2, "u1", ActivityType::Click, "p0"));
+    assert_eq!(restored.digest(), engine.digest());
 
     // Under another model, live co-visitation is not restored (it counted what that model
     // may cover); the visitors are.

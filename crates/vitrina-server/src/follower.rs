@@ -19,7 +19,7 @@
 use std::{
     collections::{BTreeMap, HashSet},
     sync::{
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex,
     },
     time::Duration,
@@ -84,6 +84,8 @@ pub struct Follower {
     /// Visitors erased through another process: their events up to the sequence are not
     /// applied (a broker may deliver a commit after the erasure), until the instant.
     tombstones: Mutex<std::collections::HashMap<UserId, (u64, Instant)>>,
+    /// Odd while a batch is being applied: [`Follower::between_batches`] reads by it.
+    applying: AtomicU64,
 }
 
 /// How long an erased visitor's tombstone is kept: longer than the broker keeps messages.
@@ -165,6 +167,7 @@ impl Follower {
             urge: Notify::new(),
             broker,
             tombstones: Mutex::new(Default::default()),
+            applying: AtomicU64::new(0),
         })
     }
 
@@ -182,6 +185,22 @@ impl Follower {
     /// The sequence up to which the engine's online state holds the log.
     pub fn applied(&self) -> u64 {
         *self.applied.borrow()
+    }
+
+    /// Runs `read` of the engine (blocking) until one run fell between two applied batches,
+    /// at most `tries` times; returns the sequence applied during that run and what it read.
+    /// `None`: every run met a batch being applied.
+    pub fn between_batches<T>(&self, tries: usize, mut read: impl FnMut() -> T) -> Option<(u64, T)> {
+        for _ in 0..tries {
+            let before = self.applying.load(Ordering::SeqCst);
+            let applied = self.applied();
+            let value = read();
+            if before.is_multiple_of(2) && self.applying.load(Ordering::SeqCst) == before {
+                return Some((applied, value));
+            }
+            std::thread::yield_now();
+        }
+        None
     }
 
     /// `Err` with the reason while a write waited in vain within [`UNHEALTHY_AFTER_TIMEOUT`].
@@ -436,6 +455,8 @@ impl Follower {
     /// earlier get their history back first, and their cached lists are dropped after.
     async fn apply(&self, after: u64, mut events: Vec<LogEvent>, erasures: u64, live: bool) {
         let Some(last) = events.last().map(|e| e.seq) else { return };
+        self.applying.fetch_add(1, Ordering::SeqCst);
+        let _even_again = scopeguard(&self.applying);
         {
             let tombstones = self.tombstones.lock().expect("tombstones lock");
             if !tombstones.is_empty() {
@@ -491,6 +512,19 @@ impl Follower {
             }
         }
     }
+}
+
+/// Makes [`Follower::applying`] even again when dropped (also when an apply is cancelled).
+struct EvenAgain<'a>(&'a AtomicU64);
+
+impl Drop for EvenAgain<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn scopeguard(applying: &AtomicU64) -> EvenAgain<'_> {
+    EvenAgain(applying)
 }
 
 /// Files a heard commit; `true` when the log must be read.
@@ -591,6 +625,20 @@ mod tests {
             })
             .collect();
         Heard::Commit(0, Committed { after, events })
+    }
+
+    #[tokio::test]
+    async fn a_reading_between_batches_is_never_one_taken_while_a_batch_is_applied() {
+        let f = fixture().await;
+        let seq = append(&f, vec![view("u1", "p1", 1), view("u2", "p2", 2)]).await;
+        f.follower.replay().await.unwrap();
+        let read = f.follower.between_batches(3, || f.engine.digest());
+        assert_eq!(read.map(|(applied, d)| (applied, d.visitors)), Some((seq, 2)));
+        // A batch in the middle of being applied (and one cancelled there) is waited out.
+        f.follower.applying.fetch_add(1, Ordering::SeqCst);
+        assert!(f.follower.between_batches(3, || f.engine.digest()).is_none());
+        drop(scopeguard(&f.follower.applying));
+        assert!(f.follower.between_batches(3, || f.engine.digest()).is_some());
     }
 
     #[tokio::test]

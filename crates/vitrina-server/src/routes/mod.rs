@@ -2,6 +2,7 @@
 
 pub mod activity;
 pub mod catalog;
+pub mod engine;
 pub mod experiments;
 pub mod health;
 pub mod keys;
@@ -26,6 +27,7 @@ use crate::{error::ApiError, state::AppState};
         Every error has the shape {\"success\": false, \"error\", \"message\", \"code\", \"details\"}."),
     paths(
         health::health, health::activity, health::engine, health::recommendations, health::training,
+        engine::state,
         activity::track, activity::track_batch, activity::history,
         recommendations::recommendations, recommendations::refresh, recommendations::stats,
         recommendations::similar, recommendations::popular, recommendations::session,
@@ -90,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/api/v1/activity/health", get(health::activity))
         .route("/api/v1/engine/health", get(health::engine))
+        .route("/api/v1/engine/state", get(engine::state))
         .route("/api/v1/recommendations/health", get(health::recommendations))
         .route("/api/v1/training/health", get(health::training))
         .route("/api/v1/activity/track", post(activity::track))
