@@ -70,7 +70,8 @@ async fn roles_split_the_api_and_replicas_serve_what_the_activity_process_stored
     assert_eq!(send(&c, "POST", &d.activity, "/api/v1/activity/track", event).await.0, 201);
     let fresh = get(&c, &d.api[1], path).await.1;
     assert!(fresh["fromCache"] == false && explained_by(&fresh, "product-7"), "{fresh}");
-    // api[0] may drop api[1]'s list when it applies the event; either way, it serves the new one.
+    // The activity process dropped the cached list before it acknowledged; api[0] serves the
+    // new one too.
     assert!(explained_by(&get(&c, &d.api[0], path).await.1, "product-7"));
     let again = get(&c, &d.api[1], path).await.1;
     assert!(again["fromCache"] == true && explained_by(&again, "product-7"), "{again}");
@@ -340,7 +341,8 @@ async fn a_deployment_rides_out_outages_of_nats_redis_and_postgresql() {
 
     // Redis away: events are acknowledged and lists served, computed (nothing is cached).
     cache.cut().await;
-    // (…views another product meanwhile: the replica applies it but cannot drop the list.)
+    // (…views another product meanwhile: the replica applies it, but the activity process
+    // cannot drop the list.)
     assert_eq!(view(&c, &activity, "redis-x", "product-8").await.0, 201);
     common::eventually("the replica to apply the view while Redis is away", || async {
         let list = get(&c, &api, &list_path("redis-x")).await.1;
@@ -377,8 +379,8 @@ async fn a_deployment_rides_out_outages_of_nats_redis_and_postgresql() {
     })
     .await;
     // …the list cached before Redis went away, older than the view made meanwhile, is not
-    // served (the replica lost that invalidation, so it dropped every list once Redis was
-    // back)…
+    // served (the activity process lost that invalidation, so it dropped every list once
+    // Redis was back)…
     let list = get(&c, &api, &list_path("redis-x")).await.1;
     assert!(explained_by(&list, "product-8"), "{list}");
     // …and a view now is in the visitor's next list.

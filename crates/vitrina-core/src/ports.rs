@@ -442,6 +442,13 @@ pub trait RecommendationCache: Send + Sync {
         }
     }
     async fn invalidate_all(&self);
+    /// Whether the process that acknowledges a visitor's events drops their lists itself,
+    /// before it acknowledges (the cache processes share): a follower applying the events
+    /// then leaves the cache alone. Otherwise the follower drops them before it reports the
+    /// events applied.
+    fn dropped_on_acknowledgement(&self) -> bool {
+        false
+    }
     /// Lists cached now (approximate; for metrics).
     fn entries(&self) -> u64 {
         0

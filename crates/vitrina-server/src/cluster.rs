@@ -3,8 +3,8 @@
 //! many. The store stays the truth; the broker (NATS JetStream) and Redis carry hints:
 //! - an activity process publishes each stored commit ([`Cluster::committed`]), which the
 //!   api replicas' followers apply milliseconds later (else their next read of the log);
-//! - it raises each visitor's watermark in Redis before it acknowledges
-//!   ([`Cluster::acknowledge`]); an api replica waits, at most [`READ_WAIT`], until its online
+//! - it raises each visitor's watermark in Redis and drops their shared lists before it
+//!   acknowledges ([`Cluster::acknowledge`]); an api replica waits, at most [`READ_WAIT`], until its online
 //!   state holds the visitor's watermark before it answers them ([`Cluster::fresh_for`]);
 //! - catalogue, experiment, key and erasure changes are told ([`Cluster::tell`]) and re-read
 //!   by the others ([`follow_changes`]), which also re-read the experiments and keys every
@@ -21,7 +21,7 @@ use vitrina_core::{
     roles::{Role, Roles},
     LogEvent, UserId,
 };
-use vitrina_store::redis::Watermarks;
+use vitrina_store::redis::{SharedLists, Watermarks};
 
 use crate::{follower::Follower, state::AppState};
 
@@ -38,6 +38,9 @@ pub struct Cluster {
     pub roles: Roles,
     pub broker: Option<Arc<Broker>>,
     pub watermarks: Option<Watermarks>,
+    /// The lists the replicas share (with the watermarks): the visitors' lists are dropped
+    /// in the same script that raises their watermarks.
+    pub lists: Option<Arc<SharedLists>>,
 }
 
 impl Cluster {
@@ -64,10 +67,10 @@ impl Cluster {
     }
 
     /// Raises the watermarks of the visitors of a stored batch before it is acknowledged
-    /// (a repeat's too: its original may not be applied everywhere yet). `users[i]` is the
-    /// visitor of `outcomes[i]`.
+    /// (a repeat's too: its original may not be applied everywhere yet), and drops their
+    /// shared lists in the same round trip. `users[i]` is the visitor of `outcomes[i]`.
     pub async fn acknowledge(&self, users: &[UserId], outcomes: &[AppendOutcome]) {
-        let Some(watermarks) = &self.watermarks else { return };
+        let (Some(watermarks), Some(lists)) = (&self.watermarks, &self.lists) else { return };
         let mut marks: std::collections::HashMap<UserId, u64> = std::collections::HashMap::new();
         for (user, o) in users.iter().zip(outcomes) {
             let seq = match o {
@@ -83,9 +86,9 @@ impl Cluster {
         let marks: Vec<(UserId, u64)> = marks.into_iter().collect();
         // A Redis that does not answer in time (the connection's bound) is gone without: the
         // batch is acknowledged, read-your-writes across replicas is not promised for it.
-        if let Err(e) = watermarks.raise(&marks).await {
+        if !lists.acknowledge(&marks, watermarks).await {
             metrics::counter!("vitrina_watermark_failures_total").increment(1);
-            tracing::warn!(error = %e, "raising visitors' watermarks in Redis failed; other replicas may answer them without their latest events");
+            tracing::warn!("raising visitors' watermarks in Redis failed; other replicas may answer them without their latest events");
         }
     }
 

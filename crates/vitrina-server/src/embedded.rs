@@ -163,7 +163,7 @@ impl Embedded {
             .await
             .with_context(|| format!("opening the store at {}", config.store.describe()))?;
         let store = opened.store();
-        let (cluster, redis) =
+        let (mut cluster, redis) =
             connect(roles, store.log_id(), config.bus_url.as_deref(), config.cache_url.as_deref()).await?;
         if opened.created() && config.demo {
             load_demo(store.as_ref()).await.context("loading the demo data")?;
@@ -177,12 +177,14 @@ impl Embedded {
         let cache: Arc<dyn RecommendationCache> = match redis {
             Some((redis, log)) => {
                 let held = engine.clone();
-                Arc::new(SharedLists::new(
+                let lists = Arc::new(SharedLists::new(
                     redis,
                     &log,
                     config.cache_ttl,
                     Arc::new(move |id| held.product(id)),
-                ))
+                ));
+                cluster.lists = Some(lists.clone());
+                lists
             }
             None => Arc::new(MemoryCache::new(config.cache_users, config.cache_ttl)),
         };
@@ -352,7 +354,7 @@ async fn connect(
     if !roles.is_all() && watermarks.is_none() {
         tracing::warn!(%roles, "no --cache: an api replica may answer a visitor before it applied the event another process just acknowledged");
     }
-    Ok((Cluster { roles, broker, watermarks }, redis))
+    Ok((Cluster { roles, broker, watermarks, lists: None }, redis))
 }
 
 /// The lock the process that steps the experiments holds.

@@ -485,8 +485,10 @@ impl Follower {
         // An erasure after the events were read or told may have left the erased visitor's
         // events in them.
         self.engine.settle(erasures, users.iter());
-        let users: Vec<UserId> = users.into_iter().collect();
-        self.ports.cache.invalidate_users(&users, last).await;
+        if !self.ports.cache.dropped_on_acknowledgement() {
+            let users: Vec<UserId> = users.into_iter().collect();
+            self.ports.cache.invalidate_users(&users, last).await;
+        }
         self.applied.send_replace(last);
         metrics::gauge!("vitrina_follower_applied_sequence").set(last as f64);
     }

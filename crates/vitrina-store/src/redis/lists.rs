@@ -31,7 +31,7 @@ use vitrina_core::{
     ActivityType, Product, ProductId, UserId,
 };
 
-use super::{visitor, Connection};
+use super::{visitor, Connection, Watermarks, WATERMARK_TTL};
 
 /// Finds a product by id in what this process holds now (`None`: gone). A list naming one
 /// that is gone, hidden or out of stock here is a miss: another replica may have stored it
@@ -139,6 +139,39 @@ return clock",
     )
 });
 
+/// KEYS: state, then n watermarks, then the n visitors' lists. ARGV: watermark ttl s, ms to
+/// remember, then the n visitors' latest acknowledged sequences. What the activity process
+/// does before it acknowledges: raises each visitor's watermark to their sequence (never
+/// lowers it), drops their lists, and refuses any write-back computed from an online state
+/// that had not applied that sequence (`#seq`) or begun before (`#epoch`).
+static ACKNOWLEDGE: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"
+state(KEYS[1])
+local clock = redis.call('HINCRBY', KEYS[1], 'clock', 1)
+local n = (#KEYS - 1) / 2
+for i = 1, n do
+  local acked = tonumber(ARGV[2 + i])
+  local mark = KEYS[1 + i]
+  if acked > tonumber(redis.call('GET', mark) or '0') then
+    redis.call('SET', mark, int(acked), 'EX', ARGV[1])
+  else
+    redis.call('EXPIRE', mark, ARGV[1])
+  end
+  local lists = KEYS[1 + n + i]
+  local seq = math.max(tonumber(redis.call('HGET', lists, '#seq') or '0'), acked)
+  redis.call('DEL', lists)
+  redis.call('HSET', lists, '#epoch', int(clock), '#seq', int(seq))
+  redis.call('PEXPIRE', lists, ARGV[2])
+end
+return clock",
+    )
+});
+
+/// Visitors acknowledged per script run: a batch of 10,000 is a few short runs rather than
+/// one long one that holds Redis up.
+const ACKNOWLEDGE_CHUNK: usize = 500;
+
 /// A list as kept in Redis: the items' product ids, not the products.
 #[derive(Serialize, Deserialize)]
 struct Kept {
@@ -203,22 +236,97 @@ pub struct SharedLists {
     prefix: String,
     ttl: Duration,
     resolve: Resolve,
+    trust: Arc<Trust>,
+}
+
+/// Whether Redis may be trusted after invalidations that did not reach it.
+struct Trust {
+    redis: Connection,
+    /// The key of the clock and the floor.
+    state: String,
     /// How many invalidations failed (0: none since Redis was last trusted): everything is
     /// invalidated before Redis is trusted again.
-    lost_invalidations: AtomicU64,
+    lost: AtomicU64,
+}
+
+impl Trust {
+    /// Whether Redis may be trusted: after a lost invalidation, only once everything was
+    /// invalidated.
+    async fn regained(&self) -> bool {
+        let lost = self.lost.load(Ordering::SeqCst);
+        if lost == 0 {
+            return true;
+        }
+        // An invalidation lost while this one was on its way is not covered by it.
+        if self.invalidate_everything().await
+            && self.lost.compare_exchange(lost, 0, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+        {
+            tracing::info!("the shared list cache answers again; every list in it was invalidated");
+            return true;
+        }
+        false
+    }
+
+    async fn invalidate_everything(&self) -> bool {
+        eval::<u64>(&self.redis, &INVALIDATE_ALL, std::slice::from_ref(&self.state), &[]).await.is_some()
+    }
+
+    /// Counts a lost invalidation. The first since Redis was trusted also starts retrying,
+    /// every second, to invalidate everything: a process that acknowledges no more events
+    /// (nor reads) would otherwise leave a visitor's older list to be served.
+    fn lose(self: &Arc<Self>) {
+        if self.lost.fetch_add(1, Ordering::SeqCst) > 0 {
+            return;
+        }
+        tracing::warn!(
+            "invalidating lists in the shared cache failed; it is not used until Redis answers again"
+        );
+        let trust = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let Some(trust) = trust.upgrade() else { return };
+                if trust.regained().await {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// Runs `script` by its hash (loading it first where Redis does not know it: a Redis
+/// restarted or flushed); `None` when Redis does not answer (or did not a moment ago).
+async fn eval<T: redis::FromRedisValue>(
+    redis: &Connection,
+    script: &Script,
+    keys: &[String],
+    args: &[String],
+) -> Option<T> {
+    let mut invocation = script.prepare_invoke();
+    invocation.key(keys).arg(args);
+    let invocation = &invocation;
+    let answer = redis.call(|mut conn| async move { invocation.invoke_async(&mut conn).await }).await;
+    match answer {
+        Ok(v) => Some(v),
+        Err(e) => {
+            metrics::counter!("vitrina_shared_cache_failures_total").increment(1);
+            tracing::debug!(error = %e, "the shared list cache did not answer");
+            None
+        }
+    }
 }
 
 impl SharedLists {
     /// The lists of the deployment whose log is `log`, each kept `ttl`, served with the
     /// products `resolve` finds.
     pub fn new(redis: Connection, log: &str, ttl: Duration, resolve: Resolve) -> Self {
-        Self {
-            redis,
-            prefix: format!("vitrina:{log}:lists:"),
-            ttl,
-            resolve,
-            lost_invalidations: AtomicU64::new(0),
-        }
+        let prefix = format!("vitrina:{log}:lists:");
+        let trust = Arc::new(Trust {
+            redis: redis.clone(),
+            state: format!("{prefix}state"),
+            lost: AtomicU64::new(0),
+        });
+        Self { redis, prefix, ttl, resolve, trust }
     }
 
     fn key(&self, name: &str) -> String {
@@ -229,56 +337,48 @@ impl SharedLists {
         format!("{}u:{}", self.prefix, visitor(user))
     }
 
-    /// Runs `script` by its hash (loading it first where Redis does not know it: a Redis
-    /// restarted or flushed); `None` when Redis does not answer (or did not a moment ago).
     async fn eval<T: redis::FromRedisValue>(
         &self,
         script: &Script,
         keys: &[String],
         args: &[String],
     ) -> Option<T> {
-        let mut invocation = script.prepare_invoke();
-        invocation.key(keys).arg(args);
-        let invocation = &invocation;
-        let answer =
-            self.redis.call(|mut conn| async move { invocation.invoke_async(&mut conn).await }).await;
-        match answer {
-            Ok(v) => Some(v),
-            Err(e) => {
-                metrics::counter!("vitrina_shared_cache_failures_total").increment(1);
-                tracing::debug!(error = %e, "the shared list cache did not answer");
-                None
-            }
-        }
+        eval(&self.redis, script, keys, args).await
     }
 
-    /// Whether Redis may be trusted: after a lost invalidation, only once everything was
-    /// invalidated.
     async fn trusted(&self) -> bool {
-        let lost = self.lost_invalidations.load(Ordering::SeqCst);
-        if lost == 0 {
-            return true;
-        }
-        // An invalidation lost while this one was on its way is not covered by it.
-        if self.invalidate_everything().await
-            && self.lost_invalidations.compare_exchange(lost, 0, Ordering::SeqCst, Ordering::SeqCst).is_ok()
-        {
-            tracing::info!("the shared list cache answers again; every list in it was invalidated");
-            return true;
-        }
-        false
-    }
-
-    async fn invalidate_everything(&self) -> bool {
-        self.eval::<u64>(&INVALIDATE_ALL, &[self.key("state")], &[]).await.is_some()
+        self.trust.regained().await
     }
 
     fn lost(&self) {
-        if self.lost_invalidations.fetch_add(1, Ordering::SeqCst) == 0 {
-            tracing::warn!(
-                "invalidating lists in the shared cache failed; it is not used until Redis answers again"
-            );
+        self.trust.lose();
+    }
+
+    /// How long a visitor's invalidation is remembered.
+    fn remember(&self) -> String {
+        REMEMBER_INVALIDATION.max(self.ttl).as_millis().to_string()
+    }
+
+    /// Before the activity process acknowledges events: raises each visitor's watermark to
+    /// their latest sequence and drops their lists, with whatever they would be computed
+    /// from a state without that sequence ([`RecommendationCache::dropped_on_acknowledgement`]).
+    /// `false` when Redis did not answer: read-your-writes is not promised for these
+    /// visitors, and every list is invalidated once Redis answers again.
+    pub async fn acknowledge(&self, marks: &[(UserId, u64)], watermarks: &Watermarks) -> bool {
+        self.trusted().await;
+        for chunk in marks.chunks(ACKNOWLEDGE_CHUNK) {
+            let mut keys = Vec::with_capacity(1 + 2 * chunk.len());
+            keys.push(self.key("state"));
+            keys.extend(chunk.iter().map(|(u, _)| watermarks.key(u)));
+            keys.extend(chunk.iter().map(|(u, _)| self.user_key(u)));
+            let mut args = vec![WATERMARK_TTL.as_secs().to_string(), self.remember()];
+            args.extend(chunk.iter().map(|(_, seq)| seq.to_string()));
+            if self.eval::<u64>(&ACKNOWLEDGE, &keys, &args).await.is_none() {
+                self.lost();
+                return false;
+            }
         }
+        true
     }
 }
 
@@ -314,7 +414,7 @@ impl RecommendationCache for SharedLists {
         applied: u64,
         list: Arc<RecommendationList>,
     ) {
-        if token.0 == 0 || self.lost_invalidations.load(Ordering::SeqCst) > 0 {
+        if token.0 == 0 || self.trust.lost.load(Ordering::SeqCst) > 0 {
             return;
         }
         let Ok(json) = serde_json::to_string(&Kept::of(&list)) else { return };
@@ -340,16 +440,19 @@ impl RecommendationCache for SharedLists {
         }
         let mut keys = vec![self.key("state")];
         keys.extend(users.iter().map(|u| self.user_key(u)));
-        let remember = REMEMBER_INVALIDATION.max(self.ttl).as_millis().to_string();
-        if self.eval::<u64>(&INVALIDATE, &keys, &[remember, applied.to_string()]).await.is_none() {
+        if self.eval::<u64>(&INVALIDATE, &keys, &[self.remember(), applied.to_string()]).await.is_none() {
             self.lost();
         }
     }
 
     async fn invalidate_all(&self) {
-        if !self.invalidate_everything().await {
+        if !self.trust.invalidate_everything().await {
             self.lost();
         }
+    }
+
+    fn dropped_on_acknowledgement(&self) -> bool {
+        true
     }
 }
 
@@ -515,7 +618,7 @@ mod tests {
         // …serves nothing from it and stores nothing in it…
         let t = miss_token(other.lookup(&u, "10").await);
         assert!(t.0 > 0, "Redis answers again, so the lookup hands out a real token");
-        assert_eq!(other.lost_invalidations.load(Ordering::SeqCst), 0);
+        assert_eq!(other.trust.lost.load(Ordering::SeqCst), 0);
         // …and made good by invalidating everything once Redis answered again.
         miss_token(f.cache.lookup(&u, "10").await);
     }
@@ -539,6 +642,57 @@ mod tests {
         behind.invalidate_users(std::slice::from_ref(&u), 12).await;
         let t = miss_token(f.cache.lookup(&u, "10").await);
         f.cache.store(&u, "10", t, 39, f.list("stale", &["product-2"])).await;
+        miss_token(f.cache.lookup(&u, "10").await);
+    }
+
+    #[tokio::test]
+    async fn an_acknowledgement_raises_the_watermark_and_drops_lists_computed_without_the_event() {
+        let Some(f) = fixture().await else { return };
+        let marks = Watermarks::new(f.cache.redis.clone(), &f.log);
+        let replica = f.replica();
+        let (u, w) = (user("u"), user("w"));
+        let t = miss_token(replica.lookup(&u, "10").await);
+        replica.store(&u, "10", t, 6, f.list("before", &["product-2"])).await;
+        let begun = miss_token(replica.lookup(&w, "10").await);
+        // The activity process acknowledges u's event 7 and w's event 9.
+        assert!(f.cache.acknowledge(&[(u.clone(), 7), (w.clone(), 9)], &marks).await);
+        assert_eq!((marks.get(&u).await.unwrap(), marks.get(&w).await.unwrap()), (7, 9));
+        miss_token(replica.lookup(&u, "10").await);
+        // A list begun before the acknowledgement is refused even from a state that applied
+        // the event; one begun after, from a state without it, too.
+        replica.store(&w, "10", begun, 9, f.list("begun before", &["product-2"])).await;
+        let t = miss_token(replica.lookup(&u, "10").await);
+        replica.store(&u, "10", t, 6, f.list("without", &["product-2"])).await;
+        miss_token(replica.lookup(&u, "10").await);
+        replica.store(&u, "10", t, 7, f.list("with", &["product-2"])).await;
+        assert_eq!(hit(f.cache.lookup(&u, "10").await).model_version, "with");
+        miss_token(f.cache.lookup(&w, "10").await);
+        // A watermark never goes down; a repeat's acknowledgement drops the lists again.
+        assert!(f.cache.acknowledge(&[(u.clone(), 5)], &marks).await);
+        assert_eq!(marks.get(&u).await.unwrap(), 7);
+        miss_token(replica.lookup(&u, "10").await);
+        let t = miss_token(replica.lookup(&u, "10").await);
+        replica.store(&u, "10", t, 6, f.list("without", &["product-2"])).await;
+        miss_token(replica.lookup(&u, "10").await);
+        marks.forget(&u).await.unwrap();
+        assert_eq!(marks.get(&u).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_lost_invalidation_is_made_good_by_itself_once_redis_answers() {
+        let Some(f) = fixture().await else { return };
+        let u = user("u");
+        let t = miss_token(f.cache.lookup(&u, "10").await);
+        f.cache.store(&u, "10", t, 0, f.list("v1", &["product-2"])).await;
+        // An activity process that lost an acknowledgement and acknowledges nothing more.
+        let activity = f.replica();
+        activity.lost();
+        let mut waited = 0;
+        while activity.trust.lost.load(Ordering::SeqCst) > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            waited += 1;
+            assert!(waited < 6000, "the retry never made it good");
+        }
         miss_token(f.cache.lookup(&u, "10").await);
     }
 
