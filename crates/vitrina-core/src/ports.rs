@@ -414,14 +414,17 @@ impl CacheLookup {
 
 /// Per-user cache of computed recommendation lists.
 ///
-/// Invariant: after `invalidate_user(u)` returns, no lookup for `u` returns a list computed
-/// before the call, and a `store` with a token taken before the call is ignored. A cache that
-/// processes share also ignores a `store` of a list computed from an online state that had
-/// applied the log less far than a process that invalidated the visitor (`applied`): the
-/// storing process may lag behind the one that dropped the visitor's lists.
+/// Invariants: after `invalidate_user(u)` returns, no lookup for `u` returns a list computed
+/// before the call, and a `store` with a token taken before the call is ignored. A lookup
+/// never returns a list computed from an online state that had applied the log less far than
+/// `since` (the asking process's sequence of the visitor's latest event): whatever became of
+/// an invalidation, a process never serves a visitor a list without an event it applied. A
+/// cache that processes share also ignores a `store` of a list computed from a state that
+/// had applied less than the visitor's last acknowledged event (`applied`): the storing
+/// process may lag behind.
 #[async_trait]
 pub trait RecommendationCache: Send + Sync {
-    async fn lookup(&self, user: &UserId, key: &str) -> CacheLookup;
+    async fn lookup(&self, user: &UserId, key: &str, since: u64) -> CacheLookup;
     /// Keeps `list`, computed after the lookup that handed out `token` from an online state
     /// that had applied the log through `applied`.
     async fn store(

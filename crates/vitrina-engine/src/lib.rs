@@ -175,7 +175,7 @@ impl Engine {
                 self.covisits.add(item, p, 1.0);
             }
         }
-        self.users.observe(&e.user_id, event);
+        self.users.observe(&e.user_id, event, e.seq);
         self.trending.observe(item, event.ts, weight);
     }
 
@@ -422,7 +422,14 @@ impl Engine {
                 Some(OnlineEvent::new(item, e.ts_ms, e.activity_type, e.value))
             })
             .collect();
-        self.users.hydrate(user, &online, || self.erasures() == erasures);
+        let seq = events.iter().filter(|e| &e.user_id == user).map(|e| e.seq).max().unwrap_or(0);
+        self.users.hydrate(user, &online, seq, || self.erasures() == erasures);
+    }
+
+    /// The highest log sequence of the visitor's events in the online state (0: none held).
+    /// A cached list computed from a state that had applied less lacks one of them.
+    pub fn last_seq(&self, user: &UserId) -> u64 {
+        self.users.seq(user)
     }
 
     /// How many of the visitor's events their online state holds (0 when it holds none).
@@ -464,7 +471,7 @@ impl Engine {
         for (user, mut s) in checkpoint.users {
             s.events.iter_mut().for_each(|e| e.item = map(e.item));
             s.purchases.iter_mut().for_each(|p| p.0 = map(p.0));
-            self.users.import(user, s);
+            self.users.import(user, s, checkpoint.seq);
         }
         self.users.add_evicted(checkpoint.evicted);
         let mut trending = checkpoint.trending;

@@ -53,6 +53,9 @@ struct UserState {
     events: Vec<OnlineEvent>,
     /// `(item, ts)`, oldest first.
     purchases: Vec<(u32, u32)>,
+    /// The highest log sequence of the visitor's events observed (at least), so a list
+    /// computed from a state that had applied less is known to be older.
+    seq: u64,
 }
 
 /// What ranking reads of one visitor.
@@ -128,9 +131,9 @@ impl Users {
         &self.shards[self.hasher.hash_one(user) as usize % SHARDS]
     }
 
-    /// Records an event of `user`. Events arriving out of time order are placed by time; one
-    /// older than everything kept for a full history is dropped.
-    pub fn observe(&self, user: &UserId, event: OnlineEvent) {
+    /// Records an event of `user`, at log sequence `seq`. Events arriving out of time order
+    /// are placed by time; one older than everything kept for a full history is dropped.
+    pub fn observe(&self, user: &UserId, event: OnlineEvent, seq: u64) {
         let mut shard = self.shard(user).write().expect("online shard lock");
         if !shard.contains_key(user) {
             let max = self.max_per_shard.load(Ordering::Relaxed);
@@ -142,6 +145,7 @@ impl Users {
             Some(s) => s,
             None => shard.entry(user.clone()).or_default(),
         };
+        state.seq = state.seq.max(seq);
         let at = state.events.partition_point(|e| e.ts <= event.ts);
         if at == 0 && state.events.len() >= self.capacity {
             // older than everything we keep
@@ -160,9 +164,16 @@ impl Users {
         }
     }
 
-    /// Gives a visitor without state the `events` (any order), atomically: nothing happens if
-    /// the visitor has state by the time the shard is locked.
-    pub fn hydrate(&self, user: &UserId, events: &[OnlineEvent], still_valid: impl FnOnce() -> bool) {
+    /// Gives a visitor without state the `events` (any order), the latest at log sequence
+    /// `seq`, atomically: nothing happens if the visitor has state by the time the shard is
+    /// locked.
+    pub fn hydrate(
+        &self,
+        user: &UserId,
+        events: &[OnlineEvent],
+        seq: u64,
+        still_valid: impl FnOnce() -> bool,
+    ) {
         let mut shard = self.shard(user).write().expect("online shard lock");
         // Checked under the lock [`Users::forget`] takes: an erasure either comes before
         // (and the history read may hold erased events) or removes what this inserts.
@@ -171,7 +182,7 @@ impl Users {
         }
         let mut sorted = events.to_vec();
         sorted.sort_by_key(|e| e.ts);
-        let mut state = UserState::default();
+        let mut state = UserState { seq, ..Default::default() };
         for e in &sorted {
             if e.kind == ActivityType::Purchase {
                 state.purchases.push((e.item, e.ts));
@@ -223,9 +234,10 @@ impl Users {
         out
     }
 
-    /// Gives `user` the state `snapshot` (a checkpoint being restored), within the limit and
+    /// Gives `user` the state `snapshot` (a checkpoint being restored, taken at log sequence
+    /// `seq`: the visitor's latest event is taken to be that recent), within the limit and
     /// the history capacity.
-    pub fn import(&self, user: UserId, mut snapshot: UserSnapshot) {
+    pub fn import(&self, user: UserId, mut snapshot: UserSnapshot, seq: u64) {
         let mut shard = self.shard(&user).write().expect("online shard lock");
         if !shard.contains_key(&user) {
             let max = self.max_per_shard.load(Ordering::Relaxed);
@@ -238,7 +250,7 @@ impl Users {
         snapshot.purchases.drain(..purchases);
         shard.insert(
             user,
-            UserState { events: snapshot.events.split_off(keep), purchases: snapshot.purchases },
+            UserState { events: snapshot.events.split_off(keep), purchases: snapshot.purchases, seq },
         );
     }
 
@@ -246,6 +258,12 @@ impl Users {
     /// log, so hydration stays necessary).
     pub fn add_evicted(&self, n: u64) {
         self.evicted.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The highest log sequence of the visitor's events observed; 0 when the visitor has no
+    /// state (unknown, forgotten or erased).
+    pub fn seq(&self, user: &UserId) -> u64 {
+        self.shard(user).read().expect("online shard lock").get(user).map_or(0, |s| s.seq)
     }
 
     /// A digest of every visitor's state that does not depend on the order visitors were
@@ -302,11 +320,11 @@ mod tests {
     fn keeps_the_latest_events_in_time_order_and_every_purchase() {
         let users = Users::new(3);
         let u = UserId::parse("u").unwrap();
-        users.observe(&u, ev(1, 10, ActivityType::Purchase));
+        users.observe(&u, ev(1, 10, ActivityType::Purchase), 0);
         for (i, t) in [(2, 20), (3, 40), (4, 30), (5, 50)] {
-            users.observe(&u, ev(i, t, ActivityType::View));
+            users.observe(&u, ev(i, t, ActivityType::View), 0);
         }
-        users.observe(&u, ev(9, 5, ActivityType::View)); // too old for a full history
+        users.observe(&u, ev(9, 5, ActivityType::View), 0); // too old for a full history
         let snap = users.snapshot(&u, 10);
         assert_eq!(snap.events.iter().map(|e| e.item).collect::<Vec<_>>(), [4, 3, 5]);
         assert_eq!(snap.purchases, [(1, 10)]);
@@ -322,9 +340,9 @@ mod tests {
         users.limit(SHARDS * 8);
         let active = UserId::parse("active").unwrap();
         for i in 0..5_000i64 {
-            users.observe(&UserId::parse(&format!("idle-{i}")).unwrap(), ev(1, i, ActivityType::View));
+            users.observe(&UserId::parse(&format!("idle-{i}")).unwrap(), ev(1, i, ActivityType::View), 0);
             // The active visitor acts after everyone else, all the time.
-            users.observe(&active, ev(2, i + 1, ActivityType::View));
+            users.observe(&active, ev(2, i + 1, ActivityType::View), 0);
         }
         assert!(users.len() <= SHARDS * 8, "{} visitors kept", users.len());
         assert!(users.evicted() >= 5_000 - (SHARDS * 8) as u64);
@@ -345,7 +363,7 @@ mod tests {
             ev(3, 20, ActivityType::View),
             ev(4, 40, ActivityType::View),
         ];
-        users.hydrate(&u, &history, || true);
+        users.hydrate(&u, &history, 0, || true);
         let snap = users.snapshot(&u, 10);
         assert_eq!(
             snap.events.iter().map(|e| e.item).collect::<Vec<_>>(),
@@ -353,11 +371,11 @@ mod tests {
             "the latest, in time order"
         );
         assert_eq!(snap.purchases, [(1, 10)]);
-        users.hydrate(&u, &[ev(9, 50, ActivityType::View)], || true);
+        users.hydrate(&u, &[ev(9, 50, ActivityType::View)], 0, || true);
         assert_eq!(users.snapshot(&u, 10).events.len(), 3, "a visitor with state is left alone");
         users.forget_to_reload(&u);
         assert!(!users.contains(&u) && users.evicted() == 1);
-        users.hydrate(&u, &history, || false);
+        users.hydrate(&u, &history, 0, || false);
         assert!(!users.contains(&u), "a history read before an erasure is not inserted");
     }
 

@@ -411,6 +411,9 @@ fn a_restored_checkpoint_serves_what_the_checkpointed_engine_served() {
     restored.refresh();
     assert_eq!(served(&restored), served(&engine));
     assert_eq!(restored.stats().visitors, engine.stats().visitors);
+    // A restored visitor's latest event is taken to be as recent as the checkpoint.
+    assert_eq!(restored.last_seq(&uid("live")), seq + 1);
+    assert_eq!(restored.last_seq(&uid("nobody")), 0);
     // The digest names items by product id, so other item numbers do not change it.
     assert_eq!(restored.digest(), engine.digest());
     assert_eq!(engine.digest().visitors, 41);
@@ -443,4 +446,22 @@ fn syncing_the_catalogue_replaces_what_changed_and_removes_what_is_gone() {
     assert!(engine.product(&pid("b")).is_none(), "b is no longer in the store");
     assert_eq!(engine.product(&pid("c")).unwrap().category, "c2");
     assert_eq!(engine.products().len(), 2);
+}
+
+#[test]
+fn a_visitors_latest_sequence_follows_observed_and_hydrated_events() {
+    let engine =
+        Engine::new([product("p0", "c1", "1.00"), product("p1", "c1", "2.00")], RankingConfig::default());
+    engine.observe(&ev(5, "a", ActivityType::View, "p0"));
+    engine.observe(&ev(3, "a", ActivityType::View, "p1"));
+    assert_eq!(engine.last_seq(&uid("a")), 5, "the highest, whatever the order");
+    let history = [
+        ev(7, "b", ActivityType::View, "p0"),
+        ev(9, "b", ActivityType::Click, "p1"),
+        ev(11, "c", ActivityType::View, "p0"),
+    ];
+    engine.hydrate(&uid("b"), &history, engine.erasures());
+    assert_eq!(engine.last_seq(&uid("b")), 9, "only the visitor's own events count");
+    engine.forget_user(&uid("a"));
+    assert_eq!(engine.last_seq(&uid("a")), 0);
 }

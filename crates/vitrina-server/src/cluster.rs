@@ -88,7 +88,7 @@ impl Cluster {
         // batch is acknowledged, read-your-writes across replicas is not promised for it.
         if !lists.acknowledge(&marks, watermarks).await {
             metrics::counter!("vitrina_watermark_failures_total").increment(1);
-            tracing::warn!("raising visitors' watermarks in Redis failed; other replicas may answer them without their latest events");
+            tracing::warn!("raising visitors' watermarks and dropping their shared lists in Redis failed; other replicas may answer them without their latest events until they applied them");
         }
     }
 

@@ -19,7 +19,7 @@
 use std::{
     collections::{BTreeMap, HashSet},
     sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicUsize, Ordering},
         Arc, Mutex,
     },
     time::Duration,
@@ -84,8 +84,9 @@ pub struct Follower {
     /// Visitors erased through another process: their events up to the sequence are not
     /// applied (a broker may deliver a commit after the erasure), until the instant.
     tombstones: Mutex<std::collections::HashMap<UserId, (u64, Instant)>>,
-    /// Odd while a batch is being applied: [`Follower::between_batches`] reads by it.
-    applying: AtomicU64,
+    /// Held while a batch is applied: [`Follower::between_batches`] takes it to read the
+    /// engine at rest.
+    applying: tokio::sync::Mutex<()>,
 }
 
 /// How long an erased visitor's tombstone is kept: longer than the broker keeps messages.
@@ -167,7 +168,7 @@ impl Follower {
             urge: Notify::new(),
             broker,
             tombstones: Mutex::new(Default::default()),
-            applying: AtomicU64::new(0),
+            applying: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -187,20 +188,15 @@ impl Follower {
         *self.applied.borrow()
     }
 
-    /// Runs `read` of the engine (blocking) until one run fell between two applied batches,
-    /// at most `tries` times; returns the sequence applied during that run and what it read.
-    /// `None`: every run met a batch being applied.
-    pub fn between_batches<T>(&self, tries: usize, mut read: impl FnMut() -> T) -> Option<(u64, T)> {
-        for _ in 0..tries {
-            let before = self.applying.load(Ordering::SeqCst);
-            let applied = self.applied();
-            let value = read();
-            if before.is_multiple_of(2) && self.applying.load(Ordering::SeqCst) == before {
-                return Some((applied, value));
-            }
-            std::thread::yield_now();
-        }
-        None
+    /// Runs `read` of the engine (blocking) between two applied batches, holding the next
+    /// one back meanwhile; returns the sequence applied and what it read.
+    pub async fn between_batches<T: Send + 'static>(
+        &self,
+        read: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<(u64, T), tokio::task::JoinError> {
+        let _at_rest = self.applying.lock().await;
+        let applied = self.applied();
+        Ok((applied, tokio::task::spawn_blocking(read).await?))
     }
 
     /// `Err` with the reason while a write waited in vain within [`UNHEALTHY_AFTER_TIMEOUT`].
@@ -452,11 +448,11 @@ impl Follower {
 
     /// Applies `events` (non-empty, in log order, the log's next after `after`), read or
     /// heard with the engine's erasure count at `erasures`. `live`: visitors forgotten
-    /// earlier get their history back first, and their cached lists are dropped after.
+    /// earlier get their history back first, and their lists in the in-process cache are
+    /// dropped after (the shared cache's were dropped on acknowledgement).
     async fn apply(&self, after: u64, mut events: Vec<LogEvent>, erasures: u64, live: bool) {
         let Some(last) = events.last().map(|e| e.seq) else { return };
-        self.applying.fetch_add(1, Ordering::SeqCst);
-        let _even_again = scopeguard(&self.applying);
+        let _applying = self.applying.lock().await;
         {
             let tombstones = self.tombstones.lock().expect("tombstones lock");
             if !tombstones.is_empty() {
@@ -514,19 +510,6 @@ impl Follower {
             }
         }
     }
-}
-
-/// Makes [`Follower::applying`] even again when dropped (also when an apply is cancelled).
-struct EvenAgain<'a>(&'a AtomicU64);
-
-impl Drop for EvenAgain<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn scopeguard(applying: &AtomicU64) -> EvenAgain<'_> {
-    EvenAgain(applying)
 }
 
 /// Files a heard commit; `true` when the log must be read.
@@ -629,18 +612,34 @@ mod tests {
         Heard::Commit(0, Committed { after, events })
     }
 
-    #[tokio::test]
-    async fn a_reading_between_batches_is_never_one_taken_while_a_batch_is_applied() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reading_between_batches_never_sees_half_a_batch() {
         let f = fixture().await;
-        let seq = append(&f, vec![view("u1", "p1", 1), view("u2", "p2", 2)]).await;
-        f.follower.replay().await.unwrap();
-        let read = f.follower.between_batches(3, || f.engine.digest());
-        assert_eq!(read.map(|(applied, d)| (applied, d.visitors)), Some((seq, 2)));
-        // A batch in the middle of being applied (and one cancelled there) is waited out.
-        f.follower.applying.fetch_add(1, Ordering::SeqCst);
-        assert!(f.follower.between_batches(3, || f.engine.digest()).is_none());
-        drop(scopeguard(&f.follower.applying));
-        assert!(f.follower.between_batches(3, || f.engine.digest()).is_some());
+        let task = f.follower.spawn();
+        // Batches of two events of two new visitors each, applied while readings are taken:
+        // every reading holds exactly the visitors of the batches it says were applied.
+        let writer = {
+            let log = f.ports.log.clone();
+            tokio::spawn(async move {
+                for b in 0..150 {
+                    let batch = vec![view(&format!("a{b}"), "p1", b), view(&format!("b{b}"), "p2", b)];
+                    log.append(batch).await.unwrap();
+                }
+            })
+        };
+        let mut readings = 0;
+        loop {
+            let engine = f.engine.clone();
+            let (applied, digest) = f.follower.between_batches(move || engine.digest()).await.unwrap();
+            assert_eq!(digest.visitors as u64, applied, "a reading at {applied}");
+            readings += 1;
+            if writer.is_finished() && applied == f.ports.log.stats().await.unwrap().max_seq {
+                break;
+            }
+        }
+        assert!(readings > 1);
+        writer.await.unwrap();
+        task.abort();
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
-//! The ingest path shared by single and batch tracking: append durably, wait until the log
-//! follower has applied the events (it also drops the visitors' cached lists), then metrics,
-//! domain events on the bus and attribution.
+//! The ingest path shared by single and batch tracking: append durably, publish the commit
+//! and raise the visitors' watermarks and drop their shared lists (roles over Redis), wait
+//! until this process's log follower has applied the events (it drops the visitors' lists
+//! of the in-process cache), then metrics, domain events on the bus and attribution.
 
 use vitrina_core::{
     events::DomainEvent,

@@ -28,7 +28,8 @@ const KEYS_PER_USER: usize = 8;
 struct Entry {
     /// Clock value of the user's last invalidation (0: none seen).
     epoch: u64,
-    lists: Vec<(String, Arc<RecommendationList>)>,
+    /// `(key, list, sequence applied when it was computed)`.
+    lists: Vec<(String, Arc<RecommendationList>, u64)>,
 }
 
 /// Bounded, TTL'd per-user cache.
@@ -67,26 +68,26 @@ impl RecommendationCache for MemoryCache {
         self.entries.entry_count()
     }
 
-    async fn lookup(&self, user: &UserId, key: &str) -> CacheLookup {
+    async fn lookup(&self, user: &UserId, key: &str, since: u64) -> CacheLookup {
         let token = CacheToken(self.clock.load(Ordering::SeqCst));
-        match self
-            .entries
-            .get(user)
-            .and_then(|e| e.lists.iter().find(|(k, _)| k == key).map(|(_, l)| l.clone()))
-        {
+        let found = self.entries.get(user).and_then(|e| {
+            e.lists.iter().find(|(k, _, applied)| k == key && *applied >= since).map(|(_, l, _)| l.clone())
+        });
+        match found {
             Some(list) => CacheLookup::Hit(list),
             None => CacheLookup::Miss(token),
         }
     }
 
-    /// `applied` is not needed in one process: its follower drops a visitor's lists after it
-    /// applied their events, before any list is computed from that state.
+    /// `applied` is only compared with a lookup's `since`: in one process, the follower
+    /// drops a visitor's lists after it applied their events, before any list is computed
+    /// from that state.
     async fn store(
         &self,
         user: &UserId,
         key: &str,
         token: CacheToken,
-        _applied: u64,
+        applied: u64,
         list: Arc<RecommendationList>,
     ) {
         if token.0 < self.floor.load(Ordering::SeqCst) {
@@ -100,11 +101,11 @@ impl RecommendationCache for MemoryCache {
                 None if evicted > token.0 => return Op::Nop,
                 None => Entry::default(),
             };
-            entry.lists.retain(|(k, _)| k != key);
+            entry.lists.retain(|(k, _, _)| k != key);
             if entry.lists.len() >= KEYS_PER_USER {
                 entry.lists.remove(0);
             }
-            entry.lists.push((key.to_string(), list));
+            entry.lists.push((key.to_string(), list, applied));
             Op::Put(entry)
         });
     }
@@ -147,39 +148,50 @@ mod tests {
     async fn stores_and_serves_per_user_and_key() {
         let cache = MemoryCache::new(100, Duration::from_secs(60));
         let u = UserId::parse("u").unwrap();
-        let t = miss_token(cache.lookup(&u, "10").await);
+        let t = miss_token(cache.lookup(&u, "10", 0).await);
         cache.store(&u, "10", t, 0, list("v1")).await;
-        assert_eq!(hit(cache.lookup(&u, "10").await).model_version, "v1");
-        miss_token(cache.lookup(&u, "20").await);
-        miss_token(cache.lookup(&UserId::parse("other").unwrap(), "10").await);
+        assert_eq!(hit(cache.lookup(&u, "10", 0).await).model_version, "v1");
+        miss_token(cache.lookup(&u, "20", 0).await);
+        miss_token(cache.lookup(&UserId::parse("other").unwrap(), "10", 0).await);
+    }
+
+    #[tokio::test]
+    async fn a_list_computed_before_the_visitors_latest_event_is_never_served() {
+        let cache = MemoryCache::new(100, Duration::from_secs(60));
+        let u = UserId::parse("u").unwrap();
+        let t = miss_token(cache.lookup(&u, "10", 0).await);
+        cache.store(&u, "10", t, 41, list("at 41")).await;
+        assert_eq!(hit(cache.lookup(&u, "10", 41).await).model_version, "at 41");
+        // The asking process applied the visitor's event 42 and no invalidation came.
+        miss_token(cache.lookup(&u, "10", 42).await);
     }
 
     #[tokio::test]
     async fn invalidation_drops_lists_and_refuses_stale_write_backs() {
         let cache = MemoryCache::new(100, Duration::from_secs(60));
         let u = UserId::parse("u").unwrap();
-        let t = miss_token(cache.lookup(&u, "10").await);
+        let t = miss_token(cache.lookup(&u, "10", 0).await);
         cache.store(&u, "10", t, 0, list("v1")).await;
-        let stale = miss_token(cache.lookup(&u, "20").await);
+        let stale = miss_token(cache.lookup(&u, "20", 0).await);
         cache.invalidate_user(&u).await;
-        miss_token(cache.lookup(&u, "10").await);
+        miss_token(cache.lookup(&u, "10", 0).await);
         cache.store(&u, "20", stale, 0, list("stale")).await;
-        miss_token(cache.lookup(&u, "20").await);
-        let fresh = miss_token(cache.lookup(&u, "20").await);
+        miss_token(cache.lookup(&u, "20", 0).await);
+        let fresh = miss_token(cache.lookup(&u, "20", 0).await);
         cache.store(&u, "20", fresh, 0, list("fresh")).await;
-        assert_eq!(hit(cache.lookup(&u, "20").await).model_version, "fresh");
+        assert_eq!(hit(cache.lookup(&u, "20", 0).await).model_version, "fresh");
     }
 
     #[tokio::test]
     async fn invalidate_all_refuses_write_backs_from_before_it() {
         let cache = MemoryCache::new(100, Duration::from_secs(60));
         let u = UserId::parse("u").unwrap();
-        let t = miss_token(cache.lookup(&u, "10").await);
+        let t = miss_token(cache.lookup(&u, "10", 0).await);
         cache.store(&u, "10", t, 0, list("v1")).await;
-        let stale = miss_token(cache.lookup(&UserId::parse("w").unwrap(), "10").await);
+        let stale = miss_token(cache.lookup(&UserId::parse("w").unwrap(), "10", 0).await);
         cache.invalidate_all().await;
-        miss_token(cache.lookup(&u, "10").await);
+        miss_token(cache.lookup(&u, "10", 0).await);
         cache.store(&UserId::parse("w").unwrap(), "10", stale, 0, list("old")).await;
-        miss_token(cache.lookup(&UserId::parse("w").unwrap(), "10").await);
+        miss_token(cache.lookup(&UserId::parse("w").unwrap(), "10", 0).await);
     }
 }

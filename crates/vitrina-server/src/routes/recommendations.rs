@@ -287,7 +287,10 @@ pub async fn recommendations(
     s.cluster.fresh_for(&s.follower, &user).await;
     let arm = s.experiments.arm_for(Some(user.as_str()));
     let key = list_key(&s, &arm, limit, &filters);
-    let (list, from_cache) = match s.ports.cache.lookup(&user, &key).await {
+    // A cached list computed before this replica's latest event of the visitor is stale,
+    // whatever became of the invalidation that should have dropped it.
+    let since = s.engine.last_seq(&user);
+    let (list, from_cache) = match s.ports.cache.lookup(&user, &key, since).await {
         CacheLookup::Hit(list) => (list, true),
         CacheLookup::Miss(token) => {
             // Read before computing: the list reflects at least this much of the log.
@@ -325,7 +328,7 @@ pub async fn refresh(
     let arm = s.experiments.arm_for(Some(user.as_str()));
     let key = list_key(&s, &arm, limit, &filters);
     s.ports.cache.invalidate_user(&user).await;
-    let token = s.ports.cache.lookup(&user, &key).await.miss();
+    let token = s.ports.cache.lookup(&user, &key, u64::MAX).await.miss();
     let applied = s.follower.applied();
     let list = personal(&s, &user, arm.clone(), limit, filters).await?;
     if let Some(token) = token {

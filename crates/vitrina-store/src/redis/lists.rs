@@ -9,8 +9,10 @@
 //! served with the products this process holds now.
 //!
 //! When Redis does not answer, a lookup misses and a write-back is dropped; an invalidation
-//! that failed is made good at the next answer by invalidating everything, so a visitor's
-//! event applied while Redis was away never leaves their older list to be served.
+//! that failed is made good by invalidating everything once Redis answers (at the next use,
+//! or by a retry every second). Whatever Redis lost or did not hear, a lookup never returns
+//! a list computed from a state that had applied less than the asking process's latest
+//! event of the visitor (`since`; each entry keeps the sequence it was computed at).
 
 use std::{
     str::FromStr,
@@ -177,6 +179,8 @@ const ACKNOWLEDGE_CHUNK: usize = 500;
 struct Kept {
     model: String,
     at: DateTime<Utc>,
+    /// The log sequence the computing process had applied.
+    applied: u64,
     items: Vec<KeptItem>,
 }
 
@@ -190,10 +194,11 @@ struct KeptItem {
 }
 
 impl Kept {
-    fn of(list: &RecommendationList) -> Self {
+    fn of(list: &RecommendationList, applied: u64) -> Self {
         Self {
             model: list.model_version.clone(),
             at: list.generated_at,
+            applied,
             items: list
                 .items
                 .iter()
@@ -384,7 +389,7 @@ impl SharedLists {
 
 #[async_trait]
 impl RecommendationCache for SharedLists {
-    async fn lookup(&self, user: &UserId, key: &str) -> CacheLookup {
+    async fn lookup(&self, user: &UserId, key: &str, since: u64) -> CacheLookup {
         // Tokens are the clock plus one, so that 0 is never one: a write-back with it is
         // dropped.
         let miss = CacheLookup::Miss(CacheToken(0));
@@ -398,7 +403,8 @@ impl RecommendationCache for SharedLists {
         };
         let list = entry.and_then(|e| {
             let (_, json) = e.split_once('\n')?;
-            serde_json::from_str::<Kept>(json).ok()?.list(&self.resolve)
+            let kept = serde_json::from_str::<Kept>(json).ok()?;
+            (kept.applied >= since).then_some(kept)?.list(&self.resolve)
         });
         match list {
             Some(list) => CacheLookup::Hit(Arc::new(list)),
@@ -417,7 +423,7 @@ impl RecommendationCache for SharedLists {
         if token.0 == 0 || self.trust.lost.load(Ordering::SeqCst) > 0 {
             return;
         }
-        let Ok(json) = serde_json::to_string(&Kept::of(&list)) else { return };
+        let Ok(json) = serde_json::to_string(&Kept::of(&list, applied)) else { return };
         let keys = [self.key("state"), self.user_key(user)];
         let args = [
             (token.0 - 1).to_string(),
@@ -532,12 +538,12 @@ mod tests {
         let Some(f) = fixture().await else { return };
         let other = f.replica();
         let u = user("u");
-        let t = miss_token(f.cache.lookup(&u, "10").await);
+        let t = miss_token(f.cache.lookup(&u, "10", 0).await);
         let list = f.list("v1", &["product-2", "product-3"]);
         f.cache.store(&u, "10", t, 0, list.clone()).await;
-        assert_eq!(hit(other.lookup(&u, "10").await), list, "ids, scores, sources and reasons survive");
-        miss_token(other.lookup(&u, "20").await);
-        miss_token(other.lookup(&user("someone-else"), "10").await);
+        assert_eq!(hit(other.lookup(&u, "10", 0).await), list, "ids, scores, sources and reasons survive");
+        miss_token(other.lookup(&u, "20", 0).await);
+        miss_token(other.lookup(&user("someone-else"), "10", 0).await);
     }
 
     #[tokio::test]
@@ -545,18 +551,18 @@ mod tests {
         let Some(f) = fixture().await else { return };
         let other = f.replica();
         let u = user("u");
-        let t = miss_token(f.cache.lookup(&u, "10").await);
+        let t = miss_token(f.cache.lookup(&u, "10", 0).await);
         f.cache.store(&u, "10", t, 0, f.list("v1", &["product-2"])).await;
         // A list begun on the other replica before the visitor's event...
-        let stale = miss_token(other.lookup(&u, "20").await);
+        let stale = miss_token(other.lookup(&u, "20", 0).await);
         f.cache.invalidate_users(&[u.clone(), user("w")], 0).await;
-        miss_token(other.lookup(&u, "10").await);
+        miss_token(other.lookup(&u, "10", 0).await);
         // ...is not stored after it.
         other.store(&u, "20", stale, 0, f.list("stale", &["product-3"])).await;
-        miss_token(f.cache.lookup(&u, "20").await);
-        let fresh = miss_token(other.lookup(&u, "20").await);
+        miss_token(f.cache.lookup(&u, "20", 0).await);
+        let fresh = miss_token(other.lookup(&u, "20", 0).await);
         other.store(&u, "20", fresh, 0, f.list("fresh", &["product-3"])).await;
-        assert_eq!(hit(f.cache.lookup(&u, "20").await).model_version, "fresh");
+        assert_eq!(hit(f.cache.lookup(&u, "20", 0).await).model_version, "fresh");
     }
 
     #[tokio::test]
@@ -564,30 +570,30 @@ mod tests {
         let Some(f) = fixture().await else { return };
         let other = f.replica();
         let (u, w) = (user("u"), user("w"));
-        let t = miss_token(f.cache.lookup(&u, "10").await);
+        let t = miss_token(f.cache.lookup(&u, "10", 0).await);
         f.cache.store(&u, "10", t, 0, f.list("v1", &["product-2"])).await;
-        let stale = miss_token(other.lookup(&w, "10").await);
+        let stale = miss_token(other.lookup(&w, "10", 0).await);
         f.cache.invalidate_all().await;
-        miss_token(other.lookup(&u, "10").await);
+        miss_token(other.lookup(&u, "10", 0).await);
         other.store(&w, "10", stale, 0, f.list("old", &["product-2"])).await;
-        miss_token(f.cache.lookup(&w, "10").await);
+        miss_token(f.cache.lookup(&w, "10", 0).await);
     }
 
     #[tokio::test]
     async fn a_list_naming_a_product_gone_or_hidden_here_is_a_miss() {
         let Some(f) = fixture().await else { return };
         let u = user("u");
-        let t = miss_token(f.cache.lookup(&u, "10").await);
+        let t = miss_token(f.cache.lookup(&u, "10", 0).await);
         f.cache.store(&u, "10", t, 0, f.list("v1", &["product-2"])).await;
         // Another replica whose catalogue no longer holds product-2.
         let without = f.replica_resolving(Arc::new(|_| None));
-        miss_token(without.lookup(&u, "10").await);
+        miss_token(without.lookup(&u, "10", 0).await);
         // Another replica that heard product-2 was hidden (the list was stored before).
         let hidden = f.products[&ProductId::parse("product-2").unwrap()].as_ref().clone();
         let hidden = Arc::new(Product { hidden: true, ..hidden });
         let hiding = f.replica_resolving(Arc::new(move |_| Some(hidden.clone())));
-        miss_token(hiding.lookup(&u, "10").await);
-        hit(f.replica().lookup(&u, "10").await);
+        miss_token(hiding.lookup(&u, "10", 0).await);
+        hit(f.replica().lookup(&u, "10", 0).await);
     }
 
     #[tokio::test]
@@ -596,31 +602,31 @@ mod tests {
         let u = user("u");
         for n in 0..2 * KEYS_PER_USER {
             let key = format!("shape-{n}");
-            let t = miss_token(f.cache.lookup(&u, &key).await);
+            let t = miss_token(f.cache.lookup(&u, &key, 0).await);
             f.cache.store(&u, &key, t, 0, f.list("v1", &["product-2"])).await;
         }
         let mut conn = f.cache.redis.manager.clone();
         let fields: usize =
             redis::cmd("HLEN").arg(f.cache.user_key(&u)).query_async(&mut conn).await.unwrap();
         assert!(fields <= KEYS_PER_USER + 1, "{fields} fields");
-        hit(f.cache.lookup(&u, &format!("shape-{}", 2 * KEYS_PER_USER - 1)).await);
+        hit(f.cache.lookup(&u, &format!("shape-{}", 2 * KEYS_PER_USER - 1), 0).await);
     }
 
     #[tokio::test]
     async fn without_redis_every_lookup_misses_and_a_lost_invalidation_is_made_good() {
         let Some(f) = fixture().await else { return };
         let u = user("u");
-        let t = miss_token(f.cache.lookup(&u, "10").await);
+        let t = miss_token(f.cache.lookup(&u, "10", 0).await);
         f.cache.store(&u, "10", t, 0, f.list("v1", &["product-2"])).await;
         // A replica whose invalidation did not reach Redis…
         let other = f.replica();
         other.lost();
         // …serves nothing from it and stores nothing in it…
-        let t = miss_token(other.lookup(&u, "10").await);
+        let t = miss_token(other.lookup(&u, "10", 0).await);
         assert!(t.0 > 0, "Redis answers again, so the lookup hands out a real token");
         assert_eq!(other.trust.lost.load(Ordering::SeqCst), 0);
         // …and made good by invalidating everything once Redis answered again.
-        miss_token(f.cache.lookup(&u, "10").await);
+        miss_token(f.cache.lookup(&u, "10", 0).await);
     }
 
     #[tokio::test]
@@ -631,18 +637,18 @@ mod tests {
         // One replica applied the visitor's event (sequence 40) and dropped their lists; the
         // other, at 39, begins a list only now, so its token is newer than the invalidation…
         f.cache.invalidate_users(std::slice::from_ref(&u), 40).await;
-        let t = miss_token(behind.lookup(&u, "10").await);
+        let t = miss_token(behind.lookup(&u, "10", 0).await);
         // …but its list lacks the event: refused.
         behind.store(&u, "10", t, 39, f.list("stale", &["product-2"])).await;
-        miss_token(f.cache.lookup(&u, "10").await);
+        miss_token(f.cache.lookup(&u, "10", 0).await);
         // Once it applied as far, its list is kept, and a later invalidation from a replica
         // further behind does not lower the bar.
         behind.store(&u, "10", t, 40, f.list("fresh", &["product-2"])).await;
-        assert_eq!(hit(f.cache.lookup(&u, "10").await).model_version, "fresh");
+        assert_eq!(hit(f.cache.lookup(&u, "10", 0).await).model_version, "fresh");
         behind.invalidate_users(std::slice::from_ref(&u), 12).await;
-        let t = miss_token(f.cache.lookup(&u, "10").await);
+        let t = miss_token(f.cache.lookup(&u, "10", 0).await);
         f.cache.store(&u, "10", t, 39, f.list("stale", &["product-2"])).await;
-        miss_token(f.cache.lookup(&u, "10").await);
+        miss_token(f.cache.lookup(&u, "10", 0).await);
     }
 
     #[tokio::test]
@@ -651,38 +657,57 @@ mod tests {
         let marks = Watermarks::new(f.cache.redis.clone(), &f.log);
         let replica = f.replica();
         let (u, w) = (user("u"), user("w"));
-        let t = miss_token(replica.lookup(&u, "10").await);
+        let t = miss_token(replica.lookup(&u, "10", 0).await);
         replica.store(&u, "10", t, 6, f.list("before", &["product-2"])).await;
-        let begun = miss_token(replica.lookup(&w, "10").await);
+        let begun = miss_token(replica.lookup(&w, "10", 0).await);
         // The activity process acknowledges u's event 7 and w's event 9.
         assert!(f.cache.acknowledge(&[(u.clone(), 7), (w.clone(), 9)], &marks).await);
         assert_eq!((marks.get(&u).await.unwrap(), marks.get(&w).await.unwrap()), (7, 9));
-        miss_token(replica.lookup(&u, "10").await);
+        miss_token(replica.lookup(&u, "10", 0).await);
         // A list begun before the acknowledgement is refused even from a state that applied
         // the event; one begun after, from a state without it, too.
         replica.store(&w, "10", begun, 9, f.list("begun before", &["product-2"])).await;
-        let t = miss_token(replica.lookup(&u, "10").await);
+        let t = miss_token(replica.lookup(&u, "10", 0).await);
         replica.store(&u, "10", t, 6, f.list("without", &["product-2"])).await;
-        miss_token(replica.lookup(&u, "10").await);
+        miss_token(replica.lookup(&u, "10", 0).await);
         replica.store(&u, "10", t, 7, f.list("with", &["product-2"])).await;
-        assert_eq!(hit(f.cache.lookup(&u, "10").await).model_version, "with");
-        miss_token(f.cache.lookup(&w, "10").await);
+        assert_eq!(hit(f.cache.lookup(&u, "10", 0).await).model_version, "with");
+        miss_token(f.cache.lookup(&w, "10", 0).await);
         // A watermark never goes down; a repeat's acknowledgement drops the lists again.
         assert!(f.cache.acknowledge(&[(u.clone(), 5)], &marks).await);
         assert_eq!(marks.get(&u).await.unwrap(), 7);
-        miss_token(replica.lookup(&u, "10").await);
-        let t = miss_token(replica.lookup(&u, "10").await);
+        miss_token(replica.lookup(&u, "10", 0).await);
+        let t = miss_token(replica.lookup(&u, "10", 0).await);
         replica.store(&u, "10", t, 6, f.list("without", &["product-2"])).await;
-        miss_token(replica.lookup(&u, "10").await);
+        miss_token(replica.lookup(&u, "10", 0).await);
         marks.forget(&u).await.unwrap();
         assert_eq!(marks.get(&u).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_list_older_than_the_visitors_latest_event_here_is_a_miss_whatever_redis_forgot() {
+        let Some(f) = fixture().await else { return };
+        let (lagging, asking) = (f.replica(), f.replica());
+        let u = user("u");
+        // The activity process acknowledged event 42, then Redis lost the visitor's hash
+        // (flushed, evicted or expired) before a lagging replica stored a list from 41.
+        assert!(
+            f.cache.acknowledge(&[(u.clone(), 42)], &Watermarks::new(f.cache.redis.clone(), &f.log)).await
+        );
+        let mut conn = f.cache.redis.manager.clone();
+        let () = redis::cmd("DEL").arg(f.cache.user_key(&u)).query_async(&mut conn).await.unwrap();
+        let t = miss_token(lagging.lookup(&u, "10", 0).await);
+        lagging.store(&u, "10", t, 41, f.list("at 41", &["product-2"])).await;
+        // A replica that applied event 42 does not serve it; one that has not, may.
+        miss_token(asking.lookup(&u, "10", 42).await);
+        assert_eq!(hit(asking.lookup(&u, "10", 41).await).model_version, "at 41");
     }
 
     #[tokio::test]
     async fn a_lost_invalidation_is_made_good_by_itself_once_redis_answers() {
         let Some(f) = fixture().await else { return };
         let u = user("u");
-        let t = miss_token(f.cache.lookup(&u, "10").await);
+        let t = miss_token(f.cache.lookup(&u, "10", 0).await);
         f.cache.store(&u, "10", t, 0, f.list("v1", &["product-2"])).await;
         // An activity process that lost an acknowledgement and acknowledges nothing more.
         let activity = f.replica();
@@ -693,37 +718,37 @@ mod tests {
             waited += 1;
             assert!(waited < 6000, "the retry never made it good");
         }
-        miss_token(f.cache.lookup(&u, "10").await);
+        miss_token(f.cache.lookup(&u, "10", 0).await);
     }
 
     #[tokio::test]
     async fn a_redis_that_lost_the_clock_refuses_what_was_handed_out_and_stored_before() {
         let Some(f) = fixture().await else { return };
         let (u, w) = (user("u"), user("w"));
-        let t = miss_token(f.cache.lookup(&u, "10").await);
+        let t = miss_token(f.cache.lookup(&u, "10", 0).await);
         f.cache.store(&u, "10", t, 0, f.list("v1", &["product-2"])).await;
-        let before = miss_token(f.cache.lookup(&w, "10").await);
+        let before = miss_token(f.cache.lookup(&w, "10", 0).await);
         // Restarted without its data, flushed or evicted: the clock and the floor are gone.
         let mut conn = f.cache.redis.manager.clone();
         let () = redis::cmd("DEL").arg(f.cache.key("state")).query_async(&mut conn).await.unwrap();
-        miss_token(f.cache.lookup(&u, "10").await);
+        miss_token(f.cache.lookup(&u, "10", 0).await);
         f.cache.store(&w, "10", before, 0, f.list("old", &["product-2"])).await;
-        miss_token(f.cache.lookup(&w, "10").await);
-        let now = miss_token(f.cache.lookup(&w, "10").await);
+        miss_token(f.cache.lookup(&w, "10", 0).await);
+        let now = miss_token(f.cache.lookup(&w, "10", 0).await);
         assert!(now.0 > before.0, "the clock goes on from Redis's time");
         f.cache.store(&w, "10", now, 0, f.list("new", &["product-2"])).await;
-        assert_eq!(hit(f.cache.lookup(&w, "10").await).model_version, "new");
+        assert_eq!(hit(f.cache.lookup(&w, "10", 0).await).model_version, "new");
     }
 
     #[tokio::test]
     async fn a_redis_that_forgot_the_scripts_is_taught_them_again() {
         let Some(f) = fixture().await else { return };
         let u = user("u");
-        let t = miss_token(f.cache.lookup(&u, "10").await);
+        let t = miss_token(f.cache.lookup(&u, "10", 0).await);
         let mut conn = f.cache.redis.manager.clone();
         let () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut conn).await.unwrap();
         f.cache.store(&u, "10", t, 0, f.list("v1", &["product-2"])).await;
-        assert_eq!(hit(f.cache.lookup(&u, "10").await).model_version, "v1");
+        assert_eq!(hit(f.cache.lookup(&u, "10", 0).await).model_version, "v1");
     }
 
     #[tokio::test]
@@ -731,8 +756,8 @@ mod tests {
         let Some(f) = fixture().await else { return };
         let u = user("u");
         // A new deployment's clock starts at Redis's time: a real token is never the stand-in 0.
-        assert!(miss_token(f.cache.lookup(&u, "10").await).0 > 1);
+        assert!(miss_token(f.cache.lookup(&u, "10", 0).await).0 > 1);
         f.cache.store(&u, "10", CacheToken(0), 0, f.list("v1", &["product-2"])).await;
-        miss_token(f.cache.lookup(&u, "10").await);
+        miss_token(f.cache.lookup(&u, "10", 0).await);
     }
 }
