@@ -61,7 +61,7 @@ serve() { # name, port, env and args…
   echo "$name answers after $(echo "$(date +%s.%N) - $started" | bc) s"
 }
 metric() { curl -s "$1/metrics" | awk -v m="$2" '$1 == m {print $2}'; }
-applied() { metric "$1" vitrina_follower_applied_sequence | python3 -c 'print(int(float(input() or 0)))'; }
+applied() { curl -s "$1/api/v1/engine/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["checks"][0]["detail"].split()[-1])'; }
 head_seq() { curl -s "$activity/api/v1/activity/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["checks"][0]["detail"].split()[-1])'; }
 rss() { awk '/VmRSS/{printf "%.0f MiB", $2/1024}' "/proc/$1/status"; }
 

@@ -111,23 +111,6 @@ async fn an_api_replica_killed_under_load_restarts_from_a_checkpoint_and_converg
     drop(urls);
 }
 
-/// 40,000 views of 2,000 visitors, so a job has real work to do.
-async fn load_events(c: &reqwest::Client, activity: &common::Server) {
-    for b in 0..4 {
-        let events: Vec<Value> = (0..10_000)
-            .map(|i| {
-                let n = b * 10_000 + i;
-                let user = n % 2000;
-                json!({"userId": format!("u{user}"), "activityType": "view",
-                       "productId": format!("product-{}", 1 + (user * 7 + n / 2000 * 13) % 10)})
-            })
-            .collect();
-        let (s, body) =
-            send(c, "POST", activity, "/api/v1/activity/track/batch", json!({ "events": events })).await;
-        assert_eq!(s, 200, "{body}");
-    }
-}
-
 #[tokio::test]
 async fn a_training_process_killed_mid_job_fails_the_job_and_the_next_job_reaches_every_replica() {
     let Some(d) = deploy().await else { return };
@@ -138,7 +121,7 @@ async fn a_training_process_killed_mid_job_fails_the_job_and_the_next_job_reache
         (models["activeVersion"] == "v1").then_some(())
     })
     .await;
-    load_events(&c, &activity).await;
+    common::load_views(&c, &activity).await;
 
     // A slow job (many factors and iterations), killed once it is past loading.
     let slow = json!({"config": {"als": {"factors": 128, "iterations": 100}, "tolerance": 1.0, "validationUsers": 0}});

@@ -9,27 +9,6 @@ use std::process::Command;
 use common::Server;
 use serde_json::{json, Value};
 
-/// 40,000 views of 2,000 visitors over the demo's ten products, so a job has real work to do.
-async fn load_events(c: &reqwest::Client, server: &Server) {
-    for b in 0..4 {
-        let events: Vec<Value> = (0..10_000)
-            .map(|i| {
-                let n = b * 10_000 + i;
-                let user = n % 2000;
-                json!({"userId": format!("u{user}"), "activityType": "view",
-                       "productId": format!("product-{}", 1 + (user * 7 + n / 2000 * 13) % 10)})
-            })
-            .collect();
-        let res = c
-            .post(server.url("/api/v1/activity/track/batch"))
-            .json(&json!({"events": events}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status().as_u16(), 200);
-    }
-}
-
 async fn get(c: &reqwest::Client, url: String) -> Value {
     c.get(url).send().await.unwrap().json().await.unwrap()
 }
@@ -57,7 +36,7 @@ async fn a_kill_in_the_middle_of_a_job_leaves_the_registry_consistent_and_the_mo
     let dir = tempfile::tempdir().unwrap();
     let c = reqwest::Client::new();
     let server = Server::start(dir.path());
-    load_events(&c, &server).await;
+    common::load_views(&c, &server).await;
     let version = start_slow_job(&c, &server).await;
     assert_eq!(version, "v2");
     let models = get(&c, server.url("/api/v1/training/models")).await;
@@ -103,7 +82,7 @@ async fn sigterm_cancels_a_running_job_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let c = reqwest::Client::new();
     let server = Server::start(dir.path());
-    load_events(&c, &server).await;
+    common::load_views(&c, &server).await;
     start_slow_job(&c, &server).await;
     let started = std::time::Instant::now();
     let exit = server.stop();
@@ -123,7 +102,7 @@ async fn vitrina_train_runs_a_job_on_the_data_directory() {
     let dir = tempfile::tempdir().unwrap();
     let c = reqwest::Client::new();
     let server = Server::start(dir.path());
-    load_events(&c, &server).await;
+    common::load_views(&c, &server).await;
     server.stop();
 
     let train = |args: &[&str]| {

@@ -221,3 +221,25 @@ fn host_port(url: &str) -> &str {
     let authority = rest.split('/').next().unwrap();
     authority.rsplit_once('@').map_or(authority, |(_, hp)| hp)
 }
+
+/// 40,000 views of 2,000 visitors (`u0`…) over the demo's ten products, tracked through
+/// `server` in batches, so a training job has real work to do.
+pub async fn load_views(c: &reqwest::Client, server: &Server) {
+    for b in 0..4 {
+        let events: Vec<serde_json::Value> = (0..10_000)
+            .map(|i| {
+                let n = b * 10_000 + i;
+                let user = n % 2000;
+                serde_json::json!({"userId": format!("u{user}"), "activityType": "view",
+                       "productId": format!("product-{}", 1 + (user * 7 + n / 2000 * 13) % 10)})
+            })
+            .collect();
+        let res = c
+            .post(server.url("/api/v1/activity/track/batch"))
+            .json(&serde_json::json!({"events": events}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+    }
+}
