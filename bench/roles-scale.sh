@@ -31,7 +31,7 @@ cut_bus() { pkill -f "socat TCP-LISTEN:$proxy_port" || true; }
 trap 'cut_bus; kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 
 echo "== machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem:/{print $2}') GiB"
-echo "== build: $("$bin" --version 2>/dev/null || echo "$bin")"
+echo "== build: $("$bin" --version 2>/dev/null || echo "$bin"), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?') ($bin)"
 store="$pg/$db"
 if ! psql -qtA "$pg/postgres" -c "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1; then
   if [ ! -f "$dir/gen/events.csv" ]; then
@@ -40,8 +40,11 @@ if ! psql -qtA "$pg/postgres" -c "SELECT 1 FROM pg_database WHERE datname = '$db
   fi
   psql -q "$pg/postgres" -c "CREATE DATABASE $db"
   echo "== importing into PostgreSQL"
+  # A failed import drops the database, so that a rerun imports again.
+  trap 'psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"' ERR
   /usr/bin/time -f "import products: %e s" "$bin" import --store "$store" --format products-csv "$dir/gen/products.csv"
   /usr/bin/time -f "import events: %e s, peak RSS %M KiB" "$bin" import --store "$store" --format events-csv "$dir/gen/events.csv"
+  trap - ERR
 fi
 
 serve() { # name, port, env and args…
@@ -61,7 +64,10 @@ serve() { # name, port, env and args…
   echo "$name answers after $(echo "$(date +%s.%N) - $started" | bc) s"
 }
 metric() { curl -s "$1/metrics" | awk -v m="$2" '$1 == m {print $2}'; }
-applied() { curl -s "$1/api/v1/engine/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["checks"][0]["detail"].split()[-1])'; }
+# The sequence a replica applied, from its engine health ("… applied up to sequence N…").
+applied() { curl -s "$1/api/v1/engine/health" | python3 -c 'import json,re,sys; print(re.search(r"up to sequence (\d+)", json.load(sys.stdin)["checks"][0]["detail"]).group(1))'; }
+# Waits at most $2 seconds for the command $1 to succeed.
+within() { local deadline=$(( $(date +%s) + $2 )); until eval "$1"; do [ "$(date +%s)" -lt $deadline ] || { echo "gave up waiting for: $1"; exit 1; }; sleep 0.05; done; }
 head_seq() { curl -s "$activity/api/v1/activity/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["checks"][0]["detail"].split()[-1])'; }
 rss() { awk '/VmRSS/{printf "%.0f MiB", $2/1024}' "/proc/$1/status"; }
 
@@ -84,7 +90,7 @@ echo "   restored checkpoint at sequence $(metric $api1 vitrina_checkpoint_resto
 echo "== waiting for api1 to checkpoint what it applied (every 30 s once events arrive)"
 before=$(metric $api1 vitrina_checkpoint_sequence); before=${before:-0}
 "$bin" bench track --url $activity --requests 100 --concurrency 4 --users 1000 --user-prefix join- >/dev/null
-until [ "$(metric $api1 vitrina_checkpoint_sequence)" != "$before" ] && [ -n "$(metric $api1 vitrina_checkpoint_sequence)" ]; do sleep 1; done
+within '[ -n "$(metric $api1 vitrina_checkpoint_sequence)" ] && [ "$(metric $api1 vitrina_checkpoint_sequence)" != "$before" ]' 600
 echo "   checkpoint at sequence $(metric $api1 vitrina_checkpoint_sequence), $(metric $api1 vitrina_checkpoint_bytes) bytes"
 echo "== a second api replica joins from that checkpoint"
 serve api2 18284 --role api
@@ -97,7 +103,8 @@ lists $api1 1
 echo "== lists: both replicas at once"
 lists $api1 2 >"$logs/l1" & l1=$!
 lists $api2 3 >"$logs/l2" & l2=$!
-wait $l1 $l2
+wait $l1
+wait $l2
 echo "-- api1"; cat "$logs/l1"; echo "-- api2"; cat "$logs/l2"
 
 echo; echo "== NATS away for ${outage} s while ${rate} events/s are tracked"
@@ -105,13 +112,20 @@ cut_bus
 "$bin" bench track --url $activity --rate "$rate" --duration "$outage" --concurrency 16 --users 1000000 --user-prefix outage- >"$logs/track" 2>&1 || { cat "$logs/track"; exit 1; }
 target=$(head_seq)
 echo "   tracked: $(grep -m1 -i 'requests/s\|req/s' "$logs/track" || tail -1 "$logs/track")"
-echo "   head $target; applied api1 $(applied $api1), api2 $(applied $api2)"
+behind1=$(( target - $(applied $api1) )) behind2=$(( target - $(applied $api2) ))
+echo "   head $target; api1 $behind1 and api2 $behind2 events behind it"
 restored=$(date +%s.%N)
 proxy
-for api in $api1 $api2; do
-  behind=$(( target - $(applied $api) ))
-  until [ "$(applied $api)" -ge "$target" ]; do sleep 0.05; done
-  took=$(echo "$(date +%s.%N) - $restored" | bc)
-  echo "   $api: $behind events behind at the restore, caught up after $took s"
-done
+caught_up() { # replica, its lag: polls until it applied the head, then prints the time
+  within "[ \"\$(applied $1)\" -ge $target ]" 600
+  echo "   $1: $2 events behind at the restore, caught up after $(echo "$(date +%s.%N) - $restored" | bc) s"
+}
+caught_up $api1 "$behind1" & c1=$!
+caught_up $api2 "$behind2" & c2=$!
+wait $c1
+wait $c2
+heard() { curl -s "$1/metrics" | awk '$1 ~ /^vitrina_bus_heard_total/ {s+=$2} END {print s+0}'; }
+heard_before=$(heard $api1)
+within '"$bin" bench track --url $activity --requests 50 --concurrency 4 --users 1000 --user-prefix back- >/dev/null; [ "$(heard $api1)" -gt "$heard_before" ]' 120
+echo "   api1 hears commits from NATS again after $(echo "$(date +%s.%N) - $restored" | bc) s"
 echo "== logs in $logs"

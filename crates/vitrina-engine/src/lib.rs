@@ -426,8 +426,9 @@ impl Engine {
         self.users.hydrate(user, &online, seq, || self.erasures() == erasures);
     }
 
-    /// The highest log sequence of the visitor's events in the online state (0: none held).
-    /// A cached list computed from a state that had applied less lacks one of them.
+    /// The highest log sequence of the visitor's events in the online state (for a visitor
+    /// without state: of any visitor forgotten so far, as they may be one). A cached list
+    /// computed from a state that had applied less may lack one of them.
     pub fn last_seq(&self, user: &UserId) -> u64 {
         self.users.seq(user)
     }
@@ -473,7 +474,7 @@ impl Engine {
             s.purchases.iter_mut().for_each(|p| p.0 = map(p.0));
             self.users.import(user, s, checkpoint.seq);
         }
-        self.users.add_evicted(checkpoint.evicted);
+        self.users.add_evicted(checkpoint.evicted, checkpoint.seq);
         let mut trending = checkpoint.trending;
         let mut scores = vec![[0.0f32; 4]; items.iter().map(|&i| i as usize + 1).max().unwrap_or(0)];
         for (i, s) in trending.scores.iter().enumerate().take(items.len()) {
@@ -493,7 +494,7 @@ impl Engine {
     /// A digest of every visitor's online state (see [`StateDigest`]).
     pub fn digest(&self) -> StateDigest {
         let ids = self.catalog().ids().to_vec();
-        let name = |item: u32| ids.get(item as usize).map_or_else(String::new, |id| id.as_str().to_string());
+        let name = |item: u32| ids.get(item as usize).map_or("", |id| id.as_str());
         let (visitors, events, digest) = self.users.digest(name);
         StateDigest { visitors, events, digest }
     }

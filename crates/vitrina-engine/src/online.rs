@@ -85,6 +85,9 @@ pub struct Users {
     capacity: usize,
     max_per_shard: AtomicUsize,
     evicted: AtomicU64,
+    /// The highest sequence of any visitor forgotten (evicted, erased, or dropped to be read
+    /// back): what [`Users::seq`] answers for a visitor without state, who may be one.
+    forgotten_seq: AtomicU64,
 }
 
 impl Users {
@@ -96,6 +99,7 @@ impl Users {
             capacity: capacity.max(1),
             max_per_shard: AtomicUsize::new(usize::MAX),
             evicted: AtomicU64::new(0),
+            forgotten_seq: AtomicU64::new(0),
         }
     }
 
@@ -122,7 +126,9 @@ impl Users {
         let mut by_age: Vec<(u32, UserId)> = shard.iter().map(|(u, s)| (s.last_seen(), u.clone())).collect();
         by_age.select_nth_unstable_by_key(n - 1, |(t, _)| *t);
         for (_, user) in by_age.iter().take(n) {
-            shard.remove(user);
+            if let Some(state) = shard.remove(user) {
+                self.forgotten_seq.fetch_max(state.seq, Ordering::Relaxed);
+            }
         }
         self.evicted.fetch_add(n as u64, Ordering::Relaxed);
     }
@@ -198,7 +204,8 @@ impl Users {
     /// Forgets a visitor whose state may be stale, so that their next list reads it back from
     /// the log (counted with the evictions: both make hydration necessary).
     pub fn forget_to_reload(&self, user: &UserId) {
-        if self.shard(user).write().expect("online shard lock").remove(user).is_some() {
+        if let Some(state) = self.shard(user).write().expect("online shard lock").remove(user) {
+            self.forgotten_seq.fetch_max(state.seq, Ordering::Relaxed);
             self.evicted.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -219,7 +226,9 @@ impl Users {
     pub fn forget(&self, user: &UserId, counted: impl FnOnce()) {
         let mut shard = self.shard(user).write().expect("online shard lock");
         counted();
-        shard.remove(user);
+        if let Some(state) = shard.remove(user) {
+            self.forgotten_seq.fetch_max(state.seq, Ordering::Relaxed);
+        }
     }
 
     /// Every visitor's state, shard by shard, as `(visitor, events, purchases)`.
@@ -254,23 +263,28 @@ impl Users {
         );
     }
 
-    /// Counts `n` visitors forgotten before a checkpoint was taken (their history is in the
-    /// log, so hydration stays necessary).
-    pub fn add_evicted(&self, n: u64) {
+    /// Counts `n` visitors forgotten before a checkpoint taken at sequence `seq` (their
+    /// history is in the log, so hydration stays necessary).
+    pub fn add_evicted(&self, n: u64, seq: u64) {
         self.evicted.fetch_add(n, Ordering::Relaxed);
+        if n > 0 {
+            self.forgotten_seq.fetch_max(seq, Ordering::Relaxed);
+        }
     }
 
-    /// The highest log sequence of the visitor's events observed; 0 when the visitor has no
-    /// state (unknown, forgotten or erased).
+    /// The highest log sequence of the visitor's events observed (at least). For a visitor
+    /// without state, who may have been forgotten with events, the highest of any visitor
+    /// forgotten so far (0 when none was).
     pub fn seq(&self, user: &UserId) -> u64 {
-        self.shard(user).read().expect("online shard lock").get(user).map_or(0, |s| s.seq)
+        let shard = self.shard(user).read().expect("online shard lock");
+        shard.get(user).map_or_else(|| self.forgotten_seq.load(Ordering::Relaxed), |s| s.seq)
     }
 
     /// A digest of every visitor's state that does not depend on the order visitors were
     /// stored in: the wrapping sum of one hash per visitor over their id and their events and
     /// purchases, with items named by `item_id` (item numbers differ between processes).
     /// Returns `(visitors, events, digest)`.
-    pub fn digest(&self, item_id: impl Fn(u32) -> String) -> (usize, usize, u64) {
+    pub fn digest<'a>(&self, item_id: impl Fn(u32) -> &'a str) -> (usize, usize, u64) {
         let (mut visitors, mut events, mut digest) = (0usize, 0usize, 0u64);
         for shard in self.shards.iter() {
             let shard = shard.read().expect("online shard lock");

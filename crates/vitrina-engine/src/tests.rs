@@ -413,7 +413,7 @@ fn a_restored_checkpoint_serves_what_the_checkpointed_engine_served() {
     assert_eq!(restored.stats().visitors, engine.stats().visitors);
     // A restored visitor's latest event is taken to be as recent as the checkpoint.
     assert_eq!(restored.last_seq(&uid("live")), seq + 1);
-    assert_eq!(restored.last_seq(&uid("nobody")), 0);
+    assert_eq!(restored.last_seq(&uid("nobody")), 0, "no visitor was forgotten before the checkpoint");
     // The digest names items by product id, so other item numbers do not change it.
     assert_eq!(restored.digest(), engine.digest());
     assert_eq!(engine.digest().visitors, 41);
@@ -462,6 +462,9 @@ fn a_visitors_latest_sequence_follows_observed_and_hydrated_events() {
     ];
     engine.hydrate(&uid("b"), &history, engine.erasures());
     assert_eq!(engine.last_seq(&uid("b")), 9, "only the visitor's own events count");
+    assert_eq!(engine.last_seq(&uid("stranger")), 0);
+    // A visitor without state may be one forgotten with events: as recent as any forgotten.
     engine.forget_user(&uid("a"));
-    assert_eq!(engine.last_seq(&uid("a")), 0);
+    assert_eq!(engine.last_seq(&uid("a")), 5);
+    assert_eq!(engine.last_seq(&uid("stranger")), 5);
 }

@@ -4,8 +4,9 @@
 //! - an activity process publishes each stored commit ([`Cluster::committed`]), which the
 //!   api replicas' followers apply milliseconds later (else their next read of the log);
 //! - it raises each visitor's watermark in Redis and drops their shared lists before it
-//!   acknowledges ([`Cluster::acknowledge`]); an api replica waits, at most [`READ_WAIT`], until its online
-//!   state holds the visitor's watermark before it answers them ([`Cluster::fresh_for`]);
+//!   acknowledges ([`Cluster::acknowledge`]); an api replica waits, at most [`READ_WAIT`],
+//!   until its online state holds the visitor's watermark before it answers them (read in
+//!   the round trip of the cache lookup, [`Cluster::lookup_fresh`]);
 //! - catalogue, experiment, key and erasure changes are told ([`Cluster::tell`]) and re-read
 //!   by the others ([`follow_changes`]), which also re-read the experiments and keys every
 //!   [`RESYNC`] in case a change was missed, and the catalogue when its revision changed
@@ -17,11 +18,13 @@ use tokio::sync::mpsc;
 use vitrina_bus::nats::Broker;
 use vitrina_core::{
     changes::Change,
-    ports::{AppendOutcome, Committed},
+    ports::{AppendOutcome, CacheLookup, Committed, RecommendationCache},
     roles::{Role, Roles},
     LogEvent, UserId,
 };
 use vitrina_store::redis::{SharedLists, Watermarks};
+
+use vitrina_engine::Engine;
 
 use crate::{follower::Follower, state::AppState};
 
@@ -92,31 +95,39 @@ impl Cluster {
         }
     }
 
+    /// Looks the visitor's list up in `cache` once this process holds everything the visitor
+    /// was told is stored: over Redis, the lookup and the visitor's watermark are one round
+    /// trip, and the process waits, at most [`READ_WAIT`], until its `follower` applied the
+    /// watermark before it judges what it found (a list computed from a state older than the
+    /// visitor's latest event here is a miss). Without Redis (or when it fails) it does not
+    /// wait: in one process the write path itself waited for the follower.
+    pub async fn lookup_fresh(
+        &self,
+        cache: &dyn RecommendationCache,
+        follower: &Follower,
+        engine: &Engine,
+        user: &UserId,
+        key: &str,
+    ) -> CacheLookup {
+        let (Some(watermarks), Some(lists)) = (&self.watermarks, &self.lists) else {
+            return cache.lookup(user, key, engine.last_seq(user)).await;
+        };
+        let fetched = lists.lookup_marked(user, key, watermarks).await;
+        match &fetched {
+            Some(found) => wait_for_mark(follower, found.mark).await,
+            None => metrics::counter!("vitrina_watermark_failures_total").increment(1),
+        }
+        lists.judge(fetched, engine.last_seq(user))
+    }
+
     /// Waits until `follower` holds everything the visitor was told is stored, at most
-    /// [`READ_WAIT`]. Without Redis (or when it fails) it does not wait: in one process the
-    /// write path itself waited for the follower.
+    /// [`READ_WAIT`] (see [`Cluster::lookup_fresh`]; this is for a caller that does not look
+    /// the visitor's list up).
     pub async fn fresh_for(&self, follower: &Follower, user: &UserId) {
         let Some(watermarks) = &self.watermarks else { return };
-        let mark = match watermarks.get(user).await {
-            Ok(mark) => mark,
-            Err(_) => {
-                metrics::counter!("vitrina_watermark_failures_total").increment(1);
-                return;
-            }
-        };
-        if follower.applied() >= mark {
-            return;
-        }
-        metrics::counter!("vitrina_read_waits_total").increment(1);
-        follower.read_now();
-        if !follower.wait_until(mark, READ_WAIT).await {
-            metrics::counter!("vitrina_read_wait_timeouts_total").increment(1);
-            follower.fell_behind();
-            tracing::warn!(
-                applied = follower.applied(),
-                mark,
-                "answering a visitor before this replica applied their latest event"
-            );
+        match watermarks.get(user).await {
+            Ok(mark) => wait_for_mark(follower, mark).await,
+            Err(_) => metrics::counter!("vitrina_watermark_failures_total").increment(1),
         }
     }
 
@@ -135,6 +146,24 @@ impl Cluster {
                 tracing::warn!(error = %e, "forgetting an erased visitor's watermark in Redis failed; it expires within the hour");
             }
         }
+    }
+}
+
+/// Waits until `follower` applied `mark` (a visitor's watermark), at most [`READ_WAIT`].
+async fn wait_for_mark(follower: &Follower, mark: u64) {
+    if follower.applied() >= mark {
+        return;
+    }
+    metrics::counter!("vitrina_read_waits_total").increment(1);
+    follower.read_now();
+    if !follower.wait_until(mark, READ_WAIT).await {
+        metrics::counter!("vitrina_read_wait_timeouts_total").increment(1);
+        follower.fell_behind();
+        tracing::warn!(
+            applied = follower.applied(),
+            mark,
+            "answering a visitor before this replica applied their latest event"
+        );
     }
 }
 

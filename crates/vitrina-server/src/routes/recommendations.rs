@@ -283,14 +283,13 @@ pub async fn recommendations(
 ) -> ApiResult<Json<RecommendationsResponse>> {
     let user = UserId::parse(&user)?;
     let (limit, filters) = q.filters()?;
-    // Another replica may have stored the visitor's latest event: this one applies it first.
-    s.cluster.fresh_for(&s.follower, &user).await;
     let arm = s.experiments.arm_for(Some(user.as_str()));
     let key = list_key(&s, &arm, limit, &filters);
-    // A cached list computed before this replica's latest event of the visitor is stale,
-    // whatever became of the invalidation that should have dropped it.
-    let since = s.engine.last_seq(&user);
-    let (list, from_cache) = match s.ports.cache.lookup(&user, &key, since).await {
+    // Another replica may have stored the visitor's latest event: this one applies it before
+    // it judges what the cache holds, and a cached list computed before its latest event of
+    // the visitor is stale, whatever became of the invalidation that should have dropped it.
+    let found = s.cluster.lookup_fresh(s.ports.cache.as_ref(), &s.follower, &s.engine, &user, &key).await;
+    let (list, from_cache) = match found {
         CacheLookup::Hit(list) => (list, true),
         CacheLookup::Miss(token) => {
             // Read before computing: the list reflects at least this much of the log.

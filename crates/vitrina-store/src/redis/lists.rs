@@ -70,18 +70,21 @@ fn script(body: &str) -> Script {
     Script::new(&format!("{STATE}{body}"))
 }
 
-/// KEYS: state, visitor. ARGV: key. Returns {clock, entry}, the entry ("token\nlist") only if
-/// stored after the last invalidation of everything (else nil).
+/// KEYS: state, visitor, and optionally the visitor's watermark. ARGV: key. Returns {clock,
+/// entry, watermark}: the entry ("token\nlist") only if stored after the last invalidation
+/// of everything (else nil); the watermark 0 when there is none or it was not asked for.
 static LOOKUP: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
 local clock, floor = state(KEYS[1])
+local mark = 0
+if KEYS[3] then mark = tonumber(redis.call('GET', KEYS[3]) or '0') end
 local entry = redis.call('HGET', KEYS[2], ARGV[1])
 if entry then
   local token = tonumber(string.match(entry, '^(%d+)'))
-  if token >= floor then return {clock, entry} end
+  if token >= floor then return {clock, entry, mark} end
 end
-return {clock, false}",
+return {clock, false, mark}",
     )
 });
 
@@ -234,6 +237,14 @@ impl Kept {
     }
 }
 
+/// What [`SharedLists::lookup_marked`] found.
+pub struct Fetched {
+    clock: u64,
+    entry: Option<Kept>,
+    /// The visitor's watermark (0: none).
+    pub mark: u64,
+}
+
 /// The deployment's recommendation cache in Redis.
 pub struct SharedLists {
     redis: Connection,
@@ -359,6 +370,40 @@ impl SharedLists {
         self.trust.lose();
     }
 
+    /// The lookup's round trip: the entry under `key` and, with `watermarks`, the visitor's
+    /// watermark. `None` when Redis is not trusted or did not answer.
+    async fn fetch(&self, user: &UserId, key: &str, watermarks: Option<&Watermarks>) -> Option<Fetched> {
+        if !self.trusted().await {
+            return None;
+        }
+        let mut keys = vec![self.key("state"), self.user_key(user)];
+        keys.extend(watermarks.map(|w| w.key(user)));
+        let (clock, entry, mark) =
+            self.eval::<(u64, Option<String>, u64)>(&LOOKUP, &keys, &[key.into()]).await?;
+        let entry = entry.and_then(|e| serde_json::from_str::<Kept>(e.split_once('\n')?.1).ok());
+        Some(Fetched { clock, entry, mark })
+    }
+
+    /// A lookup and the visitor's watermark in one round trip, for a process that must apply
+    /// the log up to the watermark before it may [`SharedLists::judge`] what was found.
+    /// `None` when Redis is not trusted or did not answer (a miss, and no watermark known).
+    pub async fn lookup_marked(&self, user: &UserId, key: &str, watermarks: &Watermarks) -> Option<Fetched> {
+        self.fetch(user, key, Some(watermarks)).await
+    }
+
+    /// What a lookup found, as the cache answers it to a process whose latest event of the
+    /// visitor is at `since` (see [`RecommendationCache::lookup`]).
+    pub fn judge(&self, fetched: Option<Fetched>, since: u64) -> CacheLookup {
+        // Tokens are the clock plus one, so that 0 is never one: a write-back with it is
+        // dropped.
+        let Some(Fetched { clock, entry, .. }) = fetched else { return CacheLookup::Miss(CacheToken(0)) };
+        let list = entry.filter(|kept| kept.applied >= since).and_then(|kept| kept.list(&self.resolve));
+        match list {
+            Some(list) => CacheLookup::Hit(Arc::new(list)),
+            None => CacheLookup::Miss(CacheToken(clock + 1)),
+        }
+    }
+
     /// How long a visitor's invalidation is remembered.
     fn remember(&self) -> String {
         REMEMBER_INVALIDATION.max(self.ttl).as_millis().to_string()
@@ -390,26 +435,7 @@ impl SharedLists {
 #[async_trait]
 impl RecommendationCache for SharedLists {
     async fn lookup(&self, user: &UserId, key: &str, since: u64) -> CacheLookup {
-        // Tokens are the clock plus one, so that 0 is never one: a write-back with it is
-        // dropped.
-        let miss = CacheLookup::Miss(CacheToken(0));
-        if !self.trusted().await {
-            return miss;
-        }
-        let keys = [self.key("state"), self.user_key(user)];
-        let Some((clock, entry)) = self.eval::<(u64, Option<String>)>(&LOOKUP, &keys, &[key.into()]).await
-        else {
-            return miss;
-        };
-        let list = entry.and_then(|e| {
-            let (_, json) = e.split_once('\n')?;
-            let kept = serde_json::from_str::<Kept>(json).ok()?;
-            (kept.applied >= since).then_some(kept)?.list(&self.resolve)
-        });
-        match list {
-            Some(list) => CacheLookup::Hit(Arc::new(list)),
-            None => CacheLookup::Miss(CacheToken(clock + 1)),
-        }
+        self.judge(self.fetch(user, key, None).await, since)
     }
 
     async fn store(
@@ -701,6 +727,29 @@ mod tests {
         // A replica that applied event 42 does not serve it; one that has not, may.
         miss_token(asking.lookup(&u, "10", 42).await);
         assert_eq!(hit(asking.lookup(&u, "10", 41).await).model_version, "at 41");
+    }
+
+    #[tokio::test]
+    async fn a_marked_lookup_brings_the_watermark_in_the_same_round_trip() {
+        let Some(f) = fixture().await else { return };
+        let marks = Watermarks::new(f.cache.redis.clone(), &f.log);
+        let u = user("u");
+        let found = f.cache.lookup_marked(&u, "10", &marks).await.unwrap();
+        assert_eq!(found.mark, 0, "no event acknowledged yet");
+        let t = miss_token(f.cache.judge(Some(found), 0));
+        f.cache.store(&u, "10", t, 3, f.list("at 3", &["product-2"])).await;
+        assert!(f.cache.acknowledge(&[(u.clone(), 7)], &marks).await);
+        let found = f.cache.lookup_marked(&u, "10", &marks).await.unwrap();
+        assert_eq!(found.mark, 7);
+        let t = miss_token(f.cache.judge(Some(found), 7));
+        f.cache.store(&u, "10", t, 7, f.list("at 7", &["product-2"])).await;
+        let found = f.cache.lookup_marked(&u, "10", &marks).await.unwrap();
+        assert_eq!(found.mark, 7);
+        assert_eq!(hit(f.cache.judge(Some(found), 7)).model_version, "at 7");
+        // What was found is judged by the process's latest event of the visitor.
+        let found = f.cache.lookup_marked(&u, "10", &marks).await.unwrap();
+        miss_token(f.cache.judge(Some(found), 8));
+        assert_eq!(miss_token(f.cache.judge(None, 0)).0, 0, "Redis away: a miss that stores nothing");
     }
 
     #[tokio::test]

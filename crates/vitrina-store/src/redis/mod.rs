@@ -20,7 +20,7 @@ use vitrina_core::{
     UserId,
 };
 
-pub use lists::{Resolve, SharedLists};
+pub use lists::{Fetched, Resolve, SharedLists};
 pub use watermarks::{Watermarks, WATERMARK_TTL};
 
 /// A call to Redis that takes longer fails (the caller goes on without it).
