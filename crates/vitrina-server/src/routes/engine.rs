@@ -26,9 +26,10 @@ pub struct EngineState {
     pub digest: String,
 }
 
-/// The online state's digest at the sequence it has applied (events wait while it is taken:
-/// about a second per million visitors). Compare replicas' digests at the same
-/// `appliedSequence`.
+/// The online state's digest at the sequence it has applied. Events wait while it is taken:
+/// 1.6–3.3 s at 769,000 visitors with 17.7M events on a 2-core machine, long enough for
+/// reads waiting for a watermark to give up; take it when comparing replicas at rest, at
+/// the same `appliedSequence`.
 #[utoipa::path(get, path = "/api/v1/engine/state", tag = "health",
     responses((status = 200, body = EngineState)))]
 pub async fn state(State(s): State<AppState>) -> ApiResult<Json<EngineState>> {

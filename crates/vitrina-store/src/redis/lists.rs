@@ -273,14 +273,18 @@ impl Trust {
         if lost == 0 {
             return true;
         }
-        // An invalidation lost while this one was on its way is not covered by it.
-        if self.invalidate_everything().await
-            && self.lost.compare_exchange(lost, 0, Ordering::SeqCst, Ordering::SeqCst).is_ok()
-        {
-            tracing::info!("the shared list cache answers again; every list in it was invalidated");
-            return true;
+        if !self.invalidate_everything().await {
+            return false;
         }
-        false
+        // An invalidation lost while this one was on its way is not covered by it; one that
+        // another caller's invalidation made good (0 already) is.
+        match self.lost.compare_exchange(lost, 0, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => {
+                tracing::info!("the shared list cache answers again; every list in it was invalidated");
+                true
+            }
+            Err(now) => now == 0,
+        }
     }
 
     async fn invalidate_everything(&self) -> bool {
