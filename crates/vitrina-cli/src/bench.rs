@@ -65,9 +65,32 @@ pub struct Load {
     /// `eventId`s instead of duplicates.
     #[arg(long)]
     seed: Option<u64>,
+    /// Which API the load goes through: Vitrina's own (`v1`) or the Gorse-compatible one
+    /// (`gorse`: `POST /api/feedback`, `GET /api/recommend/{userId}`).
+    #[arg(long, value_enum, default_value_t = Api::V1)]
+    api: Api,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    V1,
+    Gorse,
 }
 
 const KINDS: [&str; 4] = ["view", "click", "add_to_cart", "purchase"];
+/// The same kinds as Gorse feedback types (by the default mapping).
+const GORSE_KINDS: [&str; 4] = ["view", "click", "cart", "purchase"];
+
+/// A random Gorse feedback (its event id is derived from it by the server).
+fn feedback(rng: &mut StdRng, load: &Load) -> Value {
+    json!({
+        "FeedbackType": GORSE_KINDS[rng.random_range(0..GORSE_KINDS.len())],
+        "UserId": format!("{}{}", load.user_prefix, rng.random_range(0..load.users)),
+        "ItemId": format!("product-{}", rng.random_range(1..=load.products)),
+        "Timestamp": "",
+        "Comment": format!("{:016x}", rng.random::<u64>()),
+    })
+}
 
 /// A random event with a client-chosen `eventId` (random, as a shop's idempotency keys are).
 fn event(rng: &mut StdRng, load: &Load) -> Value {
@@ -119,7 +142,19 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 if let Some(t) = tick.as_mut() {
                     t.tick().await;
                 }
+                let gorse = load.api == Api::Gorse;
                 let request = match kind {
+                    "ingest" if gorse => {
+                        let rows: Vec<Value> = (0..load.batch).map(|_| feedback(&mut rng, &load)).collect();
+                        client.post(format!("{}/api/feedback", load.url)).json(&rows)
+                    }
+                    "track" if gorse => {
+                        client.post(format!("{}/api/feedback", load.url)).json(&[feedback(&mut rng, &load)])
+                    }
+                    _ if gorse && kind == "recommend" => {
+                        let user = rng.random_range(0..load.users);
+                        client.get(format!("{}/api/recommend/{}{user}?n=10", load.url, load.user_prefix))
+                    }
                     "ingest" => {
                         let events: Vec<Value> = (0..load.batch).map(|_| event(&mut rng, &load)).collect();
                         client

@@ -27,6 +27,8 @@ pub struct Config {
     pub auth: vitrina_server::auth::AuthConfig,
     /// Requests per second per client address and per key scope.
     pub rate_limits: vitrina_server::auth::RateLimits,
+    /// The Gorse-compatible API: feedback types and auto-inserted items.
+    pub gorse: vitrina_server::gorse::GorseConfig,
     pub log: Log,
 }
 
@@ -136,6 +138,7 @@ impl Default for Config {
             experiments: Experiments { step_seconds: 60 },
             auth: Default::default(),
             rate_limits: Default::default(),
+            gorse: Default::default(),
             log: Log { format: "json".into(), level: "info".into() },
         }
     }

@@ -114,6 +114,7 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<()> {
         roles,
         bus_url: given(&config.bus.url),
         cache_url: given(&config.cache.url),
+        gorse: config.gorse.clone(),
     })
     .await?;
     if !addr.ip().is_loopback() && !embedded.state.auth.keys.enforced() {

@@ -87,7 +87,21 @@ pub struct Product {
     pub updated_at: DateTime<Utc>,
 }
 
+/// The attribute by which a shop dates a product's publication (RFC 3339).
+pub const PUBLISHED_AT: &str = "publishedAt";
+
 impl Product {
+    /// When the product was published: its `attributes.publishedAt` when the shop dates it
+    /// (an RFC 3339 time), else when it entered the catalogue. New items and the latest
+    /// list go by it.
+    pub fn published_at(&self) -> DateTime<Utc> {
+        self.attributes
+            .get(PUBLISHED_AT)
+            .and_then(Value::as_str)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map_or(self.created_at, |t| t.with_timezone(&Utc))
+    }
+
     /// Whether the product may be shown to visitors at all.
     pub fn is_available(&self) -> bool {
         self.in_stock && !self.hidden

@@ -14,6 +14,7 @@ pub struct Entry {
     pub product: Arc<Product>,
     pub category: u32,
     pub price: f64,
+    /// When the product was published ([`Product::published_at`]), unix milliseconds.
     pub created_ms: i64,
 }
 
@@ -70,7 +71,7 @@ impl Catalog {
         let category = self.category_index(&p.category);
         let entry = Entry {
             price: p.price.to_f64(),
-            created_ms: p.created_at.timestamp_millis(),
+            created_ms: p.published_at().timestamp_millis(),
             category,
             product: Arc::new(p),
         };

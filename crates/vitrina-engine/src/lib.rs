@@ -313,6 +313,11 @@ impl Engine {
         self.with_inputs(&self.model(), &self.ranking(), |inputs| inputs.rank_popular(window, req))
     }
 
+    /// The newest available products by creation time, newest first (Gorse's "latest").
+    pub fn latest(&self, req: &ListRequest) -> Vec<Recommended> {
+        self.with_inputs(&self.model(), &self.ranking(), |inputs| inputs.rank_latest(req))
+    }
+
     /// Adds or replaces products; they are served (or hidden) from the next request on.
     pub fn upsert_products(&self, products: impl IntoIterator<Item = Product>) {
         let mut catalog = self.catalog.write().expect("catalog lock");

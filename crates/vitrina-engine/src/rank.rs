@@ -487,6 +487,41 @@ impl Inputs<'_> {
         out
     }
 
+    /// The newest products that pass the filters, newest first (ties: lower item), scored by
+    /// their recency relative to the newest. One pass over the catalogue, no full sort.
+    pub fn rank_latest(&self, req: &ListRequest) -> Vec<Recommended> {
+        let Some(category) = self.requested_category(req) else { return Vec::new() };
+        let mut newest: Vec<(i64, u32)> = self
+            .catalog
+            .entries()
+            .filter(|(_, e)| passes(e, req.filters, category))
+            .map(|(i, e)| (e.created_ms, i))
+            .collect();
+        let newer = |a: &(i64, u32), b: &(i64, u32)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
+        let n = req.limit.min(newest.len());
+        if n == 0 {
+            return Vec::new();
+        }
+        newest.select_nth_unstable_by(n - 1, newer);
+        newest.truncate(n);
+        newest.sort_unstable_by(newer);
+        let first = newest[0].0;
+        newest
+            .into_iter()
+            .filter_map(|(ms, i)| {
+                let entry = self.catalog.entry(i)?;
+                let days_older = (first - ms) as f32 / 86_400_000.0;
+                Some(Recommended {
+                    product: entry.product.clone(),
+                    score: 1.0 / (1.0 + days_older),
+                    confidence: 0.0,
+                    source: Source::NewItem,
+                    because: None,
+                })
+            })
+            .collect()
+    }
+
     fn select(
         &self,
         cands: FxHashMap<u32, Cand>,

@@ -174,6 +174,30 @@ fn new_products_are_served_before_any_retraining() {
 }
 
 #[test]
+fn latest_lists_the_newest_available_products_without_waiting_for_a_refresh() {
+    let (products, log) = shop();
+    let engine = trained(products, &log, RankingConfig::default());
+    let at = |minutes: i64| vitrina_core::time::from_millis(T0 + minutes * 60_000);
+    let mut newest = product("newest", "audio", "10.00");
+    newest.created_at = at(30);
+    let mut older = product("older", "phones", "10.00");
+    older.created_at = at(20);
+    let mut hidden = product("hidden", "phones", "10.00");
+    hidden.created_at = at(40);
+    hidden.hidden = true;
+    engine.upsert_products([newest, older, hidden]);
+    let all = engine.latest(&req(3, &Filters::default()));
+    assert_eq!(ids(&all)[..2], ["newest", "older"], "newest first, the hidden one left out");
+    assert_eq!(all.len(), 3, "then the shop's older products");
+    assert!(all.windows(2).all(|w| w[0].score >= w[1].score));
+    let phones = engine.latest(&req(10, &Filters { category: Some("phones".into()), ..Default::default() }));
+    assert_eq!(ids(&phones)[0], "older");
+    assert!(phones.iter().all(|r| r.product.category == "phones"));
+    let unknown = Filters { category: Some("no-such".into()), ..Default::default() };
+    assert!(engine.latest(&req(10, &unknown)).is_empty());
+}
+
+#[test]
 fn similar_items_come_from_the_item_s_neighbours() {
     let (products, log) = shop();
     let engine = trained(products, &log, RankingConfig::default());

@@ -97,6 +97,8 @@ pub struct EmbeddedConfig {
     /// Redis between the processes of a deployment (`redis://host:6379`): visitors'
     /// watermarks for read-your-writes across api replicas.
     pub cache_url: Option<String>,
+    /// The Gorse-compatible API's feedback types and auto-inserted items.
+    pub gorse: crate::gorse::GorseConfig,
 }
 
 impl EmbeddedConfig {
@@ -128,6 +130,7 @@ impl EmbeddedConfig {
             roles: Roles::all(),
             bus_url: None,
             cache_url: None,
+            gorse: Default::default(),
         }
     }
 }
@@ -230,6 +233,7 @@ impl Embedded {
             experiments: experiments.clone(),
             auth,
             limits: config.limits.clone(),
+            gorse: crate::gorse::Gorse::new(&config.gorse).map_err(anyhow::Error::msg)?,
             started: std::time::Instant::now(),
             cluster: cluster.clone(),
         });

@@ -23,6 +23,7 @@ pub mod error;
 pub mod experiments;
 pub mod extract;
 pub mod follower;
+pub mod gorse;
 pub mod ingest;
 pub mod observe;
 pub mod openapi;

@@ -73,6 +73,8 @@ pub struct Shared {
     pub auth: Arc<Auth>,
     pub limits: Limits,
     pub started: Instant,
+    /// The Gorse-compatible API's settings (feedback types, auto-inserted items).
+    pub gorse: crate::gorse::Gorse,
     /// The roles this process plays and how it reaches the deployment's other processes.
     pub cluster: Cluster,
 }

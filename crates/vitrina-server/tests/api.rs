@@ -485,6 +485,16 @@ async fn every_example_in_the_spec_is_accepted() {
         "catalog_patch",
         "experiments_create",
         "training_train",
+        "gorse_items_insert",
+        "gorse_items_insert_many",
+        "gorse_items_patch",
+        "gorse_users_insert",
+        "gorse_users_insert_many",
+        "gorse_users_patch",
+        "gorse_feedback_insert",
+        "gorse_feedback_upsert",
+        "gorse_lists_session",
+        "gorse_lists_session_in",
         "keys_create",
     ];
     assert_eq!(

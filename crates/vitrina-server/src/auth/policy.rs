@@ -21,7 +21,7 @@ pub enum Access {
 pub fn access(method: &Method, route: Option<&str>, public_metrics: bool) -> Access {
     let Some(route) = route else { return Access::AnyKey };
     match route {
-        "/health" | "/openapi.json" => Access::Public,
+        "/health" | "/openapi.json" | "/api/health/live" | "/api/health/ready" => Access::Public,
         r if r == "/docs" || r.starts_with("/docs/") => Access::Public,
         "/metrics" if public_metrics => Access::Public,
         "/metrics" => Access::Needs(Scope::Read),
@@ -31,7 +31,33 @@ pub fn access(method: &Method, route: Option<&str>, public_metrics: bool) -> Acc
         "/api/v1/catalog/products" | "/api/v1/catalog/products/{productId}" if method == Method::GET => {
             Access::Needs(Scope::Read)
         }
+        r if gorse_route(r) => gorse_access(method, r),
         _ => Access::Needs(Scope::Admin),
+    }
+}
+
+/// A route of the Gorse-compatible API (`/api/…` but not `/api/v1/…`).
+fn gorse_route(route: &str) -> bool {
+    route.starts_with("/api/") && !route.starts_with("/api/v1/")
+}
+
+/// Gorse's routes need what their `/api/v1` counterparts need: feedback writes `track`;
+/// lists, item reads and feedback reads `read`; everything else (users, item writes) `admin`.
+fn gorse_access(method: &Method, route: &str) -> Access {
+    let lists = ["/api/recommend/", "/api/session/recommend", "/api/popular", "/api/latest"];
+    let list =
+        lists.iter().any(|l| route.starts_with(l)) || route.starts_with("/api/item/{itemId}/neighbors");
+    let read = method == Method::GET
+        && (route == "/api/items"
+            || route == "/api/item/{itemId}"
+            || route.starts_with("/api/feedback")
+            || route.starts_with("/api/user/{userId}/feedback"));
+    if route == "/api/feedback" && (method == Method::POST || method == Method::PUT) {
+        Access::Needs(Scope::Track)
+    } else if list || read {
+        Access::Needs(Scope::Read)
+    } else {
+        Access::Needs(Scope::Admin)
     }
 }
 
@@ -52,6 +78,11 @@ pub fn role(method: &Method, route: &str) -> Option<Role> {
         }
         // Experiments are changed where training runs and read where lists are served.
         r if r.starts_with("/api/v1/experiments") => Some(if read { Role::Api } else { Role::Training }),
+        // Gorse's API: writes (and the write-back of a list) where events go, reads and
+        // session lists where lists are served.
+        r if r.starts_with("/api/health/") => None,
+        r if r.starts_with("/api/session/recommend") => Some(Role::Api),
+        r if gorse_route(r) => Some(if read { Role::Api } else { Role::Activity }),
         _ => None,
     }
 }
@@ -86,6 +117,15 @@ mod tests {
             (&post, "/api/v1/training/train", Some(Role::Training)),
             (&get, "/api/v1/experiments/{id}/results", Some(Role::Api)),
             (&post, "/api/v1/experiments/{id}/start", Some(Role::Training)),
+            (&get, "/api/health/ready", None),
+            (&post, "/api/feedback", Some(Role::Activity)),
+            (&Method::PUT, "/api/feedback", Some(Role::Activity)),
+            (&get, "/api/feedback", Some(Role::Api)),
+            (&post, "/api/item", Some(Role::Activity)),
+            (&delete, "/api/user/{userId}", Some(Role::Activity)),
+            (&get, "/api/recommend/{userId}/{category}", Some(Role::Api)),
+            (&post, "/api/session/recommend/{category}", Some(Role::Api)),
+            (&get, "/api/latest", Some(Role::Api)),
         ];
         for (method, route, want) in cases {
             assert_eq!(role(method, route), *want, "{method} {route}");
@@ -119,6 +159,20 @@ mod tests {
             (&get, "/api/v1/training/status", Access::Needs(Scope::Admin)),
             (&get, "/api/v1/keys", Access::Needs(Scope::Admin)),
             (&get, "/api/v1/experiments", Access::Needs(Scope::Admin)),
+            (&get, "/api/health/live", Access::Public),
+            (&post, "/api/feedback", Access::Needs(Scope::Track)),
+            (&Method::PUT, "/api/feedback", Access::Needs(Scope::Track)),
+            (&get, "/api/feedback", Access::Needs(Scope::Read)),
+            (&get, "/api/user/{userId}/feedback/{feedbackType}", Access::Needs(Scope::Read)),
+            (&get, "/api/recommend/{userId}/", Access::Needs(Scope::Read)),
+            (&post, "/api/session/recommend", Access::Needs(Scope::Read)),
+            (&get, "/api/item/{itemId}/neighbors/{category}", Access::Needs(Scope::Read)),
+            (&get, "/api/items", Access::Needs(Scope::Read)),
+            (&get, "/api/item/{itemId}", Access::Needs(Scope::Read)),
+            (&post, "/api/item", Access::Needs(Scope::Admin)),
+            (&get, "/api/user/{userId}", Access::Needs(Scope::Admin)),
+            (&get, "/api/users", Access::Needs(Scope::Admin)),
+            (&Method::DELETE, "/api/feedback/{userId}/{itemId}", Access::Needs(Scope::Admin)),
         ];
         for (method, route, want) in cases {
             assert_eq!(access(method, Some(route), false), *want, "{method} {route}");

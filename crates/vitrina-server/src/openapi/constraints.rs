@@ -21,16 +21,16 @@ use crate::state::Limits;
 /// Visitor, product and event ids (`vitrina_core::ids`).
 pub const ID_PATTERN: &str = "^[A-Za-z0-9_.:@-]{1,128}$";
 
-fn id() -> Value {
+pub(super) fn id() -> Value {
     json!({"type": "string", "pattern": ID_PATTERN, "minLength": 1, "maxLength": 128})
 }
 
 /// Names, categories and labels: trimmed, non-empty, no NUL, at most 512 characters.
-fn text() -> Value {
+pub(super) fn text() -> Value {
     json!({"type": "string", "maxLength": MAX_TEXT_LEN, "pattern": TEXT_PATTERN})
 }
 
-fn nullable(mut schema: Value) -> Value {
+pub(super) fn nullable(mut schema: Value) -> Value {
     if let Some(t) = schema.get("type").cloned() {
         schema["type"] = match t {
             Value::Array(mut types) => {
@@ -45,11 +45,11 @@ fn nullable(mut schema: Value) -> Value {
     }
 }
 
-fn int(min: i64, max: i64) -> Value {
+pub(super) fn int(min: i64, max: i64) -> Value {
     json!({"type": "integer", "minimum": min, "maximum": max})
 }
 
-fn num(min: f64, max: f64) -> Value {
+pub(super) fn num(min: f64, max: f64) -> Value {
     json!({"type": "number", "minimum": min, "maximum": max})
 }
 
@@ -227,6 +227,9 @@ fn constrain_training(schemas: &mut Value) {
 
 /// Constraints of query and path parameters, by name (and for `limit`, by route).
 fn parameter(path: &str, name: &str) -> Option<Value> {
+    if let Some(schema) = super::gorse::parameter(path, name) {
+        return Some(schema);
+    }
     Some(match name {
         "userId" | "productId" => id(),
         "limit" if path.starts_with("/api/v1/recommendations/activity/") => int(1, 1000),
@@ -245,7 +248,8 @@ fn parameter(path: &str, name: &str) -> Option<Value> {
 }
 
 /// Writes the constraints into `doc` (the document as JSON).
-pub fn apply(doc: &mut Value, limits: &Limits) {
+pub fn apply(doc: &mut Value, limits: &Limits, gorse: &crate::gorse::model::FeedbackTypes) {
+    super::gorse::apply(doc, gorse);
     let schemas = &mut doc["components"]["schemas"];
     schemas["TrackRequest"] = track_request();
     schemas["BatchRequest"] = json!({"type": "object", "required": ["events"], "additionalProperties": false,

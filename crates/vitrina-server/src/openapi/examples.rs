@@ -36,6 +36,21 @@ fn body(operation_id: &str) -> Option<Value> {
         "experiments_create" => json!({"name": "trending-heavy", "goal": "ctr",
             "variants": [{"name": "A"}, {"name": "B", "ranking": {"weights": {"trending": 2.0}}}]}),
         "keys_create" => json!({"scope": "track", "name": "storefront"}),
+        "gorse_items_insert" => json!({"ItemId": "sku-2001", "IsHidden": false, "Categories": ["lighting"],
+            "Timestamp": "2024-01-15T10:30:00Z", "Labels": ["black"], "Comment": "Floor lamp"}),
+        "gorse_items_insert_many" => json!([{"ItemId": "sku-2002", "Categories": ["lighting"], "Timestamp": "2024-01-16"}]),
+        "gorse_items_patch" => json!({"IsHidden": false, "Comment": "Desk lamp, black"}),
+        "gorse_users_insert" => json!({"UserId": "user-3", "Labels": ["returning"], "Comment": "Grace"}),
+        "gorse_users_insert_many" => json!([{"UserId": "user-4"}]),
+        "gorse_users_patch" => json!({"Comment": "Ada L."}),
+        "gorse_feedback_insert" => {
+            json!([{"FeedbackType": "like", "UserId": "user-1", "ItemId": "sku-1001", "Timestamp": "2024-01-15T10:31:00Z"}])
+        }
+        "gorse_feedback_upsert" => json!([{"FeedbackType": "star", "UserId": "user-1", "ItemId": "sku-1002",
+            "Timestamp": "2024-01-15T10:32:00Z", "Value": 4}]),
+        "gorse_lists_session" | "gorse_lists_session_in" => {
+            json!([{"FeedbackType": "like", "ItemId": "sku-1001", "Timestamp": "2024-01-15T10:33:00Z"}])
+        }
         _ => return None,
     })
 }
@@ -49,6 +64,9 @@ fn path_parameter(name: &str) -> Option<Value> {
         "jobId" => json!("job-1"),
         "id" => json!("exp-1"),
         "keyId" => json!("key-1"),
+        "itemId" => json!("sku-1001"),
+        "feedbackType" => json!("like"),
+        "category" => json!("lighting"),
         _ => return None,
     })
 }

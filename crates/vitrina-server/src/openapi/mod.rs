@@ -6,6 +6,7 @@
 
 pub mod constraints;
 pub mod examples;
+mod gorse;
 
 use std::collections::BTreeMap;
 
@@ -73,7 +74,7 @@ fn error_response(description: &str) -> Response {
 }
 
 /// The complete document served at `/openapi.json`, with the configured limits.
-pub fn spec(limits: &Limits) -> serde_json::Value {
+pub fn spec(limits: &Limits, gorse: &crate::gorse::model::FeedbackTypes) -> serde_json::Value {
     let mut doc = ApiDoc::openapi();
     let components = doc.components.get_or_insert_with(Default::default);
     components
@@ -102,7 +103,7 @@ pub fn spec(limits: &Limits) -> serde_json::Value {
     }
     debug_assert!(ids.values().all(|n| *n == 1), "operation ids repeat: {ids:?}");
     let mut json = serde_json::to_value(&doc).expect("the document serialises");
-    constraints::apply(&mut json, limits);
+    constraints::apply(&mut json, limits, gorse);
     examples::apply(&mut json);
     json
 }
@@ -166,7 +167,7 @@ mod tests {
 
     #[test]
     fn operation_ids_are_unique_and_query_parameters_are_in_the_query() {
-        let doc = spec(&Limits::default());
+        let doc = spec(&Limits::default(), &Default::default());
         let mut ids = std::collections::HashSet::new();
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, op) in item.as_object().unwrap() {
@@ -174,7 +175,11 @@ mod tests {
                 assert!(ids.insert(id.clone()), "{id} repeats");
                 for p in op["parameters"].as_array().into_iter().flatten() {
                     let name = p["name"].as_str().unwrap();
-                    let want = if path.contains(&format!("{{{name}}}")) { "path" } else { "query" };
+                    let want = match () {
+                        _ if path.contains(&format!("{{{name}}}")) => "path",
+                        _ if name.starts_with("X-") => "header",
+                        _ => "query",
+                    };
                     assert_eq!(p["in"], want, "{method} {path} {name}");
                 }
                 let responses = op["responses"].as_object().unwrap();

@@ -112,14 +112,14 @@ pub struct ListQuery {
     pub limit: Option<usize>,
 }
 
-async fn after_write(s: &AppState, products: Vec<Product>) {
+pub(crate) async fn after_write(s: &AppState, products: Vec<Product>) {
     let ids = products.iter().map(|p| p.id.clone()).collect();
     s.engine.upsert_products(products);
     s.ports.cache.invalidate_all().await;
     s.cluster.tell(Change::Products { ids });
 }
 
-async fn stored(s: &AppState, id: &ProductId) -> ApiResult<Product> {
+pub(crate) async fn stored(s: &AppState, id: &ProductId) -> ApiResult<Product> {
     s.ports.catalog.product(id).await?.ok_or_else(|| ApiError::not_found(format!("product {id} not found")))
 }
 
@@ -255,13 +255,22 @@ pub async fn patch(
     responses((status = 200, description = "deleted"), (status = 404, body = ErrorBody)))]
 pub async fn delete(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<Value>> {
     let id = ProductId::parse(&id)?;
-    if !s.ports.catalog.delete_product(&id).await? {
+    if !remove(&s, &id).await? {
         return Err(ApiError::not_found(format!("product {id} not found")));
     }
-    s.engine.remove_product(&id);
+    Ok(Json(json!({"success": true, "deleted": id.as_str()})))
+}
+
+/// Deletes a product from the store and the engine, and drops every cached list; `false`
+/// when there was none.
+pub(crate) async fn remove(s: &AppState, id: &ProductId) -> ApiResult<bool> {
+    if !s.ports.catalog.delete_product(id).await? {
+        return Ok(false);
+    }
+    s.engine.remove_product(id);
     s.ports.cache.invalidate_all().await;
     s.cluster.tell(Change::Products { ids: vec![id.clone()] });
-    Ok(Json(json!({"success": true, "deleted": id.as_str()})))
+    Ok(true)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -19,7 +19,7 @@ use axum::{
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::{error::ApiError, state::AppState};
+use crate::{error::ApiError, gorse, state::AppState};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -37,6 +37,16 @@ use crate::{error::ApiError, state::AppState};
         experiments::create, experiments::list, experiments::get, experiments::start, experiments::stop,
         experiments::results, experiments::step, experiments::revert,
         keys::create, keys::list, keys::revoke,
+        gorse::feedback::insert, gorse::feedback::upsert, gorse::feedback::page, gorse::feedback::page_typed,
+        gorse::feedback::of_user, gorse::feedback::of_user_typed, gorse::feedback::between, gorse::feedback::one,
+        gorse::feedback::delete, gorse::feedback::delete_typed,
+        gorse::items::insert, gorse::items::insert_many, gorse::items::get, gorse::items::patch,
+        gorse::items::delete, gorse::items::add_category, gorse::items::remove_category, gorse::items::page,
+        gorse::users::insert, gorse::users::insert_many, gorse::users::get, gorse::users::patch,
+        gorse::users::delete, gorse::users::page,
+        gorse::lists::recommend, gorse::lists::recommend_in, gorse::lists::neighbors, gorse::lists::neighbors_in,
+        gorse::lists::popular, gorse::lists::popular_in, gorse::lists::latest, gorse::lists::latest_in,
+        gorse::lists::session, gorse::lists::session_in, gorse::lists::live, gorse::lists::ready,
     ),
     tags(
         (name = "activity", description = "Tracking visitor events"),
@@ -47,6 +57,8 @@ use crate::{error::ApiError, state::AppState};
         (name = "experiments", description = "A/B experiments, attribution and bandits"),
         (name = "keys", description = "API keys and their scopes"),
         (name = "health", description = "Health checks"),
+        (name = "gorse", description = "Gorse-compatible API: Gorse's paths and JSON, for Gorse's SDKs \
+            (`X-API-Key`); `…/` with an empty last segment is routed as the path without it"),
     )
 )]
 pub struct ApiDoc;
@@ -82,11 +94,12 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 /// Every API route, with body limits, JSON fallbacks and the docs.
 pub fn router(state: AppState) -> Router {
     // The document, built once per router with the configured limits.
-    let spec = std::sync::Arc::new(crate::openapi::spec(&state.limits));
+    let spec = std::sync::Arc::new(crate::openapi::spec(&state.limits, &state.gorse.types));
     let batch_limit = DefaultBodyLimit::max(state.limits.batch_body_bytes);
     let batch = Router::new()
         .route("/api/v1/activity/track/batch", post(activity::track_batch))
         .route("/api/v1/catalog/products/bulk", post(catalog::bulk))
+        .merge(gorse::batch_routes())
         .layer(batch_limit);
     let api = Router::new()
         .route("/health", get(health::health))
@@ -128,6 +141,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/keys", get(keys::list).post(keys::create))
         .route("/api/v1/keys/{keyId}", axum::routing::delete(keys::revoke))
         .route("/metrics", get(crate::observe::metrics_endpoint))
+        .merge(gorse::routes())
         .layer(DefaultBodyLimit::max(state.limits.body_bytes));
     Router::new()
         .merge(batch)

@@ -44,7 +44,7 @@ pub struct ListQuery {
     pub max_price: Option<f64>,
 }
 
-fn filters(
+pub(crate) fn filters(
     limit: Option<usize>,
     category: Option<&String>,
     exclude: &[String],
@@ -283,24 +283,35 @@ pub async fn recommendations(
 ) -> ApiResult<Json<RecommendationsResponse>> {
     let user = UserId::parse(&user)?;
     let (limit, filters) = q.filters()?;
+    let list = personal_list(&s, &user, limit, filters).await?;
+    Ok(Json(RecommendationsResponse::new(user.to_string(), list)))
+}
+
+/// The visitor's personalised list as served: from the cache when nothing changed since it
+/// was computed, its impression logged.
+pub(crate) async fn personal_list(
+    s: &AppState,
+    user: &UserId,
+    limit: usize,
+    filters: Filters,
+) -> ApiResult<ListBody> {
     let arm = s.experiments.arm_for(Some(user.as_str()));
-    let key = list_key(&s, &arm, limit, &filters);
+    let key = list_key(s, &arm, limit, &filters);
     // Another replica may have stored the visitor's latest event: this one applies it before
     // it judges what the cache holds, and a cached list computed before its latest event of
     // the visitor is stale, whatever became of the invalidation that should have dropped it.
-    let found = s.cluster.lookup_fresh(s.ports.cache.as_ref(), &s.follower, &s.engine, &user, &key).await;
+    let found = s.cluster.lookup_fresh(s.ports.cache.as_ref(), &s.follower, &s.engine, user, &key).await;
     let (list, from_cache) = match found {
         CacheLookup::Hit(list) => (list, true),
         CacheLookup::Miss(token) => {
             // Read before computing: the list reflects at least this much of the log.
             let applied = s.follower.applied();
-            let list = personal(&s, &user, arm.clone(), limit, filters).await?;
-            s.ports.cache.store(&user, &key, token, applied, list.clone()).await;
+            let list = personal(s, user, arm.clone(), limit, filters).await?;
+            s.ports.cache.store(user, &key, token, applied, list.clone()).await;
             (list, false)
         }
     };
-    let list = serve(&s, Some(&user), &arm, &list, from_cache, personal_explanation);
-    Ok(Json(RecommendationsResponse::new(user.to_string(), list)))
+    Ok(serve(s, Some(user), &arm, &list, from_cache, personal_explanation))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -383,8 +394,32 @@ pub async fn similar(
         q.user_id.as_deref().map(UserId::parse).transpose().map_err(|e| ApiError::from(e.at("userId")))?;
     let (limit, f) =
         filters(q.limit, q.category.as_ref(), &excluded(q.exclude.as_ref()), q.min_price, q.max_price)?;
+    let b = similar_list(&s, &product, visitor.as_ref(), limit, f)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("product {product} not found")))?;
+    Ok(Json(SimilarResponse {
+        success: true,
+        product_id: product.to_string(),
+        recommendations: b.recommendations,
+        generated_at: b.generated_at,
+        from_cache: b.from_cache,
+        recommendation_id: b.recommendation_id,
+        model_version: b.model_version,
+        variant: b.variant,
+    }))
+}
+
+/// Products similar to `product` as served (impression logged for a known `visitor`);
+/// `None` for a product not in the catalogue.
+pub(crate) async fn similar_list(
+    s: &AppState,
+    product: &ProductId,
+    visitor: Option<&UserId>,
+    limit: usize,
+    f: Filters,
+) -> ApiResult<Option<ListBody>> {
     let (engine, id) = (s.engine.clone(), product.clone());
-    let arm = s.experiments.arm_for(visitor.as_ref().map(UserId::as_str));
+    let arm = s.experiments.arm_for(visitor.map(UserId::as_str));
     let for_ranking = arm.clone();
     let list = tokio::task::spawn_blocking(move || {
         let (model, ranking) = for_ranking.setup(&engine);
@@ -397,22 +432,12 @@ pub async fn similar(
         })
     })
     .await
-    .map_err(ApiError::internal)?
-    .ok_or_else(|| ApiError::not_found(format!("product {product} not found")))?;
+    .map_err(ApiError::internal)?;
     let about = product.clone();
-    let list = serve(&s, visitor.as_ref(), &arm, &list, false, move |r| {
-        r.source.is_personal().then(|| format!("similar to {about}"))
-    });
-    let b = list;
-    Ok(Json(SimilarResponse {
-        success: true,
-        product_id: product.to_string(),
-        recommendations: b.recommendations,
-        generated_at: b.generated_at,
-        from_cache: b.from_cache,
-        recommendation_id: b.recommendation_id,
-        model_version: b.model_version,
-        variant: b.variant,
+    Ok(list.map(|list| {
+        serve(s, visitor, &arm, &list, false, move |r| {
+            r.source.is_personal().then(|| format!("similar to {about}"))
+        })
     }))
 }
 
@@ -470,17 +495,7 @@ pub async fn popular(
     let (limit, f) =
         filters(q.limit, q.category.as_ref(), &excluded(q.exclude.as_ref()), q.min_price, q.max_price)?;
     let category = f.category.clone();
-    let now = Utc::now();
-    let req = ListRequest { limit, filters: &f, now_ms: now.timestamp_millis() };
-    let items = s.engine.popular(window, &req);
-    // Popular lists do not depend on the ranking config; the variant is still named so
-    // their impressions and outcomes count for it.
-    let arm = s.experiments.arm_for(visitor.as_ref().map(UserId::as_str));
-    let model_version =
-        arm.model.as_ref().map_or_else(|| s.engine.model().version.clone(), |m| m.version.clone());
-    let list = RecommendationList { items, model_version, generated_at: now };
-    let list = serve(&s, visitor.as_ref(), &arm, &list, false, |_| None);
-    let b = list;
+    let b = unranked_list(&s, visitor.as_ref(), limit, f, |engine, req| engine.popular(window, req));
     Ok(Json(PopularResponse {
         success: true,
         window: window.as_str().into(),
@@ -492,6 +507,25 @@ pub async fn popular(
         model_version: b.model_version,
         variant: b.variant,
     }))
+}
+
+/// A list that does not depend on the visitor or the ranking config (popular, latest) as
+/// served: the variant is still named, so its impressions and outcomes count for it.
+pub(crate) fn unranked_list(
+    s: &AppState,
+    visitor: Option<&UserId>,
+    limit: usize,
+    f: Filters,
+    list: impl FnOnce(&vitrina_engine::Engine, &ListRequest) -> Vec<Recommended>,
+) -> ListBody {
+    let now = Utc::now();
+    let req = ListRequest { limit, filters: &f, now_ms: now.timestamp_millis() };
+    let items = list(&s.engine, &req);
+    let arm = s.experiments.arm_for(visitor.map(UserId::as_str));
+    let model_version =
+        arm.model.as_ref().map_or_else(|| s.engine.model().version.clone(), |m| m.version.clone());
+    let list = RecommendationList { items, model_version, generated_at: now };
+    serve(s, visitor, &arm, &list, false, |_| None)
 }
 
 /// One event of an anonymous session.
@@ -602,19 +636,7 @@ pub async fn session(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let engine = s.engine.clone();
-    let arm = s.experiments.arm_for(visitor.as_ref().map(UserId::as_str));
-    let for_ranking = arm.clone();
-    let list = tokio::task::spawn_blocking(move || {
-        let (model, ranking) = for_ranking.setup(&engine);
-        let req = ListRequest { limit, filters: &f, now_ms: now.timestamp_millis() };
-        let items = engine.recommend_session(&model, &ranking, &events, &req);
-        RecommendationList { items, model_version: model.version.clone(), generated_at: now }
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    let list = serve(&s, visitor.as_ref(), &arm, &list, false, personal_explanation);
-    let b = list;
+    let b = session_list(&s, visitor.as_ref(), events, limit, f).await?;
     Ok(Json(SessionResponse {
         success: true,
         session_id: body.session_id,
@@ -625,6 +647,29 @@ pub async fn session(
         model_version: b.model_version,
         variant: b.variant,
     }))
+}
+
+/// A list from a session's events as served (impression logged under `visitor`, if any).
+pub(crate) async fn session_list(
+    s: &AppState,
+    visitor: Option<&UserId>,
+    events: Vec<SessionEvent>,
+    limit: usize,
+    f: Filters,
+) -> ApiResult<ListBody> {
+    let now = Utc::now();
+    let engine = s.engine.clone();
+    let arm = s.experiments.arm_for(visitor.map(UserId::as_str));
+    let for_ranking = arm.clone();
+    let list = tokio::task::spawn_blocking(move || {
+        let (model, ranking) = for_ranking.setup(&engine);
+        let req = ListRequest { limit, filters: &f, now_ms: now.timestamp_millis() };
+        let items = engine.recommend_session(&model, &ranking, &events, &req);
+        RecommendationList { items, model_version: model.version.clone(), generated_at: now }
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(serve(s, visitor, &arm, &list, false, personal_explanation))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -116,6 +116,15 @@ pub async fn get(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> Api
     responses((status = 200, description = "deleted, with counts"), (status = 404, body = ErrorBody)))]
 pub async fn delete(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<Value>> {
     let id = UserId::parse(&id)?;
+    let deleted = erase(&s, &id).await?.ok_or_else(|| ApiError::not_found(format!("user {id} not found")))?;
+    Ok(Json(
+        json!({"success": true, "deleted": {"userId": id.as_str(), "events": deleted.events, "impressions": deleted.impressions}}),
+    ))
+}
+
+/// Erases a visitor: when it returns, nothing of them is used or kept (see [`delete`]).
+/// `None` when the store held no such user (the online state and caches are cleared anyway).
+pub(crate) async fn erase(s: &AppState, id: &UserId) -> ApiResult<Option<vitrina_core::ports::DeletedUser>> {
     // The online state's checkpoint may hold the visitor's events: it goes first (a crash
     // after the rows were deleted must not leave it to be restored) and again after the
     // engine forgot them (one copied meanwhile).
@@ -123,14 +132,14 @@ pub async fn delete(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> 
     if let Some(checkpoints) = &checkpoints {
         checkpoints.discard().await?;
     }
-    let deleted = s.ports.users.delete_user(&id).await;
+    let deleted = s.ports.users.delete_user(id).await;
     // Nothing of the visitor is used from here on, whatever the store answered (a retry after
     // a partial failure finds no user but must still clear these): the engine's online state
     // and the cached lists go too (the model holds no per-visitor data: serving folds
     // visitors in from their current events).
-    s.engine.forget_user(&id);
-    s.ports.cache.invalidate_user(&id).await;
-    s.cluster.forget(&id).await;
+    s.engine.forget_user(id);
+    s.ports.cache.invalidate_user(id).await;
+    s.cluster.forget(id).await;
     // The head after the deletion: events of the visitor up to it that a broker still
     // delivers to a replica were erased (a replica reads any later ones from the log).
     let through = s.ports.log.stats().await.map(|st| st.max_seq).unwrap_or(u64::MAX);
@@ -138,11 +147,11 @@ pub async fn delete(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> 
     if let Some(checkpoints) = &checkpoints {
         checkpoints.discard().await?;
     }
-    let deleted = deleted?.ok_or_else(|| ApiError::not_found(format!("user {id} not found")))?;
-    tracing::info!("user erased");
-    Ok(Json(
-        json!({"success": true, "deleted": {"userId": id.as_str(), "events": deleted.events, "impressions": deleted.impressions}}),
-    ))
+    let deleted = deleted?;
+    if deleted.is_some() {
+        tracing::info!("user erased");
+    }
+    Ok(deleted)
 }
 
 /// One served list, as kept for attribution and stats.
@@ -186,10 +195,10 @@ pub struct UserExport {
 }
 
 /// Everything held about a visitor (right of access): the user record, every event, the
-/// lists served and the outcomes attributed to them. An unknown or erased visitor gets
-/// empty lists.
+/// lists served and the outcomes attributed to them. 404 when nothing is held (an unknown
+/// or erased visitor).
 #[utoipa::path(get, path = "/api/v1/users/{userId}/export", tag = "users", params(("userId" = String, Path)),
-    responses((status = 200, body = UserExport)))]
+    responses((status = 200, body = UserExport), (status = 404, body = ErrorBody)))]
 pub async fn export(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<UserExport>> {
     let id = UserId::parse(&id)?;
     let epoch = chrono::DateTime::<Utc>::UNIX_EPOCH;
@@ -197,6 +206,9 @@ pub async fn export(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> 
     let events = s.ports.log.user_events_since(&id, epoch).await?;
     let lists = s.ports.impressions.impressions_for_user(&id, epoch).await?;
     let outcomes = s.ports.impressions.outcomes_for_user(&id).await?;
+    if user.is_none() && events.is_empty() && lists.is_empty() && outcomes.is_empty() {
+        return Err(ApiError::not_found(format!("nothing is held about visitor {id}")));
+    }
     Ok(Json(UserExport {
         success: true,
         user_id: id.to_string(),

@@ -1,0 +1,269 @@
+//! Gorse's feedback: activity events, appended through Vitrina's one write path (durable,
+//! all or nothing, followed by the engine before the answer) and read back from the log.
+
+use std::collections::BTreeSet;
+
+use axum::{extract::State, http::StatusCode, Json};
+use chrono::{DateTime, Duration, Utc};
+use vitrina_core::{ports::AppendOutcome, NewActivity, ProductId, StoredActivity, UserId, ValidationError};
+
+use super::{
+    model::{
+        activity_of, feedback_of, format_time, latest_feedback, product_of, zero_time, Feedback,
+        FeedbackInput, FeedbackPage, Item, Success,
+    },
+    PageQuery,
+};
+use crate::{
+    error::{ApiError, ApiResult, ErrorBody},
+    extract::{ApiJson, ApiPath, ApiQuery},
+    ingest::ingest,
+    state::AppState,
+};
+
+/// How far ahead of now a feedback is still listed: Gorse's clock allowance.
+const CLOCK_ERROR: Duration = Duration::seconds(5);
+/// Most log events one typed page reads while looking for feedback of its type.
+const TYPED_SCAN: usize = 100_000;
+
+/// Validates every feedback (all or nothing) into events.
+pub(crate) fn events(s: &AppState, feedback: Vec<FeedbackInput>) -> ApiResult<Vec<NewActivity>> {
+    let now = Utc::now();
+    let several = feedback.len() > 1;
+    let mut out = Vec::with_capacity(feedback.len());
+    let mut errors: Vec<ValidationError> = Vec::new();
+    for (i, f) in feedback.into_iter().enumerate() {
+        match activity_of(f, &s.gorse.types, now) {
+            Ok(e) => out.push(e),
+            Err(errs) if several => errors.extend(errs.into_iter().map(|e| e.within(&format!("[{i}]")))),
+            Err(errs) => errors.extend(errs),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(ApiError::validation(errors))
+    }
+}
+
+/// Creates the items the catalogue does not hold yet (Gorse's `auto_insert_item`): not
+/// hidden, no category, no timestamp.
+async fn insert_missing_items(s: &AppState, events: &[NewActivity]) -> ApiResult<()> {
+    if !s.gorse.auto_insert_item {
+        return Ok(());
+    }
+    let ids: BTreeSet<&ProductId> = events
+        .iter()
+        .filter_map(|e| e.product_id.as_ref())
+        .filter(|p| s.engine.product(p).is_none())
+        .collect();
+    let mut missing = Vec::new();
+    for id in ids {
+        if s.ports.catalog.product(id).await?.is_none() {
+            let item = Item {
+                item_id: id.to_string(),
+                is_hidden: false,
+                categories: None,
+                timestamp: format_time(zero_time()),
+                labels: None,
+                comment: String::new(),
+            };
+            missing.push(product_of(item, None, Utc::now()).map_err(ApiError::validation)?);
+        }
+    }
+    if !missing.is_empty() {
+        s.ports.catalog.upsert_products(missing.clone()).await?;
+        crate::routes::catalog::after_write(s, missing).await;
+    }
+    Ok(())
+}
+
+/// Stores feedback: validated all or nothing, unknown items created, appended in one
+/// transaction; the engine has applied it when this returns.
+pub(crate) async fn store(s: &AppState, events: Vec<NewActivity>) -> ApiResult<Vec<AppendOutcome>> {
+    insert_missing_items(s, &events).await?;
+    Ok(ingest(s, events).await?)
+}
+
+async fn write(s: &AppState, feedback: Vec<FeedbackInput>) -> ApiResult<Json<Success>> {
+    let max = s.limits.batch_events;
+    if feedback.len() > max {
+        return Err(ApiError::bad_request(format!(
+            "at most {max} feedback per request, got {}",
+            feedback.len()
+        )));
+    }
+    let rows = feedback.len();
+    let events = events(s, feedback)?;
+    if !events.is_empty() {
+        store(s, events).await?;
+    }
+    Ok(Json(Success { row_affected: rows }))
+}
+
+/// Stores feedback, all or none, durably; unknown users and (by default) items are created.
+/// The same feedback sent again is stored once. `RowAffected` counts the rows sent, as
+/// Gorse does (Gorse: `POST /api/feedback`).
+#[utoipa::path(post, operation_id = "gorse_feedback_insert", path = "/api/feedback", tag = "gorse", request_body = Vec<FeedbackInput>,
+    responses((status = 200, body = Success), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn insert(
+    State(s): State<AppState>,
+    ApiJson(feedback): ApiJson<Vec<FeedbackInput>>,
+) -> ApiResult<Json<Success>> {
+    write(&s, feedback).await
+}
+
+/// As `POST /api/feedback`: the log keeps every event, and the latest feedback of a type for
+/// a user and item is the one listed (Gorse: `PUT /api/feedback`).
+#[utoipa::path(put, operation_id = "gorse_feedback_upsert", path = "/api/feedback", tag = "gorse", request_body = Vec<FeedbackInput>,
+    responses((status = 200, body = Success), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn upsert(
+    State(s): State<AppState>,
+    ApiJson(feedback): ApiJson<Vec<FeedbackInput>>,
+) -> ApiResult<Json<Success>> {
+    write(&s, feedback).await
+}
+
+fn page_of(events: &[StoredActivity], n: usize, kind: Option<&str>, scanned_to: Option<u64>) -> FeedbackPage {
+    let feedback: Vec<Feedback> = events
+        .iter()
+        .filter_map(feedback_of)
+        .filter(|f| kind.is_none_or(|k| f.feedback_type == k))
+        .take(n)
+        .collect();
+    FeedbackPage { cursor: scanned_to.map(|seq| seq.to_string()).unwrap_or_default(), feedback }
+}
+
+/// A page of the feedback log in the order it was stored (Gorse: `GET
+/// /api/feedback?n=&cursor=`). Every event is listed, repeats included.
+#[utoipa::path(get, operation_id = "gorse_feedback_page", path = "/api/feedback", tag = "gorse", params(PageQuery),
+    responses((status = 200, body = FeedbackPage), (status = 400, body = ErrorBody)))]
+pub async fn page(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<FeedbackPage>> {
+    let (n, after) = q.position()?;
+    let events = s.ports.log.page(after, n).await?;
+    let next = (events.len() == n).then(|| events.last().map(|e| e.seq)).flatten();
+    Ok(Json(page_of(&events, n, None, next)))
+}
+
+/// A page of the feedback of one type, in the order it was stored (Gorse: `GET
+/// /api/feedback/{feedbackType}?n=&cursor=`). One request reads at most 100,000 log events;
+/// a page with fewer than `n` rows and a cursor means the search goes on from there.
+#[utoipa::path(get, operation_id = "gorse_feedback_page_typed", path = "/api/feedback/{feedbackType}", tag = "gorse",
+    params(("feedbackType" = String, Path), PageQuery),
+    responses((status = 200, body = FeedbackPage), (status = 400, body = ErrorBody)))]
+pub async fn page_typed(
+    State(s): State<AppState>,
+    ApiPath(kind): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<FeedbackPage>> {
+    let (n, mut after) = q.position()?;
+    let mut found: Vec<Feedback> = Vec::new();
+    let mut scanned = 0;
+    let chunk = 1000;
+    loop {
+        let events = s.ports.log.page(after, chunk).await?;
+        for e in &events {
+            after = e.seq;
+            if let Some(f) = feedback_of(e).filter(|f| f.feedback_type == kind) {
+                found.push(f);
+                if found.len() == n {
+                    return Ok(Json(FeedbackPage { cursor: after.to_string(), feedback: found }));
+                }
+            }
+        }
+        scanned += events.len();
+        if events.len() < chunk {
+            return Ok(Json(FeedbackPage { cursor: String::new(), feedback: found }));
+        }
+        if scanned >= TYPED_SCAN {
+            return Ok(Json(FeedbackPage { cursor: after.to_string(), feedback: found }));
+        }
+    }
+}
+
+/// The latest feedback of each type and item of a user, Gorse's view of their history.
+async fn of(s: &AppState, user: &str) -> ApiResult<Vec<Feedback>> {
+    let user = UserId::parse(user)?;
+    let events = s.ports.log.user_events_since(&user, DateTime::<Utc>::UNIX_EPOCH).await?;
+    Ok(latest_feedback(&events, Utc::now() + CLOCK_ERROR))
+}
+
+/// A user's feedback: the latest of each type and item (Gorse: `GET
+/// /api/user/{userId}/feedback`).
+#[utoipa::path(get, operation_id = "gorse_feedback_of_user", path = "/api/user/{userId}/feedback", tag = "gorse", params(("userId" = String, Path)),
+    responses((status = 200, body = Vec<Feedback>), (status = 400, body = ErrorBody)))]
+pub async fn of_user(
+    State(s): State<AppState>,
+    ApiPath(user): ApiPath<String>,
+) -> ApiResult<Json<Vec<Feedback>>> {
+    Ok(Json(of(&s, &user).await?))
+}
+
+/// A user's feedback of one type (Gorse: `GET /api/user/{userId}/feedback/{feedbackType}`).
+#[utoipa::path(get, operation_id = "gorse_feedback_of_user_typed", path = "/api/user/{userId}/feedback/{feedbackType}", tag = "gorse",
+    params(("userId" = String, Path), ("feedbackType" = String, Path)),
+    responses((status = 200, body = Vec<Feedback>), (status = 400, body = ErrorBody)))]
+pub async fn of_user_typed(
+    State(s): State<AppState>,
+    ApiPath((user, kind)): ApiPath<(String, String)>,
+) -> ApiResult<Json<Vec<Feedback>>> {
+    Ok(Json(of(&s, &user).await?.into_iter().filter(|f| f.feedback_type == kind).collect()))
+}
+
+/// A user's feedback on one item, of every type (Gorse: `GET /api/feedback/{userId}/{itemId}`).
+#[utoipa::path(get, operation_id = "gorse_feedback_between", path = "/api/feedback/{userId}/{itemId}", tag = "gorse",
+    params(("userId" = String, Path), ("itemId" = String, Path)),
+    responses((status = 200, body = Vec<Feedback>), (status = 400, body = ErrorBody)))]
+pub async fn between(
+    State(s): State<AppState>,
+    ApiPath((user, item)): ApiPath<(String, String)>,
+) -> ApiResult<Json<Vec<Feedback>>> {
+    Ok(Json(of(&s, &user).await?.into_iter().filter(|f| f.item_id == item).collect()))
+}
+
+/// A user's feedback of one type on one item; 404 when there is none (Gorse: `GET
+/// /api/feedback/{feedbackType}/{userId}/{itemId}`).
+#[utoipa::path(get, operation_id = "gorse_feedback_one", path = "/api/feedback/{feedbackType}/{userId}/{itemId}", tag = "gorse",
+    params(("feedbackType" = String, Path), ("userId" = String, Path), ("itemId" = String, Path)),
+    responses((status = 200, body = Feedback), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn one(
+    State(s): State<AppState>,
+    ApiPath((kind, user, item)): ApiPath<(String, String, String)>,
+) -> ApiResult<Json<Feedback>> {
+    of(&s, &user)
+        .await?
+        .into_iter()
+        .find(|f| f.feedback_type == kind && f.item_id == item)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no {kind:?} feedback of user {user} on item {item}")))
+}
+
+fn no_deletion() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "feedback is not deleted one by one: the event log keeps every event; \
+         DELETE /api/user/{userId} erases a visitor with all their feedback",
+    )
+}
+
+/// Not allowed: answers 405 (Gorse: `DELETE /api/feedback/{userId}/{itemId}`).
+#[utoipa::path(delete, operation_id = "gorse_feedback_delete", path = "/api/feedback/{userId}/{itemId}", tag = "gorse",
+    params(("userId" = String, Path), ("itemId" = String, Path)),
+    responses((status = 405, body = ErrorBody)))]
+pub async fn delete(_path: ApiPath<(String, String)>) -> ApiError {
+    no_deletion()
+}
+
+/// Not allowed: answers 405 (Gorse: `DELETE /api/feedback/{feedbackType}/{userId}/{itemId}`).
+#[utoipa::path(delete, operation_id = "gorse_feedback_delete_typed", path = "/api/feedback/{feedbackType}/{userId}/{itemId}", tag = "gorse",
+    params(("feedbackType" = String, Path), ("userId" = String, Path), ("itemId" = String, Path)),
+    responses((status = 405, body = ErrorBody)))]
+pub async fn delete_typed(_path: ApiPath<(String, String, String)>) -> ApiError {
+    no_deletion()
+}

@@ -1,0 +1,172 @@
+//! A Gorse-compatible REST API at the paths Gorse serves (`/api/feedback`, `/api/user…`,
+//! `/api/item…`, `/api/recommend/{userId}`, …), so that shops moving from Gorse keep their
+//! SDK and their code. It is a translation layer and nothing more: every request becomes a
+//! call of Vitrina's own write path, store and engine, under the same keys, limits and
+//! roles as `/api/v1` ([`model`] holds the mapping).
+//!
+//! Differences from Gorse, by design: errors have Vitrina's JSON shape (Gorse's SDKs read
+//! only the status); a missing user or item on a write is a 404 rather than a silent 200;
+//! feedback cannot be deleted one by one (405: the log keeps every event; `DELETE
+//! /api/user/{userId}` erases a visitor with all their events).
+
+pub mod feedback;
+pub mod items;
+pub mod lists;
+pub mod model;
+pub mod users;
+
+use std::collections::BTreeMap;
+
+use axum::{
+    routing::{get, post},
+    Router,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::state::AppState;
+
+/// The `[gorse]` section of the config.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GorseConfig {
+    /// Gorse feedback type → Vitrina activity type. Types not listed: a Vitrina activity
+    /// name stands for itself, anything else is stored as a `view`.
+    pub feedback_types: BTreeMap<String, String>,
+    /// Feedback on an item the catalogue does not hold creates it (as Gorse's
+    /// `auto_insert_item`); off: such feedback is stored but the item is not recommended
+    /// until it is inserted.
+    pub auto_insert_item: bool,
+}
+
+impl Default for GorseConfig {
+    fn default() -> Self {
+        Self { feedback_types: model::default_feedback_types(), auto_insert_item: true }
+    }
+}
+
+/// The Gorse configuration as the handlers use it.
+#[derive(Debug, Clone, Default)]
+pub struct Gorse {
+    pub types: model::FeedbackTypes,
+    pub auto_insert_item: bool,
+}
+
+impl Gorse {
+    /// Checks the config (each target an activity type with a product).
+    pub fn new(config: &GorseConfig) -> Result<Self, String> {
+        Ok(Self {
+            types: model::FeedbackTypes::from_config(&config.feedback_types)?,
+            auto_insert_item: config.auto_insert_item,
+        })
+    }
+}
+
+/// Most items a Gorse list may hold (`n` + `offset`).
+pub const MAX_LIST: usize = crate::routes::recommendations::MAX_LIMIT;
+
+/// Routes whose bodies are batches (the batch body limit applies).
+pub fn batch_routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/feedback", post(feedback::insert).put(feedback::upsert).get(feedback::page))
+        .route("/api/items", post(items::insert_many).get(items::page))
+        .route("/api/users", post(users::insert_many).get(users::page))
+}
+
+/// Every other Gorse route. A path Gorse's SDKs call with an empty last segment (`…/` for
+/// "no category") is routed like the path without it.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/health/live", get(lists::live))
+        .route("/api/health/ready", get(lists::ready))
+        .route("/api/user", post(users::insert))
+        .route("/api/user/{userId}", get(users::get).patch(users::patch).delete(users::delete))
+        .route("/api/user/{userId}/feedback", get(feedback::of_user))
+        .route("/api/user/{userId}/feedback/{feedbackType}", get(feedback::of_user_typed))
+        .route("/api/item", post(items::insert))
+        .route("/api/item/{itemId}", get(items::get).patch(items::patch).delete(items::delete))
+        .route(
+            "/api/item/{itemId}/category/{category}",
+            axum::routing::put(items::add_category).delete(items::remove_category),
+        )
+        .route("/api/item/{itemId}/neighbors", get(lists::neighbors))
+        .route("/api/item/{itemId}/neighbors/", get(lists::neighbors))
+        .route("/api/item/{itemId}/neighbors/{category}", get(lists::neighbors_in))
+        .route("/api/feedback/{feedbackType}", get(feedback::page_typed))
+        .route("/api/feedback/{userId}/{itemId}", get(feedback::between).delete(feedback::delete))
+        .route(
+            "/api/feedback/{feedbackType}/{userId}/{itemId}",
+            get(feedback::one).delete(feedback::delete_typed),
+        )
+        .route("/api/recommend/{userId}", get(lists::recommend))
+        .route("/api/recommend/{userId}/", get(lists::recommend))
+        .route("/api/recommend/{userId}/{category}", get(lists::recommend_in))
+        .route("/api/session/recommend", post(lists::session))
+        .route("/api/session/recommend/", post(lists::session))
+        .route("/api/session/recommend/{category}", post(lists::session_in))
+        .route("/api/popular", get(lists::popular))
+        .route("/api/popular/", get(lists::popular))
+        .route("/api/popular/{category}", get(lists::popular_in))
+        .route("/api/latest", get(lists::latest))
+        .route("/api/latest/", get(lists::latest))
+        .route("/api/latest/{category}", get(lists::latest_in))
+}
+
+/// `?n=&offset=` of Gorse's lists, with Gorse's defaults (10, 0).
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Items to return, 1–100, default 10.
+    pub n: Option<usize>,
+    /// Items to skip, default 0. A list holds at most 100 items, as Gorse's cache: past
+    /// them there are none.
+    pub offset: Option<usize>,
+}
+
+impl ListQuery {
+    /// The list length to compute (at most [`MAX_LIST`]) and how many of its first items
+    /// to skip.
+    pub fn window(&self) -> Result<(usize, usize), crate::error::ApiError> {
+        let n = crate::dto::check_limit(self.n, 10, MAX_LIST).map_err(|_| {
+            crate::error::ApiError::from(vitrina_core::ValidationError::new(
+                "n",
+                format!("must be from 1 to {MAX_LIST}, got {}", self.n.unwrap_or_default()),
+            ))
+        })?;
+        let offset = self.offset.unwrap_or(0);
+        Ok((n.saturating_add(offset).min(MAX_LIST), offset))
+    }
+}
+
+/// `?n=&cursor=` of Gorse's pages (the cursor is opaque; gorsejs sends it as `Cursor`).
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Rows per page, 1–1000, default 10.
+    pub n: Option<usize>,
+    /// The `Cursor` of the previous page; empty or absent: the first page.
+    pub cursor: Option<String>,
+    /// The same, as gorsejs spells it.
+    #[serde(rename = "Cursor")]
+    pub cursor_upper: Option<String>,
+}
+
+impl PageQuery {
+    /// Rows per page and the position to start at (the cursor is a decimal position).
+    pub fn position(&self) -> Result<(usize, u64), crate::error::ApiError> {
+        let n = crate::dto::check_limit(self.n, 10, 1000).map_err(|_| {
+            crate::error::ApiError::from(vitrina_core::ValidationError::new("n", "must be from 1 to 1000"))
+        })?;
+        let cursor = self.cursor.as_deref().or(self.cursor_upper.as_deref()).unwrap_or_default();
+        let at = if cursor.is_empty() {
+            0
+        } else {
+            cursor.parse::<u64>().map_err(|_| {
+                crate::error::ApiError::from(vitrina_core::ValidationError::new(
+                    "cursor",
+                    format!("{cursor:?} is not a cursor this server gave"),
+                ))
+            })?
+        };
+        Ok((n, at))
+    }
+}
