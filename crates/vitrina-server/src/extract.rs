@@ -64,9 +64,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if let Ok(parsed) = serde_json::from_slice(bytes) {
         return Ok(parsed);
     }
-    let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(|inner| {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|inner| {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("malformed JSON: {inner}"))
     })?;
+    from_value(value)
+}
+
+/// A parsed JSON value into `T`, with errors that name the offending field.
+pub fn from_value<T: DeserializeOwned>(mut value: serde_json::Value) -> Result<T, ApiError> {
     whole_numbers(&mut value);
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use axum::{extract::State, http::StatusCode, Json};
+use axum::{extract::State, Json};
 use chrono::{DateTime, Duration, Utc};
 use vitrina_core::{ports::AppendOutcome, NewActivity, ProductId, StoredActivity, UserId, ValidationError};
 
@@ -12,11 +12,11 @@ use super::{
         activity_of, feedback_of, format_time, latest_feedback, product_of, zero_time, Feedback,
         FeedbackInput, FeedbackPage, Item, Success,
     },
-    PageQuery,
+    GorseJson, PageQuery,
 };
 use crate::{
     error::{ApiError, ApiResult, ErrorBody},
-    extract::{ApiJson, ApiPath, ApiQuery},
+    extract::{ApiPath, ApiQuery},
     ingest::ingest,
     state::AppState,
 };
@@ -109,7 +109,7 @@ async fn write(s: &AppState, feedback: Vec<FeedbackInput>) -> ApiResult<Json<Suc
         (status = 415, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn insert(
     State(s): State<AppState>,
-    ApiJson(feedback): ApiJson<Vec<FeedbackInput>>,
+    GorseJson(feedback): GorseJson<Vec<FeedbackInput>>,
 ) -> ApiResult<Json<Success>> {
     write(&s, feedback).await
 }
@@ -121,7 +121,7 @@ pub async fn insert(
         (status = 415, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn upsert(
     State(s): State<AppState>,
-    ApiJson(feedback): ApiJson<Vec<FeedbackInput>>,
+    GorseJson(feedback): GorseJson<Vec<FeedbackInput>>,
 ) -> ApiResult<Json<Success>> {
     write(&s, feedback).await
 }
@@ -223,7 +223,8 @@ pub async fn between(
     State(s): State<AppState>,
     ApiPath((user, item)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Vec<Feedback>>> {
-    Ok(Json(of(&s, &user).await?.into_iter().filter(|f| f.item_id == item).collect()))
+    let item = ProductId::parse(&item)?;
+    Ok(Json(of(&s, &user).await?.into_iter().filter(|f| f.item_id == item.as_str()).collect()))
 }
 
 /// A user's feedback of one type on one item; 404 when there is none (Gorse: `GET
@@ -235,35 +236,11 @@ pub async fn one(
     State(s): State<AppState>,
     ApiPath((kind, user, item)): ApiPath<(String, String, String)>,
 ) -> ApiResult<Json<Feedback>> {
+    ProductId::parse(&item)?;
     of(&s, &user)
         .await?
         .into_iter()
         .find(|f| f.feedback_type == kind && f.item_id == item)
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no {kind:?} feedback of user {user} on item {item}")))
-}
-
-fn no_deletion() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "feedback is not deleted one by one: the event log keeps every event; \
-         DELETE /api/user/{userId} erases a visitor with all their feedback",
-    )
-}
-
-/// Not allowed: answers 405 (Gorse: `DELETE /api/feedback/{userId}/{itemId}`).
-#[utoipa::path(delete, operation_id = "gorse_feedback_delete", path = "/api/feedback/{userId}/{itemId}", tag = "gorse",
-    params(("userId" = String, Path), ("itemId" = String, Path)),
-    responses((status = 405, body = ErrorBody)))]
-pub async fn delete(_path: ApiPath<(String, String)>) -> ApiError {
-    no_deletion()
-}
-
-/// Not allowed: answers 405 (Gorse: `DELETE /api/feedback/{feedbackType}/{userId}/{itemId}`).
-#[utoipa::path(delete, operation_id = "gorse_feedback_delete_typed", path = "/api/feedback/{feedbackType}/{userId}/{itemId}", tag = "gorse",
-    params(("feedbackType" = String, Path), ("userId" = String, Path), ("itemId" = String, Path)),
-    responses((status = 405, body = ErrorBody)))]
-pub async fn delete_typed(_path: ApiPath<(String, String, String)>) -> ApiError {
-    no_deletion()
 }

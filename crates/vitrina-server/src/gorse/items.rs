@@ -8,11 +8,11 @@ use super::{
     model::{
         item_from_input, item_of, patched_item, product_of, Item, ItemInput, ItemPage, ItemPatch, Success,
     },
-    PageQuery,
+    GorseJson, PageQuery,
 };
 use crate::{
     error::{ApiError, ApiResult, ErrorBody},
-    extract::{ApiJson, ApiPath, ApiQuery},
+    extract::{ApiPath, ApiQuery},
     routes::catalog::{after_write, stored},
     state::AppState,
 };
@@ -63,7 +63,7 @@ async fn write(s: &AppState, products: Vec<Product>) -> ApiResult<()> {
     responses((status = 200, body = Success), (status = 400, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub async fn insert(
     State(s): State<AppState>,
-    ApiJson(item): ApiJson<ItemInput>,
+    GorseJson(item): GorseJson<ItemInput>,
 ) -> ApiResult<Json<Success>> {
     let products = products(&s, vec![item]).await?;
     write(&s, products).await?;
@@ -76,7 +76,7 @@ pub async fn insert(
         (status = 415, body = ErrorBody)))]
 pub async fn insert_many(
     State(s): State<AppState>,
-    ApiJson(items): ApiJson<Vec<ItemInput>>,
+    GorseJson(items): GorseJson<Vec<ItemInput>>,
 ) -> ApiResult<Json<Success>> {
     let max = s.limits.bulk_products;
     if items.len() > max {
@@ -118,7 +118,7 @@ async fn change(
 pub async fn patch(
     State(s): State<AppState>,
     ApiPath(id): ApiPath<String>,
-    ApiJson(p): ApiJson<ItemPatch>,
+    GorseJson(p): GorseJson<ItemPatch>,
 ) -> ApiResult<Json<Success>> {
     change(&s, &id, |item| patched_item(item, p)).await?;
     Ok(Json(Success { row_affected: 1 }))

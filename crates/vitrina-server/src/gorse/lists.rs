@@ -17,11 +17,11 @@ use vitrina_engine::{Filters, SessionEvent, Window};
 use super::{
     feedback,
     model::{format_time, parse_duration, parse_time, FeedbackInput, Score},
-    ListQuery,
+    GorseJson, ListQuery,
 };
 use crate::{
     error::{ApiError, ApiResult, ErrorBody},
-    extract::{ApiJson, ApiPath, ApiQuery},
+    extract::{ApiPath, ApiQuery},
     routes::recommendations::{filters, personal_list, session_list, similar_list, unranked_list, ListBody},
     state::AppState,
 };
@@ -249,7 +249,7 @@ fn latest_of(s: &AppState, category: Option<String>, q: ListQuery) -> ApiResult<
 pub async fn session(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
-    ApiJson(feedback): ApiJson<Vec<FeedbackInput>>,
+    GorseJson(feedback): GorseJson<Vec<FeedbackInput>>,
 ) -> ApiResult<Json<Vec<Score>>> {
     session_of(&s, None, q, feedback).await
 }
@@ -262,7 +262,7 @@ pub async fn session_in(
     State(s): State<AppState>,
     ApiPath(category): ApiPath<String>,
     ApiQuery(q): ApiQuery<ListQuery>,
-    ApiJson(feedback): ApiJson<Vec<FeedbackInput>>,
+    GorseJson(feedback): GorseJson<Vec<FeedbackInput>>,
 ) -> ApiResult<Json<Vec<Score>>> {
     session_of(&s, Some(category), q, feedback).await
 }

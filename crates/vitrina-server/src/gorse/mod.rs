@@ -6,8 +6,8 @@
 //!
 //! Differences from Gorse, by design: errors have Vitrina's JSON shape (Gorse's SDKs read
 //! only the status); a missing user or item on a write is a 404 rather than a silent 200;
-//! feedback cannot be deleted one by one (405: the log keeps every event; `DELETE
-//! /api/user/{userId}` erases a visitor with all their events).
+//! feedback cannot be deleted one by one (`DELETE /api/feedback/…` is a 405: the log keeps
+//! every event; `DELETE /api/user/{userId}` erases a visitor with all their events).
 
 pub mod feedback;
 pub mod items;
@@ -18,12 +18,38 @@ pub mod users;
 use std::collections::BTreeMap;
 
 use axum::{
+    extract::{FromRequest, Request},
     routing::{get, post},
     Router,
 };
-use serde::{Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde_json::Value;
 
-use crate::state::AppState;
+use crate::{error::ApiError, extract::ApiJson, state::AppState};
+
+/// A Gorse JSON body: as [`ApiJson`], and only an object or an array of objects (serde
+/// would read an array as a struct's fields in order, which Gorse never sends).
+pub struct GorseJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for GorseJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let ApiJson(value) = ApiJson::<Value>::from_request(req, state).await?;
+        let objects = match &value {
+            Value::Object(_) => true,
+            Value::Array(items) => items.iter().all(Value::is_object),
+            _ => false,
+        };
+        if !objects {
+            return Err(ApiError::validation(vec![vitrina_core::ValidationError::new(
+                "",
+                "must be a JSON object, or an array of objects",
+            )]));
+        }
+        crate::extract::from_value(value).map(GorseJson)
+    }
+}
 
 /// The `[gorse]` section of the config.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,11 +118,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/item/{itemId}/neighbors/", get(lists::neighbors))
         .route("/api/item/{itemId}/neighbors/{category}", get(lists::neighbors_in))
         .route("/api/feedback/{feedbackType}", get(feedback::page_typed))
-        .route("/api/feedback/{userId}/{itemId}", get(feedback::between).delete(feedback::delete))
-        .route(
-            "/api/feedback/{feedbackType}/{userId}/{itemId}",
-            get(feedback::one).delete(feedback::delete_typed),
-        )
+        // Gorse's DELETE of single feedback is not routed (405): the log keeps every event.
+        .route("/api/feedback/{userId}/{itemId}", get(feedback::between))
+        .route("/api/feedback/{feedbackType}/{userId}/{itemId}", get(feedback::one))
         .route("/api/recommend/{userId}", get(lists::recommend))
         .route("/api/recommend/{userId}/", get(lists::recommend))
         .route("/api/recommend/{userId}/{category}", get(lists::recommend_in))
@@ -132,7 +156,7 @@ impl ListQuery {
                 format!("must be from 1 to {MAX_LIST}, got {}", self.n.unwrap_or_default()),
             ))
         })?;
-        let offset = self.offset.unwrap_or(0);
+        let offset = crate::dto::check_offset(self.offset)?;
         Ok((n.saturating_add(offset).min(MAX_LIST), offset))
     }
 }

@@ -377,6 +377,9 @@ pub fn product_of(
         errors.push(ValidationError::new("Timestamp", "is not a time"));
     }
     let comment = item.comment;
+    if comment.contains('\0') {
+        errors.push(ValidationError::new("Comment", "must not contain the NUL character (U+0000)"));
+    }
     let name: String = comment.trim().chars().take(MAX_TEXT_LEN).collect();
     let mut attributes = existing.map(|p| p.attributes.clone()).unwrap_or_default();
     attributes.insert(
@@ -739,6 +742,8 @@ mod tests {
         assert_eq!(product_of(bad_id, None, now()).unwrap_err()[0].field, "ItemId");
         let blank = item(json!({"ItemId": "x", "Categories": [" "]})).unwrap();
         assert_eq!(product_of(blank, None, now()).unwrap_err()[0].field, "Categories[0]");
+        let nul = item(json!({"ItemId": "x", "Comment": "a\u{0}b"})).unwrap();
+        assert_eq!(product_of(nul, None, now()).unwrap_err()[0].field, "Comment");
     }
 
     #[test]

@@ -9,11 +9,11 @@ use super::{
         patched_user, user_from_input, user_of, user_record, GorseUser, GorseUserInput, GorseUserPatch,
         Success, UserPage,
     },
-    PageQuery,
+    GorseJson, PageQuery,
 };
 use crate::{
     error::{ApiError, ApiResult, ErrorBody},
-    extract::{ApiJson, ApiPath, ApiQuery},
+    extract::{ApiPath, ApiQuery},
     state::AppState,
 };
 
@@ -32,7 +32,7 @@ async fn record(s: &AppState, user: GorseUser) -> ApiResult<Result<User, Vec<Val
     responses((status = 200, body = Success), (status = 400, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub async fn insert(
     State(s): State<AppState>,
-    ApiJson(input): ApiJson<GorseUserInput>,
+    GorseJson(input): GorseJson<GorseUserInput>,
 ) -> ApiResult<Json<Success>> {
     let user = record(&s, user_from_input(input)).await?.map_err(ApiError::validation)?;
     s.ports.users.upsert_user(user).await?;
@@ -45,7 +45,7 @@ pub async fn insert(
         (status = 415, body = ErrorBody)))]
 pub async fn insert_many(
     State(s): State<AppState>,
-    ApiJson(inputs): ApiJson<Vec<GorseUserInput>>,
+    GorseJson(inputs): GorseJson<Vec<GorseUserInput>>,
 ) -> ApiResult<Json<Success>> {
     let max = s.limits.bulk_products;
     if inputs.len() > max {
@@ -88,7 +88,7 @@ pub async fn get(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> Api
 pub async fn patch(
     State(s): State<AppState>,
     ApiPath(id): ApiPath<String>,
-    ApiJson(p): ApiJson<GorseUserPatch>,
+    GorseJson(p): GorseJson<GorseUserPatch>,
 ) -> ApiResult<Json<Success>> {
     let id = UserId::parse(&id)?;
     let existing =

@@ -38,7 +38,9 @@ fn body(operation_id: &str) -> Option<Value> {
         "keys_create" => json!({"scope": "track", "name": "storefront"}),
         "gorse_items_insert" => json!({"ItemId": "sku-2001", "IsHidden": false, "Categories": ["lighting"],
             "Timestamp": "2024-01-15T10:30:00Z", "Labels": ["black"], "Comment": "Floor lamp"}),
-        "gorse_items_insert_many" => json!([{"ItemId": "sku-2002", "Categories": ["lighting"], "Timestamp": "2024-01-16"}]),
+        "gorse_items_insert_many" => {
+            json!([{"ItemId": "sku-2002", "Categories": ["lighting"], "Timestamp": "2024-01-16"}])
+        }
         "gorse_items_patch" => json!({"IsHidden": false, "Comment": "Desk lamp, black"}),
         "gorse_users_insert" => json!({"UserId": "user-3", "Labels": ["returning"], "Comment": "Grace"}),
         "gorse_users_insert_many" => json!([{"UserId": "user-4"}]),

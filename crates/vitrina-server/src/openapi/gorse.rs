@@ -100,7 +100,7 @@ pub(super) fn parameter(path: &str, name: &str) -> Option<Value> {
         "n" => int(1, crate::gorse::MAX_LIST as i64),
         "cursor" | "Cursor" => json!({"type": "string", "pattern": "^[0-9]{0,18}$"}),
         "itemId" => id(),
-        "feedbackType" => text(),
+        "feedbackType" => json!({"type": "string", "minLength": 1}),
         "category" if path.contains("/category/") => text(),
         "category" => json!({"type": "string", "minLength": 1}),
         "write-back-type" => json!({"type": "string", "maxLength": MAX_TEXT_LEN,
@@ -129,6 +129,11 @@ pub(super) fn apply(doc: &mut Value, types: &FeedbackTypes) {
         "Labels": any(), "Subscribe": list_of(string()), "Comment": nullable(string()),
     }});
     schemas["GorseUser"] = user(false);
+    // An empty list is both (no `oneOf`).
+    schemas["Recommended"] = json!({"anyOf": [
+        {"type": "array", "items": string(), "description": "Item ids (without `X-API-Version: 2`)."},
+        {"type": "array", "items": {"$ref": "#/components/schemas/Score"}, "description": "With `X-API-Version: 2`."},
+    ]});
     let session =
         json!({"type": "array", "maxItems": 100, "items": {"$ref": "#/components/schemas/SessionFeedback"}});
     for path in ["/api/session/recommend", "/api/session/recommend/{category}"] {
