@@ -104,8 +104,9 @@ def test_recommend_in_a_category_neighbors_and_session():
     a, b, c = tastes(prefix)
     for item, category in [(a, "x"), (b, "x"), (c, "y")]:
         client.insert_item({"ItemId": item, "IsHidden": False, "Categories": [category], "Timestamp": "2026-01-01"})
-    user = prefix + "-fan0"
+    user = prefix + "-fan7"
     in_x = client.get_recommend(user, category="x", n=10)
+    assert in_x, "a and b are in x and fan7 has liked neither"
     assert all(client.get_item(s.id)["Categories"] == ["x"] for s in in_x)
     neighbors = client.get_neighbors(a, n=1)
     assert neighbors == [{"Id": b, "Score": neighbors[0]["Score"]}]

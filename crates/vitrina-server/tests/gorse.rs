@@ -224,15 +224,25 @@ async fn a_feedback_changes_the_next_recommendation_and_write_back_records_what_
     let (_, skipped) = app.get("/api/recommend/newcomer?n=1&offset=1").await;
     assert_eq!(skipped, json!([scored[1]["Id"]]), "offset skips the first");
 
-    let (_, shown) = app.get("/api/recommend/newcomer?n=1&write-back-type=read").await;
+    let (s, shown) = app.get("/api/recommend/newcomer?n=1&write-back-type=read").await;
+    assert_eq!(s.as_u16(), 200, "{shown}");
+    let shown = ids(&shown)[0].clone();
     let (_, read) = app.get("/api/user/newcomer/feedback/read").await;
-    assert_eq!(read[0]["ItemId"], shown[0], "{read}");
-    let (_, later) = app.get("/api/recommend/newcomer?n=1&write-back-type=read&write-back-delay=10m").await;
+    assert_eq!(read.as_array().unwrap().len(), 1, "{read}");
+    assert_eq!(read[0]["ItemId"], shown.as_str(), "{read}");
+    let (_, history) = app.get("/api/v1/recommendations/activity/newcomer?limit=1").await;
+    assert_eq!(history["activities"][0]["activityType"], "view", "what was shown is a view, never a click");
+    let (s, later) = app.get("/api/recommend/newcomer?n=1&write-back-type=read&write-back-delay=10m").await;
+    assert_eq!(s.as_u16(), 200, "{later}");
+    assert_ne!(ids(&later)[0], shown, "the written-back item is not recommended again");
     let (_, read) = app.get("/api/user/newcomer/feedback/read").await;
-    assert!(
-        read.as_array().unwrap().iter().all(|f| f["ItemId"] != later[0] || f["ItemId"] == shown[0]),
+    assert_eq!(
+        read.as_array().unwrap().len(),
+        1,
         "a delayed write-back is not listed before its time: {read}"
     );
+    let (_, history) = app.get("/api/v1/recommendations/activity/newcomer?limit=1").await;
+    assert_eq!(history["activities"][0]["productId"], later[0], "but it is stored");
 }
 
 #[tokio::test]
@@ -316,6 +326,22 @@ async fn keys_guard_the_gorse_api_as_they_guard_v1() {
     rows(&call("POST", "/api/feedback", Some(&track), feedback).await, 1);
     assert_error(&call("POST", "/api/item", Some(&track), json!({"ItemId": "j"})).await, 403, "forbidden");
     rows(&call("POST", "/api/item", Some(&admin), json!({"ItemId": "j"})).await, 1);
+    let (_, created) = call("POST", "/api/v1/keys", Some(&admin), json!({"scope": "read"})).await;
+    let read = created["key"].as_str().unwrap().to_string();
+    assert_eq!(call("GET", "/api/recommend/u", Some(&read), Value::Null).await.0.as_u16(), 200);
+    assert_error(
+        &call("GET", "/api/recommend/u?write-back-type=read", Some(&read), Value::Null).await,
+        403,
+        "forbidden",
+    );
+    assert_eq!(
+        call("GET", "/api/recommend/u?write-back-type=read", Some(&admin), Value::Null).await.0.as_u16(),
+        200
+    );
+    assert_eq!(call("GET", "/api/user/u/feedback", Some(&read), Value::Null).await.0.as_u16(), 200);
+    assert_error(&call("GET", "/api/feedback", Some(&read), Value::Null).await, 403, "forbidden");
+    assert_error(&call("GET", "/api/feedback/like", Some(&read), Value::Null).await, 403, "forbidden");
+    assert_error(&call("GET", "/api/users", Some(&read), Value::Null).await, 403, "forbidden");
     assert_eq!(
         call("GET", "/api/health/ready", None, Value::Null).await.1["Ready"],
         true,

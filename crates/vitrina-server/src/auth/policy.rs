@@ -42,7 +42,8 @@ fn gorse_route(route: &str) -> bool {
 }
 
 /// Gorse's routes need what their `/api/v1` counterparts need: feedback writes `track`;
-/// lists, item reads and feedback reads `read`; everything else (users, item writes) `admin`.
+/// lists, item reads and one user's feedback `read` (as a visitor's history); everything
+/// else (users, item writes, the whole feedback log) `admin`.
 fn gorse_access(method: &Method, route: &str) -> Access {
     let lists = ["/api/recommend/", "/api/session/recommend", "/api/popular", "/api/latest"];
     let list =
@@ -50,7 +51,8 @@ fn gorse_access(method: &Method, route: &str) -> Access {
     let read = method == Method::GET
         && (route == "/api/items"
             || route == "/api/item/{itemId}"
-            || route.starts_with("/api/feedback")
+            || route.starts_with("/api/feedback/{userId}/")
+            || route.starts_with("/api/feedback/{feedbackType}/{userId}/")
             || route.starts_with("/api/user/{userId}/feedback"));
     if route == "/api/feedback" && (method == Method::POST || method == Method::PUT) {
         Access::Needs(Scope::Track)
@@ -78,8 +80,8 @@ pub fn role(method: &Method, route: &str) -> Option<Role> {
         }
         // Experiments are changed where training runs and read where lists are served.
         r if r.starts_with("/api/v1/experiments") => Some(if read { Role::Api } else { Role::Training }),
-        // Gorse's API: writes (and the write-back of a list) where events go, reads and
-        // session lists where lists are served.
+        // Gorse's API: writes where events go, reads and lists (with a list's write-back)
+        // where lists are served.
         r if r.starts_with("/api/health/") => None,
         r if r.starts_with("/api/session/recommend") => Some(Role::Api),
         r if gorse_route(r) => Some(if read { Role::Api } else { Role::Activity }),
@@ -162,7 +164,10 @@ mod tests {
             (&get, "/api/health/live", Access::Public),
             (&post, "/api/feedback", Access::Needs(Scope::Track)),
             (&Method::PUT, "/api/feedback", Access::Needs(Scope::Track)),
-            (&get, "/api/feedback", Access::Needs(Scope::Read)),
+            (&get, "/api/feedback", Access::Needs(Scope::Admin)),
+            (&get, "/api/feedback/{feedbackType}", Access::Needs(Scope::Admin)),
+            (&get, "/api/feedback/{userId}/{itemId}", Access::Needs(Scope::Read)),
+            (&get, "/api/feedback/{feedbackType}/{userId}/{itemId}", Access::Needs(Scope::Read)),
             (&get, "/api/user/{userId}/feedback/{feedbackType}", Access::Needs(Scope::Read)),
             (&get, "/api/recommend/{userId}/", Access::Needs(Scope::Read)),
             (&post, "/api/session/recommend", Access::Needs(Scope::Read)),

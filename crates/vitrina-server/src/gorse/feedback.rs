@@ -57,23 +57,29 @@ async fn insert_missing_items(s: &AppState, events: &[NewActivity]) -> ApiResult
         .filter_map(|e| e.product_id.as_ref())
         .filter(|p| s.engine.product(p).is_none())
         .collect();
-    let mut missing = Vec::new();
+    let mut created = Vec::new();
     for id in ids {
-        if s.ports.catalog.product(id).await?.is_none() {
-            let item = Item {
-                item_id: id.to_string(),
-                is_hidden: false,
-                categories: None,
-                timestamp: format_time(zero_time()),
-                labels: None,
-                comment: String::new(),
-            };
-            missing.push(product_of(item, None, Utc::now()).map_err(ApiError::validation)?);
+        if s.ports.catalog.product(id).await?.is_some() {
+            continue;
+        }
+        let item = Item {
+            item_id: id.to_string(),
+            is_hidden: false,
+            categories: None,
+            timestamp: format_time(zero_time()),
+            labels: None,
+            comment: String::new(),
+        };
+        let product = product_of(item, None, Utc::now()).map_err(ApiError::validation)?;
+        // Only if still absent: an item written meanwhile is not overwritten with a blank one.
+        match s.ports.catalog.insert_product(product.clone()).await {
+            Ok(()) => created.push(product),
+            Err(vitrina_core::ports::StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
         }
     }
-    if !missing.is_empty() {
-        s.ports.catalog.upsert_products(missing.clone()).await?;
-        crate::routes::catalog::after_write(s, missing).await;
+    if !created.is_empty() {
+        crate::routes::catalog::after_write(s, created).await;
     }
     Ok(())
 }
@@ -102,8 +108,8 @@ async fn write(s: &AppState, feedback: Vec<FeedbackInput>) -> ApiResult<Json<Suc
 }
 
 /// Stores feedback, all or none, durably; unknown users and (by default) items are created.
-/// The same feedback sent again is stored once. `RowAffected` counts the rows sent, as
-/// Gorse does (Gorse: `POST /api/feedback`).
+/// The same feedback with the same `Timestamp` sent again is stored once. `RowAffected`
+/// counts the rows sent, as Gorse does (Gorse: `POST /api/feedback`).
 #[utoipa::path(post, operation_id = "gorse_feedback_insert", path = "/api/feedback", tag = "gorse", request_body = Vec<FeedbackInput>,
     responses((status = 200, body = Success), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody), (status = 503, body = ErrorBody)))]

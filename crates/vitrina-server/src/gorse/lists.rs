@@ -2,15 +2,18 @@
 //! engine through the same paths as `/api/v1/recommendations` (cache, experiments,
 //! impressions); and Gorse's health checks.
 
+use std::sync::Arc;
+
 use axum::{
     extract::State,
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
-    Json,
+    Extension, Json,
 };
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use vitrina_core::keys::Scope;
 use vitrina_core::{ProductId, UserId, ValidationError};
 use vitrina_engine::{Filters, SessionEvent, Window};
 
@@ -20,6 +23,7 @@ use super::{
     GorseJson, ListQuery,
 };
 use crate::{
+    auth::keys::Caller,
     error::{ApiError, ApiResult, ErrorBody},
     extract::{ApiPath, ApiQuery},
     routes::recommendations::{filters, personal_list, session_list, similar_list, unranked_list, ListBody},
@@ -38,13 +42,9 @@ fn list_filters(limit: usize, category: Option<String>) -> ApiResult<Filters> {
     Ok(filters(Some(limit), category.as_ref(), &[], None, None)?.1)
 }
 
-/// The items of a served list after the first `skip`, with their scores.
-fn scores(list: ListBody, skip: usize) -> Vec<Score> {
-    list.recommendations
-        .into_iter()
-        .skip(skip)
-        .map(|r| Score { id: r.product_id, score: f64::from(r.score) })
-        .collect()
+/// The items of a served list with their scores.
+fn scores(list: ListBody) -> Vec<Score> {
+    list.recommendations.into_iter().map(|r| Score { id: r.product_id, score: f64::from(r.score) }).collect()
 }
 
 /// `?n=&offset=&write-back-type=&write-back-delay=` of `GET /api/recommend`.
@@ -71,11 +71,12 @@ pub struct RecommendQuery {
     responses((status = 200, body = Recommended), (status = 400, body = ErrorBody)))]
 pub async fn recommend(
     State(s): State<AppState>,
+    caller: Option<Extension<Arc<Caller>>>,
     headers: HeaderMap,
     ApiPath(user): ApiPath<String>,
     ApiQuery(q): ApiQuery<RecommendQuery>,
 ) -> ApiResult<Json<Recommended>> {
-    personalised(&s, &headers, &user, None, q).await
+    personalised(&s, caller, &headers, &user, None, q).await
 }
 
 /// The user's list in one category (Gorse: `GET /api/recommend/{userId}/{category}`).
@@ -85,15 +86,17 @@ pub async fn recommend(
     responses((status = 200, body = Recommended), (status = 400, body = ErrorBody)))]
 pub async fn recommend_in(
     State(s): State<AppState>,
+    caller: Option<Extension<Arc<Caller>>>,
     headers: HeaderMap,
     ApiPath((user, category)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<RecommendQuery>,
 ) -> ApiResult<Json<Recommended>> {
-    personalised(&s, &headers, &user, Some(category), q).await
+    personalised(&s, caller, &headers, &user, Some(category), q).await
 }
 
 async fn personalised(
     s: &AppState,
+    caller: Option<Extension<Arc<Caller>>>,
     headers: &HeaderMap,
     user: &str,
     category: Option<String>,
@@ -106,8 +109,22 @@ async fn personalised(
         None => chrono::Duration::zero(),
     };
     let write_back = q.write_back_type.filter(|t| !t.is_empty());
-    let list = personal_list(s, &user, limit, list_filters(limit, category)?).await?;
-    let items = scores(list, skip);
+    // Writing back stores events: what a `track` key may do, not a `read` key (once keys exist).
+    if let (Some(_), Some(Extension(caller))) = (&write_back, &caller) {
+        if !caller.scope.grants(Scope::Track) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "write-back-type stores feedback: it needs a key with scope 'track'; this key has '{}'",
+                    caller.scope
+                ),
+            )
+            .with_details(serde_json::json!({"requiredScope": "track", "keyScope": caller.scope.as_str()})));
+        }
+    }
+    let list = personal_list(s, &user, limit, skip, list_filters(limit, category)?).await?;
+    let items = scores(list);
     if let Some(kind) = write_back {
         let at = format_time(Utc::now() + delay);
         let rows = items
@@ -121,7 +138,10 @@ async fn personalised(
                 comment: None,
             })
             .collect();
-        let events = feedback::events(s, rows)?;
+        // What was shown, not what was done: stored as views (never attributed as clicks),
+        // listed under the written-back type.
+        let mut events = feedback::events(s, rows)?;
+        events.iter_mut().for_each(|e| e.activity_type = vitrina_core::ActivityType::View);
         if !events.is_empty() {
             crate::ingest::ingest(s, events).await?;
         }
@@ -167,8 +187,8 @@ async fn similar(
 ) -> ApiResult<Json<Vec<Score>>> {
     let item = ProductId::parse(item)?;
     let (limit, skip) = q.window()?;
-    let list = similar_list(s, &item, None, limit, list_filters(limit, category)?).await?;
-    Ok(Json(list.map(|l| scores(l, skip)).unwrap_or_default()))
+    let list = similar_list(s, &item, None, limit, skip, list_filters(limit, category)?).await?;
+    Ok(Json(list.map(scores).unwrap_or_default()))
 }
 
 /// Popular items by today's live activity (Gorse: `GET /api/popular`).
@@ -196,8 +216,8 @@ pub async fn popular_in(
 fn popular_of(s: &AppState, category: Option<String>, q: ListQuery) -> ApiResult<Json<Vec<Score>>> {
     let (limit, skip) = q.window()?;
     let list =
-        unranked_list(s, None, limit, list_filters(limit, category)?, |e, r| e.popular(Window::Day, r));
-    Ok(Json(scores(list, skip)))
+        unranked_list(s, None, limit, skip, list_filters(limit, category)?, |e, r| e.popular(Window::Day, r));
+    Ok(Json(scores(list)))
 }
 
 /// The newest items by their `Timestamp`, each scored by it in unix seconds (Gorse: `GET
@@ -225,11 +245,10 @@ pub async fn latest_in(
 
 fn latest_of(s: &AppState, category: Option<String>, q: ListQuery) -> ApiResult<Json<Vec<Score>>> {
     let (limit, skip) = q.window()?;
-    let list = unranked_list(s, None, limit, list_filters(limit, category)?, |e, r| e.latest(r));
+    let list = unranked_list(s, None, limit, skip, list_filters(limit, category)?, |e, r| e.latest(r));
     let items = list
         .recommendations
         .into_iter()
-        .skip(skip)
         .filter_map(|r| {
             let p = ProductId::parse(&r.product_id).ok().and_then(|id| s.engine.product(&id))?;
             let t = super::model::item_of(&p).timestamp;
@@ -306,8 +325,8 @@ async fn session_of(
     events.sort_by_key(|e| e.ts_ms);
     let mut f = list_filters(limit, category)?;
     f.exclude.extend(events.iter().map(|e| e.product_id.clone()));
-    let list = session_list(s, None, events, limit, f).await?;
-    Ok(Json(scores(list, skip)))
+    let list = session_list(s, None, events, limit, skip, f).await?;
+    Ok(Json(scores(list)))
 }
 
 /// Gorse's health answer.

@@ -5,7 +5,7 @@
 //! roles as `/api/v1` ([`model`] holds the mapping).
 //!
 //! Differences from Gorse, by design: errors have Vitrina's JSON shape (Gorse's SDKs read
-//! only the status); a missing user or item on a write is a 404 rather than a silent 200;
+//! only the status); a change to a missing user or item is a 404 rather than a silent 200;
 //! feedback cannot be deleted one by one (`DELETE /api/feedback/…` is a 405: the log keeps
 //! every event; `DELETE /api/user/{userId}` erases a visitor with all their events).
 

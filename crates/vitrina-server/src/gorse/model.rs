@@ -256,9 +256,21 @@ impl FeedbackTypes {
     }
 }
 
-/// Formats a time as Go does: RFC 3339 in UTC, fractional seconds only when there are any.
+/// Formats a time as Go does: RFC 3339 in UTC, fractional seconds only when there are any
+/// and without trailing zeros (`.25Z`).
 pub fn format_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    let text = t.to_rfc3339_opts(SecondsFormat::Nanos, true);
+    match text.split_once('.') {
+        Some((whole, fraction)) => {
+            let digits = fraction.trim_end_matches('Z').trim_end_matches('0');
+            if digits.is_empty() {
+                format!("{whole}Z")
+            } else {
+                format!("{whole}.{digits}Z")
+            }
+        }
+        None => text,
+    }
 }
 
 /// Gorse's "no time": `0001-01-01T00:00:00Z`.
@@ -344,22 +356,43 @@ fn categories_checked(categories: &[String], errors: &mut Vec<ValidationError>) 
     out
 }
 
+/// The name a product written through the Gorse API gets: its comment, or its id.
+fn name_of(comment: &str, id: &str) -> String {
+    let name: String = comment.trim().chars().take(MAX_TEXT_LEN).collect();
+    if name.is_empty() {
+        id.to_string()
+    } else {
+        name
+    }
+}
+
 /// The item Gorse would answer for a product (one written through the Gorse API reads back
-/// as written; any other shows its category, name and creation time).
+/// as written; any other shows its category, name and publication time). The product's own
+/// name and category win over what the Gorse API wrote when `/api/v1` changed them since.
 pub fn item_of(p: &Product) -> Item {
     let g = gorse_fields(&p.attributes);
     let field = |k: &str| g.and_then(|g| g.get(k));
-    let categories = match field("categories") {
+    let mut categories: Option<Vec<String>> = match field("categories") {
         Some(v) => serde_json::from_value(v.clone()).ok().flatten(),
-        None => (!p.category.is_empty()).then(|| vec![p.category.clone()]),
+        None => None,
     };
+    let first = categories.as_ref().and_then(|c| c.first()).map_or("", String::as_str);
+    if first != p.category {
+        let mut fixed: Vec<String> = categories.take().unwrap_or_default();
+        fixed.retain(|c| *c != p.category);
+        if !p.category.is_empty() {
+            fixed.insert(0, p.category.clone());
+        }
+        categories = (!fixed.is_empty()).then_some(fixed);
+    }
+    let comment = field("comment").and_then(Value::as_str).filter(|c| name_of(c, p.id.as_str()) == p.name);
     Item {
         item_id: p.id.to_string(),
         is_hidden: p.hidden,
         categories,
         timestamp: format_time(p.published_at()),
         labels: field("labels").cloned().filter(|v| !v.is_null()),
-        comment: field("comment").and_then(Value::as_str).map_or_else(|| p.name.clone(), str::to_string),
+        comment: comment.map_or_else(|| p.name.clone(), str::to_string),
     }
 }
 
@@ -380,7 +413,6 @@ pub fn product_of(
     if comment.contains('\0') {
         errors.push(ValidationError::new("Comment", "must not contain the NUL character (U+0000)"));
     }
-    let name: String = comment.trim().chars().take(MAX_TEXT_LEN).collect();
     let mut attributes = existing.map(|p| p.attributes.clone()).unwrap_or_default();
     attributes.insert(
         KEY.into(),
@@ -396,7 +428,7 @@ pub fn product_of(
     }
     match id {
         Some(id) if errors.is_empty() => Ok(Product {
-            name: if name.is_empty() { id.to_string() } else { name },
+            name: name_of(&comment, id.as_str()),
             id,
             category: categories.first().cloned().unwrap_or_default(),
             price: existing
@@ -628,7 +660,7 @@ mod tests {
         let parse = |s: &str| parse_time("t", Some(&json!(s))).unwrap().map(format_time);
         assert_eq!(parse("2022-08-07T00:26:46Z").as_deref(), Some("2022-08-07T00:26:46Z"));
         assert_eq!(parse("2022-08-07T02:26:46+02:00").as_deref(), Some("2022-08-07T00:26:46Z"));
-        assert_eq!(parse("2022-08-07T00:26:46.250Z").as_deref(), Some("2022-08-07T00:26:46.250Z"));
+        assert_eq!(parse("2022-08-07T00:26:46.250Z").as_deref(), Some("2022-08-07T00:26:46.25Z"));
         assert_eq!(parse("2010-01-01T01:01:01.000001").as_deref(), Some("2010-01-01T01:01:01.000001Z"));
         assert_eq!(parse("2022-08-07 00:26:46").as_deref(), Some("2022-08-07T00:26:46Z"));
         assert_eq!(parse("2022-02-24").as_deref(), Some("2022-02-24T00:00:00Z"));

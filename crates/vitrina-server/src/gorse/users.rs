@@ -39,7 +39,8 @@ pub async fn insert(
     Ok(Json(Success { row_affected: 1 }))
 }
 
-/// Inserts or replaces users, all or none (Gorse: `POST /api/users`).
+/// Inserts or replaces users: validated all or none, then stored one by one (Gorse: `POST
+/// /api/users`).
 #[utoipa::path(post, operation_id = "gorse_users_insert_many", path = "/api/users", tag = "gorse", request_body = Vec<GorseUserInput>,
     responses((status = 200, body = Success), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody)))]

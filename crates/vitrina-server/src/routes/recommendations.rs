@@ -173,15 +173,24 @@ impl RecommendationsResponse {
     }
 }
 
-/// Records the impression (when a visitor is known) and shapes the list.
+/// Records the impression (when a visitor is known) and shapes the list, of the items after
+/// the first `skip` (a client's page: only what it is shown counts as shown).
 fn serve(
     s: &AppState,
     visitor: Option<&UserId>,
     arm: &Arm,
     list: &RecommendationList,
+    skip: usize,
     from_cache: bool,
     explain: impl Fn(&Recommended) -> Option<String>,
 ) -> ListBody {
+    let shown;
+    let list = if skip == 0 {
+        list
+    } else {
+        shown = RecommendationList { items: list.items.iter().skip(skip).cloned().collect(), ..list.clone() };
+        &shown
+    };
     let recommendation_id = uuid::Uuid::now_v7().to_string();
     let items: Vec<RecommendationItem> = list
         .items
@@ -283,7 +292,7 @@ pub async fn recommendations(
 ) -> ApiResult<Json<RecommendationsResponse>> {
     let user = UserId::parse(&user)?;
     let (limit, filters) = q.filters()?;
-    let list = personal_list(&s, &user, limit, filters).await?;
+    let list = personal_list(&s, &user, limit, 0, filters).await?;
     Ok(Json(RecommendationsResponse::new(user.to_string(), list)))
 }
 
@@ -293,6 +302,7 @@ pub(crate) async fn personal_list(
     s: &AppState,
     user: &UserId,
     limit: usize,
+    skip: usize,
     filters: Filters,
 ) -> ApiResult<ListBody> {
     let arm = s.experiments.arm_for(Some(user.as_str()));
@@ -311,7 +321,7 @@ pub(crate) async fn personal_list(
             (list, false)
         }
     };
-    Ok(serve(s, Some(user), &arm, &list, from_cache, personal_explanation))
+    Ok(serve(s, Some(user), &arm, &list, skip, from_cache, personal_explanation))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -344,7 +354,7 @@ pub async fn refresh(
     if let Some(token) = token {
         s.ports.cache.store(&user, &key, token, applied, list.clone()).await;
     }
-    let list = serve(&s, Some(&user), &arm, &list, false, personal_explanation);
+    let list = serve(&s, Some(&user), &arm, &list, 0, false, personal_explanation);
     Ok(Json(RecommendationsResponse::new(user.to_string(), list)))
 }
 
@@ -394,7 +404,7 @@ pub async fn similar(
         q.user_id.as_deref().map(UserId::parse).transpose().map_err(|e| ApiError::from(e.at("userId")))?;
     let (limit, f) =
         filters(q.limit, q.category.as_ref(), &excluded(q.exclude.as_ref()), q.min_price, q.max_price)?;
-    let b = similar_list(&s, &product, visitor.as_ref(), limit, f)
+    let b = similar_list(&s, &product, visitor.as_ref(), limit, 0, f)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("product {product} not found")))?;
     Ok(Json(SimilarResponse {
@@ -416,6 +426,7 @@ pub(crate) async fn similar_list(
     product: &ProductId,
     visitor: Option<&UserId>,
     limit: usize,
+    skip: usize,
     f: Filters,
 ) -> ApiResult<Option<ListBody>> {
     let (engine, id) = (s.engine.clone(), product.clone());
@@ -435,7 +446,7 @@ pub(crate) async fn similar_list(
     .map_err(ApiError::internal)?;
     let about = product.clone();
     Ok(list.map(|list| {
-        serve(s, visitor, &arm, &list, false, move |r| {
+        serve(s, visitor, &arm, &list, skip, false, move |r| {
             r.source.is_personal().then(|| format!("similar to {about}"))
         })
     }))
@@ -495,7 +506,7 @@ pub async fn popular(
     let (limit, f) =
         filters(q.limit, q.category.as_ref(), &excluded(q.exclude.as_ref()), q.min_price, q.max_price)?;
     let category = f.category.clone();
-    let b = unranked_list(&s, visitor.as_ref(), limit, f, |engine, req| engine.popular(window, req));
+    let b = unranked_list(&s, visitor.as_ref(), limit, 0, f, |engine, req| engine.popular(window, req));
     Ok(Json(PopularResponse {
         success: true,
         window: window.as_str().into(),
@@ -515,6 +526,7 @@ pub(crate) fn unranked_list(
     s: &AppState,
     visitor: Option<&UserId>,
     limit: usize,
+    skip: usize,
     f: Filters,
     list: impl FnOnce(&vitrina_engine::Engine, &ListRequest) -> Vec<Recommended>,
 ) -> ListBody {
@@ -525,7 +537,7 @@ pub(crate) fn unranked_list(
     let model_version =
         arm.model.as_ref().map_or_else(|| s.engine.model().version.clone(), |m| m.version.clone());
     let list = RecommendationList { items, model_version, generated_at: now };
-    serve(s, visitor, &arm, &list, false, |_| None)
+    serve(s, visitor, &arm, &list, skip, false, |_| None)
 }
 
 /// One event of an anonymous session.
@@ -636,7 +648,7 @@ pub async fn session(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let b = session_list(&s, visitor.as_ref(), events, limit, f).await?;
+    let b = session_list(&s, visitor.as_ref(), events, limit, 0, f).await?;
     Ok(Json(SessionResponse {
         success: true,
         session_id: body.session_id,
@@ -655,6 +667,7 @@ pub(crate) async fn session_list(
     visitor: Option<&UserId>,
     events: Vec<SessionEvent>,
     limit: usize,
+    skip: usize,
     f: Filters,
 ) -> ApiResult<ListBody> {
     let now = Utc::now();
@@ -669,7 +682,7 @@ pub(crate) async fn session_list(
     })
     .await
     .map_err(ApiError::internal)?;
-    Ok(serve(s, visitor, &arm, &list, false, personal_explanation))
+    Ok(serve(s, visitor, &arm, &list, skip, false, personal_explanation))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
