@@ -81,14 +81,14 @@ const KINDS: [&str; 4] = ["view", "click", "add_to_cart", "purchase"];
 /// The same kinds as Gorse feedback types (by the default mapping).
 const GORSE_KINDS: [&str; 4] = ["view", "click", "cart", "purchase"];
 
-/// A random Gorse feedback (its event id is derived from it by the server).
+/// A random Gorse feedback, dated on receipt (its event id is derived from it and its time by
+/// the server).
 fn feedback(rng: &mut StdRng, load: &Load) -> Value {
     json!({
         "FeedbackType": GORSE_KINDS[rng.random_range(0..GORSE_KINDS.len())],
         "UserId": format!("{}{}", load.user_prefix, rng.random_range(0..load.users)),
         "ItemId": format!("product-{}", rng.random_range(1..=load.products)),
         "Timestamp": "",
-        "Comment": format!("{:016x}", rng.random::<u64>()),
     })
 }
 

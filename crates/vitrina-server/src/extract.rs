@@ -19,6 +19,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        parse_json(&json_body(req, state).await?).map(ApiJson)
+    }
+}
+
+/// The bytes of a JSON body, with [`ApiJson`]'s errors for a missing JSON content type (415)
+/// and a body over the limit (413).
+pub async fn json_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    {
         let is_json =
             req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
                 v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
@@ -37,7 +45,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 ApiError::bad_request(format!("cannot read request body: {rejection}"))
             }
         })?;
-        parse_json(&bytes).map(ApiJson)
+        Ok(bytes)
     }
 }
 

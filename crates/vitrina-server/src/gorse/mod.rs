@@ -23,9 +23,9 @@ use axum::{
     Router,
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
-use crate::{error::ApiError, extract::ApiJson, state::AppState};
+use crate::{error::ApiError, state::AppState};
 
 /// A Gorse JSON body: as [`ApiJson`], and only an object or an array of objects (serde
 /// would read an array as a struct's fields in order, which Gorse never sends).
@@ -35,11 +35,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for GorseJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let ApiJson(value) = ApiJson::<Value>::from_request(req, state).await?;
-        let objects = match &value {
-            Value::Object(_) => true,
-            Value::Array(items) => items.iter().all(Value::is_object),
-            _ => false,
+        let bytes = crate::extract::json_body(req, state).await?;
+        // The shape first, without building values: an object, or an array of objects.
+        let object = |raw: &RawValue| raw.get().starts_with('{');
+        let objects = match serde_json::from_slice::<&RawValue>(&bytes) {
+            Ok(raw) if raw.get().starts_with('[') => serde_json::from_str::<Vec<&RawValue>>(raw.get())
+                .is_ok_and(|items| items.into_iter().all(object)),
+            Ok(raw) => object(raw),
+            // Malformed: the parse below says where.
+            Err(_) => true,
         };
         if !objects {
             return Err(ApiError::validation(vec![vitrina_core::ValidationError::new(
@@ -47,7 +51,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for GorseJson<T> {
                 "must be a JSON object, or an array of objects",
             )]));
         }
-        crate::extract::from_value(value).map(GorseJson)
+        crate::extract::parse_json(&bytes).map(GorseJson)
     }
 }
 

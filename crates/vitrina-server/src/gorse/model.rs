@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use vitrina_core::{
     catalog::{check_attributes, check_text, MAX_TEXT_LEN, PUBLISHED_AT},
@@ -542,7 +541,9 @@ pub fn activity_of(
         errors.push(ValidationError::new("Value", "must be a finite number"));
     }
     let kind = types.kind(&feedback_type);
-    let mut gorse = json!({"feedbackType": feedback_type});
+    // The Gorse type is kept when it is not the activity's own name (which reads back as it).
+    let mut gorse =
+        if feedback_type == kind.as_str() { json!({}) } else { json!({"feedbackType": feedback_type}) };
     if let Some(v) = f.value {
         gorse["value"] = json!(v);
     }
@@ -558,18 +559,18 @@ pub fn activity_of(
     }
     let ts_ms = at.unwrap_or(now).timestamp_millis();
     let identity = format!(
-        "{}\u{0}{}\u{0}{}\u{0}{ts_ms}\u{0}{}",
-        gorse["feedbackType"],
+        "{feedback_type}\u{0}{}\u{0}{}\u{0}{ts_ms}\u{0}{}",
         f.user_id.as_deref().unwrap_or_default(),
         f.item_id,
         gorse
     );
-    let digest = Sha256::digest(identity.as_bytes());
-    let event_id: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    metadata.insert(KEY.into(), gorse);
+    let event_id = format!("gorse-{:032x}", xxhash_rust::xxh3::xxh3_128(identity.as_bytes()));
+    if gorse.as_object().is_some_and(|g| !g.is_empty()) {
+        metadata.insert(KEY.into(), gorse);
+    }
     let event = NewActivity::validate(
         ActivityInput {
-            event_id: Some(format!("gorse-{event_id}")),
+            event_id: Some(event_id),
             user_id: f.user_id,
             activity_type: Some(kind.as_str().into()),
             product_id: Some(f.item_id),
