@@ -121,9 +121,13 @@ async fn roles_split_the_api_and_replicas_serve_what_the_activity_process_stored
         send(&c, "POST", &d.training, &format!("/api/v1/experiments/{id}/start"), json!({})).await;
     assert_eq!(s, 200, "{started}");
     for api in &d.api {
+        // Its lists, not its experiment listing (read from the shared store), say that the
+        // replica runs the experiment.
         common::eventually("the replica to run the experiment", || async {
             let (_, e) = get(&c, api, &format!("/api/v1/experiments/{id}")).await;
-            (e["experiment"]["status"] == "running").then_some(())
+            let (_, list) = get(&c, api, "/api/v1/recommendations/recommendations/exp-0?limit=3").await;
+            let serving = list["variant"].as_str().is_some_and(|v| v.starts_with(&id));
+            (e["experiment"]["status"] == "running" && serving).then_some(())
         })
         .await;
     }
