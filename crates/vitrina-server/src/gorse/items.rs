@@ -151,6 +151,8 @@ pub async fn remove_category(
     State(s): State<AppState>,
     ApiPath((id, category)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Success>> {
+    // A category no item can have is a mistake to say so about, not a no-op.
+    let category = vitrina_core::catalog::check_text("category", &category)?;
     change(&s, &id, |mut item| {
         if let Some(categories) = item.categories.as_mut() {
             categories.retain(|c| *c != category);
