@@ -18,31 +18,15 @@ if [[ ! -x "$VENV/bin/schemathesis" ]]; then
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -r .ci/api-fuzz-requirements.txt
 fi
 
-WORK="$(mktemp -d)"
-PORT_FILE="$WORK/stdout"
-cleanup() {
-  [[ -n "${SERVER:-}" ]] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-RUST_LOG=warn "$BIN" serve --addr 127.0.0.1:0 --data-dir "$WORK/data" >"$PORT_FILE" 2>"$WORK/server.log" &
-SERVER=$!
-for _ in $(seq 1 600); do
-  grep -q "listening on" "$PORT_FILE" 2>/dev/null && break
-  kill -0 "$SERVER" 2>/dev/null || { cat "$WORK/server.log"; echo "the server died" >&2; exit 1; }
-  sleep 0.1
-done
-BASE="$(sed -n 's/^vitrina listening on //p' "$PORT_FILE" | head -n1)"
-[[ -n "$BASE" ]] || { echo "the server never listened" >&2; exit 1; }
+source .ci/live-server.sh
+start_server
 
 curl -sf "$BASE/openapi.json" >"$WORK/openapi.json"
 "$VENV/bin/openapi-spec-validator" "$WORK/openapi.json"
 
 # The first key on an open server closes it: from here on every request needs a key, and
 # schemathesis checks that requests without one are refused.
-KEY="$(curl -sf -XPOST "$BASE/api/v1/keys" -H 'content-type: application/json' -d '{"scope":"admin","name":"api-fuzz"}' \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')"
+KEY="$(admin_key api-fuzz)"
 
 run() {
   "$VENV/bin/schemathesis" run "$BASE/openapi.json" --checks all -n "$EXAMPLES" --generation-deterministic \
@@ -59,9 +43,5 @@ run "${EXACTLY_UNSTATED[@]}" --exclude-checks positive_data_acceptance,negative_
 # user's feedback and an unknown item's neighbours are empty lists, not 404s, so after a
 # DELETE its sub-lists are still "available" (the check use_after_free); every other check runs.
 run --include-tag gorse --exclude-checks use_after_free
-if grep -q '"level":"ERROR"' "$WORK/server.log"; then
-  grep '"level":"ERROR"' "$WORK/server.log" | head -20
-  echo "the server logged errors during the run" >&2
-  exit 1
-fi
+check_server_log
 echo "api fuzz: spec valid, schemathesis found nothing"

@@ -17,22 +17,18 @@ for _ in $(seq 1 100); do curl -sf "$url/health" >/dev/null && break; sleep 0.1;
 
 echo "== machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem:/{print $2}') GiB"
 common=(--url "$url" --users 100000 --products 1000)
-for round in 1 2; do
-  for api in v1 gorse; do
-    echo "== round $round, $api: batch ingest, 500 requests x 1000 events, 4 in flight"
-    "$bin" bench ingest "${common[@]}" --api "$api" --requests 500 --batch 1000 --concurrency 4
-  done
-done
-for round in 1 2; do
-  for api in v1 gorse; do
-    echo "== round $round, $api: single-event tracking, 20000 requests, 32 in flight"
-    "$bin" bench track "${common[@]}" --api "$api" --requests 20000 --concurrency 32
-  done
-done
-for round in 1 2; do
-  for api in v1 gorse; do
-    echo "== round $round, $api: personalised lists, 20000 requests, 32 in flight"
-    "$bin" bench recommend "${common[@]}" --api "$api" --requests 20000 --concurrency 32
+loads=(
+  "batch ingest, 500 requests x 1000 events, 4 in flight|ingest --requests 500 --batch 1000 --concurrency 4"
+  "single-event tracking, 20000 requests, 32 in flight|track --requests 20000 --concurrency 32"
+  "personalised lists, 20000 requests, 32 in flight|recommend --requests 20000 --concurrency 32"
+)
+for load in "${loads[@]}"; do
+  read -r -a args <<<"${load#*|}"
+  for round in 1 2; do
+    for api in v1 gorse; do
+      echo "== round $round, $api: ${load%%|*}"
+      "$bin" bench "${args[0]}" "${common[@]}" --api "$api" "${args[@]:1}"
+    done
   done
 done
 echo "== events in the log: $(curl -s "$url/api/v1/activity/health" | sed -n 's/.*sequence \([0-9]*\).*/\1/p')"

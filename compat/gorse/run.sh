@@ -25,26 +25,10 @@ if ! cmp -s "$HERE/package-lock.json" "$NODE/package-lock.json" || [[ ! -d "$NOD
   (cd "$NODE" && npm ci --no-audit --no-fund --silent)
 fi
 
-WORK="$(mktemp -d)"
-cleanup() {
-  [[ -n "${SERVER:-}" ]] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-RUST_LOG=warn "$BIN" serve --addr 127.0.0.1:0 --data-dir "$WORK/data" --no-demo >"$WORK/stdout" 2>"$WORK/server.log" &
-SERVER=$!
-for _ in $(seq 1 600); do
-  grep -q "listening on" "$WORK/stdout" 2>/dev/null && break
-  kill -0 "$SERVER" 2>/dev/null || { cat "$WORK/server.log"; echo "the server died" >&2; exit 1; }
-  sleep 0.1
-done
-BASE="$(sed -n 's/^vitrina listening on //p' "$WORK/stdout" | head -n1)"
-[[ -n "$BASE" ]] || { echo "the server never listened" >&2; exit 1; }
-
+source .ci/live-server.sh
+start_server --no-demo
 # As a Gorse deployment with `api_key` set: the SDKs send it in X-API-Key.
-KEY="$(curl -sf -XPOST "$BASE/api/v1/keys" -H 'content-type: application/json' -d '{"scope":"admin","name":"gorse-sdks"}' \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')"
+KEY="$(admin_key gorse-sdks)"
 export GORSE_ENDPOINT="$BASE" GORSE_API_KEY="$KEY"
 
 echo "== pygorse (Python SDK)"
@@ -53,9 +37,4 @@ echo "== gorsejs (JavaScript SDK)"
 # Beside its node_modules: ES modules resolve packages from the importing file's directory.
 cp "$HERE/gorsejs.test.mjs" "$NODE/"
 (cd "$NODE" && node --test gorsejs.test.mjs)
-
-if grep -q '"level":"ERROR"' "$WORK/server.log"; then
-  grep '"level":"ERROR"' "$WORK/server.log" | head -20
-  echo "the server logged errors during the run" >&2
-  exit 1
-fi
+check_server_log

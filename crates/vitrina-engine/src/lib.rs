@@ -366,6 +366,11 @@ impl Engine {
         catalog.index(id).and_then(|i| catalog.entry(i)).map(|e| e.product.clone())
     }
 
+    /// The catalogue products `keep` accepts, shared (nothing is copied).
+    pub fn products_where(&self, keep: impl Fn(&Product) -> bool) -> Vec<Arc<Product>> {
+        self.catalog().entries().filter(|(_, e)| keep(&e.product)).map(|(_, e)| e.product.clone()).collect()
+    }
+
     /// Every catalogue product.
     pub fn products(&self) -> Vec<Product> {
         self.catalog().entries().map(|(_, e)| Product::clone(&e.product)).collect()

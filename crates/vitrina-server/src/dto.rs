@@ -121,11 +121,20 @@ pub fn check_limit(
     default: usize,
     max: usize,
 ) -> Result<usize, crate::error::ApiError> {
-    match limit.unwrap_or(default) {
+    check_count("limit", limit, default, max)
+}
+
+/// A count parameter named `field` from 1 to `max`, `default` when absent.
+pub fn check_count(
+    field: &str,
+    count: Option<usize>,
+    default: usize,
+    max: usize,
+) -> Result<usize, crate::error::ApiError> {
+    match count.unwrap_or(default) {
         n if (1..=max).contains(&n) => Ok(n),
         n => {
-            Err(vitrina_core::ValidationError::new("limit", format!("must be from 1 to {max}, got {n}"))
-                .into())
+            Err(vitrina_core::ValidationError::new(field, format!("must be from 1 to {max}, got {n}")).into())
         }
     }
 }

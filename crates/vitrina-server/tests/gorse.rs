@@ -183,6 +183,30 @@ async fn bad_feedback_stores_nothing_and_names_the_gorse_field() {
     assert_error(&app.get("/api/users?cursor=abc").await, 400, "validation_failed");
 }
 
+#[tokio::test]
+async fn bad_bodies_and_paths_get_clear_errors_and_store_nothing() {
+    let app = shop().await;
+    // serde would read an array as a struct's fields in order: Gorse never sends one.
+    assert_error(&app.post("/api/user", &json!([null, null])).await, 400, "validation_failed");
+    assert_error(
+        &app.post("/api/feedback", &json!([["like", "u-1", "i-1"]])).await,
+        400,
+        "validation_failed",
+    );
+    let res = app.post("/api/users", &json!([{"UserId": "u-0"}, {"UserId": "u 1"}])).await;
+    assert_error(&res, 400, "validation_failed");
+    assert_eq!(res.1["details"]["errors"][0]["field"], "[1].UserId", "{}", res.1);
+    assert_error(&app.get("/api/user/u-0").await, 404, "not_found");
+    assert_error(&app.send("PATCH", "/api/user/u-0", &json!({"Comment": "x"})).await, 404, "not_found");
+    assert_error(&app.send("PUT", "/api/item/nope/category/c", &Value::Null).await, 404, "not_found");
+    rows(&app.post("/api/item", &json!({"ItemId": "i-1", "Categories": ["c"]})).await, 1);
+    let blank = app.send("DELETE", "/api/item/i-1/category/%20", &Value::Null).await;
+    assert_error(&blank, 400, "validation_failed");
+    assert_eq!(app.get("/api/item/i-1").await.1["Categories"], json!(["c"]));
+    let (s, deep) = app.get("/api/items?cursor=1000001").await;
+    assert_eq!((s.as_u16(), deep), (200, json!({"Cursor": "", "Items": []})), "past the deepest page: none");
+}
+
 /// Five shoppers who like `a` also like `b`; `c` is more popular, with others.
 async fn tastes(app: &TestApp) {
     let mut rows = Vec::new();

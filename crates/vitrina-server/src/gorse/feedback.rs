@@ -5,12 +5,12 @@ use std::collections::BTreeSet;
 
 use axum::{extract::State, Json};
 use chrono::{DateTime, Duration, Utc};
-use vitrina_core::{ports::AppendOutcome, NewActivity, ProductId, StoredActivity, UserId, ValidationError};
+use vitrina_core::{ports::AppendOutcome, NewActivity, ProductId, UserId, ValidationError};
 
 use super::{
     model::{
-        activity_of, feedback_of, format_time, latest_feedback, product_of, zero_time, Feedback,
-        FeedbackInput, FeedbackPage, Item, Success,
+        activity_of, feedback_of, latest_feedback, product_of, Feedback, FeedbackInput, FeedbackPage, Item,
+        Success,
     },
     GorseJson, PageQuery,
 };
@@ -52,6 +52,8 @@ async fn insert_missing_items(s: &AppState, events: &[NewActivity]) -> ApiResult
     if !s.gorse.auto_insert_item {
         return Ok(());
     }
+    // Every process holds the catalogue in its engine (and hears of changes): only ids it
+    // lacks are candidates, and inserting one that exists after all is a conflict, not a write.
     let ids: BTreeSet<&ProductId> = events
         .iter()
         .filter_map(|e| e.product_id.as_ref())
@@ -59,18 +61,8 @@ async fn insert_missing_items(s: &AppState, events: &[NewActivity]) -> ApiResult
         .collect();
     let mut created = Vec::new();
     for id in ids {
-        if s.ports.catalog.product(id).await?.is_some() {
-            continue;
-        }
-        let item = Item {
-            item_id: id.to_string(),
-            is_hidden: false,
-            categories: None,
-            timestamp: format_time(zero_time()),
-            labels: None,
-            comment: String::new(),
-        };
-        let product = product_of(item, None, Utc::now()).map_err(ApiError::validation)?;
+        let product =
+            product_of(Item::bare(id.to_string()), None, Utc::now()).map_err(ApiError::validation)?;
         // Only if still absent: an item written meanwhile is not overwritten with a blank one.
         match s.ports.catalog.insert_product(product.clone()).await {
             Ok(()) => created.push(product),
@@ -132,16 +124,6 @@ pub async fn upsert(
     write(&s, feedback).await
 }
 
-fn page_of(events: &[StoredActivity], n: usize, kind: Option<&str>, scanned_to: Option<u64>) -> FeedbackPage {
-    let feedback: Vec<Feedback> = events
-        .iter()
-        .filter_map(feedback_of)
-        .filter(|f| kind.is_none_or(|k| f.feedback_type == k))
-        .take(n)
-        .collect();
-    FeedbackPage { cursor: scanned_to.map(|seq| seq.to_string()).unwrap_or_default(), feedback }
-}
-
 /// A page of the feedback log in the order it was stored (Gorse: `GET
 /// /api/feedback?n=&cursor=`). Every event is listed, repeats included.
 #[utoipa::path(get, operation_id = "gorse_feedback_page", path = "/api/feedback", tag = "gorse", params(PageQuery),
@@ -152,8 +134,9 @@ pub async fn page(
 ) -> ApiResult<Json<FeedbackPage>> {
     let (n, after) = q.position()?;
     let events = s.ports.log.page(after, n).await?;
-    let next = (events.len() == n).then(|| events.last().map(|e| e.seq)).flatten();
-    Ok(Json(page_of(&events, n, None, next)))
+    // A full page may have more after it; a short one is the end.
+    let cursor = events.last().filter(|_| events.len() == n).map(|e| e.seq.to_string()).unwrap_or_default();
+    Ok(Json(FeedbackPage { cursor, feedback: events.iter().filter_map(feedback_of).collect() }))
 }
 
 /// A page of the feedback of one type, in the order it was stored (Gorse: `GET

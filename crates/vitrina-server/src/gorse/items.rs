@@ -2,13 +2,14 @@
 
 use axum::{extract::State, Json};
 use chrono::Utc;
+use serde_json::Value;
 use vitrina_core::{ports::ProductQuery, Product, ProductId, ValidationError};
 
 use super::{
     model::{
         item_from_input, item_of, patched_item, product_of, Item, ItemInput, ItemPage, ItemPatch, Success,
     },
-    GorseJson, PageQuery,
+    next_cursor, GorseJson, PageQuery,
 };
 use crate::{
     error::{ApiError, ApiResult, ErrorBody},
@@ -182,18 +183,14 @@ pub async fn page(
     ApiQuery(q): ApiQuery<PageQuery>,
     ApiQuery(search): ApiQuery<SearchQuery>,
 ) -> ApiResult<Json<ItemPage>> {
-    let (n, at) = q.position()?;
+    let (n, offset) = q.rows()?;
     if let Some(text) = search.q.as_deref().map(str::to_lowercase).filter(|t| !t.is_empty()) {
         return Ok(Json(ItemPage { cursor: String::new(), items: search_items(&s, &text, n) }));
     }
-    // Pages go as deep as listings do (`dto::MAX_OFFSET`); past that there are none.
-    let Some(offset) = usize::try_from(at).ok().filter(|&o| o <= crate::dto::MAX_OFFSET) else {
-        return Ok(Json(ItemPage { cursor: String::new(), items: Vec::new() }));
-    };
+    let Some(offset) = offset else { return Ok(Json(ItemPage { cursor: String::new(), items: Vec::new() })) };
     let (products, total) =
         s.ports.catalog.products(ProductQuery { category: None, offset, limit: n }).await?;
-    let next = offset + products.len();
-    let cursor = if (next as u64) < total && !products.is_empty() { next.to_string() } else { String::new() };
+    let cursor = next_cursor(offset, products.len(), total);
     Ok(Json(ItemPage { cursor, items: products.iter().map(item_of).collect() }))
 }
 
@@ -205,19 +202,19 @@ pub struct SearchQuery {
     pub q: Option<String>,
 }
 
-/// The first `n` catalogue items (by id) whose id, comment or categories contain `text`.
+/// The first `n` catalogue items (by id) whose id, comment or categories contain `text`
+/// (`text` lowercase), judged on the products themselves: an item's comment is its
+/// product's name, its first category the product's category.
 fn search_items(s: &AppState, text: &str, n: usize) -> Vec<Item> {
-    let mut items: Vec<Item> = s
-        .engine
-        .products()
-        .iter()
-        .map(item_of)
-        .filter(|item| {
-            let has = |v: &str| v.to_lowercase().contains(text);
-            has(&item.item_id) || has(&item.comment) || item.categories.iter().flatten().any(|c| has(c))
-        })
-        .collect();
-    items.sort_by(|a, b| a.item_id.cmp(&b.item_id));
-    items.truncate(n);
-    items
+    let has = |v: &str| v.to_lowercase().contains(text);
+    let mut found = s.engine.products_where(|p| {
+        let categories =
+            p.attributes.get(super::model::KEY).and_then(|g| g.get("categories")).and_then(Value::as_array);
+        has(p.id.as_str())
+            || has(&p.name)
+            || has(&p.category)
+            || categories.into_iter().flatten().filter_map(Value::as_str).any(has)
+    });
+    found.sort_by(|a, b| a.id.cmp(&b.id));
+    found.iter().take(n).map(|p| item_of(p)).collect()
 }

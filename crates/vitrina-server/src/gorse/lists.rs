@@ -33,7 +33,7 @@ use crate::{
 /// What `GET /api/recommend` answers: item ids, or with `X-API-Version: 2` scored items.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
-pub enum Recommended {
+pub enum RecommendAnswer {
     Ids(Vec<String>),
     Scores(Vec<Score>),
 }
@@ -68,14 +68,14 @@ pub struct RecommendQuery {
 /// the next list at once.
 #[utoipa::path(get, operation_id = "gorse_lists_recommend", path = "/api/recommend/{userId}", tag = "gorse",
     params(("userId" = String, Path), RecommendQuery, ("X-API-Version" = Option<String>, Header)),
-    responses((status = 200, body = Recommended), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = RecommendAnswer), (status = 400, body = ErrorBody)))]
 pub async fn recommend(
     State(s): State<AppState>,
     caller: Option<Extension<Arc<Caller>>>,
     headers: HeaderMap,
     ApiPath(user): ApiPath<String>,
     ApiQuery(q): ApiQuery<RecommendQuery>,
-) -> ApiResult<Json<Recommended>> {
+) -> ApiResult<Json<RecommendAnswer>> {
     personalised(&s, caller, &headers, &user, None, q).await
 }
 
@@ -83,14 +83,14 @@ pub async fn recommend(
 #[utoipa::path(get, operation_id = "gorse_lists_recommend_in", path = "/api/recommend/{userId}/{category}", tag = "gorse",
     params(("userId" = String, Path), ("category" = String, Path), RecommendQuery,
         ("X-API-Version" = Option<String>, Header)),
-    responses((status = 200, body = Recommended), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = RecommendAnswer), (status = 400, body = ErrorBody)))]
 pub async fn recommend_in(
     State(s): State<AppState>,
     caller: Option<Extension<Arc<Caller>>>,
     headers: HeaderMap,
     ApiPath((user, category)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<RecommendQuery>,
-) -> ApiResult<Json<Recommended>> {
+) -> ApiResult<Json<RecommendAnswer>> {
     personalised(&s, caller, &headers, &user, Some(category), q).await
 }
 
@@ -101,7 +101,7 @@ async fn personalised(
     user: &str,
     category: Option<String>,
     q: RecommendQuery,
-) -> ApiResult<Json<Recommended>> {
+) -> ApiResult<Json<RecommendAnswer>> {
     let user = UserId::parse(user)?;
     let (limit, skip) = ListQuery { n: q.n, offset: q.offset }.window()?;
     let delay = match q.write_back_delay.as_deref() {
@@ -148,9 +148,9 @@ async fn personalised(
     }
     let v2 = headers.get("x-api-version").and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() == "2");
     Ok(Json(if v2 {
-        Recommended::Scores(items)
+        RecommendAnswer::Scores(items)
     } else {
-        Recommended::Ids(items.into_iter().map(|i| i.id).collect())
+        RecommendAnswer::Ids(items.into_iter().map(|i| i.id).collect())
     }))
 }
 
@@ -251,10 +251,7 @@ fn latest_of(s: &AppState, category: Option<String>, q: ListQuery) -> ApiResult<
         .into_iter()
         .filter_map(|r| {
             let p = ProductId::parse(&r.product_id).ok().and_then(|id| s.engine.product(&id))?;
-            let t = super::model::item_of(&p).timestamp;
-            let at =
-                chrono::DateTime::parse_from_rfc3339(&t).map_or(p.created_at.timestamp(), |t| t.timestamp());
-            Some(Score { id: r.product_id, score: at as f64 })
+            Some(Score { id: r.product_id, score: p.published_at().timestamp() as f64 })
         })
         .collect();
     Ok(Json(items))

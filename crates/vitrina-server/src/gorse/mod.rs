@@ -154,12 +154,7 @@ impl ListQuery {
     /// The list length to compute (at most [`MAX_LIST`]) and how many of its first items
     /// to skip.
     pub fn window(&self) -> Result<(usize, usize), crate::error::ApiError> {
-        let n = crate::dto::check_limit(self.n, 10, MAX_LIST).map_err(|_| {
-            crate::error::ApiError::from(vitrina_core::ValidationError::new(
-                "n",
-                format!("must be from 1 to {MAX_LIST}, got {}", self.n.unwrap_or_default()),
-            ))
-        })?;
+        let n = crate::dto::check_count("n", self.n, 10, MAX_LIST)?;
         let offset = crate::dto::check_offset(self.offset)?;
         Ok((n.saturating_add(offset).min(MAX_LIST), offset))
     }
@@ -181,9 +176,7 @@ pub struct PageQuery {
 impl PageQuery {
     /// Rows per page and the position to start at (the cursor is a decimal position).
     pub fn position(&self) -> Result<(usize, u64), crate::error::ApiError> {
-        let n = crate::dto::check_limit(self.n, 10, 1000).map_err(|_| {
-            crate::error::ApiError::from(vitrina_core::ValidationError::new("n", "must be from 1 to 1000"))
-        })?;
+        let n = crate::dto::check_count("n", self.n, 10, 1000)?;
         let cursor = self.cursor.as_deref().or(self.cursor_upper.as_deref()).unwrap_or_default();
         let at = if cursor.is_empty() {
             0
@@ -196,5 +189,22 @@ impl PageQuery {
             })?
         };
         Ok((n, at))
+    }
+
+    /// Rows per page and the row to start at, for pages of a listing ordered by id; `None`
+    /// past the deepest row a listing reads (`dto::MAX_OFFSET`), where a page is empty.
+    pub fn rows(&self) -> Result<(usize, Option<usize>), crate::error::ApiError> {
+        let (n, at) = self.position()?;
+        Ok((n, usize::try_from(at).ok().filter(|&o| o <= crate::dto::MAX_OFFSET)))
+    }
+}
+
+/// The cursor after a page of `got` rows from `offset` of `total`; empty at the end.
+pub fn next_cursor(offset: usize, got: usize, total: u64) -> String {
+    let next = offset + got;
+    if got > 0 && (next as u64) < total {
+        next.to_string()
+    } else {
+        String::new()
     }
 }

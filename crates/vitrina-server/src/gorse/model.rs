@@ -38,29 +38,18 @@ pub struct Score {
     pub score: f64,
 }
 
-/// An item as Gorse sends it (`POST /api/item`). Unknown fields are ignored, as Gorse does.
+/// An item as Gorse sends it (`POST /api/item`): its id and its fields, each absent or
+/// `null` for Gorse's default. Unknown fields are ignored, as Gorse does.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct ItemInput {
     #[schema(example = "product-1")]
     pub item_id: String,
-    #[serde(default)]
-    pub is_hidden: Option<bool>,
-    #[serde(default)]
-    pub categories: Option<Vec<String>>,
-    /// RFC 3339, `2022-08-07`, `2022-08-07 00:26:46` or without a zone (UTC); empty: none.
-    #[serde(default)]
-    #[schema(value_type = Option<String>, example = "2022-08-07T00:26:46Z")]
-    pub timestamp: Option<Value>,
-    /// Any JSON.
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub labels: Option<Value>,
-    #[serde(default)]
-    pub comment: Option<String>,
+    #[serde(flatten)]
+    pub fields: ItemPatch,
 }
 
-/// Fields of an item to change (`PATCH /api/item/{itemId}`); absent or `null`: unchanged.
+/// Fields of an item (`PATCH /api/item/{itemId}`: absent or `null`, unchanged).
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct ItemPatch {
@@ -68,8 +57,9 @@ pub struct ItemPatch {
     pub is_hidden: Option<bool>,
     #[serde(default)]
     pub categories: Option<Vec<String>>,
+    /// RFC 3339, `2022-08-07`, `2022-08-07 00:26:46` or without a zone (UTC); empty: none.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, example = "2022-08-07T00:26:46Z")]
     pub timestamp: Option<Value>,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
@@ -91,22 +81,17 @@ pub struct Item {
     pub comment: String,
 }
 
-/// A user as Gorse sends it (`POST /api/user`).
+/// A user as Gorse sends it (`POST /api/user`): its id and its fields.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct GorseUserInput {
     #[schema(example = "user-1")]
     pub user_id: String,
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub labels: Option<Value>,
-    #[serde(default)]
-    pub subscribe: Option<Vec<String>>,
-    #[serde(default)]
-    pub comment: Option<String>,
+    #[serde(flatten)]
+    pub fields: GorseUserPatch,
 }
 
-/// Fields of a user to change (`PATCH /api/user/{userId}`); absent or `null`: unchanged.
+/// Fields of a user (`PATCH /api/user/{userId}`: absent or `null`, unchanged).
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct GorseUserPatch {
@@ -442,17 +427,17 @@ pub fn product_of(
     }
 }
 
-/// A Gorse item from what was sent; `Timestamp` parsed and written back in Go's format.
+impl Item {
+    /// An item with Gorse's defaults: shown, no categories, labels or comment, no time.
+    pub fn bare(item_id: String) -> Self {
+        let (categories, labels, comment) = (None, None, String::new());
+        Self { item_id, is_hidden: false, categories, timestamp: format_time(zero_time()), labels, comment }
+    }
+}
+
+/// A Gorse item from what was sent: the fields sent over Gorse's defaults.
 pub fn item_from_input(input: ItemInput) -> Result<Item, Vec<ValidationError>> {
-    let timestamp = parse_time("Timestamp", input.timestamp.as_ref()).map_err(|e| vec![e])?;
-    Ok(Item {
-        item_id: input.item_id,
-        is_hidden: input.is_hidden.unwrap_or(false),
-        categories: input.categories,
-        timestamp: format_time(timestamp.unwrap_or_else(zero_time)),
-        labels: input.labels.filter(|v| !v.is_null()),
-        comment: input.comment.unwrap_or_default(),
-    })
+    patched_item(Item::bare(input.item_id), input.fields)
 }
 
 /// `item` with `patch` applied.
@@ -507,12 +492,8 @@ pub fn user_record(
 
 /// A Gorse user from what was sent.
 pub fn user_from_input(input: GorseUserInput) -> GorseUser {
-    GorseUser {
-        user_id: input.user_id,
-        labels: input.labels.filter(|v| !v.is_null()),
-        subscribe: input.subscribe,
-        comment: input.comment.unwrap_or_default(),
-    }
+    let bare = GorseUser { user_id: input.user_id, labels: None, subscribe: None, comment: String::new() };
+    patched_user(bare, input.fields)
 }
 
 /// `user` with `patch` applied.

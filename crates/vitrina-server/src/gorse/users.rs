@@ -9,7 +9,7 @@ use super::{
         patched_user, user_from_input, user_of, user_record, GorseUser, GorseUserInput, GorseUserPatch,
         Success, UserPage,
     },
-    GorseJson, PageQuery,
+    next_cursor, GorseJson, PageQuery,
 };
 use crate::{
     error::{ApiError, ApiResult, ErrorBody},
@@ -115,13 +115,9 @@ pub async fn delete(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> 
 #[utoipa::path(get, operation_id = "gorse_users_page", path = "/api/users", tag = "gorse", params(PageQuery),
     responses((status = 200, body = UserPage), (status = 400, body = ErrorBody)))]
 pub async fn page(State(s): State<AppState>, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult<Json<UserPage>> {
-    let (n, at) = q.position()?;
-    // Pages go as deep as listings do (`dto::MAX_OFFSET`); past that there are none.
-    let Some(offset) = usize::try_from(at).ok().filter(|&o| o <= crate::dto::MAX_OFFSET) else {
-        return Ok(Json(UserPage { cursor: String::new(), users: Vec::new() }));
-    };
+    let (n, offset) = q.rows()?;
+    let Some(offset) = offset else { return Ok(Json(UserPage { cursor: String::new(), users: Vec::new() })) };
     let (users, total) = s.ports.users.users(offset, n).await?;
-    let next = offset + users.len();
-    let cursor = if (next as u64) < total && !users.is_empty() { next.to_string() } else { String::new() };
+    let cursor = next_cursor(offset, users.len(), total);
     Ok(Json(UserPage { cursor, users: users.iter().map(user_of).collect() }))
 }

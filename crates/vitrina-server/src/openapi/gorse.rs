@@ -130,7 +130,7 @@ pub(super) fn apply(doc: &mut Value, types: &FeedbackTypes) {
     }});
     schemas["GorseUser"] = user(false);
     // An empty list is both (no `oneOf`).
-    schemas["Recommended"] = json!({"anyOf": [
+    schemas["RecommendAnswer"] = json!({"anyOf": [
         {"type": "array", "items": string(), "description": "Item ids (without `X-API-Version: 2`)."},
         {"type": "array", "items": {"$ref": "#/components/schemas/Score"}, "description": "With `X-API-Version: 2`."},
     ]});
