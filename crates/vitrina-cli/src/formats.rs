@@ -26,6 +26,10 @@ pub enum Format {
     Movielens,
     /// MovieLens `ratings.csv`: `userId,movieId,rating,timestamp` with a header.
     MovielensCsv,
+    /// A Gorse deployment's users, items and feedback: a directory holding `users`, `items`
+    /// and `feedback` files, or one of them, each its REST export (`.jsonl`) or its database
+    /// table dumped as CSV with a header (`.csv`); see [`crate::gorse_files`].
+    Gorse,
 }
 
 impl Format {
@@ -77,6 +81,7 @@ impl LineParser {
             Format::ProductsCsv => Line::Product(self.product_from_csv(line)?),
             Format::Movielens => self.rating(line, '\t')?,
             Format::MovielensCsv => self.rating(line, ',')?,
+            Format::Gorse => bail!("Gorse files are read by gorse_files::GorseParser"),
         })
     }
 
@@ -186,7 +191,8 @@ fn product_from_json(line: &str) -> anyhow::Result<Product> {
     input.into_product(None).map_err(join)
 }
 
-fn join(errors: Vec<vitrina_core::ValidationError>) -> anyhow::Error {
+/// Validation errors as one error, each named.
+pub fn join(errors: Vec<vitrina_core::ValidationError>) -> anyhow::Error {
     anyhow::anyhow!(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
 }
 

@@ -14,12 +14,16 @@ use std::{
 
 use anyhow::Context;
 use chrono::Utc;
+use indicatif::ProgressBarIter;
 use indicatif::{ProgressBar, ProgressStyle};
 use vitrina_cli::formats::{read_titles, Format, Line, LineParser, Titles};
-use vitrina_core::{ports::AppendOutcome, NewActivity, Product};
+use vitrina_core::{ports::AppendOutcome, NewActivity, Product, User};
+use vitrina_server::gorse::model::FeedbackTypes;
 use vitrina_store::{Opened, Store};
 
 use crate::config::Config;
+
+mod gorse;
 
 const BATCH: usize = 10_000;
 
@@ -49,35 +53,49 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("opening the store at {}", location.describe()))?;
     let store = opened.store();
-    let file = File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
-    let bar = ProgressBar::new(file.metadata()?.len());
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {bytes}/{total_bytes} {msg}")
-            .expect("static template"),
-    );
-    let reader = BufReader::new(bar.wrap_read(file));
     let mut import = Importer {
         store: store.as_ref(),
         events: Vec::new(),
         products: Vec::new(),
         placeholders: Vec::new(),
+        users: Vec::new(),
         stored: 0,
         duplicates: 0,
         upserted: 0,
+        users_upserted: 0,
         seen_items: HashSet::new(),
     };
-    let result = import.run(reader, args.format, args.items.as_deref(), &bar).await;
+    let result = match args.format {
+        Format::Gorse => {
+            let types = FeedbackTypes::from_config(&config.gorse.feedback_types)
+                .map_err(|e| anyhow::anyhow!("[gorse] feedback_types: {e}"))?;
+            import.gorse(&args.file, types, config.gorse.auto_insert_item).await
+        }
+        format => import.file(&args.file, format, args.items.as_deref()).await,
+    };
     import.flush().await?;
-    bar.finish_and_clear();
-    let (stored, duplicates, upserted) = (import.stored, import.duplicates, import.upserted);
+    let (stored, duplicates, upserted, users) =
+        (import.stored, import.duplicates, import.upserted, import.users_upserted);
     drop(import);
     drop(store);
     opened.close().await;
+    let users = if users > 0 { format!(", {users} users") } else { String::new() };
     println!(
-        "imported {stored} events ({duplicates} duplicates skipped) and {upserted} products into {}",
+        "imported {stored} events ({duplicates} duplicates skipped) and {upserted} products{users} into {}",
         location.describe()
     );
     result
+}
+
+/// A file opened for reading line by line, with a progress bar over its bytes.
+fn open_with_progress(path: &Path) -> anyhow::Result<(BufReader<ProgressBarIter<File>>, ProgressBar)> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let bar = ProgressBar::new(file.metadata()?.len());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {bytes}/{total_bytes} {msg}")
+            .expect("static template"),
+    );
+    Ok((BufReader::new(bar.wrap_read(file)), bar))
 }
 
 struct Importer<'a> {
@@ -89,12 +107,23 @@ struct Importer<'a> {
     stored: u64,
     duplicates: u64,
     upserted: u64,
-    /// MovieLens items already given a product.
+    /// Users to store (Gorse's users table).
+    users: Vec<User>,
+    users_upserted: u64,
+    /// MovieLens and Gorse items already given a product.
     seen_items: HashSet<String>,
 }
 
 impl Importer<'_> {
-    async fn run(
+    /// One file in one of Vitrina's formats or MovieLens.
+    async fn file(&mut self, path: &Path, format: Format, items: Option<&Path>) -> anyhow::Result<()> {
+        let (reader, bar) = open_with_progress(path)?;
+        let result = self.lines(reader, format, items, &bar).await;
+        bar.finish_and_clear();
+        result
+    }
+
+    async fn lines(
         &mut self,
         reader: impl BufRead,
         format: Format,
@@ -147,6 +176,12 @@ impl Importer<'_> {
     }
 
     async fn flush(&mut self) -> anyhow::Result<()> {
+        if !self.users.is_empty() {
+            for user in std::mem::take(&mut self.users) {
+                self.store.upsert_user(user).await?;
+                self.users_upserted += 1;
+            }
+        }
         for p in std::mem::take(&mut self.placeholders) {
             if self.store.product(&p.id).await?.is_none() {
                 self.products.push(p);

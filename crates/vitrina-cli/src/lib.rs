@@ -2,3 +2,4 @@
 
 pub mod formats;
 pub mod fuzzing;
+pub mod gorse_files;

@@ -110,3 +110,110 @@ async fn events_csv_carries_metadata_and_quoted_fields_and_a_busy_directory_is_r
         assert!(stderr.contains("in use by another vitrina process"), "{stderr}");
     }
 }
+
+/// A Gorse deployment's export, as `GET /api/bulk/{users,items,feedback}` writes it.
+fn gorse_export(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("users.jsonl"),
+        "{\"UserId\":\"u1\",\"Labels\":[\"vip\"],\"Subscribe\":null,\"Comment\":\"first\"}\n{\"UserId\":\"u2\",\"Labels\":null,\"Subscribe\":null,\"Comment\":\"\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("items.jsonl"),
+        "{\"ItemId\":\"i1\",\"IsHidden\":false,\"Categories\":[\"books\",\"new\"],\"Timestamp\":\"2022-08-07T00:26:46Z\",\"Labels\":[\"x\"],\"Comment\":\"A book\"}\n\
+         {\"ItemId\":\"i2\",\"IsHidden\":true,\"Categories\":[],\"Timestamp\":\"0001-01-01T00:00:00Z\",\"Labels\":null,\"Comment\":\"\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("feedback.jsonl"),
+        "{\"FeedbackType\":\"star\",\"UserId\":\"u1\",\"ItemId\":\"i1\",\"Value\":4,\"Timestamp\":\"2022-09-01T10:00:00Z\",\"Comment\":\"\"}\n\
+         {\"FeedbackType\":\"read\",\"UserId\":\"u2\",\"ItemId\":\"i3\",\"Value\":0,\"Timestamp\":\"2022-09-02T10:00:00Z\",\"Comment\":\"gone\"}\n",
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_gorse_export_imports_users_items_and_feedback_once() {
+    use vitrina_core::ports::UserStore;
+    use vitrina_server::gorse::model::{feedback_of, item_of, user_of};
+
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("gorse");
+    gorse_export(&export);
+    let store_dir = dir.path().join("store");
+    let out = import(&store_dir, "gorse", &export, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // i3 is only named by feedback: created bare, as Gorse's auto_insert_item does.
+    assert!(stdout.contains("imported 2 events (0 duplicates skipped) and 3 products, 2 users"), "{stdout}");
+    let again = import(&store_dir, "gorse", &export.join("feedback.jsonl"), &[]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("imported 0 events (2 duplicates skipped)"));
+
+    let store = SqliteStore::open(&store_dir).unwrap();
+    let product = |id: &str| {
+        let store = &store;
+        let id = vitrina_core::ProductId::parse(id).unwrap();
+        async move { store.product(&id).await.unwrap().unwrap() }
+    };
+    // What the Gorse-compatible API answers for them is what Gorse exported.
+    let book = item_of(&product("i1").await);
+    assert_eq!(
+        serde_json::to_value(&book).unwrap(),
+        serde_json::json!({"ItemId":"i1","IsHidden":false,"Categories":["books","new"],
+            "Timestamp":"2022-08-07T00:26:46Z","Labels":["x"],"Comment":"A book"})
+    );
+    assert!(product("i2").await.hidden);
+    assert_eq!(product("i3").await.name, "i3");
+    let u1 = store.user(&vitrina_core::UserId::parse("u1").unwrap()).await.unwrap().unwrap();
+    assert_eq!(
+        (user_of(&u1).labels, user_of(&u1).comment),
+        (Some(serde_json::json!(["vip"])), "first".into())
+    );
+    let feedback: Vec<_> = store.page(0, 10).await.unwrap().iter().filter_map(feedback_of).collect();
+    assert_eq!(
+        serde_json::to_value(&feedback).unwrap(),
+        serde_json::json!([
+            {"FeedbackType":"star","UserId":"u1","ItemId":"i1","Value":4.0,"Timestamp":"2022-09-01T10:00:00Z","Comment":""},
+            {"FeedbackType":"read","UserId":"u2","ItemId":"i3","Value":0.0,"Timestamp":"2022-09-02T10:00:00Z","Comment":"gone"}
+        ])
+    );
+}
+
+#[tokio::test]
+async fn gorse_table_dumps_import_and_a_bad_row_names_its_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let tables = dir.path().join("tables");
+    std::fs::create_dir_all(&tables).unwrap();
+    // As `psql -c "\copy items to 'items.csv' csv header"` prints them.
+    std::fs::write(
+        tables.join("items.csv"),
+        "item_id,is_hidden,categories,time_stamp,labels,comment\ni1,f,\"[\"\"books\"\"]\",2022-08-07 00:26:46+00,[],\"A book, new\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tables.join("feedback.csv"),
+        "feedback_type,user_id,item_id,time_stamp,comment\nlike,u1,i1,2022-09-01 10:00:00+00,\nlike,u1,i1,when?,\n",
+    )
+    .unwrap();
+    let store_dir = dir.path().join("store");
+    let out = import(&store_dir, "gorse", &tables, &[]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("feedback.csv") && stderr.contains("line 3") && stderr.contains("Timestamp"),
+        "{stderr}"
+    );
+
+    let store = SqliteStore::open(&store_dir).unwrap();
+    let book = store.product(&vitrina_core::ProductId::parse("i1").unwrap()).await.unwrap().unwrap();
+    assert_eq!((book.name.as_str(), book.category.as_str()), ("A book, new", "books"));
+    let events = store.page(0, 10).await.unwrap();
+    assert_eq!(events.len(), 1, "rows before the bad one are stored");
+    assert_eq!(events[0].event.activity_type.as_str(), "like");
+
+    let unnamed = dir.path().join("export.jsonl");
+    std::fs::write(&unnamed, "{}\n").unwrap();
+    let out = import(&dir.path().join("other"), "gorse", &unnamed, &[]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("name the file after its table"));
+}

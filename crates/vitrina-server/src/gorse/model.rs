@@ -277,6 +277,10 @@ pub fn parse_time(field: &str, raw: Option<&Value>) -> Result<Option<DateTime<Ut
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(Some(t.with_timezone(&Utc)));
     }
+    // As PostgreSQL prints a `timestamptz`: `2022-08-07 00:26:46+00`.
+    if let Ok(t) = DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z") {
+        return Ok(Some(t.with_timezone(&Utc)));
+    }
     for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
         if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
             return Ok(Some(t.and_utc()));
