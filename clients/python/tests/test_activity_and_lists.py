@@ -68,17 +68,17 @@ def test_the_tracker_sends_full_batches_and_the_rest_on_leaving(client):
         vitrina.Tracker(client, batch_size=vitrina.MAX_BATCH + 1)
 
 
-def test_a_refused_batch_stays_queued(client):
+def test_refused_events_are_set_aside_and_the_rest_is_sent(client):
     tracker = vitrina.Tracker(client, batch_size=10)
     tracker.track({"userId": "queued", "productId": "product-1", "activityType": "view"})
     tracker.track({"userId": "queued", "activityType": "search"})  # a search needs metadata.query
-    with pytest.raises(vitrina.VitrinaError) as refused:
-        tracker.flush()
-    assert refused.value.details["errors"][0]["index"] == 1
-    assert len(tracker.pending) == 2 and not tracker.results
-    tracker.pending[1]["metadata"] = {"query": "lamp"}
+    tracker.track({"userId": "queued", "productId": "product-2", "activityType": "view"})
     tracker.flush()
-    assert tracker.results[0]["stored"] == 2
+    assert [r["event"]["activityType"] for r in tracker.rejected] == ["search"]
+    assert "query" in tracker.rejected[0]["errors"][0]["field"]
+    assert [r["stored"] for r in tracker.results] == [2] and not tracker.pending
+    history = client.recommendations_history("queued")["activities"]
+    assert sorted(a["productId"] for a in history) == ["product-1", "product-2"]
 
 
 def test_similar_popular_and_session_lists(client):

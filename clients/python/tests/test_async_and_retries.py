@@ -59,6 +59,7 @@ def test_429_and_503_are_retried_and_retry_after_is_honoured():
     seen: list = []
     waits: list = []
     retry = vitrina.Retry(attempts=4, backoff=0.001, max_wait=0.02)
+    assert retry.delay(0, -5.0) == 0.0, "a negative Retry-After waits not at all"
     original = retry.delay
     object.__setattr__(retry, "delay", lambda attempt, after: waits.append(after) or original(attempt, after))
     answers = [
@@ -100,6 +101,37 @@ def test_a_lost_answer_is_retried_only_where_a_repeat_cannot_double():
     with client_over([refused, httpx.Response(201, json={"success": True})], seen) as client:
         client.experiments_create({"name": "x", "variants": [{"name": "A"}]})
     assert len(seen) == 2, "a request that never left is sent again"
+
+
+def test_a_503_is_retried_only_where_a_second_try_cannot_double():
+    down = {**BUSY, "error": "unavailable", "code": 503}
+    cases = [
+        # (what, call, tries): a 503 may come after the store wrote part of the request.
+        ("a read", lambda c: c.recommendations_popular(), 2),
+        ("tracking", lambda c: c.activity_track({"userId": "u", "productId": "p", "activityType": "view"}), 2),
+        ("a create", lambda c: c.experiments_create({"name": "x", "variants": [{"name": "A"}]}), 1),
+        ("Gorse feedback with its time", lambda c: c.gorse_feedback_upsert(
+            [{"FeedbackType": "like", "UserId": "u", "ItemId": "i", "Timestamp": "2024-01-01T00:00:00Z"}]), 2),
+        ("Gorse feedback without a time", lambda c: c.gorse_feedback_upsert(
+            [{"FeedbackType": "like", "UserId": "u", "ItemId": "i"}]), 1),
+        ("a Gorse list that writes back", lambda c: c.gorse_lists_recommend("u", write_back_type="read"), 1),
+        ("a health check (its 503 is the answer)", lambda c: c.health_engine(), 1),
+    ]
+    for what, call, tries in cases:
+        seen: list = []
+        answers = [httpx.Response(503, json=down), httpx.Response(200, json={"success": True})]
+        with client_over(answers, seen) as client:
+            try:
+                call(client)
+            except vitrina.VitrinaError as e:
+                assert e.status == 503, what
+        assert len(seen) == tries, what
+
+    seen = []
+    answers = [httpx.Response(429, json=BUSY), httpx.Response(201, json={"success": True})]
+    with client_over(answers, seen) as client:
+        client.experiments_create({"name": "x", "variants": [{"name": "A"}]})
+    assert len(seen) == 2, "a 429 was refused before anything was done: any request is sent again"
 
 
 def test_the_key_goes_in_the_bearer_header_and_path_parameters_are_escaped():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 from urllib.parse import quote
 
@@ -13,13 +13,32 @@ import httpx
 
 from ._operations import OPERATIONS, Operation
 
-#: Statuses that mean "not done, try again later": rate limited, or the store unavailable.
-RETRY_STATUSES = frozenset({429, 503})
-#: Methods a repeat cannot double.
+#: Methods a repeat cannot double (but see `repeatable` for the operations that write anyway).
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE"})
 #: Operations that are safe to repeat because every event carries an `eventId` the server
 #: stores at most once (the client gives one to each event that has none).
 TRACKING = frozenset({"activity_track", "activity_track_batch"})
+#: Gorse feedback writes: their event ids come from the rows, so a repeat is stored once
+#: when every row carries its `Timestamp` (an undated row is dated on receipt).
+GORSE_FEEDBACK = frozenset({"gorse_feedback_insert", "gorse_feedback_upsert"})
+#: Gorse lists that, with `write-back-type`, also store the items returned as feedback.
+GORSE_WRITE_BACK = frozenset({"gorse_lists_recommend", "gorse_lists_recommend_in"})
+
+
+def repeatable(operation_id: str, method: str, query: Mapping[str, Any], body: Any) -> bool:
+    """Whether sending this request twice has the effect of sending it once."""
+    if operation_id in TRACKING:
+        return True
+    if operation_id in GORSE_FEEDBACK:
+        return isinstance(body, list) and all(isinstance(f, dict) and f.get("Timestamp") for f in body)
+    if operation_id in GORSE_WRITE_BACK and query.get("write-back-type"):
+        return False
+    return method in IDEMPOTENT_METHODS
+
+
+def answers_with_503(operation_id: str) -> bool:
+    """Health checks answer 503 with their report when unhealthy: that is the answer."""
+    return operation_id.startswith("health") or operation_id in ("gorse_lists_live", "gorse_lists_ready")
 
 
 class VitrinaError(Exception):
@@ -65,22 +84,23 @@ class VitrinaError(Exception):
 
 @dataclass(frozen=True)
 class Retry:
-    """When and how long to wait before trying again.
+    """When and how long to wait before trying again, up to `attempts` tries in all.
 
-    A request is repeated, up to `attempts` tries in all, when the server answers 429 or 503,
-    or when the connection fails. A connection that failed after the request was sent is
-    repeated only where a repeat cannot double anything: GET, PUT and DELETE, and tracking
-    (every event carries an `eventId`). The wait doubles from `backoff` seconds, with jitter,
-    up to `max_wait`; a `Retry-After` header, when present, says how long instead."""
+    Repeated: a 429 (the rate limiter refused the request before anything was done) and a
+    connection that never opened. Repeated only where a second try cannot double anything —
+    reads, PUT and DELETE, tracking (every event carries an `eventId`), Gorse feedback whose
+    rows all carry a `Timestamp` — a 503 (the store failed, perhaps after writing) and a
+    connection lost after the request was sent. The wait doubles from `backoff` seconds,
+    with jitter, up to `max_wait`; a `Retry-After` header, when present, says how long
+    instead."""
 
     attempts: int = 4
     backoff: float = 0.2
     max_wait: float = 10.0
-    statuses: frozenset[int] = field(default=RETRY_STATUSES)
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
-            return min(self.max_wait, retry_after)
+            return min(self.max_wait, max(0.0, retry_after))
         base = min(self.max_wait, self.backoff * (2**attempt))
         return base * (0.5 + random.random() / 2)
 
@@ -106,8 +126,8 @@ class Request:
     headers: dict[str, str]
     json: Any
 
-    def may_repeat_after_sending(self) -> bool:
-        return self.method in IDEMPOTENT_METHODS or self.operation.id in TRACKING
+    #: Whether sending it twice has the effect of sending it once (`repeatable`).
+    repeatable: bool
 
 
 def build(
@@ -125,7 +145,7 @@ def build(
     sent = {k: _text(v) for k, v in headers.items() if v is not None}
     if operation_id in TRACKING and body is not None:
         body = with_event_ids(operation_id, body)
-    return Request(op, op.method, url, params, sent, body)
+    return Request(op, op.method, url, params, sent, body, repeatable(operation_id, op.method, query, body))
 
 
 def _text(value: Any) -> str:
@@ -149,7 +169,7 @@ def with_event_ids(operation_id: str, body: Any) -> Any:
 
     if operation_id == "activity_track":
         return one(body)
-    if isinstance(body, dict) and isinstance(body.get("events"), list):
+    if isinstance(body, dict) and isinstance(body.get("events"), (list, tuple)):
         return {**body, "events": [one(e) for e in body["events"]]}
     return body
 
@@ -180,7 +200,7 @@ def wait_after_failure(retry: Retry, request: Request, error: httpx.TransportErr
     when the request must not be repeated (the last try, or a lost answer to a request a
     repeat could double)."""
     last = attempt + 1 >= retry.attempts
-    if last or not (connection_failed_before_sending(error) or request.may_repeat_after_sending()):
+    if last or not (connection_failed_before_sending(error) or request.repeatable):
         raise error
     return retry.delay(attempt, None)
 
@@ -188,6 +208,9 @@ def wait_after_failure(retry: Retry, request: Request, error: httpx.TransportErr
 def wait_after_answer(retry: Retry, request: Request, response: httpx.Response, attempt: int) -> float | None:
     """How long to wait before the next try after an answer, or `None` when the answer is
     final (`decode` it)."""
-    if response.status_code not in retry.statuses or attempt + 1 >= retry.attempts:
+    if attempt + 1 >= retry.attempts:
+        return None
+    status, op = response.status_code, request.operation.id
+    if not (status == 429 or (status == 503 and request.repeatable and not answers_with_503(op))):
         return None
     return retry.delay(attempt, VitrinaError.from_response(request.operation.id, response).retry_after)

@@ -26,7 +26,7 @@ class Client(SyncOperations):
 
     >>> with Client("http://127.0.0.1:8080", api_key="vk_…") as vitrina:
     ...     vitrina.activity_track({"userId": "u1", "productId": "p1", "activityType": "view"})
-    ...     vitrina.recommendations_get_recommendations("u1", limit=5)["recommendations"]
+    ...     vitrina.recommendations("u1", limit=5)["recommendations"]
     """
 
     def __init__(

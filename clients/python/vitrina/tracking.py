@@ -2,12 +2,16 @@
 `POST /api/v1/activity/track/batch`, one durable transaction per batch.
 
 Each queued event gets an `eventId` when it has none, so a batch repeated after a lost answer
-is recognised as duplicates by the server and nothing is stored twice."""
+is recognised as duplicates by the server and nothing is stored twice. A batch is all or
+nothing: when the server refuses events (a 400 naming each by index), they are set aside in
+`rejected` with the server's reasons and the rest of the batch is sent again."""
 
 from __future__ import annotations
 
 import uuid
 from typing import TYPE_CHECKING, Any, Mapping
+
+from ._http import VitrinaError
 
 if TYPE_CHECKING:
     from .client import AsyncClient, Client
@@ -31,6 +35,8 @@ class _Queue:
         self.pending: list[dict[str, Any]] = []
         #: Every answer of the batches sent so far, in order.
         self.results: list[dict[str, Any]] = []
+        #: Events the server refused, each `{"event": …, "errors": [{"field", "message"}…]}`.
+        self.rejected: list[dict[str, Any]] = []
 
     def add(self, event: Mapping[str, Any]) -> str:
         prepared = _prepared(event)
@@ -44,6 +50,18 @@ class _Queue:
         del self.pending[:count]
         self.results.append(answer)
 
+    def refused(self, error: VitrinaError, count: int) -> None:
+        """Sets aside the events of the batch (its first `count`) that a 400 names by index;
+        raises `error` when it names none (nothing to set aside: the caller must look)."""
+        reasons: dict[int, list[dict[str, Any]]] = {}
+        for e in (error.details or {}).get("errors", []) if error.status == 400 else []:
+            if isinstance(e.get("index"), int) and 0 <= e["index"] < count:
+                reasons.setdefault(e["index"], []).append({"field": e.get("field"), "message": e.get("message")})
+        if not reasons:
+            raise error
+        for index in sorted(reasons, reverse=True):
+            self.rejected.insert(0, {"event": self.pending.pop(index), "errors": reasons[index]})
+
 
 class Tracker:
     """Queues events and sends them in batches of `batch_size`; `flush()` (or leaving the
@@ -52,8 +70,9 @@ class Tracker:
     >>> with Tracker(client, batch_size=500) as tracker:
     ...     tracker.track({"userId": "u1", "productId": "p1", "activityType": "view"})
 
-    A batch the server refuses (a 400 lists every bad event by index) raises `VitrinaError`,
-    and its events stay queued for the caller to inspect in `pending`."""
+    Events the server refuses (a 400 names each by index) move to `rejected` with the
+    server's reasons, and the rest of their batch is sent again; any other error raises
+    `VitrinaError` and leaves the batch in `pending`, to be sent by the next `flush()`."""
 
     def __init__(self, client: "Client", batch_size: int = 1000) -> None:
         self._client = client
@@ -67,6 +86,10 @@ class Tracker:
     def results(self) -> list[dict[str, Any]]:
         return self._queue.results
 
+    @property
+    def rejected(self) -> list[dict[str, Any]]:
+        return self._queue.rejected
+
     def track(self, event: Mapping[str, Any]) -> str:
         event_id = self._queue.add(event)
         if len(self._queue.pending) >= self._queue.batch_size:
@@ -79,7 +102,12 @@ class Tracker:
 
     def _send(self) -> None:
         batch = self._queue.next_batch()
-        self._queue.sent(len(batch), self._client.activity_track_batch({"events": batch}))
+        try:
+            answer = self._client.activity_track_batch({"events": batch})
+        except VitrinaError as error:
+            self._queue.refused(error, len(batch))
+            return
+        self._queue.sent(len(batch), answer)
 
     def __enter__(self) -> "Tracker":
         return self
@@ -105,6 +133,10 @@ class AsyncTracker:
     def results(self) -> list[dict[str, Any]]:
         return self._queue.results
 
+    @property
+    def rejected(self) -> list[dict[str, Any]]:
+        return self._queue.rejected
+
     async def track(self, event: Mapping[str, Any]) -> str:
         event_id = self._queue.add(event)
         if len(self._queue.pending) >= self._queue.batch_size:
@@ -117,7 +149,12 @@ class AsyncTracker:
 
     async def _send(self) -> None:
         batch = self._queue.next_batch()
-        self._queue.sent(len(batch), await self._client.activity_track_batch({"events": batch}))
+        try:
+            answer = await self._client.activity_track_batch({"events": batch})
+        except VitrinaError as error:
+            self._queue.refused(error, len(batch))
+            return
+        self._queue.sent(len(batch), answer)
 
     async def __aenter__(self) -> "AsyncTracker":
         return self

@@ -4,11 +4,28 @@
 
 import { type Operation, Operations, type Send } from "./operations.js";
 
-/** Statuses that mean "not done, try again later": rate limited, or the store unavailable. */
-export const RETRY_STATUSES: readonly number[] = [429, 503];
 const IDEMPOTENT = new Set(["GET", "HEAD", "PUT", "DELETE"]);
 /** Safe to repeat: every event carries an `eventId` the server stores at most once. */
 const TRACKING = new Set(["activity_track", "activity_track_batch"]);
+/** Gorse feedback: ids come from the rows, so a repeat is stored once when all are dated. */
+const GORSE_FEEDBACK = new Set(["gorse_feedback_insert", "gorse_feedback_upsert"]);
+/** Gorse lists that, with `write-back-type`, also store the items returned as feedback. */
+const GORSE_WRITE_BACK = new Set(["gorse_lists_recommend", "gorse_lists_recommend_in"]);
+
+/** Whether sending this request twice has the effect of sending it once. */
+export function repeatable(op: Operation, options: Record<string, unknown>, body: unknown): boolean {
+  if (TRACKING.has(op.id)) return true;
+  if (GORSE_FEEDBACK.has(op.id)) {
+    return Array.isArray(body) && body.every((f) => !!f && typeof f === "object" && !!(f as { Timestamp?: unknown }).Timestamp);
+  }
+  if (GORSE_WRITE_BACK.has(op.id) && options["write-back-type"]) return false;
+  return IDEMPOTENT.has(op.method);
+}
+
+/** Health checks answer 503 with their report when unhealthy: that is the answer. */
+function answersWith503(operation: string): boolean {
+  return operation.startsWith("health") || operation === "gorse_lists_live" || operation === "gorse_lists_ready";
+}
 
 /** An answer outside 2xx, with the fields of Vitrina's error shape. */
 export class VitrinaError extends Error {
@@ -47,11 +64,13 @@ function seconds(value: string | null): number | undefined {
 }
 
 /**
- * When and how long to wait before trying again. A request is repeated, up to `attempts`
- * tries in all, on 429 and 503 and when the connection fails; a failed connection is repeated
- * only where a repeat cannot double anything (GET, PUT, DELETE, and tracking, whose events all
- * carry an `eventId`). The wait doubles from `backoffMs`, with jitter, up to `maxWaitMs`; a
- * `Retry-After` header says how long instead.
+ * When and how long to wait before trying again, up to `attempts` tries in all. A 429 (the
+ * rate limiter refused the request before anything was done) is always repeated; a 503 (the
+ * store failed, perhaps after writing) and a failed `fetch` (which cannot tell a request that
+ * never left from an answer that was lost) only where a second try cannot double anything:
+ * reads, PUT and DELETE, tracking (every event carries an `eventId`), Gorse feedback whose rows
+ * all carry a `Timestamp`. The wait doubles from `backoffMs`, with jitter, up to `maxWaitMs`;
+ * a `Retry-After` header says how long instead.
  */
 export interface RetryPolicy {
   attempts: number;
@@ -62,7 +81,7 @@ export interface RetryPolicy {
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 4, backoffMs: 200, maxWaitMs: 10_000 };
 
 export function retryDelay(policy: RetryPolicy, attempt: number, retryAfter?: number): number {
-  if (retryAfter !== undefined) return Math.min(policy.maxWaitMs, retryAfter * 1000);
+  if (retryAfter !== undefined) return Math.min(policy.maxWaitMs, Math.max(0, retryAfter * 1000));
   const base = Math.min(policy.maxWaitMs, policy.backoffMs * 2 ** attempt);
   return base * (0.5 + Math.random() / 2);
 }
@@ -106,10 +125,12 @@ export class VitrinaClient extends Operations {
       if (v !== undefined && v !== null) headers[name] = String(v);
     }
     let payload: string | undefined;
-    if (body !== undefined) {
+    const sent = TRACKING.has(op.id) ? withEventIds(op.id, body) : body;
+    if (sent !== undefined) {
       headers["content-type"] = "application/json";
-      payload = JSON.stringify(TRACKING.has(op.id) ? withEventIds(op.id, body) : body);
+      payload = JSON.stringify(sent);
     }
+    const again = repeatable(op, options, sent);
     const doFetch = this.options.fetch ?? fetch;
     for (let attempt = 0; ; attempt++) {
       const last = attempt + 1 >= this.retry.attempts;
@@ -127,12 +148,13 @@ export class VitrinaClient extends Operations {
       } catch (error) {
         this.options.onRequest?.(op.id, 0, attempt);
         // fetch does not tell whether the request left: repeat only what cannot double.
-        if (last || !(IDEMPOTENT.has(op.method) || TRACKING.has(op.id))) throw error;
+        if (last || !again) throw error;
         await sleep(retryDelay(this.retry, attempt));
         continue;
       }
       this.options.onRequest?.(op.id, response.status, attempt);
-      if (RETRY_STATUSES.includes(response.status) && !last) {
+      const retry = response.status === 429 || (response.status === 503 && again && !answersWith503(op.id));
+      if (retry && !last) {
         const error = VitrinaError.from(op.id, response, text);
         await sleep(retryDelay(this.retry, attempt, error.retryAfter));
         continue;

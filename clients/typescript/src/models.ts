@@ -205,7 +205,7 @@ export interface FeedbackInput {
   FeedbackType: string;
   ItemId: string;
   /**
-   * RFC 3339 (`2022-08-07T00:26:46Z`), `2022-08-07 00:26:46` (UTC) or `2022-08-07`; empty: none.
+   * RFC 3339 (`2022-08-07T00:26:46Z`), `2022-08-07 00:26:46` (UTC) or `2022-08-07`; empty (or Gorse's zero time `0001-01-01T00:00:00Z`): none.
    */
   Timestamp?: (string | null);
   UserId: string;
@@ -296,7 +296,7 @@ export interface ItemInput {
    */
   Labels?: unknown;
   /**
-   * RFC 3339 (`2022-08-07T00:26:46Z`), `2022-08-07 00:26:46` (UTC) or `2022-08-07`; empty: none.
+   * RFC 3339 (`2022-08-07T00:26:46Z`), `2022-08-07 00:26:46` (UTC) or `2022-08-07`; empty (or Gorse's zero time `0001-01-01T00:00:00Z`): none.
    */
   Timestamp?: (string | null);
 }
@@ -335,7 +335,7 @@ export interface ItemPatch {
    */
   Labels?: unknown;
   /**
-   * RFC 3339 (`2022-08-07T00:26:46Z`), `2022-08-07 00:26:46` (UTC) or `2022-08-07`; empty: none.
+   * RFC 3339 (`2022-08-07T00:26:46Z`), `2022-08-07 00:26:46` (UTC) or `2022-08-07`; empty (or Gorse's zero time `0001-01-01T00:00:00Z`): none.
    */
   Timestamp?: (string | null);
 }
@@ -693,7 +693,7 @@ export interface SessionFeedback {
   FeedbackType: string;
   ItemId: string;
   /**
-   * RFC 3339 (`2022-08-07T00:26:46Z`), `2022-08-07 00:26:46` (UTC) or `2022-08-07`; empty: none.
+   * RFC 3339 (`2022-08-07T00:26:46Z`), `2022-08-07 00:26:46` (UTC) or `2022-08-07`; empty (or Gorse's zero time `0001-01-01T00:00:00Z`): none.
    */
   Timestamp?: (string | null);
   UserId?: (string | null);

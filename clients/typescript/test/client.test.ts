@@ -257,17 +257,18 @@ describe("VitrinaClient against a live server", () => {
       assert.throws(() => new Tracker(client, { batchSize: MAX_BATCH + 1 }), RangeError);
     });
 
-    test("a refused batch stays queued", async () => {
+    test("refused events are set aside and the rest is sent", async () => {
       const tracker = new Tracker(client, { batchSize: 10 });
       await tracker.track({ userId: "ts-queued", productId: "product-1", activityType: "view" });
       await tracker.track(invalid({ userId: "ts-queued", activityType: "search" })); // a search needs metadata.query
-      const e = await refused(tracker.flush());
-      assert.equal(errorIndexes(e)[0], 1);
-      assert.equal(tracker.pending.length, 2);
-      assert.equal(tracker.results.length, 0);
-      tracker.pending[1].metadata = { query: "lamp" };
+      await tracker.track({ userId: "ts-queued", productId: "product-2", activityType: "view" });
       await tracker.flush();
-      assert.equal(tracker.results[0].stored, 2);
+      assert.deepEqual(tracker.rejected.map((r) => r.event.activityType), ["search"]);
+      assert.ok(tracker.rejected[0].errors[0].field?.includes("query"), JSON.stringify(tracker.rejected));
+      assert.deepEqual(tracker.results.map((r) => r.stored), [2]);
+      assert.equal(tracker.pending.length, 0);
+      const history = await client.recommendationsHistory("ts-queued");
+      assert.deepEqual(sorted(history.activities.map((a) => a.productId ?? "")), ["product-1", "product-2"]);
     });
 
     test("similar, popular and session lists", async () => {
@@ -425,6 +426,31 @@ describe("VitrinaClient against a live server", () => {
       const read = await clientOver([networkError(), json(200, { success: true, recommendations: [] })], seen).recommendationsPopular();
       assert.equal(read.success, true);
       assert.equal(seen.length, 2, "a GET is sent again");
+    });
+
+    test("a 503 is retried only where a second try cannot double", async () => {
+      const down = { ...BUSY, error: "unavailable", code: 503 };
+      const cases: [string, (c: VitrinaClient) => Promise<unknown>, number][] = [
+        ["a read", (c) => c.recommendationsPopular(), 2],
+        ["tracking", (c) => c.activityTrack({ userId: "u", productId: "p", activityType: "view" }), 2],
+        ["a create", (c) => c.experimentsCreate({ name: "x", variants: [{ name: "A" }] }), 1],
+        ["Gorse feedback with its time", (c) => c.gorseFeedbackUpsert([{ FeedbackType: "like", UserId: "u", ItemId: "i", Timestamp: "2024-01-01T00:00:00Z" }]), 2],
+        ["Gorse feedback without a time", (c) => c.gorseFeedbackUpsert([{ FeedbackType: "like", UserId: "u", ItemId: "i" }]), 1],
+        ["a Gorse list that writes back", (c) => c.gorseListsRecommend("u", { "write-back-type": "read" }), 1],
+        ["a health check (its 503 is the answer)", (c) => c.healthEngine(), 1],
+      ];
+      for (const [what, call, tries] of cases) {
+        const seen: Sent[] = [];
+        try {
+          await call(clientOver([json(503, down), json(200, { success: true })], seen));
+        } catch (e) {
+          assert.ok(e instanceof VitrinaError && e.status === 503, `${what}: ${e}`);
+        }
+        assert.equal(seen.length, tries, what);
+      }
+      const seen: Sent[] = [];
+      await clientOver([json(429, BUSY), json(201, { success: true })], seen).experimentsCreate({ name: "x", variants: [{ name: "A" }] });
+      assert.equal(seen.length, 2, "a 429 was refused before anything was done: any request is sent again");
     });
 
     test("the key goes in the bearer header and path parameters are escaped", async () => {

@@ -14,8 +14,8 @@ use vitrina_core::{NewActivity, UserId};
 
 use crate::formats::join;
 use vitrina_server::gorse::model::{
-    activity_of, item_from_input, product_of, user_from_input, FeedbackInput, FeedbackTypes, GorseUser,
-    GorseUserInput, Item, ItemInput,
+    feedback_event, item_from_input, product_of, user_from_input, FeedbackInput, FeedbackTypes, GorseUser,
+    GorseUserInput, Item, ItemInput, Undated,
 };
 
 /// One of a Gorse deployment's three tables.
@@ -59,33 +59,40 @@ pub enum GorseRecord {
     },
 }
 
-/// Parses the lines of one Gorse file.
+/// Parses the records of one Gorse file: JSON lines, or CSV rows under a header.
 pub struct GorseParser {
     table: GorseTable,
-    /// The CSV header's columns; `None` for JSON lines.
-    columns: Option<Vec<String>>,
+    /// The CSV header's columns, lower case; empty for JSON lines.
+    columns: Vec<String>,
     types: FeedbackTypes,
     now: DateTime<Utc>,
 }
 
 impl GorseParser {
-    /// `csv_header` is the first line of a CSV table dump; `None` for the JSON-lines export.
+    /// `csv_header` is the header of a CSV table dump; `None` for the JSON-lines export.
     pub fn new(
         table: GorseTable,
-        csv_header: Option<&str>,
+        csv_header: Option<&csv::StringRecord>,
         types: FeedbackTypes,
         now: DateTime<Utc>,
     ) -> Self {
         let columns = csv_header
-            .map(|h| h.split(',').map(|c| c.trim().trim_matches('"').to_ascii_lowercase()).collect());
+            .map(|h| h.iter().map(|c| c.trim().trim_start_matches('\u{feff}').to_ascii_lowercase()).collect())
+            .unwrap_or_default();
         GorseParser { table, columns, types, now }
     }
 
-    pub fn parse(&self, line: &str) -> anyhow::Result<GorseRecord> {
-        let value = match &self.columns {
-            Some(columns) => row_object(columns, line)?,
-            None => serde_json::from_str::<Value>(line).context("not JSON")?,
-        };
+    /// One line of the JSON-lines export.
+    pub fn parse_json(&self, line: &str) -> anyhow::Result<GorseRecord> {
+        self.record(serde_json::from_str::<Value>(line).context("not JSON")?)
+    }
+
+    /// One row of a CSV table dump (a field may span lines: the CSV reader joins them).
+    pub fn parse_row(&self, row: &csv::StringRecord) -> anyhow::Result<GorseRecord> {
+        self.record(row_object(&self.columns, row)?)
+    }
+
+    fn record(&self, value: Value) -> anyhow::Result<GorseRecord> {
         if !value.is_object() {
             bail!("must be a JSON object");
         }
@@ -104,7 +111,9 @@ impl GorseParser {
             GorseTable::Feedback => {
                 let input: FeedbackInput = serde_json::from_value(value).context("not a Gorse feedback")?;
                 let item = input.item_id.clone();
-                let event = activity_of(input, &self.types, self.now).map_err(join)?;
+                // Undated feedback (Gorse stores it at its zero time) is dated at the import,
+                // and its event id does not depend on that: importing again stores it once.
+                let event = feedback_event(input, &self.types, self.now, Undated::SameRow).map_err(join)?;
                 GorseRecord::Feedback { event, item }
             }
         })
@@ -115,9 +124,7 @@ impl GorseParser {
 /// field names, JSON columns (`categories`, `labels`, `subscribe`) parsed, `is_hidden` as a
 /// boolean however the database printed it. Unknown columns (ClickHouse's `version`) are
 /// left out.
-fn row_object(columns: &[String], line: &str) -> anyhow::Result<Value> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(line.as_bytes());
-    let record = reader.records().next().context("empty line")??;
+fn row_object(columns: &[String], record: &csv::StringRecord) -> anyhow::Result<Value> {
     let mut out = Map::new();
     for (column, raw) in columns.iter().zip(record.iter()) {
         let (field, value) = match column.as_str() {
@@ -160,8 +167,19 @@ fn flag(raw: &str) -> anyhow::Result<bool> {
 mod tests {
     use super::*;
 
+    /// One JSON line, or with a header one CSV row (read as the importer reads a file).
     fn parse(table: GorseTable, header: Option<&str>, line: &str) -> anyhow::Result<GorseRecord> {
-        GorseParser::new(table, header, FeedbackTypes::default(), Utc::now()).parse(line)
+        let now = Utc::now();
+        match header {
+            None => GorseParser::new(table, None, FeedbackTypes::default(), now).parse_json(line),
+            Some(h) => {
+                let text = format!("{h}\n{line}\n");
+                let mut reader = csv::Reader::from_reader(text.as_bytes());
+                let header = reader.headers()?.clone();
+                let row = reader.records().next().context("a row")??;
+                GorseParser::new(table, Some(&header), FeedbackTypes::default(), now).parse_row(&row)
+            }
+        }
     }
 
     #[test]
@@ -234,6 +252,47 @@ mod tests {
             panic!("a user")
         };
         assert_eq!((user.labels, user.subscribe), (Some(serde_json::json!(["vip"])), Some(vec![])));
+    }
+
+    #[test]
+    fn undated_feedback_is_dated_at_the_import_with_an_id_that_does_not_depend_on_it() {
+        let event = |line: &str, now: DateTime<Utc>| match GorseParser::new(
+            GorseTable::Feedback,
+            None,
+            FeedbackTypes::default(),
+            now,
+        )
+        .parse_json(line)
+        .unwrap()
+        {
+            GorseRecord::Feedback { event, .. } => event,
+            other => panic!("a feedback, not {other:?}"),
+        };
+        let (monday, tuesday) = (Utc::now() - chrono::Duration::days(1), Utc::now());
+        for line in [
+            r#"{"FeedbackType":"like","UserId":"u","ItemId":"i","Timestamp":"0001-01-01T00:00:00Z"}"#,
+            r#"{"FeedbackType":"like","UserId":"u","ItemId":"i"}"#,
+        ] {
+            let (first, again) = (event(line, monday), event(line, tuesday));
+            assert_eq!(first.event_id, again.event_id, "{line}");
+            let ms = |t: DateTime<Utc>| t.timestamp_millis();
+            assert_eq!((ms(first.timestamp), ms(again.timestamp)), (ms(monday), ms(tuesday)));
+        }
+        let dated = r#"{"FeedbackType":"like","UserId":"u","ItemId":"i","Timestamp":"2022-01-01T00:00:00Z"}"#;
+        assert_ne!(
+            event(dated, monday).event_id,
+            event(r#"{"FeedbackType":"like","UserId":"u","ItemId":"i"}"#, monday).event_id
+        );
+    }
+
+    #[test]
+    fn a_csv_field_may_span_lines() {
+        let GorseRecord::Item(item) =
+            parse(GorseTable::Items, Some("\u{feff}item_id,comment"), "i1,\"A book\nin two lines\"").unwrap()
+        else {
+            panic!("an item")
+        };
+        assert_eq!((item.item_id.as_str(), item.comment.as_str()), ("i1", "A book\nin two lines"));
     }
 
     #[test]

@@ -177,10 +177,12 @@ impl Importer<'_> {
 
     async fn flush(&mut self) -> anyhow::Result<()> {
         if !self.users.is_empty() {
-            for user in std::mem::take(&mut self.users) {
-                self.store.upsert_user(user).await?;
-                self.users_upserted += 1;
-            }
+            // Sent together, so that the store commits them together (SQLite's writer groups
+            // what is queued into one transaction; PostgreSQL runs them on its pool).
+            let users = std::mem::take(&mut self.users);
+            let count = users.len() as u64;
+            futures_util::future::try_join_all(users.into_iter().map(|u| self.store.upsert_user(u))).await?;
+            self.users_upserted += count;
         }
         for p in std::mem::take(&mut self.placeholders) {
             if self.store.product(&p.id).await?.is_none() {

@@ -128,7 +128,8 @@ fn gorse_export(dir: &std::path::Path) {
     std::fs::write(
         dir.join("feedback.jsonl"),
         "{\"FeedbackType\":\"star\",\"UserId\":\"u1\",\"ItemId\":\"i1\",\"Value\":4,\"Timestamp\":\"2022-09-01T10:00:00Z\",\"Comment\":\"\"}\n\
-         {\"FeedbackType\":\"read\",\"UserId\":\"u2\",\"ItemId\":\"i3\",\"Value\":0,\"Timestamp\":\"2022-09-02T10:00:00Z\",\"Comment\":\"gone\"}\n",
+         {\"FeedbackType\":\"read\",\"UserId\":\"u2\",\"ItemId\":\"i3\",\"Value\":0,\"Timestamp\":\"2022-09-02T10:00:00Z\",\"Comment\":\"gone\"}\n\
+         {\"FeedbackType\":\"like\",\"UserId\":\"u2\",\"ItemId\":\"i2\",\"Value\":0,\"Timestamp\":\"0001-01-01T00:00:00Z\",\"Comment\":\"\"}\n",
     )
     .unwrap();
 }
@@ -146,9 +147,10 @@ async fn a_gorse_export_imports_users_items_and_feedback_once() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     // i3 is only named by feedback: created bare, as Gorse's auto_insert_item does.
-    assert!(stdout.contains("imported 2 events (0 duplicates skipped) and 3 products, 2 users"), "{stdout}");
+    assert!(stdout.contains("imported 3 events (0 duplicates skipped) and 3 products, 2 users"), "{stdout}");
+    // Undated feedback (Gorse's zero time) too: importing again stores nothing twice.
     let again = import(&store_dir, "gorse", &export.join("feedback.jsonl"), &[]);
-    assert!(String::from_utf8_lossy(&again.stdout).contains("imported 0 events (2 duplicates skipped)"));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("imported 0 events (3 duplicates skipped)"));
 
     let store = SqliteStore::open(&store_dir).unwrap();
     let product = |id: &str| {
@@ -170,7 +172,10 @@ async fn a_gorse_export_imports_users_items_and_feedback_once() {
         (user_of(&u1).labels, user_of(&u1).comment),
         (Some(serde_json::json!(["vip"])), "first".into())
     );
-    let feedback: Vec<_> = store.page(0, 10).await.unwrap().iter().filter_map(feedback_of).collect();
+    let mut feedback: Vec<_> = store.page(0, 10).await.unwrap().iter().filter_map(feedback_of).collect();
+    let undated = feedback.pop().unwrap();
+    assert_eq!((undated.item_id.as_str(), undated.feedback_type.as_str()), ("i2", "like"));
+    assert!(undated.timestamp.as_str() > "2026", "dated at the import: {}", undated.timestamp);
     assert_eq!(
         serde_json::to_value(&feedback).unwrap(),
         serde_json::json!([
@@ -188,7 +193,7 @@ async fn gorse_table_dumps_import_and_a_bad_row_names_its_file_and_line() {
     // As `psql -c "\copy items to 'items.csv' csv header"` prints them.
     std::fs::write(
         tables.join("items.csv"),
-        "item_id,is_hidden,categories,time_stamp,labels,comment\ni1,f,\"[\"\"books\"\"]\",2022-08-07 00:26:46+00,[],\"A book, new\"\n",
+        "item_id,is_hidden,categories,time_stamp,labels,comment\ni1,f,\"[\"\"books\"\"]\",2022-08-07 00:26:46+00,[],\"A book, new\nin two lines\"\n",
     )
     .unwrap();
     std::fs::write(
@@ -207,7 +212,7 @@ async fn gorse_table_dumps_import_and_a_bad_row_names_its_file_and_line() {
 
     let store = SqliteStore::open(&store_dir).unwrap();
     let book = store.product(&vitrina_core::ProductId::parse("i1").unwrap()).await.unwrap().unwrap();
-    assert_eq!((book.name.as_str(), book.category.as_str()), ("A book, new", "books"));
+    assert_eq!((book.name.as_str(), book.category.as_str()), ("A book, new\nin two lines", "books"));
     let events = store.page(0, 10).await.unwrap();
     assert_eq!(events.len(), 1, "rows before the bad one are stored");
     assert_eq!(events[0].event.activity_type.as_str(), "like");

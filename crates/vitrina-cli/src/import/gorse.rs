@@ -79,28 +79,42 @@ impl Importer<'_> {
         auto_insert: bool,
         bar: &indicatif::ProgressBar,
     ) -> anyhow::Result<()> {
-        let mut lines = reader.lines().enumerate();
-        let header = match csv {
-            true => Some(lines.next().context("the file is empty")?.1?),
-            false => None,
-        };
-        let parser = GorseParser::new(table, header.as_deref(), types, Utc::now());
-        for (i, line) in lines {
+        let now = Utc::now();
+        if csv {
+            // One CSV reader over the file: a quoted field may hold line breaks.
+            let mut rows = ::csv::ReaderBuilder::new().flexible(true).from_reader(reader);
+            let header = rows.headers().context("reading the header")?.clone();
+            let parser = GorseParser::new(table, Some(&header), types, now);
+            for row in rows.records() {
+                let row = row?;
+                let line = row.position().map_or(0, |p| p.line());
+                let record = parser.parse_row(&row).with_context(|| format!("line {line}"))?;
+                self.push_gorse(record, auto_insert).await.with_context(|| format!("line {line}"))?;
+                self.flush_when_full(table, bar).await?;
+            }
+            return Ok(());
+        }
+        let parser = GorseParser::new(table, None, types, now);
+        for (i, line) in reader.lines().enumerate() {
             let line = line?;
             if line.trim().is_empty() {
                 continue;
             }
-            let record = parser.parse(&line).with_context(|| format!("line {}", i + 1))?;
-            self.push_gorse(record, auto_insert).await?;
-            if self.events.len() >= BATCH || self.products.len() >= BATCH || self.users.len() >= BATCH {
-                self.flush().await?;
-                bar.set_message(format!(
-                    "{}: {} events, {} products",
-                    table.name(),
-                    self.stored,
-                    self.upserted
-                ));
-            }
+            let record = parser.parse_json(&line).with_context(|| format!("line {}", i + 1))?;
+            self.push_gorse(record, auto_insert).await.with_context(|| format!("line {}", i + 1))?;
+            self.flush_when_full(table, bar).await?;
+        }
+        Ok(())
+    }
+
+    async fn flush_when_full(
+        &mut self,
+        table: GorseTable,
+        bar: &indicatif::ProgressBar,
+    ) -> anyhow::Result<()> {
+        if self.events.len() >= BATCH || self.products.len() >= BATCH || self.users.len() >= BATCH {
+            self.flush().await?;
+            bar.set_message(format!("{}: {} events, {} products", table.name(), self.stored, self.upserted));
         }
         Ok(())
     }

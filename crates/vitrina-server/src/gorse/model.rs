@@ -57,7 +57,7 @@ pub struct ItemPatch {
     pub is_hidden: Option<bool>,
     #[serde(default)]
     pub categories: Option<Vec<String>>,
-    /// RFC 3339, `2022-08-07`, `2022-08-07 00:26:46` or without a zone (UTC); empty: none.
+    /// RFC 3339, `2022-08-07`, `2022-08-07 00:26:46+00`, or without a zone (UTC); empty: none.
     #[serde(default)]
     #[schema(value_type = Option<String>, example = "2022-08-07T00:26:46Z")]
     pub timestamp: Option<Value>,
@@ -265,7 +265,14 @@ pub fn zero_time() -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
-/// Parses a Gorse timestamp: RFC 3339, or a date and time without a zone (UTC), or a date.
+/// Whether a time is how Gorse writes "no time": its zero time `0001-01-01T00:00:00Z` (what it
+/// stores for feedback sent without one), or the Unix epoch (how ClickHouse prints that).
+pub fn is_no_time(t: DateTime<Utc>) -> bool {
+    t == zero_time() || t.timestamp() == 0
+}
+
+/// Parses a Gorse timestamp: RFC 3339, a date and time with a numeric offset
+/// (`2022-08-07 00:26:46+00`, as PostgreSQL prints it) or without a zone (UTC), or a date.
 /// `None` for an empty string or no value.
 pub fn parse_time(field: &str, raw: Option<&Value>) -> Result<Option<DateTime<Utc>>, ValidationError> {
     let text = match raw {
@@ -291,7 +298,7 @@ pub fn parse_time(field: &str, raw: Option<&Value>) -> Result<Option<DateTime<Ut
     }
     Err(ValidationError::new(
         field,
-        format!("{text:?} is not a time: use RFC 3339 (\"2022-08-07T00:26:46Z\") or \"2022-08-07\""),
+        format!("{text:?} is not a time: use RFC 3339 (\"2022-08-07T00:26:46Z\"), \"2022-08-07 00:26:46\" or \"2022-08-07\""),
     ))
 }
 
@@ -508,12 +515,33 @@ pub fn patched_user(mut user: GorseUser, patch: GorseUserPatch) -> GorseUser {
     user
 }
 
+/// What the event id of a feedback without a time is derived from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Undated {
+    /// The time of receipt: sent again, it is a new event (the API, as Gorse's clients send
+    /// feedback as it happens).
+    Receipt,
+    /// Nothing but the feedback: the same row read again is the same event (an import).
+    SameRow,
+}
+
 /// The event a Gorse feedback is stored as. Its `eventId` is derived from the feedback, so
 /// the same feedback sent twice is stored once (the repeat is acknowledged as a duplicate).
+/// A feedback without a time (none, empty, or a zero time: see [`is_no_time`]) is dated `now`.
 pub fn activity_of(
     f: FeedbackInput,
     types: &FeedbackTypes,
     now: DateTime<Utc>,
+) -> Result<NewActivity, Vec<ValidationError>> {
+    feedback_event(f, types, now, Undated::Receipt)
+}
+
+/// [`activity_of`], with the rule for the event id of a feedback without a time.
+pub fn feedback_event(
+    f: FeedbackInput,
+    types: &FeedbackTypes,
+    now: DateTime<Utc>,
+    undated: Undated,
 ) -> Result<NewActivity, Vec<ValidationError>> {
     // What only Gorse's fields can get wrong; the rest is the event's own validation below.
     let mut errors = Vec::new();
@@ -521,7 +549,11 @@ pub fn activity_of(
         errors.push(e);
         f.feedback_type.clone()
     });
-    let at = parse_time("Timestamp", f.timestamp.as_ref()).map_err(|e| errors.push(e)).ok().flatten();
+    let at = parse_time("Timestamp", f.timestamp.as_ref())
+        .map_err(|e| errors.push(e))
+        .ok()
+        .flatten()
+        .filter(|t| !is_no_time(*t));
     if f.value.is_some_and(|v| !v.is_finite()) {
         errors.push(ValidationError::new("Value", "must be a finite number"));
     }
@@ -543,8 +575,12 @@ pub fn activity_of(
         }
     }
     let ts_ms = at.unwrap_or(now).timestamp_millis();
+    let identity_time = match (at, undated) {
+        (None, Undated::SameRow) => "undated".to_string(),
+        _ => ts_ms.to_string(),
+    };
     let identity = format!(
-        "{feedback_type}\u{0}{}\u{0}{}\u{0}{ts_ms}\u{0}{}",
+        "{feedback_type}\u{0}{}\u{0}{}\u{0}{identity_time}\u{0}{}",
         f.user_id.as_deref().unwrap_or_default(),
         f.item_id,
         gorse
@@ -828,6 +864,10 @@ mod tests {
         assert_eq!(errs[0].field, "Timestamp");
         let empty = activity_of(feedback("like", "u-1", "i-1", ""), &types, now()).unwrap();
         assert_eq!(empty.timestamp, now(), "no timestamp: the time of receipt");
+        for zero in ["0001-01-01T00:00:00Z", "1970-01-01 00:00:00"] {
+            let undated = activity_of(feedback("like", "u-1", "i-1", zero), &types, now()).unwrap();
+            assert_eq!(undated.timestamp, now(), "Gorse's \"no time\" {zero}: the time of receipt");
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@ fn string() -> Value {
 
 fn time(pattern: &str) -> Value {
     json!({"type": ["string", "null"], "pattern": pattern,
-           "description": "RFC 3339 (`2022-08-07T00:26:46Z`), `2022-08-07 00:26:46` (UTC) or `2022-08-07`; empty: none."})
+           "description": "RFC 3339 (`2022-08-07T00:26:46Z`), `2022-08-07 00:26:46` (UTC) or `2022-08-07`; empty (or Gorse's zero time `0001-01-01T00:00:00Z`): none."})
 }
 
 fn list_of(items: Value) -> Value {
