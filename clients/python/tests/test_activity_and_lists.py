@@ -80,6 +80,14 @@ def test_refused_events_are_set_aside_and_the_rest_is_sent(client):
     history = client.recommendations_history("queued")["activities"]
     assert sorted(a["productId"] for a in history) == ["product-1", "product-2"]
 
+    # An event the server cannot even parse is named by its field (`events[1].userId`).
+    tracker.track({"userId": "queued", "productId": "product-3", "activityType": "view"})
+    tracker.track({"userId": 42, "productId": "product-4", "activityType": "view"})
+    tracker.flush()
+    assert [r["event"]["userId"] for r in tracker.rejected] == ["queued", 42], "oldest refusal first"
+    assert tracker.rejected[-1]["errors"][0]["field"].startswith("events[1]")
+    assert [r["stored"] for r in tracker.results] == [2, 1] and not tracker.pending
+
 
 def test_similar_popular_and_session_lists(client):
     similar = client.recommendations_similar("product-1", limit=5, exclude=["product-2"])

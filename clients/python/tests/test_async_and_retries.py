@@ -20,6 +20,17 @@ def test_the_async_client_tracks_in_batches_and_reads_lists(server, admin_key):
                     await tracker.track({"userId": "async-user", "productId": f"product-{i}", "activityType": "click"})
                 assert [r["stored"] for r in tracker.results] == [2]
             assert [r["stored"] for r in tracker.results] == [2, 1]
+
+            # Tasks that track at once: one batch in flight at a time, every event sent once.
+            crowd = vitrina.AsyncTracker(client, batch_size=3)
+            ids = await asyncio.gather(
+                *(crowd.track({"userId": "async-crowd", "productId": f"product-{i % 10 + 1}", "activityType": "view"})
+                  for i in range(20))
+            )
+            await crowd.flush()
+            assert sum(r["stored"] for r in crowd.results) == 20 and not crowd.pending
+            stored = await client.recommendations_history("async-crowd", limit=50)
+            assert sorted(a["eventId"] for a in stored["activities"]) == sorted(ids)
             history, listed = await asyncio.gather(
                 client.recommendations_history("async-user"), client.recommendations("async-user", limit=5)
             )
@@ -114,6 +125,8 @@ def test_a_503_is_retried_only_where_a_second_try_cannot_double():
             [{"FeedbackType": "like", "UserId": "u", "ItemId": "i", "Timestamp": "2024-01-01T00:00:00Z"}]), 2),
         ("Gorse feedback without a time", lambda c: c.gorse_feedback_upsert(
             [{"FeedbackType": "like", "UserId": "u", "ItemId": "i"}]), 1),
+        ("Gorse feedback at Gorse's zero time", lambda c: c.gorse_feedback_insert(
+            [{"FeedbackType": "like", "UserId": "u", "ItemId": "i", "Timestamp": "0001-01-01T00:00:00Z"}]), 1),
         ("a Gorse list that writes back", lambda c: c.gorse_lists_recommend("u", write_back_type="read"), 1),
         ("a health check (its 503 is the answer)", lambda c: c.health_engine(), 1),
     ]

@@ -9,6 +9,7 @@ from conftest import eventually
 
 
 def test_a_training_job_registers_a_model_that_can_be_activated_and_rolled_back(client):
+    before = client.training_status()["activeModelVersion"]
     queued = client.training_train({"config": {"algorithms": ["popularity", "transitions"], "timeDecay": 0.9}})
     job = queued["job"]["jobId"]
     assert queued["job"]["status"] == "queued"
@@ -24,7 +25,7 @@ def test_a_training_job_registers_a_model_that_can_be_activated_and_rolled_back(
     assert version in [m["version"] for m in models["models"]]
     assert client.training_model(version)["model"]["parameters"]["timeDecay"] == 0.9
 
-    before = models["activeVersion"]
+    # A promoted model is active already; activating it again keeps what it rolls back to.
     activated = client.training_activate(version, force=True)
     assert activated["model"]["status"] == "active"
     assert client.training_status()["activeModelVersion"] == version

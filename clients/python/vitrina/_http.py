@@ -4,6 +4,7 @@ turned into a request, retries with backoff, and the error shape turned into an 
 from __future__ import annotations
 
 import random
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -19,10 +20,21 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE"})
 #: stores at most once (the client gives one to each event that has none).
 TRACKING = frozenset({"activity_track", "activity_track_batch"})
 #: Gorse feedback writes: their event ids come from the rows, so a repeat is stored once
-#: when every row carries its `Timestamp` (an undated row is dated on receipt).
+#: when every row carries a real time (an undated row, or one at Gorse's zero time, is dated
+#: on receipt, and so is its repeat).
 GORSE_FEEDBACK = frozenset({"gorse_feedback_insert", "gorse_feedback_upsert"})
+#: A time the server keeps as given: a year from 1990 on (earlier ones are refused or, as
+#: Gorse's zero time and the epoch, read as "no time").
+DATED = re.compile(r"\s*(\d{4})-")
 #: Gorse lists that, with `write-back-type`, also store the items returned as feedback.
 GORSE_WRITE_BACK = frozenset({"gorse_lists_recommend", "gorse_lists_recommend_in"})
+
+
+def dated(row: Any) -> bool:
+    """Whether a Gorse feedback row carries a real time (see `DATED`)."""
+    t = row.get("Timestamp") if isinstance(row, dict) else None
+    m = DATED.match(t) if isinstance(t, str) else None
+    return m is not None and int(m.group(1)) >= 1990
 
 
 def repeatable(operation_id: str, method: str, query: Mapping[str, Any], body: Any) -> bool:
@@ -30,7 +42,7 @@ def repeatable(operation_id: str, method: str, query: Mapping[str, Any], body: A
     if operation_id in TRACKING:
         return True
     if operation_id in GORSE_FEEDBACK:
-        return isinstance(body, list) and all(isinstance(f, dict) and f.get("Timestamp") for f in body)
+        return isinstance(body, list) and all(dated(f) for f in body)
     if operation_id in GORSE_WRITE_BACK and query.get("write-back-type"):
         return False
     return method in IDEMPOTENT_METHODS

@@ -8,6 +8,8 @@ nothing: when the server refuses events (a 400 naming each by index), they are s
 
 from __future__ import annotations
 
+import asyncio
+import re
 import uuid
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -16,8 +18,10 @@ from ._http import VitrinaError
 if TYPE_CHECKING:
     from .client import AsyncClient, Client
 
-#: The server takes at most this many events in one batch.
+#: The server takes at most this many events in one batch by default (`[limits] batch_events`).
 MAX_BATCH = 10_000
+#: A field of the batch's body that names an event: `events[3].userId`.
+FIELD_INDEX = re.compile(r"^events\[(\d+)\]")
 
 
 def _prepared(event: Mapping[str, Any]) -> dict[str, Any]:
@@ -51,16 +55,27 @@ class _Queue:
         self.results.append(answer)
 
     def refused(self, error: VitrinaError, count: int) -> None:
-        """Sets aside the events of the batch (its first `count`) that a 400 names by index;
-        raises `error` when it names none (nothing to set aside: the caller must look)."""
+        """Sets aside the events of the batch (its first `count`) that a 400 names — by
+        `index`, or by a field `events[i]…` when the body did not parse — and raises `error`
+        when it names none (nothing to set aside: the caller must look)."""
         reasons: dict[int, list[dict[str, Any]]] = {}
-        for e in (error.details or {}).get("errors", []) if error.status == 400 else []:
-            if isinstance(e.get("index"), int) and 0 <= e["index"] < count:
-                reasons.setdefault(e["index"], []).append({"field": e.get("field"), "message": e.get("message")})
+        details = error.details if isinstance(error.details, dict) else {}
+        listed = details.get("errors") if error.status == 400 else None
+        for e in listed if isinstance(listed, list) else []:
+            if not isinstance(e, dict):
+                continue
+            index = e.get("index")
+            if type(index) is not int:
+                named = FIELD_INDEX.match(str(e.get("field", "")))
+                index = int(named.group(1)) if named else None
+            if index is not None and 0 <= index < count:
+                reasons.setdefault(index, []).append({"field": e.get("field"), "message": e.get("message")})
         if not reasons:
             raise error
+        taken = {i: self.pending[i] for i in reasons}
         for index in sorted(reasons, reverse=True):
-            self.rejected.insert(0, {"event": self.pending.pop(index), "errors": reasons[index]})
+            del self.pending[index]
+        self.rejected.extend({"event": taken[i], "errors": reasons[i]} for i in sorted(reasons))
 
 
 class Tracker:
@@ -70,9 +85,11 @@ class Tracker:
     >>> with Tracker(client, batch_size=500) as tracker:
     ...     tracker.track({"userId": "u1", "productId": "p1", "activityType": "view"})
 
-    Events the server refuses (a 400 names each by index) move to `rejected` with the
-    server's reasons, and the rest of their batch is sent again; any other error raises
-    `VitrinaError` and leaves the batch in `pending`, to be sent by the next `flush()`."""
+    Events the server refuses (a 400 names each) move to `rejected` with the server's
+    reasons, and the rest of their batch is sent again; look at `rejected` after `flush()`.
+    Any other error (a `VitrinaError`, or the connection's own) propagates and leaves the
+    batch in `pending`, to be sent by the next `flush()`. Leaving the `with` block by an
+    exception sends nothing."""
 
     def __init__(self, client: "Client", batch_size: int = 1000) -> None:
         self._client = client
@@ -124,6 +141,8 @@ class AsyncTracker:
     def __init__(self, client: "AsyncClient", batch_size: int = 1000) -> None:
         self._client = client
         self._queue = _Queue(batch_size)
+        # One batch in flight at a time: tasks that track concurrently wait their turn.
+        self._sending = asyncio.Lock()
 
     @property
     def pending(self) -> list[dict[str, Any]]:
@@ -140,12 +159,16 @@ class AsyncTracker:
     async def track(self, event: Mapping[str, Any]) -> str:
         event_id = self._queue.add(event)
         if len(self._queue.pending) >= self._queue.batch_size:
-            await self._send()
+            async with self._sending:
+                # Another task may have sent this batch while this one waited.
+                if len(self._queue.pending) >= self._queue.batch_size:
+                    await self._send()
         return event_id
 
     async def flush(self) -> None:
-        while self._queue.pending:
-            await self._send()
+        async with self._sending:
+            while self._queue.pending:
+                await self._send()
 
     async def _send(self) -> None:
         batch = self._queue.next_batch()

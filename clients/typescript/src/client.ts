@@ -7,7 +7,11 @@ import { type Operation, Operations, type Send } from "./operations.js";
 const IDEMPOTENT = new Set(["GET", "HEAD", "PUT", "DELETE"]);
 /** Safe to repeat: every event carries an `eventId` the server stores at most once. */
 const TRACKING = new Set(["activity_track", "activity_track_batch"]);
-/** Gorse feedback: ids come from the rows, so a repeat is stored once when all are dated. */
+/**
+ * Gorse feedback: ids come from the rows, so a repeat is stored once when every row carries a
+ * real time (a year from 1990 on; an undated row, or one at Gorse's zero time, is dated on
+ * receipt, and so is its repeat).
+ */
 const GORSE_FEEDBACK = new Set(["gorse_feedback_insert", "gorse_feedback_upsert"]);
 /** Gorse lists that, with `write-back-type`, also store the items returned as feedback. */
 const GORSE_WRITE_BACK = new Set(["gorse_lists_recommend", "gorse_lists_recommend_in"]);
@@ -16,10 +20,16 @@ const GORSE_WRITE_BACK = new Set(["gorse_lists_recommend", "gorse_lists_recommen
 export function repeatable(op: Operation, options: Record<string, unknown>, body: unknown): boolean {
   if (TRACKING.has(op.id)) return true;
   if (GORSE_FEEDBACK.has(op.id)) {
-    return Array.isArray(body) && body.every((f) => !!f && typeof f === "object" && !!(f as { Timestamp?: unknown }).Timestamp);
+    return Array.isArray(body) && body.every(dated);
   }
   if (GORSE_WRITE_BACK.has(op.id) && options["write-back-type"]) return false;
   return IDEMPOTENT.has(op.method);
+}
+
+function dated(row: unknown): boolean {
+  const t = row && typeof row === "object" ? (row as { Timestamp?: unknown }).Timestamp : undefined;
+  const year = typeof t === "string" ? /^\s*(\d{4})-/.exec(t) : null;
+  return !!year && Number(year[1]) >= 1990;
 }
 
 /** Health checks answer 503 with their report when unhealthy: that is the answer. */

@@ -8,14 +8,14 @@
 import { newEventId, type VitrinaClient, VitrinaError } from "./client.js";
 import type { BatchResponse, TrackRequest } from "./models.js";
 
-/** The server takes at most this many events in one batch. */
+/** The server takes at most this many events in one batch by default (`[limits] batch_events`). */
 export const MAX_BATCH = 10_000;
 
 /**
  * Queues events and sends them in batches of `batchSize`; `flush()` sends what is left.
  * Events the server refuses (a 400 names each by index) move to `rejected` with the server's
- * reasons, and the rest of their batch is sent again; any other error rejects with
- * `VitrinaError` and leaves the batch in `pending`, for the next `flush()`. Await each
+ * reasons, and the rest of their batch is sent again; any other error (a `VitrinaError`, or
+ * fetch's own) rejects and leaves the batch in `pending`, for the next `flush()`. Await each
  * `track()`: one that fills a batch sends it.
  *
  *     const tracker = new Tracker(client, { batchSize: 500 });
@@ -54,21 +54,28 @@ export class Tracker {
     while (this.pending.length > 0) await this.send();
   }
 
-  /** Moves the events a 400 names by index to `rejected`; rethrows when it names none. */
+  /**
+   * Moves the events of the batch (its first `count`) that a 400 names — by `index`, or by a
+   * field `events[i]…` when the body did not parse — to `rejected`; rethrows when it names none.
+   */
   private setAside(error: unknown, count: number): void {
     const reasons = new Map<number, { field?: string; message?: string }[]>();
-    if (error instanceof VitrinaError && error.status === 400) {
-      const listed = (error.details as { errors?: { index?: unknown; field?: string; message?: string }[] })?.errors ?? [];
-      for (const e of listed) {
-        if (typeof e.index === "number" && e.index >= 0 && e.index < count) {
-          reasons.set(e.index, [...(reasons.get(e.index) ?? []), { field: e.field, message: e.message }]);
-        }
+    const listed = error instanceof VitrinaError && error.status === 400 ? (error.details as { errors?: unknown })?.errors : undefined;
+    for (const e of Array.isArray(listed) ? listed : []) {
+      if (!e || typeof e !== "object") continue;
+      const { index, field, message } = e as { index?: unknown; field?: unknown; message?: unknown };
+      const named = /^events\[(\d+)\]/.exec(String(field ?? ""));
+      const i = Number.isInteger(index) ? (index as number) : named ? Number(named[1]) : -1;
+      if (i >= 0 && i < count) {
+        const reason = { field: field === undefined ? undefined : String(field), message: message === undefined ? undefined : String(message) };
+        reasons.set(i, [...(reasons.get(i) ?? []), reason]);
       }
     }
     if (reasons.size === 0) throw error;
-    for (const index of [...reasons.keys()].sort((a, b) => b - a)) {
-      this.rejected.unshift({ event: this.pending.splice(index, 1)[0], errors: reasons.get(index)! });
-    }
+    const indexes = [...reasons.keys()].sort((a, b) => a - b);
+    const taken = indexes.map((i) => ({ event: this.pending[i], errors: reasons.get(i)! }));
+    for (const i of [...indexes].reverse()) this.pending.splice(i, 1);
+    this.rejected.push(...taken);
   }
 
   // One batch at a time, in order, even when callers do not await each track().

@@ -269,6 +269,15 @@ describe("VitrinaClient against a live server", () => {
       assert.equal(tracker.pending.length, 0);
       const history = await client.recommendationsHistory("ts-queued");
       assert.deepEqual(sorted(history.activities.map((a) => a.productId ?? "")), ["product-1", "product-2"]);
+
+      // An event the server cannot even parse is named by its field (`events[1].userId`).
+      await tracker.track({ userId: "ts-queued", productId: "product-3", activityType: "view" });
+      await tracker.track(invalid({ userId: 42, productId: "product-4", activityType: "view" }));
+      await tracker.flush();
+      assert.deepEqual(tracker.rejected.map((r) => r.event.userId as unknown), ["ts-queued", 42], "oldest refusal first");
+      assert.ok(tracker.rejected[1].errors[0].field?.startsWith("events[1]"), JSON.stringify(tracker.rejected[1]));
+      assert.deepEqual(tracker.results.map((r) => r.stored), [2, 1]);
+      assert.equal(tracker.pending.length, 0);
     });
 
     test("similar, popular and session lists", async () => {
@@ -436,6 +445,7 @@ describe("VitrinaClient against a live server", () => {
         ["a create", (c) => c.experimentsCreate({ name: "x", variants: [{ name: "A" }] }), 1],
         ["Gorse feedback with its time", (c) => c.gorseFeedbackUpsert([{ FeedbackType: "like", UserId: "u", ItemId: "i", Timestamp: "2024-01-01T00:00:00Z" }]), 2],
         ["Gorse feedback without a time", (c) => c.gorseFeedbackUpsert([{ FeedbackType: "like", UserId: "u", ItemId: "i" }]), 1],
+        ["Gorse feedback at Gorse's zero time", (c) => c.gorseFeedbackInsert([{ FeedbackType: "like", UserId: "u", ItemId: "i", Timestamp: "0001-01-01T00:00:00Z" }]), 1],
         ["a Gorse list that writes back", (c) => c.gorseListsRecommend("u", { "write-back-type": "read" }), 1],
         ["a health check (its 503 is the answer)", (c) => c.healthEngine(), 1],
       ];
@@ -672,6 +682,7 @@ describe("VitrinaClient against a live server", () => {
 
   describe("training, the model registry and experiments", () => {
     test("a training job registers a model that can be activated and rolled back", async () => {
+      const before = (await client.trainingStatus()).activeModelVersion;
       const queued = await client.trainingTrain({ config: { algorithms: ["popularity", "transitions"], timeDecay: 0.9 } });
       const job = queued.job.jobId;
       assert.equal(queued.job.status, "queued");
@@ -687,7 +698,7 @@ describe("VitrinaClient against a live server", () => {
       assert.ok(models.models.map((m) => m.version).includes(version));
       assert.equal((await client.trainingModel(version)).model.parameters.timeDecay, 0.9);
 
-      const before = models.activeVersion;
+      // A promoted model is active already; activating it again keeps what it rolls back to.
       const activated = await client.trainingActivate(version, { force: true });
       assert.equal(activated.model.status, "active");
       assert.equal((await client.trainingStatus()).activeModelVersion, version);

@@ -14,6 +14,7 @@ use std::{
 
 use anyhow::Context;
 use chrono::Utc;
+use futures_util::{StreamExt, TryStreamExt};
 use indicatif::ProgressBarIter;
 use indicatif::{ProgressBar, ProgressStyle};
 use vitrina_cli::formats::{read_titles, Format, Line, LineParser, Titles};
@@ -26,6 +27,8 @@ use crate::config::Config;
 mod gorse;
 
 const BATCH: usize = 10_000;
+/// User writes in flight at once (under the PostgreSQL pool's size).
+const USERS_IN_FLIGHT: usize = 8;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -177,11 +180,14 @@ impl Importer<'_> {
 
     async fn flush(&mut self) -> anyhow::Result<()> {
         if !self.users.is_empty() {
-            // Sent together, so that the store commits them together (SQLite's writer groups
-            // what is queued into one transaction; PostgreSQL runs them on its pool).
+            // Several in flight, so that SQLite's writer commits what is queued together and
+            // PostgreSQL uses its pool; a few, so that none waits past the pool's timeout.
             let users = std::mem::take(&mut self.users);
             let count = users.len() as u64;
-            futures_util::future::try_join_all(users.into_iter().map(|u| self.store.upsert_user(u))).await?;
+            futures_util::stream::iter(users.into_iter().map(|u| self.store.upsert_user(u)))
+                .buffered(USERS_IN_FLIGHT)
+                .try_collect::<Vec<()>>()
+                .await?;
             self.users_upserted += count;
         }
         for p in std::mem::take(&mut self.placeholders) {

@@ -64,6 +64,9 @@ async fn activating_a_model_archives_the_previous_one_and_rollbacks_walk_back(f:
     );
     assert!(models[1].activated_at.is_some());
     assert!(s.activate_model("v9", Utc::now(), false).await.is_err());
+    // Activating the active model again keeps the model it rolls back to.
+    s.activate_model("v2", Utc::now(), false).await.unwrap();
+    assert_eq!(s.models().await.unwrap()[1].previous_version.as_deref(), Some("v1"));
 
     // v3 replaces v2; rolling back twice walks v3 → v2 → v1 without rewriting the history.
     s.activate_model("v3", Utc::now(), false).await.unwrap();

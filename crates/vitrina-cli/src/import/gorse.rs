@@ -2,8 +2,9 @@
 //! directory holding its `users`, `items` and `feedback` files or from one such file (the
 //! lines themselves are read by [`vitrina_cli::gorse_files`]). Users and items go first, so
 //! the feedback on them finds them; an item only named by feedback is created bare, as
-//! Gorse's `auto_insert_item` does. Feedback keeps the event ids the Gorse API gives it, so
-//! importing the same files again stores nothing twice.
+//! Gorse's `auto_insert_item` does. Dated feedback keeps the event ids the Gorse API gives
+//! it, and undated feedback gets ids that do not depend on the import's time, so importing
+//! the same files again stores nothing twice.
 
 use std::{
     io::BufRead,
@@ -82,14 +83,23 @@ impl Importer<'_> {
         let now = Utc::now();
         if csv {
             // One CSV reader over the file: a quoted field may hold line breaks.
-            let mut rows = ::csv::ReaderBuilder::new().flexible(true).from_reader(reader);
+            let mut rows = ::csv::ReaderBuilder::new().from_reader(reader);
             let header = rows.headers().context("reading the header")?.clone();
+            if header.iter().all(|c| c.trim().is_empty()) {
+                bail!("the file is empty: a table dump starts with its header");
+            }
             let parser = GorseParser::new(table, Some(&header), types, now);
             for row in rows.records() {
+                // A row of uneven length is an error naming it (a cut-off dump), not a row
+                // read with its last columns missing.
                 let row = row?;
-                let line = row.position().map_or(0, |p| p.line());
-                let record = parser.parse_row(&row).with_context(|| format!("line {line}"))?;
-                self.push_gorse(record, auto_insert).await.with_context(|| format!("line {line}"))?;
+                // The row's number under the header, and its first line (which the CSV
+                // reader counts one short in files with CRLF line ends).
+                let at = row
+                    .position()
+                    .map_or_else(String::new, |p| format!("row {} (line {})", p.record(), p.line()));
+                let record = parser.parse_row(&row).with_context(|| at.clone())?;
+                self.push_gorse(record, auto_insert).await.with_context(|| at.clone())?;
                 self.flush_when_full(table, bar).await?;
             }
             return Ok(());

@@ -306,7 +306,8 @@ async fn session_of(
     let mut errors = Vec::new();
     for (i, f) in feedback.iter().enumerate() {
         let product = ProductId::parse(&f.item_id).map_err(|e| e.at(format!("[{i}].ItemId")));
-        let at = parse_time(&format!("[{i}].Timestamp"), f.timestamp.as_ref());
+        let at = parse_time(&format!("[{i}].Timestamp"), f.timestamp.as_ref())
+            .map(|t| t.filter(|t| !super::model::is_no_time(*t)));
         match (product, at) {
             (Ok(product_id), Ok(at)) => events.push(SessionEvent {
                 product_id,

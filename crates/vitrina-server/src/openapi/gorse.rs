@@ -8,9 +8,10 @@ use vitrina_core::catalog::MAX_TEXT_LEN;
 use super::constraints::{id, int, nullable, num, text};
 use crate::gorse::model::FeedbackTypes;
 
-/// A feedback time: RFC 3339 (`…Z`), without a zone, or a date; empty for the time of
-/// receipt. Years 1990–2099 (events before 1990 are refused).
-const EVENT_TIME: &str = "^$|^(199[0-9]|20[0-9]{2})-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])\
+/// A feedback time: RFC 3339 (`…Z`), without a zone, or a date; empty, or Gorse's zero time
+/// (`0001-01-01T00:00:00Z`, or the epoch as ClickHouse prints it), for the time of receipt.
+/// Years 1990–2099 otherwise (events before 1990 are refused).
+const EVENT_TIME: &str = "^$|^0001-01-01T00:00:00Z$|^1970-01-01T00:00:00Z$|^(199[0-9]|20[0-9]{2})-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])\
     (T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z?| ([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9])?$";
 /// An item's time: as [`EVENT_TIME`], any year; empty for none.
 const ITEM_TIME: &str = "^$|^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])\

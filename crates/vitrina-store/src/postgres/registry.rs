@@ -61,9 +61,10 @@ impl ModelRegistry for PgStore {
             return Err(StoreError::Backend(format!("model {version} is not in the registry")));
         }
         if !rollback {
+            // The model it replaces; activating the active model again keeps the one it had.
             tx.execute(
-                "UPDATE models SET previous_version =
-                   (SELECT version FROM models WHERE status = $1 AND version <> $2 LIMIT 1)
+                "UPDATE models SET previous_version = COALESCE(
+                   (SELECT version FROM models WHERE status = $1 AND version <> $2 LIMIT 1), previous_version)
                  WHERE version = $2",
                 &[&active, &version],
             )
