@@ -21,7 +21,21 @@ USER_AGENT = f"vitrina-python/{__version__}"
 Hook = Callable[[str, int, int], None]
 
 
-class Client(SyncOperations):
+class _Common:
+    """What both clients keep: the retry policy, the hook, the headers of every request."""
+
+    def _configure(self, api_key: str | None, retry: Retry | None, on_request: Hook | None) -> None:
+        self.retry = retry or Retry()
+        self._hook = on_request
+        # Sent with every request, also over an `http` client passed in.
+        self._headers = auth_headers(api_key, USER_AGENT)
+
+    def _report(self, request: Request, status: int, attempt: int) -> None:
+        if self._hook:
+            self._hook(request.operation.id, status, attempt)
+
+
+class Client(_Common, SyncOperations):
     """A blocking client.
 
     >>> with Client("http://127.0.0.1:8080", api_key="vk_…") as vitrina:
@@ -39,10 +53,7 @@ class Client(SyncOperations):
         on_request: Hook | None = None,
         http: httpx.Client | None = None,
     ) -> None:
-        self.retry = retry or Retry()
-        self._hook = on_request
-        # Sent with every request, also over an `http` client passed in.
-        self._headers = auth_headers(api_key, USER_AGENT)
+        self._configure(api_key, retry, on_request)
         self._http = http or httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
 
     def __enter__(self) -> "Client":
@@ -84,12 +95,8 @@ class Client(SyncOperations):
             attempt += 1
             time.sleep(wait)
 
-    def _report(self, request: Request, status: int, attempt: int) -> None:
-        if self._hook:
-            self._hook(request.operation.id, status, attempt)
 
-
-class AsyncClient(AsyncOperations):
+class AsyncClient(_Common, AsyncOperations):
     """The same operations for asyncio: every method is a coroutine.
 
     >>> async with AsyncClient("http://127.0.0.1:8080") as vitrina:
@@ -106,10 +113,7 @@ class AsyncClient(AsyncOperations):
         on_request: Hook | None = None,
         http: httpx.AsyncClient | None = None,
     ) -> None:
-        self.retry = retry or Retry()
-        self._hook = on_request
-        # Sent with every request, also over an `http` client passed in.
-        self._headers = auth_headers(api_key, USER_AGENT)
+        self._configure(api_key, retry, on_request)
         self._http = http or httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout)
 
     async def __aenter__(self) -> "AsyncClient":
@@ -150,10 +154,6 @@ class AsyncClient(AsyncOperations):
                     return decode(request, response)
             attempt += 1
             await asyncio.sleep(wait)
-
-    def _report(self, request: Request, status: int, attempt: int) -> None:
-        if self._hook:
-            self._hook(request.operation.id, status, attempt)
 
 
 __all__ = ["AsyncClient", "Client", "Hook", "NO_RETRY", "Retry", "VitrinaError"]

@@ -78,7 +78,25 @@ class _Queue:
         self.rejected.extend({"event": taken[i], "errors": reasons[i]} for i in sorted(reasons))
 
 
-class Tracker:
+class _Views:
+    """What both trackers show of their queue."""
+
+    _queue: _Queue
+
+    @property
+    def pending(self) -> list[dict[str, Any]]:
+        return self._queue.pending
+
+    @property
+    def results(self) -> list[dict[str, Any]]:
+        return self._queue.results
+
+    @property
+    def rejected(self) -> list[dict[str, Any]]:
+        return self._queue.rejected
+
+
+class Tracker(_Views):
     """Queues events and sends them in batches of `batch_size`; `flush()` (or leaving the
     `with` block) sends what is left. `track()` returns the event's id.
 
@@ -94,18 +112,6 @@ class Tracker:
     def __init__(self, client: "Client", batch_size: int = 1000) -> None:
         self._client = client
         self._queue = _Queue(batch_size)
-
-    @property
-    def pending(self) -> list[dict[str, Any]]:
-        return self._queue.pending
-
-    @property
-    def results(self) -> list[dict[str, Any]]:
-        return self._queue.results
-
-    @property
-    def rejected(self) -> list[dict[str, Any]]:
-        return self._queue.rejected
 
     def track(self, event: Mapping[str, Any]) -> str:
         event_id = self._queue.add(event)
@@ -134,7 +140,7 @@ class Tracker:
             self.flush()
 
 
-class AsyncTracker:
+class AsyncTracker(_Views):
     """`Tracker` for `AsyncClient`: `await tracker.track(…)`, `await tracker.flush()`, or
     `async with AsyncTracker(client) as tracker`."""
 
@@ -143,18 +149,6 @@ class AsyncTracker:
         self._queue = _Queue(batch_size)
         # One batch in flight at a time: tasks that track concurrently wait their turn.
         self._sending = asyncio.Lock()
-
-    @property
-    def pending(self) -> list[dict[str, Any]]:
-        return self._queue.pending
-
-    @property
-    def results(self) -> list[dict[str, Any]]:
-        return self._queue.results
-
-    @property
-    def rejected(self) -> list[dict[str, Any]]:
-        return self._queue.rejected
 
     async def track(self, event: Mapping[str, Any]) -> str:
         event_id = self._queue.add(event)

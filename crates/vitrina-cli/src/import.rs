@@ -19,7 +19,7 @@ use indicatif::ProgressBarIter;
 use indicatif::{ProgressBar, ProgressStyle};
 use vitrina_cli::formats::{read_titles, Format, Line, LineParser, Titles};
 use vitrina_core::{ports::AppendOutcome, NewActivity, Product, User};
-use vitrina_server::gorse::model::FeedbackTypes;
+use vitrina_server::gorse::Gorse;
 use vitrina_store::{Opened, Store};
 
 use crate::config::Config;
@@ -70,9 +70,9 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
     };
     let result = match args.format {
         Format::Gorse => {
-            let types = FeedbackTypes::from_config(&config.gorse.feedback_types)
-                .map_err(|e| anyhow::anyhow!("[gorse] feedback_types: {e}"))?;
-            import.gorse(&args.file, types, config.gorse.auto_insert_item).await
+            let gorse =
+                Gorse::new(&config.gorse).map_err(|e| anyhow::anyhow!("[gorse] feedback_types: {e}"))?;
+            import.gorse(&args.file, &gorse).await
         }
         format => import.file(&args.file, format, args.items.as_deref()).await,
     };

@@ -222,4 +222,24 @@ async fn gorse_table_dumps_import_and_a_bad_row_names_its_file_and_line() {
     std::fs::write(&unnamed, "{}\n").unwrap();
     let out = import(&dir.path().join("other"), "gorse", &unnamed, &[]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("name the file after its table"));
+
+    // Refused with a reason, nothing stored: a directory without Gorse's files, an empty
+    // dump, a cut-off row.
+    let empty_dir = dir.path().join("nothing");
+    std::fs::create_dir_all(&empty_dir).unwrap();
+    let cut = dir.path().join("cut");
+    std::fs::create_dir_all(&cut).unwrap();
+    std::fs::write(cut.join("users.csv"), "").unwrap();
+    std::fs::write(dir.path().join("items.csv"), "item_id,is_hidden,comment\ni9,f\n").unwrap();
+    for (path, says) in [
+        (empty_dir, "holds none of users.jsonl"),
+        (cut, "the file is empty"),
+        (dir.path().join("items.csv"), "found record with 2 fields"),
+    ] {
+        let out = import(&dir.path().join("refused"), "gorse", &path, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(says), "{}: {stderr}", path.display());
+    }
+    let refused = SqliteStore::open(&dir.path().join("refused")).unwrap();
+    assert_eq!(refused.products(ProductQuery { limit: 10, ..Default::default() }).await.unwrap().1, 0);
 }

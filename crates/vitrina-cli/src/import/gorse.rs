@@ -18,7 +18,10 @@ use vitrina_cli::{
     gorse_files::{GorseParser, GorseRecord, GorseTable},
 };
 use vitrina_core::{ProductId, UserId};
-use vitrina_server::gorse::model::{product_of, user_record, FeedbackTypes, Item};
+use vitrina_server::gorse::{
+    model::{product_of, user_record, Item},
+    Gorse,
+};
 
 use super::{open_with_progress, Importer, BATCH};
 
@@ -53,17 +56,12 @@ fn files(path: &Path) -> anyhow::Result<Vec<(GorseTable, PathBuf)>> {
 }
 
 impl Importer<'_> {
-    pub(super) async fn gorse(
-        &mut self,
-        path: &Path,
-        types: FeedbackTypes,
-        auto_insert: bool,
-    ) -> anyhow::Result<()> {
+    pub(super) async fn gorse(&mut self, path: &Path, gorse: &Gorse) -> anyhow::Result<()> {
         for (table, file) in files(path)? {
             let (reader, bar) = open_with_progress(&file)?;
             bar.set_message(table.name());
             let csv = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-            let result = self.gorse_lines(reader, table, csv, types.clone(), auto_insert, &bar).await;
+            let result = self.gorse_lines(reader, table, csv, gorse, &bar).await;
             bar.finish_and_clear();
             result.with_context(|| file.display().to_string())?;
             self.flush().await?;
@@ -76,8 +74,7 @@ impl Importer<'_> {
         reader: impl BufRead,
         table: GorseTable,
         csv: bool,
-        types: FeedbackTypes,
-        auto_insert: bool,
+        gorse: &Gorse,
         bar: &indicatif::ProgressBar,
     ) -> anyhow::Result<()> {
         let now = Utc::now();
@@ -88,7 +85,7 @@ impl Importer<'_> {
             if header.iter().all(|c| c.trim().is_empty()) {
                 bail!("the file is empty: a table dump starts with its header");
             }
-            let parser = GorseParser::new(table, Some(&header), types, now);
+            let parser = GorseParser::new(table, Some(&header), gorse.types.clone(), now);
             for row in rows.records() {
                 // A row of uneven length is an error naming it (a cut-off dump), not a row
                 // read with its last columns missing.
@@ -99,19 +96,21 @@ impl Importer<'_> {
                     .position()
                     .map_or_else(String::new, |p| format!("row {} (line {})", p.record(), p.line()));
                 let record = parser.parse_row(&row).with_context(|| at.clone())?;
-                self.push_gorse(record, auto_insert).await.with_context(|| at.clone())?;
+                self.push_gorse(record, gorse.auto_insert_item).await.with_context(|| at.clone())?;
                 self.flush_when_full(table, bar).await?;
             }
             return Ok(());
         }
-        let parser = GorseParser::new(table, None, types, now);
+        let parser = GorseParser::new(table, None, gorse.types.clone(), now);
         for (i, line) in reader.lines().enumerate() {
             let line = line?;
             if line.trim().is_empty() {
                 continue;
             }
             let record = parser.parse_json(&line).with_context(|| format!("line {}", i + 1))?;
-            self.push_gorse(record, auto_insert).await.with_context(|| format!("line {}", i + 1))?;
+            self.push_gorse(record, gorse.auto_insert_item)
+                .await
+                .with_context(|| format!("line {}", i + 1))?;
             self.flush_when_full(table, bar).await?;
         }
         Ok(())
