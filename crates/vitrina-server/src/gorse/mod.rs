@@ -177,17 +177,19 @@ impl PageQuery {
     /// Rows per page and the position to start at (the cursor is a decimal position).
     pub fn position(&self) -> Result<(usize, u64), crate::error::ApiError> {
         let n = crate::dto::check_count("n", self.n, 10, 1000)?;
-        let cursor = self.cursor.as_deref().or(self.cursor_upper.as_deref()).unwrap_or_default();
-        let at = if cursor.is_empty() {
-            0
-        } else {
-            cursor.parse::<u64>().map_err(|_| {
+        // Each spelling sent must be a cursor, also when the other one is used.
+        let parse = |field: &str, raw: Option<&str>| match raw.unwrap_or_default() {
+            "" => Ok(None),
+            cursor => cursor.parse::<u64>().map(Some).map_err(|_| {
                 crate::error::ApiError::from(vitrina_core::ValidationError::new(
-                    "cursor",
+                    field,
                     format!("{cursor:?} is not a cursor this server gave"),
                 ))
-            })?
+            }),
         };
+        let lower = parse("cursor", self.cursor.as_deref())?;
+        let upper = parse("Cursor", self.cursor_upper.as_deref())?;
+        let at = lower.or(upper).unwrap_or(0);
         Ok((n, at))
     }
 
@@ -206,5 +208,25 @@ pub fn next_cursor(offset: usize, got: usize, total: u64) -> String {
         next.to_string()
     } else {
         String::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PageQuery;
+
+    #[test]
+    fn each_cursor_spelling_sent_must_be_a_cursor() {
+        let page = |cursor: Option<&str>, upper: Option<&str>| {
+            PageQuery { n: None, cursor: cursor.map(Into::into), cursor_upper: upper.map(Into::into) }
+                .position()
+                .map(|(_, at)| at)
+        };
+        assert_eq!(page(Some("20"), None).unwrap(), 20);
+        assert_eq!(page(None, Some("30")).unwrap(), 30);
+        assert_eq!(page(Some("20"), Some("30")).unwrap(), 20, "`cursor` wins when both are sent");
+        assert_eq!(page(Some(""), None).unwrap(), 0);
+        assert!(page(Some("20"), Some("oops")).is_err(), "a bad `Cursor` is refused beside a good `cursor`");
+        assert!(page(Some("x"), None).is_err());
     }
 }
