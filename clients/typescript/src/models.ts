@@ -605,7 +605,9 @@ export interface RecommendationItem {
    */
   confidence: number;
   /**
-   * The visitor's event behind the item, e.g. `viewed product-3`.
+   * The visitor's event behind the item, naming the product by name and id (by id alone
+   * when it has no name), e.g. `viewed Trail Shoes (product-3)`. A rating below the
+   * visitor's mean rating is never given as the reason.
    */
   explanation?: (string | null);
   product: ProductSummary;

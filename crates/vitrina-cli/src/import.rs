@@ -6,7 +6,7 @@
 //! `ml-{user}-{item}`) are idempotent, so the same file can be imported again after a fix.
 
 use std::{
-    collections::HashSet,
+    collections::{BTreeMap, HashSet},
     fs::File,
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
@@ -67,6 +67,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         upserted: 0,
         users_upserted: 0,
         seen_items: HashSet::new(),
+        rated_items: BTreeMap::new(),
     };
     let result = match args.format {
         Format::Gorse => {
@@ -76,7 +77,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<()> {
         }
         format => import.file(&args.file, format, args.items.as_deref()).await,
     };
-    import.flush().await?;
+    import.finish().await?;
     let (stored, duplicates, upserted, users) =
         (import.stored, import.duplicates, import.upserted, import.users_upserted);
     drop(import);
@@ -113,8 +114,12 @@ struct Importer<'a> {
     /// Users to store (Gorse's users table).
     users: Vec<User>,
     users_upserted: u64,
-    /// MovieLens and Gorse items already given a product.
+    /// Gorse items already given a product.
     seen_items: HashSet<String>,
+    /// The products of MovieLens's rated items, whether each is titled: held until the end,
+    /// so that each is dated by its earliest rating (the data's rows come in any order), not
+    /// by the day of the import (which made every item look new).
+    rated_items: BTreeMap<String, (Product, bool)>,
 }
 
 impl Importer<'_> {
@@ -164,18 +169,33 @@ impl Importer<'_> {
             Line::Event(event) => self.events.push(event),
             Line::Product(product) => self.products.push(product),
             Line::Rating { event, item } => {
-                if !self.seen_items.contains(item.as_str()) {
-                    self.seen_items.insert(item.as_str().to_string());
-                    let (product, titled) = parser.product_for(&item);
-                    if titled {
-                        self.products.push(product);
-                    } else {
-                        self.placeholders.push(product);
+                let at = event.timestamp;
+                match self.rated_items.get_mut(item.as_str()) {
+                    Some((product, _)) => product.created_at = product.created_at.min(at),
+                    None => {
+                        let (mut product, titled) = parser.product_for(&item);
+                        product.created_at = at;
+                        self.rated_items.insert(item.as_str().to_string(), (product, titled));
                     }
                 }
                 self.events.push(event);
             }
         }
+    }
+
+    /// Stores what is left, the rated items' products among it.
+    async fn finish(&mut self) -> anyhow::Result<()> {
+        for (_, (product, titled)) in std::mem::take(&mut self.rated_items) {
+            if titled {
+                self.products.push(product);
+            } else {
+                self.placeholders.push(product);
+            }
+            if self.products.len() + self.placeholders.len() >= BATCH {
+                self.flush().await?;
+            }
+        }
+        self.flush().await
     }
 
     async fn flush(&mut self) -> anyhow::Result<()> {

@@ -44,6 +44,10 @@ async fn movielens_ratings_become_idempotent_events_and_products() {
     let (products, _) = store.products(ProductQuery { limit: 10, ..Default::default() }).await.unwrap();
     let kolya = products.iter().find(|p| p.id.as_str() == "242").unwrap();
     assert_eq!((kolya.name.as_str(), kolya.category.as_str()), ("Kolya (1996)", "Comedy"));
+    // A product is as old as its earliest rating, wherever that row is in the file.
+    assert_eq!(kolya.created_at.timestamp(), 881_250_949);
+    let untitled = products.iter().find(|p| p.id.as_str() == "302").unwrap();
+    assert_eq!(untitled.created_at.timestamp(), 881_250_950, "rows: 891717742, then 881250950");
     let events = store.page(0, 10).await.unwrap();
     assert_eq!(events[0].event.event_id.as_str(), "ml-196-242");
     assert_eq!(events[0].event.rating_value(), Some(3.0));

@@ -102,8 +102,10 @@ pub struct RecommendationList {
     pub generated_at: DateTime<Utc>,
 }
 
-/// The past-tense phrase for an explanation: `viewed product-3`.
-pub fn explanation(product: &ProductId, kind: ActivityType) -> String {
+/// The past-tense phrase for an explanation, naming the product by its name and id
+/// (`viewed Trail Shoes (product-3)`), or by its id when it has no name (or is no longer in
+/// the catalogue): `viewed product-3`.
+pub fn explanation(product: &ProductId, name: Option<&str>, kind: ActivityType) -> String {
     let verb = match kind {
         ActivityType::View => "viewed",
         ActivityType::Click => "clicked",
@@ -114,7 +116,10 @@ pub fn explanation(product: &ProductId, kind: ActivityType) -> String {
         ActivityType::Search => "searched",
         ActivityType::Rating => "rated",
     };
-    format!("{verb} {product}")
+    match name.map(str::trim).filter(|n| !n.is_empty() && *n != product.as_str()) {
+        Some(name) => format!("{verb} {name} ({product})"),
+        None => format!("{verb} {product}"),
+    }
 }
 
 #[cfg(test)]
@@ -131,9 +136,15 @@ mod tests {
     }
 
     #[test]
-    fn explanations_name_the_event() {
+    fn explanations_name_the_event_and_the_product() {
         let p = ProductId::parse("product-3").unwrap();
-        assert_eq!(explanation(&p, ActivityType::View), "viewed product-3");
-        assert_eq!(explanation(&p, ActivityType::AddToCart), "added to cart product-3");
+        assert_eq!(
+            explanation(&p, Some("Trail Shoes"), ActivityType::View),
+            "viewed Trail Shoes (product-3)"
+        );
+        assert_eq!(explanation(&p, None, ActivityType::AddToCart), "added to cart product-3");
+        for unnamed in ["", "  ", "product-3"] {
+            assert_eq!(explanation(&p, Some(unnamed), ActivityType::Rating), "rated product-3");
+        }
     }
 }

@@ -24,8 +24,10 @@ use crate::{online::OnlineEvent, online::UserSnapshot, trending::TrendingState};
 
 /// The first eight bytes of every checkpoint.
 pub const MAGIC: &[u8; 8] = b"VTRNCKPT";
-/// The format version this build writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The format version this build writes (it reads this one and the one before).
+pub const FORMAT_VERSION: u16 = 2;
+/// Version 1: no rated items per visitor (they are taken from the visitor's events).
+const FORMAT_WITHOUT_RATED: u16 = 1;
 
 /// Why a checkpoint cannot be read.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -61,8 +63,13 @@ impl OnlineCheckpoint {
 
     /// The checkpoint as bytes.
     pub fn write(&self) -> Vec<u8> {
+        self.encode(FORMAT_VERSION)
+    }
+
+    /// The checkpoint in format `version` (an earlier one only for the tests that read it).
+    fn encode(&self, version: u16) -> Vec<u8> {
         let mut e = Enc(Vec::with_capacity(64 + self.events() * 10 + self.users.len() * 24));
-        e.u16(FORMAT_VERSION);
+        e.u16(version);
         e.u64(self.seq);
         e.str(&self.model_version);
         e.u64(self.items.len() as u64);
@@ -84,6 +91,10 @@ impl OnlineCheckpoint {
             for (item, ts) in &s.purchases {
                 e.u32(*item);
                 e.u32(*ts);
+            }
+            if version != FORMAT_WITHOUT_RATED {
+                e.u64(s.rated.len() as u64);
+                s.rated.iter().for_each(|i| e.u32(*i));
             }
         }
         e.0.push(u8::from(self.trending.started));
@@ -122,9 +133,9 @@ impl OnlineCheckpoint {
         }
         let mut d = Dec(body);
         let version = d.u16()?;
-        if version != FORMAT_VERSION {
+        if version != FORMAT_VERSION && version != FORMAT_WITHOUT_RATED {
             return Err(corrupt(format!(
-                "unsupported format version {version}, this build reads {FORMAT_VERSION}"
+                "unsupported format version {version}, this build reads {FORMAT_WITHOUT_RATED} and {FORMAT_VERSION}"
             )));
         }
         let seq = d.u64()?;
@@ -160,7 +171,18 @@ impl OnlineCheckpoint {
             for _ in 0..n {
                 purchases.push((item(d.u32()?)?, d.u32()?));
             }
-            users.push((user, UserSnapshot { events, purchases }));
+            let rated = if version == FORMAT_WITHOUT_RATED {
+                let mut rated: Vec<u32> = Vec::new();
+                for e in events.iter().filter(|e| e.kind == ActivityType::Rating) {
+                    rated.retain(|i| *i != e.item);
+                    rated.push(e.item);
+                }
+                rated
+            } else {
+                let n = d.len(4)?;
+                (0..n).map(|_| item(d.u32()?)).collect::<Result<Vec<_>, _>>()?
+            };
+            users.push((user, UserSnapshot { events, purchases, rated }));
         }
         let started = d.u8()? != 0;
         let mut reference = [0i64; 4];
@@ -277,6 +299,7 @@ mod tests {
                         OnlineEvent { item: 2, ts: 11, kind: ActivityType::Purchase, value10: 0 },
                     ],
                     purchases: vec![(2, 11)],
+                    rated: vec![1, 0],
                 },
             )],
             trending: TrendingState {
@@ -294,6 +317,15 @@ mod tests {
         assert_eq!(OnlineCheckpoint::read(&c.write()).unwrap(), c);
         let empty = OnlineCheckpoint::default();
         assert_eq!(OnlineCheckpoint::read(&empty.write()).unwrap(), empty);
+    }
+
+    #[test]
+    fn a_checkpoint_of_the_format_before_takes_rated_items_from_the_events() {
+        let c = sample();
+        let read = OnlineCheckpoint::read(&c.encode(FORMAT_WITHOUT_RATED)).unwrap();
+        assert_eq!(read.users[0].1.rated, [0], "only what the events kept say was rated");
+        assert_eq!((read.users[0].1.events.clone(), read.seq), (c.users[0].1.events.clone(), c.seq));
+        assert_eq!(read.covisits, c.covisits, "the rest of the payload reads in place");
     }
 
     #[test]

@@ -283,7 +283,8 @@ pub struct RankingConfig {
     pub max_per_category: usize,
     /// A product the visitor purchased within this many days is never recommended.
     pub purchased_window_days: u32,
-    /// Leave out items the visitor interacted with in their recent history.
+    /// Leave out items the visitor interacted with in their recent history (the last
+    /// `history_events`), and every item they rated (the latest 1,000 rated).
     pub exclude_seen: bool,
     /// Recent events of the visitor that shape the list.
     pub history_events: usize,

@@ -160,9 +160,9 @@ impl Engine {
         let weight = self.popularity_weights.event_weight(e.activity_type, e.value);
         let floor = self.covisit_floor.load(Ordering::Relaxed).max(self.model.load().last_seq());
         if weight > 0.0 && e.seq > floor {
-            let recent = self.users.snapshot(&e.user_id, COVISIT_RECENT * 3);
+            let recent = self.users.recent(&e.user_id, COVISIT_RECENT * 3);
             let mut partners: Vec<u32> = Vec::new();
-            for prev in recent.events.iter().rev() {
+            for prev in recent.iter().rev() {
                 if prev.item != item && !partners.contains(&prev.item) {
                     partners.push(prev.item);
                     if partners.len() == COVISIT_RECENT {
@@ -366,6 +366,20 @@ impl Engine {
         catalog.index(id).and_then(|i| catalog.entry(i)).map(|e| e.product.clone())
     }
 
+    /// The ids among `ids` the catalogue does not hold, each once, sorted (one look at the
+    /// catalogue for a whole batch of events).
+    pub fn unknown_products<'a>(&self, ids: impl IntoIterator<Item = &'a ProductId>) -> Vec<&'a ProductId> {
+        let mut unknown: Vec<&ProductId> = {
+            let catalog = self.catalog();
+            // An id the engine has heard of (in an event, a model, a deleted product) is not
+            // a product unless the catalogue holds it.
+            ids.into_iter().filter(|id| catalog.index(id).and_then(|i| catalog.entry(i)).is_none()).collect()
+        };
+        unknown.sort_unstable();
+        unknown.dedup();
+        unknown
+    }
+
     /// The catalogue products `keep` accepts, shared (nothing is copied).
     pub fn products_where(&self, keep: impl Fn(&Product) -> bool) -> Vec<Arc<Product>> {
         self.catalog().entries().filter(|(_, e)| keep(&e.product)).map(|(_, e)| e.product.clone()).collect()
@@ -445,7 +459,7 @@ impl Engine {
 
     /// How many of the visitor's events their online state holds (0 when it holds none).
     pub fn online_events(&self, user: &UserId) -> usize {
-        self.users.snapshot(user, usize::MAX).events.len()
+        self.users.recent(user, usize::MAX).len()
     }
 
     /// The online state, as of log sequence `seq`: the caller guarantees that exactly the
@@ -482,6 +496,7 @@ impl Engine {
         for (user, mut s) in checkpoint.users {
             s.events.iter_mut().for_each(|e| e.item = map(e.item));
             s.purchases.iter_mut().for_each(|p| p.0 = map(p.0));
+            s.rated.iter_mut().for_each(|i| *i = map(*i));
             self.users.import(user, s, checkpoint.seq);
         }
         self.users.add_evicted(checkpoint.evicted, checkpoint.seq);

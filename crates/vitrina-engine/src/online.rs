@@ -1,4 +1,4 @@
-//! Visitors' online state: each visitor's latest events and purchases, updated by every
+//! Visitors' online state: each visitor's latest events, purchases and rated items, updated by every
 //! acknowledged event, read by every recommendation. Sharded so writers of different
 //! visitors rarely meet; events are packed to 12 bytes.
 
@@ -45,6 +45,9 @@ impl OnlineEvent {
 
 /// Purchases kept per visitor (beyond the recent-events window), for the purchased rule.
 const MAX_PURCHASES: usize = 200;
+/// Rated items kept per visitor (the latest rated), beyond the recent-events window: a
+/// rating says the item was consumed, so `excludeSeen` keeps it out over the whole history.
+pub const MAX_RATED: usize = 1_000;
 const SHARDS: usize = 64;
 
 #[derive(Debug, Default, Clone)]
@@ -53,6 +56,8 @@ struct UserState {
     events: Vec<OnlineEvent>,
     /// `(item, ts)`, oldest first.
     purchases: Vec<(u32, u32)>,
+    /// Distinct items rated, latest last, at most [`MAX_RATED`].
+    rated: Vec<u32>,
     /// The highest log sequence of the visitor's events observed (at least), so a list
     /// computed from a state that had applied less is known to be older.
     seq: u64,
@@ -65,6 +70,20 @@ pub struct UserSnapshot {
     pub events: Vec<OnlineEvent>,
     /// `(item, ts)` of purchases, oldest first.
     pub purchases: Vec<(u32, u32)>,
+    /// Distinct items rated over the whole history (the latest [`MAX_RATED`]), latest last.
+    pub rated: Vec<u32>,
+}
+
+/// Notes that `item` was rated: it moves to the end of `rated` (the latest), and the
+/// earliest rated item goes when there are more than [`MAX_RATED`].
+fn note_rated(rated: &mut Vec<u32>, item: u32) {
+    if let Some(at) = rated.iter().position(|&i| i == item) {
+        rated.remove(at);
+    }
+    rated.push(item);
+    if rated.len() > MAX_RATED {
+        rated.remove(0);
+    }
 }
 
 impl UserState {
@@ -161,6 +180,9 @@ impl Users {
                 state.events.remove(0);
             }
         }
+        if event.kind == ActivityType::Rating {
+            note_rated(&mut state.rated, event.item);
+        }
         if event.kind == ActivityType::Purchase {
             let at = state.purchases.partition_point(|p| p.1 <= event.ts);
             state.purchases.insert(at, (event.item, event.ts));
@@ -190,8 +212,10 @@ impl Users {
         sorted.sort_by_key(|e| e.ts);
         let mut state = UserState { seq, ..Default::default() };
         for e in &sorted {
-            if e.kind == ActivityType::Purchase {
-                state.purchases.push((e.item, e.ts));
+            match e.kind {
+                ActivityType::Purchase => state.purchases.push((e.item, e.ts)),
+                ActivityType::Rating => note_rated(&mut state.rated, e.item),
+                _ => {}
             }
         }
         let keep = sorted.len().saturating_sub(self.capacity);
@@ -217,9 +241,16 @@ impl Users {
             Some(s) => UserSnapshot {
                 events: s.events[s.events.len().saturating_sub(n)..].to_vec(),
                 purchases: s.purchases.clone(),
+                rated: s.rated.clone(),
             },
             None => UserSnapshot::default(),
         }
+    }
+
+    /// The visitor's latest `n` events alone (no copy of the rest of their state).
+    pub fn recent(&self, user: &UserId, n: usize) -> Vec<OnlineEvent> {
+        let shard = self.shard(user).read().expect("online shard lock");
+        shard.get(user).map_or_else(Vec::new, |s| s.events[s.events.len().saturating_sub(n)..].to_vec())
     }
 
     /// Forgets a deleted visitor.
@@ -231,13 +262,14 @@ impl Users {
         }
     }
 
-    /// Every visitor's state, shard by shard, as `(visitor, events, purchases)`.
+    /// Every visitor's state, shard by shard.
     pub fn export(&self) -> Vec<(UserId, UserSnapshot)> {
         let mut out = Vec::with_capacity(self.len());
         for shard in self.shards.iter() {
             let shard = shard.read().expect("online shard lock");
             out.extend(shard.iter().map(|(u, s)| {
-                (u.clone(), UserSnapshot { events: s.events.clone(), purchases: s.purchases.clone() })
+                let (events, purchases, rated) = (s.events.clone(), s.purchases.clone(), s.rated.clone());
+                (u.clone(), UserSnapshot { events, purchases, rated })
             }));
         }
         out
@@ -257,10 +289,10 @@ impl Users {
         let keep = snapshot.events.len().saturating_sub(self.capacity);
         let purchases = snapshot.purchases.len().saturating_sub(MAX_PURCHASES);
         snapshot.purchases.drain(..purchases);
-        shard.insert(
-            user,
-            UserState { events: snapshot.events.split_off(keep), purchases: snapshot.purchases, seq },
-        );
+        let rated = snapshot.rated.len().saturating_sub(MAX_RATED);
+        snapshot.rated.drain(..rated);
+        let events = snapshot.events.split_off(keep);
+        shard.insert(user, UserState { events, purchases: snapshot.purchases, rated: snapshot.rated, seq });
     }
 
     /// Counts `n` visitors forgotten before a checkpoint taken at sequence `seq` (their
@@ -281,8 +313,8 @@ impl Users {
     }
 
     /// A digest of every visitor's state that does not depend on the order visitors were
-    /// stored in: the wrapping sum of one hash per visitor over their id and their events and
-    /// purchases, with items named by `item_id` (item numbers differ between processes).
+    /// stored in: the wrapping sum of one hash per visitor over their id and their events,
+    /// purchases and rated items, with items named by `item_id` (item numbers differ between processes).
     /// Returns `(visitors, events, digest)`.
     pub fn digest<'a>(&self, item_id: impl Fn(u32) -> &'a str) -> (usize, usize, u64) {
         let (mut visitors, mut events, mut digest) = (0usize, 0usize, 0u64);
@@ -303,6 +335,11 @@ impl Users {
                     h.update(item_id(*item).as_bytes());
                     h.update(&[0]);
                     h.update(&ts.to_le_bytes());
+                }
+                for item in &s.rated {
+                    h.update(&[0xfd]);
+                    h.update(item_id(*item).as_bytes());
+                    h.update(&[0]);
                 }
                 visitors += 1;
                 events += s.events.len();
@@ -346,6 +383,33 @@ mod tests {
         users.forget(&u, || ());
         assert_eq!(users.snapshot(&u, 10), UserSnapshot::default());
         assert!(users.is_empty());
+    }
+
+    #[test]
+    fn rated_items_outlive_the_history_and_stay_bounded() {
+        let users = Users::new(2);
+        let u = UserId::parse("critic").unwrap();
+        let rate = |item: u32, secs: i64| {
+            OnlineEvent::new(item, (EPOCH_SECS + secs) * 1000, ActivityType::Rating, Some(4.0))
+        };
+        for i in 0..(MAX_RATED as u32 + 5) {
+            users.observe(&u, rate(i, i64::from(i)), 0);
+        }
+        users.observe(&u, rate(7, 10_000), 0);
+        let snap = users.snapshot(&u, 10);
+        assert_eq!(snap.events.len(), 2, "the history keeps its capacity");
+        assert_eq!(snap.rated.len(), MAX_RATED, "the earliest rated go past the bound");
+        assert_eq!(snap.rated[..3], [5, 6, 8], "items 0 to 4 went first, and 7 moved to the end");
+        assert_eq!(snap.rated.last(), Some(&7), "rated again: the latest");
+        // Hydrated from a history, the rated items come from all of it.
+        let back = UserId::parse("back").unwrap();
+        users.hydrate(
+            &back,
+            &[rate(1, 1), rate(2, 2), ev(3, 3, ActivityType::View), ev(4, 4, ActivityType::View)],
+            0,
+            || true,
+        );
+        assert_eq!(users.snapshot(&back, 10).rated, [1, 2]);
     }
 
     #[test]

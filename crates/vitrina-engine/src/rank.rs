@@ -22,7 +22,7 @@ use crate::{
     config::{EventWeights, RankingConfig},
     covisit::{self, CoVisits},
     model::ActiveModel,
-    online::{online_secs, UserSnapshot},
+    online::{online_secs, OnlineEvent, UserSnapshot},
     trending::{TrendingLists, Window},
 };
 
@@ -71,8 +71,11 @@ pub struct Profile {
     items: Vec<(u32, f32, ActivityType)>,
     /// Distinct items, newest first.
     recent: Vec<u32>,
+    /// Items with an event in the window, and every item rated over the whole history.
     seen: FxHashSet<u32>,
     purchased: FxHashSet<u32>,
+    /// Items whose latest rating is below the visitor's mean rating: never a reason.
+    disliked: FxHashSet<u32>,
     categories: Vec<u32>,
 }
 
@@ -89,9 +92,20 @@ impl Profile {
         let mut recent = Vec::new();
         let mut seen = FxHashSet::default();
         let mut factor = 1.0f32;
+        let mut disliked = FxHashSet::default();
+        let ratings: Vec<f32> = snapshot.events.iter().filter_map(OnlineEvent::value).collect();
+        let mean_rating = ratings.iter().sum::<f32>() / ratings.len().max(1) as f32;
+        let mut rated_later = FxHashSet::default();
         for e in snapshot.events.iter().rev() {
             let w = weights.event_weight(e.kind, e.value());
             seen.insert(e.item);
+            if let Some(v) = e.value() {
+                // The latest rating of an item decides: below the visitor's own mean (scale-free:
+                // 1–5 stars, 0–10 points) it is a dislike.
+                if rated_later.insert(e.item) && v < mean_rating {
+                    disliked.insert(e.item);
+                }
+            }
             if !recent.contains(&e.item) && w > 0.0 {
                 recent.push(e.item);
             }
@@ -108,6 +122,7 @@ impl Profile {
         let window_start =
             online_secs(now_ms).saturating_sub(config.purchased_window_days.saturating_mul(86_400));
         let purchased = snapshot.purchases.iter().filter(|p| p.1 >= window_start).map(|p| p.0).collect();
+        seen.extend(snapshot.rated.iter().copied());
         let mut cat_weight: FxHashMap<u32, f32> = FxHashMap::default();
         for &(i, w, _) in &items {
             if let Some(e) = catalog.entry(i) {
@@ -121,6 +136,7 @@ impl Profile {
             recent,
             seen,
             purchased,
+            disliked,
             categories: categories.into_iter().take(PROFILE_CATEGORIES).map(|c| c.0).collect(),
         }
     }
@@ -132,6 +148,7 @@ impl Profile {
             recent: vec![item],
             seen: std::iter::once(item).collect(),
             purchased: FxHashSet::default(),
+            disliked: FxHashSet::default(),
             categories: catalog.entry(item).map(|e| vec![e.category]).unwrap_or_default(),
         }
     }
@@ -347,8 +364,11 @@ impl Inputs<'_> {
         let row_weight =
             |row: (&[u32], &[f32]), t: u32| row.0.binary_search(&t).ok().map_or(0.0, |at| row.1[at]);
         let mut best: Option<(u32, ActivityType, f32)> = None;
+        let mut disliked_contributed = false;
         let mut consider = |p: u32, k: ActivityType, c: f32| {
-            if c > 0.0 && best.is_none_or(|b| c > b.2) {
+            if c > 0.0 && profile.disliked.contains(&p) {
+                disliked_contributed = true;
+            } else if c > 0.0 && best.is_none_or(|b| c > b.2) {
                 best = Some((p, k, c));
             }
         };
@@ -393,7 +413,12 @@ impl Inputs<'_> {
             }
             _ => return None,
         }
-        best.map(|b| (b.0, b.1)).or_else(|| profile.items.first().map(|x| (x.0, x.2)))
+        match best {
+            Some(b) => Some((b.0, b.1)),
+            // Only a disliked item led here: no reason is better than an unrelated one.
+            None if disliked_contributed => None,
+            None => profile.items.iter().find(|x| !profile.disliked.contains(&x.0)).map(|x| (x.0, x.2)),
+        }
     }
 
     /// The category filter of `req` as an interned id: `Some(None)` without a filter, `None`

@@ -492,3 +492,59 @@ fn a_visitors_latest_sequence_follows_observed_and_hydrated_events() {
     assert_eq!(engine.last_seq(&uid("a")), 5);
     assert_eq!(engine.last_seq(&uid("stranger")), 5);
 }
+
+#[test]
+fn unknown_products_are_those_the_catalogue_lacks_each_once() {
+    let (products, _) = shop();
+    let engine = Engine::new(products, RankingConfig::default());
+    // Heard of in an event, but not a product.
+    engine.observe(&ev(1, "u", ActivityType::View, "x1"));
+    let ids = [pid("p9"), pid("x2"), pid("p0"), pid("x1"), pid("x2")];
+    assert_eq!(engine.unknown_products(&ids), [&pid("x1"), &pid("x2")]);
+    assert!(engine.unknown_products(&ids[..1]).is_empty());
+}
+
+fn rating(seq: u64, user: &str, product: &str, value: f32) -> LogEvent {
+    LogEvent { value: Some(value), ..ev(seq, user, ActivityType::Rating, product) }
+}
+
+#[test]
+fn rated_items_stay_out_of_lists_past_the_history_window() {
+    let (products, log) = shop();
+    let engine = trained(products, &log, RankingConfig { history_events: 3, ..Default::default() });
+    for (k, p) in ["p0", "p1", "p2"].into_iter().enumerate() {
+        engine.observe(&rating(10_000 + k as u64, "critic", p, 5.0));
+    }
+    // Three views push the ratings out of the three-event window ranking reads.
+    for (k, p) in ["p5", "p6", "p7"].into_iter().enumerate() {
+        engine.observe(&ev(10_010 + k as u64, "critic", ActivityType::View, p));
+    }
+    let list = ids(&engine.recommend(&uid("critic"), &req(10, &Filters::default())));
+    assert!(!list.is_empty());
+    for gone in ["p0", "p1", "p2", "p5", "p6", "p7"] {
+        assert!(!list.contains(&gone.to_string()), "{gone} was rated or viewed: {list:?}");
+    }
+}
+
+#[test]
+fn a_rating_below_the_visitors_mean_is_never_the_reason() {
+    let (products, log) = shop();
+    let engine = trained(products, &log, RankingConfig::default());
+    engine.observe(&rating(10_000, "picky", "p0", 5.0));
+    engine.observe(&rating(10_001, "picky", "p1", 4.0));
+    engine.observe(&rating(10_002, "picky", "p5", 1.0));
+    let list = engine.recommend(&uid("picky"), &req(10, &Filters::default()));
+    assert!(list.iter().any(|r| r.because.is_some()), "{list:?}");
+    assert!(list.iter().all(|r| r.because.as_ref().is_none_or(|b| b.0 != pid("p5"))), "{list:?}");
+    // p5's taste group owes its neighbours to p5 alone: no other item is named instead.
+    let neighbours = list.iter().filter(|r| {
+        ["p6", "p7", "p8", "p9"].contains(&r.product.id.as_str())
+            && matches!(r.source, Source::CollaborativeFiltering | Source::LinearItemModel | Source::NextItem)
+    });
+    assert!(neighbours.clone().count() > 0, "{list:?}");
+    assert!(neighbours.clone().all(|r| r.because.is_none()), "{list:?}");
+    // Rated again, higher: the latest rating decides.
+    engine.observe(&rating(10_003, "picky", "p5", 5.0));
+    let list = engine.recommend(&uid("picky"), &req(10, &Filters::default()));
+    assert!(list.iter().any(|r| r.because.as_ref().is_some_and(|b| b.0 == pid("p5"))), "{list:?}");
+}

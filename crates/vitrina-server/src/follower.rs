@@ -529,7 +529,10 @@ async fn hydrate(log: Arc<dyn EventLog>, engine: Arc<Engine>, user: UserId, upto
         return Ok(());
     }
     let erasures = engine.erasures();
-    let history = log.recent_for_user(&user, engine.ranking().history_events).await?;
+    // The recent window ranking reads, and enough before it for the rated items the online
+    // state keeps over the whole history.
+    let limit = engine.ranking().history_events.max(vitrina_engine::online::MAX_RATED);
+    let history = log.recent_for_user(&user, limit).await?;
     let events: Vec<LogEvent> = history.iter().filter(|e| e.seq <= upto).map(LogEvent::from).collect();
     engine.hydrate(&user, &events, erasures);
     Ok(())

@@ -78,7 +78,10 @@ async fn a_view_personalises_a_new_visitor_with_the_reason() {
     let first = &warm["recommendations"][0];
     let personal = ["collaborative_filtering", "matrix_factorization", "next_item", "linear_item_model"];
     assert!(personal.contains(&first["reason"].as_str().unwrap()), "{warm}");
-    assert_eq!(first["explanation"], "viewed product-3");
+    assert_eq!(
+        first["explanation"], "viewed Ноутбук MacBook Air M2 (product-3)",
+        "the product by name and id"
+    );
     assert!(!product_ids(&warm).contains(&"product-3".to_string()));
     assert_eq!(first["product"]["id"], first["productId"]);
     assert!(first["product"]["price"].as_str().unwrap().contains('.'));

@@ -73,13 +73,15 @@ pub async fn send(
     (res.status().as_u16(), res.json().await.unwrap())
 }
 
-/// Whether some item of the list is explained by the visitor's view of `product`.
+/// Whether some item of the list is explained by the visitor's view of `product`
+/// (`viewed NAME (product)`, or `viewed product` for a product without a name).
 pub fn explained_by(list: &Value, product: &str) -> bool {
-    list["recommendations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|r| r["explanation"].as_str().is_some_and(|e| e.contains(&format!("viewed {product}"))))
+    list["recommendations"].as_array().unwrap().iter().any(|r| {
+        r["explanation"].as_str().is_some_and(|e| {
+            e == format!("viewed {product}")
+                || (e.starts_with("viewed ") && e.ends_with(&format!(" ({product})")))
+        })
+    })
 }
 
 /// The sum of a server's `/metrics` samples whose line starts with `series` (0 when none).

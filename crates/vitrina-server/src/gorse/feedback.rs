@@ -1,8 +1,6 @@
 //! Gorse's feedback: activity events, appended through Vitrina's one write path (durable,
 //! all or nothing, followed by the engine before the answer) and read back from the log.
 
-use std::collections::BTreeSet;
-
 use axum::{extract::State, Json};
 use chrono::{DateTime, Duration, Utc};
 use vitrina_core::{ports::AppendOutcome, NewActivity, ProductId, UserId, ValidationError};
@@ -54,13 +52,8 @@ async fn insert_missing_items(s: &AppState, events: &[NewActivity]) -> ApiResult
     }
     // Every process holds the catalogue in its engine (and hears of changes): only ids it
     // lacks are candidates, and inserting one that exists after all is a conflict, not a write.
-    let ids: BTreeSet<&ProductId> = events
-        .iter()
-        .filter_map(|e| e.product_id.as_ref())
-        .filter(|p| s.engine.product(p).is_none())
-        .collect();
     let mut created = Vec::new();
-    for id in ids {
+    for id in s.engine.unknown_products(events.iter().filter_map(|e| e.product_id.as_ref())) {
         let product =
             product_of(Item::bare(id.to_string()), None, Utc::now()).map_err(ApiError::validation)?;
         // Only if still absent: an item written meanwhile is not overwritten with a blank one.

@@ -576,16 +576,16 @@ pub fn feedback_event(
     }
     let ts_ms = at.unwrap_or(now).timestamp_millis();
     let identity_time = match (at, undated) {
-        (None, Undated::SameRow) => "undated".to_string(),
-        _ => ts_ms.to_string(),
+        (None, Undated::SameRow) => None,
+        _ => Some(ts_ms),
     };
-    let identity = format!(
-        "{feedback_type}\u{0}{}\u{0}{}\u{0}{identity_time}\u{0}{}",
+    let event_id = feedback_event_id(
+        &feedback_type,
         f.user_id.as_deref().unwrap_or_default(),
-        f.item_id,
-        gorse
+        &f.item_id,
+        identity_time,
+        &gorse,
     );
-    let event_id = format!("gorse-{:032x}", xxhash_rust::xxh3::xxh3_128(identity.as_bytes()));
     if gorse.as_object().is_some_and(|g| !g.is_empty()) {
         metadata.insert(KEY.into(), gorse);
     }
@@ -605,6 +605,36 @@ pub fn feedback_event(
         Ok(_) => Err(errors),
         Err(errs) => Err(errs.into_iter().map(gorse_field).chain(errors).collect()),
     }
+}
+
+/// The event id of a feedback: a hash of its type, user, item, time (`None`: an undated row
+/// of an import) and the Gorse fields kept with it, NUL-separated. Fed to the hasher piece by
+/// piece (no identity string is built); stored ids depend on these exact bytes, so they must
+/// not change.
+fn feedback_event_id(kind: &str, user: &str, item: &str, time: Option<i64>, gorse: &Value) -> String {
+    use std::io::Write as _;
+    struct Hashing(xxhash_rust::xxh3::Xxh3);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.update(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut h = Hashing(xxhash_rust::xxh3::Xxh3::new());
+    for part in [kind, user, item] {
+        h.0.update(part.as_bytes());
+        h.0.update(b"\0");
+    }
+    // Writing into a hasher cannot fail.
+    let _ = match time {
+        Some(ms) => write!(h, "{ms}\0"),
+        None => h.write_all(b"undated\0"),
+    };
+    let _ = serde_json::to_writer(&mut h, gorse);
+    format!("gorse-{:032x}", h.0.digest128())
 }
 
 /// Names a validation error by the Gorse field it came from.
@@ -850,6 +880,30 @@ mod tests {
                 comment: String::new(),
             }
         );
+    }
+
+    #[test]
+    fn event_ids_stay_what_earlier_versions_stored() {
+        // The identity as one string, as the first version hashed it: feedback stored then
+        // must keep its id, or a repeat sent after an upgrade would be stored twice.
+        let first_version = |kind: &str, user: &str, item: &str, time: &str, gorse: &Value| {
+            let identity = format!("{kind}\u{0}{user}\u{0}{item}\u{0}{time}\u{0}{gorse}");
+            format!("gorse-{:032x}", xxhash_rust::xxh3::xxh3_128(identity.as_bytes()))
+        };
+        let types = FeedbackTypes::default();
+        let mut star = feedback("star", "u-1", "i-1", "2022-08-07T00:26:46Z");
+        star.value = Some(4.0);
+        star.comment = Some("ok \"quoted\"".into());
+        let e = activity_of(star, &types, now()).unwrap();
+        let gorse = json!({"feedbackType": "star", "value": 4.0, "comment": "ok \"quoted\""});
+        assert_eq!(e.event_id.as_str(), first_version("star", "u-1", "i-1", "1659832006000", &gorse));
+        assert_eq!(e.event_id.as_str(), "gorse-ddee6436525be6d6b8817dddd0850e97", "as 492fe32 stored it");
+        let like = activity_of(feedback("like", "u-2", "i-2", ""), &types, now()).unwrap();
+        let ms = now().timestamp_millis().to_string();
+        assert_eq!(like.event_id.as_str(), first_version("like", "u-2", "i-2", &ms, &json!({})));
+        let row =
+            feedback_event(feedback("like", "u-2", "i-2", ""), &types, now(), Undated::SameRow).unwrap();
+        assert_eq!(row.event_id.as_str(), first_version("like", "u-2", "i-2", "undated", &json!({})));
     }
 
     #[test]

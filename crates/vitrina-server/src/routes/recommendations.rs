@@ -125,7 +125,9 @@ pub struct RecommendationItem {
     /// `popular_in_category` or `new_item`.
     #[schema(example = "collaborative_filtering")]
     pub reason: String,
-    /// The visitor's event behind the item, e.g. `viewed product-3`.
+    /// The visitor's event behind the item, naming the product by name and id (by id alone
+    /// when it has no name), e.g. `viewed Trail Shoes (product-3)`. A rating below the
+    /// visitor's mean rating is never given as the reason.
     pub explanation: Option<String>,
     pub product: ProductSummary,
 }
@@ -252,8 +254,11 @@ fn serve(
     }
 }
 
-fn personal_explanation(r: &Recommended) -> Option<String> {
-    r.because.as_ref().map(|(p, kind)| explanation(p, *kind))
+/// Why a personalised item is listed: the visitor's event behind it, naming the product.
+fn personal_explanation(s: &AppState, r: &Recommended) -> Option<String> {
+    let (id, kind) = r.because.as_ref()?;
+    let product = s.engine.product(id);
+    Some(explanation(id, product.as_ref().map(|p| p.name.as_str()), *kind))
 }
 
 /// Ranks on the blocking pool (CPU work stays off the async workers).
@@ -321,7 +326,7 @@ pub(crate) async fn personal_list(
             (list, false)
         }
     };
-    Ok(serve(s, Some(user), &arm, &list, skip, from_cache, personal_explanation))
+    Ok(serve(s, Some(user), &arm, &list, skip, from_cache, |r| personal_explanation(s, r)))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -354,7 +359,7 @@ pub async fn refresh(
     if let Some(token) = token {
         s.ports.cache.store(&user, &key, token, applied, list.clone()).await;
     }
-    let list = serve(&s, Some(&user), &arm, &list, 0, false, personal_explanation);
+    let list = serve(&s, Some(&user), &arm, &list, 0, false, |r| personal_explanation(&s, r));
     Ok(Json(RecommendationsResponse::new(user.to_string(), list)))
 }
 
@@ -682,7 +687,7 @@ pub(crate) async fn session_list(
     })
     .await
     .map_err(ApiError::internal)?;
-    Ok(serve(s, visitor, &arm, &list, skip, false, personal_explanation))
+    Ok(serve(s, visitor, &arm, &list, skip, false, |r| personal_explanation(s, r)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
