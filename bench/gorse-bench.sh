@@ -21,7 +21,7 @@ echo "== machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(fre
 # first Gorse batch would create them, and the loads before it would track unknown items).
 seq 1 1000 | awk 'BEGIN { printf "{\"products\":[" }
   { printf "%s{\"id\":\"product-%d\",\"name\":\"Product %d\",\"category\":\"c%d\",\"price\":\"%d.00\"}", (NR > 1 ? "," : ""), $1, $1, $1 % 20, $1 }
-  END { print "]}" }' | curl -sf -XPOST "$url/api/v1/catalog/products/bulk" -H 'content-type: application/json' -d @- >/dev/null
+  END { print "]}" }' | curl -sSf -XPOST "$url/api/v1/catalog/products/bulk" -H 'content-type: application/json' -d @- >/dev/null
 echo "== products in the catalogue: $(curl -s "$url/api/v1/catalog/products?limit=1" | sed -n 's/.*"total":\([0-9]*\).*/\1/p')"
 common=(--url "$url" --users 100000 --products 1000)
 loads=(

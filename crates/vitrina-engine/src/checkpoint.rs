@@ -26,7 +26,9 @@ use crate::{online::OnlineEvent, online::UserSnapshot, trending::TrendingState};
 pub const MAGIC: &[u8; 8] = b"VTRNCKPT";
 /// The format version this build writes (it reads this one and the one before).
 pub const FORMAT_VERSION: u16 = 2;
-/// Version 1: no rated items per visitor (they are taken from the visitor's events).
+/// Version 1: no rated items per visitor. Its visitors are read as forgotten (counted with
+/// the evicted), so that each is read back from the log, rated items and all, on return:
+/// the events a checkpoint holds would give only the ratings among the latest 100.
 const FORMAT_WITHOUT_RATED: u16 = 1;
 
 /// Why a checkpoint cannot be read.
@@ -152,6 +154,7 @@ impl OnlineCheckpoint {
             }
         };
         let evicted = d.u64()?;
+        let mut forgotten = 0u64;
         let n_users = d.len(12)?;
         let mut users = Vec::with_capacity(n_users);
         for _ in 0..n_users {
@@ -171,17 +174,12 @@ impl OnlineCheckpoint {
             for _ in 0..n {
                 purchases.push((item(d.u32()?)?, d.u32()?));
             }
-            let rated = if version == FORMAT_WITHOUT_RATED {
-                let mut rated: Vec<u32> = Vec::new();
-                for e in events.iter().filter(|e| e.kind == ActivityType::Rating) {
-                    rated.retain(|i| *i != e.item);
-                    rated.push(e.item);
-                }
-                rated
-            } else {
-                let n = d.len(4)?;
-                (0..n).map(|_| item(d.u32()?)).collect::<Result<Vec<_>, _>>()?
-            };
+            if version == FORMAT_WITHOUT_RATED {
+                forgotten += 1;
+                continue;
+            }
+            let n = d.len(4)?;
+            let rated = (0..n).map(|_| item(d.u32()?)).collect::<Result<Vec<_>, _>>()?;
             users.push((user, UserSnapshot { events, purchases, rated }));
         }
         let started = d.u8()? != 0;
@@ -209,7 +207,7 @@ impl OnlineCheckpoint {
             seq,
             model_version,
             items,
-            evicted,
+            evicted: evicted + forgotten,
             users,
             trending: TrendingState { scores, reference, started },
             covisits,
@@ -320,12 +318,12 @@ mod tests {
     }
 
     #[test]
-    fn a_checkpoint_of_the_format_before_takes_rated_items_from_the_events() {
+    fn a_checkpoint_of_the_format_before_forgets_its_visitors_to_read_them_back() {
         let c = sample();
         let read = OnlineCheckpoint::read(&c.encode(FORMAT_WITHOUT_RATED)).unwrap();
-        assert_eq!(read.users[0].1.rated, [0], "only what the events kept say was rated");
-        assert_eq!((read.users[0].1.events.clone(), read.seq), (c.users[0].1.events.clone(), c.seq));
-        assert_eq!(read.covisits, c.covisits, "the rest of the payload reads in place");
+        assert!(read.users.is_empty(), "their rated items are in the log, not in the checkpoint");
+        assert_eq!(read.evicted, c.evicted + 1, "counted as forgotten: read back on return");
+        assert_eq!((read.seq, &read.covisits, &read.trending), (c.seq, &c.covisits, &c.trending));
     }
 
     #[test]
