@@ -607,7 +607,7 @@ export interface RecommendationItem {
   /**
    * The visitor's event behind the item, naming the product by name and id (by id alone
    * when it has no name), e.g. `viewed Trail Shoes (product-3)`. A rating below the
-   * visitor's mean rating is never given as the reason.
+   * visitor's mean rating is a dislike: it never leads to an item nor explains one.
    */
   explanation?: (string | null);
   product: ProductSummary;

@@ -74,6 +74,11 @@ pub struct UserSnapshot {
     pub rated: Vec<u32>,
 }
 
+/// The latest `n` of `events` (oldest first).
+fn latest(events: &[OnlineEvent], n: usize) -> Vec<OnlineEvent> {
+    events[events.len().saturating_sub(n)..].to_vec()
+}
+
 /// Notes that `item` was rated: it moves to the end of `rated` (the latest), and the
 /// earliest rated item goes when there are more than [`MAX_RATED`].
 fn note_rated(rated: &mut Vec<u32>, item: u32) {
@@ -239,7 +244,7 @@ impl Users {
         let shard = self.shard(user).read().expect("online shard lock");
         match shard.get(user) {
             Some(s) => UserSnapshot {
-                events: s.events[s.events.len().saturating_sub(n)..].to_vec(),
+                events: latest(&s.events, n),
                 purchases: s.purchases.clone(),
                 rated: s.rated.clone(),
             },
@@ -250,7 +255,7 @@ impl Users {
     /// The visitor's latest `n` events alone (no copy of the rest of their state).
     pub fn recent(&self, user: &UserId, n: usize) -> Vec<OnlineEvent> {
         let shard = self.shard(user).read().expect("online shard lock");
-        shard.get(user).map_or_else(Vec::new, |s| s.events[s.events.len().saturating_sub(n)..].to_vec())
+        shard.get(user).map_or_else(Vec::new, |s| latest(&s.events, n))
     }
 
     /// Forgets a deleted visitor.

@@ -74,8 +74,6 @@ pub struct Profile {
     /// Items with an event in the window, and every item rated over the whole history.
     seen: FxHashSet<u32>,
     purchased: FxHashSet<u32>,
-    /// Items whose latest rating is below the visitor's mean rating: never a reason.
-    disliked: FxHashSet<u32>,
     categories: Vec<u32>,
 }
 
@@ -92,19 +90,14 @@ impl Profile {
         let mut recent = Vec::new();
         let mut seen = FxHashSet::default();
         let mut factor = 1.0f32;
-        let mut disliked = FxHashSet::default();
-        let ratings: Vec<f32> = snapshot.events.iter().filter_map(OnlineEvent::value).collect();
-        let mean_rating = ratings.iter().sum::<f32>() / ratings.len().max(1) as f32;
-        let mut rated_later = FxHashSet::default();
+        let disliked = disliked(&snapshot.events);
         for e in snapshot.events.iter().rev() {
             let w = weights.event_weight(e.kind, e.value());
             seen.insert(e.item);
-            if let Some(v) = e.value() {
-                // The latest rating of an item decides: below the visitor's own mean (scale-free:
-                // 1–5 stars, 0–10 points) it is a dislike.
-                if rated_later.insert(e.item) && v < mean_rating {
-                    disliked.insert(e.item);
-                }
+            if disliked.contains(&e.item) {
+                // Seen, but no interest: it neither leads to candidates nor explains them.
+                factor *= config.recency;
+                continue;
             }
             if !recent.contains(&e.item) && w > 0.0 {
                 recent.push(e.item);
@@ -136,7 +129,6 @@ impl Profile {
             recent,
             seen,
             purchased,
-            disliked,
             categories: categories.into_iter().take(PROFILE_CATEGORIES).map(|c| c.0).collect(),
         }
     }
@@ -148,7 +140,6 @@ impl Profile {
             recent: vec![item],
             seen: std::iter::once(item).collect(),
             purchased: FxHashSet::default(),
-            disliked: FxHashSet::default(),
             categories: catalog.entry(item).map(|e| vec![e.category]).unwrap_or_default(),
         }
     }
@@ -160,6 +151,21 @@ impl Profile {
     fn kind_of(&self, item: u32) -> ActivityType {
         self.items.iter().find(|x| x.0 == item).map_or(ActivityType::View, |x| x.2)
     }
+}
+
+/// Items whose latest rating in `events` (oldest first) is below the visitor's mean rating
+/// there: a dislike, whatever the scale (1–5 stars, 0–10 points).
+fn disliked(events: &[OnlineEvent]) -> FxHashSet<u32> {
+    let ratings: Vec<(u32, f32)> = events.iter().filter_map(|e| Some((e.item, e.value()?))).collect();
+    let mean = ratings.iter().map(|r| r.1).sum::<f32>() / ratings.len().max(1) as f32;
+    let mut decided = FxHashSet::default();
+    let mut disliked = FxHashSet::default();
+    for &(item, value) in ratings.iter().rev() {
+        if decided.insert(item) && value < mean {
+            disliked.insert(item);
+        }
+    }
+    disliked
 }
 
 #[derive(Clone, Copy)]
@@ -364,11 +370,8 @@ impl Inputs<'_> {
         let row_weight =
             |row: (&[u32], &[f32]), t: u32| row.0.binary_search(&t).ok().map_or(0.0, |at| row.1[at]);
         let mut best: Option<(u32, ActivityType, f32)> = None;
-        let mut disliked_contributed = false;
         let mut consider = |p: u32, k: ActivityType, c: f32| {
-            if c > 0.0 && profile.disliked.contains(&p) {
-                disliked_contributed = true;
-            } else if c > 0.0 && best.is_none_or(|b| c > b.2) {
+            if c > 0.0 && best.is_none_or(|b| c > b.2) {
                 best = Some((p, k, c));
             }
         };
@@ -413,12 +416,7 @@ impl Inputs<'_> {
             }
             _ => return None,
         }
-        match best {
-            Some(b) => Some((b.0, b.1)),
-            // Only a disliked item led here: no reason is better than an unrelated one.
-            None if disliked_contributed => None,
-            None => profile.items.iter().find(|x| !profile.disliked.contains(&x.0)).map(|x| (x.0, x.2)),
-        }
+        best.map(|b| (b.0, b.1)).or_else(|| profile.items.first().map(|x| (x.0, x.2)))
     }
 
     /// The category filter of `req` as an interned id: `Some(None)` without a filter, `None`

@@ -608,33 +608,17 @@ pub fn feedback_event(
 }
 
 /// The event id of a feedback: a hash of its type, user, item, time (`None`: an undated row
-/// of an import) and the Gorse fields kept with it, NUL-separated. Fed to the hasher piece by
-/// piece (no identity string is built); stored ids depend on these exact bytes, so they must
-/// not change.
+/// of an import) and the Gorse fields kept with it (compact JSON), NUL-separated, fed to the
+/// hasher piece by piece. Stored ids depend on these exact bytes, so they must not change.
 fn feedback_event_id(kind: &str, user: &str, item: &str, time: Option<i64>, gorse: &Value) -> String {
-    use std::io::Write as _;
-    struct Hashing(xxhash_rust::xxh3::Xxh3);
-    impl std::io::Write for Hashing {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.update(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+    let time = time.map_or_else(|| "undated".to_string(), |ms| ms.to_string());
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for part in [kind, user, item, &time] {
+        h.update(part.as_bytes());
+        h.update(b"\0");
     }
-    let mut h = Hashing(xxhash_rust::xxh3::Xxh3::new());
-    for part in [kind, user, item] {
-        h.0.update(part.as_bytes());
-        h.0.update(b"\0");
-    }
-    // Writing into a hasher cannot fail.
-    let _ = match time {
-        Some(ms) => write!(h, "{ms}\0"),
-        None => h.write_all(b"undated\0"),
-    };
-    let _ = serde_json::to_writer(&mut h, gorse);
-    format!("gorse-{:032x}", h.0.digest128())
+    h.update(&serde_json::to_vec(gorse).expect("a JSON value serialises"));
+    format!("gorse-{:032x}", h.digest128())
 }
 
 /// Names a validation error by the Gorse field it came from.

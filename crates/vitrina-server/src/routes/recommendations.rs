@@ -127,7 +127,7 @@ pub struct RecommendationItem {
     pub reason: String,
     /// The visitor's event behind the item, naming the product by name and id (by id alone
     /// when it has no name), e.g. `viewed Trail Shoes (product-3)`. A rating below the
-    /// visitor's mean rating is never given as the reason.
+    /// visitor's mean rating is a dislike: it never leads to an item nor explains one.
     pub explanation: Option<String>,
     pub product: ProductSummary,
 }
