@@ -14,13 +14,11 @@ fn main() {
     let (ds, split) = args.dataset_and_split();
     let out = std::path::Path::new(args.req("out"));
     std::fs::create_dir_all(out).expect("create --out");
-    let train = BufWriter::new(File::create(out.join("train.txt")).expect("train.txt"));
-    let test = BufWriter::new(File::create(out.join("test.txt")).expect("test.txt"));
-    split.export(&ds, train, test).expect("export");
-    let val = split.validation(args.protocol(), args.seed());
-    let train = BufWriter::new(File::create(out.join("val_train.txt")).expect("val_train.txt"));
-    let test = BufWriter::new(File::create(out.join("val_test.txt")).expect("val_test.txt"));
-    val.export(&ds, train, test).expect("export validation");
+    split
+        .export_files(&ds, args.protocol(), args.seed(), |name| {
+            File::create(out.join(name)).map(BufWriter::new)
+        })
+        .expect("export");
     eprintln!(
         "exported {} train interactions and {} test users to {}",
         split.n_train(),

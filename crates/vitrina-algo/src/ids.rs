@@ -54,6 +54,25 @@ impl Interner {
     pub fn names(&self) -> &[String] {
         &self.names
     }
+
+    /// The same names re-indexed in a canonical order (numeric names first, by value, then
+    /// the rest by byte order), so indices do not depend on the order names were first seen;
+    /// with the map from each old index to its new one.
+    pub fn canonical(self) -> (Self, Vec<u32>) {
+        let mut order: Vec<u32> = (0..self.names.len() as u32).collect();
+        let key = |i: &u32| {
+            let n = &self.names[*i as usize];
+            (n.parse::<u64>().map_or(1, |_| 0), n.parse::<u64>().unwrap_or(0), n.clone())
+        };
+        order.sort_by_cached_key(key);
+        let mut remap = vec![0u32; order.len()];
+        for (new, &old) in order.iter().enumerate() {
+            remap[old as usize] = new as u32;
+        }
+        let names: Vec<String> = order.iter().map(|&old| self.names[old as usize].clone()).collect();
+        let by_name = names.iter().enumerate().map(|(i, n)| (n.clone(), i as u32)).collect();
+        (Self { by_name, names }, remap)
+    }
 }
 
 #[cfg(test)]
@@ -71,5 +90,25 @@ mod tests {
         assert_eq!(ids.name(1), Some("a"));
         assert_eq!(ids.name(7), None);
         assert_eq!(ids.len(), 2);
+    }
+
+    #[test]
+    fn canonical_order_does_not_depend_on_first_seen_order() {
+        let names = ["10", "b", "2", "a", "1"];
+        let mut forward = Interner::new();
+        let mut backward = Interner::new();
+        for n in names {
+            forward.intern(n).unwrap();
+        }
+        for n in names.iter().rev() {
+            backward.intern(n).unwrap();
+        }
+        let (f, remap) = forward.canonical();
+        let (b, _) = backward.canonical();
+        assert_eq!(f, b);
+        assert_eq!(f.names(), ["1", "2", "10", "a", "b"]);
+        // "10" was 0, is now 2
+        assert_eq!(remap[0], 2);
+        assert_eq!(f.get("a"), Some(3));
     }
 }

@@ -12,6 +12,7 @@
 //! - [`artefact`]: the versioned, checksummed binary format every model is saved in;
 //! - [`eval`]: dataset parsers, leave-last-out and random-80-20 protocols, metrics, tuning
 //!   on a validation split carved from training data, reports and split export;
+//! - [`ltr`]: learning to rank — gradient-boosted trees with the LambdaMART objective;
 //! - [`ivf`]: an inverted-file index for maximum-inner-product search over embeddings;
 //! - [`gen`]: a seeded synthetic shop-event generator.
 
@@ -22,6 +23,7 @@ pub mod gen;
 pub mod ids;
 pub mod ivf;
 mod linalg;
+pub mod ltr;
 pub mod matrix;
 pub mod models;
 pub mod topk;

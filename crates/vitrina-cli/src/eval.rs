@@ -1,7 +1,9 @@
 //! `vitrina eval`: offline evaluation of the models on a dataset file, with a progress bar;
 //! a table or one JSON document.
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -35,9 +37,35 @@ pub struct Args {
     /// `{"ease":{"sessionSeconds":3600}}`.
     #[arg(long, value_name = "JSON")]
     engine_config: Option<String>,
+    /// Also write the split that is scored to DIR (`train.txt`, `test.txt`, and the
+    /// validation split `val_train.txt`, `val_test.txt`, as `user item` lines with the
+    /// file's ids), so a peer can be trained and scored on exactly the same data.
+    #[arg(long, value_name = "DIR")]
+    export_split: Option<PathBuf>,
     /// Print one JSON document instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+/// Writes `split` and its validation split into `dir` (created if missing).
+fn export_split(
+    dir: &Path,
+    ds: &Dataset,
+    split: &Split,
+    protocol: Protocol,
+    seed: u64,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    split
+        .export_files(ds, protocol, seed, |name| File::create(dir.join(name)).map(BufWriter::new))
+        .with_context(|| format!("writing the split to {}", dir.display()))?;
+    eprintln!(
+        "wrote the split ({} training interactions, {} test users) and its validation split to {}",
+        split.n_train(),
+        split.test_users().count(),
+        dir.display()
+    );
+    Ok(())
 }
 
 /// The engine's training config for evaluation: the default without time decay (rating
@@ -86,6 +114,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let ds = Dataset::parse(&data, format)?;
     anyhow::ensure!(ds.n_interactions() > 0, "the dataset has no interactions");
     let split = Split::new(&ds.sequences, ds.n_items(), protocol, args.seed);
+    if let Some(dir) = &args.export_split {
+        export_split(dir, &ds, &split, protocol, args.seed)?;
+    }
     let mut report = if only_engine {
         Report {
             dataset: opts.dataset.clone(),
@@ -142,6 +173,30 @@ mod tests {
         assert_eq!((c.ease.session_seconds, c.ease.lambda), (180.0, TrainingConfig::default().ease.lambda));
         assert_eq!((c.time_decay, c.algorithms.as_slice()), (1.0, ["ease".to_string()].as_slice()));
         assert_eq!(engine_training(None).unwrap().time_decay, 1.0);
+    }
+
+    #[test]
+    fn export_split_writes_the_scored_split_that_reads_back_as_user_item_data() {
+        let dir = std::env::temp_dir().join(format!("vitrina-export-{}", std::process::id()));
+        let mut data = String::new();
+        for u in 1..=6 {
+            for (k, item) in [3, 1, 4, 5, 9].iter().enumerate() {
+                data.push_str(&format!("{u}\t{}\t4\t{}\n", item + u, 100 * k));
+            }
+        }
+        let ds = Dataset::parse(&data, DataFormat::Movielens).unwrap();
+        let split = Split::new(&ds.sequences, ds.n_items(), Protocol::LeaveLastOut, 42);
+        export_split(&dir.join("nested"), &ds, &split, Protocol::LeaveLastOut, 42).unwrap();
+        let read = |name: &str| std::fs::read_to_string(dir.join("nested").join(name)).unwrap();
+        let (train, test) = (read("train.txt"), read("test.txt"));
+        assert_eq!(train.lines().count(), split.n_train());
+        // leave-last-out: each user's latest rating (item 9 + u at ts 400) is the test item
+        let expected: String = (1..=6).map(|u| format!("{u} {}\n", 9 + u)).collect();
+        assert_eq!(test, expected);
+        let back = Dataset::parse(&train, DataFormat::UserItem).unwrap();
+        assert_eq!(back.n_interactions(), split.n_train());
+        assert!(!read("val_train.txt").is_empty() && !read("val_test.txt").is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -77,7 +77,10 @@ impl Dataset {
     pub fn parse(data: &str, format: DataFormat) -> Result<Self> {
         let mut users = Interner::new();
         let mut items = Interner::new();
-        let mut raw: Vec<Vec<(i64, usize, u32)>> = Vec::new();
+        // (ts, tie-break, item) per user; for rating files the tie-break between events of
+        // the same second is a hash of the pair, so neither the file's row order nor the ids'
+        // order decides which came "last"
+        let mut raw: Vec<Vec<(i64, u64, u32)>> = Vec::new();
         for (n, line) in data.lines().enumerate() {
             let line_no = n + 1;
             let line = line.trim();
@@ -117,16 +120,25 @@ impl Dataset {
             if u >= raw.len() {
                 raw.resize(u + 1, Vec::new());
             }
-            raw[u].push((ts, line_no, i));
+            let tie = match format {
+                DataFormat::UserItem => line_no as u64,
+                _ => pair_hash(user, item),
+            };
+            raw[u].push((ts, tie, i));
         }
-        let sequences = raw
-            .into_iter()
-            .map(|mut v| {
-                v.sort_unstable();
-                let mut seen = std::collections::HashSet::with_capacity(v.len());
-                v.into_iter().filter(|x| seen.insert(x.2)).map(|(ts, _, i)| (i, ts)).collect()
-            })
-            .collect();
+        // indices in canonical order, so no model sees the row order through them
+        let (users, user_remap) = users.canonical();
+        let (items, item_remap) = items.canonical();
+        let mut sequences = vec![Vec::new(); raw.len()];
+        for (old, mut v) in raw.into_iter().enumerate() {
+            v.sort_unstable();
+            let mut seen = std::collections::HashSet::with_capacity(v.len());
+            sequences[user_remap[old] as usize] = v
+                .into_iter()
+                .filter(|x| seen.insert(x.2))
+                .map(|(ts, _, i)| (item_remap[i as usize], ts))
+                .collect();
+        }
         Ok(Self { users, items, sequences })
     }
 
@@ -138,12 +150,24 @@ impl Dataset {
     }
 }
 
+/// FNV-1a over `user`, a separator and `item`, finished by a 64-bit mix: a tie-break that is
+/// the same on every machine and for every row order.
+fn pair_hash(user: &str, item: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in user.bytes().chain([0xff]).chain(item.bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^ (h >> 33)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn movielens_orders_by_time_then_file_and_dedupes_first() {
+    fn movielens_orders_by_time_and_dedupes_first() {
         let data = "1\t10\t5\t300\n1\t20\t3\t100\n2\t10\t4\t50\n1\t30\t1\t100\n1\t20\t2\t50\n";
         let ds = Dataset::parse(data, DataFormat::Movielens).unwrap();
         assert_eq!(ds.n_users(), 2);

@@ -20,4 +20,4 @@ pub use runner::{
     evaluate, evaluate_lists, run_eval, run_eval_on_split, user_metrics, EvalOptions, Metrics, Progress,
     ALL_MODELS, LIST_LEN,
 };
-pub use split::{holdout_size, Protocol, Split};
+pub use split::{holdout_size, Protocol, Split, SPLIT_FILES};

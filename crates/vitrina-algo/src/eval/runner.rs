@@ -204,6 +204,54 @@ mod tests {
         assert_eq!(user_metrics(&[], &[1]), [0.0; 5]);
     }
 
+    /// Ratings (`user item rating ts`) where pairs of a user's ratings share their second,
+    /// as in MovieLens, in the given row order.
+    fn rating_rows() -> Vec<String> {
+        let mut rows = Vec::new();
+        for u in 0..40u32 {
+            for k in 0..12u32 {
+                let item = (u * 7 + k * k + k) % 30;
+                let ts = 1_000_000 + u * 10_000 + (k / 2) * 60;
+                rows.push(format!("{}\t{}\t{}\t{ts}", u + 1, item + 1, 1 + (u + k) % 5));
+            }
+        }
+        rows
+    }
+
+    #[test]
+    fn the_split_and_every_metric_are_the_same_whatever_the_row_order() {
+        use rand::seq::SliceRandom;
+        use rand::{rngs::StdRng, SeedableRng};
+        let rows = rating_rows();
+        let mut shuffled = rows.clone();
+        shuffled.shuffle(&mut StdRng::seed_from_u64(7));
+        assert_ne!(rows, shuffled);
+        for protocol in [Protocol::LeaveLastOut, Protocol::Random8020] {
+            let opts = EvalOptions {
+                dataset: "ratings".into(),
+                format: DataFormat::Movielens,
+                protocol,
+                ..Default::default()
+            };
+            let run = |rows: &[String]| {
+                let data = rows.join("\n");
+                let ds = Dataset::parse(&data, DataFormat::Movielens).unwrap();
+                let split = Split::new(&ds.sequences, ds.n_items(), protocol, opts.seed);
+                let (mut train, mut test) = (Vec::new(), Vec::new());
+                split.export(&ds, &mut train, &mut test).unwrap();
+                let report = run_eval(&opts, &data, &mut |_| {}).unwrap();
+                let metrics: Vec<_> = report.models.into_iter().map(|m| (m.name, m.metrics)).collect();
+                (train, test, metrics)
+            };
+            let (a, b) = (run(&rows), run(&shuffled));
+            assert!(!a.1.is_empty());
+            assert_eq!(a.0, b.0, "{protocol:?}: training split differs");
+            assert_eq!(a.1, b.1, "{protocol:?}: test split differs");
+            assert_eq!(a.2.len(), ALL_MODELS.len());
+            assert_eq!(a.2, b.2, "{protocol:?}: metrics differ");
+        }
+    }
+
     /// Users walk a cycle of 12 items in order: the next item is fully predictable.
     fn cyclic_data() -> String {
         let mut s = String::new();

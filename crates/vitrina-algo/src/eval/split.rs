@@ -172,6 +172,26 @@ impl Split {
     }
 }
 
+/// The files [`Split::export_files`] writes: the split, and the validation split carved from
+/// its training data that tuning uses.
+pub const SPLIT_FILES: [&str; 4] = ["train.txt", "test.txt", "val_train.txt", "val_test.txt"];
+
+impl Split {
+    /// Exports this split and its validation split (`protocol` and `seed` as given to
+    /// [`Split::new`]) to the [`SPLIT_FILES`], each opened by `open(name)`.
+    pub fn export_files<W: Write>(
+        &self,
+        ds: &Dataset,
+        protocol: Protocol,
+        seed: u64,
+        mut open: impl FnMut(&str) -> std::io::Result<W>,
+    ) -> Result<()> {
+        let [train, test, val_train, val_test] = SPLIT_FILES;
+        self.export(ds, open(train)?, open(test)?)?;
+        self.validation(protocol, seed).export(ds, open(val_train)?, open(val_test)?)
+    }
+}
+
 fn user_seed(seed: u64, user: usize) -> u64 {
     seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (user as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)
 }

@@ -1,0 +1,131 @@
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::*;
+
+const N_FEATURES: usize = 4;
+
+/// Lists of 30 candidates. Relevance grows with f0 *times* (1 − f1) and with f3 being
+/// missing, graded 0–3 with noise; f2 is noise. No single feature ranks well on its own.
+fn synthetic(lists: usize, seed: u64) -> RankingSet {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut set = RankingSet::new(N_FEATURES);
+    for _ in 0..lists {
+        let (mut features, mut labels) = (Vec::new(), Vec::new());
+        for _ in 0..30 {
+            let f0: f32 = rng.random();
+            let f1: f32 = rng.random();
+            let f2: f32 = rng.random();
+            let f3 = if rng.random::<f32>() < 0.15 { f32::NAN } else { rng.random() };
+            let noise: f32 = rng.random();
+            let s = f0 * (1.0 - f1) + if f3.is_nan() { 0.4 } else { 0.0 } + 0.15 * noise;
+            let label = if s > 0.75 {
+                3.0
+            } else if s > 0.55 {
+                2.0
+            } else if s > 0.4 {
+                1.0
+            } else {
+                0.0
+            };
+            features.extend([f0, f1, f2, f3]);
+            labels.push(label);
+        }
+        set.push_list(&features, &labels).unwrap();
+    }
+    set
+}
+
+fn single_feature_ndcg(set: &RankingSet, f: usize, sign: f32) -> f64 {
+    let scores: Vec<f32> =
+        (0..set.n_rows()).map(|r| sign * set.row(r)[f]).map(|v| if v.is_nan() { 0.0 } else { v }).collect();
+    set.mean_ndcg(&scores, 10)
+}
+
+#[test]
+fn learns_an_interaction_and_a_missing_value_no_single_feature_ranks() {
+    let (train, valid, test) = (synthetic(300, 1), synthetic(100, 2), synthetic(100, 3));
+    let params = RankerParams { ndcg_at: 10, ..RankerParams::default() };
+    let (ranker, report) = Ranker::train(&train, Some(&valid), &params).unwrap();
+    let learned = test.mean_ndcg(&ranker.score_set(&test), 10);
+    let best_single = (0..N_FEATURES)
+        .flat_map(|f| [single_feature_ndcg(&test, f, 1.0), single_feature_ndcg(&test, f, -1.0)])
+        .fold(0.0, f64::max);
+    assert!(learned > 0.95, "learned ranker NDCG@10 {learned}");
+    assert!(learned > best_single + 0.3, "learned {learned} vs best single feature {best_single}");
+    // the noise feature earns the least
+    let importance = ranker.importance();
+    assert!(importance[2] < importance[0] && importance[2] < importance[1] && importance[2] < importance[3]);
+    // early stopping kept the best validation round
+    assert_eq!(report.trees_kept, ranker.n_trees());
+    let best = report.validation_ndcg.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    assert_eq!(report.validation_ndcg[report.trees_kept - 1], best);
+    assert!(
+        report.train_ndcg.last() > report.train_ndcg.first(),
+        "{:?} {:?}",
+        report.train_ndcg,
+        report.validation_ndcg
+    );
+}
+
+#[test]
+fn training_is_deterministic_and_survives_a_round_trip() {
+    let (train, valid) = (synthetic(60, 4), synthetic(20, 5));
+    let params = RankerParams { trees: 40, ..RankerParams::default() };
+    let (a, _) = Ranker::train(&train, Some(&valid), &params).unwrap();
+    let (b, _) = Ranker::train(&train, Some(&valid), &params).unwrap();
+    assert_eq!(a, b);
+    let json = serde_json::to_string(&a).unwrap();
+    let back: Ranker = serde_json::from_str(&json).unwrap();
+    back.validate().unwrap();
+    assert_eq!(back.score_set(&valid), a.score_set(&valid));
+}
+
+#[test]
+fn validate_rejects_trees_that_would_read_out_of_bounds_or_loop() {
+    let (ranker, _) =
+        Ranker::train(&synthetic(40, 6), None, &RankerParams { trees: 3, ..Default::default() }).unwrap();
+    assert!(ranker.trees.iter().any(|t| t.splits.len() > 1));
+    let mut looping = ranker.clone();
+    let t = looping.trees.iter_mut().find(|t| t.splits.len() > 1).unwrap();
+    t.splits[1].left = 0;
+    assert!(looping.validate().is_err());
+    let mut wide = ranker.clone();
+    wide.trees[0].splits[0].feature = N_FEATURES as u32;
+    assert!(wide.validate().is_err());
+    let mut short = ranker;
+    short.trees[0].leaves.pop();
+    assert!(short.validate().is_err());
+}
+
+#[test]
+fn bad_lists_and_parameters_are_refused() {
+    let mut set = RankingSet::new(2);
+    assert!(set.push_list(&[1.0, 2.0, 3.0], &[1.0, 0.0]).is_err());
+    assert!(set.push_list(&[1.0, f32::INFINITY], &[1.0]).is_err());
+    assert!(set.push_list(&[1.0, 2.0], &[-1.0]).is_err());
+    assert!(set.push_list(&[1.0, 2.0], &[f32::NAN]).is_err());
+    assert_eq!(set.n_rows(), 0, "nothing half-stored");
+    set.push_list(&[1.0, f32::NAN, 0.5, 0.5], &[1.0, 0.0]).unwrap();
+    for params in [
+        RankerParams { trees: 0, ..Default::default() },
+        RankerParams { learning_rate: f32::NAN, ..Default::default() },
+        RankerParams { max_leaves: 1, ..Default::default() },
+        RankerParams { max_bins: 256, ..Default::default() },
+    ] {
+        assert!(Ranker::train(&set, None, &params).is_err());
+    }
+    let other = RankingSet::new(3);
+    assert!(Ranker::train(&set, Some(&other), &RankerParams::default()).is_err());
+}
+
+#[test]
+fn lists_without_a_difference_in_labels_train_to_a_constant() {
+    let mut set = RankingSet::new(1);
+    for _ in 0..10 {
+        set.push_list(&[0.1, 0.2, 0.3], &[0.0, 0.0, 0.0]).unwrap();
+    }
+    let (ranker, report) = Ranker::train(&set, None, &RankerParams::default()).unwrap();
+    assert_eq!(report.trees_kept, 1);
+    assert_eq!(ranker.score(&[0.1]), ranker.score(&[0.3]));
+}
