@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use crate::error::{invalid, Result};
 
-/// A two-way map between string ids and dense indices `0..len`, in first-seen order.
+/// A two-way map between string ids and dense indices `0..len`, in first-seen order
+/// (see [`Interner::canonical`] for an order that does not depend on it).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Interner {
     by_name: HashMap<String, u32>,

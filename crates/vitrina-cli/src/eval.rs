@@ -8,7 +8,12 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use vitrina_algo::eval::{run_eval_on_split, DataFormat, Dataset, EvalOptions, Protocol, Report, Split};
-use vitrina_engine::{config::overlaid, offline::evaluate_engine, RankingConfig, TrainingConfig};
+use vitrina_algo::ltr::RankerParams;
+use vitrina_engine::{
+    config::{overlaid, RankerChoice},
+    offline::{evaluate_engine, LearnedRanking},
+    RankingConfig, TrainingConfig,
+};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -42,6 +47,11 @@ pub struct Args {
     /// file's ids), so a peer can be trained and scored on exactly the same data.
     #[arg(long, value_name = "DIR")]
     export_split: Option<PathBuf>,
+    /// What orders the `engine` model's candidates: `blend` (the weighted sum of the
+    /// sources' scores) or `learned` (a LambdaMART ranker trained first on lists from an
+    /// engine trained on the validation split carved from the training data).
+    #[arg(long, default_value = "blend", value_parser = ["blend", "learned"])]
+    ranker: String,
     /// Print one JSON document instead of a table.
     #[arg(long)]
     json: bool,
@@ -146,11 +156,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // EASE covers the whole catalogue here, as in the `ease` model.
         let mut training = training.clone();
         training.ease.max_items = training.ease.max_items.max(split.n_items.min(30_000));
+        let validation = split.validation(protocol, args.seed);
+        let learned = (args.ranker == "learned").then(|| LearnedRanking {
+            validation: &validation,
+            params: RankerParams { ndcg_at: protocol.list_depth(), ..RankerParams::default() },
+        });
+        let ranker = if learned.is_some() { RankerChoice::Learned } else { RankerChoice::Blend };
         report.models.push(evaluate_engine(
             &ds,
             &split,
             &training,
-            &RankingConfig::default(),
+            &RankingConfig { ranker, ..RankingConfig::default() },
+            learned.as_ref(),
             &mut progress,
         )?);
     }

@@ -20,6 +20,7 @@ use std::io::{Read, Write};
 use serde::{Deserialize, Serialize};
 use vitrina_algo::{
     artefact,
+    ltr::Ranker,
     models::{Als, ItemKnn, Model, Popularity, Transitions},
 };
 use vitrina_core::ProductId;
@@ -68,6 +69,17 @@ pub struct ModelBundle {
     pub ease: Option<ItemKnn>,
     pub transitions: Option<Transitions>,
     pub popularity: Option<Popularity>,
+    /// The learned ranker over [`crate::features::NAMES`].
+    pub ranker: Option<Ranker>,
+}
+
+/// A learned ranker as the header carries it: with the names of the features it was
+/// trained on, so a build that computes other features never applies it.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RankerPart {
+    features: Vec<String>,
+    model: Ranker,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -78,6 +90,8 @@ struct Header {
     data_range: (u64, u64),
     summary: TrainSummary,
     parts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ranker: Option<RankerPart>,
 }
 
 impl ModelBundle {
@@ -115,6 +129,10 @@ impl ModelBundle {
             data_range: self.data_range,
             summary: self.summary,
             parts: parts.iter().map(|p| p.0.to_string()).collect(),
+            ranker: self.ranker.as_ref().map(|r| RankerPart {
+                features: crate::features::NAMES.iter().map(|n| n.to_string()).collect(),
+                model: r.clone(),
+            }),
         };
         let header = serde_json::to_vec(&header).map_err(|e| BundleError::Corrupt(e.to_string()))?;
         let mut body = Vec::new();
@@ -184,6 +202,7 @@ impl ModelBundle {
             ease: None,
             transitions: None,
             popularity: None,
+            ranker: ranker(header.ranker)?,
         };
         let n = bundle.items.len();
         for name in &header.parts {
@@ -214,4 +233,21 @@ impl ModelBundle {
         }
         Ok(bundle)
     }
+}
+
+/// The header's ranker, checked; one trained on other features than this build computes is
+/// left out (lists fall back to the blend) rather than applied to the wrong inputs.
+fn ranker(part: Option<RankerPart>) -> Result<Option<Ranker>, BundleError> {
+    let Some(part) = part else { return Ok(None) };
+    if part.features.iter().map(String::as_str).ne(crate::features::NAMES) {
+        tracing::warn!("the model's learned ranker was trained on other features; lists use the blend");
+        return Ok(None);
+    }
+    if part.model.n_features() != crate::features::N {
+        return Err(BundleError::Corrupt(
+            "the learned ranker's feature count does not match its names".into(),
+        ));
+    }
+    part.model.validate()?;
+    Ok(Some(part.model))
 }

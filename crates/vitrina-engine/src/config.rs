@@ -299,6 +299,20 @@ pub struct RankingConfig {
     /// Share of each list reserved for new products (exploration), rounded down: 0.1 gives
     /// one slot in a list of ten.
     pub exploration: f32,
+    /// What orders the candidates: `learned` — the active model's learned ranker when it
+    /// has one, else the blend; `blend` — the weighted sum of the sources' scores.
+    pub ranker: RankerChoice,
+    /// Candidates the learned ranker scores: the blend's best this many that pass the rules.
+    pub rerank_depth: usize,
+}
+
+/// What orders a list's candidates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RankerChoice {
+    #[default]
+    Learned,
+    Blend,
 }
 
 impl Default for RankingConfig {
@@ -314,6 +328,8 @@ impl Default for RankingConfig {
             recency: 0.9,
             probe_share: 0.02,
             exploration: 0.1,
+            ranker: RankerChoice::Learned,
+            rerank_depth: 100,
         }
     }
 }
@@ -342,6 +358,9 @@ impl RankingConfig {
         }
         if !(self.probe_share > 0.0 && self.probe_share <= 1.0) {
             return Err(ValidationError::new("probeShare", "must be in (0, 1]"));
+        }
+        if !(1..=1000).contains(&self.rerank_depth) {
+            return Err(ValidationError::new("rerankDepth", "must be from 1 to 1000"));
         }
         Ok(())
     }

@@ -24,6 +24,7 @@ pub mod catalog;
 pub mod checkpoint;
 pub mod config;
 pub mod covisit;
+pub mod features;
 pub mod model;
 pub mod offline;
 pub mod online;
@@ -32,6 +33,8 @@ pub mod train;
 pub mod trending;
 pub mod validate;
 
+#[cfg(test)]
+mod learned_tests;
 #[cfg(test)]
 mod tests;
 
@@ -245,6 +248,27 @@ impl Engine {
     ) -> Vec<Recommended> {
         let snapshot = self.users.snapshot(user, config.history_events);
         self.rank_snapshot(model, config, &snapshot, req)
+    }
+
+    /// The candidates the learned ranker would order for the visitor, with their features
+    /// (see [`rank::Inputs::profile_features`]): what ranker training lists are made of.
+    pub fn candidate_features(
+        &self,
+        model: &ActiveModel,
+        config: &RankingConfig,
+        user: &UserId,
+        req: &ListRequest,
+    ) -> Vec<(ProductId, features::Features)> {
+        let snapshot = self.users.snapshot(user, config.history_events);
+        self.with_inputs(model, config, |inputs| {
+            let profile =
+                Profile::new(&snapshot, &model.bundle.config.weights, config, inputs.catalog, req.now_ms);
+            inputs
+                .profile_features(&profile, req)
+                .into_iter()
+                .filter_map(|(item, f)| Some((inputs.catalog.id(item)?.clone(), f)))
+                .collect()
+        })
     }
 
     /// [`Engine::recommend_with`] on the active model and ranking.

@@ -37,7 +37,15 @@ impl PreparedModel {
         for (m, &e) in to_engine.iter().enumerate() {
             to_model[e as usize] = m as u32;
         }
-        ActiveModel { version: self.version, bundle: self.bundle, ivf: self.ivf, to_engine, to_model }
+        let popularity_max = popularity_max(&self.bundle);
+        ActiveModel {
+            version: self.version,
+            bundle: self.bundle,
+            ivf: self.ivf,
+            to_engine,
+            to_model,
+            popularity_max,
+        }
     }
 }
 
@@ -48,6 +56,12 @@ pub struct ActiveModel {
     pub ivf: Option<IvfIndex>,
     to_engine: Vec<u32>,
     to_model: Vec<u32>,
+    /// The bundle's highest popularity score.
+    popularity_max: f32,
+}
+
+fn popularity_max(bundle: &ModelBundle) -> f32 {
+    bundle.popularity.as_ref().map_or(0.0, |p| p.scores().iter().copied().fold(0.0, f32::max))
 }
 
 impl ActiveModel {
@@ -63,6 +77,7 @@ impl ActiveModel {
             ease: None,
             transitions: None,
             popularity: None,
+            ranker: None,
         };
         Self {
             version: version.into(),
@@ -70,6 +85,7 @@ impl ActiveModel {
             ivf: None,
             to_engine: Vec::new(),
             to_model: Vec::new(),
+            popularity_max: 0.0,
         }
     }
 
@@ -86,5 +102,14 @@ impl ActiveModel {
     /// The last event log position the model was trained on.
     pub fn last_seq(&self) -> u64 {
         self.bundle.data_range.1
+    }
+
+    /// How popular `item` was in the training data, over the most popular item (0–1); 0
+    /// when the model does not know it or has no popularity.
+    pub fn trained_popularity(&self, item: u32) -> f32 {
+        match (self.bundle.popularity.as_ref(), self.model_item(item)) {
+            (Some(p), Some(m)) if self.popularity_max > 0.0 => p.scores()[m as usize] / self.popularity_max,
+            _ => 0.0,
+        }
     }
 }

@@ -12,11 +12,15 @@ use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use chrono::{TimeZone, Utc};
 use rayon::prelude::*;
-use vitrina_algo::eval::{evaluate_lists, Dataset, ModelReport, Split};
+use vitrina_algo::{
+    eval::{evaluate_lists, Dataset, ModelReport, Split},
+    ltr::{Ranker, RankerParams, RankingSet, TrainReport},
+};
 use vitrina_core::{ActivityType, LogEvent, Price, Product, ProductId, UserId};
 
 use crate::{
     config::{RankingConfig, TrainingConfig},
+    features,
     model::PreparedModel,
     train::{train_bundle, Progress, TrainError, TrainingLog},
     Engine, Filters, ListRequest,
@@ -35,18 +39,38 @@ fn id_or_indexed<T>(
     parse(name).unwrap_or_else(|_| parse(&format!("{prefix}{index}")).expect("a valid fallback id"))
 }
 
-/// Trains and scores the engine on `split`; `progress` as in training.
-pub fn evaluate_engine(
+/// How `evaluate_engine` trains a learned ranker: on lists built by an engine trained on
+/// `validation` (a split carved from the training data), labelled by its held-out items.
+/// The ranker orders the lists only if it beats the blend on the validation users it did
+/// not train on; otherwise the blend does.
+pub struct LearnedRanking<'a> {
+    pub validation: &'a Split,
+    pub params: RankerParams,
+}
+
+/// An engine trained and fed on the training part of a split.
+struct Offline {
+    engine: Engine,
+    model: Arc<crate::ActiveModel>,
+    users: Vec<UserId>,
+    products: Vec<Product>,
+    now_ms: i64,
+}
+
+/// Trains a bundle on `train` (per user, `(item, ts)` oldest first), gives it `ranker`, and
+/// has an engine observe the same events.
+fn build(
     ds: &Dataset,
-    split: &Split,
+    train: &[Vec<(u32, i64)>],
     training: &TrainingConfig,
     ranking: &RankingConfig,
+    ranker: Option<Ranker>,
     progress: Progress,
-) -> Result<ModelReport, TrainError> {
-    let started = Instant::now();
-    let names = ds.items.names();
+) -> Result<Offline, TrainError> {
     let epoch = Utc.timestamp_opt(0, 0).single().expect("the epoch");
-    let products: Vec<Product> = names
+    let products: Vec<Product> = ds
+        .items
+        .names()
         .iter()
         .enumerate()
         .map(|(i, n)| Product {
@@ -68,10 +92,9 @@ pub fn evaluate_engine(
         .enumerate()
         .map(|(i, n)| id_or_indexed(n, i, "user-", UserId::parse))
         .collect();
-    let index: HashMap<&ProductId, usize> = products.iter().enumerate().map(|(i, p)| (&p.id, i)).collect();
-    let mut events = Vec::with_capacity(split.n_train());
+    let mut events = Vec::with_capacity(train.iter().map(Vec::len).sum());
     let mut seq = 0;
-    for (u, history) in split.train.iter().enumerate() {
+    for (u, history) in train.iter().enumerate() {
         for &(item, ts) in history {
             seq += 1;
             events.push(LogEvent {
@@ -86,26 +109,122 @@ pub fn evaluate_engine(
     }
     let log = TrainingLog::from_events(&events);
     let config = TrainingConfig { validation_users: 0, ..training.clone() };
-    let bundle = train_bundle(&log, &config, (1, seq), progress)?;
+    let mut bundle = train_bundle(&log, &config, (1, seq), progress)?;
+    bundle.ranker = ranker;
     let engine = Engine::with_history(products.iter().cloned(), ranking.clone(), usize::MAX);
     engine.activate(PreparedModel::new("offline", Arc::new(bundle)));
     events.iter().for_each(|e| engine.observe(e));
     engine.refresh();
+    let now_ms = events.iter().map(|e| e.ts_ms).max().unwrap_or(0) + 1;
+    Ok(Offline { model: engine.model(), engine, users, products, now_ms })
+}
+
+/// The ranking config lists are scored with: the whole training history is "seen" (the
+/// metric never counts a training item) and no exploration slot.
+fn scoring_config(ranking: &RankingConfig) -> RankingConfig {
+    RankingConfig { exclude_seen: true, exploration: 0.0, history_events: 1000, ..ranking.clone() }
+}
+
+/// A learned ranker's training, and the gate it passed or failed.
+struct RankerOutcome {
+    ranker: Ranker,
+    report: TrainReport,
+    /// NDCG@k of the ranker and of the blend on the gate's lists.
+    ndcg: f64,
+    blend_ndcg: f64,
+}
+
+impl RankerOutcome {
+    /// The gate: the ranker serves only if it beats the blend on lists it never trained on.
+    fn passed(&self) -> bool {
+        self.ndcg > self.blend_ndcg
+    }
+}
+
+/// Trains a learned ranker on lists from an engine trained on `learned.validation`: each
+/// held-out user's candidates with their features, labelled 1 when held out. A quarter of
+/// the users (by a hash of their index) are held back for early stopping, another quarter
+/// for the gate (so the rounds early stopping picked are not also what the gate judges).
+fn train_ranker(
+    ds: &Dataset,
+    training: &TrainingConfig,
+    ranking: &RankingConfig,
+    learned: &LearnedRanking,
+    progress: Progress,
+) -> Result<RankerOutcome, TrainError> {
+    let val = learned.validation;
+    let off = build(ds, &val.train, training, ranking, None, progress)?;
+    let ranking = scoring_config(ranking);
+    let filters = Filters::default();
+    let index: HashMap<&ProductId, u32> =
+        off.products.iter().enumerate().map(|(i, p)| (&p.id, i as u32)).collect();
+    let test_users: Vec<usize> = val.test_users().collect();
+    let lists: Vec<(usize, Vec<f32>, Vec<f32>)> = test_users
+        .par_iter()
+        .map(|&u| {
+            let req = ListRequest { limit: LIST_LEN, filters: &filters, now_ms: off.now_ms };
+            let cands = off.engine.candidate_features(&off.model, &ranking, &off.users[u], &req);
+            let mut features = Vec::with_capacity(cands.len() * features::N);
+            let mut labels = Vec::with_capacity(cands.len());
+            for (id, f) in cands {
+                features.extend_from_slice(&f);
+                let held = index.get(&id).is_some_and(|i| val.test[u].contains(i));
+                labels.push(if held { 1.0 } else { 0.0 });
+            }
+            (u, features, labels)
+        })
+        .collect();
+    let [mut fit, mut stop, mut gate] = [(); 3].map(|_| RankingSet::new(features::N));
+    for (u, f, l) in lists {
+        let set = match (u as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 62 {
+            0 => &mut stop,
+            1 => &mut gate,
+            _ => &mut fit,
+        };
+        set.push_list(&f, &l)?;
+    }
+    let (ranker, report) = Ranker::train(&fit, Some(&stop), &learned.params)?;
+    let k = learned.params.ndcg_at;
+    let blend = features::NAMES.iter().position(|n| *n == "blend").expect("a blend feature");
+    Ok(RankerOutcome {
+        ndcg: gate.mean_ndcg(&ranker.score_set(&gate), k),
+        blend_ndcg: gate.mean_ndcg(&gate.feature(blend), k),
+        ranker,
+        report,
+    })
+}
+
+/// Trains and scores the engine on `split`; `progress` as in training. With `learned`, a
+/// learned ranker is trained first and orders the candidates.
+pub fn evaluate_engine(
+    ds: &Dataset,
+    split: &Split,
+    training: &TrainingConfig,
+    ranking: &RankingConfig,
+    learned: Option<&LearnedRanking>,
+    progress: Progress,
+) -> Result<ModelReport, TrainError> {
+    let started = Instant::now();
+    let outcome = match learned {
+        Some(l) => Some(train_ranker(ds, training, ranking, l, &mut *progress)?),
+        None => None,
+    };
+    let ranker = outcome.as_ref().filter(|o| o.passed()).map(|o| o.ranker.clone());
+    let off = build(ds, &split.train, training, ranking, ranker, progress)?;
     let train_seconds = started.elapsed().as_secs_f64();
 
     let scoring = Instant::now();
-    let now_ms = events.iter().map(|e| e.ts_ms).max().unwrap_or(0) + 1;
-    // The whole training history is "seen" (the metric never counts a training item).
-    let ranking =
-        RankingConfig { exclude_seen: true, exploration: 0.0, history_events: 1000, ..ranking.clone() };
-    let model = engine.model();
+    let names = ds.items.names();
+    let index: HashMap<&ProductId, usize> =
+        off.products.iter().enumerate().map(|(i, p)| (&p.id, i)).collect();
+    let ranking = scoring_config(ranking);
     let filters = Filters::default();
     let test_users: Vec<usize> = split.test_users().collect();
     let lines: Vec<String> = test_users
         .par_iter()
         .map(|&u| {
-            let req = ListRequest { limit: LIST_LEN, filters: &filters, now_ms };
-            let list = engine.recommend_with(&model, &ranking, &users[u], &req);
+            let req = ListRequest { limit: LIST_LEN, filters: &filters, now_ms: off.now_ms };
+            let list = off.engine.recommend_with(&off.model, &ranking, &off.users[u], &req);
             let mut line = ds.users.name(u as u32).unwrap_or("?").to_string();
             for r in &list {
                 line.push(' ');
@@ -116,9 +235,20 @@ pub fn evaluate_engine(
         })
         .collect();
     let metrics = evaluate_lists(&lines.join("\n"), ds, split)?;
+    let config = TrainingConfig { validation_users: 0, ..training.clone() };
+    let mut params = serde_json::json!({"training": config, "ranking": ranking});
+    if let (Some(l), Some(o)) = (learned, &outcome) {
+        params["learnedRanker"] = serde_json::json!({
+            "params": l.params,
+            "treesKept": o.report.trees_kept,
+            "validationNdcg": o.ndcg,
+            "blendValidationNdcg": o.blend_ndcg,
+            "serves": o.passed(),
+        });
+    }
     Ok(ModelReport {
         name: "engine".into(),
-        params: serde_json::json!({"training": config, "ranking": ranking}),
+        params,
         metrics: metrics.iter().map(|(k, v)| (k.clone(), v.mean)).collect(),
         std_errors: metrics.iter().map(|(k, v)| (k.clone(), v.stderr)).collect(),
         train_seconds,
@@ -156,6 +286,7 @@ mod tests {
             &split,
             &TrainingConfig::default(),
             &RankingConfig::default(),
+            None,
             &mut |_, _| true,
         )
         .unwrap();
@@ -165,5 +296,28 @@ mod tests {
         assert!(hr > 0.9, "{:?}", report.metrics);
         assert!(report.metrics["ndcg@10"] > 0.4, "{:?}", report.metrics);
         assert_eq!(report.name, "engine");
+    }
+
+    #[test]
+    fn a_learned_ranker_trained_on_the_validation_split_keeps_finding_the_taste() {
+        let ds = grouped();
+        let split = Split::new(&ds.sequences, ds.n_items(), Protocol::LeaveLastOut, 1);
+        let validation = split.validation(Protocol::LeaveLastOut, 1);
+        let learned = LearnedRanking { validation: &validation, params: RankerParams::default() };
+        let report = evaluate_engine(
+            &ds,
+            &split,
+            &TrainingConfig::default(),
+            &RankingConfig::default(),
+            Some(&learned),
+            &mut |_, _| true,
+        )
+        .unwrap();
+        assert!(report.metrics["hr@10"] > 0.9, "{:?}", report.metrics);
+        let ranker = &report.params["learnedRanker"];
+        let (ndcg, blend) =
+            (ranker["validationNdcg"].as_f64().unwrap(), ranker["blendValidationNdcg"].as_f64().unwrap());
+        assert!(ndcg > 0.0 && blend > 0.0, "{ranker}");
+        assert_eq!(ranker["serves"].as_bool(), Some(ndcg > blend), "{ranker}");
     }
 }

@@ -19,15 +19,16 @@ use vitrina_core::{
 
 use crate::{
     catalog::{Catalog, Entry},
-    config::{EventWeights, RankingConfig},
+    config::{EventWeights, RankerChoice, RankingConfig},
     covisit::{self, CoVisits},
+    features::{self, Features, RequestContext},
     model::ActiveModel,
-    online::{online_secs, OnlineEvent, UserSnapshot},
+    online::{online_secs, OnlineEvent, UserSnapshot, EPOCH_SECS},
     trending::{TrendingLists, Window},
 };
 
 /// Shrinkage of live co-visitation weights into similarities.
-const COVISIT_SHRINK: f32 = 5.0;
+pub(crate) const COVISIT_SHRINK: f32 = 5.0;
 /// Profile items whose neighbours are looked up.
 const PROFILE_ITEMS: usize = 12;
 /// Latest items whose successors are looked up.
@@ -75,6 +76,13 @@ pub struct Profile {
     seen: FxHashSet<u32>,
     purchased: FxHashSet<u32>,
     categories: Vec<u32>,
+    /// Each category's share of the profile's interest.
+    category_shares: FxHashMap<u32, f32>,
+    /// Mean log price of the profile's products.
+    mean_log_price: Option<f32>,
+    n_events: usize,
+    /// Unix ms of the latest event.
+    last_event_ms: Option<i64>,
 }
 
 impl Profile {
@@ -117,11 +125,19 @@ impl Profile {
         let purchased = snapshot.purchases.iter().filter(|p| p.1 >= window_start).map(|p| p.0).collect();
         seen.extend(snapshot.rated.iter().copied());
         let mut cat_weight: FxHashMap<u32, f32> = FxHashMap::default();
+        let (mut log_price, mut priced) = (0.0, 0usize);
         for &(i, w, _) in &items {
             if let Some(e) = catalog.entry(i) {
                 *cat_weight.entry(e.category).or_default() += w;
+                if e.price > 0.0 {
+                    log_price += e.price.ln();
+                    priced += 1;
+                }
             }
         }
+        let total: f32 = cat_weight.values().sum();
+        let category_shares =
+            cat_weight.iter().map(|(&c, &w)| (c, w / total.max(f32::MIN_POSITIVE))).collect();
         let mut categories: Vec<(u32, f32)> = cat_weight.into_iter().collect();
         categories.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         Self {
@@ -130,7 +146,42 @@ impl Profile {
             seen,
             purchased,
             categories: categories.into_iter().take(PROFILE_CATEGORIES).map(|c| c.0).collect(),
+            category_shares,
+            mean_log_price: (priced > 0).then(|| (log_price / priced as f64) as f32),
+            n_events: snapshot.events.len(),
+            last_event_ms: snapshot
+                .events
+                .iter()
+                .map(|e| e.ts)
+                .max()
+                .map(|t| (i64::from(t) + EPOCH_SECS) * 1000),
         }
+    }
+
+    /// Distinct items, newest first.
+    pub(crate) fn recent_items(&self) -> &[u32] {
+        &self.recent
+    }
+
+    pub(crate) fn category_share(&self, category: u32) -> f32 {
+        self.category_shares.get(&category).copied().unwrap_or(0.0)
+    }
+
+    pub(crate) fn mean_log_price(&self) -> Option<f32> {
+        self.mean_log_price
+    }
+
+    pub(crate) fn n_events(&self) -> usize {
+        self.n_events
+    }
+
+    /// Distinct items with interest.
+    pub(crate) fn n_items(&self) -> usize {
+        self.items.len()
+    }
+
+    pub(crate) fn last_event_ms(&self) -> Option<i64> {
+        self.last_event_ms
     }
 
     /// A profile of one item, for "similar items".
@@ -141,6 +192,7 @@ impl Profile {
             seen: std::iter::once(item).collect(),
             purchased: FxHashSet::default(),
             categories: catalog.entry(item).map(|e| vec![e.category]).unwrap_or_default(),
+            ..Self::default()
         }
     }
 
@@ -168,9 +220,30 @@ fn disliked(events: &[OnlineEvent]) -> FxHashSet<u32> {
     disliked
 }
 
+/// A candidate with its score: `(item, score, sources)`.
+type Scored = (u32, f32, Cand);
+
+/// Candidates scored by the blend (the weighted sum of their normalised source scores);
+/// those no weighted source proposed are dropped.
+fn blend_scores(cands: FxHashMap<u32, Cand>, weights: &[f32; N_SOURCES]) -> Vec<(u32, f32, Cand)> {
+    cands
+        .into_iter()
+        .map(|(i, c)| (i, c.norm.iter().zip(weights).map(|(n, w)| n * w).sum::<f32>(), c))
+        .filter(|x| x.1 > 0.0)
+        .collect()
+}
+
+/// Higher score first, then lower item: one order for every run.
+fn better(a: &(u32, f32, Cand), b: &(u32, f32, Cand)) -> std::cmp::Ordering {
+    b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
+}
+
+/// A candidate: per source, its score over the source's best (0 = not proposed) and its
+/// rank among the source's proposals.
 #[derive(Clone, Copy)]
-struct Cand {
-    norm: [f32; N_SOURCES],
+pub(crate) struct Cand {
+    pub norm: [f32; N_SOURCES],
+    pub rank: [u16; N_SOURCES],
 }
 
 /// Which items a rule still admits.
@@ -225,10 +298,12 @@ impl Proposals {
             v.select_nth_unstable_by(n - 1, better);
             v.truncate(n);
         }
-        if let Some(max) = v.iter().map(|x| x.1).max_by(f32::total_cmp) {
-            for (item, score) in v {
-                let c = cands.entry(item).or_insert(Cand { norm: [0.0; N_SOURCES] });
+        v.sort_unstable_by(better);
+        if let Some(max) = v.first().map(|x| x.1) {
+            for (rank, (item, score)) in v.into_iter().enumerate() {
+                let c = cands.entry(item).or_insert(Cand { norm: [0.0; N_SOURCES], rank: [0; N_SOURCES] });
                 c.norm[source.index()] = score / max;
+                c.rank[source.index()] = rank.min(usize::from(u16::MAX)) as u16;
             }
         }
         for &i in &d.touched {
@@ -428,11 +503,111 @@ impl Inputs<'_> {
         }
     }
 
-    /// Ranks candidates from every source for a visitor with `profile`.
+    /// Ranks candidates from every source for a visitor with `profile`: by the model's
+    /// learned ranker when it has one and the config asks for it, else by the blend.
     pub fn rank_profile(&self, profile: &Profile, req: &ListRequest) -> Vec<Recommended> {
+        let Some((cands, category)) = self.candidates(profile, req) else { return Vec::new() };
+        let weights = self.config.weights.array();
+        let none = FxHashSet::default();
+        let excluded = if self.config.exclude_seen { &profile.seen } else { &none };
+        let ranker = match self.config.ranker {
+            RankerChoice::Learned => self.model.bundle.ranker.as_ref(),
+            RankerChoice::Blend => None,
+        };
+        // a ranker built for other features (only possible in memory: a bundle read from
+        // disk is checked) is not applied
+        let Some(ranker) = ranker.filter(|r| r.n_features() == features::N) else {
+            return self.select(cands, &weights, profile, excluded, category, req);
+        };
+        let ctx = RequestContext::new(profile, self.model, self.lists, self.covisits, req.now_ms);
+        let (pool, rest) = self.pool(cands, &weights, profile, excluded, category, req);
+        let mut ranked: Vec<(f32, (u32, f32, Cand))> = pool
+            .into_iter()
+            .map(|(item, blend, cand)| {
+                let entry = self.catalog.entry(item).expect("pooled items are in the catalogue");
+                (ranker.score(&features::of(item, &cand, blend, entry, profile, &ctx)), (item, blend, cand))
+            })
+            .collect();
+        // by the ranker's score; ties keep the blend's order (a stable sort), as the gate measured
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        // shown as a logistic of the score (0–1 like the blend's); the candidates beyond the
+        // re-ranked head follow in the blend's order, scored below it
+        let mut scored: Vec<(u32, f32, Cand)> =
+            ranked.into_iter().map(|(s, (i, _, c))| (i, 1.0 / (1.0 + (-s).exp()), c)).collect();
+        let floor = scored.last().map_or(1.0, |x| x.1) * 0.5;
+        let top_rest = rest.first().map_or(1.0, |x| x.1);
+        scored.extend(rest.into_iter().map(|(i, blend, c)| (i, floor * blend / top_rest, c)));
+        self.select_scored(scored, true, &weights, profile, excluded, category, req)
+    }
+
+    /// The candidates the learned ranker orders for a visitor with `profile`, with their
+    /// features: the blend's best `rerankDepth` that pass the business rules (except the
+    /// per-category cap, which depends on the list), best first.
+    pub fn profile_features(&self, profile: &Profile, req: &ListRequest) -> Vec<(u32, Features)> {
+        let Some((cands, category)) = self.candidates(profile, req) else { return Vec::new() };
+        let weights = self.config.weights.array();
+        let none = FxHashSet::default();
+        let excluded = if self.config.exclude_seen { &profile.seen } else { &none };
+        let ctx = RequestContext::new(profile, self.model, self.lists, self.covisits, req.now_ms);
+        self.pool(cands, &weights, profile, excluded, category, req)
+            .0
+            .into_iter()
+            .filter_map(|(item, blend, cand)| {
+                let entry = self.catalog.entry(item)?;
+                Some((item, features::of(item, &cand, blend, entry, profile, &ctx)))
+            })
+            .collect()
+    }
+
+    /// The blend's best `rerankDepth` candidates that the rules admit, best first, and the
+    /// other candidates, best first.
+    fn pool(
+        &self,
+        cands: FxHashMap<u32, Cand>,
+        weights: &[f32; N_SOURCES],
+        profile: &Profile,
+        excluded: &FxHashSet<u32>,
+        category: Option<u32>,
+        req: &ListRequest,
+    ) -> (Vec<Scored>, Vec<Scored>) {
+        let mut scored = blend_scores(cands, weights);
+        scored.sort_unstable_by(better);
+        let depth = self.config.rerank_depth;
+        let (mut pool, mut rest) = (Vec::with_capacity(depth), Vec::new());
+        for x in scored {
+            if pool.len() < depth && self.admits(x.0, excluded, profile, category, req).is_some() {
+                pool.push(x);
+            } else {
+                rest.push(x);
+            }
+        }
+        (pool, rest)
+    }
+
+    /// The entry of `i` if the rules that do not depend on the list admit it.
+    fn admits(
+        &self,
+        i: u32,
+        excluded: &FxHashSet<u32>,
+        profile: &Profile,
+        category: Option<u32>,
+        req: &ListRequest,
+    ) -> Option<&Entry> {
+        if excluded.contains(&i) || profile.purchased.contains(&i) {
+            return None;
+        }
+        self.catalog.entry(i).filter(|e| passes(e, req.filters, category))
+    }
+
+    /// Every source's proposals for a visitor with `profile`, and the request's category;
+    /// `None` when the request names a category the catalogue does not know.
+    fn candidates(
+        &self,
+        profile: &Profile,
+        req: &ListRequest,
+    ) -> Option<(FxHashMap<u32, Cand>, Option<u32>)> {
         let n = self.config.candidates_per_source;
-        // A category the catalogue does not know has no items: an empty list.
-        let Some(category) = self.requested_category(req) else { return Vec::new() };
+        let category = self.requested_category(req)?;
         let mut cands: FxHashMap<u32, Cand> = FxHashMap::with_capacity_and_hasher(1024, Default::default());
         let weights = self.config.weights.array();
         let none = FxHashSet::default();
@@ -462,7 +637,7 @@ impl Inputs<'_> {
         if on(Source::NewItem) {
             self.new_items(req.now_ms).merge(Source::NewItem, n, &mut cands);
         }
-        self.select(cands, &weights, profile, excluded, category, req)
+        Some((cands, category))
     }
 
     /// Items similar to `item`: its neighbours, embedding neighbours, EASE row, successors
@@ -554,30 +729,37 @@ impl Inputs<'_> {
         category: Option<u32>,
         req: &ListRequest,
     ) -> Vec<Recommended> {
-        let mut scored: Vec<(u32, f32, Cand)> = cands
-            .into_iter()
-            .map(|(i, c)| {
-                let s: f32 = c.norm.iter().zip(weights).map(|(n, w)| n * w).sum();
-                (i, s, c)
-            })
-            .filter(|x| x.1 > 0.0)
-            .collect();
-        // Sort only the head the list is likely drawn from; the tail only if rules reject a lot.
-        let better = |a: &(u32, f32, Cand), b: &(u32, f32, Cand)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-        let head = (req.limit * 4 + 16).min(scored.len());
-        if head < scored.len() {
-            scored.select_nth_unstable_by(head.saturating_sub(1), better);
+        self.select_scored(blend_scores(cands, weights), false, weights, profile, excluded, category, req)
+    }
+
+    /// The list from scored candidates: best first under the rules, exploration slots,
+    /// then popularity when too few are left.
+    #[allow(clippy::too_many_arguments)]
+    fn select_scored(
+        &self,
+        mut scored: Vec<(u32, f32, Cand)>,
+        sorted: bool,
+        weights: &[f32; N_SOURCES],
+        profile: &Profile,
+        excluded: &FxHashSet<u32>,
+        category: Option<u32>,
+        req: &ListRequest,
+    ) -> Vec<Recommended> {
+        // Sort only the head the list is likely drawn from; the tail only if rules reject a
+        // lot. Candidates already in order (`sorted`) are taken as they are.
+        let head = if sorted { scored.len() } else { (req.limit * 4 + 16).min(scored.len()) };
+        if !sorted {
+            if head < scored.len() {
+                scored.select_nth_unstable_by(head.saturating_sub(1), better);
+            }
+            scored[..head].sort_unstable_by(better);
         }
-        scored[..head].sort_unstable_by(better);
         let cap = self.config.max_per_category;
         let mut per_category: FxHashMap<u32, usize> = FxHashMap::default();
         let mut taken: FxHashSet<u32> = FxHashSet::default();
         let mut out: Vec<Recommended> = Vec::with_capacity(req.limit);
         let allowed = |i: u32, per_category: &FxHashMap<u32, usize>| -> Option<&Entry> {
-            if excluded.contains(&i) || profile.purchased.contains(&i) {
-                return None;
-            }
-            let e = self.catalog.entry(i).filter(|e| passes(e, req.filters, category))?;
+            let e = self.admits(i, excluded, profile, category, req)?;
             (cap == 0 || per_category.get(&e.category).copied().unwrap_or(0) < cap).then_some(e)
         };
         let explore = (req.limit as f32 * self.config.exploration).floor() as usize;
@@ -622,7 +804,8 @@ impl Inputs<'_> {
             out.push(Recommended {
                 product: entry.product.clone(),
                 score,
-                confidence: (personal / score).clamp(0.0, 1.0),
+                // the personalised sources' share of the blend
+                confidence: (personal / contributions.iter().sum::<f32>()).clamp(0.0, 1.0),
                 source,
                 because,
             });

@@ -15,17 +15,17 @@ use crate::{
     Engine, Filters, ListRequest, SessionEvent, Window,
 };
 
-const T0: i64 = 1_700_000_000_000;
+pub(crate) const T0: i64 = 1_700_000_000_000;
 
-fn pid(s: &str) -> ProductId {
+pub(crate) fn pid(s: &str) -> ProductId {
     ProductId::parse(s).unwrap()
 }
 
-fn uid(s: &str) -> UserId {
+pub(crate) fn uid(s: &str) -> UserId {
     UserId::parse(s).unwrap()
 }
 
-fn ev(seq: u64, user: &str, kind: ActivityType, product: &str) -> LogEvent {
+pub(crate) fn ev(seq: u64, user: &str, kind: ActivityType, product: &str) -> LogEvent {
     LogEvent {
         seq,
         user_id: uid(user),
@@ -38,7 +38,7 @@ fn ev(seq: u64, user: &str, kind: ActivityType, product: &str) -> LogEvent {
 
 /// Ten products in three categories; two taste groups of users: p0–p4 viewed together in
 /// order, and p5–p9 viewed together in order.
-fn shop() -> (Vec<Product>, Vec<LogEvent>) {
+pub(crate) fn shop() -> (Vec<Product>, Vec<LogEvent>) {
     let products: Vec<Product> = (0..10)
         .map(|i| {
             let mut p = product(
@@ -62,7 +62,7 @@ fn shop() -> (Vec<Product>, Vec<LogEvent>) {
     (products, log)
 }
 
-fn trained(products: Vec<Product>, log: &[LogEvent], config: RankingConfig) -> Engine {
+pub(crate) fn trained(products: Vec<Product>, log: &[LogEvent], config: RankingConfig) -> Engine {
     let engine = Engine::new(products, config);
     let training = TrainingConfig { validation_users: 0, ..TrainingConfig::default() };
     let last = log.last().map_or(0, |e| e.seq);
@@ -76,7 +76,7 @@ fn trained(products: Vec<Product>, log: &[LogEvent], config: RankingConfig) -> E
     engine
 }
 
-fn req(limit: usize, filters: &Filters) -> ListRequest<'_> {
+pub(crate) fn req(limit: usize, filters: &Filters) -> ListRequest<'_> {
     ListRequest { limit, filters, now_ms: T0 + 1_000 * 60_000 }
 }
 

@@ -335,6 +335,7 @@ pub fn train(
         ease: None,
         transitions: None,
         popularity: None,
+        ranker: None,
     };
     let mut step = |phase: &str, f: f32| if progress(phase, f) { Ok(()) } else { Err(TrainError::Cancelled) };
     if config.uses("popularity") {

@@ -119,6 +119,8 @@ pub struct TrendingLists {
     windows: [Ranked; 4],
     /// The newest available products, `(item, created ms)`, newest first.
     newest: Vec<(u32, i64)>,
+    /// Per item, its score in each window over the window's best (0–1).
+    relative: Vec<[f32; 4]>,
 }
 
 /// Products kept in the newest list.
@@ -131,6 +133,12 @@ impl TrendingLists {
 
     pub fn window(&self, w: Window) -> &Ranked {
         &self.windows[w.index()]
+    }
+
+    /// How popular `item` is in each window ([`Window::ALL`] order), relative to the most
+    /// popular item there (0–1; 0 for an item without events).
+    pub fn popularity(&self, item: u32) -> [f32; 4] {
+        self.relative.get(item as usize).copied().unwrap_or_default()
     }
 
     /// The list of `w`, overall or for one category (best first).
@@ -210,6 +218,19 @@ impl Trending {
         }
         newest.sort_unstable_by(newer);
         lists.newest = newest;
+        let mut max = [0f32; 4];
+        for (_, s) in &current {
+            for (m, v) in max.iter_mut().zip(s) {
+                *m = m.max(*v);
+            }
+        }
+        let mut relative = vec![[0f32; 4]; current.last().map_or(0, |c| c.0 as usize + 1)];
+        for (i, s) in &current {
+            for k in 0..4 {
+                relative[*i as usize][k] = if max[k] > 0.0 { s[k] / max[k] } else { 0.0 };
+            }
+        }
+        lists.relative = relative;
         for w in Window::ALL {
             let mut by_category: HashMap<u32, Vec<(u32, f32)>> = HashMap::new();
             let mut global: Vec<(u32, f32)> = Vec::with_capacity(current.len());
@@ -248,6 +269,11 @@ mod tests {
         assert_eq!(lists.list(Window::Day, None)[0].0, 1, "a day's half-life favours the fresh item");
         assert_eq!(lists.list(Window::Month, None)[0].0, 0, "a month's favours the heavy one");
         assert_eq!(lists.list(Window::Day, Some(0)).len(), 1);
+        // relative popularity: the fresh item leads the day, the heavy one the month
+        let (old, new) = (lists.popularity(0), lists.popularity(1));
+        assert_eq!((new[Window::Day.index()], old[Window::Month.index()]), (1.0, 1.0));
+        assert!(old[Window::Day.index()] < 0.01 && new[Window::Month.index()] < 1.0);
+        assert_eq!(lists.popularity(7), [0.0; 4]);
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! `user item` lines.
 //!
 //! Every rating or line is one implicit positive. A user's interactions are ordered by time,
-//! ties broken by file order (the `user-item` format has no time: line order is time), and
-//! a repeated `(user, item)` pair counts once — the first.
+//! ties within a second broken by a hash of the (user, item) pair (the `user-item` format has
+//! no time: line order is time), and a repeated `(user, item)` pair counts once — the first.
+//! Users and items are indexed in a canonical order, so for rating files nothing depends on
+//! the order of the rows.
 
 use std::io::Read;
 use std::str::FromStr;

@@ -36,6 +36,14 @@ impl Protocol {
             Self::Random8020 => "ndcg@20",
         }
     }
+
+    /// The list depth of [`Protocol::primary_metric`].
+    pub fn list_depth(self) -> usize {
+        match self {
+            Self::LeaveLastOut => 10,
+            Self::Random8020 => 20,
+        }
+    }
 }
 
 impl FromStr for Protocol {

@@ -79,6 +79,11 @@ impl RankingSet {
         &self.features[r * self.n_features..(r + 1) * self.n_features]
     }
 
+    /// Feature `f` of every row, in row order.
+    pub fn feature(&self, f: usize) -> Vec<f32> {
+        (0..self.n_rows()).map(|r| self.row(r)[f]).collect()
+    }
+
     /// Mean NDCG@k over the lists that hold a relevant row, for the given row scores.
     pub fn mean_ndcg(&self, scores: &[f32], k: usize) -> f64 {
         let values: Vec<f64> = (0..self.n_lists())
@@ -94,6 +99,11 @@ impl RankingSet {
         }
     }
 }
+
+/// Most trees a ranker may have (training and reading alike).
+const MAX_TREES: usize = 10_000;
+/// Most leaves a tree may have.
+const MAX_LEAVES: usize = 65_536;
 
 /// The ranker's hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -145,8 +155,10 @@ impl RankerParams {
             && self.max_depth >= 1
             && self.min_rows_in_leaf >= 1
             && self.min_hessian_in_leaf >= 0.0
-            && self.l2 >= 0.0
+            && self.l2 > 0.0
             && self.l2.is_finite()
+            && self.trees <= MAX_TREES
+            && self.max_leaves <= MAX_LEAVES
             && (2..=255).contains(&self.max_bins)
             && self.ndcg_at >= 1
             && self.sigma > 0.0
@@ -155,8 +167,8 @@ impl RankerParams {
             Ok(())
         } else {
             Err(invalid(
-                "ranker: trees, learningRate, minRowsInLeaf, ndcgAt and sigma must be > 0, maxLeaves >= 2, \
-                 maxDepth >= 1, l2 and minHessianInLeaf >= 0, maxBins in 2..=255",
+                "ranker: trees (at most 10,000), learningRate, l2, minRowsInLeaf, ndcgAt and sigma must be > 0, \
+                 maxLeaves in 2..=65,536, maxDepth >= 1, minHessianInLeaf >= 0, maxBins in 2..=255",
             ))
         }
     }
@@ -246,7 +258,8 @@ impl Ranker {
         Ok((ranker, report))
     }
 
-    /// The score of one candidate from its `n_features` raw values (NaN = missing).
+    /// The score of one candidate from its `n_features` raw values (NaN = missing; a row
+    /// shorter than that reads the absent values as missing).
     pub fn score(&self, row: &[f32]) -> f32 {
         debug_assert_eq!(row.len(), self.n_features);
         self.trees.iter().map(|t| t.predict(row)).sum()
@@ -278,13 +291,22 @@ impl Ranker {
     /// every tree walk ending at a leaf, so scoring can neither index out of bounds nor loop.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(AlgoError::Artefact(format!("ranker: {m}")));
+        if self.trees.len() > MAX_TREES {
+            return bad("more trees than a ranker may have");
+        }
         for t in &self.trees {
-            if t.leaves.is_empty() || t.leaves.len() != t.splits.len() + 1 {
+            if t.leaves.is_empty() || t.leaves.len() != t.splits.len() + 1 || t.leaves.len() > MAX_LEAVES {
                 return bad("a tree's leaves do not match its splits");
+            }
+            if t.leaves.iter().any(|v| !v.is_finite()) {
+                return bad("a leaf value is not finite");
             }
             for (i, s) in t.splits.iter().enumerate() {
                 if s.feature as usize >= self.n_features {
                     return bad("a split reads a feature the ranker does not have");
+                }
+                if s.threshold.is_nan() {
+                    return bad("a split threshold is NaN");
                 }
                 for child in [s.left, s.right] {
                     let fine = if child >= 0 {

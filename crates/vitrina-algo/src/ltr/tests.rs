@@ -82,6 +82,22 @@ fn training_is_deterministic_and_survives_a_round_trip() {
 }
 
 #[test]
+fn whether_a_value_is_missing_is_a_split_of_its_own() {
+    // one present value only: the rows are told apart by being missing or not
+    let mut set = RankingSet::new(1);
+    for _ in 0..20 {
+        set.push_list(&[1.0, f32::NAN, 1.0, f32::NAN], &[0.0, 1.0, 0.0, 1.0]).unwrap();
+    }
+    let params = RankerParams { min_rows_in_leaf: 1, trees: 5, ..RankerParams::default() };
+    let (ranker, _) = Ranker::train(&set, None, &params).unwrap();
+    assert!(ranker.score(&[f32::NAN]) > ranker.score(&[1.0]));
+    // the split sends every present value left, however large
+    assert_eq!(ranker.score(&[1e30]), ranker.score(&[1.0]));
+    let json = serde_json::to_string(&ranker).unwrap();
+    assert_eq!(serde_json::from_str::<Ranker>(&json).unwrap(), ranker);
+}
+
+#[test]
 fn validate_rejects_trees_that_would_read_out_of_bounds_or_loop() {
     let (ranker, _) =
         Ranker::train(&synthetic(40, 6), None, &RankerParams { trees: 3, ..Default::default() }).unwrap();
@@ -93,9 +109,15 @@ fn validate_rejects_trees_that_would_read_out_of_bounds_or_loop() {
     let mut wide = ranker.clone();
     wide.trees[0].splits[0].feature = N_FEATURES as u32;
     assert!(wide.validate().is_err());
-    let mut short = ranker;
+    let mut short = ranker.clone();
     short.trees[0].leaves.pop();
     assert!(short.validate().is_err());
+    let mut infinite = ranker.clone();
+    infinite.trees[0].leaves[0] = f32::INFINITY;
+    assert!(infinite.validate().is_err());
+    let mut nan = ranker;
+    nan.trees[0].splits[0].threshold = f32::NAN;
+    assert!(nan.validate().is_err());
 }
 
 #[test]
@@ -112,6 +134,8 @@ fn bad_lists_and_parameters_are_refused() {
         RankerParams { learning_rate: f32::NAN, ..Default::default() },
         RankerParams { max_leaves: 1, ..Default::default() },
         RankerParams { max_bins: 256, ..Default::default() },
+        RankerParams { l2: 0.0, ..Default::default() },
+        RankerParams { trees: 10_001, ..Default::default() },
     ] {
         assert!(Ranker::train(&set, None, &params).is_err());
     }

@@ -36,7 +36,7 @@ impl Tree {
         let mut node = 0i32;
         while node >= 0 {
             let s = &self.splits[node as usize];
-            let v = row[s.feature as usize];
+            let v = row.get(s.feature as usize).copied().unwrap_or(f32::NAN);
             let left = if v.is_nan() { s.missing_left } else { v <= s.threshold };
             node = if left { s.left } else { s.right };
         }
@@ -137,6 +137,14 @@ fn best_split(hist: &Histogram, total: Sums, g: &Growth) -> Option<Candidate> {
                 }
             }
         }
+        // every present value left, the missing ones right: "is it missing?" as a split
+        if missing.n > 0 {
+            let (l, r) = (total.minus(missing), missing);
+            let gain = l.score(g.l2) + r.score(g.l2) - parent;
+            if ok(l) && ok(r) && gain > 1e-12 && best.is_none_or(|c| gain > c.gain) {
+                best = Some(Candidate { gain, feature: f, bin: h.len() - 1, missing_left: false });
+            }
+        }
     }
     best
 }
@@ -199,7 +207,8 @@ pub(crate) fn grow(
         let index = splits.len();
         splits.push(Split {
             feature: c.feature as u32,
-            threshold: data.thresholds[c.feature][c.bin - 1],
+            // the missing-or-not split sends every present value left
+            threshold: data.thresholds[c.feature].get(c.bin - 1).copied().unwrap_or(f32::MAX),
             missing_left: c.missing_left,
             left: -1,
             right: -1,
