@@ -290,7 +290,9 @@ impl Proposals {
     }
 
     /// Keeps the best `n`, normalises by the best and merges into `cands` under `source`.
-    fn merge(self, source: Source, n: usize, cands: &mut FxHashMap<u32, Cand>) {
+    /// With `ranks`, each candidate's rank in the source is recorded too (the learned
+    /// ranker's features; it costs a sort the blend does not need).
+    fn merge(self, source: Source, n: usize, cands: &mut FxHashMap<u32, Cand>, ranks: bool) {
         let mut d = self.0;
         let mut v: Vec<(u32, f32)> = d.touched.iter().map(|&i| (i, d.score[i as usize])).collect();
         let better = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
@@ -298,8 +300,10 @@ impl Proposals {
             v.select_nth_unstable_by(n - 1, better);
             v.truncate(n);
         }
-        v.sort_unstable_by(better);
-        if let Some(max) = v.first().map(|x| x.1) {
+        if ranks {
+            v.sort_unstable_by(better);
+        }
+        if let Some(max) = v.iter().map(|x| x.1).max_by(f32::total_cmp) {
             for (rank, (item, score)) in v.into_iter().enumerate() {
                 let c = cands.entry(item).or_insert(Cand { norm: [0.0; N_SOURCES], rank: [0; N_SOURCES] });
                 c.norm[source.index()] = score / max;
@@ -506,17 +510,20 @@ impl Inputs<'_> {
     /// Ranks candidates from every source for a visitor with `profile`: by the model's
     /// learned ranker when it has one and the config asks for it, else by the blend.
     pub fn rank_profile(&self, profile: &Profile, req: &ListRequest) -> Vec<Recommended> {
-        let Some((cands, category)) = self.candidates(profile, req) else { return Vec::new() };
-        let weights = self.config.weights.array();
-        let none = FxHashSet::default();
-        let excluded = if self.config.exclude_seen { &profile.seen } else { &none };
         let ranker = match self.config.ranker {
             RankerChoice::Learned => self.model.bundle.ranker.as_ref(),
             RankerChoice::Blend => None,
         };
         // a ranker built for other features (only possible in memory: a bundle read from
         // disk is checked) is not applied
-        let Some(ranker) = ranker.filter(|r| r.n_features() == features::N) else {
+        let ranker = ranker.filter(|r| r.n_features() == features::N);
+        let Some((cands, category)) = self.candidates(profile, req, ranker.is_some()) else {
+            return Vec::new();
+        };
+        let weights = self.config.weights.array();
+        let none = FxHashSet::default();
+        let excluded = if self.config.exclude_seen { &profile.seen } else { &none };
+        let Some(ranker) = ranker else {
             return self.select(cands, &weights, profile, excluded, category, req);
         };
         let ctx = RequestContext::new(profile, self.model, self.lists, self.covisits, req.now_ms);
@@ -544,7 +551,7 @@ impl Inputs<'_> {
     /// features: the blend's best `rerankDepth` that pass the business rules (except the
     /// per-category cap, which depends on the list), best first.
     pub fn profile_features(&self, profile: &Profile, req: &ListRequest) -> Vec<(u32, Features)> {
-        let Some((cands, category)) = self.candidates(profile, req) else { return Vec::new() };
+        let Some((cands, category)) = self.candidates(profile, req, true) else { return Vec::new() };
         let weights = self.config.weights.array();
         let none = FxHashSet::default();
         let excluded = if self.config.exclude_seen { &profile.seen } else { &none };
@@ -605,6 +612,7 @@ impl Inputs<'_> {
         &self,
         profile: &Profile,
         req: &ListRequest,
+        ranks: bool,
     ) -> Option<(FxHashMap<u32, Cand>, Option<u32>)> {
         let n = self.config.candidates_per_source;
         let category = self.requested_category(req)?;
@@ -615,27 +623,32 @@ impl Inputs<'_> {
         let on = |s: Source| weights[s.index()] > 0.0;
         if !profile.is_empty() {
             if on(Source::CollaborativeFiltering) {
-                self.neighbours(profile, n, false).merge(Source::CollaborativeFiltering, n, &mut cands);
+                self.neighbours(profile, n, false).merge(
+                    Source::CollaborativeFiltering,
+                    n,
+                    &mut cands,
+                    ranks,
+                );
             }
             if on(Source::LinearItemModel) {
-                self.neighbours(profile, n, true).merge(Source::LinearItemModel, n, &mut cands);
+                self.neighbours(profile, n, true).merge(Source::LinearItemModel, n, &mut cands, ranks);
             }
             if on(Source::MatrixFactorization) {
-                self.embedding(profile, n, excluded).merge(Source::MatrixFactorization, n, &mut cands);
+                self.embedding(profile, n, excluded).merge(Source::MatrixFactorization, n, &mut cands, ranks);
             }
             if on(Source::NextItem) {
-                self.next_items(profile).merge(Source::NextItem, n, &mut cands);
+                self.next_items(profile).merge(Source::NextItem, n, &mut cands, ranks);
             }
         }
         if on(Source::Trending) {
-            self.trending(category, Window::Day, n).merge(Source::Trending, n, &mut cands);
+            self.trending(category, Window::Day, n).merge(Source::Trending, n, &mut cands, ranks);
         }
         if on(Source::PopularInCategory) {
             let cats: Vec<u32> = category.map_or_else(|| profile.categories.clone(), |c| vec![c]);
-            self.popular_in_categories(&cats, n).merge(Source::PopularInCategory, n, &mut cands);
+            self.popular_in_categories(&cats, n).merge(Source::PopularInCategory, n, &mut cands, ranks);
         }
         if on(Source::NewItem) {
-            self.new_items(req.now_ms).merge(Source::NewItem, n, &mut cands);
+            self.new_items(req.now_ms).merge(Source::NewItem, n, &mut cands, ranks);
         }
         Some((cands, category))
     }
@@ -649,11 +662,16 @@ impl Inputs<'_> {
         let Some(category) = self.requested_category(req) else { return Vec::new() };
         let weights = self.config.weights.array();
         let mut cands = FxHashMap::default();
-        self.neighbours(&profile, n, false).merge(Source::CollaborativeFiltering, n, &mut cands);
-        self.neighbours(&profile, n, true).merge(Source::LinearItemModel, n, &mut cands);
-        self.item_embedding(item, n).merge(Source::MatrixFactorization, n, &mut cands);
-        self.next_items(&profile).merge(Source::NextItem, n, &mut cands);
-        self.popular_in_categories(&profile.categories, n).merge(Source::PopularInCategory, n, &mut cands);
+        self.neighbours(&profile, n, false).merge(Source::CollaborativeFiltering, n, &mut cands, false);
+        self.neighbours(&profile, n, true).merge(Source::LinearItemModel, n, &mut cands, false);
+        self.item_embedding(item, n).merge(Source::MatrixFactorization, n, &mut cands, false);
+        self.next_items(&profile).merge(Source::NextItem, n, &mut cands, false);
+        self.popular_in_categories(&profile.categories, n).merge(
+            Source::PopularInCategory,
+            n,
+            &mut cands,
+            false,
+        );
         let excluded: FxHashSet<u32> = std::iter::once(item).collect();
         self.select(cands, &weights, &profile, &excluded, category, req)
     }
