@@ -532,7 +532,9 @@ impl Inputs<'_> {
             .into_iter()
             .map(|(item, blend, cand)| {
                 let entry = self.catalog.entry(item).expect("pooled items are in the catalogue");
-                (ranker.score(&features::of(item, &cand, blend, entry, profile, &ctx)), (item, blend, cand))
+                let s = ranker.score(&features::of(item, &cand, blend, entry, profile, &ctx));
+                // a validated ranker's score is finite; anything else goes last, not first
+                (if s.is_finite() { s } else { f32::MIN }, (item, blend, cand))
             })
             .collect();
         // by the ranker's score; ties keep the blend's order (a stable sort), as the gate measured

@@ -104,6 +104,8 @@ impl RankingSet {
 const MAX_TREES: usize = 10_000;
 /// Most leaves a tree may have.
 const MAX_LEAVES: usize = 65_536;
+/// Deepest a tree may be (so scoring one candidate stays a few thousand node visits).
+const MAX_DEPTH: usize = 64;
 
 /// The ranker's hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,7 +154,7 @@ impl RankerParams {
             && self.learning_rate > 0.0
             && self.learning_rate.is_finite()
             && self.max_leaves >= 2
-            && self.max_depth >= 1
+            && (1..=MAX_DEPTH).contains(&self.max_depth)
             && self.min_rows_in_leaf >= 1
             && self.min_hessian_in_leaf >= 0.0
             && self.l2 > 0.0
@@ -168,7 +170,7 @@ impl RankerParams {
         } else {
             Err(invalid(
                 "ranker: trees (at most 10,000), learningRate, l2, minRowsInLeaf, ndcgAt and sigma must be > 0, \
-                 maxLeaves in 2..=65,536, maxDepth >= 1, minHessianInLeaf >= 0, maxBins in 2..=255",
+                 maxLeaves in 2..=65,536, maxDepth in 1..=64, minHessianInLeaf >= 0, maxBins in 2..=255",
             ))
         }
     }
@@ -294,6 +296,7 @@ impl Ranker {
         if self.trees.len() > MAX_TREES {
             return bad("more trees than a ranker may have");
         }
+        let mut largest_sum = 0f64;
         for t in &self.trees {
             if t.leaves.is_empty() || t.leaves.len() != t.splits.len() + 1 || t.leaves.len() > MAX_LEAVES {
                 return bad("a tree's leaves do not match its splits");
@@ -301,6 +304,7 @@ impl Ranker {
             if t.leaves.iter().any(|v| !v.is_finite()) {
                 return bad("a leaf value is not finite");
             }
+            largest_sum += t.leaves.iter().map(|v| f64::from(v.abs())).fold(0.0, f64::max);
             for (i, s) in t.splits.iter().enumerate() {
                 if s.feature as usize >= self.n_features {
                     return bad("a split reads a feature the ranker does not have");
@@ -319,6 +323,13 @@ impl Ranker {
                     }
                 }
             }
+            if tree::depth(t) > MAX_DEPTH {
+                return bad("a tree is deeper than a ranker's may be");
+            }
+        }
+        // no sum of leaves can overflow a score
+        if largest_sum > 1e30 {
+            return bad("leaf values too large");
         }
         Ok(())
     }

@@ -115,9 +115,31 @@ fn validate_rejects_trees_that_would_read_out_of_bounds_or_loop() {
     let mut infinite = ranker.clone();
     infinite.trees[0].leaves[0] = f32::INFINITY;
     assert!(infinite.validate().is_err());
-    let mut nan = ranker;
+    let mut nan = ranker.clone();
     nan.trees[0].splits[0].threshold = f32::NAN;
     assert!(nan.validate().is_err());
+    // leaves each finite but summing past what a score can hold
+    let mut huge = ranker.clone();
+    for t in &mut huge.trees {
+        t.leaves.iter_mut().for_each(|v| *v = 1e30);
+    }
+    assert!(huge.validate().is_err());
+    // a chain of 70 splits is deeper than a ranker may be
+    let mut deep = ranker.clone();
+    let chain = deep.trees.iter_mut().find(|t| !t.splits.is_empty()).unwrap();
+    let template = chain.splits[0].clone();
+    chain.splits = (0..70)
+        .map(|i| tree::Split {
+            left: if i + 1 < 70 { i + 1 } else { !0 },
+            right: !(i + 1),
+            ..template.clone()
+        })
+        .collect();
+    chain.leaves = vec![0.0; 71];
+    chain.splits[69].right = !70;
+    assert_eq!(tree::depth(chain), 70);
+    assert!(deep.validate().is_err());
+    ranker.validate().unwrap();
 }
 
 #[test]

@@ -44,6 +44,23 @@ impl Tree {
     }
 }
 
+/// The most splits on a path from the root to a leaf (call on a validated tree only: it
+/// follows child links, which must point forward).
+pub(crate) fn depth(tree: &Tree) -> usize {
+    // splits are numbered after their parents, so one forward pass settles every depth
+    let mut at = vec![0usize; tree.splits.len()];
+    let mut deepest = usize::from(!tree.splits.is_empty());
+    for (i, s) in tree.splits.iter().enumerate() {
+        for child in [s.left, s.right] {
+            if child >= 0 {
+                at[child as usize] = at[i] + 1;
+                deepest = deepest.max(at[i] + 2);
+            }
+        }
+    }
+    deepest
+}
+
 /// How a tree may grow.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Growth {
