@@ -520,14 +520,13 @@ impl Inputs<'_> {
         let Some((cands, category)) = self.candidates(profile, req, ranker.is_some()) else {
             return Vec::new();
         };
-        let weights = self.config.weights.array();
         let none = FxHashSet::default();
         let excluded = if self.config.exclude_seen { &profile.seen } else { &none };
         let Some(ranker) = ranker else {
-            return self.select(cands, &weights, profile, excluded, category, req);
+            return self.select(cands, profile, excluded, category, req);
         };
         let ctx = RequestContext::new(profile, self.model, self.lists, self.covisits, req.now_ms);
-        let (pool, rest) = self.pool(cands, &weights, profile, excluded, category, req);
+        let (pool, rest) = self.pool(cands, profile, excluded, category, req);
         let mut ranked: Vec<(f32, (u32, f32, Cand))> = pool
             .into_iter()
             .map(|(item, blend, cand)| {
@@ -546,7 +545,7 @@ impl Inputs<'_> {
         let floor = scored.last().map_or(1.0, |x| x.1) * 0.5;
         let top_rest = rest.first().map_or(1.0, |x| x.1);
         scored.extend(rest.into_iter().map(|(i, blend, c)| (i, floor * blend / top_rest, c)));
-        self.select_scored(scored, true, &weights, profile, excluded, category, req)
+        self.select_scored(scored, true, profile, excluded, category, req)
     }
 
     /// The candidates the learned ranker orders for a visitor with `profile`, with their
@@ -554,11 +553,10 @@ impl Inputs<'_> {
     /// per-category cap, which depends on the list), best first.
     pub fn profile_features(&self, profile: &Profile, req: &ListRequest) -> Vec<(u32, Features)> {
         let Some((cands, category)) = self.candidates(profile, req, true) else { return Vec::new() };
-        let weights = self.config.weights.array();
         let none = FxHashSet::default();
         let excluded = if self.config.exclude_seen { &profile.seen } else { &none };
         let ctx = RequestContext::new(profile, self.model, self.lists, self.covisits, req.now_ms);
-        self.pool(cands, &weights, profile, excluded, category, req)
+        self.pool(cands, profile, excluded, category, req)
             .0
             .into_iter()
             .filter_map(|(item, blend, cand)| {
@@ -573,13 +571,12 @@ impl Inputs<'_> {
     fn pool(
         &self,
         cands: FxHashMap<u32, Cand>,
-        weights: &[f32; N_SOURCES],
         profile: &Profile,
         excluded: &FxHashSet<u32>,
         category: Option<u32>,
         req: &ListRequest,
     ) -> (Vec<Scored>, Vec<Scored>) {
-        let mut scored = blend_scores(cands, weights);
+        let mut scored = blend_scores(cands, &self.config.weights.array());
         scored.sort_unstable_by(better);
         let depth = self.config.rerank_depth;
         let (mut pool, mut rest) = (Vec::with_capacity(depth), Vec::new());
@@ -662,7 +659,6 @@ impl Inputs<'_> {
         let n = self.config.candidates_per_source;
         // A category the catalogue does not know has no items: an empty list.
         let Some(category) = self.requested_category(req) else { return Vec::new() };
-        let weights = self.config.weights.array();
         let mut cands = FxHashMap::default();
         self.neighbours(&profile, n, false).merge(Source::CollaborativeFiltering, n, &mut cands, false);
         self.neighbours(&profile, n, true).merge(Source::LinearItemModel, n, &mut cands, false);
@@ -675,7 +671,7 @@ impl Inputs<'_> {
             false,
         );
         let excluded: FxHashSet<u32> = std::iter::once(item).collect();
-        self.select(cands, &weights, &profile, &excluded, category, req)
+        self.select(cands, &profile, &excluded, category, req)
     }
 
     /// Live popularity over `window`, overall or in the filter's category.
@@ -743,13 +739,19 @@ impl Inputs<'_> {
     fn select(
         &self,
         cands: FxHashMap<u32, Cand>,
-        weights: &[f32; N_SOURCES],
         profile: &Profile,
         excluded: &FxHashSet<u32>,
         category: Option<u32>,
         req: &ListRequest,
     ) -> Vec<Recommended> {
-        self.select_scored(blend_scores(cands, weights), false, weights, profile, excluded, category, req)
+        self.select_scored(
+            blend_scores(cands, &self.config.weights.array()),
+            false,
+            profile,
+            excluded,
+            category,
+            req,
+        )
     }
 
     /// The list from scored candidates: best first under the rules, exploration slots,
@@ -759,12 +761,12 @@ impl Inputs<'_> {
         &self,
         mut scored: Vec<(u32, f32, Cand)>,
         sorted: bool,
-        weights: &[f32; N_SOURCES],
         profile: &Profile,
         excluded: &FxHashSet<u32>,
         category: Option<u32>,
         req: &ListRequest,
     ) -> Vec<Recommended> {
+        let weights = self.config.weights.array();
         // Sort only the head the list is likely drawn from; the tail only if rules reject a
         // lot. Candidates already in order (`sorted`) are taken as they are.
         let head = if sorted { scored.len() } else { (req.limit * 4 + 16).min(scored.len()) };
