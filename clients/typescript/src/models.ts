@@ -614,8 +614,8 @@ export interface RecommendationItem {
   productId: string;
   /**
    * The candidate source that contributed most: `collaborative_filtering`,
-   * `matrix_factorization`, `next_item`, `linear_item_model`, `trending`,
-   * `popular_in_category` or `new_item`.
+   * `matrix_factorization`, `next_item`, `linear_item_model`, `whole_history`,
+   * `trending`, `popular_in_category` or `new_item`.
    */
   reason: string;
   score: number;

@@ -50,8 +50,9 @@ pub struct Args {
     /// What orders the `engine` model's candidates: `blend` (the weighted sum of the
     /// sources' scores) or `learned` (a LambdaMART ranker trained first on lists from an
     /// engine trained on the validation split carved from the training data; it orders the
-    /// lists only if it beats the blend on validation users it did not train on, and the
-    /// JSON report's `learnedRanker.serves` says which).
+    /// lists only if it beats the blend on validation users it did not train on, by more
+    /// than two standard errors of the per-list NDCG difference, and the JSON report's
+    /// `learnedRanker.serves` says which).
     #[arg(long, default_value = "blend", value_parser = ["blend", "learned"])]
     ranker: String,
     /// Print one JSON document instead of a table.

@@ -83,11 +83,13 @@ async fn seed_walkthrough(backing: Backing) {
     assert_eq!(stats["stats"]["addToCarts"], 1);
     assert!(stats["stats"]["impressions"].as_u64().unwrap() >= 5);
 
-    // Train; status and the registry report it.
+    // Train; status and the registry report it. The demo's five visitors are too few for the
+    // validation gate to tell two models apart (either may win by one list), so the
+    // walkthrough turns it off: what it checks is the job's flow to the registry.
     let (s, train) = post(
         &c,
         server.url("/api/v1/training/train"),
-        json!({"config": {"weights": {"view": 1.0, "add_to_cart": 2.5, "purchase": 5.0}, "timeDecay": 0.9}}),
+        json!({"config": {"weights": {"view": 1.0, "add_to_cart": 2.5, "purchase": 5.0}, "timeDecay": 0.9, "tolerance": 1.0}}),
     )
     .await;
     assert_eq!((s, train["success"].clone()), (202, json!(true)));

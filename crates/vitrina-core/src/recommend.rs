@@ -20,6 +20,10 @@ pub enum Source {
     NextItem,
     /// Sparse EASE: items an item-to-item linear model predicts from the visitor's items.
     LinearItemModel,
+    /// The same linear model over every item of the visitor's history read (the ranking
+    /// config's `historyEvents`), undecayed: their long-term taste, where
+    /// `linear_item_model` reads their strongest recent items.
+    WholeHistory,
     /// Trending across the shop (time-decayed interactions).
     Trending,
     /// Popular in a category the visitor looked at, or the category the request names.
@@ -29,11 +33,12 @@ pub enum Source {
 }
 
 impl Source {
-    pub const ALL: [Source; 7] = [
+    pub const ALL: [Source; 8] = [
         Self::CollaborativeFiltering,
         Self::MatrixFactorization,
         Self::NextItem,
         Self::LinearItemModel,
+        Self::WholeHistory,
         Self::Trending,
         Self::PopularInCategory,
         Self::NewItem,
@@ -46,6 +51,7 @@ impl Source {
             Self::MatrixFactorization => "matrix_factorization",
             Self::NextItem => "next_item",
             Self::LinearItemModel => "linear_item_model",
+            Self::WholeHistory => "whole_history",
             Self::Trending => "trending",
             Self::PopularInCategory => "popular_in_category",
             Self::NewItem => "new_item",
@@ -61,7 +67,11 @@ impl Source {
     pub fn is_personal(self) -> bool {
         matches!(
             self,
-            Self::CollaborativeFiltering | Self::MatrixFactorization | Self::NextItem | Self::LinearItemModel
+            Self::CollaborativeFiltering
+                | Self::MatrixFactorization
+                | Self::NextItem
+                | Self::LinearItemModel
+                | Self::WholeHistory
         )
     }
 }

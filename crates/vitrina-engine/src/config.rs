@@ -266,6 +266,8 @@ pub fn default_source_weight(s: Source) -> f32 {
         Source::MatrixFactorization => 1.0,
         Source::NextItem => 1.0,
         Source::LinearItemModel => 1.0,
+        // half: on the validation splits it lifted random-80-20 without costing next-item much
+        Source::WholeHistory => 0.5,
         Source::Trending => 0.3,
         Source::PopularInCategory => 0.25,
         Source::NewItem => 0.1,
@@ -277,7 +279,7 @@ pub fn default_source_weight(s: Source) -> f32 {
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct RankingConfig {
     /// Weight per source (`collaborative_filtering`, `matrix_factorization`, `next_item`,
-    /// `linear_item_model`, `trending`, `popular_in_category`, `new_item`).
+    /// `linear_item_model`, `whole_history`, `trending`, `popular_in_category`, `new_item`).
     pub weights: SourceWeights,
     /// At most this many items of one category in a list; 0 = no cap.
     pub max_per_category: usize,

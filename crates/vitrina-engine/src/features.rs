@@ -26,6 +26,7 @@ pub const NAMES: [&str; N] = [
     "score.matrix_factorization",
     "score.next_item",
     "score.linear_item_model",
+    "score.whole_history",
     "score.trending",
     "score.popular_in_category",
     "score.new_item",
@@ -33,6 +34,7 @@ pub const NAMES: [&str; N] = [
     "rank.matrix_factorization",
     "rank.next_item",
     "rank.linear_item_model",
+    "rank.whole_history",
     "rank.trending",
     "rank.popular_in_category",
     "rank.new_item",
@@ -52,7 +54,7 @@ pub const NAMES: [&str; N] = [
     "covisit_recent",
 ];
 /// Number of features.
-pub const N: usize = 28;
+pub const N: usize = 30;
 
 /// A candidate's feature vector.
 pub type Features = [f32; N];

@@ -70,6 +70,10 @@ pub struct ListRequest<'a> {
 pub struct Profile {
     /// Distinct items with their recency-weighted interest and strongest event, best first.
     items: Vec<(u32, f32, ActivityType)>,
+    /// Distinct items with their interest summed over the events read (the last
+    /// `historyEvents`) without recency decay, best first: what `whole_history` reads, as
+    /// EASE scores a visitor's whole row.
+    history: Vec<(u32, f32, ActivityType)>,
     /// Distinct items, newest first.
     recent: Vec<u32>,
     /// Items with an event in the window, and every item rated over the whole history.
@@ -94,7 +98,7 @@ impl Profile {
         catalog: &Catalog,
         now_ms: i64,
     ) -> Self {
-        let mut by_item: FxHashMap<u32, (f32, ActivityType, f32)> = FxHashMap::default();
+        let mut by_item: FxHashMap<u32, (f32, ActivityType, f32, f32)> = FxHashMap::default();
         let mut recent = Vec::new();
         let mut seen = FxHashSet::default();
         let mut factor = 1.0f32;
@@ -110,16 +114,24 @@ impl Profile {
             if !recent.contains(&e.item) && w > 0.0 {
                 recent.push(e.item);
             }
-            let entry = by_item.entry(e.item).or_insert((0.0, e.kind, f32::MIN));
+            let entry = by_item.entry(e.item).or_insert((0.0, e.kind, f32::MIN, 0.0));
             entry.0 += w * factor;
+            entry.3 += w;
             if w > entry.2 {
                 (entry.1, entry.2) = (e.kind, w);
             }
             factor *= config.recency;
         }
+        let best_first = |a: &(u32, f32, ActivityType), b: &(u32, f32, ActivityType)| {
+            b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
+        };
+        // each list keeps the items with positive interest by its own measure
         let mut items: Vec<(u32, f32, ActivityType)> =
-            by_item.into_iter().filter(|(_, (w, _, _))| *w > 0.0).map(|(i, (w, k, _))| (i, w, k)).collect();
-        items.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            by_item.iter().filter(|x| x.1 .0 > 0.0).map(|(&i, &(w, k, _, _))| (i, w, k)).collect();
+        items.sort_unstable_by(best_first);
+        let mut history: Vec<(u32, f32, ActivityType)> =
+            by_item.iter().filter(|x| x.1 .3 > 0.0).map(|(&i, &(_, k, _, whole))| (i, whole, k)).collect();
+        history.sort_unstable_by(best_first);
         let window_start =
             online_secs(now_ms).saturating_sub(config.purchased_window_days.saturating_mul(86_400));
         let purchased = snapshot.purchases.iter().filter(|p| p.1 >= window_start).map(|p| p.0).collect();
@@ -142,6 +154,7 @@ impl Profile {
         categories.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         Self {
             items,
+            history,
             recent,
             seen,
             purchased,
@@ -155,6 +168,15 @@ impl Profile {
                 .map(|e| e.ts)
                 .max()
                 .map(|t| (i64::from(t) + EPOCH_SECS) * 1000),
+        }
+    }
+
+    /// The profile items a neighbourhood source reads: the whole history, undecayed, for
+    /// `whole_history`; the strongest recent items for the others.
+    fn items_for(&self, source: Source) -> &[(u32, f32, ActivityType)] {
+        match source {
+            Source::WholeHistory => &self.history,
+            _ => &self.items[..self.items.len().min(PROFILE_ITEMS)],
         }
     }
 
@@ -188,6 +210,7 @@ impl Profile {
     pub fn of_item(item: u32, catalog: &Catalog) -> Self {
         Self {
             items: vec![(item, 1.0, ActivityType::View)],
+            history: vec![(item, 1.0, ActivityType::View)],
             recent: vec![item],
             seen: std::iter::once(item).collect(),
             purchased: FxHashSet::default(),
@@ -327,11 +350,14 @@ fn passes(entry: &Entry, filters: &Filters, category: Option<u32>) -> bool {
 }
 
 impl Inputs<'_> {
-    fn neighbours(&self, profile: &Profile, n: usize, ease: bool) -> Proposals {
+    /// Neighbours of the profile's items through `source`'s model: item-kNN and live
+    /// co-visitation for collaborative filtering, sparse EASE for the linear sources.
+    fn neighbours(&self, profile: &Profile, source: Source) -> Proposals {
         let mut p = Proposals::new(self.catalog.len());
         let m = self.model;
+        let ease = source != Source::CollaborativeFiltering;
         let knn = if ease { m.bundle.ease.as_ref() } else { m.bundle.knn.as_ref() };
-        for &(item, w, _) in profile.items.iter().take(PROFILE_ITEMS) {
+        for &(item, w, _) in profile.items_for(source) {
             if let (Some(knn), Some(mi)) = (knn, m.model_item(item)) {
                 let (idx, sims) = knn.neighbours(mi);
                 for (&j, &s) in idx.iter().zip(sims) {
@@ -344,7 +370,6 @@ impl Inputs<'_> {
                 }
             }
         }
-        let _ = n;
         p
     }
 
@@ -455,13 +480,13 @@ impl Inputs<'_> {
             }
         };
         match source {
-            Source::CollaborativeFiltering | Source::LinearItemModel => {
-                let model = if source == Source::LinearItemModel {
-                    m.bundle.ease.as_ref()
-                } else {
+            Source::CollaborativeFiltering | Source::LinearItemModel | Source::WholeHistory => {
+                let model = if source == Source::CollaborativeFiltering {
                     m.bundle.knn.as_ref()
+                } else {
+                    m.bundle.ease.as_ref()
                 };
-                for &(p, w, k) in profile.items.iter().take(PROFILE_ITEMS) {
+                for &(p, w, k) in profile.items_for(source) {
                     let mut c = 0.0;
                     if let (Some(knn), Some(mp), Some(t)) = (model, m.model_item(p), target) {
                         c += w * row_weight(knn.neighbours(mp), t);
@@ -495,7 +520,7 @@ impl Inputs<'_> {
             }
             _ => return None,
         }
-        best.map(|b| (b.0, b.1)).or_else(|| profile.items.first().map(|x| (x.0, x.2)))
+        best.map(|b| (b.0, b.1)).or_else(|| profile.items_for(source).first().map(|x| (x.0, x.2)))
     }
 
     /// The category filter of `req` as an interned id: `Some(None)` without a filter, `None`
@@ -621,16 +646,10 @@ impl Inputs<'_> {
         let excluded = if self.config.exclude_seen { &profile.seen } else { &none };
         let on = |s: Source| weights[s.index()] > 0.0;
         if !profile.is_empty() {
-            if on(Source::CollaborativeFiltering) {
-                self.neighbours(profile, n, false).merge(
-                    Source::CollaborativeFiltering,
-                    n,
-                    &mut cands,
-                    ranks,
-                );
-            }
-            if on(Source::LinearItemModel) {
-                self.neighbours(profile, n, true).merge(Source::LinearItemModel, n, &mut cands, ranks);
+            for source in [Source::CollaborativeFiltering, Source::LinearItemModel, Source::WholeHistory] {
+                if on(source) {
+                    self.neighbours(profile, source).merge(source, n, &mut cands, ranks);
+                }
             }
             if on(Source::MatrixFactorization) {
                 self.embedding(profile, n, excluded).merge(Source::MatrixFactorization, n, &mut cands, ranks);
@@ -660,8 +679,9 @@ impl Inputs<'_> {
         // A category the catalogue does not know has no items: an empty list.
         let Some(category) = self.requested_category(req) else { return Vec::new() };
         let mut cands = FxHashMap::default();
-        self.neighbours(&profile, n, false).merge(Source::CollaborativeFiltering, n, &mut cands, false);
-        self.neighbours(&profile, n, true).merge(Source::LinearItemModel, n, &mut cands, false);
+        for source in [Source::CollaborativeFiltering, Source::LinearItemModel] {
+            self.neighbours(&profile, source).merge(source, n, &mut cands, false);
+        }
         self.item_embedding(item, n).merge(Source::MatrixFactorization, n, &mut cands, false);
         self.next_items(&profile).merge(Source::NextItem, n, &mut cands, false);
         self.popular_in_categories(&profile.categories, n).merge(

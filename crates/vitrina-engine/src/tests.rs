@@ -551,3 +551,81 @@ fn a_rating_below_the_visitors_mean_neither_leads_to_items_nor_explains_them() {
     let list = engine.recommend(&uid("picky"), &req(10, &Filters::default()));
     assert!(list.iter().any(|r| r.because.as_ref().is_some_and(|b| b.0 == pid("p5"))), "{list:?}");
 }
+
+/// Weights that turn on one source alone.
+fn only(source: Source) -> RankingConfig {
+    let mut weights = crate::config::SourceWeights::default();
+    for s in Source::ALL {
+        weights.0.insert(s.as_str().to_string(), if s == source { 1.0 } else { 0.0 });
+    }
+    // the decay the whole-history test tells apart from no decay
+    RankingConfig { weights, recency: 0.9, ..Default::default() }
+}
+
+#[test]
+fn whole_history_reads_items_the_recent_profile_has_let_go() {
+    // The shop's two taste groups, and a third group q0–q13 viewed together by others.
+    let (mut products, mut log) = shop();
+    products.extend((0..14).map(|i| product(&format!("q{i}"), "books", "10.00")));
+    let mut seq = log.len() as u64;
+    for u in 0..20 {
+        for k in 0..14 {
+            seq += 1;
+            log.push(ev(seq, &format!("r{u}"), ActivityType::View, &format!("q{k}")));
+        }
+    }
+    let visit = |engine: &Engine| {
+        // p0 first; then fourteen q items push it out of the strongest recent items.
+        engine.observe(&ev(20_000, "loyal", ActivityType::View, "p0"));
+        for k in 0..14 {
+            engine.observe(&ev(20_001 + k, "loyal", ActivityType::View, &format!("q{k}")));
+        }
+        engine.recommend(&uid("loyal"), &req(10, &Filters::default()))
+    };
+    let taste = ["p1", "p2", "p3", "p4"];
+    let through_p0 = |list: &[vitrina_core::recommend::Recommended], source: Source| {
+        list.iter()
+            .filter(|r| r.source == source && taste.contains(&r.product.id.as_str()))
+            .map(|r| (r.product.id.to_string(), r.because.as_ref().map(|b| b.0.to_string())))
+            .collect::<Vec<_>>()
+    };
+    let linear = trained(products.clone(), &log, only(Source::LinearItemModel));
+    let recent = visit(&linear);
+    assert!(through_p0(&recent, Source::LinearItemModel).is_empty(), "{recent:?}");
+    // p0 among the latest items: the linear item model reads it.
+    linear.observe(&ev(20_100, "loyal", ActivityType::View, "p0"));
+    let again = linear.recommend(&uid("loyal"), &req(10, &Filters::default()));
+    assert_eq!(through_p0(&again, Source::LinearItemModel).len(), 4, "{again:?}");
+
+    let engine = trained(products, &log, only(Source::WholeHistory));
+    let whole = visit(&engine);
+    let found = through_p0(&whole, Source::WholeHistory);
+    assert_eq!(found.len(), 4, "p0's group, through p0: {whole:?}");
+    assert!(found.iter().all(|(_, because)| because.as_deref() == Some("p0")), "{found:?}");
+
+    // Undecayed: p0 viewed three times long ago outweighs p5 viewed once lately, so p0's
+    // group leads although p5's is the more recent.
+    for k in 0..3 {
+        engine.observe(&ev(30_000 + k, "fan", ActivityType::View, "p0"));
+    }
+    for k in 0..14 {
+        engine.observe(&ev(30_010 + k, "fan", ActivityType::View, &format!("q{k}")));
+    }
+    engine.observe(&ev(30_100, "fan", ActivityType::View, "p5"));
+    let fan = engine.recommend(&uid("fan"), &req(10, &Filters::default()));
+    let through = |group: [&str; 4], because: &str| -> Vec<usize> {
+        fan.iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                group.contains(&r.product.id.as_str())
+                    && r.source == Source::WholeHistory
+                    && r.because.as_ref().is_some_and(|b| b.0.as_str() == because)
+            })
+            .map(|(at, _)| at)
+            .collect()
+    };
+    let (p0_group, p5_group) =
+        (through(["p1", "p2", "p3", "p4"], "p0"), through(["p6", "p7", "p8", "p9"], "p5"));
+    assert_eq!((p0_group.len(), p5_group.len()), (4, 4), "both groups proposed by the source: {fan:?}");
+    assert!(p0_group.iter().max() < p5_group.iter().min(), "{fan:?}");
+}

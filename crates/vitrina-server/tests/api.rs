@@ -76,7 +76,13 @@ async fn a_view_personalises_a_new_visitor_with_the_reason() {
     app.post(TRACK, &json!({"userId": "brand-new", "activityType": "view", "productId": "product-3"})).await;
     let (_, warm) = app.get("/api/v1/recommendations/recommendations/brand-new?limit=3").await;
     let first = &warm["recommendations"][0];
-    let personal = ["collaborative_filtering", "matrix_factorization", "next_item", "linear_item_model"];
+    let personal = [
+        "collaborative_filtering",
+        "matrix_factorization",
+        "next_item",
+        "linear_item_model",
+        "whole_history",
+    ];
     assert!(personal.contains(&first["reason"].as_str().unwrap()), "{warm}");
     assert_eq!(
         first["explanation"], "viewed Ноутбук MacBook Air M2 (product-3)",

@@ -2,13 +2,11 @@
 //! how much swapping the pair would change NDCG@k (Burges, "From RankNet to LambdaRank to
 //! LambdaMART: An Overview", 2010), and graded NDCG@k to measure a ranking.
 
+use crate::eval::metrics::discount;
+
 /// The gain of a graded label: `2^label - 1`.
 fn gain(label: f32) -> f64 {
     f64::from(label).exp2() - 1.0
-}
-
-fn discount(rank: usize) -> f64 {
-    1.0 / ((rank + 2) as f64).log2()
 }
 
 /// Ideal DCG@k of `labels`.

@@ -18,7 +18,10 @@ use std::ops::Range;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{invalid, AlgoError, Result};
+use crate::{
+    error::{invalid, AlgoError, Result},
+    eval::MeanStderr,
+};
 pub use lambda::ndcg_at;
 use tree::{Growth, Tree};
 
@@ -84,19 +87,19 @@ impl RankingSet {
         (0..self.n_rows()).map(|r| self.row(r)[f]).collect()
     }
 
-    /// Mean NDCG@k over the lists that hold a relevant row, for the given row scores.
-    pub fn mean_ndcg(&self, scores: &[f32], k: usize) -> f64 {
-        let values: Vec<f64> = (0..self.n_lists())
+    /// NDCG@k of each list that holds a relevant row, in list order, for the given row scores.
+    pub fn ndcg_per_list(&self, scores: &[f32], k: usize) -> Vec<f64> {
+        (0..self.n_lists())
             .filter_map(|i| {
                 let r = self.list(i);
                 ndcg_at(&scores[r.clone()], &self.labels[r], k)
             })
-            .collect();
-        if values.is_empty() {
-            0.0
-        } else {
-            values.iter().sum::<f64>() / values.len() as f64
-        }
+            .collect()
+    }
+
+    /// Mean NDCG@k over the lists that hold a relevant row, for the given row scores.
+    pub fn mean_ndcg(&self, scores: &[f32], k: usize) -> f64 {
+        MeanStderr::of(&self.ndcg_per_list(scores, k)).mean
     }
 }
 

@@ -175,3 +175,18 @@ fn lists_without_a_difference_in_labels_train_to_a_constant() {
     assert_eq!(report.trees_kept, 1);
     assert_eq!(ranker.score(&[0.1]), ranker.score(&[0.3]));
 }
+
+#[test]
+fn ndcg_per_list_keeps_list_order_and_skips_lists_without_a_relevant_row() {
+    let mut set = RankingSet::new(1);
+    set.push_list(&[0.0, 1.0], &[1.0, 0.0]).unwrap(); // relevant row first
+    set.push_list(&[0.0, 1.0], &[0.0, 0.0]).unwrap(); // nothing relevant: skipped
+    set.push_list(&[0.0, 1.0, 2.0], &[0.0, 0.0, 1.0]).unwrap(); // relevant row last
+                                                                // scored by the feature: the first list ranks its relevant row second, the last first
+    let scores = set.feature(0);
+    let per_list = set.ndcg_per_list(&scores, 10);
+    assert_eq!(per_list.len(), 2);
+    assert!((per_list[0] - 1.0 / 3f64.log2()).abs() < 1e-12, "{per_list:?}");
+    assert!((per_list[1] - 1.0).abs() < 1e-12, "{per_list:?}");
+    assert!((set.mean_ndcg(&scores, 10) - (per_list[0] + per_list[1]) / 2.0).abs() < 1e-12);
+}

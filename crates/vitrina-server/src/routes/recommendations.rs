@@ -121,8 +121,8 @@ pub struct RecommendationItem {
     /// How strongly the visitor's own history supports the item, 0–1.
     pub confidence: f32,
     /// The candidate source that contributed most: `collaborative_filtering`,
-    /// `matrix_factorization`, `next_item`, `linear_item_model`, `trending`,
-    /// `popular_in_category` or `new_item`.
+    /// `matrix_factorization`, `next_item`, `linear_item_model`, `whole_history`,
+    /// `trending`, `popular_in_category` or `new_item`.
     #[schema(example = "collaborative_filtering")]
     pub reason: String,
     /// The visitor's event behind the item, naming the product by name and id (by id alone
