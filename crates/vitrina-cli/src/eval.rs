@@ -28,8 +28,9 @@ pub struct Args {
     protocol: String,
     /// Comma-separated models (popularity, time-popularity, item-knn, als, ease, rp3beta,
     /// transitions, bridge, blend, and `engine`: the serving engine itself — candidates,
-    /// blend and rules with the default ranking config and the default training config
-    /// without time decay, see `--engine-config`); default: all.
+    /// blend and rules with the default ranking config reading up to 1,000 events of a
+    /// visitor and the default training config without time decay, see `--engine-config`
+    /// and `--ranking-config`); default: all.
     #[arg(long, value_delimiter = ',')]
     models: Vec<String>,
     /// Search hyperparameters on a validation split carved from the training data.
@@ -42,6 +43,12 @@ pub struct Args {
     /// `{"ease":{"sessionSeconds":3600}}`.
     #[arg(long, value_name = "JSON")]
     engine_config: Option<String>,
+    /// The `engine` model's ranking config as JSON (the `[ranking]` section of the config
+    /// file, camelCase), merged over eval's default, e.g. `{"rerankDepth":200,
+    /// "weights":{"whole_history":1}}`; its `ranker` is `--ranker`'s. Lists are always
+    /// scored with seen items excluded and no exploration slot.
+    #[arg(long, value_name = "JSON")]
+    ranking_config: Option<String>,
     /// Also write the split that is scored to DIR (`train.txt`, `test.txt`, and the
     /// validation split `val_train.txt`, `val_test.txt`, as `user item` lines with the
     /// file's ids), so a peer can be trained and scored on exactly the same data.
@@ -86,15 +93,34 @@ fn export_split(
 /// merged in field by field.
 fn engine_training(overrides: Option<&str>) -> anyhow::Result<TrainingConfig> {
     let training = TrainingConfig { time_decay: 1.0, ..TrainingConfig::default() };
-    let Some(overrides) = overrides else { return Ok(training) };
-    let overrides: serde_json::Value =
-        serde_json::from_str(overrides).context("--engine-config is not JSON")?;
-    let Some(overrides) = overrides.as_object() else {
-        anyhow::bail!("--engine-config must be a JSON object");
-    };
-    let training = overlaid(&training, overrides).map_err(|e| anyhow::anyhow!("--engine-config: {e}"))?;
+    let training = merged(training, overrides, "--engine-config")?;
     training.validate().map_err(|e| anyhow::anyhow!("--engine-config: {}: {}", e.field, e.message))?;
     Ok(training)
+}
+
+/// The engine's ranking config for evaluation: the default reading up to 1,000 events of a
+/// visitor (their whole training history in the open datasets), then `overrides` merged in
+/// field by field; `ranker` comes from `--ranker`.
+fn engine_ranking(overrides: Option<&str>, ranker: RankerChoice) -> anyhow::Result<RankingConfig> {
+    let ranking = RankingConfig { history_events: 1000, ..RankingConfig::default() };
+    let ranking = RankingConfig { ranker, ..merged(ranking, overrides, "--ranking-config")? };
+    ranking.validate().map_err(|e| anyhow::anyhow!("--ranking-config: {}: {}", e.field, e.message))?;
+    Ok(ranking)
+}
+
+/// `base` with the JSON object `overrides` (the value of `flag`) merged in field by field.
+fn merged<T: serde::Serialize + serde::de::DeserializeOwned>(
+    base: T,
+    overrides: Option<&str>,
+    flag: &str,
+) -> anyhow::Result<T> {
+    let Some(overrides) = overrides else { return Ok(base) };
+    let overrides: serde_json::Value =
+        serde_json::from_str(overrides).with_context(|| format!("{flag} is not JSON"))?;
+    let Some(overrides) = overrides.as_object() else {
+        anyhow::bail!("{flag} must be a JSON object");
+    };
+    overlaid(&base, overrides).map_err(|e| anyhow::anyhow!("{flag}: {e}"))
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -109,6 +135,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .collect::<Result<Vec<_>, _>>()?;
     let only_engine = with_engine && models.is_empty() && !args.models.is_empty();
     let training = engine_training(args.engine_config.as_deref())?;
+    let ranker = if args.ranker == "learned" { RankerChoice::Learned } else { RankerChoice::Blend };
+    let ranking = engine_ranking(args.ranking_config.as_deref(), ranker)?;
     let data =
         std::fs::read_to_string(&args.data).with_context(|| format!("reading {}", args.data.display()))?;
     let opts = EvalOptions {
@@ -164,12 +192,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             validation: &validation,
             params: RankerParams { ndcg_at: protocol.list_depth(), ..RankerParams::default() },
         });
-        let ranker = if learned.is_some() { RankerChoice::Learned } else { RankerChoice::Blend };
         report.models.push(evaluate_engine(
             &ds,
             &split,
             &training,
-            &RankingConfig { ranker, ..RankingConfig::default() },
+            &ranking,
             learned.as_ref(),
             &mut progress,
         )?);
@@ -217,6 +244,27 @@ mod tests {
         assert_eq!(back.n_interactions(), split.n_train());
         assert!(!read("val_train.txt").is_empty() && !read("val_test.txt").is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn ranking_config_merges_over_eval_defaults_and_ranker_comes_from_the_flag() {
+        let r = engine_ranking(
+            Some(r#"{"rerankDepth":200,"weights":{"whole_history":1},"ranker":"learned"}"#),
+            RankerChoice::Blend,
+        )
+        .unwrap();
+        assert_eq!((r.rerank_depth, r.history_events, r.ranker), (200, 1000, RankerChoice::Blend));
+        assert_eq!(r.weights.get(vitrina_core::recommend::Source::WholeHistory), 1.0);
+        assert_eq!(r.recency, RankingConfig::default().recency);
+        for (bad, says) in [
+            ("[1]", "--ranking-config must be a JSON object"),
+            (r#"{"historyEvents":0}"#, "historyEvents"),
+            (r#"{"weights":{"colour":1}}"#, "weights.colour"),
+            (r#"{"colour":1}"#, "--ranking-config"),
+        ] {
+            let err = format!("{:#}", engine_ranking(Some(bad), RankerChoice::Blend).unwrap_err());
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 
     #[test]

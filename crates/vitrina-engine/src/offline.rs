@@ -60,6 +60,17 @@ struct Offline {
     now_ms: i64,
 }
 
+impl Offline {
+    /// A filter that leaves out every item of a visitor's training `history`, however many
+    /// events the ranking config reads: the metric never counts a training item.
+    fn history_filter(&self, history: &[(u32, i64)]) -> Filters {
+        Filters {
+            exclude: history.iter().map(|&(i, _)| self.products[i as usize].id.clone()).collect(),
+            ..Filters::default()
+        }
+    }
+}
+
 /// Trains a bundle on `train` (per user, `(item, ts)` oldest first), gives it `ranker`, and
 /// has an engine observe the same events.
 fn build(
@@ -122,10 +133,10 @@ fn build(
     Ok(Offline { model: engine.model(), engine, users, products, now_ms })
 }
 
-/// The ranking config lists are scored with: the whole training history is "seen" (the
-/// metric never counts a training item) and no exploration slot.
+/// The ranking config lists are scored with: seen items excluded and no exploration slot
+/// (a visitor's training items beyond `historyEvents` are excluded by [`Offline::history_filter`]).
 fn scoring_config(ranking: &RankingConfig) -> RankingConfig {
-    RankingConfig { exclude_seen: true, exploration: 0.0, history_events: 1000, ..ranking.clone() }
+    RankingConfig { exclude_seen: true, exploration: 0.0, ..ranking.clone() }
 }
 
 /// A learned ranker's training, and the gate it passed or failed.
@@ -163,13 +174,13 @@ fn train_ranker(
     let val = learned.validation;
     let off = build(ds, &val.train, training, ranking, None, progress)?;
     let ranking = scoring_config(ranking);
-    let filters = Filters::default();
     let index: HashMap<&ProductId, u32> =
         off.products.iter().enumerate().map(|(i, p)| (&p.id, i as u32)).collect();
     let test_users: Vec<usize> = val.test_users().collect();
     let lists: Vec<(usize, Vec<f32>, Vec<f32>)> = test_users
         .par_iter()
         .map(|&u| {
+            let filters = off.history_filter(&val.train[u]);
             let req = ListRequest { limit: LIST_LEN, filters: &filters, now_ms: off.now_ms };
             let cands = off.engine.candidate_features(&off.model, &ranking, &off.users[u], &req);
             let mut features = Vec::with_capacity(cands.len() * features::N);
@@ -230,11 +241,11 @@ pub fn evaluate_engine(
     let index: HashMap<&ProductId, usize> =
         off.products.iter().enumerate().map(|(i, p)| (&p.id, i)).collect();
     let ranking = scoring_config(ranking);
-    let filters = Filters::default();
     let test_users: Vec<usize> = split.test_users().collect();
     let lines: Vec<String> = test_users
         .par_iter()
         .map(|&u| {
+            let filters = off.history_filter(&split.train[u]);
             let req = ListRequest { limit: LIST_LEN, filters: &filters, now_ms: off.now_ms };
             let list = off.engine.recommend_with(&off.model, &ranking, &off.users[u], &req);
             let mut line = ds.users.name(u as u32).unwrap_or("?").to_string();
@@ -309,6 +320,37 @@ mod tests {
         assert!(hr > 0.9, "{:?}", report.metrics);
         assert!(report.metrics["ndcg@10"] > 0.4, "{:?}", report.metrics);
         assert_eq!(report.name, "engine");
+    }
+
+    #[test]
+    fn a_visitors_training_items_stay_out_of_lists_however_few_events_ranking_reads() {
+        let ds = grouped();
+        let split = Split::new(&ds.sequences, ds.n_items(), Protocol::LeaveLastOut, 1);
+        let ranking = RankingConfig { history_events: 1, ..RankingConfig::default() };
+        let off =
+            build(&ds, &split.train, &TrainingConfig::default(), &ranking, None, &mut |_, _| true).unwrap();
+        let scoring = scoring_config(&ranking);
+        let mut listed = 0;
+        for u in split.test_users() {
+            let filters = off.history_filter(&split.train[u]);
+            let req = ListRequest { limit: LIST_LEN, filters: &filters, now_ms: off.now_ms };
+            let list = off.engine.recommend_with(&off.model, &scoring, &off.users[u], &req);
+            listed += list.len();
+            for r in &list {
+                let trained =
+                    split.train[u].iter().any(|&(i, _)| off.products[i as usize].id == r.product.id);
+                assert!(!trained, "user {u} was listed training item {}", r.product.id);
+            }
+        }
+        assert!(listed > 0);
+        // without the filter, one event read leaves the other training items in the lists
+        let u = split.test_users().next().unwrap();
+        let none = Filters::default();
+        let req = ListRequest { limit: LIST_LEN, filters: &none, now_ms: off.now_ms };
+        let list = off.engine.recommend_with(&off.model, &scoring, &off.users[u], &req);
+        assert!(list
+            .iter()
+            .any(|r| split.train[u].iter().any(|&(i, _)| off.products[i as usize].id == r.product.id)));
     }
 
     #[test]
