@@ -45,8 +45,9 @@ pub struct Args {
     engine_config: Option<String>,
     /// The `engine` model's ranking config as JSON (the `[ranking]` section of the config
     /// file, camelCase), merged over eval's default, e.g. `{"rerankDepth":200,
-    /// "weights":{"whole_history":1}}`; its `ranker` is `--ranker`'s. Lists are always
-    /// scored with seen items excluded and no exploration slot.
+    /// "weights":{"whole_history":1}}`. `ranker` comes from `--ranker`, and lists are always
+    /// scored with seen items excluded and no exploration slot, so those three keys are
+    /// refused.
     #[arg(long, value_name = "JSON")]
     ranking_config: Option<String>,
     /// Also write the split that is scored to DIR (`train.txt`, `test.txt`, and the
@@ -102,6 +103,16 @@ fn engine_training(overrides: Option<&str>) -> anyhow::Result<TrainingConfig> {
 /// visitor (their whole training history in the open datasets), then `overrides` merged in
 /// field by field; `ranker` comes from `--ranker`.
 fn engine_ranking(overrides: Option<&str>, ranker: RankerChoice) -> anyhow::Result<RankingConfig> {
+    if let Some(set) = overrides.and_then(|o| serde_json::from_str::<serde_json::Value>(o).ok()) {
+        for key in ["ranker", "excludeSeen", "exploration"] {
+            if set.get(key).is_some() {
+                anyhow::bail!(
+                    "--ranking-config: {key} is set by eval (`--ranker`; lists are scored with seen \
+                     items excluded and no exploration slot)"
+                );
+            }
+        }
+    }
     let ranking = RankingConfig { history_events: 1000, ..RankingConfig::default() };
     let ranking = RankingConfig { ranker, ..merged(ranking, overrides, "--ranking-config")? };
     ranking.validate().map_err(|e| anyhow::anyhow!("--ranking-config: {}: {}", e.field, e.message))?;
@@ -249,18 +260,20 @@ mod tests {
     #[test]
     fn ranking_config_merges_over_eval_defaults_and_ranker_comes_from_the_flag() {
         let r = engine_ranking(
-            Some(r#"{"rerankDepth":200,"weights":{"whole_history":1},"ranker":"learned"}"#),
-            RankerChoice::Blend,
+            Some(r#"{"rerankDepth":200,"weights":{"whole_history":1}}"#),
+            RankerChoice::Learned,
         )
         .unwrap();
-        assert_eq!((r.rerank_depth, r.history_events, r.ranker), (200, 1000, RankerChoice::Blend));
+        assert_eq!((r.rerank_depth, r.history_events, r.ranker), (200, 1000, RankerChoice::Learned));
         assert_eq!(r.weights.get(vitrina_core::recommend::Source::WholeHistory), 1.0);
         assert_eq!(r.recency, RankingConfig::default().recency);
         for (bad, says) in [
             ("[1]", "--ranking-config must be a JSON object"),
             (r#"{"historyEvents":0}"#, "historyEvents"),
             (r#"{"weights":{"colour":1}}"#, "weights.colour"),
-            (r#"{"colour":1}"#, "--ranking-config"),
+            (r#"{"colour":1}"#, "unknown field"),
+            (r#"{"ranker":"learned"}"#, "ranker is set by eval"),
+            (r#"{"exploration":0.2}"#, "exploration is set by eval"),
         ] {
             let err = format!("{:#}", engine_ranking(Some(bad), RankerChoice::Blend).unwrap_err());
             assert!(err.contains(says), "{bad}: {err}");
