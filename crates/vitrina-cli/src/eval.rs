@@ -94,7 +94,7 @@ fn export_split(
 /// merged in field by field.
 fn engine_training(overrides: Option<&str>) -> anyhow::Result<TrainingConfig> {
     let training = TrainingConfig { time_decay: 1.0, ..TrainingConfig::default() };
-    let training = merged(training, overrides, "--engine-config")?;
+    let training = merged(training, overrides, "--engine-config", &[])?;
     training.validate().map_err(|e| anyhow::anyhow!("--engine-config: {}: {}", e.field, e.message))?;
     Ok(training)
 }
@@ -103,27 +103,21 @@ fn engine_training(overrides: Option<&str>) -> anyhow::Result<TrainingConfig> {
 /// visitor (their whole training history in the open datasets), then `overrides` merged in
 /// field by field; `ranker` comes from `--ranker`.
 fn engine_ranking(overrides: Option<&str>, ranker: RankerChoice) -> anyhow::Result<RankingConfig> {
-    if let Some(set) = overrides.and_then(|o| serde_json::from_str::<serde_json::Value>(o).ok()) {
-        for key in ["ranker", "excludeSeen", "exploration"] {
-            if set.get(key).is_some() {
-                anyhow::bail!(
-                    "--ranking-config: {key} is set by eval (`--ranker`; lists are scored with seen \
-                     items excluded and no exploration slot)"
-                );
-            }
-        }
-    }
     let ranking = RankingConfig { history_events: 1000, ..RankingConfig::default() };
-    let ranking = RankingConfig { ranker, ..merged(ranking, overrides, "--ranking-config")? };
+    // `--ranker` sets the ranker; lists are scored with seen items excluded and no exploration
+    let refused = ["ranker", "excludeSeen", "exploration"];
+    let ranking = RankingConfig { ranker, ..merged(ranking, overrides, "--ranking-config", &refused)? };
     ranking.validate().map_err(|e| anyhow::anyhow!("--ranking-config: {}: {}", e.field, e.message))?;
     Ok(ranking)
 }
 
-/// `base` with the JSON object `overrides` (the value of `flag`) merged in field by field.
+/// `base` with the JSON object `overrides` (the value of `flag`) merged in field by field;
+/// a `refused` key is an error (eval sets it).
 fn merged<T: serde::Serialize + serde::de::DeserializeOwned>(
     base: T,
     overrides: Option<&str>,
     flag: &str,
+    refused: &[&str],
 ) -> anyhow::Result<T> {
     let Some(overrides) = overrides else { return Ok(base) };
     let overrides: serde_json::Value =
@@ -131,6 +125,9 @@ fn merged<T: serde::Serialize + serde::de::DeserializeOwned>(
     let Some(overrides) = overrides.as_object() else {
         anyhow::bail!("{flag} must be a JSON object");
     };
+    if let Some(key) = refused.iter().find(|k| overrides.contains_key(**k)) {
+        anyhow::bail!("{flag}: {key} is set by eval");
+    }
     overlaid(&base, overrides).map_err(|e| anyhow::anyhow!("{flag}: {e}"))
 }
 
@@ -269,6 +266,7 @@ mod tests {
         assert_eq!(r.recency, RankingConfig::default().recency);
         for (bad, says) in [
             ("[1]", "--ranking-config must be a JSON object"),
+            ("{", "--ranking-config is not JSON"),
             (r#"{"historyEvents":0}"#, "historyEvents"),
             (r#"{"weights":{"colour":1}}"#, "weights.colour"),
             (r#"{"colour":1}"#, "unknown field"),

@@ -16,11 +16,11 @@ use vitrina_algo::{
     eval::{evaluate_lists, Dataset, MeanStderr, ModelReport, Split},
     ltr::{Ranker, RankerParams, RankingSet, TrainReport},
 };
-use vitrina_core::{ActivityType, LogEvent, Price, Product, ProductId, UserId};
+use vitrina_core::{recommend::Recommended, ActivityType, LogEvent, Price, Product, ProductId, UserId};
 
 use crate::{
     config::{RankingConfig, TrainingConfig},
-    features,
+    features::{self, Features},
     model::PreparedModel,
     train::{train_bundle, Progress, TrainError, TrainingLog},
     Engine, Filters, ListRequest,
@@ -68,6 +68,26 @@ impl Offline {
             exclude: history.iter().map(|&(i, _)| self.products[i as usize].id.clone()).collect(),
             ..Filters::default()
         }
+    }
+
+    /// User `u`'s scored list, with their training `history` left out.
+    fn list(&self, ranking: &RankingConfig, u: usize, history: &[(u32, i64)]) -> Vec<Recommended> {
+        let filters = self.history_filter(history);
+        let req = ListRequest { limit: LIST_LEN, filters: &filters, now_ms: self.now_ms };
+        self.engine.recommend_with(&self.model, ranking, &self.users[u], &req)
+    }
+
+    /// User `u`'s candidates for the learned ranker, with their features, their training
+    /// `history` left out.
+    fn candidates(
+        &self,
+        ranking: &RankingConfig,
+        u: usize,
+        history: &[(u32, i64)],
+    ) -> Vec<(ProductId, Features)> {
+        let filters = self.history_filter(history);
+        let req = ListRequest { limit: LIST_LEN, filters: &filters, now_ms: self.now_ms };
+        self.engine.candidate_features(&self.model, ranking, &self.users[u], &req)
     }
 }
 
@@ -180,9 +200,7 @@ fn train_ranker(
     let lists: Vec<(usize, Vec<f32>, Vec<f32>)> = test_users
         .par_iter()
         .map(|&u| {
-            let filters = off.history_filter(&val.train[u]);
-            let req = ListRequest { limit: LIST_LEN, filters: &filters, now_ms: off.now_ms };
-            let cands = off.engine.candidate_features(&off.model, &ranking, &off.users[u], &req);
+            let cands = off.candidates(&ranking, u, &val.train[u]);
             let mut features = Vec::with_capacity(cands.len() * features::N);
             let mut labels = Vec::with_capacity(cands.len());
             for (id, f) in cands {
@@ -245,9 +263,7 @@ pub fn evaluate_engine(
     let lines: Vec<String> = test_users
         .par_iter()
         .map(|&u| {
-            let filters = off.history_filter(&split.train[u]);
-            let req = ListRequest { limit: LIST_LEN, filters: &filters, now_ms: off.now_ms };
-            let list = off.engine.recommend_with(&off.model, &ranking, &off.users[u], &req);
+            let list = off.list(&ranking, u, &split.train[u]);
             let mut line = ds.users.name(u as u32).unwrap_or("?").to_string();
             for r in &list {
                 line.push(' ');
@@ -336,9 +352,7 @@ mod tests {
         };
         let mut listed = 0;
         for u in split.test_users() {
-            let filters = off.history_filter(&split.train[u]);
-            let req = ListRequest { limit: LIST_LEN, filters: &filters, now_ms: off.now_ms };
-            let list = off.engine.recommend_with(&off.model, &scoring, &off.users[u], &req);
+            let list = off.list(&scoring, u, &split.train[u]);
             listed += list.len();
             for r in &list {
                 assert!(!trained(u, r), "user {u} was listed training item {}", r.product.id);

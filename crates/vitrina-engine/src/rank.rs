@@ -98,7 +98,7 @@ impl Profile {
         catalog: &Catalog,
         now_ms: i64,
     ) -> Self {
-        let mut by_item: FxHashMap<u32, (f32, ActivityType, f32, f32)> = FxHashMap::default();
+        let mut by_item: FxHashMap<u32, Interest> = FxHashMap::default();
         let mut recent = Vec::new();
         let mut seen = FxHashSet::default();
         let mut factor = 1.0f32;
@@ -114,24 +114,21 @@ impl Profile {
             if !recent.contains(&e.item) && w > 0.0 {
                 recent.push(e.item);
             }
-            let entry = by_item.entry(e.item).or_insert((0.0, e.kind, f32::MIN, 0.0));
-            entry.0 += w * factor;
-            entry.3 += w;
-            if w > entry.2 {
-                (entry.1, entry.2) = (e.kind, w);
+            let entry = by_item.entry(e.item).or_insert(Interest {
+                decayed: 0.0,
+                undecayed: 0.0,
+                kind: e.kind,
+                strongest: f32::MIN,
+            });
+            entry.decayed += w * factor;
+            entry.undecayed += w;
+            if w > entry.strongest {
+                (entry.kind, entry.strongest) = (e.kind, w);
             }
             factor *= config.recency;
         }
-        let best_first = |a: &(u32, f32, ActivityType), b: &(u32, f32, ActivityType)| {
-            b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
-        };
-        // each list keeps the items with positive interest by its own measure
-        let mut items: Vec<(u32, f32, ActivityType)> =
-            by_item.iter().filter(|x| x.1 .0 > 0.0).map(|(&i, &(w, k, _, _))| (i, w, k)).collect();
-        items.sort_unstable_by(best_first);
-        let mut history: Vec<(u32, f32, ActivityType)> =
-            by_item.iter().filter(|x| x.1 .3 > 0.0).map(|(&i, &(_, k, _, whole))| (i, whole, k)).collect();
-        history.sort_unstable_by(best_first);
+        let items = Interest::best_first(&by_item, |x| x.decayed);
+        let history = Interest::best_first(&by_item, |x| x.undecayed);
         let window_start =
             online_secs(now_ms).saturating_sub(config.purchased_window_days.saturating_mul(86_400));
         let purchased = snapshot.purchases.iter().filter(|p| p.1 >= window_start).map(|p| p.0).collect();
@@ -225,6 +222,30 @@ impl Profile {
 
     fn kind_of(&self, item: u32) -> ActivityType {
         self.items.iter().find(|x| x.0 == item).map_or(ActivityType::View, |x| x.2)
+    }
+}
+
+/// A profile item's interest while the profile is built.
+struct Interest {
+    /// Event weights, each decayed by how far back the event is.
+    decayed: f32,
+    undecayed: f32,
+    /// The strongest event's kind and weight.
+    kind: ActivityType,
+    strongest: f32,
+}
+
+impl Interest {
+    /// The items with positive interest by `measure`, with it and their strongest event,
+    /// best first (then by item).
+    fn best_first(
+        by_item: &FxHashMap<u32, Interest>,
+        measure: impl Fn(&Interest) -> f32,
+    ) -> Vec<(u32, f32, ActivityType)> {
+        let mut v: Vec<(u32, f32, ActivityType)> =
+            by_item.iter().map(|(&i, x)| (i, measure(x), x.kind)).filter(|x| x.1 > 0.0).collect();
+        v.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
     }
 }
 
