@@ -17,6 +17,7 @@ pub mod attribution;
 pub mod auth;
 pub mod checkpoints;
 pub mod cluster;
+pub mod console;
 pub mod dto;
 pub mod embedded;
 pub mod error;

@@ -23,6 +23,9 @@ pub fn access(method: &Method, route: Option<&str>, public_metrics: bool) -> Acc
     match route {
         "/health" | "/openapi.json" | "/api/health/live" | "/api/health/ready" => Access::Public,
         r if r == "/docs" || r.starts_with("/docs/") => Access::Public,
+        // The console's files: the pages, not the data (which they fetch with the signed-in key).
+        "/" | "/console" => Access::Public,
+        r if r.starts_with("/console/") => Access::Public,
         "/metrics" if public_metrics => Access::Public,
         "/metrics" => Access::Needs(Scope::Read),
         "/api/v1/activity/track" | "/api/v1/activity/track/batch" => Access::Needs(Scope::Track),
@@ -70,6 +73,8 @@ pub fn role(method: &Method, route: &str) -> Option<Role> {
     match route {
         "/health" | "/openapi.json" | "/metrics" => None,
         r if r == "/docs" || r.starts_with("/docs/") || r.starts_with("/api/v1/keys") => None,
+        "/" | "/console" => None,
+        r if r.starts_with("/console/") => None,
         r if r.starts_with("/api/v1/activity/") => Some(Role::Activity),
         r if r.starts_with("/api/v1/engine/") => Some(Role::Api),
         r if r.starts_with("/api/v1/recommendations/") => Some(Role::Api),
@@ -100,6 +105,7 @@ mod tests {
             (&get, "/health", None),
             (&get, "/metrics", None),
             (&get, "/docs/{*rest}", None),
+            (&get, "/console/{*path}", None),
             (&post, "/api/v1/keys", None),
             (&delete, "/api/v1/keys/{keyId}", None),
             (&post, "/api/v1/activity/track", Some(Role::Activity)),
@@ -143,6 +149,9 @@ mod tests {
             (&get, "/openapi.json", Access::Public),
             (&get, "/docs/", Access::Public),
             (&get, "/docs/{*rest}", Access::Public),
+            (&get, "/", Access::Public),
+            (&get, "/console/", Access::Public),
+            (&get, "/console/{*path}", Access::Public),
             (&get, "/metrics", Access::Needs(Scope::Read)),
             (&post, "/api/v1/activity/track", Access::Needs(Scope::Track)),
             (&post, "/api/v1/activity/track/batch", Access::Needs(Scope::Track)),

@@ -147,6 +147,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .route("/openapi.json", get(move || async move { axum::Json(spec.as_ref().clone()) }))
         .merge(SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json")))
+        .merge(crate::console::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::guard))

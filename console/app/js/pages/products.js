@@ -1,0 +1,127 @@
+// Product explorer: search the catalogue; a product's details and similar items; hide it or
+// mark it out of stock (after confirmation), which takes it out of every list at once.
+
+import { api, withQuery, enc } from "../api.js";
+import { h, panel, table, fmt, badge, toast, act, confirmAction, errorBox } from "../ui.js";
+
+const PAGE = 1000;
+
+export async function render(main, id) {
+  main.append(h("h1", {}, id ? `Product ${id}` : "Products"));
+  return id ? product(main, id) : search(main);
+}
+
+async function search(main) {
+  const text = h("input", { id: "product-search", type: "search", placeholder: "name or id", autocomplete: "off" });
+  const category = h("input", { id: "product-category", placeholder: "any", autocomplete: "off" });
+  const results = h("div", {}, h("p", { class: "muted" }, "…"));
+  let offset = 0;
+  async function load() {
+    try {
+      const r = await api(withQuery("/api/v1/catalog/products", { category: category.value.trim(), limit: PAGE, offset }));
+      const q = text.value.trim().toLowerCase();
+      const hits = r.products.filter((p) => !q || p.name.toLowerCase().includes(q) || p.id.toLowerCase().includes(q));
+      const more = offset + r.products.length < r.total;
+      results.replaceChildren(
+        h("p", { class: "muted" }, `${fmt.int(hits.length)} shown of ${fmt.int(r.total)} products${q ? ` (name or id contains “${text.value.trim()}”)` : ""}, from ${offset + 1}.`),
+        table(
+          ["product", "category", "price", "state"],
+          hits.map((p) => [h("a", { href: `#/products/${enc(p.id)}` }, p.name), p.category, p.price, state(p)]),
+          { numeric: [2], testid: "products" }
+        ),
+        h(
+          "div",
+          { class: "actions" },
+          offset > 0 ? h("button", { class: "quiet", onclick: () => { offset = Math.max(0, offset - PAGE); load(); } }, "Previous page") : null,
+          more ? h("button", { class: "quiet", onclick: () => { offset += PAGE; load(); } }, "Next page") : null
+        )
+      );
+    } catch (e) {
+      results.replaceChildren(errorBox(e));
+    }
+  }
+  main.append(
+    h(
+      "form",
+      { class: "row panel", role: "search", onsubmit: (ev) => { ev.preventDefault(); offset = 0; load(); } },
+      h("label", { for: "product-search" }, "Search", text),
+      h("label", { for: "product-category" }, "Category", category),
+      h("button", { type: "submit" }, "Search")
+    ),
+    panel("Catalogue", results)
+  );
+  text.addEventListener("input", () => load());
+  await load();
+}
+
+const state = (p) => (p.hidden ? badge("hidden") : !p.inStock ? badge("out of stock") : badge("listed"));
+
+async function product(main, id) {
+  const details = h("div");
+  const similar = h("div", {}, h("p", { class: "muted" }, "…"));
+  main.append(h("div", { class: "grid wide" }, panel("Product", details), panel("Similar items", similar)));
+
+  async function load() {
+    let p;
+    try {
+      p = (await api(`/api/v1/catalog/products/${enc(id)}`)).product;
+    } catch (e) {
+      details.replaceChildren(errorBox(e));
+      similar.replaceChildren();
+      return;
+    }
+    const change = (label, patch, question) =>
+      h("button", {
+        class: patch.hidden || patch.inStock === false ? "danger" : "quiet",
+        "data-testid": label.toLowerCase().replace(/\W+/g, "-"),
+        onclick: async (ev) => {
+          const button = ev.currentTarget;
+          if (!(await confirmAction(question, label))) return;
+          await act(button, async () => {
+            await api(`/api/v1/catalog/products/${enc(id)}`, { method: "PATCH", body: patch });
+            toast(`${p.name}: ${label.toLowerCase()}`);
+            await load();
+          });
+        },
+      }, label);
+    details.replaceChildren(
+      h("h2", {}, p.name, " ", state(p)),
+      table(
+        ["field", "value"],
+        [
+          ["id", p.id],
+          ["category", p.category],
+          ["price", p.price],
+          ["in stock", p.inStock ? "yes" : "no"],
+          ["hidden", p.hidden ? "yes" : "no"],
+          ["attributes", h("code", {}, JSON.stringify(p.attributes))],
+          ["created", fmt.time(p.createdAt)],
+          ["updated", fmt.time(p.updatedAt)],
+        ]
+      ),
+      h(
+        "div",
+        { class: "actions" },
+        p.hidden
+          ? change("Show again", { hidden: false }, `Put ${p.name} back into visitors' lists?`)
+          : change("Hide", { hidden: true }, `Hide ${p.name}? It leaves every visitor's list at once.`),
+        p.inStock
+          ? change("Mark out of stock", { inStock: false }, `Mark ${p.name} out of stock? It leaves every list at once.`)
+          : change("Back in stock", { inStock: true }, `Mark ${p.name} in stock again?`)
+      )
+    );
+    try {
+      const r = await api(withQuery(`/api/v1/recommendations/similar/${enc(id)}`, { limit: 10 }));
+      similar.replaceChildren(
+        table(
+          ["product", "source", "reason", "score"],
+          r.recommendations.map((x) => [h("a", { href: `#/products/${enc(x.productId)}` }, x.product ? x.product.name : x.productId), badge(x.reason), x.explanation || "", fmt.num(x.score, 3)]),
+          { numeric: [3], testid: "similar" }
+        )
+      );
+    } catch (e) {
+      similar.replaceChildren(errorBox(e));
+    }
+  }
+  await load();
+}
