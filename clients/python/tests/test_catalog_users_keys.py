@@ -22,6 +22,9 @@ def test_a_product_is_created_changed_replaced_listed_and_deleted(client):
     replaced = client.catalog_put("sku-py-1", {"name": "Desk lamp II", "category": "lighting", "price": "24.90"})
     assert replaced["product"]["name"] == "Desk lamp II" and replaced["product"]["attributes"] == {}
     assert client.catalog_get("sku-py-1")["product"]["price"] == "24.90"
+    # A product no list has shown yet: nothing counted, over the days asked for.
+    exposure = client.catalog_exposure("sku-py-1", days=7)
+    assert (exposure["impressions"], exposure["clicks"], exposure["days"]) == (0, 0, 7)
 
     bulk = client.catalog_bulk(
         {"products": [{"id": f"sku-py-{i}", "name": f"Shade {i}", "category": "lighting", "price": "9.90"} for i in (2, 3)]}

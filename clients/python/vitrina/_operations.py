@@ -20,6 +20,7 @@ OPERATIONS: dict[str, Operation] = {
     "catalog_bulk": Operation("catalog_bulk", "POST", "/api/v1/catalog/products/bulk", ()),
     "catalog_create": Operation("catalog_create", "POST", "/api/v1/catalog/products", ()),
     "catalog_delete": Operation("catalog_delete", "DELETE", "/api/v1/catalog/products/{productId}", ('productId', )),
+    "catalog_exposure": Operation("catalog_exposure", "GET", "/api/v1/catalog/products/{productId}/exposure", ('productId', )),
     "catalog_get": Operation("catalog_get", "GET", "/api/v1/catalog/products/{productId}", ('productId', )),
     "catalog_list": Operation("catalog_list", "GET", "/api/v1/catalog/products", ()),
     "catalog_patch": Operation("catalog_patch", "PATCH", "/api/v1/catalog/products/{productId}", ('productId', )),
@@ -137,6 +138,13 @@ class SyncOperations:
         `DELETE /api/v1/catalog/products/{productId}`
         """
         return self._call("catalog_delete", path={"productId": product_id})
+
+    def catalog_exposure(self, product_id: str, *, days: int | None = None) -> ExposureResponse:
+        """How often the product was shown in served lists over the last `days` UTC days, and the clicks, add-to-carts, purchases and revenue attributed to them. Lists and outcomes older than the impression retention are no longer counted.
+
+        `GET /api/v1/catalog/products/{productId}/exposure`
+        """
+        return self._call("catalog_exposure", path={"productId": product_id}, query={"days": days})
 
     def catalog_get(self, product_id: str) -> ProductResponse:
         """Reads one product.
@@ -697,6 +705,13 @@ class AsyncOperations:
         `DELETE /api/v1/catalog/products/{productId}`
         """
         return await self._call("catalog_delete", path={"productId": product_id})
+
+    async def catalog_exposure(self, product_id: str, *, days: int | None = None) -> ExposureResponse:
+        """How often the product was shown in served lists over the last `days` UTC days, and the clicks, add-to-carts, purchases and revenue attributed to them. Lists and outcomes older than the impression retention are no longer counted.
+
+        `GET /api/v1/catalog/products/{productId}/exposure`
+        """
+        return await self._call("catalog_exposure", path={"productId": product_id}, query={"days": days})
 
     async def catalog_get(self, product_id: str) -> ProductResponse:
         """Reads one product.

@@ -107,6 +107,20 @@ class ExperimentsResponse(TypedDict):
     success: bool
 
 
+class ExposureResponse(TypedDict):
+    """How often a product was shown in served lists and what followed."""
+    addToCarts: int
+    clicks: int
+    ctr: float
+    days: int
+    impressions: int
+    productId: str
+    purchases: int
+    revenue: float
+    since: str
+    success: bool
+
+
 class Feedback(TypedDict):
     """A feedback as Gorse answers it."""
     Comment: str

@@ -186,6 +186,37 @@ export interface ExperimentsResponse {
 }
 
 /**
+ * How often a product was shown in served lists and what followed.
+ */
+export interface ExposureResponse {
+  addToCarts: number;
+  /**
+   * Clicks, add-to-carts and purchases attributed to those lists.
+   */
+  clicks: number;
+  /**
+   * Clicks per impression (0 without impressions).
+   */
+  ctr: number;
+  days: number;
+  /**
+   * Times the product was in a served list.
+   */
+  impressions: number;
+  productId: string;
+  purchases: number;
+  /**
+   * Revenue of the attributed purchases.
+   */
+  revenue: number;
+  /**
+   * Start of the first day counted (RFC 3339, UTC midnight).
+   */
+  since: string;
+  success: boolean;
+}
+
+/**
  * A feedback as Gorse answers it.
  */
 export interface Feedback {

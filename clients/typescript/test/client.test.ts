@@ -530,6 +530,9 @@ describe("VitrinaClient against a live server", () => {
       assert.equal(replaced.product.name, "Desk lamp II");
       assert.deepEqual(replaced.product.attributes, {});
       assert.equal((await client.catalogGet("sku-ts-1")).product.price, "24.90");
+      // A product no list has shown yet: nothing counted, over the days asked for.
+      const exposure = await client.catalogExposure("sku-ts-1", { days: 7 });
+      assert.deepEqual([exposure.impressions, exposure.clicks, exposure.days], [0, 0, 7]);
 
       const bulk = await client.catalogBulk({
         products: [2, 3].map((i) => ({ id: `sku-ts-${i}`, name: `Shade ${i}`, category: "lighting", price: "9.90" })),

@@ -142,11 +142,15 @@ test("a test event sent from the visitor explorer changes the shown list", async
   await page.setViewportSize({ width: 1280, height: 800 });
 });
 
-test("hiding a product from its page removes it from the visitor's list", async () => {
+test("a product's page counts how often it was shown, and hiding it removes it from the visitor's list", async () => {
   const list = await listOf("user-3");
   const target = list[0];
   await open(`#/products/${target}`);
   await page.locator('[data-testid="similar"]').waitFor();
+  // The list just served showed it: the page counts that impression as the API does.
+  const exposure = await call(server.base, `/api/v1/catalog/products/${target}/exposure?days=30`);
+  assert.ok(exposure.impressions >= 1);
+  await page.locator('[data-testid="exposure-impressions"]', { hasText: String(exposure.impressions) }).waitFor();
   await shot("product");
   await page.click('[data-testid="hide"]');
   // The confirmation comes first; nothing changed yet.

@@ -197,6 +197,11 @@ pub trait ImpressionStore: Send + Sync {
     /// Records an attributed outcome; an `event_id` already recorded is ignored, so each
     /// event counts once. Best effort and non-blocking, like impressions.
     fn record_outcome(&self, outcome: AttributedOutcome);
+    /// How often `product` was shown in served lists, and the outcomes attributed to it, from
+    /// the UTC day of `since` on. Kept as per-product daily totals written with the lists and
+    /// outcomes themselves (a list or outcome recorded twice counts once) and pruned with
+    /// them; the totals name no visitor, so an erasure leaves them as they are.
+    async fn exposure(&self, product: &ProductId, since: DateTime<Utc>) -> StoreResult<Exposure>;
     /// Every impression and attributed outcome whose variant starts with `variant_prefix`
     /// (an experiment's variants are named `{experimentId}/{variant}`).
     async fn experiment_log(
@@ -210,6 +215,41 @@ pub trait ImpressionStore: Send + Sync {
     }
     /// Waits until every list and outcome recorded before the call is written (or dropped).
     async fn flush_impressions(&self) {}
+}
+
+/// A product's totals in served lists: how often it was shown, and the attributed clicks,
+/// add-to-carts, purchases and revenue.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Exposure {
+    pub impressions: u64,
+    pub clicks: u64,
+    pub add_to_carts: u64,
+    pub purchases: u64,
+    pub revenue: f64,
+}
+
+impl Exposure {
+    /// Adds an attributed outcome of `kind` (`click`, `add_to_cart` or `purchase`; others
+    /// count nothing) worth `value`.
+    pub fn add_outcome(&mut self, kind: ActivityType, value: f64) {
+        match kind {
+            ActivityType::Click => self.clicks += 1,
+            ActivityType::AddToCart => self.add_to_carts += 1,
+            ActivityType::Purchase => {
+                self.purchases += 1;
+                self.revenue += value;
+            }
+            _ => {}
+        }
+    }
+
+    pub fn add(&mut self, other: &Exposure) {
+        self.impressions += other.impressions;
+        self.clicks += other.clicks;
+        self.add_to_carts += other.add_to_carts;
+        self.purchases += other.purchases;
+        self.revenue += other.revenue;
+    }
 }
 
 /// A click, add-to-cart or purchase attributed to one item of a served list.

@@ -248,6 +248,47 @@ async fn stats_attribute_clicks_to_the_served_list() {
 }
 
 #[tokio::test]
+async fn a_products_exposure_counts_its_impressions_and_attributed_outcomes() {
+    let app = start().await;
+    let (_, list) = app.get("/api/v1/recommendations/recommendations/user-3?limit=3").await;
+    let rec_id = list["recommendationId"].clone();
+    let [first, second] =
+        [0, 1].map(|k| list["recommendations"][k]["productId"].as_str().unwrap().to_string());
+    app.post(TRACK, &json!({"userId": "user-3", "activityType": "click", "productId": first, "metadata": {"recommendationId": rec_id}})).await;
+    app.post(
+        TRACK,
+        &json!({"userId": "user-3", "activityType": "purchase", "productId": first,
+        "metadata": {"recommendationId": rec_id, "revenue": 25}}),
+    )
+    .await;
+    // Outcomes are attributed off the request path: wait for the purchase to count.
+    let exposure = |product: String| {
+        let app = &app;
+        async move { app.get(&format!("/api/v1/catalog/products/{product}/exposure?days=1")).await.1 }
+    };
+    let bought = common::eventually("the purchase to be attributed", || async {
+        let e = exposure(first.clone()).await;
+        (e["purchases"] == json!(1)).then_some(e)
+    })
+    .await;
+    assert_eq!(
+        (
+            &bought["impressions"],
+            &bought["clicks"],
+            &bought["addToCarts"],
+            &bought["revenue"],
+            &bought["ctr"]
+        ),
+        (&json!(1), &json!(1), &json!(0), &json!(25.0), &json!(1.0)),
+        "{bought}"
+    );
+    assert_eq!(bought["days"], json!(1));
+    assert!(bought["since"].as_str().unwrap().ends_with("T00:00:00.000Z"), "{bought}");
+    let only_shown = exposure(second).await;
+    assert_eq!((&only_shown["impressions"], &only_shown["clicks"]), (&json!(1), &json!(0)), "{only_shown}");
+}
+
+#[tokio::test]
 async fn health_docs_and_metrics() {
     let app = start().await;
     let (s, health) = app.get("/health").await;

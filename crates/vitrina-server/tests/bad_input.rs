@@ -144,6 +144,7 @@ async fn unknown_routes_and_methods(backing: Backing) {
     assert_error(&app.get("/api/v1/nothing-here").await, 404, "not_found");
     assert_error(&app.send("DELETE", "/health", &json!({})).await, 405, "method_not_allowed");
     assert_error(&app.get("/api/v1/catalog/products/product-404").await, 404, "not_found");
+    assert_error(&app.get("/api/v1/catalog/products/product-404/exposure").await, 404, "not_found");
 }
 
 async fn bad_query_and_path_parameters(backing: Backing) {
@@ -155,6 +156,8 @@ async fn bad_query_and_path_parameters(backing: Backing) {
         "/api/v1/recommendations/recommendations/user-1?minPrice=-1",
         "/api/v1/recommendations/recommendations/user%201",
         "/api/v1/recommendations/stats/user-1?days=0",
+        "/api/v1/catalog/products/product-1/exposure?days=0",
+        "/api/v1/catalog/products/product-1/exposure?days=366",
         "/api/v1/recommendations/activity/user-1?limit=-3",
     ] {
         assert_error(&app.get(uri).await, 400, "validation_failed");

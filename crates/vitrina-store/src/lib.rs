@@ -11,6 +11,7 @@
 //! Invariant: a write's future resolves only after its transaction has committed.
 
 pub mod cache;
+pub mod exposure;
 pub mod files;
 mod identity;
 pub mod locks;

@@ -5,7 +5,7 @@ mod common;
 use chrono::{Duration, Utc};
 use common::Fixture;
 use vitrina_core::{
-    ports::{AttributedOutcome, Impression, ImpressionItem},
+    ports::{AttributedOutcome, Exposure, Impression, ImpressionItem},
     ActivityType, ProductId, UserId,
 };
 
@@ -15,6 +15,7 @@ conformance!(
     an_outcome_counts_once_per_event,
     erasure_removes_the_visitors_lists_and_outcomes_only,
     a_read_sees_what_was_recorded_before_it_without_a_flush,
+    a_products_exposure_counts_each_list_and_outcome_once_by_day,
 );
 
 fn user(id: &str) -> UserId {
@@ -180,4 +181,34 @@ async fn erasure_removes_the_visitors_lists_and_outcomes_only(f: Fixture) {
     let (lists, outcomes) = s.experiment_log("x/").await.unwrap();
     assert_eq!((lists.len(), outcomes.len()), (1, 1));
     assert!(s.impression(&user("stays"), "r2").await.unwrap().is_some());
+}
+
+async fn a_products_exposure_counts_each_list_and_outcome_once_by_day(f: Fixture) {
+    let s = &f.store;
+    let [p1, p2, p3] = ["p1", "p2", "p3"].map(|p| ProductId::parse(p).unwrap());
+    let today = Utc::now() - Duration::hours(1);
+    let week = Utc::now() - Duration::days(7);
+    s.record_impression(list("r1", "u1", "default", 1));
+    s.record_impression(list("r1", "u1", "default", 1)); // the same list again: once
+    s.record_impression(list("r2", "u2", "x/a", 1));
+    s.record_impression(list("r3", "u2", "default", 3 * 24 * 60)); // three days ago
+    s.flush_impressions().await;
+    s.record_impression(list("r2", "u2", "x/a", 1)); // again, in a later batch: once
+    s.record_outcome(outcome("e1", "r1", "u1", "default", ActivityType::Click, 0.0));
+    s.record_outcome(outcome("e2", "r1", "u1", "default", ActivityType::Purchase, 10.0));
+    s.record_outcome(outcome("e2", "r1", "u1", "default", ActivityType::Purchase, 10.0));
+    s.record_outcome(outcome("e3", "r2", "u2", "x/a", ActivityType::AddToCart, 0.0));
+    s.flush_impressions().await;
+    s.record_outcome(outcome("e3", "r2", "u2", "x/a", ActivityType::AddToCart, 0.0));
+    let first = s.exposure(&p1, week).await.unwrap();
+    assert_eq!(first, Exposure { impressions: 3, ..Exposure::default() });
+    let second = s.exposure(&p2, week).await.unwrap();
+    let expected = Exposure { impressions: 3, clicks: 1, add_to_carts: 1, purchases: 1, revenue: 10.0 };
+    assert_eq!(second, expected);
+    // From today on, the list of three days ago is left out.
+    assert_eq!(s.exposure(&p1, today).await.unwrap().impressions, 2);
+    assert_eq!(s.exposure(&p3, week).await.unwrap(), Exposure::default());
+    // The totals name no visitor: an erasure leaves them.
+    s.delete_user(&user("u1")).await.unwrap().unwrap();
+    assert_eq!(s.exposure(&p2, week).await.unwrap(), expected);
 }

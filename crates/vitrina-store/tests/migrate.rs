@@ -141,6 +141,9 @@ async fn snapshot(s: &Arc<dyn Store>) -> Vec<String> {
         out.push(format!("{:?}", s.impressions_for_user(&visitor(who), epoch).await.unwrap()));
         out.push(format!("{:?}", s.outcomes_for_user(&visitor(who)).await.unwrap()));
     }
+    for product in ["product-1", "product-2"] {
+        out.push(format!("{:?}", s.exposure(&ProductId::parse(product).unwrap(), epoch).await.unwrap()));
+    }
     out
 }
 
@@ -158,6 +161,7 @@ fn all_match(checks: &[TableCheck]) {
             "api_keys",
             "impressions",
             "outcomes",
+            "product_exposure",
             "artefacts"
         ]
     );
@@ -177,7 +181,7 @@ async fn copy_and_compare(from: &Location, to: &Location) -> Vec<TableCheck> {
     let mut watch = Counted::default();
     let checks = migrate(from, to, &mut watch).await.unwrap();
     all_match(&checks);
-    assert_eq!(watch.tables.len(), 8);
+    assert_eq!(watch.tables.len(), 9);
 
     let target = open(to).await;
     assert_eq!(snapshot(&target.store()).await, expected);

@@ -1,8 +1,9 @@
-// Product explorer: search the catalogue; a product's details and similar items; hide it or
-// mark it out of stock (after confirmation), which takes it out of every list at once.
+// Product explorer: search the catalogue; a product's details, how often it was shown and
+// clicked, and its similar items; hide it or mark it out of stock (after confirmation), which
+// takes it out of every list at once.
 
 import { api, withQuery, enc } from "../api.js";
-import { h, panel, table, fmt, badge, toast, act, confirmAction, errorBox } from "../ui.js";
+import { h, panel, card, table, fmt, badge, toast, act, confirmAction, errorBox } from "../ui.js";
 
 const PAGE = 1000;
 
@@ -59,7 +60,26 @@ const state = (p) => (p.hidden ? badge("hidden") : !p.inStock ? badge("out of st
 async function product(main, id) {
   const details = h("div");
   const similar = h("div", {}, h("p", { class: "muted" }, "…"));
-  main.append(h("div", { class: "grid wide" }, panel("Product", details), panel("Similar items", similar)));
+  const exposure = h("div", { class: "cards", "data-testid": "exposure" });
+  const days = h("select", { id: "exposure-days", "aria-label": "Days" }, [1, 7, 30, 90].map((d) => h("option", { value: d, selected: d === 30 }, d === 1 ? "today" : `last ${d} days`)));
+  days.addEventListener("change", () => shown());
+  main.append(
+    h("div", { class: "grid wide" }, panel("Product", details), h("div", {}, panel("Shown in lists", h("div", { class: "row" }, days), exposure), panel("Similar items", similar)))
+  );
+
+  async function shown() {
+    try {
+      const e = await api(withQuery(`/api/v1/catalog/products/${enc(id)}/exposure`, { days: days.value }));
+      exposure.replaceChildren(
+        card("Impressions", fmt.int(e.impressions), `since ${fmt.time(e.since)}`, "exposure-impressions"),
+        card("Clicks", fmt.int(e.clicks), `CTR ${fmt.pct(e.ctr)}`, "exposure-clicks"),
+        card("Add-to-carts", fmt.int(e.addToCarts), null, "exposure-carts"),
+        card("Purchases", fmt.int(e.purchases), `revenue ${fmt.num(e.revenue)}`, "exposure-purchases")
+      );
+    } catch (e) {
+      exposure.replaceChildren(errorBox(e));
+    }
+  }
 
   async function load() {
     let p;
@@ -123,5 +143,5 @@ async function product(main, id) {
       similar.replaceChildren(errorBox(e));
     }
   }
-  await load();
+  await Promise.all([load(), shown()]);
 }

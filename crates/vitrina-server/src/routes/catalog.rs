@@ -14,7 +14,7 @@ use vitrina_core::{
 };
 
 use crate::{
-    dto::{check_limit, check_offset, ProductDto},
+    dto::{check_count, check_limit, check_offset, ProductDto},
     error::{ApiError, ApiResult, ErrorBody},
     extract::{parse_json, ApiJson, ApiPath, ApiQuery},
     state::AppState,
@@ -166,6 +166,65 @@ pub async fn get(
 ) -> ApiResult<Json<ProductResponse>> {
     let product = stored(&s, &ProductId::parse(&id)?).await?;
     Ok(Json(ProductResponse { success: true, product: ProductDto::from(&product) }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExposureQuery {
+    /// 1–365, default 30: from the start of the UTC day `days - 1` days ago, through today.
+    pub days: Option<usize>,
+}
+
+/// How often a product was shown in served lists and what followed.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExposureResponse {
+    pub success: bool,
+    pub product_id: String,
+    pub days: usize,
+    /// Start of the first day counted (RFC 3339, UTC midnight).
+    pub since: String,
+    /// Times the product was in a served list.
+    pub impressions: u64,
+    /// Clicks, add-to-carts and purchases attributed to those lists.
+    pub clicks: u64,
+    pub add_to_carts: u64,
+    pub purchases: u64,
+    /// Revenue of the attributed purchases.
+    pub revenue: f64,
+    /// Clicks per impression (0 without impressions).
+    pub ctr: f64,
+}
+
+/// How often the product was shown in served lists over the last `days` UTC days, and the
+/// clicks, add-to-carts, purchases and revenue attributed to them. Lists and outcomes older
+/// than the impression retention are no longer counted.
+#[utoipa::path(get, path = "/api/v1/catalog/products/{productId}/exposure", tag = "catalog",
+    params(("productId" = String, Path), ExposureQuery),
+    responses((status = 200, body = ExposureResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn exposure(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ExposureQuery>,
+) -> ApiResult<Json<ExposureResponse>> {
+    let id = ProductId::parse(&id)?;
+    let days = check_count("days", q.days, 30, 365)?;
+    stored(&s, &id).await?;
+    let today = Utc::now().date_naive();
+    let since = (today - chrono::Days::new(days as u64 - 1)).and_time(chrono::NaiveTime::MIN).and_utc();
+    let e = s.ports.impressions.exposure(&id, since).await?;
+    Ok(Json(ExposureResponse {
+        success: true,
+        product_id: id.to_string(),
+        days,
+        since: vitrina_core::time::format_ts(since),
+        impressions: e.impressions,
+        clicks: e.clicks,
+        add_to_carts: e.add_to_carts,
+        purchases: e.purchases,
+        revenue: e.revenue,
+        ctr: if e.impressions > 0 { e.clicks as f64 / e.impressions as f64 } else { 0.0 },
+    }))
 }
 
 /// Creates (201) or replaces (200) a product; a replaced product keeps its creation time.

@@ -33,6 +33,7 @@ use crate::{error::ApiError, gorse, state::AppState};
         recommendations::similar, recommendations::popular, recommendations::session,
         training::train, training::status, training::models, training::model, training::activate, training::rollback, training::cancel,
         catalog::list, catalog::create, catalog::get, catalog::put, catalog::patch, catalog::delete, catalog::bulk,
+        catalog::exposure,
         users::list, users::upsert, users::get, users::delete, users::export,
         experiments::create, experiments::list, experiments::get, experiments::start, experiments::stop,
         experiments::results, experiments::step, experiments::revert,
@@ -127,6 +128,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/catalog/products/{productId}",
             get(catalog::get).put(catalog::put).patch(catalog::patch).delete(catalog::delete),
         )
+        .route("/api/v1/catalog/products/{productId}/exposure", get(catalog::exposure))
         .route("/api/v1/users", get(users::list).post(users::upsert))
         .route("/api/v1/users/{userId}", get(users::get).delete(users::delete))
         .route("/api/v1/users/{userId}/export", get(users::export))

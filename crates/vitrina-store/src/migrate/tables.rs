@@ -170,6 +170,20 @@ pub const TABLES: &[Table] = &[
             ("created_ms", BigInt),
         ],
     },
+    Table {
+        name: "product_exposure",
+        file: File::Impressions,
+        columns: &[
+            ("key", Text),
+            ("product_id", Text),
+            ("day", BigInt),
+            ("impressions", BigInt),
+            ("clicks", BigInt),
+            ("add_to_carts", BigInt),
+            ("purchases", BigInt),
+            ("revenue", Real),
+        ],
+    },
 ];
 
 /// One value of a row, the same whichever backend it was read from.

@@ -8,6 +8,7 @@
 //! goes through the same queue, so lists queued before it are deleted with the rest.
 
 use std::{
+    collections::HashSet,
     sync::{Arc, Mutex},
     time::Instant,
 };
@@ -18,13 +19,14 @@ use tokio::{
     task::JoinHandle,
 };
 use vitrina_core::{
-    ports::{AttributedOutcome, Impression, StoreError, StoreResult},
+    ports::{AttributedOutcome, Exposure, Impression, StoreError, StoreResult},
     time::from_millis,
     ActivityType, ProductId, UserId,
 };
 
 use super::{backend, pool_error};
 use crate::{
+    exposure,
     retention::Step,
     served::{self, Progress, Pseudonyms, SEED_KEY},
 };
@@ -181,39 +183,45 @@ struct Columns {
 
 async fn write(pool: &Pool, batch: Vec<Op>, names: Pseudonyms) {
     let mut c = Columns::default();
+    let mut lists = Vec::new();
+    let mut outcomes = Vec::new();
     let mut erasures = Vec::new();
     let mut prunes = Vec::new();
     let mut flushes = Vec::new();
     for op in batch {
         match op {
-            Op::Record(i) => {
-                c.rec_id.push(i.recommendation_id);
-                c.rec_user.push(names.of(&i.user_id));
-                c.rec_model.push(i.model_version);
-                c.rec_variant.push(i.variant);
-                c.rec_created.push(i.created_at.timestamp_millis());
-                c.rec_items.push(served::items_text(&i.items));
-            }
-            Op::Outcome(o) => {
-                c.out_event.push(o.event_id);
-                c.out_rec.push(o.recommendation_id);
-                c.out_user.push(names.of(&o.user_id));
-                c.out_variant.push(o.variant);
-                c.out_product.push(o.product_id.to_string());
-                c.out_source.push(o.source);
-                c.out_position.push(o.position as i32);
-                c.out_kind.push(o.kind.as_str());
-                c.out_value.push(o.value);
-                c.out_created.push(o.created_at.timestamp_millis());
-            }
+            Op::Record(i) => lists.push(i),
+            Op::Outcome(o) => outcomes.push(o),
             Op::DeleteUser(user, reply) => erasures.push((names.of(&user), reply)),
             Op::Prune(cutoff, reply) => prunes.push((cutoff, reply)),
             Op::Flush(reply) => flushes.push(reply),
         }
     }
+    for i in &lists {
+        {
+            c.rec_id.push(i.recommendation_id.clone());
+            c.rec_user.push(names.of(&i.user_id));
+            c.rec_model.push(i.model_version.clone());
+            c.rec_variant.push(i.variant.clone());
+            c.rec_created.push(i.created_at.timestamp_millis());
+            c.rec_items.push(served::items_text(&i.items));
+        }
+    }
+    for o in &outcomes {
+        c.out_event.push(o.event_id.clone());
+        c.out_rec.push(o.recommendation_id.clone());
+        c.out_user.push(names.of(&o.user_id));
+        c.out_variant.push(o.variant.clone());
+        c.out_product.push(o.product_id.to_string());
+        c.out_source.push(o.source.clone());
+        c.out_position.push(o.position as i32);
+        c.out_kind.push(o.kind.as_str());
+        c.out_value.push(o.value);
+        c.out_created.push(o.created_at.timestamp_millis());
+    }
     let recorded = c.rec_id.len() + c.out_event.len();
     if recorded > 0 {
-        if let Err(e) = insert(pool, &c).await {
+        if let Err(e) = insert(pool, &c, &lists, &outcomes).await {
             tracing::warn!(error = %e, lists = c.rec_id.len(), "impressions not recorded");
             metrics::counter!("vitrina_store_impressions_failed_total").increment(1);
         }
@@ -230,27 +238,41 @@ async fn write(pool: &Pool, batch: Vec<Op>, names: Pseudonyms) {
     }
 }
 
-async fn insert(pool: &Pool, c: &Columns) -> StoreResult<()> {
+/// Inserts the batch's lists and outcomes and adds those that were new (not recorded before)
+/// to the per-product daily totals, in one transaction.
+async fn insert(
+    pool: &Pool,
+    c: &Columns,
+    lists: &[Impression],
+    outcomes: &[AttributedOutcome],
+) -> StoreResult<()> {
     let mut client = pool.get().await.map_err(pool_error)?;
     let tx = client.transaction().await.map_err(backend)?;
     tx.execute("SET LOCAL synchronous_commit = off", &[]).await.map_err(backend)?;
+    let mut delta = exposure::Delta::default();
     if !c.rec_id.is_empty() {
-        tx.execute(
-            "INSERT INTO impressions (recommendation_id, user_id, model_version, variant, created_ms, items)
-             SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::TEXT[])
-             ON CONFLICT (recommendation_id) DO NOTHING",
-            &[&c.rec_id, &c.rec_user, &c.rec_model, &c.rec_variant, &c.rec_created, &c.rec_items],
-        )
-        .await
-        .map_err(backend)?;
+        let mut stored: HashSet<String> = tx
+            .query(
+                "INSERT INTO impressions (recommendation_id, user_id, model_version, variant, created_ms, items)
+                 SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::TEXT[])
+                 ON CONFLICT (recommendation_id) DO NOTHING RETURNING recommendation_id",
+                &[&c.rec_id, &c.rec_user, &c.rec_model, &c.rec_variant, &c.rec_created, &c.rec_items],
+            )
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        // Each stored id once: a list queued twice in one batch is inserted once.
+        lists.iter().filter(|l| stored.remove(&l.recommendation_id)).for_each(|l| delta.shown(l));
     }
     if !c.out_event.is_empty() {
-        tx.execute(
+        let mut stored: HashSet<String> = tx.query(
             "INSERT INTO outcomes (event_id, recommendation_id, user_id, variant, product_id, source, position,
                kind, value, created_ms)
              SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[],
                $7::INTEGER[], $8::TEXT[], $9::DOUBLE PRECISION[], $10::BIGINT[])
-             ON CONFLICT (event_id) DO NOTHING",
+             ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
             &[
                 &c.out_event,
                 &c.out_rec,
@@ -265,9 +287,49 @@ async fn insert(pool: &Pool, c: &Columns) -> StoreResult<()> {
             ],
         )
         .await
-        .map_err(backend)?;
+        .map_err(backend)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+        outcomes.iter().filter(|o| stored.remove(&o.event_id)).for_each(|o| delta.outcome(o));
     }
+    add_exposure(&tx, &delta).await?;
     tx.commit().await.map_err(backend)
+}
+
+/// Adds a batch's totals to `product_exposure`, rows in key order (so that two processes
+/// writing the same rows lock them in one order and never deadlock).
+async fn add_exposure(tx: &deadpool_postgres::Transaction<'_>, delta: &exposure::Delta) -> StoreResult<()> {
+    if delta.is_empty() {
+        return Ok(());
+    }
+    let (mut keys, mut products, mut days) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut shown, mut clicks, mut carts, mut purchases, mut revenue) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (key, product, day, e) in delta.rows() {
+        keys.push(key);
+        products.push(product);
+        days.push(day);
+        shown.push(e.impressions as i64);
+        clicks.push(e.clicks as i64);
+        carts.push(e.add_to_carts as i64);
+        purchases.push(e.purchases as i64);
+        revenue.push(e.revenue);
+    }
+    tx.execute(
+        "INSERT INTO product_exposure (key, product_id, day, impressions, clicks, add_to_carts, purchases, revenue)
+         SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[], $6::BIGINT[],
+           $7::BIGINT[], $8::DOUBLE PRECISION[]) ORDER BY 1
+         ON CONFLICT (key) DO UPDATE SET impressions = product_exposure.impressions + EXCLUDED.impressions,
+           clicks = product_exposure.clicks + EXCLUDED.clicks,
+           add_to_carts = product_exposure.add_to_carts + EXCLUDED.add_to_carts,
+           purchases = product_exposure.purchases + EXCLUDED.purchases,
+           revenue = product_exposure.revenue + EXCLUDED.revenue",
+        &[&keys, &products, &days, &shown, &clicks, &carts, &purchases, &revenue],
+    )
+    .await
+    .map_err(backend)?;
+    Ok(())
 }
 
 /// Deletes a pseudonym's lists and outcomes; returns how many lists.
@@ -299,7 +361,17 @@ async fn prune(pool: &Pool, cutoff_ms: i64) -> StoreResult<Step> {
         )
         .await
         .map_err(backend)?;
-    Ok(Step { deleted: lists, more: lists as i64 == PRUNE_CHUNK || outcomes as i64 == PRUNE_CHUNK })
+    // A day's totals go once the whole day is older than the cutoff.
+    let days = client
+        .execute(
+            "DELETE FROM product_exposure WHERE key IN
+               (SELECT key FROM product_exposure WHERE day < $1 LIMIT $2)",
+            &[&exposure::day_of(cutoff_ms), &PRUNE_CHUNK],
+        )
+        .await
+        .map_err(backend)?;
+    let more = [lists, outcomes, days].iter().any(|n| *n as i64 == PRUNE_CHUNK);
+    Ok(Step { deleted: lists, more })
 }
 
 pub const IMPRESSION_COLUMNS: &str = "recommendation_id, user_id, model_version, variant, created_ms, items";
@@ -396,6 +468,30 @@ impl vitrina_core::ports::ImpressionStore for super::PgStore {
         );
         let name = self.impressions.names().of(user);
         Ok(self.query(&sql, &[&recommendation_id, &name], |r| impression(r, Some(user))).await?.pop())
+    }
+
+    async fn exposure(
+        &self,
+        product: &ProductId,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Exposure> {
+        self.impressions.flush().await;
+        let (from, to) = exposure::range(product.as_str(), since);
+        let sql = "SELECT COALESCE(SUM(impressions), 0)::BIGINT, COALESCE(SUM(clicks), 0)::BIGINT,
+                COALESCE(SUM(add_to_carts), 0)::BIGINT, COALESCE(SUM(purchases), 0)::BIGINT,
+                COALESCE(SUM(revenue), 0)::DOUBLE PRECISION
+              FROM product_exposure WHERE key >= $1 AND key < $2";
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&from, &to];
+        let totals = self.query(sql, &params, |row| {
+            Ok(Exposure {
+                impressions: row.get::<_, i64>(0) as u64,
+                clicks: row.get::<_, i64>(1) as u64,
+                add_to_carts: row.get::<_, i64>(2) as u64,
+                purchases: row.get::<_, i64>(3) as u64,
+                revenue: row.get(4),
+            })
+        });
+        Ok(totals.await?.pop().unwrap_or_default())
     }
 
     async fn outcomes_for_user(&self, user: &UserId) -> StoreResult<Vec<AttributedOutcome>> {

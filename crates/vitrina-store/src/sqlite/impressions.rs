@@ -25,11 +25,12 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 use vitrina_core::{
-    ports::{AttributedOutcome, Impression, StoreError, StoreResult},
-    UserId,
+    ports::{AttributedOutcome, Exposure, Impression, StoreError, StoreResult},
+    ProductId, UserId,
 };
 
 use super::rows;
+use crate::exposure;
 use crate::retention::{self, Step};
 use crate::served::{self, Progress, Pseudonyms, SEED_KEY};
 
@@ -66,6 +67,17 @@ CREATE TABLE IF NOT EXISTS outcomes (
     created_ms        INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outcomes_variant ON outcomes (variant);
+CREATE TABLE IF NOT EXISTS product_exposure (
+    key          TEXT PRIMARY KEY,
+    product_id   TEXT NOT NULL,
+    day          INTEGER NOT NULL,
+    impressions  INTEGER NOT NULL,
+    clicks       INTEGER NOT NULL,
+    add_to_carts INTEGER NOT NULL,
+    purchases    INTEGER NOT NULL,
+    revenue      REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS product_exposure_day ON product_exposure (day);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 "#;
 
@@ -332,6 +344,27 @@ impl ImpressionLog {
     }
 
     /// The outcomes attributed to the user's events, oldest first. Blocking.
+    /// `product`'s totals from the day of `since` on. Blocking.
+    pub fn exposure(&self, product: &ProductId, since: DateTime<Utc>) -> StoreResult<Exposure> {
+        let (from, to) = exposure::range(product.as_str(), since);
+        self.with_reader(|c| {
+            c.prepare_cached(
+                "SELECT COALESCE(SUM(impressions), 0), COALESCE(SUM(clicks), 0), COALESCE(SUM(add_to_carts), 0),
+                   COALESCE(SUM(purchases), 0), COALESCE(SUM(revenue), 0.0)
+                 FROM product_exposure WHERE key >= ?1 AND key < ?2",
+            )?
+            .query_row([from, to], |r| {
+                Ok(Exposure {
+                    impressions: r.get::<_, i64>(0)? as u64,
+                    clicks: r.get::<_, i64>(1)? as u64,
+                    add_to_carts: r.get::<_, i64>(2)? as u64,
+                    purchases: r.get::<_, i64>(3)? as u64,
+                    revenue: r.get(4)?,
+                })
+            })
+        })
+    }
+
     pub fn outcomes_for_user(&self, user: &UserId) -> StoreResult<Vec<AttributedOutcome>> {
         let name = self.names.of(user);
         let mut found = self.with_reader(|c| {
@@ -460,6 +493,12 @@ fn prune(conn: &mut Connection, cutoff_ms: i64) -> rusqlite::Result<Step> {
         params![cutoff_ms, PRUNE_CHUNK],
     )?;
     step.more |= outcomes as i64 == PRUNE_CHUNK;
+    // A day's totals go once the whole day is older than the cutoff.
+    let days = conn.execute(
+        "DELETE FROM product_exposure WHERE rowid IN (SELECT rowid FROM product_exposure WHERE day < ?1 LIMIT ?2)",
+        params![exposure::day_of(cutoff_ms), PRUNE_CHUNK],
+    )?;
+    step.more |= days as i64 == PRUNE_CHUNK;
     Ok(step)
 }
 
@@ -468,6 +507,7 @@ fn commit(conn: &mut Connection, batch: Vec<Op>, names: Pseudonyms) -> rusqlite:
     let mut deleted: Vec<(u64, oneshot::Sender<StoreResult<u64>>)> = Vec::new();
     let mut pruned = Vec::new();
     let mut flushes = Vec::new();
+    let mut exposure = exposure::Delta::default();
     {
         let mut insert = tx.prepare_cached(
             "INSERT OR IGNORE INTO impressions (recommendation_id, user_id, model_version, variant, created_ms, items)
@@ -476,7 +516,7 @@ fn commit(conn: &mut Connection, batch: Vec<Op>, names: Pseudonyms) -> rusqlite:
         for op in batch {
             match op {
                 Op::Record(imp) => {
-                    insert.execute(params![
+                    let stored = insert.execute(params![
                         imp.recommendation_id,
                         names.of(&imp.user_id),
                         imp.model_version,
@@ -484,9 +524,13 @@ fn commit(conn: &mut Connection, batch: Vec<Op>, names: Pseudonyms) -> rusqlite:
                         imp.created_at.timestamp_millis(),
                         served::items_text(&imp.items),
                     ])?;
+                    if stored == 1 {
+                        exposure.shown(&imp);
+                    }
                 }
                 Op::Outcome(o) => {
-                    tx.prepare_cached(
+                    let stored = tx
+                        .prepare_cached(
                         "INSERT OR IGNORE INTO outcomes (event_id, recommendation_id, user_id, variant, product_id,
                            source, position, kind, value, created_ms)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -503,6 +547,9 @@ fn commit(conn: &mut Connection, batch: Vec<Op>, names: Pseudonyms) -> rusqlite:
                         o.value,
                         o.created_at.timestamp_millis(),
                     ])?;
+                    if stored == 1 {
+                        exposure.outcome(&o);
+                    }
                 }
                 Op::DeleteUser(user, reply) => {
                     let name = names.of(&user);
@@ -513,6 +560,25 @@ fn commit(conn: &mut Connection, batch: Vec<Op>, names: Pseudonyms) -> rusqlite:
                 Op::Prune(cutoff, reply) => pruned.push((cutoff, reply)),
                 Op::Flush(reply) => flushes.push(reply),
             }
+        }
+        let mut add = tx.prepare_cached(
+            "INSERT INTO product_exposure (key, product_id, day, impressions, clicks, add_to_carts, purchases, revenue)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (key) DO UPDATE SET impressions = impressions + excluded.impressions,
+               clicks = clicks + excluded.clicks, add_to_carts = add_to_carts + excluded.add_to_carts,
+               purchases = purchases + excluded.purchases, revenue = revenue + excluded.revenue",
+        )?;
+        for (key, product, day, e) in exposure.rows() {
+            add.execute(params![
+                key,
+                product,
+                day,
+                e.impressions as i64,
+                e.clicks as i64,
+                e.add_to_carts as i64,
+                e.purchases as i64,
+                e.revenue
+            ])?;
         }
     }
     tx.commit()?;

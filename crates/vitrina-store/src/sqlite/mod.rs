@@ -26,8 +26,8 @@ use vitrina_core::{
     keys::ApiKey,
     ports::{
         AppendOutcome, ArtefactStore, AttributedOutcome, CatalogStore, CommitListener, DeletedUser, EventLog,
-        ExperimentStore, Impression, ImpressionStore, KeyStore, LogStats, ModelRecord, ModelRegistry,
-        ProductQuery, StoreError, StoreResult, UserStore,
+        ExperimentStore, Exposure, Impression, ImpressionStore, KeyStore, LogStats, ModelRecord,
+        ModelRegistry, ProductQuery, StoreError, StoreResult, UserStore,
     },
     LogEvent, NewActivity, Product, ProductId, StoredActivity, User, UserId,
 };
@@ -540,6 +540,11 @@ impl ImpressionStore for SqliteStore {
     async fn outcomes_for_user(&self, user: &UserId) -> StoreResult<Vec<AttributedOutcome>> {
         let user = user.clone();
         self.read_impressions(move |log| log.outcomes_for_user(&user)).await
+    }
+
+    async fn exposure(&self, product: &ProductId, since: DateTime<Utc>) -> StoreResult<Exposure> {
+        let product = product.clone();
+        self.read_impressions(move |log| log.exposure(&product, since)).await
     }
 
     fn record_outcome(&self, outcome: AttributedOutcome) {

@@ -281,6 +281,9 @@ async fn lists_and_outcomes_past_the_retention_are_deleted() {
         [("e-r-29", "u1"), ("e-r-1", "u1")]
     );
     assert!(s.outcomes_for_user(&UserId::parse("u2").unwrap()).await.unwrap().is_empty());
+    // The product's daily totals go with the days past the retention.
+    let p1 = ProductId::parse("p1").unwrap();
+    assert_eq!(s.exposure(&p1, Utc::now() - Duration::days(365)).await.unwrap().clicks, 2);
     assert_eq!(s.impressions.prune(Utc::now() - Duration::days(30)).await.unwrap(), 0);
 }
 
