@@ -189,9 +189,12 @@ export interface ExperimentsResponse {
  * How often a product was shown in served lists and what followed.
  */
 export interface ExposureResponse {
+  /**
+   * Add-to-carts attributed to those lists.
+   */
   addToCarts: number;
   /**
-   * Clicks, add-to-carts and purchases attributed to those lists.
+   * Clicks attributed to those lists.
    */
   clicks: number;
   /**
@@ -204,6 +207,9 @@ export interface ExposureResponse {
    */
   impressions: number;
   productId: string;
+  /**
+   * Purchases attributed to those lists.
+   */
   purchases: number;
   /**
    * Revenue of the attributed purchases.

@@ -15,8 +15,9 @@ export class ApiError extends Error {
 export const key = () => sessionStorage.getItem(KEY);
 export const setKey = (k) => (k ? sessionStorage.setItem(KEY, k) : sessionStorage.removeItem(KEY));
 
-/** One request: JSON in and out (text with `{ text: true }`). A 401 also tells the page. */
-export async function api(path, { method = "GET", body, text = false, signal } = {}) {
+/** One request: JSON in and out (text with `{ text: true }`). A 401 also tells the page,
+ * unless `quiet` (the sign-in check, which handles it itself). */
+export async function api(path, { method = "GET", body, text = false, signal, quiet = false } = {}) {
   const headers = { Accept: text ? "text/plain" : "application/json" };
   const k = key();
   if (k) headers.Authorization = `Bearer ${k}`;
@@ -35,7 +36,7 @@ export async function api(path, { method = "GET", body, text = false, signal } =
     data = null;
   }
   if (!r.ok) {
-    if (r.status === 401) window.dispatchEvent(new CustomEvent("vitrina:unauthorized"));
+    if (r.status === 401 && !quiet) window.dispatchEvent(new CustomEvent("vitrina:unauthorized"));
     throw new ApiError(r.status, data);
   }
   return data;

@@ -42,7 +42,8 @@ async function newPage(viewport, { signingIn = false } = {}) {
   const expected = (text) => signingIn && /status of 40[13]/.test(text);
   p.on("console", (m) => m.type() === "error" && !expected(m.text()) && problems.push(`console: ${m.text()}`));
   p.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  p.on("requestfailed", (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
+  // A fetch cut short by the test's own navigation (ERR_ABORTED) is not a failure of the page.
+  p.on("requestfailed", (r) => r.failure()?.errorText !== "net::ERR_ABORTED" && problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
   p.on("request", (r) => !r.url().startsWith(server.base) && !r.url().startsWith("data:") && problems.push(`request elsewhere: ${r.url()}`));
   return p;
 }
@@ -235,6 +236,13 @@ test("the pages are usable with the keyboard", async () => {
   await page.keyboard.press("Enter");
   await page.locator('[data-testid="models"]').waitFor();
   assert.equal(await page.evaluate(() => location.hash), "#/models");
+  // The skip link moves focus to the content and stays on the page.
+  await page.reload();
+  await page.locator('[data-testid="models"]').waitFor();
+  await page.keyboard.press("Tab");
+  await page.keyboard.press("Enter");
+  assert.equal(await page.evaluate(() => document.activeElement.id), "main");
+  assert.equal(await page.evaluate(() => location.hash), "#/models");
 });
 
 test("once a key exists the console asks for an admin key, and refuses a read key", async () => {
@@ -243,6 +251,13 @@ test("once a key exists the console asks for an admin key, and refuses a read ke
   const p = await newPage({ width: 1280, height: 800 }, { signingIn: true });
   await p.goto(`${server.base}/console/#/overview`);
   await p.locator("#key").waitFor();
+  await p.fill("#key", read);
+  await p.click('form button[type="submit"]');
+  await p.locator("p.error", { hasText: "not an admin key" }).waitFor();
+  // An unknown key is refused on the same form (a 401, not a new form).
+  await p.fill("#key", "vk_unknown");
+  await p.click('form button[type="submit"]');
+  await p.locator("p.error", { hasText: "unknown, revoked" }).waitFor();
   await p.fill("#key", read);
   await p.click('form button[type="submit"]');
   await p.locator("p.error", { hasText: "not an admin key" }).waitFor();

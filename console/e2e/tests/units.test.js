@@ -84,6 +84,7 @@ test("the experiment form's variants become the create request, and bad JSON is 
   });
   assert.deepEqual(body.variants, [{ name: "a" }, { name: "b", traffic: 0.3, modelVersion: 2, ranking: { weights: { trending: 2 } } }]);
   assert.throws(() => createBody({ name: "x", goal: "ctr", mode: "fixed", variants: [{ name: "a", traffic: "", modelVersion: "", ranking: "{" }] }), /variant 1: the ranking is not JSON/);
+  assert.throws(() => createBody({ name: "x", goal: "ctr", mode: "fixed", variants: [{ name: "a", traffic: "", modelVersion: "v3x", ranking: "" }] }), /variant 1: the model version/);
 });
 
 test("model metrics flatten to dotted names", () => {
@@ -94,4 +95,9 @@ test("models' validation quality comes first among their metrics", async () => {
   const { byInterest } = await import("../../app/js/pages/models.js");
   const names = ["summary.events", "validation.active.ndcg@10", "trainSeconds", "validation.candidate.ndcg@10"];
   assert.deepEqual(names.sort(byInterest), ["validation.candidate.ndcg@10", "validation.active.ndcg@10", "summary.events", "trainSeconds"]);
+});
+
+test("a weight-tuning step shows the sources whose weight it changed", async () => {
+  const { weightChanges } = await import("../../app/js/pages/experiments.js");
+  assert.equal(weightChanges({ trending: 1, als: 2 }, { trending: 1.2, als: 2, ease: 0.5 }), "ease: – → 0.5, trending: 1 → 1.2");
 });

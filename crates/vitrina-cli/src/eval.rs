@@ -23,9 +23,10 @@ pub struct Args {
     /// movielens (u.data), movielens-csv (ratings.csv) or user-item (`user item` per line).
     #[arg(long, default_value = "movielens")]
     format: String,
-    /// leave-last-out (HR@10, NDCG@10, HR@20) or random-80-20 (Recall@20, NDCG@20).
-    #[arg(long, default_value = "leave-last-out")]
-    protocol: String,
+    /// leave-last-out (HR@10, NDCG@10, HR@20) or random-80-20 (Recall@20, NDCG@20), or both
+    /// separated by a comma (each evaluated in turn).
+    #[arg(long, default_value = "leave-last-out", value_delimiter = ',')]
+    protocol: Vec<String>,
     /// Comma-separated models (popularity, time-popularity, item-knn, als, ease, rp3beta,
     /// transitions, bridge, blend, and `engine`: the serving engine itself — candidates,
     /// blend and rules with the default ranking config reading up to 1,000 events of a
@@ -63,9 +64,14 @@ pub struct Args {
     /// `learnedRanker.serves` says which).
     #[arg(long, default_value = "blend", value_parser = ["blend", "learned"])]
     ranker: String,
-    /// Print one JSON document instead of a table.
+    /// Print one JSON document instead of a table (an array of them, one per protocol, when
+    /// more than one protocol is evaluated).
     #[arg(long)]
     json: bool,
+    /// Also write the evaluation as one self-contained HTML page: per protocol, a table of
+    /// every model's metrics and a chart per metric with 95 % intervals.
+    #[arg(long, value_name = "FILE.html")]
+    report: Option<PathBuf>,
 }
 
 /// Writes `split` and its validation split into `dir` (created if missing).
@@ -133,7 +139,20 @@ fn merged<T: serde::Serialize + serde::de::DeserializeOwned>(
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let format: DataFormat = args.format.parse()?;
-    let protocol: Protocol = args.protocol.parse()?;
+    let protocols = args.protocol.iter().map(|p| p.trim().parse()).collect::<Result<Vec<Protocol>, _>>()?;
+    anyhow::ensure!(
+        args.export_split.is_none() || protocols.len() == 1,
+        "--export-split writes one split: give one --protocol"
+    );
+    if let Some(file) = &args.report {
+        // Before hours of evaluation, not after: a page that cannot be written. Opened
+        // without truncating: the file is replaced only once the evaluation is done.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+            .with_context(|| format!("creating {}", file.display()))?;
+    }
     let with_engine = args.models.is_empty() || args.models.iter().any(|m| m.trim() == "engine");
     let models = args
         .models
@@ -147,24 +166,66 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let ranking = engine_ranking(args.ranking_config.as_deref(), ranker)?;
     let data =
         std::fs::read_to_string(&args.data).with_context(|| format!("reading {}", args.data.display()))?;
-    let opts = EvalOptions {
-        dataset: args.data.display().to_string(),
-        format,
-        protocol,
-        models,
-        tune: args.tune,
-        seed: args.seed,
-    };
+    let ds = Dataset::parse(&data, format)?;
+    anyhow::ensure!(ds.n_interactions() > 0, "the dataset has no interactions");
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg} {bar:30} {pos}/{len}")
             .expect("static template"),
     );
-    let ds = Dataset::parse(&data, format)?;
-    anyhow::ensure!(ds.n_interactions() > 0, "the dataset has no interactions");
+    let mut reports = Vec::new();
+    for &protocol in &protocols {
+        let opts = EvalOptions {
+            dataset: args.data.display().to_string(),
+            format,
+            protocol,
+            models: models.clone(),
+            tune: args.tune,
+            seed: args.seed,
+        };
+        let engine = with_engine.then_some(EngineRun { training: &training, ranking: &ranking });
+        reports.push(evaluate(&args, &ds, &opts, only_engine, engine, &bar)?);
+    }
+    bar.finish_and_clear();
+    if let Some(file) = &args.report {
+        let page = vitrina_cli::eval_html::html(&reports, &chrono::Utc::now().to_rfc3339());
+        std::fs::write(file, page).with_context(|| format!("writing {}", file.display()))?;
+    }
+    if args.json {
+        match reports.as_slice() {
+            [one] => println!("{}", one.to_json()),
+            many => println!("{}", serde_json::to_string_pretty(many)?),
+        }
+    } else {
+        for report in &reports {
+            print!("{}", report.table());
+        }
+    }
+    if let Some(file) = &args.report {
+        eprintln!("report written to {}", file.display());
+    }
+    Ok(())
+}
+
+/// The engine model's configs, when `engine` is among the models.
+struct EngineRun<'a> {
+    training: &'a TrainingConfig,
+    ranking: &'a RankingConfig,
+}
+
+/// One protocol's evaluation: its split, the library models, then the engine.
+fn evaluate(
+    args: &Args,
+    ds: &Dataset,
+    opts: &EvalOptions,
+    only_engine: bool,
+    engine: Option<EngineRun<'_>>,
+    bar: &ProgressBar,
+) -> anyhow::Result<Report> {
+    let protocol = opts.protocol;
     let split = Split::new(&ds.sequences, ds.n_items(), protocol, args.seed);
     if let Some(dir) = &args.export_split {
-        export_split(dir, &ds, &split, protocol, args.seed)?;
+        export_split(dir, ds, &split, protocol, args.seed)?;
     }
     let mut report = if only_engine {
         Report {
@@ -179,13 +240,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             models: Vec::new(),
         }
     } else {
-        run_eval_on_split(&opts, &split, &mut |p| {
+        run_eval_on_split(opts, &split, &mut |p| {
             bar.set_message(format!("{} {}", p.stage, p.model));
             bar.set_length(p.total as u64);
             bar.set_position(p.done as u64);
         })?
     };
-    if with_engine {
+    if let Some(EngineRun { training, ranking }) = engine {
         bar.set_length(1000);
         let mut progress = |phase: &str, f: f32| {
             bar.set_message(format!("train engine ({phase})"));
@@ -200,22 +261,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             validation: &validation,
             params: RankerParams { ndcg_at: protocol.list_depth(), ..RankerParams::default() },
         });
-        report.models.push(evaluate_engine(
-            &ds,
-            &split,
-            &training,
-            &ranking,
-            learned.as_ref(),
-            &mut progress,
-        )?);
+        report.models.push(evaluate_engine(ds, &split, &training, ranking, learned.as_ref(), &mut progress)?);
     }
-    bar.finish_and_clear();
-    if args.json {
-        println!("{}", report.to_json());
-    } else {
-        print!("{}", report.table());
-    }
-    Ok(())
+    Ok(report)
 }
 
 #[cfg(test)]

@@ -264,7 +264,8 @@ async fn a_products_exposure_counts_its_impressions_and_attributed_outcomes() {
     // Outcomes are attributed off the request path: wait for the purchase to count.
     let exposure = |product: String| {
         let app = &app;
-        async move { app.get(&format!("/api/v1/catalog/products/{product}/exposure?days=1")).await.1 }
+        // Today and yesterday (UTC): the lists of this test, even when it runs across midnight.
+        async move { app.get(&format!("/api/v1/catalog/products/{product}/exposure?days=2")).await.1 }
     };
     let bought = common::eventually("the purchase to be attributed", || async {
         let e = exposure(first.clone()).await;
@@ -282,7 +283,7 @@ async fn a_products_exposure_counts_its_impressions_and_attributed_outcomes() {
         (&json!(1), &json!(1), &json!(0), &json!(25.0), &json!(1.0)),
         "{bought}"
     );
-    assert_eq!(bought["days"], json!(1));
+    assert_eq!(bought["days"], json!(2));
     assert!(bought["since"].as_str().unwrap().ends_with("T00:00:00.000Z"), "{bought}");
     let only_shown = exposure(second).await;
     assert_eq!((&only_shown["impressions"], &only_shown["clicks"]), (&json!(1), &json!(0)), "{only_shown}");

@@ -23,7 +23,10 @@ export function createBody({ name, goal, mode, variants }) {
     variants: variants.map((v, i) => {
       const out = { name: v.name };
       if (v.traffic !== "") out.traffic = Number(v.traffic);
-      if (v.modelVersion !== "") out.modelVersion = Number(String(v.modelVersion).replace(/^v/, ""));
+      if (v.modelVersion !== "") {
+        out.modelVersion = Number(String(v.modelVersion).replace(/^v/, ""));
+        if (!Number.isInteger(out.modelVersion)) throw new Error(`variant ${i + 1}: the model version is a number like 3 or v3, not “${v.modelVersion}”`);
+      }
       if (v.ranking.trim() !== "") {
         try {
           out.ranking = JSON.parse(v.ranking);
@@ -96,6 +99,7 @@ async function list(main) {
 
 async function detail(main, id) {
   const body = h("div");
+  let chart = null;
   main.append(body);
   async function load() {
     let x;
@@ -129,13 +133,14 @@ async function detail(main, id) {
         },
       }, label);
     const buttons = [];
-    if (x.status === "draft" || x.status === "scheduled") buttons.push(action("Start", "start"));
+    if (x.status === "draft") buttons.push(action("Start", "start"));
     if (x.status === "running") {
       buttons.push(action("Stop", "stop", `Stop ${x.name}? Every visitor returns to the default lists.`));
       buttons.push(action("Step now", "step"));
     }
-    if (x.allocationLog.length > 1) buttons.push(action("Revert automation", "revert", `Undo the bandit and weight-tuning changes of ${x.name}?`));
-    const chart = h("div", { class: "chart" });
+    const weightLog = x.weightLog || [];
+    if (x.allocationLog.length > 1 || weightLog.length > 0) buttons.push(action("Revert automation", "revert", `Undo the bandit and weight-tuning changes of ${x.name}?`));
+    const allocation = h("div", { class: "chart" });
     body.replaceChildren(
       h("h2", {}, x.name, " ", h("span", { "data-testid": "exp-status" }, badge(x.status))),
       h("p", { class: "muted" }, `goal ${x.goal} · ${x.mode} · control ${x.control} · created ${fmt.time(x.createdAt)}${x.startedAt ? ` · started ${fmt.time(x.startedAt)}` : ""}`),
@@ -144,20 +149,31 @@ async function detail(main, id) {
       h(
         "div",
         { class: "grid wide" },
-        panel("Traffic allocation over time", chart),
+        panel("Traffic allocation over time", allocation),
         panel(
           "Bandit and weight-tuning history",
-          table(["when", "traffic", "why"], [...x.allocationLog].reverse().map((c) => [fmt.time(c.at), c.traffic.map((t, i) => `${x.variants[i]?.name ?? i}: ${fmt.pct(t, 0)}`).join(", "), c.reason]), { testid: "allocation-log" })
+          table(["when", "traffic", "why"], [...x.allocationLog].reverse().map((c) => [fmt.time(c.at), c.traffic.map((t, i) => `${x.variants[i]?.name ?? i}: ${fmt.pct(t, 0)}`).join(", "), c.reason]), { testid: "allocation-log" }),
+          x.autoTuneWeights || weightLog.length
+            ? table(
+                ["when", "variant", "source weights (before → after)", "why"],
+                [...weightLog].reverse().map((w) => [fmt.time(w.at), w.variant, weightChanges(w.before, w.after), w.reason]),
+                { testid: "weight-log" }
+              )
+            : null
         )
       )
     );
-    allocationChart(chart, x);
+    if (chart) chart.destroy();
+    chart = allocationChart(allocation, x);
   }
   await load();
   const timer = setInterval(() => {
     if (!document.querySelector("dialog[open]")) load();
   }, 5000);
-  return () => clearInterval(timer);
+  return () => {
+    clearInterval(timer);
+    if (chart) chart.destroy();
+  };
 }
 
 function resultsView(x, r) {
@@ -188,6 +204,15 @@ function resultsView(x, r) {
     h("h3", {}, `${r.goal} per variant, with 95 % intervals`),
     intervals(r.variants.map((v) => ({ name: v.name, ...v.metrics[goalKey] })), r.goal === "revenue_per_mille")
   );
+}
+
+/** `source: before → after` for every source whose weight changed. */
+export function weightChanges(before = {}, after = {}) {
+  return [...new Set([...Object.keys(before), ...Object.keys(after)])]
+    .sort()
+    .filter((k) => before[k] !== after[k])
+    .map((k) => `${k}: ${before[k] ?? "–"} → ${after[k] ?? "–"}`)
+    .join(", ");
 }
 
 const rate = (r) => (r ? `${fmt.pct(r.value)} [${fmt.pct(r.low)}, ${fmt.pct(r.high)}]` : "–");
@@ -221,9 +246,12 @@ export function intervals(rows, money) {
 /** Each variant's share as a step line from the allocation log to now. */
 function allocationChart(container, x) {
   const log = x.allocationLog;
-  if (log.length === 0) return container.append(h("p", { class: "muted" }, "No allocation yet."));
+  if (log.length === 0) {
+    container.append(h("p", { class: "muted" }, "No allocation yet."));
+    return null;
+  }
   const times = log.map((c) => Date.parse(c.at) / 1000);
   times.push(Date.now() / 1000);
   const series = x.variants.map((v, i) => ({ label: v.name, values: [...log.map((c) => c.traffic[i] ?? 0), (x.traffic[i] ?? 0)] }));
-  lineChart(container, "", times, series);
+  return lineChart(container, "", times, series);
 }

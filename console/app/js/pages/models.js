@@ -25,6 +25,7 @@ export async function render(main) {
   main.append(h("h1", {}, "Models"));
   const body = h("div");
   main.append(body);
+  let chart = null;
   async function load() {
     let r;
     try {
@@ -78,7 +79,7 @@ export async function render(main) {
         h("td", {}, m.status === "active" ? "" : activate(m))
       );
     });
-    const chart = h("div", { class: "chart" });
+    const plotBox = h("div", { class: "chart" });
     const pick = h("select", { id: "metric", "aria-label": "Metric" }, metricNames.map((k) => h("option", { value: k }, k)));
     const a = h("select", { id: "compare-a", "aria-label": "First version" }, models.map((m) => h("option", { value: m.version }, m.version)));
     const b = h("select", { id: "compare-b", "aria-label": "Second version" }, models.map((m) => h("option", { value: m.version }, m.version)));
@@ -96,14 +97,16 @@ export async function render(main) {
       );
     };
     const plot = () => {
-      chart.replaceChildren();
+      if (chart) chart.destroy();
+      chart = null;
+      plotBox.replaceChildren();
       const k = pick.value;
       const points = models
         .map((m) => [Date.parse(m.createdAt) / 1000, flatten(m.metrics)[k]])
         .filter(([, v]) => typeof v === "number")
         .sort((x, y) => x[0] - y[0]);
-      if (points.length === 0) return chart.append(h("p", { class: "muted" }, "No model has this metric."));
-      lineChart(chart, `${k} per version, by time trained`, points.map((p) => p[0]), [{ label: k, values: points.map((p) => p[1]) }]);
+      if (points.length === 0) return plotBox.append(h("p", { class: "muted" }, "No model has this metric."));
+      chart = lineChart(plotBox, `${k} per version, by time trained`, points.map((p) => p[0]), [{ label: k, values: points.map((p) => p[1]) }]);
     };
     pick.addEventListener("change", plot);
     a.addEventListener("change", compare);
@@ -111,11 +114,12 @@ export async function render(main) {
     body.replaceChildren(
       h("p", {}, "Active: ", h("strong", { "data-testid": "active-version" }, r.activeVersion || "none"), " ", rollback),
       panel("Registry", table(["version", "status", "algorithm", ...shown, "events", "trained", ""], rows, { testid: "models" })),
-      panel("Metrics over time", metricNames.length ? h("label", { for: "metric" }, "Metric", pick) : null, chart),
+      panel("Metrics over time", metricNames.length ? h("label", { for: "metric" }, "Metric", pick) : null, plotBox),
       panel("Side by side", h("div", { class: "row" }, h("label", { for: "compare-a" }, "Version", a), h("label", { for: "compare-b" }, "Version", b)), compared)
     );
     if (metricNames.length) plot();
     compare();
   }
   await load();
+  return () => chart && chart.destroy();
 }

@@ -4,7 +4,7 @@
 import { api, enc } from "../api.js";
 import { h, panel, table, fmt, badge, toast, act, errorBox } from "../ui.js";
 
-const TYPES = ["view", "click", "like", "add_to_cart", "purchase", "rating", "search"];
+const TYPES = ["view", "click", "like", "add_to_cart", "remove_from_cart", "purchase", "rating", "search"];
 const ALGORITHMS = ["als", "item-knn", "ease", "transitions", "popularity"];
 const EVERY_MS = 1000;
 
@@ -25,7 +25,7 @@ export async function render(main) {
   const last = status.current || status.lastFinished || status.queued[0];
   const defaults = last ? last.config : {};
   const weights = Object.fromEntries(
-    TYPES.map((t) => [t, h("input", { id: `w-${t}`, type: "number", step: "any", min: 0, value: defaults.weights?.[t] ?? "", placeholder: "default", size: 6 })])
+    TYPES.map((t) => [t, h("input", { id: `w-${t}`, type: "number", step: "any", min: -100, max: 100, value: defaults.weights?.[t] ?? "", placeholder: "default", size: 6 })])
   );
   const decay = h("input", { id: "time-decay", type: "number", step: "any", min: 0, max: 1, value: defaults.timeDecay ?? "", placeholder: "default", size: 6 });
   const tolerance = h("input", { id: "tolerance", type: "number", step: "any", min: 0, value: "", placeholder: String(defaults.tolerance ?? "default"), size: 6 });

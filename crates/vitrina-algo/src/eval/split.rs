@@ -37,6 +37,15 @@ impl Protocol {
         }
     }
 
+    /// The metrics this protocol is read by (the report carries every metric of
+    /// [`super::METRICS`]; the others say little about it).
+    pub fn metrics(self) -> &'static [&'static str] {
+        match self {
+            Self::LeaveLastOut => &["ndcg@10", "hr@10", "hr@20"],
+            Self::Random8020 => &["recall@20", "ndcg@20"],
+        }
+    }
+
     /// The list depth of [`Protocol::primary_metric`].
     pub fn list_depth(self) -> usize {
         match self {

@@ -3,8 +3,8 @@
 //! rules (JSON bodies only, no cross-site writes).
 //!
 //! Invariant: until the first key is created every route is open (the demo on 127.0.0.1);
-//! from then on every route but `/health`, the docs and the spec needs a key whose scope
-//! grants it, even after every key is revoked.
+//! from then on every route but `/health`, the docs, the spec and the console's files needs a
+//! key whose scope grants it, even after every key is revoked.
 
 pub mod keys;
 pub mod limits;

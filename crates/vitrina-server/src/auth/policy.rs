@@ -8,7 +8,8 @@ use vitrina_core::{keys::Scope, roles::Role};
 /// What a request to a route needs once keys exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Open to anyone: `/health`, the docs and the spec (and `/metrics` when configured).
+    /// Open to anyone: `/health`, the docs, the spec, the console's files (and `/metrics` when
+    /// configured).
     Public,
     /// Any valid key: no route matched, and a key of any scope may learn that a path does
     /// not exist (without one, unknown paths reveal nothing).

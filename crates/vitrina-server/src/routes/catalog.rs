@@ -186,9 +186,11 @@ pub struct ExposureResponse {
     pub since: String,
     /// Times the product was in a served list.
     pub impressions: u64,
-    /// Clicks, add-to-carts and purchases attributed to those lists.
+    /// Clicks attributed to those lists.
     pub clicks: u64,
+    /// Add-to-carts attributed to those lists.
     pub add_to_carts: u64,
+    /// Purchases attributed to those lists.
     pub purchases: u64,
     /// Revenue of the attributed purchases.
     pub revenue: f64,

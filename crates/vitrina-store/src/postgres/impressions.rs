@@ -365,7 +365,7 @@ async fn prune(pool: &Pool, cutoff_ms: i64) -> StoreResult<Step> {
     let days = client
         .execute(
             "DELETE FROM product_exposure WHERE key IN
-               (SELECT key FROM product_exposure WHERE day < $1 LIMIT $2)",
+               (SELECT key FROM product_exposure WHERE day < $1 ORDER BY key LIMIT $2)",
             &[&exposure::day_of(cutoff_ms), &PRUNE_CHUNK],
         )
         .await

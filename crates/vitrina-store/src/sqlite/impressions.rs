@@ -343,7 +343,6 @@ impl ImpressionLog {
         Ok(found)
     }
 
-    /// The outcomes attributed to the user's events, oldest first. Blocking.
     /// `product`'s totals from the day of `since` on. Blocking.
     pub fn exposure(&self, product: &ProductId, since: DateTime<Utc>) -> StoreResult<Exposure> {
         let (from, to) = exposure::range(product.as_str(), since);
@@ -365,6 +364,7 @@ impl ImpressionLog {
         })
     }
 
+    /// The outcomes attributed to the user's events, oldest first. Blocking.
     pub fn outcomes_for_user(&self, user: &UserId) -> StoreResult<Vec<AttributedOutcome>> {
         let name = self.names.of(user);
         let mut found = self.with_reader(|c| {
