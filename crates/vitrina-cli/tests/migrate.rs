@@ -47,7 +47,7 @@ async fn a_served_directory_migrates_and_the_copy_serves_the_same() {
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{stdout}\n{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 10, "a header and nine tables:\n{stdout}");
+    assert_eq!(lines.len(), 11, "a header and ten tables:\n{stdout}");
     assert!(lines[1..].iter().all(|l| l.ends_with("yes")), "{stdout}");
     let events = lines.iter().find(|l| l.starts_with("events")).unwrap();
     assert!(events.split_whitespace().nth(1).is_some_and(|n| n.parse::<u64>().unwrap() >= 3), "{events}");
