@@ -108,7 +108,13 @@ async fn personalised(
         Some(raw) => parse_duration("write-back-delay", raw)?,
         None => chrono::Duration::zero(),
     };
-    let write_back = q.write_back_type.filter(|t| !t.is_empty());
+    // Checked here, not only when feedback is written: an empty list writes none.
+    let write_back = q
+        .write_back_type
+        .filter(|t| !t.is_empty())
+        .map(|t| vitrina_core::catalog::check_text("write-back-type", &t).map(|_| t))
+        .transpose()
+        .map_err(ApiError::from)?;
     // Writing back stores events: what a `track` key may do, not a `read` key (once keys exist).
     if let (Some(_), Some(Extension(caller))) = (&write_back, &caller) {
         if !caller.scope.grants(Scope::Track) {
