@@ -63,3 +63,21 @@ fn a_report_that_cannot_be_written_is_refused_before_evaluating() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn export_split_with_two_protocols_is_refused_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = fixture(dir.path());
+    let out = Command::new(env!("CARGO_BIN_EXE_vitrina"))
+        .args(["eval", "--format", "user-item", "--models", "popularity"])
+        .args(["--protocol", "leave-last-out,random-80-20", "--export-split"])
+        .arg(dir.path().join("split"))
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--export-split writes one split"), "{err}");
+    assert!(!dir.path().join("split").exists());
+}

@@ -160,21 +160,22 @@ async fn run(pool: Pool, mut rx: mpsc::Receiver<Op>, names: Pseudonyms, progress
     }
 }
 
-/// The lists and outcomes of a batch as columns, for one multi-row insert each.
+/// The lists and outcomes of a batch as columns, for one multi-row insert each (borrowed from
+/// the batch, which the exposure totals read afterwards).
 #[derive(Default)]
-struct Columns {
-    rec_id: Vec<String>,
+struct Columns<'a> {
+    rec_id: Vec<&'a str>,
     rec_user: Vec<String>,
-    rec_model: Vec<String>,
-    rec_variant: Vec<String>,
+    rec_model: Vec<&'a str>,
+    rec_variant: Vec<&'a str>,
     rec_created: Vec<i64>,
     rec_items: Vec<String>,
-    out_event: Vec<String>,
-    out_rec: Vec<String>,
+    out_event: Vec<&'a str>,
+    out_rec: Vec<&'a str>,
     out_user: Vec<String>,
-    out_variant: Vec<String>,
-    out_product: Vec<String>,
-    out_source: Vec<String>,
+    out_variant: Vec<&'a str>,
+    out_product: Vec<&'a str>,
+    out_source: Vec<&'a str>,
     out_position: Vec<i32>,
     out_kind: Vec<&'static str>,
     out_value: Vec<f64>,
@@ -199,21 +200,21 @@ async fn write(pool: &Pool, batch: Vec<Op>, names: Pseudonyms) {
     }
     for i in &lists {
         {
-            c.rec_id.push(i.recommendation_id.clone());
+            c.rec_id.push(&i.recommendation_id);
             c.rec_user.push(names.of(&i.user_id));
-            c.rec_model.push(i.model_version.clone());
-            c.rec_variant.push(i.variant.clone());
+            c.rec_model.push(&i.model_version);
+            c.rec_variant.push(&i.variant);
             c.rec_created.push(i.created_at.timestamp_millis());
             c.rec_items.push(served::items_text(&i.items));
         }
     }
     for o in &outcomes {
-        c.out_event.push(o.event_id.clone());
-        c.out_rec.push(o.recommendation_id.clone());
+        c.out_event.push(&o.event_id);
+        c.out_rec.push(&o.recommendation_id);
         c.out_user.push(names.of(&o.user_id));
-        c.out_variant.push(o.variant.clone());
-        c.out_product.push(o.product_id.to_string());
-        c.out_source.push(o.source.clone());
+        c.out_variant.push(&o.variant);
+        c.out_product.push(o.product_id.as_str());
+        c.out_source.push(&o.source);
         c.out_position.push(o.position as i32);
         c.out_kind.push(o.kind.as_str());
         c.out_value.push(o.value);
@@ -242,7 +243,7 @@ async fn write(pool: &Pool, batch: Vec<Op>, names: Pseudonyms) {
 /// to the per-product daily totals, in one transaction.
 async fn insert(
     pool: &Pool,
-    c: &Columns,
+    c: &Columns<'_>,
     lists: &[Impression],
     outcomes: &[AttributedOutcome],
 ) -> StoreResult<()> {
@@ -251,23 +252,20 @@ async fn insert(
     tx.execute("SET LOCAL synchronous_commit = off", &[]).await.map_err(backend)?;
     let mut delta = exposure::Delta::default();
     if !c.rec_id.is_empty() {
-        let mut stored: HashSet<String> = tx
-            .query(
-                "INSERT INTO impressions (recommendation_id, user_id, model_version, variant, created_ms, items)
+        let mut stored = stored_keys(
+            &tx,
+            "INSERT INTO impressions (recommendation_id, user_id, model_version, variant, created_ms, items)
                  SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::TEXT[])
                  ON CONFLICT (recommendation_id) DO NOTHING RETURNING recommendation_id",
-                &[&c.rec_id, &c.rec_user, &c.rec_model, &c.rec_variant, &c.rec_created, &c.rec_items],
-            )
-            .await
-            .map_err(backend)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+            &[&c.rec_id, &c.rec_user, &c.rec_model, &c.rec_variant, &c.rec_created, &c.rec_items],
+        )
+        .await?;
         // Each stored id once: a list queued twice in one batch is inserted once.
         lists.iter().filter(|l| stored.remove(&l.recommendation_id)).for_each(|l| delta.shown(l));
     }
     if !c.out_event.is_empty() {
-        let mut stored: HashSet<String> = tx.query(
+        let mut stored = stored_keys(
+            &tx,
             "INSERT INTO outcomes (event_id, recommendation_id, user_id, variant, product_id, source, position,
                kind, value, created_ms)
              SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[],
@@ -286,15 +284,20 @@ async fn insert(
                 &c.out_created,
             ],
         )
-        .await
-        .map_err(backend)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .await?;
         outcomes.iter().filter(|o| stored.remove(&o.event_id)).for_each(|o| delta.outcome(o));
     }
     add_exposure(&tx, &delta).await?;
     tx.commit().await.map_err(backend)
+}
+
+/// Runs an `INSERT … ON CONFLICT DO NOTHING RETURNING key` and gives the keys it stored.
+async fn stored_keys(
+    tx: &deadpool_postgres::Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> StoreResult<HashSet<String>> {
+    Ok(tx.query(sql, params).await.map_err(backend)?.iter().map(|r| r.get(0)).collect())
 }
 
 /// Adds a batch's totals to `product_exposure`, rows in key order (so that two processes
