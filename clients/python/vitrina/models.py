@@ -381,6 +381,20 @@ class QueueStatus(TypedDict):
     recent: list[Job]
 
 
+class RankerTrainingConfig(TypedDict):
+    """How a training job trains the learned ranker (`learn` module): at a cut in time, on
+    sampled visitors' candidates labelled by what they did after it.
+    """
+    enabled: NotRequired[bool]
+    labelShare: NotRequired[float]
+    learningRate: NotRequired[float]
+    maxLeaves: NotRequired[int]
+    maxVisitors: NotRequired[int]
+    minRowsInLeaf: NotRequired[int]
+    sampleUsers: NotRequired[int]
+    trees: NotRequired[int]
+
+
 class RecommendationItem(TypedDict):
     confidence: float
     explanation: NotRequired[Union[str, None]]
@@ -517,6 +531,7 @@ class TrainingConfig(TypedDict):
     itemKnn: NotRequired[ItemKnnParams]
     maxItemsPerUser: NotRequired[int]
     minValidationUsers: NotRequired[int]
+    ranker: NotRequired[RankerTrainingConfig]
     seed: NotRequired[int]
     timeDecay: NotRequired[float]
     tolerance: NotRequired[float]

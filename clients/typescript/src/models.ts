@@ -634,6 +634,39 @@ export interface QueueStatus {
   recent: Array<Job>;
 }
 
+/**
+ * How a training job trains the learned ranker (`learn` module): at a cut in time, on
+ * sampled visitors' candidates labelled by what they did after it.
+ */
+export interface RankerTrainingConfig {
+  /**
+   * Train a learned ranker; it orders lists only if it beats the blend on visitors it did
+   * not train on (by two standard errors of the paired NDCG difference).
+   */
+  enabled?: boolean;
+  /**
+   * Share of the product events, the newest, that label the lists: the cut is placed
+   * before them (0.01–0.5).
+   */
+  labelShare?: number;
+  learningRate?: number;
+  maxLeaves?: number;
+  /**
+   * Visitors with events on both sides of the cut whose lists are trained on, at most.
+   */
+  maxVisitors?: number;
+  minRowsInLeaf?: number;
+  /**
+   * Other visitors whose events before the cut train the cut's models besides them, at
+   * most (0 = all).
+   */
+  sampleUsers?: number;
+  /**
+   * Boosting rounds at most (early stopping may keep fewer).
+   */
+  trees?: number;
+}
+
 export type RecommendAnswer = (Array<string> | Array<Score>);
 
 export interface RecommendationItem {
@@ -862,6 +895,7 @@ export interface TrainingConfig {
    * first model of a shop has nothing to be compared with and is promoted.
    */
   minValidationUsers?: number;
+  ranker?: RankerTrainingConfig;
   seed?: number;
   /**
    * Per-day decay factor in (0, 1]: an event `d` days older than the newest counts

@@ -61,9 +61,10 @@ pub struct Args {
     /// engine trained on the validation split carved from the training data; it orders the
     /// lists only if it beats the blend on validation users it did not train on, by more
     /// than two standard errors of the per-list NDCG difference, and the JSON report's
-    /// `learnedRanker.serves` says which).
-    #[arg(long, default_value = "blend", value_parser = ["blend", "learned"])]
-    ranker: String,
+    /// `learnedRanker.serves` says which). Default: as the training config says
+    /// (`ranker.enabled`, true unless `--engine-config '{"ranker":{"enabled":false}}'`).
+    #[arg(long, value_parser = ["blend", "learned"])]
+    ranker: Option<String>,
     /// Print one JSON document instead of a table (an array of them, one per protocol, when
     /// more than one protocol is evaluated).
     #[arg(long)]
@@ -162,7 +163,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .collect::<Result<Vec<_>, _>>()?;
     let only_engine = with_engine && models.is_empty() && !args.models.is_empty();
     let training = engine_training(args.engine_config.as_deref())?;
-    let ranker = if args.ranker == "learned" { RankerChoice::Learned } else { RankerChoice::Blend };
+    let learned = args.ranker.as_deref().map_or(training.ranker.enabled, |r| r == "learned");
+    let ranker = if learned { RankerChoice::Learned } else { RankerChoice::Blend };
     let ranking = engine_ranking(args.ranking_config.as_deref(), ranker)?;
     let data =
         std::fs::read_to_string(&args.data).with_context(|| format!("reading {}", args.data.display()))?;
@@ -257,9 +259,9 @@ fn evaluate(
         let mut training = training.clone();
         training.ease.max_items = training.ease.max_items.max(split.n_items.min(30_000));
         let validation = split.validation(protocol, args.seed);
-        let learned = (args.ranker == "learned").then(|| LearnedRanking {
+        let learned = (ranking.ranker == RankerChoice::Learned).then(|| LearnedRanking {
             validation: &validation,
-            params: RankerParams { ndcg_at: protocol.list_depth(), ..RankerParams::default() },
+            params: RankerParams { ndcg_at: protocol.list_depth(), ..training.ranker.params() },
         });
         report.models.push(evaluate_engine(ds, &split, &training, ranking, learned.as_ref(), &mut progress)?);
     }

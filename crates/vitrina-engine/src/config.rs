@@ -6,7 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::{Map, Value};
-use vitrina_algo::models::{AlsParams, ItemKnnParams, TransitionParams};
+use vitrina_algo::{
+    ltr::RankerParams,
+    models::{AlsParams, ItemKnnParams, TransitionParams},
+};
 use vitrina_core::{recommend::Source, ActivityType, ValidationError};
 
 /// Default weight of one event of each activity type. A rating's weight is multiplied by
@@ -145,6 +148,80 @@ pub struct TrainingConfig {
     /// The candidate is promoted when its NDCG@10 ≥ the active model's × (1 − tolerance).
     pub tolerance: f64,
     pub seed: u64,
+    /// The learned ranker trained with the models.
+    pub ranker: RankerTrainingConfig,
+}
+
+/// How a training job trains the learned ranker (`learn` module): at a cut in time, on
+/// sampled visitors' candidates labelled by what they did after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct RankerTrainingConfig {
+    /// Train a learned ranker; it orders lists only if it beats the blend on visitors it did
+    /// not train on (by two standard errors of the paired NDCG difference).
+    pub enabled: bool,
+    /// Share of the product events, the newest, that label the lists: the cut is placed
+    /// before them (0.01–0.5).
+    pub label_share: f64,
+    /// Visitors with events on both sides of the cut whose lists are trained on, at most.
+    pub max_visitors: usize,
+    /// Other visitors whose events before the cut train the cut's models besides them, at
+    /// most (0 = all).
+    pub sample_users: usize,
+    /// Boosting rounds at most (early stopping may keep fewer).
+    pub trees: usize,
+    pub learning_rate: f32,
+    pub max_leaves: usize,
+    pub min_rows_in_leaf: usize,
+}
+
+impl Default for RankerTrainingConfig {
+    fn default() -> Self {
+        let p = RankerParams::default();
+        Self {
+            enabled: true,
+            label_share: 0.1,
+            max_visitors: 10_000,
+            sample_users: 50_000,
+            trees: p.trees,
+            learning_rate: p.learning_rate,
+            max_leaves: p.max_leaves,
+            min_rows_in_leaf: p.min_rows_in_leaf,
+        }
+    }
+}
+
+impl RankerTrainingConfig {
+    /// The boosting parameters (the others at their defaults).
+    pub fn params(&self) -> RankerParams {
+        RankerParams {
+            trees: self.trees,
+            learning_rate: self.learning_rate,
+            max_leaves: self.max_leaves,
+            min_rows_in_leaf: self.min_rows_in_leaf,
+            ..RankerParams::default()
+        }
+    }
+
+    fn validate(&self) -> Result<(), ValidationError> {
+        let ok = (0.01..=0.5).contains(&self.label_share)
+            && (crate::learn::MIN_LISTS..=1_000_000).contains(&self.max_visitors)
+            && (1..=2_000).contains(&self.trees)
+            && self.learning_rate > 0.0
+            && self.learning_rate <= 1.0
+            && (2..=1_024).contains(&self.max_leaves)
+            && (1..=100_000).contains(&self.min_rows_in_leaf);
+        if ok {
+            Ok(())
+        } else {
+            Err(ValidationError::new(
+                "config.ranker",
+                "labelShare must be 0.01–0.5, maxVisitors 120–1000000, trees 1–2000, learningRate in (0, 1], \
+                 maxLeaves 2–1024 and minRowsInLeaf 1–100000",
+            ))
+        }
+    }
 }
 
 /// The algorithms a bundle can hold.
@@ -172,6 +249,7 @@ impl Default for TrainingConfig {
             validation_sample_users: 50_000,
             tolerance: 0.02,
             seed: 42,
+            ranker: RankerTrainingConfig::default(),
         }
     }
 }
@@ -235,6 +313,7 @@ impl TrainingConfig {
         if !(0.0..=1.0).contains(&self.tolerance) {
             return Err(ValidationError::new("config.tolerance", "must be from 0 to 1"));
         }
+        self.ranker.validate()?;
         Ok(())
     }
 

@@ -25,6 +25,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod covisit;
 pub mod features;
+pub mod learn;
 pub mod model;
 pub mod offline;
 pub mod online;

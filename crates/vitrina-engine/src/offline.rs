@@ -13,14 +13,15 @@ use std::{collections::HashMap, sync::Arc, time::Instant};
 use chrono::{TimeZone, Utc};
 use rayon::prelude::*;
 use vitrina_algo::{
-    eval::{evaluate_lists, Dataset, MeanStderr, ModelReport, Split},
-    ltr::{Ranker, RankerParams, RankingSet, TrainReport},
+    eval::{evaluate_lists, Dataset, ModelReport, Split},
+    ltr::{Ranker, RankerParams},
 };
 use vitrina_core::{recommend::Recommended, ActivityType, LogEvent, Price, Product, ProductId, UserId};
 
 use crate::{
     config::{RankingConfig, TrainingConfig},
     features::{self, Features},
+    learn::{fit_and_gate, Gated, TrainingList},
     model::PreparedModel,
     train::{train_bundle, Progress, TrainError, TrainingLog},
     Engine, Filters, ListRequest,
@@ -28,9 +29,6 @@ use crate::{
 
 /// List length scored (the metrics read up to @20).
 const LIST_LEN: usize = 20;
-/// Fewest gate lists (with a held-out item among the candidates) the learned ranker's
-/// gate judges on; with fewer the blend serves.
-const MIN_GATE_LISTS: usize = 30;
 
 /// The dataset's id when it is a valid Vitrina id, else `{prefix}{index}`.
 fn id_or_indexed<T>(
@@ -159,80 +157,42 @@ fn scoring_config(ranking: &RankingConfig) -> RankingConfig {
     RankingConfig { exclude_seen: true, exploration: 0.0, ..ranking.clone() }
 }
 
-/// A learned ranker's training, and the gate it passed or failed.
-struct RankerOutcome {
-    ranker: Ranker,
-    report: TrainReport,
-    /// NDCG@k of the ranker and of the blend on the gate's lists.
-    ndcg: f64,
-    blend_ndcg: f64,
-    /// Per gate list, the ranker's NDCG@k minus the blend's: mean and standard error.
-    lift: MeanStderr,
-}
-
-impl RankerOutcome {
-    /// The gate: the ranker serves only if it beats the blend on lists it never trained on
-    /// by more than two standard errors of the paired difference, over enough lists for
-    /// that interval to mean something. A plain "higher mean" let a ranker through on
-    /// about 120 next-item lists (ML-100k) where it then lost on test.
-    fn passed(&self) -> bool {
-        self.lift.n >= MIN_GATE_LISTS && self.lift.mean - 2.0 * self.lift.stderr > 0.0
-    }
-}
-
 /// Trains a learned ranker on lists from an engine trained on `learned.validation`: each
-/// held-out user's candidates with their features, labelled 1 when held out. A quarter of
-/// the users (by a hash of their index) are held back for early stopping, another quarter
-/// for the gate (so the rounds early stopping picked are not also what the gate judges).
+/// held-out user's candidates with their features, labelled 1 when held out, split and
+/// judged by [`fit_and_gate`].
 fn train_ranker(
     ds: &Dataset,
     training: &TrainingConfig,
     ranking: &RankingConfig,
     learned: &LearnedRanking,
     progress: Progress,
-) -> Result<RankerOutcome, TrainError> {
+) -> Result<Gated, TrainError> {
     let val = learned.validation;
     let off = build(ds, &val.train, training, ranking, None, progress)?;
     let ranking = scoring_config(ranking);
     let index: HashMap<&ProductId, u32> =
         off.products.iter().enumerate().map(|(i, p)| (&p.id, i as u32)).collect();
     let test_users: Vec<usize> = val.test_users().collect();
-    let lists: Vec<(usize, Vec<f32>, Vec<f32>)> = test_users
+    let lists: Vec<TrainingList> = test_users
         .par_iter()
         .map(|&u| {
             let cands = off.candidates(&ranking, u, &val.train[u]);
-            let mut features = Vec::with_capacity(cands.len() * features::N);
-            let mut labels = Vec::with_capacity(cands.len());
+            let mut list = TrainingList {
+                key: u as u64,
+                products: Vec::with_capacity(cands.len()),
+                features: Vec::with_capacity(cands.len() * features::N),
+                labels: Vec::with_capacity(cands.len()),
+            };
             for (id, f) in cands {
-                features.extend_from_slice(&f);
+                list.features.extend_from_slice(&f);
                 let held = index.get(&id).is_some_and(|i| val.test[u].contains(i));
-                labels.push(if held { 1.0 } else { 0.0 });
+                list.labels.push(if held { 1.0 } else { 0.0 });
+                list.products.push(id);
             }
-            (u, features, labels)
+            list
         })
         .collect();
-    let [mut fit, mut stop, mut gate] = [(); 3].map(|_| RankingSet::new(features::N));
-    for (u, f, l) in lists {
-        let set = match (u as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 62 {
-            0 => &mut stop,
-            1 => &mut gate,
-            _ => &mut fit,
-        };
-        set.push_list(&f, &l)?;
-    }
-    let (ranker, report) = Ranker::train(&fit, Some(&stop), &learned.params)?;
-    let k = learned.params.ndcg_at;
-    let blend = features::NAMES.iter().position(|n| *n == "blend").expect("a blend feature");
-    let ranked = gate.ndcg_per_list(&ranker.score_set(&gate), k);
-    let blended = gate.ndcg_per_list(&gate.feature(blend), k);
-    let lift: Vec<f64> = ranked.iter().zip(&blended).map(|(r, b)| r - b).collect();
-    Ok(RankerOutcome {
-        ndcg: MeanStderr::of(&ranked).mean,
-        blend_ndcg: MeanStderr::of(&blended).mean,
-        lift: MeanStderr::of(&lift),
-        ranker,
-        report,
-    })
+    fit_and_gate(lists, &learned.params)
 }
 
 /// Trains and scores the engine on `split`; `progress` as in training. With `learned`, a
@@ -250,7 +210,7 @@ pub fn evaluate_engine(
         Some(l) => Some(train_ranker(ds, training, ranking, l, &mut *progress)?),
         None => None,
     };
-    let ranker = outcome.as_ref().filter(|o| o.passed()).map(|o| o.ranker.clone());
+    let ranker = outcome.as_ref().and_then(Gated::serving);
     let off = build(ds, &split.train, training, ranking, ranker, progress)?;
     let train_seconds = started.elapsed().as_secs_f64();
 
@@ -280,10 +240,10 @@ pub fn evaluate_engine(
         params["learnedRanker"] = serde_json::json!({
             "params": l.params,
             "treesKept": o.report.trees_kept,
-            "validationNdcg": o.ndcg,
-            "blendValidationNdcg": o.blend_ndcg,
-            "validationLift": o.lift,
-            "serves": o.passed(),
+            "validationNdcg": o.report.ndcg,
+            "blendValidationNdcg": o.report.blend_ndcg,
+            "validationLift": o.report.lift,
+            "serves": o.report.serves,
         });
     }
     Ok(ModelReport {
@@ -392,7 +352,7 @@ mod tests {
         assert!((mean - (ndcg - blend)).abs() < 1e-9, "the lift is paired over the same lists: {ranker}");
         let n = lift["n"].as_u64().unwrap();
         assert!(n > 0, "{ranker}");
-        let expected = n >= MIN_GATE_LISTS as u64 && mean - 2.0 * stderr > 0.0;
+        let expected = n >= crate::learn::MIN_GATE_LISTS as u64 && mean - 2.0 * stderr > 0.0;
         assert_eq!(ranker["serves"].as_bool(), Some(expected), "{ranker}");
     }
 }

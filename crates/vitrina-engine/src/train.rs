@@ -123,6 +123,33 @@ impl TrainingLog {
         }
     }
 
+    /// Only the rows `keep` admits, with only their users in the user table (renumbered in
+    /// order of first appearance); the item table stays whole.
+    pub fn subset_users(&self, keep: impl Fn(&Row) -> bool) -> Self {
+        let mut renumbered = vec![u32::MAX; self.users.len()];
+        let mut users = Vec::new();
+        let rows = self
+            .rows
+            .iter()
+            .filter(|r| keep(r))
+            .map(|r| {
+                let new = &mut renumbered[r.user as usize];
+                if *new == u32::MAX {
+                    *new = users.len() as u32;
+                    users.push(self.users[r.user as usize].clone());
+                }
+                Row { user: *new, ..*r }
+            })
+            .collect();
+        Self {
+            users,
+            items: self.items.clone(),
+            rows,
+            user_index: HashMap::new(),
+            item_index: HashMap::new(),
+        }
+    }
+
     /// Row `r` as a log event (sequence 0).
     pub fn event(&self, r: &Row) -> LogEvent {
         LogEvent {

@@ -26,6 +26,7 @@ use vitrina_core::{
     time::format_ts,
 };
 use vitrina_engine::{
+    learn::{train_ranker, Gated},
     train::{prepare, train, TrainError, TrainingLog},
     validate::{evaluate, split_last, Quality},
     Engine, ModelBundle, PreparedModel, TrainingConfig,
@@ -482,7 +483,7 @@ impl Training {
         let pool = self.pool.clone();
         let flag = cancel.clone();
         let work = tokio::task::spawn_blocking(move || {
-            pool.install(|| -> Result<(ModelBundle, Option<Validation>), TrainError> {
+            pool.install(|| -> Result<(ModelBundle, Option<Validation>, Option<Learned>), TrainError> {
                 let report = |base: f32, span: f32| {
                     let tx = tx.clone();
                     let flag = flag.clone();
@@ -516,15 +517,23 @@ impl Training {
                 } else {
                     None
                 };
-                // The snapshot is not needed once prepared: dropping it before the models
-                // train keeps the job's peak memory down (20M events: ~0.5 GiB).
-                if tx.send(("preparing".into(), 0.6)).is_err() || flag.load(Ordering::SeqCst) {
+                let learned = if config.ranker.enabled {
+                    let _ = tx.send(("ranker".into(), 0.6));
+                    Some(train_ranker(&events, &products, &config, &ranking, &mut report(0.6, 0.1))?)
+                } else {
+                    None
+                };
+                // The snapshot is not needed once prepared (the ranker's lists are built):
+                // dropping it before the models train keeps the job's peak memory down (20M
+                // events: ~0.5 GiB).
+                if tx.send(("preparing".into(), 0.7)).is_err() || flag.load(Ordering::SeqCst) {
                     return Err(TrainError::Cancelled);
                 }
                 let data = prepare(&events, &config);
                 drop(events);
-                let bundle = train(data, &config, (1, max_seq), &mut report(0.6, 0.35))?;
-                Ok((bundle, validation))
+                let mut bundle = train(data, &config, (1, max_seq), &mut report(0.7, 0.25))?;
+                bundle.ranker = learned.as_ref().and_then(|l| l.as_ref().ok()).and_then(Gated::serving);
+                Ok((bundle, validation, learned))
             })
         });
         while let Some((phase, p)) = rx.recv().await {
@@ -533,7 +542,7 @@ impl Training {
                 j.progress = p.min(0.95);
             });
         }
-        let (bundle, validation) =
+        let (bundle, validation, learned) =
             work.await.map_err(|e| JobError::Other(e.to_string()))?.map_err(|e| match e {
                 TrainError::Cancelled => JobError::Cancelled,
                 other => JobError::Other(other.to_string()),
@@ -551,11 +560,41 @@ impl Training {
             artefact.path, artefact.size_bytes, artefact.checksum
         ));
 
+        let ranker = match &learned {
+            None => serde_json::Value::Null,
+            Some(Ok(gated)) => {
+                let r = &gated.report;
+                self.log(format!(
+                    "learned ranker: {} lists, {} trees; NDCG {:.4} vs the blend's {:.4} on {} visitors it did not train on \
+                     (lift {:+.4} ± {:.4}): {}",
+                    r.lists.iter().sum::<usize>(),
+                    r.trees_kept,
+                    r.ndcg,
+                    r.blend_ndcg,
+                    r.lift.n,
+                    r.lift.mean,
+                    r.lift.stderr,
+                    if r.serves { "it orders the lists" } else { "the blend orders the lists" }
+                ));
+                json!(r)
+            }
+            Some(Err(reason)) => {
+                self.log(format!("learned ranker not trained: {reason}"));
+                json!({"serves": false, "skipped": reason})
+            }
+        };
+        if active.bundle.ranker.is_some() && bundle.ranker.is_none() {
+            self.log(format!(
+                "the active model {} has a learned ranker and this one has none: once it is activated the blend orders the lists",
+                active.version
+            ));
+        }
         let (verdict, reason) = gate(&validation, &job.config, has_active);
         record.metrics = json!({
             "summary": bundle.summary,
             "algorithms": bundle.algorithms(),
             "validation": validation.map(|(c, a)| json!({"candidate": c, "active": a, "activeVersion": a.map(|_| active.version.clone())})),
+            "ranker": ranker,
             "trainSeconds": train_seconds,
         });
         record.artefact = Some(artefact);
@@ -596,6 +635,9 @@ impl Training {
         }
     }
 }
+
+/// The learned ranker's training: gated, or why there was none.
+type Learned = Result<Gated, String>;
 
 /// Validation result: the candidate's quality and the active configuration's on the same split.
 type Validation = (Quality, Option<Quality>);

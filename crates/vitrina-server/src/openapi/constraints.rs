@@ -197,6 +197,14 @@ fn constrain_training(schemas: &mut Value) {
             }),
         ),
         (
+            "RankerTrainingConfig",
+            json!({
+                "labelShare": num(0.01, 0.5), "maxVisitors": int(vitrina_engine::learn::MIN_LISTS as i64, 1_000_000), "sampleUsers": any_u64(),
+                "trees": int(1, 2_000), "learningRate": {"exclusiveMinimum": 0, "maximum": 1},
+                "maxLeaves": int(2, 1_024), "minRowsInLeaf": int(1, 100_000),
+            }),
+        ),
+        (
             "AlsParams",
             json!({
                 "factors": int(1, 512), "iterations": int(1, 100), "regularization": num(0.0, big),

@@ -1,0 +1,356 @@
+//! Training the learned ranker from a snapshot of the event log, at a cut in time.
+//!
+//! The cut is placed so that the newest `labelShare` of the product events lie after it.
+//! Models are trained on the events before the cut, an engine replays those events as its
+//! online state and live popularity, and each sampled visitor with events on both sides gets
+//! the candidates the ranker would order at the cut, with their features, labelled by what
+//! they did next ([`grade`]). No event after the cut reaches a feature: a later event can
+//! change a label, never a feature (a test changes some to prove it). The catalogue is
+//! today's with what can be undone since the cut undone: every product is available (one
+//! out of stock or hidden now may not have been then) and products published after the cut
+//! are left out; prices are today's.
+//!
+//! Live co-visitation (`covisit_recent`) is 0 in every training list: the engine counts it
+//! only for events newer than its model, and the cut's model covers every event before the
+//! cut. The trees therefore never split on it.
+//!
+//! The lists are split by visitor: half to fit, a quarter for early stopping and a quarter
+//! for the gate, which compares the ranker with the blend on lists neither saw
+//! ([`fit_and_gate`], shared with `vitrina eval`).
+
+use std::sync::Arc;
+
+use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use vitrina_algo::{
+    eval::MeanStderr,
+    ltr::{Ranker, RankerParams, RankingSet},
+};
+use vitrina_core::{ActivityType, Product, ProductId};
+
+use crate::{
+    config::{RankingConfig, TrainingConfig},
+    features,
+    model::PreparedModel,
+    train::{train_bundle, Progress, TrainError, TrainingLog},
+    Engine, Filters, ListRequest,
+};
+
+/// Fewest gate lists (with a relevant candidate) the gate judges on; with fewer the blend
+/// serves.
+pub const MIN_GATE_LISTS: usize = 30;
+/// The request's list length: the candidates are the blend's best `rerankDepth` whatever
+/// it is.
+const LIST_LEN: usize = 20;
+/// Events replayed, and lists built, between two progress reports (a cancelled job stops
+/// at the next one).
+const REPLAY_CHUNK: usize = 1 << 20;
+const LIST_CHUNK: usize = 1_000;
+
+/// How much what a visitor did with a product after the cut says they wanted it: view 1 <
+/// click or like 2 < add to cart 3 < purchase 4; a rating of 4 or more counts as a like, 3 as
+/// a view, and a lower one (negative feedback), a removal from the cart or a search as nothing.
+pub fn grade(kind: ActivityType, value: Option<f32>) -> f32 {
+    match kind {
+        ActivityType::View => 1.0,
+        ActivityType::Click | ActivityType::Like => 2.0,
+        ActivityType::AddToCart => 3.0,
+        ActivityType::Purchase => 4.0,
+        ActivityType::Rating => match value.unwrap_or(0.0) {
+            v if v >= 4.0 => 2.0,
+            v if v >= 3.0 => 1.0,
+            _ => 0.0,
+        },
+        ActivityType::RemoveFromCart | ActivityType::Search => 0.0,
+    }
+}
+
+/// One visitor's training list: the candidates in blend order, their features (row-major)
+/// and labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainingList {
+    /// Decides the list's part (fit, early stopping or gate); the visitor's index.
+    pub key: u64,
+    pub products: Vec<ProductId>,
+    pub features: Vec<f32>,
+    pub labels: Vec<f32>,
+}
+
+/// What ranker training did, for the registry and the job log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RankerReport {
+    /// Lists fitted on, used for early stopping and judged by the gate.
+    pub lists: [usize; 3],
+    pub rows: usize,
+    pub trees_kept: usize,
+    /// NDCG@k of the ranker and of the blend on the gate's lists.
+    pub ndcg: f64,
+    pub blend_ndcg: f64,
+    /// Per gate list, the ranker's NDCG@k minus the blend's.
+    pub lift: MeanStderr,
+    /// Whether the ranker passed the gate and orders lists.
+    pub serves: bool,
+}
+
+/// A trained ranker and its gate.
+pub struct Gated {
+    pub ranker: Ranker,
+    pub report: RankerReport,
+}
+
+impl Gated {
+    /// The ranker, if it passed the gate.
+    pub fn serving(&self) -> Option<Ranker> {
+        self.report.serves.then(|| self.ranker.clone())
+    }
+}
+
+/// The gate: the ranker serves only if it beats the blend on lists it never trained on by
+/// more than two standard errors of the paired difference, over at least
+/// [`MIN_GATE_LISTS`] lists. A plain "higher mean" let a ranker through on about 120
+/// next-item lists (ML-100k) where it then lost on test.
+fn passes(lift: &MeanStderr) -> bool {
+    lift.n >= MIN_GATE_LISTS && lift.mean - 2.0 * lift.stderr > 0.0
+}
+
+/// Splits `lists` by a hash of their key (half to fit, a quarter each for early stopping and
+/// the gate), trains a ranker and judges it against the blend feature on the gate's lists.
+pub fn fit_and_gate(lists: Vec<TrainingList>, params: &RankerParams) -> Result<Gated, TrainError> {
+    let [mut fit, mut stop, mut gate] = [(); 3].map(|_| RankingSet::new(features::N));
+    for l in lists {
+        let set = match l.key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 62 {
+            0 => &mut stop,
+            1 => &mut gate,
+            _ => &mut fit,
+        };
+        set.push_list(&l.features, &l.labels)?;
+    }
+    let (ranker, report) = Ranker::train(&fit, Some(&stop), params)?;
+    let k = params.ndcg_at;
+    let blend = features::NAMES.iter().position(|n| *n == "blend").expect("a blend feature");
+    let ranked = gate.ndcg_per_list(&ranker.score_set(&gate), k);
+    let blended = gate.ndcg_per_list(&gate.feature(blend), k);
+    let lift: Vec<f64> = ranked.iter().zip(&blended).map(|(r, b)| r - b).collect();
+    let lift = MeanStderr::of(&lift);
+    let report = RankerReport {
+        lists: [fit.n_lists(), stop.n_lists(), gate.n_lists()],
+        rows: fit.n_rows() + stop.n_rows() + gate.n_rows(),
+        trees_kept: report.trees_kept,
+        ndcg: MeanStderr::of(&ranked).mean,
+        blend_ndcg: MeanStderr::of(&blended).mean,
+        serves: passes(&lift),
+        lift,
+    };
+    Ok(Gated { ranker, report })
+}
+
+/// The training lists of a log snapshot and the cut they were built at.
+#[derive(Debug, Default)]
+pub struct CutLists {
+    /// Events at or after this time (ms) only label; every feature is from before it.
+    pub cut_ms: i64,
+    /// Visitors with events on both sides of the cut.
+    pub visitors: usize,
+    /// The drawn visitors' lists that hold a labelled candidate.
+    pub lists: Vec<TrainingList>,
+}
+
+/// Fewest lists ranker training asks for: a quarter of them are the gate's.
+pub const MIN_LISTS: usize = 4 * MIN_GATE_LISTS;
+
+impl CutLists {
+    /// Why no ranker is trained on these lists, if there are too few.
+    fn too_few(&self) -> Option<String> {
+        if self.visitors < MIN_LISTS {
+            return Some(format!(
+                "{} visitors have events on both sides of the cut; the learned ranker needs at least {MIN_LISTS}",
+                self.visitors
+            ));
+        }
+        (self.lists.len() < MIN_LISTS).then(|| {
+            format!(
+                "{} of the lists of {} visitors with events on both sides of the cut hold something they did \
+                 next; the learned ranker needs at least {MIN_LISTS} such lists",
+                self.lists.len(),
+                self.visitors
+            )
+        })
+    }
+}
+
+/// The catalogue as it could have been at the cut (see the module docs), in id order so
+/// that the same products give the same item indices (ties in the blend follow them).
+fn catalogue_at(products: &[Product], cut_ms: i64) -> Vec<Product> {
+    let mut at: Vec<Product> = products
+        .iter()
+        .filter(|p| p.published_at().timestamp_millis() < cut_ms)
+        .map(|p| Product { in_stock: true, hidden: false, ..p.clone() })
+        .collect();
+    at.sort_by(|a, b| a.id.cmp(&b.id));
+    at
+}
+
+/// The time before which the oldest `1 − share` of the rows lie (`None` without rows on
+/// both sides).
+fn cut_time(log: &TrainingLog, share: f64) -> Option<i64> {
+    let mut ts: Vec<i64> = log.rows.iter().map(|r| r.ts_ms).collect();
+    if ts.is_empty() {
+        return None;
+    }
+    let k = (((1.0 - share) * ts.len() as f64) as usize).min(ts.len() - 1);
+    let (_, &mut cut, _) = ts.select_nth_unstable(k);
+    let before = log.rows.iter().any(|r| r.ts_ms < cut);
+    before.then_some(cut)
+}
+
+/// Builds the training lists of `log` at its cut (see the module docs): `products` is the
+/// catalogue, `ranking` the shop's ranking config (exploration off). With fewer than
+/// `min_visitors` visitors on both sides of the cut, no models are trained and no lists
+/// built.
+pub fn cut_lists(
+    log: &TrainingLog,
+    products: &[Product],
+    config: &TrainingConfig,
+    ranking: &RankingConfig,
+    min_visitors: usize,
+    progress: Progress,
+) -> Result<CutLists, TrainError> {
+    let rc = &config.ranker;
+    let Some(cut_ms) = cut_time(log, rc.label_share) else { return Ok(CutLists::default()) };
+    let n_users = log.users.len();
+    let (mut before, mut after) = (vec![false; n_users], vec![false; n_users]);
+    for r in &log.rows {
+        if r.ts_ms < cut_ms {
+            before[r.user as usize] = true;
+        } else if grade(r.kind, r.value()) > 0.0 {
+            after[r.user as usize] = true;
+        }
+    }
+    let mut rng = StdRng::seed_from_u64(config.seed);
+    let mut chosen: Vec<u32> =
+        (0..n_users as u32).filter(|&u| before[u as usize] && after[u as usize]).collect();
+    let visitors = chosen.len();
+    if visitors < min_visitors {
+        return Ok(CutLists { cut_ms, visitors, lists: Vec::new() });
+    }
+    chosen.shuffle(&mut rng);
+    chosen.truncate(rc.max_visitors);
+    chosen.sort_unstable();
+    let mut role = vec![Role::None; n_users];
+    chosen.iter().for_each(|&u| role[u as usize] = Role::Listed);
+    let mut others: Vec<u32> =
+        (0..n_users as u32).filter(|&u| before[u as usize] && role[u as usize] == Role::None).collect();
+    if rc.sample_users > 0 && others.len() > rc.sample_users {
+        others.shuffle(&mut rng);
+        others.truncate(rc.sample_users);
+    }
+    others.iter().for_each(|&u| role[u as usize] = Role::Trained);
+
+    // What each listed visitor did after the cut: their best grade per product.
+    let mut labels: FxHashMap<u32, FxHashMap<u32, f32>> = FxHashMap::default();
+    for r in log.rows.iter().filter(|r| r.ts_ms >= cut_ms && role[r.user as usize] == Role::Listed) {
+        let g = labels.entry(r.user).or_default().entry(r.item).or_default();
+        *g = g.max(grade(r.kind, r.value()));
+    }
+
+    // The cut's models: only the drawn and sampled visitors' rows, with only those
+    // visitors in the user table (ALS keeps a vector per user).
+    let past = log.subset_users(|r| r.ts_ms < cut_ms && role[r.user as usize] != Role::None);
+    let cut_config = TrainingConfig { validation_users: 0, ..config.clone() };
+    let bundle = {
+        let mut step = |phase: &str, f: f32| progress(&format!("ranker: {phase}"), 0.6 * f);
+        train_bundle(&past, &cut_config, (0, 0), &mut step)?
+    };
+    drop(past);
+    let engine =
+        Engine::new(catalogue_at(products, cut_ms), RankingConfig { exploration: 0.0, ..ranking.clone() });
+    engine.activate(PreparedModel::new("ranker-cut", Arc::new(bundle)));
+    // Every event before the cut feeds live popularity; the listed visitors' also their
+    // online state.
+    for (k, r) in log.rows.iter().enumerate() {
+        if k % REPLAY_CHUNK == 0 && !progress("ranker: replay", 0.6 + 0.2 * k as f32 / log.len() as f32) {
+            return Err(TrainError::Cancelled);
+        }
+        if r.ts_ms >= cut_ms {
+            continue;
+        }
+        let e = log.event(r);
+        if role[r.user as usize] == Role::Listed {
+            engine.observe(&e);
+        } else {
+            engine.observe_popularity(&e);
+        }
+    }
+    engine.refresh();
+    let model = engine.model();
+    let scoring = engine.ranking();
+    let filters = Filters::default();
+    let req = ListRequest { limit: LIST_LEN, filters: &filters, now_ms: cut_ms };
+    let index: FxHashMap<&ProductId, u32> =
+        log.items.iter().enumerate().map(|(i, p)| (p, i as u32)).collect();
+    let mut lists = Vec::new();
+    for (k, chunk) in chosen.chunks(LIST_CHUNK).enumerate() {
+        let done = (k * LIST_CHUNK) as f32 / chosen.len() as f32;
+        if !progress("ranker: lists", 0.8 + 0.2 * done) {
+            return Err(TrainError::Cancelled);
+        }
+        lists.par_extend(chunk.par_iter().filter_map(|&u| {
+            let done = labels.get(&u)?;
+            let cands = engine.candidate_features(&model, &scoring, &log.users[u as usize], &req);
+            let mut list = TrainingList {
+                key: u64::from(u),
+                products: Vec::with_capacity(cands.len()),
+                features: Vec::with_capacity(cands.len() * features::N),
+                labels: Vec::with_capacity(cands.len()),
+            };
+            for (id, f) in cands {
+                list.labels.push(index.get(&id).and_then(|i| done.get(i)).copied().unwrap_or(0.0));
+                list.features.extend_from_slice(&f);
+                list.products.push(id);
+            }
+            list.labels.iter().any(|&l| l > 0.0).then_some(list)
+        }));
+    }
+    Ok(CutLists { cut_ms, visitors, lists })
+}
+
+/// What a visitor is to ranker training.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Role {
+    /// Left out (no events before the cut, or not drawn).
+    None,
+    /// Their events before the cut train the cut's models.
+    Trained,
+    /// As `Trained`, and they get a training list.
+    Listed,
+}
+
+/// Ranker training on `log` (see the module docs): `Ok(Err(reason))` when there is too
+/// little to learn from or training failed (the models train on without a ranker); `Err`
+/// only when the job was cancelled.
+pub fn train_ranker(
+    log: &TrainingLog,
+    products: &[Product],
+    config: &TrainingConfig,
+    ranking: &RankingConfig,
+    progress: Progress,
+) -> Result<Result<Gated, String>, TrainError> {
+    let trained = cut_lists(log, products, config, ranking, MIN_LISTS, progress).and_then(|lists| {
+        Ok(match lists.too_few() {
+            Some(reason) => Err(reason),
+            None => Ok(fit_and_gate(lists.lists, &config.ranker.params())?),
+        })
+    });
+    match trained {
+        Err(TrainError::Cancelled) => Err(TrainError::Cancelled),
+        Err(e) => Ok(Err(format!("ranker training failed: {e}"))),
+        Ok(outcome) => Ok(outcome),
+    }
+}
+
+#[cfg(test)]
+#[path = "learn_tests.rs"]
+mod tests;

@@ -1,0 +1,221 @@
+//! Ranker training at a cut in time: labels from after it, features only from before it, and
+//! a ranker that learns what the blend misses.
+
+use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
+use vitrina_core::{ActivityType, LogEvent, Product};
+
+use super::*;
+use crate::{
+    catalog::tests::product,
+    tests::{pid, uid, T0},
+};
+
+const GROUPS: usize = 4;
+const PER_GROUP: usize = 12;
+const MINUTE: i64 = 60_000;
+/// Every purchase after the history is at this time: the cut falls exactly before them.
+const AFTER: i64 = T0 + 100_000 * MINUTE;
+
+/// Four categories of twelve products, priced 10, 20, … 120 within each.
+fn catalogue() -> Vec<Product> {
+    (0..GROUPS * PER_GROUP)
+        .map(|i| {
+            product(
+                &format!("p{i}"),
+                &format!("g{}", i / PER_GROUP),
+                &format!("{}.00", 10 * (i % PER_GROUP + 1)),
+            )
+        })
+        .collect()
+}
+
+fn event(user: usize, kind: ActivityType, item: usize, ts_ms: i64) -> LogEvent {
+    LogEvent {
+        seq: 0,
+        user_id: uid(&format!("u{user}")),
+        product_id: Some(pid(&format!("p{item}"))),
+        activity_type: kind,
+        ts_ms,
+        value: None,
+    }
+}
+
+/// `users` visitors, each of one group: eight views of random products of it, then (all at
+/// [`AFTER`]) a purchase of the cheapest product of the group they had not viewed. Which of
+/// the unviewed products comes next is the price's doing, which the blend does not read.
+fn visitors(users: usize) -> Vec<LogEvent> {
+    let mut rng = StdRng::seed_from_u64(5);
+    let mut log = Vec::new();
+    let mut after = Vec::new();
+    for u in 0..users {
+        let g = u % GROUPS;
+        let mut items: Vec<usize> = (g * PER_GROUP..(g + 1) * PER_GROUP).collect();
+        items.shuffle(&mut rng);
+        let (viewed, rest) = items.split_at(8);
+        for (k, &i) in viewed.iter().enumerate() {
+            log.push(event(u, ActivityType::View, i, T0 + ((u * 8 + k) as i64) * MINUTE));
+        }
+        after.push(event(u, ActivityType::Purchase, *rest.iter().min().unwrap(), AFTER));
+    }
+    log.extend(after);
+    log
+}
+
+fn config() -> TrainingConfig {
+    TrainingConfig { validation_users: 0, ..TrainingConfig::default() }
+}
+
+fn lists(log: &[LogEvent]) -> CutLists {
+    lists_over(log, &catalogue(), &config())
+}
+
+fn lists_over(log: &[LogEvent], products: &[Product], config: &TrainingConfig) -> CutLists {
+    let log = TrainingLog::from_events(log);
+    cut_lists(&log, products, config, &RankingConfig::default(), 0, &mut |_, _| true).unwrap()
+}
+
+/// A list with its features as bits (NaN compares equal to itself).
+type ListBits = (u64, Vec<vitrina_core::ProductId>, Vec<u32>, Vec<f32>);
+
+fn bits(c: &CutLists) -> Vec<ListBits> {
+    c.lists
+        .iter()
+        .map(|l| {
+            (l.key, l.products.clone(), l.features.iter().map(|f| f.to_bits()).collect(), l.labels.clone())
+        })
+        .collect()
+}
+
+#[test]
+fn the_same_log_and_products_in_another_order_give_the_same_lists() {
+    let log = visitors(160);
+    let mut reversed = catalogue();
+    reversed.reverse();
+    let (a, b) = (lists(&log), lists_over(&log, &reversed, &config()));
+    assert!(!a.lists.is_empty());
+    assert_eq!(bits(&a), bits(&b));
+}
+
+#[test]
+fn what_changed_in_the_catalogue_after_the_cut_changes_no_list() {
+    let log = visitors(160);
+    let base = lists(&log);
+    // the product u0 bought after the cut is out of stock now, the one u1 bought is hidden,
+    // and a product published after the cut exists now
+    let bought =
+        |u: usize| log.iter().find(|e| e.ts_ms == AFTER && e.user_id == uid(&format!("u{u}"))).unwrap();
+    let mut now = catalogue();
+    for p in &mut now {
+        if Some(&p.id) == bought(0).product_id.as_ref() {
+            p.in_stock = false;
+        }
+        if Some(&p.id) == bought(1).product_id.as_ref() {
+            p.hidden = true;
+        }
+    }
+    let mut late = product("p-late", "g0", "1.00");
+    late.created_at = vitrina_core::time::from_millis(AFTER);
+    now.push(late);
+    assert_eq!(bits(&base), bits(&lists_over(&log, &now, &config())));
+}
+
+#[test]
+fn at_most_max_visitors_get_a_list() {
+    let log = visitors(160);
+    let few = TrainingConfig {
+        ranker: crate::config::RankerTrainingConfig { max_visitors: 130, ..Default::default() },
+        ..config()
+    };
+    let cut = lists_over(&log, &catalogue(), &few);
+    assert_eq!(cut.visitors, 160);
+    assert!(cut.lists.len() <= 130 && cut.lists.len() > 100, "{} lists", cut.lists.len());
+}
+
+#[test]
+fn grades_rank_what_a_visitor_did_and_a_low_rating_is_nothing() {
+    let g = |k, v| grade(k, v);
+    assert!(g(ActivityType::View, None) < g(ActivityType::Click, None));
+    assert!(g(ActivityType::Click, None) < g(ActivityType::AddToCart, None));
+    assert!(g(ActivityType::AddToCart, None) < g(ActivityType::Purchase, None));
+    assert_eq!(g(ActivityType::Click, None), g(ActivityType::Like, None));
+    assert_eq!(g(ActivityType::Rating, Some(1.0)), 0.0);
+    assert_eq!(g(ActivityType::RemoveFromCart, None), 0.0);
+    assert_eq!(g(ActivityType::Search, None), 0.0);
+    assert_eq!(g(ActivityType::Rating, Some(3.0)), g(ActivityType::View, None));
+    assert_eq!(g(ActivityType::Rating, Some(5.0)), g(ActivityType::Like, None));
+}
+
+#[test]
+fn the_cut_falls_before_the_newest_events_and_labels_are_what_came_after() {
+    let log = visitors(160);
+    let cut = lists(&log);
+    assert_eq!(cut.cut_ms, AFTER);
+    assert_eq!(cut.visitors, 160);
+    assert!(cut.lists.len() > 100, "{} lists", cut.lists.len());
+    for l in &cut.lists {
+        let bought =
+            log.iter().find(|e| e.ts_ms == AFTER && e.user_id == uid(&format!("u{}", l.key))).unwrap();
+        let at = l.products.iter().position(|p| Some(p) == bought.product_id.as_ref()).unwrap();
+        for (i, &label) in l.labels.iter().enumerate() {
+            assert_eq!(label, if i == at { 4.0 } else { 0.0 }, "list of u{}", l.key);
+        }
+        assert_eq!(l.features.len(), l.labels.len() * features::N);
+    }
+}
+
+#[test]
+fn an_event_after_the_cut_changes_labels_never_features() {
+    let log = visitors(160);
+    let base = lists(&log);
+    // one purchase moves a day later, another becomes a view
+    let mut later = log.clone();
+    let n = later.len();
+    later[n - 1].ts_ms += 86_400_000;
+    later[n - 2].activity_type = ActivityType::View;
+    let moved = lists(&later);
+    assert_eq!(moved.cut_ms, base.cut_ms);
+    let by_key = |c: &CutLists| c.lists.iter().map(|l| (l.key, l.clone())).collect::<FxHashMap<_, _>>();
+    let (a, b) = (by_key(&base), by_key(&moved));
+    let mut labels_changed = 0;
+    for (key, l) in &a {
+        let Some(m) = b.get(key) else { continue };
+        assert_eq!(l.products, m.products, "u{key}'s candidates");
+        assert_eq!(
+            l.features.iter().map(|f| f.to_bits()).collect::<Vec<_>>(),
+            m.features.iter().map(|f| f.to_bits()).collect::<Vec<_>>(),
+            "u{key}'s features"
+        );
+        labels_changed += usize::from(l.labels != m.labels);
+    }
+    assert!(labels_changed >= 1, "the changed purchase relabels a list");
+    // an event before the cut does change features (the comparison above can fail)
+    let mut earlier = log.clone();
+    earlier[0].product_id = Some(pid("p47"));
+    let changed = by_key(&lists(&earlier));
+    assert!(a
+        .iter()
+        .any(|(k, l)| changed.get(k).is_some_and(|c| c.features != l.features || c.products != l.products)));
+}
+
+#[test]
+fn the_ranker_learns_what_the_blend_misses_and_passes_the_gate() {
+    let log = TrainingLog::from_events(&visitors(480));
+    let gated = train_ranker(&log, &catalogue(), &config(), &RankingConfig::default(), &mut |_, _| true)
+        .unwrap()
+        .expect("enough lists");
+    let r = &gated.report;
+    assert!(r.lift.n >= MIN_GATE_LISTS, "{r:?}");
+    assert!(r.ndcg > r.blend_ndcg + 0.1, "{r:?}");
+    assert!(r.serves, "{r:?}");
+    assert!(gated.serving().is_some());
+}
+
+#[test]
+fn too_few_visitors_train_no_ranker_and_say_why() {
+    let log = TrainingLog::from_events(&visitors(60));
+    let reason = train_ranker(&log, &catalogue(), &config(), &RankingConfig::default(), &mut |_, _| true)
+        .unwrap()
+        .err()
+        .expect("too few lists");
+    assert!(reason.contains("60 visitors") && reason.contains("at least 120"), "{reason}");
+}
