@@ -55,6 +55,12 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<ExitCode> {
         None => on_store(config, &args, training).await?,
     };
     let version = finished["modelVersion"].as_str().unwrap_or("-");
+    // what became of the learned ranker, from the job's log (`{time} {line}`)
+    let log = finished["log"].as_array().into_iter().flatten().filter_map(Value::as_str);
+    for line in log.filter_map(|l| l.split_once(' ').map(|x| x.1)).filter(|l| l.starts_with("learned ranker"))
+    {
+        println!("{line}");
+    }
     match finished["status"].as_str() {
         Some("succeeded") => {
             println!("{version} trained, validated and promoted");

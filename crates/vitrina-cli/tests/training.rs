@@ -120,6 +120,8 @@ async fn vitrina_train_runs_a_job_on_the_data_directory() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("v2 trained, validated and promoted"), "{stdout}");
+    // what became of the learned ranker is said, trained or not
+    assert!(stdout.lines().any(|l| l.starts_with("learned ranker")), "{stdout}");
 
     let bad = train(&["--training", r#"{"timeDecay": 7}"#]);
     assert!(!bad.status.success());

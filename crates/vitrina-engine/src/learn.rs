@@ -8,7 +8,7 @@
 //! change a label, never a feature (a test changes some to prove it). The catalogue is
 //! today's with what can be undone since the cut undone: every product is available (one
 //! out of stock or hidden now may not have been then) and products published after the cut
-//! are left out; prices are today's.
+//! are left out unless they have events before it; prices are today's.
 //!
 //! Live co-visitation (`covisit_recent`) is 0 in every training list: the engine counts it
 //! only for events newer than its model, and the cut's model covers every event before the
@@ -181,12 +181,14 @@ impl CutLists {
     }
 }
 
-/// The catalogue as it could have been at the cut (see the module docs), in id order so
-/// that the same products give the same item indices (ties in the blend follow them).
-fn catalogue_at(products: &[Product], cut_ms: i64) -> Vec<Product> {
+/// The catalogue as it could have been at the cut (see the module docs): the products
+/// published before it, and those with events before it whatever their date says (a
+/// catalogue imported after its history is dated by the import). In id order, so that the
+/// same products give the same item indices (ties in the blend follow them).
+fn catalogue_at(products: &[Product], cut_ms: i64, had_events: impl Fn(&ProductId) -> bool) -> Vec<Product> {
     let mut at: Vec<Product> = products
         .iter()
-        .filter(|p| p.published_at().timestamp_millis() < cut_ms)
+        .filter(|p| p.published_at().timestamp_millis() < cut_ms || had_events(&p.id))
         .map(|p| Product { in_stock: true, hidden: false, ..p.clone() })
         .collect();
     at.sort_by(|a, b| a.id.cmp(&b.id));
@@ -265,8 +267,12 @@ pub fn cut_lists(
         train_bundle(&past, &cut_config, (0, 0), &mut step)?
     };
     drop(past);
-    let engine =
-        Engine::new(catalogue_at(products, cut_ms), RankingConfig { exploration: 0.0, ..ranking.clone() });
+    let mut seen = vec![false; log.items.len()];
+    log.rows.iter().filter(|r| r.ts_ms < cut_ms).for_each(|r| seen[r.item as usize] = true);
+    let index: FxHashMap<&ProductId, u32> =
+        log.items.iter().enumerate().map(|(i, p)| (p, i as u32)).collect();
+    let catalogue = catalogue_at(products, cut_ms, |id| index.get(id).is_some_and(|&i| seen[i as usize]));
+    let engine = Engine::new(catalogue, RankingConfig { exploration: 0.0, ..ranking.clone() });
     engine.activate(PreparedModel::new("ranker-cut", Arc::new(bundle)));
     // Every event before the cut feeds live popularity; the listed visitors' also their
     // online state.
@@ -289,8 +295,6 @@ pub fn cut_lists(
     let scoring = engine.ranking();
     let filters = Filters::default();
     let req = ListRequest { limit: LIST_LEN, filters: &filters, now_ms: cut_ms };
-    let index: FxHashMap<&ProductId, u32> =
-        log.items.iter().enumerate().map(|(i, p)| (p, i as u32)).collect();
     let mut lists = Vec::new();
     for (k, chunk) in chosen.chunks(LIST_CHUNK).enumerate() {
         let done = (k * LIST_CHUNK) as f32 / chosen.len() as f32;

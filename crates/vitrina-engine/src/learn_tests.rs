@@ -120,6 +120,26 @@ fn what_changed_in_the_catalogue_after_the_cut_changes_no_list() {
 }
 
 #[test]
+fn a_catalogue_dated_after_its_history_keeps_the_products_with_events_before_the_cut() {
+    let log = visitors(160);
+    let base = lists(&log);
+    // the whole catalogue imported after the events: dated after the cut
+    let imported: Vec<Product> = catalogue()
+        .into_iter()
+        .map(|mut p| {
+            p.created_at = vitrina_core::time::from_millis(AFTER + MINUTE);
+            p
+        })
+        .collect();
+    let dated = lists_over(&log, &imported, &config());
+    assert!(!dated.lists.is_empty());
+    assert_eq!(
+        base.lists.iter().map(|l| &l.products).collect::<Vec<_>>(),
+        dated.lists.iter().map(|l| &l.products).collect::<Vec<_>>()
+    );
+}
+
+#[test]
 fn at_most_max_visitors_get_a_list() {
     let log = visitors(160);
     let few = TrainingConfig {
