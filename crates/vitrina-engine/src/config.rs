@@ -164,7 +164,8 @@ pub struct RankerTrainingConfig {
     /// Share of the product events, the newest, that label the lists: the cut is placed
     /// before them (0.01–0.5).
     pub label_share: f64,
-    /// Visitors with events on both sides of the cut whose lists are trained on, at most.
+    /// Visitors (with events before the cut and an action after it) whose lists are trained
+    /// on, at most.
     pub max_visitors: usize,
     /// Other visitors whose events before the cut train the cut's models besides them, at
     /// most (0 = all).

@@ -2,13 +2,15 @@
 //!
 //! The cut is placed so that the newest `labelShare` of the product events lie after it.
 //! Models are trained on the events before the cut, an engine replays those events as its
-//! online state and live popularity, and each sampled visitor with events on both sides gets
+//! online state and live popularity, and each sampled visitor with events before the cut and
+//! an action after it that [`grade`]s above 0 gets
 //! the candidates the ranker would order at the cut, with their features, labelled by what
 //! they did next ([`grade`]). No event after the cut reaches a feature: a later event can
 //! change a label, never a feature (a test changes some to prove it). The catalogue is
 //! today's with what can be undone since the cut undone: every product is available (one
-//! out of stock or hidden now may not have been then) and products published after the cut
-//! are left out unless they have events before it; prices are today's.
+//! out of stock or hidden now may not have been then), products published after the cut
+//! are left out unless they have events before it (then they are dated by the first one);
+//! prices are today's.
 //!
 //! Live co-visitation (`covisit_recent`) is 0 in every training list: the engine counts it
 //! only for events newer than its model, and the cut's model covers every event before the
@@ -152,7 +154,7 @@ pub fn fit_and_gate(lists: Vec<TrainingList>, params: &RankerParams) -> Result<G
 pub struct CutLists {
     /// Events at or after this time (ms) only label; every feature is from before it.
     pub cut_ms: i64,
-    /// Visitors with events on both sides of the cut.
+    /// Visitors with events before the cut and an action that grades above 0 after it.
     pub visitors: usize,
     /// The drawn visitors' lists that hold a labelled candidate.
     pub lists: Vec<TrainingList>,
@@ -166,13 +168,14 @@ impl CutLists {
     fn too_few(&self) -> Option<String> {
         if self.visitors < MIN_LISTS {
             return Some(format!(
-                "{} visitors have events on both sides of the cut; the learned ranker needs at least {MIN_LISTS}",
+                "{} visitors have events before the cut and an action after it; the learned ranker needs at least \
+                 {MIN_LISTS}",
                 self.visitors
             ));
         }
         (self.lists.len() < MIN_LISTS).then(|| {
             format!(
-                "{} of the lists of {} visitors with events on both sides of the cut hold something they did \
+                "{} of the lists of {} visitors with events before the cut and an action after it hold something they did \
                  next; the learned ranker needs at least {MIN_LISTS} such lists",
                 self.lists.len(),
                 self.visitors
@@ -183,13 +186,25 @@ impl CutLists {
 
 /// The catalogue as it could have been at the cut (see the module docs): the products
 /// published before it, and those with events before it whatever their date says (a
-/// catalogue imported after its history is dated by the import). In id order, so that the
-/// same products give the same item indices (ties in the blend follow them).
-fn catalogue_at(products: &[Product], cut_ms: i64, had_events: impl Fn(&ProductId) -> bool) -> Vec<Product> {
+/// catalogue imported after its history is dated by the import), dated by their first
+/// event so that no age reads past the cut. `first_event` gives a product's first event
+/// before the cut (ms). In id order, so that the same products give the same item indices
+/// (ties in the blend follow them).
+fn catalogue_at(
+    products: &[Product],
+    cut_ms: i64,
+    first_event: impl Fn(&ProductId) -> Option<i64>,
+) -> Vec<Product> {
     let mut at: Vec<Product> = products
         .iter()
-        .filter(|p| p.published_at().timestamp_millis() < cut_ms || had_events(&p.id))
-        .map(|p| Product { in_stock: true, hidden: false, ..p.clone() })
+        .filter_map(|p| {
+            let mut p = Product { in_stock: true, hidden: false, ..p.clone() };
+            if p.published_at().timestamp_millis() >= cut_ms {
+                p.created_at = vitrina_core::time::from_millis(first_event(&p.id)?);
+                p.attributes.remove(vitrina_core::catalog::PUBLISHED_AT);
+            }
+            Some(p)
+        })
         .collect();
     at.sort_by(|a, b| a.id.cmp(&b.id));
     at
@@ -210,7 +225,7 @@ fn cut_time(log: &TrainingLog, share: f64) -> Option<i64> {
 
 /// Builds the training lists of `log` at its cut (see the module docs): `products` is the
 /// catalogue, `ranking` the shop's ranking config (exploration off). With fewer than
-/// `min_visitors` visitors on both sides of the cut, no models are trained and no lists
+/// `min_visitors` such visitors, no models are trained and no lists
 /// built.
 pub fn cut_lists(
     log: &TrainingLog,
@@ -267,11 +282,14 @@ pub fn cut_lists(
         train_bundle(&past, &cut_config, (0, 0), &mut step)?
     };
     drop(past);
-    let mut seen = vec![false; log.items.len()];
-    log.rows.iter().filter(|r| r.ts_ms < cut_ms).for_each(|r| seen[r.item as usize] = true);
+    let mut first = vec![i64::MAX; log.items.len()];
+    for r in log.rows.iter().filter(|r| r.ts_ms < cut_ms) {
+        first[r.item as usize] = first[r.item as usize].min(r.ts_ms);
+    }
     let index: FxHashMap<&ProductId, u32> =
         log.items.iter().enumerate().map(|(i, p)| (p, i as u32)).collect();
-    let catalogue = catalogue_at(products, cut_ms, |id| index.get(id).is_some_and(|&i| seen[i as usize]));
+    let first_event = |id: &ProductId| index.get(id).map(|&i| first[i as usize]).filter(|&t| t < i64::MAX);
+    let catalogue = catalogue_at(products, cut_ms, first_event);
     let engine = Engine::new(catalogue, RankingConfig { exploration: 0.0, ..ranking.clone() });
     engine.activate(PreparedModel::new("ranker-cut", Arc::new(bundle)));
     // Every event before the cut feeds live popularity; the listed visitors' also their

@@ -137,6 +137,36 @@ fn a_catalogue_dated_after_its_history_keeps_the_products_with_events_before_the
         base.lists.iter().map(|l| &l.products).collect::<Vec<_>>(),
         dated.lists.iter().map(|l| &l.products).collect::<Vec<_>>()
     );
+    // dated by their first event, not by the import: no age reads past the cut
+    let age = features::NAMES.iter().position(|n| *n == "age_days").unwrap();
+    for l in &dated.lists {
+        for row in l.features.chunks(features::N) {
+            assert!(row[age] >= 0.0, "u{}: age {}", l.key, row[age]);
+        }
+    }
+}
+
+#[test]
+fn a_product_published_after_the_cut_with_events_only_after_it_is_no_candidate() {
+    let mut log = visitors(160);
+    let base = lists(&log);
+    // p-late appears after the cut and u0 buys it then
+    log.push(event(0, ActivityType::Purchase, 0, AFTER));
+    log.last_mut().unwrap().product_id = Some(pid("p-late"));
+    let mut now = catalogue();
+    let mut late = product("p-late", "g0", "1.00");
+    late.created_at = vitrina_core::time::from_millis(AFTER);
+    now.push(late);
+    let with_late = lists_over(&log, &now, &config());
+    assert_eq!(with_late.cut_ms, base.cut_ms);
+    assert!(with_late.lists.iter().all(|l| !l.products.contains(&pid("p-late"))));
+    let features = |c: &CutLists| {
+        c.lists
+            .iter()
+            .map(|l| (l.key, l.features.iter().map(|f| f.to_bits()).collect::<Vec<_>>()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(features(&base), features(&with_late));
 }
 
 #[test]

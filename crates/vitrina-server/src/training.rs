@@ -561,7 +561,10 @@ impl Training {
         ));
 
         let ranker = match &learned {
-            None => serde_json::Value::Null,
+            None => {
+                self.log("learned ranker not trained: ranker.enabled is false");
+                json!({"serves": false, "skipped": "ranker.enabled is false"})
+            }
             Some(Ok(gated)) => {
                 let r = &gated.report;
                 self.log(format!(
@@ -585,7 +588,7 @@ impl Training {
         };
         if active.bundle.ranker.is_some() && bundle.ranker.is_none() {
             self.log(format!(
-                "the active model {} has a learned ranker and this one has none: once it is activated the blend orders the lists",
+                "learned ranker: the active model {} has one and this one has none: once it is activated the blend orders the lists",
                 active.version
             ));
         }
