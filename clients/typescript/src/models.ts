@@ -652,7 +652,8 @@ export interface RankerTrainingConfig {
   learningRate?: number;
   maxLeaves?: number;
   /**
-   * Visitors with events on both sides of the cut whose lists are trained on, at most.
+   * Visitors (with events before the cut and an action after it) whose lists are trained
+   * on, at most.
    */
   maxVisitors?: number;
   minRowsInLeaf?: number;
