@@ -80,6 +80,28 @@ pub struct TrainingList {
     pub labels: Vec<f32>,
 }
 
+impl TrainingList {
+    /// The list of visitor `key` over `cands` (blend order), each labelled by `label`.
+    pub fn new(
+        key: u64,
+        cands: Vec<(ProductId, features::Features)>,
+        label: impl Fn(&ProductId) -> f32,
+    ) -> Self {
+        let mut list = TrainingList {
+            key,
+            products: Vec::with_capacity(cands.len()),
+            features: Vec::with_capacity(cands.len() * features::N),
+            labels: Vec::with_capacity(cands.len()),
+        };
+        for (id, f) in cands {
+            list.labels.push(label(&id));
+            list.features.extend_from_slice(&f);
+            list.products.push(id);
+        }
+        list
+    }
+}
+
 /// What ranker training did, for the registry and the job log.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -322,17 +344,9 @@ pub fn cut_lists(
         lists.par_extend(chunk.par_iter().filter_map(|&u| {
             let done = labels.get(&u)?;
             let cands = engine.candidate_features(&model, &scoring, &log.users[u as usize], &req);
-            let mut list = TrainingList {
-                key: u64::from(u),
-                products: Vec::with_capacity(cands.len()),
-                features: Vec::with_capacity(cands.len() * features::N),
-                labels: Vec::with_capacity(cands.len()),
-            };
-            for (id, f) in cands {
-                list.labels.push(index.get(&id).and_then(|i| done.get(i)).copied().unwrap_or(0.0));
-                list.features.extend_from_slice(&f);
-                list.products.push(id);
-            }
+            let list = TrainingList::new(u64::from(u), cands, |id| {
+                index.get(id).and_then(|i| done.get(i)).copied().unwrap_or(0.0)
+            });
             list.labels.iter().any(|&l| l > 0.0).then_some(list)
         }));
     }

@@ -20,7 +20,7 @@ use vitrina_core::{recommend::Recommended, ActivityType, LogEvent, Price, Produc
 
 use crate::{
     config::{RankingConfig, TrainingConfig},
-    features::{self, Features},
+    features::Features,
     learn::{fit_and_gate, Gated, TrainingList},
     model::PreparedModel,
     train::{train_bundle, Progress, TrainError, TrainingLog},
@@ -177,19 +177,14 @@ fn train_ranker(
         .par_iter()
         .map(|&u| {
             let cands = off.candidates(&ranking, u, &val.train[u]);
-            let mut list = TrainingList {
-                key: u as u64,
-                products: Vec::with_capacity(cands.len()),
-                features: Vec::with_capacity(cands.len() * features::N),
-                labels: Vec::with_capacity(cands.len()),
-            };
-            for (id, f) in cands {
-                list.features.extend_from_slice(&f);
-                let held = index.get(&id).is_some_and(|i| val.test[u].contains(i));
-                list.labels.push(if held { 1.0 } else { 0.0 });
-                list.products.push(id);
-            }
-            list
+            TrainingList::new(u as u64, cands, |id| {
+                let held = index.get(id).is_some_and(|i| val.test[u].contains(i));
+                if held {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
         })
         .collect();
     fit_and_gate(lists, &learned.params)
