@@ -1,7 +1,8 @@
 //! `vitrina`: the one binary. `serve` runs the embedded service; `import` loads events and
 //! products from files; `eval` measures the models offline; `train` runs one training job;
 //! `gen` writes a synthetic shop;
-//! `bench` drives load against a running server.
+//! `bench` drives load against a running server; `simulate` runs a simulated shop against
+//! one and measures the learned ranker against the blend in an A/B experiment.
 
 mod bench;
 mod config;
@@ -11,6 +12,7 @@ mod import;
 mod keys;
 mod migrate;
 mod serve;
+mod simulate;
 mod train;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -55,6 +57,10 @@ enum Command {
     /// Load generators for benchmarks against a running server.
     #[command(subcommand)]
     Bench(bench::Command),
+    /// Run a simulated shop against a running server: a training job without the learned
+    /// ranker, a day served by the blend, a training job with it, then an A/B experiment of
+    /// the ranker against the blend (exit code 1 when `--require-ratio` is not met).
+    Simulate(simulate::Args),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -68,6 +74,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Bench(cmd) => runtime.block_on(bench::run(cmd)),
         Command::Keys(cmd) => runtime.block_on(keys::run(config, cmd)),
         Command::Migrate(args) => return runtime.block_on(migrate::run(args)),
+        Command::Simulate(args) => return runtime.block_on(simulate::run(args)),
         Command::Eval(args) => eval::run(args),
         Command::Gen(args) => gen::run(args),
     }?;

@@ -55,10 +55,7 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<ExitCode> {
         None => on_store(config, &args, training).await?,
     };
     let version = finished["modelVersion"].as_str().unwrap_or("-");
-    // what became of the learned ranker, from the job's log (`{time} {line}`)
-    let log = finished["log"].as_array().into_iter().flatten().filter_map(Value::as_str);
-    for line in log.filter_map(|l| l.split_once(' ').map(|x| x.1)).filter(|l| l.starts_with("learned ranker"))
-    {
+    for line in ranker_lines(&finished) {
         println!("{line}");
     }
     match finished["status"].as_str() {
@@ -82,6 +79,15 @@ pub async fn run(config: Config, args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// What became of the learned ranker, from a finished job's log (`{time} {line}`).
+pub(crate) fn ranker_lines(job: &Value) -> Vec<String> {
+    let log = job["log"].as_array().into_iter().flatten().filter_map(Value::as_str);
+    log.filter_map(|l| l.split_once(' ').map(|x| x.1))
+        .filter(|l| l.starts_with("learned ranker"))
+        .map(str::to_string)
+        .collect()
 }
 
 fn bar() -> ProgressBar {
@@ -138,7 +144,11 @@ async fn on_store(config: Config, args: &Args, training: Value) -> anyhow::Resul
     Ok(serde_json::to_value(finished)?)
 }
 
-async fn through_server(url: &str, api_key: Option<&str>, training: Value) -> anyhow::Result<Value> {
+pub(crate) async fn through_server(
+    url: &str,
+    api_key: Option<&str>,
+    training: Value,
+) -> anyhow::Result<Value> {
     let client = reqwest::Client::new();
     let auth = |r: reqwest::RequestBuilder| match api_key {
         Some(key) => r.bearer_auth(key),

@@ -1,11 +1,20 @@
 //! Training the learned ranker from a snapshot of the event log, at a cut in time.
 //!
-//! The cut is placed so that the newest `labelShare` of the product events lie after it.
-//! Models are trained on the events before the cut, an engine replays those events as its
-//! online state and live popularity, and each sampled visitor with events before the cut and
-//! an action after it that [`grade`]s above 0 gets
-//! the candidates the ranker would order at the cut, with their features, labelled by what
-//! they did next ([`grade`]). No event after the cut reaches a feature: a later event can
+//! The cut is placed so that the newest `labelShare` of the product events lie after it
+//! ([`draw`]). Models are trained on the events before the cut, an engine replays those
+//! events as its online state and live popularity, and each sampled visitor with events
+//! before the cut and an action after it that [`grade`]s above 0 gets the candidates the
+//! ranker would order at the cut, with their features, labelled ([`cut_lists`]):
+//!
+//! - **by the lists they were shown after the cut**, where the impression log has any that
+//!   earned an outcome ([`Shown`], read by the caller): one training list per such list,
+//!   holding the candidates shown in it, each graded by the best outcome attributed to it
+//!   there (click 2, add to cart 3, purchase 4; shown and ignored 0), kept if it holds
+//!   something passed over. Served lists say what the visitor saw and passed over, which
+//!   their next actions alone cannot: those mostly follow what the blend showed them.
+//! - **else by what they did next**: their best [`grade`] per candidate after the cut.
+//!
+//! No event after the cut reaches a feature: a later event can
 //! change a label, never a feature (a test changes some to prove it). The catalogue is
 //! today's with what can be undone since the cut undone: every product is available (one
 //! out of stock or hidden now may not have been then), products published after the cut
@@ -40,8 +49,8 @@ use crate::{
     Engine, Filters, ListRequest,
 };
 
-/// Fewest gate lists (with a relevant candidate) the gate judges on; with fewer the blend
-/// serves.
+/// Fewest gate visitors (with a list that holds a relevant candidate) the gate judges on;
+/// with fewer the blend serves.
 pub const MIN_GATE_LISTS: usize = 30;
 /// The request's list length: the candidates are the blend's best `rerankDepth` whatever
 /// it is.
@@ -69,8 +78,8 @@ pub fn grade(kind: ActivityType, value: Option<f32>) -> f32 {
     }
 }
 
-/// One visitor's training list: the candidates in blend order, their features (row-major)
-/// and labels.
+/// One training list of a visitor: candidates in blend order, their features (row-major) and
+/// labels.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainingList {
     /// Decides the list's part (fit, early stopping or gate); the visitor's index.
@@ -110,10 +119,11 @@ pub struct RankerReport {
     pub lists: [usize; 3],
     pub rows: usize,
     pub trees_kept: usize,
-    /// NDCG@k of the ranker and of the blend on the gate's lists.
+    /// NDCG@k of the ranker and of the blend on the gate's visitors (each the mean over
+    /// their lists).
     pub ndcg: f64,
     pub blend_ndcg: f64,
-    /// Per gate list, the ranker's NDCG@k minus the blend's.
+    /// Per gate visitor (the mean over their lists), the ranker's NDCG@k minus the blend's.
     pub lift: MeanStderr,
     /// Whether the ranker passed the gate and orders lists.
     pub serves: bool,
@@ -132,9 +142,9 @@ impl Gated {
     }
 }
 
-/// The gate: the ranker serves only if it beats the blend on lists it never trained on by
-/// more than two standard errors of the paired difference, over at least
-/// [`MIN_GATE_LISTS`] lists. A plain "higher mean" let a ranker through on about 120
+/// The gate: the ranker serves only if it beats the blend on visitors it never trained on by
+/// more than two standard errors of the paired difference (per visitor, the mean over their
+/// lists), over at least [`MIN_GATE_LISTS`] visitors. A plain "higher mean" let a ranker through on about 120
 /// next-item lists (ML-100k) where it then lost on test.
 fn passes(lift: &MeanStderr) -> bool {
     lift.n >= MIN_GATE_LISTS && lift.mean - 2.0 * lift.stderr > 0.0
@@ -144,10 +154,16 @@ fn passes(lift: &MeanStderr) -> bool {
 /// the gate), trains a ranker and judges it against the blend feature on the gate's lists.
 pub fn fit_and_gate(lists: Vec<TrainingList>, params: &RankerParams) -> Result<Gated, TrainError> {
     let [mut fit, mut stop, mut gate] = [(); 3].map(|_| RankingSet::new(features::N));
+    let mut gate_keys = Vec::new();
     for l in lists {
         let set = match l.key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 62 {
             0 => &mut stop,
-            1 => &mut gate,
+            1 => {
+                if l.labels.iter().any(|&g| g > 0.0) {
+                    gate_keys.push(l.key);
+                }
+                &mut gate
+            }
             _ => &mut fit,
         };
         set.push_list(&l.features, &l.labels)?;
@@ -155,8 +171,10 @@ pub fn fit_and_gate(lists: Vec<TrainingList>, params: &RankerParams) -> Result<G
     let (ranker, report) = Ranker::train(&fit, Some(&stop), params)?;
     let k = params.ndcg_at;
     let blend = features::NAMES.iter().position(|n| *n == "blend").expect("a blend feature");
-    let ranked = gate.ndcg_per_list(&ranker.score_set(&gate), k);
-    let blended = gate.ndcg_per_list(&gate.feature(blend), k);
+    // One visitor's lists are not independent: the gate judges per visitor, the mean over
+    // their lists (`ndcg_per_list` skips lists without a relevant row, as `gate_keys` does).
+    let ranked = per_key(&gate_keys, &gate.ndcg_per_list(&ranker.score_set(&gate), k));
+    let blended = per_key(&gate_keys, &gate.ndcg_per_list(&gate.feature(blend), k));
     let lift: Vec<f64> = ranked.iter().zip(&blended).map(|(r, b)| r - b).collect();
     let lift = MeanStderr::of(&lift);
     let report = RankerReport {
@@ -169,6 +187,17 @@ pub fn fit_and_gate(lists: Vec<TrainingList>, params: &RankerParams) -> Result<G
         lift,
     };
     Ok(Gated { ranker, report })
+}
+
+/// The mean of `values` per key (`keys[i]` is `values[i]`'s), in key order.
+fn per_key(keys: &[u64], values: &[f64]) -> Vec<f64> {
+    assert_eq!(keys.len(), values.len(), "one key per value");
+    let mut sums: std::collections::BTreeMap<u64, (f64, usize)> = Default::default();
+    for (k, v) in keys.iter().zip(values) {
+        let e = sums.entry(*k).or_default();
+        (e.0, e.1) = (e.0 + v, e.1 + 1);
+    }
+    sums.into_values().map(|(sum, n)| sum / n as f64).collect()
 }
 
 /// The training lists of a log snapshot and the cut they were built at.
@@ -197,8 +226,9 @@ impl CutLists {
         }
         (self.lists.len() < MIN_LISTS).then(|| {
             format!(
-                "{} of the lists of {} visitors with events before the cut and an action after it hold something they did \
-                 next; the learned ranker needs at least {MIN_LISTS} such lists",
+                "{} of the lists of {} visitors with events before the cut and an action after it hold a candidate they \
+                 acted on next (in a list shown after the cut, where there is one); the learned ranker needs at least \
+                 {MIN_LISTS} such lists",
                 self.lists.len(),
                 self.visitors
             )
@@ -245,20 +275,34 @@ fn cut_time(log: &TrainingLog, share: f64) -> Option<i64> {
     before.then_some(cut)
 }
 
-/// Builds the training lists of `log` at its cut (see the module docs): `products` is the
-/// catalogue, `ranking` the shop's ranking config (exploration off). With fewer than
-/// `min_visitors` such visitors, no models are trained and no lists
-/// built.
-pub fn cut_lists(
-    log: &TrainingLog,
-    products: &[Product],
-    config: &TrainingConfig,
-    ranking: &RankingConfig,
-    min_visitors: usize,
-    progress: Progress,
-) -> Result<CutLists, TrainError> {
+/// The cut and the visitors drawn at it, whose lists ranker training builds (see the module
+/// docs). Made by [`draw`] for one log, and valid only with it.
+#[derive(Debug, Clone, Default)]
+pub struct Draw {
+    cut_ms: i64,
+    visitors: usize,
+    listed: Vec<u32>,
+    /// Per log user, what they are to ranker training.
+    role: Vec<Role>,
+}
+
+impl Draw {
+    /// Events at or after this time (ms) only label; every feature is from before it.
+    pub fn cut_ms(&self) -> i64 {
+        self.cut_ms
+    }
+
+    /// The drawn visitors (log user indices, ascending): each gets the lists of [`cut_lists`].
+    pub fn listed(&self) -> &[u32] {
+        &self.listed
+    }
+}
+
+/// Places the cut in `log` and draws the visitors to list (none when fewer than
+/// `min_visitors` qualify).
+pub fn draw(log: &TrainingLog, config: &TrainingConfig, min_visitors: usize) -> Draw {
     let rc = &config.ranker;
-    let Some(cut_ms) = cut_time(log, rc.label_share) else { return Ok(CutLists::default()) };
+    let Some(cut_ms) = cut_time(log, rc.label_share) else { return Draw::default() };
     let n_users = log.users.len();
     let (mut before, mut after) = (vec![false; n_users], vec![false; n_users]);
     for r in &log.rows {
@@ -273,7 +317,7 @@ pub fn cut_lists(
         (0..n_users as u32).filter(|&u| before[u as usize] && after[u as usize]).collect();
     let visitors = chosen.len();
     if visitors < min_visitors {
-        return Ok(CutLists { cut_ms, visitors, lists: Vec::new() });
+        return Draw { cut_ms, visitors, ..Draw::default() };
     }
     chosen.shuffle(&mut rng);
     chosen.truncate(rc.max_visitors);
@@ -287,13 +331,64 @@ pub fn cut_lists(
         others.truncate(rc.sample_users);
     }
     others.iter().for_each(|&u| role[u as usize] = Role::Trained);
+    Draw { cut_ms, visitors, listed: chosen, role }
+}
 
-    // What each listed visitor did after the cut: their best grade per product.
-    let mut labels: FxHashMap<u32, FxHashMap<u32, f32>> = FxHashMap::default();
-    for r in log.rows.iter().filter(|r| r.ts_ms >= cut_ms && role[r.user as usize] == Role::Listed) {
-        let g = labels.entry(r.user).or_default().entry(r.item).or_default();
-        *g = g.max(grade(r.kind, r.value()));
+/// What drawn visitors were shown after the cut, by log user index: per served list, each
+/// product shown with the best [`grade`] of the outcomes attributed to it there (0 for
+/// none). Read from the impression log by the caller; empty where there is none.
+pub type Shown = FxHashMap<u32, Vec<Vec<(ProductId, f32)>>>;
+
+/// Builds the training lists of `log` at the `draw`n cut (see the module docs): `products`
+/// is the catalogue, `ranking` the shop's ranking config (exploration off). A visitor with
+/// lists `shown` after the cut that earned an outcome is labelled by them: a list per such
+/// list, of the candidates shown in it, graded by their attributed outcomes there. Any
+/// other drawn visitor is labelled by what they did next: their best grade per candidate
+/// after the cut.
+pub fn cut_lists(
+    log: &TrainingLog,
+    products: &[Product],
+    config: &TrainingConfig,
+    ranking: &RankingConfig,
+    draw: &Draw,
+    shown: &Shown,
+    progress: Progress,
+) -> Result<CutLists, TrainError> {
+    let Draw { cut_ms, visitors, listed: ref chosen, ref role } = *draw;
+    if chosen.is_empty() {
+        return Ok(CutLists { cut_ms, visitors, lists: Vec::new() });
     }
+    assert_eq!(role.len(), log.users.len(), "a draw of another log");
+    let index: FxHashMap<&ProductId, u32> =
+        log.items.iter().enumerate().map(|(i, p)| (p, i as u32)).collect();
+    // What each listed visitor did after the cut: per list shown to them that earned an
+    // outcome, the grade of each product in it; without such lists, their best grade per
+    // product over all they did.
+    let mut labels: FxHashMap<u32, Vec<FxHashMap<u32, f32>>> = FxHashMap::default();
+    let listed = |u: u32| role.get(u as usize) == Some(&Role::Listed);
+    let earned = |list: &Vec<(ProductId, f32)>| list.iter().any(|(_, g)| *g > 0.0);
+    for (&u, lists) in shown.iter().filter(|(&u, s)| listed(u) && s.iter().any(earned)) {
+        let graded = lists
+            .iter()
+            .filter(|list| earned(list))
+            .map(|list| list.iter().filter_map(|(id, g)| Some((*index.get(id)?, *g))).collect())
+            .collect();
+        labels.insert(u, graded);
+    }
+    let mut next: FxHashMap<u32, FxHashMap<u32, f32>> = FxHashMap::default();
+    for r in log.rows.iter().filter(|r| r.ts_ms >= cut_ms && role[r.user as usize] == Role::Listed) {
+        if !labels.contains_key(&r.user) {
+            let g = next.entry(r.user).or_default().entry(r.item).or_default();
+            *g = g.max(grade(r.kind, r.value()));
+        }
+    }
+    let all_candidates = next.into_iter().map(|(u, grades)| (u, vec![grades]));
+    let shown_only: Vec<bool> = {
+        let mut v = vec![false; role.len()];
+        labels.keys().for_each(|&u| v[u as usize] = true);
+        v
+    };
+    labels.extend(all_candidates);
 
     // The cut's models: only the drawn and sampled visitors' rows, with only those
     // visitors in the user table (ALS keeps a vector per user).
@@ -308,8 +403,6 @@ pub fn cut_lists(
     for r in log.rows.iter().filter(|r| r.ts_ms < cut_ms) {
         first[r.item as usize] = first[r.item as usize].min(r.ts_ms);
     }
-    let index: FxHashMap<&ProductId, u32> =
-        log.items.iter().enumerate().map(|(i, p)| (p, i as u32)).collect();
     let first_event = |id: &ProductId| index.get(id).map(|&i| first[i as usize]).filter(|&t| t < i64::MAX);
     let catalogue = catalogue_at(products, cut_ms, first_event);
     let engine = Engine::new(catalogue, RankingConfig { exploration: 0.0, ..ranking.clone() });
@@ -341,14 +434,29 @@ pub fn cut_lists(
         if !progress("ranker: lists", 0.8 + 0.2 * done) {
             return Err(TrainError::Cancelled);
         }
-        lists.par_extend(chunk.par_iter().filter_map(|&u| {
-            let done = labels.get(&u)?;
-            let cands = engine.candidate_features(&model, &scoring, &log.users[u as usize], &req);
-            let list = TrainingList::new(u64::from(u), cands, |id| {
-                index.get(id).and_then(|i| done.get(i)).copied().unwrap_or(0.0)
-            });
-            list.labels.iter().any(|&l| l > 0.0).then_some(list)
-        }));
+        let built: Vec<Vec<TrainingList>> = chunk
+            .par_iter()
+            .map(|&u| {
+                let Some(graded) = labels.get(&u) else { return Vec::new() };
+                let cands = engine.candidate_features(&model, &scoring, &log.users[u as usize], &req);
+                graded
+                    .iter()
+                    .filter_map(|grades| {
+                        let grade_of = |id: &ProductId| index.get(id).and_then(|i| grades.get(i)).copied();
+                        let kept = cands
+                            .iter()
+                            .filter(|(id, _)| !shown_only[u as usize] || grade_of(id).is_some())
+                            .cloned()
+                            .collect();
+                        let list = TrainingList::new(u64::from(u), kept, |id| grade_of(id).unwrap_or(0.0));
+                        // A shown list orders something only if it holds an item passed over.
+                        let informative = !shown_only[u as usize] || list.labels.contains(&0.0);
+                        (informative && list.labels.iter().any(|&l| l > 0.0)).then_some(list)
+                    })
+                    .collect()
+            })
+            .collect();
+        lists.extend(built.into_iter().flatten());
     }
     Ok(CutLists { cut_ms, visitors, lists })
 }
@@ -372,9 +480,11 @@ pub fn train_ranker(
     products: &[Product],
     config: &TrainingConfig,
     ranking: &RankingConfig,
+    draw: &Draw,
+    shown: &Shown,
     progress: Progress,
 ) -> Result<Result<Gated, String>, TrainError> {
-    let trained = cut_lists(log, products, config, ranking, MIN_LISTS, progress).and_then(|lists| {
+    let trained = cut_lists(log, products, config, ranking, draw, shown, progress).and_then(|lists| {
         Ok(match lists.too_few() {
             Some(reason) => Err(reason),
             None => Ok(fit_and_gate(lists.lists, &config.ranker.params())?),

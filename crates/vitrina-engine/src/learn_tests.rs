@@ -71,7 +71,9 @@ fn lists(log: &[LogEvent]) -> CutLists {
 
 fn lists_over(log: &[LogEvent], products: &[Product], config: &TrainingConfig) -> CutLists {
     let log = TrainingLog::from_events(log);
-    cut_lists(&log, products, config, &RankingConfig::default(), 0, &mut |_, _| true).unwrap()
+    let drawn = draw(&log, config, 0);
+    cut_lists(&log, products, config, &RankingConfig::default(), &drawn, &Shown::default(), &mut |_, _| true)
+        .unwrap()
 }
 
 /// A list with its features as bits (NaN compares equal to itself).
@@ -247,12 +249,18 @@ fn an_event_after_the_cut_changes_labels_never_features() {
         .any(|(k, l)| changed.get(k).is_some_and(|c| c.features != l.features || c.products != l.products)));
 }
 
+/// The ranker trained on [`visitors`]`(users)`, labelled by what they did next.
+fn ranker_of(users: usize) -> Result<Gated, String> {
+    let log = TrainingLog::from_events(&visitors(users));
+    let drawn = draw(&log, &config(), MIN_LISTS);
+    let shown = Shown::default();
+    train_ranker(&log, &catalogue(), &config(), &RankingConfig::default(), &drawn, &shown, &mut |_, _| true)
+        .unwrap()
+}
+
 #[test]
 fn the_ranker_learns_what_the_blend_misses_and_passes_the_gate() {
-    let log = TrainingLog::from_events(&visitors(480));
-    let gated = train_ranker(&log, &catalogue(), &config(), &RankingConfig::default(), &mut |_, _| true)
-        .unwrap()
-        .expect("enough lists");
+    let gated = ranker_of(480).expect("enough lists");
     let r = &gated.report;
     assert!(r.lift.n >= MIN_GATE_LISTS, "{r:?}");
     assert!(r.ndcg > r.blend_ndcg + 0.1, "{r:?}");
@@ -262,10 +270,67 @@ fn the_ranker_learns_what_the_blend_misses_and_passes_the_gate() {
 
 #[test]
 fn too_few_visitors_train_no_ranker_and_say_why() {
-    let log = TrainingLog::from_events(&visitors(60));
-    let reason = train_ranker(&log, &catalogue(), &config(), &RankingConfig::default(), &mut |_, _| true)
-        .unwrap()
-        .err()
-        .expect("too few lists");
+    let reason = ranker_of(60).err().expect("too few lists");
     assert!(reason.contains("60 visitors") && reason.contains("at least 120"), "{reason}");
+}
+
+#[test]
+fn a_visitor_shown_lists_that_earned_outcomes_after_the_cut_is_labelled_by_them_one_list_each() {
+    let log = visitors(160);
+    let training = TrainingLog::from_events(&log);
+    let drawn = draw(&training, &config(), 0);
+    let cut = |shown: &Shown| {
+        cut_lists(
+            &training,
+            &catalogue(),
+            &config(),
+            &RankingConfig::default(),
+            &drawn,
+            shown,
+            &mut |_, _| true,
+        )
+        .unwrap()
+    };
+    let base = cut(&Shown::default());
+    let (a, b) = (&base.lists[0], &base.lists[1]);
+    // a was shown two lists after the cut: its 2nd, 4th and 1st candidates, then its 4th and
+    // 6th and a product the log does not know; clicked the 4th in the first list and put
+    // the 6th in the cart from the second. b was shown a list and did nothing with it.
+    let grade_of = |l: &TrainingList, k: usize, g: f32| (l.products[k].clone(), g);
+    let shown: Shown = [
+        (
+            a.key as u32,
+            vec![
+                vec![grade_of(a, 1, 0.0), grade_of(a, 3, 2.0), grade_of(a, 0, 0.0)],
+                vec![grade_of(a, 3, 0.0), grade_of(a, 5, 3.0), (pid("unknown"), 4.0)],
+                // everything shown was clicked: it orders nothing, and is no list
+                vec![grade_of(a, 4, 2.0)],
+            ],
+        ),
+        (b.key as u32, vec![vec![grade_of(b, 0, 0.0), grade_of(b, 2, 0.0)]]),
+    ]
+    .into_iter()
+    .collect();
+    let labelled = cut(&shown);
+    // one list per list shown: only what was shown there, in blend order, with the features
+    // it had at the cut
+    let got: Vec<&TrainingList> = labelled.lists.iter().filter(|l| l.key == a.key).collect();
+    assert_eq!(got.len(), 2);
+    let row = |l: &TrainingList, k: usize| -> Vec<u32> {
+        l.features[k * features::N..(k + 1) * features::N].iter().map(|f| f.to_bits()).collect()
+    };
+    for (list, keep, labels) in
+        [(got[0], vec![0, 1, 3], vec![0.0, 0.0, 2.0]), (got[1], vec![3, 5], vec![0.0, 3.0])]
+    {
+        assert_eq!(list.products, keep.iter().map(|&k| a.products[k].clone()).collect::<Vec<_>>());
+        assert_eq!(list.labels, labels);
+        for (i, &k) in keep.iter().enumerate() {
+            assert_eq!(row(list, i), row(a, k));
+        }
+    }
+    // b, whose lists earned nothing, and everyone else keep the list their next action labels
+    assert_eq!(labelled.lists.len(), base.lists.len() + 1);
+    let others = |c: &CutLists| -> Vec<ListBits> { bits(c).into_iter().filter(|l| l.0 != a.key).collect() };
+    assert_eq!(others(&labelled), others(&base));
+    assert!(others(&labelled).iter().any(|l| l.0 == b.key));
 }

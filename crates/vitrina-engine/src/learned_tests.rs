@@ -142,6 +142,22 @@ fn features_mark_what_a_source_did_not_propose_as_missing_and_add_up() {
         assert_eq!(f[at("hours_since_last_event")], 1.0);
         assert!((0.0..=1.0).contains(&f[at("popularity.trained")]));
     }
+    // the visitor's categories and prices: p0 (phones, 100.00) twice, p1 (laptops, 200.00)
+    // once; p{i} is priced 100 × (i + 1) in ["phones", "laptops", "audio"][i % 3]
+    let mean_log_price = (100f32.ln() + 200f32.ln()) / 2.0;
+    let mut by_category = [Vec::new(), Vec::new(), Vec::new()];
+    for (id, f) in &pool {
+        let i: usize = id.as_str()[1..].parse().unwrap();
+        let price = 100.0 * (i + 1) as f32;
+        assert!((f[at("log_price_vs_visitor")] - (price.ln() - mean_log_price)).abs() < 1e-4, "{id}");
+        by_category[i % 3].push(f[at("category_affinity")]);
+    }
+    let [phones, laptops, audio] = by_category;
+    assert!(!phones.is_empty() && !laptops.is_empty() && !audio.is_empty(), "{pool:?}");
+    let total: f32 = phones[0] + laptops[0];
+    assert!((total - 1.0).abs() < 1e-5 && phones[0] > laptops[0], "{phones:?} {laptops:?}");
+    assert!(phones.iter().all(|&a| a == phones[0]) && laptops.iter().all(|&a| a == laptops[0]));
+    assert!(audio.iter().all(|&a| a == 0.0), "{audio:?}");
     // the pool is best-first by the blend and holds no seen item
     assert!(pool.windows(2).all(|w| w[0].1[at("blend")] >= w[1].1[at("blend")]));
     assert!(pool.iter().all(|(id, _)| *id != pid("p0") && *id != pid("p1")));

@@ -27,7 +27,9 @@
 //! - [`tuning`]: bounded, smoothed, revertible correction of candidate-source weights from
 //!   their measured goal rate.
 //! - [`simulate`]: a shop with a hidden click model and known true CTRs, used by the
-//!   statistical acceptance tests in `tests/simulation.rs`.
+//!   statistical acceptance tests in `tests/simulation.rs`; [`simulate::feature_shop`]: one
+//!   whose visitors click by what the learned ranker can see (price band, category,
+//!   freshness, quality), answering lists a server served (`vitrina simulate`).
 
 pub mod assign;
 pub mod attribution;

@@ -16,6 +16,8 @@
 //! Because lists are uniform samples of a policy's pool, visitors are drawn uniformly and
 //! sources independently, [`Shop::true_ctr`] is exact: the expected item-level CTR.
 
+pub mod feature_shop;
+
 use chrono::{DateTime, Duration, Utc};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 

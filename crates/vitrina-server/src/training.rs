@@ -26,7 +26,7 @@ use vitrina_core::{
     time::format_ts,
 };
 use vitrina_engine::{
-    learn::{train_ranker, Gated},
+    learn::{draw, train_ranker, Gated, Shown, MIN_LISTS},
     train::{prepare, train, TrainError, TrainingLog},
     validate::{evaluate, split_last, Quality},
     Engine, ModelBundle, PreparedModel, TrainingConfig,
@@ -479,6 +479,38 @@ impl Training {
         let products = engine.products();
         let ranking = engine.ranking();
         let config = job.config.clone();
+        // The learned ranker's cut and visitors, and what they were shown after it: read
+        // here, where the store is, before the blocking work.
+        let events = Arc::new(events);
+        let ranker_input = if config.ranker.enabled {
+            self.update(|j| j.phase = "ranker: drawing visitors".into());
+            let (log, c) = (events.clone(), config.clone());
+            let drawn = tokio::task::spawn_blocking(move || draw(&log, &c, MIN_LISTS))
+                .await
+                .map_err(|e| JobError::Other(e.to_string()))?;
+            let shown = match shown::after_cut(ports.impressions.as_ref(), &events, &drawn, cancel).await {
+                Ok(Some(shown)) => {
+                    self.log(format!(
+                        "learned ranker: {} of the {} visitors drawn at the cut were shown lists after it that earned an \
+                         outcome, which label theirs; the rest are labelled by what they did next",
+                        shown.len(),
+                        drawn.listed().len()
+                    ));
+                    shown
+                }
+                Ok(None) => return Err(JobError::Cancelled),
+                Err(e) => {
+                    self.log(format!(
+                        "learned ranker: the impression log could not be read ({e}); every drawn visitor is labelled by \
+                         what they did next"
+                    ));
+                    Shown::default()
+                }
+            };
+            Some((drawn, shown))
+        } else {
+            None
+        };
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, f32)>();
         let pool = self.pool.clone();
         let flag = cancel.clone();
@@ -517,11 +549,22 @@ impl Training {
                 } else {
                     None
                 };
-                let learned = if config.ranker.enabled {
-                    let _ = tx.send(("ranker".into(), 0.6));
-                    Some(train_ranker(&events, &products, &config, &ranking, &mut report(0.6, 0.1))?)
-                } else {
-                    None
+                let learned = match ranker_input {
+                    Some((drawn, shown)) => {
+                        let _ = tx.send(("ranker".into(), 0.6));
+                        let learned = train_ranker(
+                            &events,
+                            &products,
+                            &config,
+                            &ranking,
+                            &drawn,
+                            &shown,
+                            &mut report(0.6, 0.1),
+                        );
+                        drop((drawn, shown));
+                        Some(learned?)
+                    }
+                    None => None,
                 };
                 // The snapshot is not needed once prepared (the ranker's lists are built):
                 // dropping it before the models train keeps the job's peak memory down (20M
@@ -936,6 +979,8 @@ pub async fn restore_active(
     }
     Ok(None)
 }
+
+mod shown;
 
 #[cfg(test)]
 mod tests {
