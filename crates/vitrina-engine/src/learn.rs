@@ -189,9 +189,13 @@ pub fn fit_and_gate(lists: Vec<TrainingList>, params: &RankerParams) -> Result<G
     Ok(Gated { ranker, report })
 }
 
-/// The mean of `values` per key (`keys[i]` is `values[i]`'s), in key order.
+/// The mean of `values` per key (`keys[i]` is `values[i]`'s), in key order; `values` as
+/// they are if the two do not pair up (a list `ndcg_per_list` skipped that `keys` counted,
+/// which labels of 0 to 4 never make).
 fn per_key(keys: &[u64], values: &[f64]) -> Vec<f64> {
-    assert_eq!(keys.len(), values.len(), "one key per value");
+    if keys.len() != values.len() {
+        return values.to_vec();
+    }
     let mut sums: std::collections::BTreeMap<u64, (f64, usize)> = Default::default();
     for (k, v) in keys.iter().zip(values) {
         let e = sums.entry(*k).or_default();
@@ -343,8 +347,9 @@ pub type Shown = FxHashMap<u32, Vec<Vec<(ProductId, f32)>>>;
 /// is the catalogue, `ranking` the shop's ranking config (exploration off). A visitor with
 /// lists `shown` after the cut that earned an outcome is labelled by them: a list per such
 /// list, of the candidates shown in it, graded by their attributed outcomes there. Any
-/// other drawn visitor is labelled by what they did next: their best grade per candidate
-/// after the cut.
+/// other drawn visitor, and one whose shown lists yield no list (what they acted on is no
+/// candidate of theirs at the cut), is labelled by what they did next: their best grade per
+/// candidate after the cut.
 pub fn cut_lists(
     log: &TrainingLog,
     products: &[Product],
@@ -364,7 +369,7 @@ pub fn cut_lists(
     // What each listed visitor did after the cut: per list shown to them that earned an
     // outcome, the grade of each product in it; without such lists, their best grade per
     // product over all they did.
-    let mut labels: FxHashMap<u32, Vec<FxHashMap<u32, f32>>> = FxHashMap::default();
+    let mut shown_lists: FxHashMap<u32, Vec<FxHashMap<u32, f32>>> = FxHashMap::default();
     let listed = |u: u32| role.get(u as usize) == Some(&Role::Listed);
     let earned = |list: &Vec<(ProductId, f32)>| list.iter().any(|(_, g)| *g > 0.0);
     for (&u, lists) in shown.iter().filter(|(&u, s)| listed(u) && s.iter().any(earned)) {
@@ -373,22 +378,14 @@ pub fn cut_lists(
             .filter(|list| earned(list))
             .map(|list| list.iter().filter_map(|(id, g)| Some((*index.get(id)?, *g))).collect())
             .collect();
-        labels.insert(u, graded);
+        shown_lists.insert(u, graded);
     }
+    // Everyone's next actions: the labels of visitors whose shown lists yield no list.
     let mut next: FxHashMap<u32, FxHashMap<u32, f32>> = FxHashMap::default();
     for r in log.rows.iter().filter(|r| r.ts_ms >= cut_ms && role[r.user as usize] == Role::Listed) {
-        if !labels.contains_key(&r.user) {
-            let g = next.entry(r.user).or_default().entry(r.item).or_default();
-            *g = g.max(grade(r.kind, r.value()));
-        }
+        let g = next.entry(r.user).or_default().entry(r.item).or_default();
+        *g = g.max(grade(r.kind, r.value()));
     }
-    let all_candidates = next.into_iter().map(|(u, grades)| (u, vec![grades]));
-    let shown_only: Vec<bool> = {
-        let mut v = vec![false; role.len()];
-        labels.keys().for_each(|&u| v[u as usize] = true);
-        v
-    };
-    labels.extend(all_candidates);
 
     // The cut's models: only the drawn and sampled visitors' rows, with only those
     // visitors in the user table (ALS keeps a vector per user).
@@ -437,23 +434,31 @@ pub fn cut_lists(
         let built: Vec<Vec<TrainingList>> = chunk
             .par_iter()
             .map(|&u| {
-                let Some(graded) = labels.get(&u) else { return Vec::new() };
+                let (served, done) = (shown_lists.get(&u), next.get(&u));
+                if served.is_none() && done.is_none() {
+                    return Vec::new();
+                }
                 let cands = engine.candidate_features(&model, &scoring, &log.users[u as usize], &req);
-                graded
-                    .iter()
-                    .filter_map(|grades| {
-                        let grade_of = |id: &ProductId| index.get(id).and_then(|i| grades.get(i)).copied();
-                        let kept = cands
-                            .iter()
-                            .filter(|(id, _)| !shown_only[u as usize] || grade_of(id).is_some())
-                            .cloned()
-                            .collect();
-                        let list = TrainingList::new(u64::from(u), kept, |id| grade_of(id).unwrap_or(0.0));
-                        // A shown list orders something only if it holds an item passed over.
-                        let informative = !shown_only[u as usize] || list.labels.contains(&0.0);
-                        (informative && list.labels.iter().any(|&l| l > 0.0)).then_some(list)
-                    })
-                    .collect()
+                // A served list keeps only what was shown, and orders something only if it
+                // holds an item passed over besides one acted on.
+                let list_of = |grades: &FxHashMap<u32, f32>, shown_only: bool| {
+                    let grade_of = |id: &ProductId| index.get(id).and_then(|i| grades.get(i)).copied();
+                    let kept = cands
+                        .iter()
+                        .filter(|(id, _)| !shown_only || grade_of(id).is_some())
+                        .cloned()
+                        .collect();
+                    let list = TrainingList::new(u64::from(u), kept, |id| grade_of(id).unwrap_or(0.0));
+                    let informative = !shown_only || list.labels.contains(&0.0);
+                    (informative && list.labels.iter().any(|&l| l > 0.0)).then_some(list)
+                };
+                let from_served: Vec<TrainingList> =
+                    served.into_iter().flatten().filter_map(|g| list_of(g, true)).collect();
+                if from_served.is_empty() {
+                    done.and_then(|g| list_of(g, false)).into_iter().collect()
+                } else {
+                    from_served
+                }
             })
             .collect();
         lists.extend(built.into_iter().flatten());

@@ -292,7 +292,7 @@ fn a_visitor_shown_lists_that_earned_outcomes_after_the_cut_is_labelled_by_them_
         .unwrap()
     };
     let base = cut(&Shown::default());
-    let (a, b) = (&base.lists[0], &base.lists[1]);
+    let (a, b, c) = (&base.lists[0], &base.lists[1], &base.lists[2]);
     // a was shown two lists after the cut: its 2nd, 4th and 1st candidates, then its 4th and
     // 6th and a product the log does not know; clicked the 4th in the first list and put
     // the 6th in the cart from the second. b was shown a list and did nothing with it.
@@ -308,6 +308,8 @@ fn a_visitor_shown_lists_that_earned_outcomes_after_the_cut_is_labelled_by_them_
             ],
         ),
         (b.key as u32, vec![vec![grade_of(b, 0, 0.0), grade_of(b, 2, 0.0)]]),
+        // c's only outcome is on a product that is none of its candidates at the cut
+        (c.key as u32, vec![vec![grade_of(c, 0, 0.0), (pid("unknown"), 2.0)]]),
     ]
     .into_iter()
     .collect();
@@ -328,9 +330,19 @@ fn a_visitor_shown_lists_that_earned_outcomes_after_the_cut_is_labelled_by_them_
             assert_eq!(row(list, i), row(a, k));
         }
     }
-    // b, whose lists earned nothing, and everyone else keep the list their next action labels
+    // b, whose lists earned nothing, c, whose lists yield no list, and everyone else keep
+    // the list their next action labels
     assert_eq!(labelled.lists.len(), base.lists.len() + 1);
-    let others = |c: &CutLists| -> Vec<ListBits> { bits(c).into_iter().filter(|l| l.0 != a.key).collect() };
+    let others = |l: &CutLists| -> Vec<ListBits> { bits(l).into_iter().filter(|l| l.0 != a.key).collect() };
     assert_eq!(others(&labelled), others(&base));
-    assert!(others(&labelled).iter().any(|l| l.0 == b.key));
+    assert!(others(&labelled).iter().any(|l| l.0 == b.key) && others(&labelled).iter().any(|l| l.0 == c.key));
+}
+
+#[test]
+fn the_gate_averages_each_visitors_lists() {
+    // keys 3, 1, 3: visitor 1 has 5.0, visitor 3 the mean of 1.0 and 3.0
+    assert_eq!(per_key(&[3, 1, 3], &[1.0, 5.0, 3.0]), [5.0, 2.0]);
+    assert_eq!(per_key(&[], &[]), Vec::<f64>::new());
+    // keys that do not pair up with the values leave them per list
+    assert_eq!(per_key(&[1], &[1.0, 2.0]), [1.0, 2.0]);
 }

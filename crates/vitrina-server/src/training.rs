@@ -488,11 +488,18 @@ impl Training {
             let drawn = tokio::task::spawn_blocking(move || draw(&log, &c, MIN_LISTS))
                 .await
                 .map_err(|e| JobError::Other(e.to_string()))?;
-            let shown = match shown::after_cut(ports.impressions.as_ref(), &events, &drawn, cancel).await {
+            let n = drawn.listed().len();
+            let mut read = |k: usize| {
+                self.update(|j| j.phase = format!("ranker: reading the lists shown to {k} of {n} visitors"))
+            };
+            let shown = match shown::after_cut(ports.impressions.as_ref(), &events, &drawn, cancel, &mut read)
+                .await
+            {
                 Ok(Some(shown)) => {
                     self.log(format!(
                         "learned ranker: {} of the {} visitors drawn at the cut were shown lists after it that earned an \
-                         outcome, which label theirs; the rest are labelled by what they did next",
+                         outcome, which label theirs where they hold a candidate; the rest are labelled by what they did \
+                         next",
                         shown.len(),
                         drawn.listed().len()
                     ));

@@ -1,6 +1,6 @@
 //! What the learned ranker's drawn visitors were shown after the cut, read from the
-//! impression log: the lists that earned an attributed outcome after the cut (the newest
-//! [`MAX_LISTS_PER_VISITOR`] of them), each product in them with the best grade of the
+//! impression log: the lists that earned an attributed outcome after the cut (the
+//! [`MAX_LISTS_PER_VISITOR`] with the latest outcomes), each product in them with the best grade of the
 //! outcomes attributed to it there. Attribution decided which list an outcome answers; this
 //! only reads what it recorded. Lists of every kind served to the visitor count (personal,
 //! similar items, popular, session): the log does not say which endpoint served one.
@@ -20,22 +20,24 @@ use vitrina_engine::{
     train::TrainingLog,
 };
 
-/// Lists read per visitor, at most: the newest that earned an outcome (a shared or robotic
+/// Lists read per visitor, at most: those with the latest outcomes (a shared or robotic
 /// visitor id must not fill the job's memory).
 pub const MAX_LISTS_PER_VISITOR: usize = 20;
 /// A list that earned outcomes: when it last did, and each product's best grade in it.
 type Earned = (DateTime<Utc>, HashMap<ProductId, f32>);
 
-/// Visitors read between two cancellation checks.
+/// Visitors read between two progress reports.
 const CHUNK: usize = 1_000;
 
 /// The lists served to `draw`'s visitors from its cut on that earned an outcome (`None`
-/// when the job was cancelled meanwhile).
+/// when the job was cancelled meanwhile). `read` hears how many visitors are read, every
+/// [`CHUNK`].
 pub async fn after_cut(
     impressions: &dyn ImpressionStore,
     log: &TrainingLog,
     draw: &Draw,
     cancel: &AtomicBool,
+    read: &mut (dyn FnMut(usize) + Send),
 ) -> StoreResult<Option<Shown>> {
     let since = vitrina_core::time::from_millis(draw.cut_ms());
     let mut shown = Shown::default();
@@ -44,8 +46,11 @@ pub async fn after_cut(
     }
     impressions.flush_impressions().await;
     for (k, &u) in draw.listed().iter().enumerate() {
-        if k % CHUNK == 0 && cancel.load(Ordering::SeqCst) {
+        if cancel.load(Ordering::SeqCst) {
             return Ok(None);
+        }
+        if k % CHUNK == 0 {
+            read(k);
         }
         let user = &log.users[u as usize];
         // per list: when it last earned an outcome, and each product's best grade in it
