@@ -51,7 +51,7 @@ use crate::{
 
 /// Fewest gate visitors (with a list that holds a relevant candidate) the gate judges on;
 /// with fewer the blend serves.
-pub const MIN_GATE_LISTS: usize = 30;
+pub const MIN_GATE_VISITORS: usize = 30;
 /// The request's list length: the candidates are the blend's best `rerankDepth` whatever
 /// it is.
 const LIST_LEN: usize = 20;
@@ -144,10 +144,10 @@ impl Gated {
 
 /// The gate: the ranker serves only if it beats the blend on visitors it never trained on by
 /// more than two standard errors of the paired difference (per visitor, the mean over their
-/// lists), over at least [`MIN_GATE_LISTS`] visitors. A plain "higher mean" let a ranker through on about 120
-/// next-item lists (ML-100k) where it then lost on test.
+/// lists), over at least [`MIN_GATE_VISITORS`] visitors. A plain "higher mean" let a ranker
+/// through on about 120 next-item lists (ML-100k) where it then lost on test.
 fn passes(lift: &MeanStderr) -> bool {
-    lift.n >= MIN_GATE_LISTS && lift.mean - 2.0 * lift.stderr > 0.0
+    lift.n >= MIN_GATE_VISITORS && lift.mean - 2.0 * lift.stderr > 0.0
 }
 
 /// Splits `lists` by a hash of their key (half to fit, a quarter each for early stopping and
@@ -216,7 +216,7 @@ pub struct CutLists {
 }
 
 /// Fewest lists ranker training asks for: a quarter of them are the gate's.
-pub const MIN_LISTS: usize = 4 * MIN_GATE_LISTS;
+pub const MIN_LISTS: usize = 4 * MIN_GATE_VISITORS;
 
 impl CutLists {
     /// Why no ranker is trained on these lists, if there are too few.

@@ -262,7 +262,7 @@ fn ranker_of(users: usize) -> Result<Gated, String> {
 fn the_ranker_learns_what_the_blend_misses_and_passes_the_gate() {
     let gated = ranker_of(480).expect("enough lists");
     let r = &gated.report;
-    assert!(r.lift.n >= MIN_GATE_LISTS, "{r:?}");
+    assert!(r.lift.n >= MIN_GATE_VISITORS, "{r:?}");
     assert!(r.ndcg > r.blend_ndcg + 0.1, "{r:?}");
     assert!(r.serves, "{r:?}");
     assert!(gated.serving().is_some());

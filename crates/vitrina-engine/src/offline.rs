@@ -347,7 +347,7 @@ mod tests {
         assert!((mean - (ndcg - blend)).abs() < 1e-9, "the lift is paired over the same lists: {ranker}");
         let n = lift["n"].as_u64().unwrap();
         assert!(n > 0, "{ranker}");
-        let expected = n >= crate::learn::MIN_GATE_LISTS as u64 && mean - 2.0 * stderr > 0.0;
+        let expected = n >= crate::learn::MIN_GATE_VISITORS as u64 && mean - 2.0 * stderr > 0.0;
         assert_eq!(ranker["serves"].as_bool(), Some(expected), "{ranker}");
     }
 }
