@@ -59,7 +59,8 @@ enum Command {
     Bench(bench::Command),
     /// Run a simulated shop against a running server: a training job without the learned
     /// ranker, a day served by the blend, a training job with it, then an A/B experiment of
-    /// the ranker against the blend (exit code 1 when `--require-ratio` is not met).
+    /// the ranker against the blend (exit code 3 when `--require-ratio` is not met, 1 when the
+    /// run fails).
     Simulate(simulate::Args),
 }
 

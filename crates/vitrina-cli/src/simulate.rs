@@ -57,7 +57,7 @@ pub struct Args {
     concurrency: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Exit with code 1 unless the learned ranker's CTR is at least this many times the
+    /// Exit with code 3 unless the learned ranker's CTR is at least this many times the
     /// blend's and the interval of the difference excludes zero.
     #[arg(long)]
     require_ratio: Option<f64>,
@@ -148,7 +148,7 @@ pub async fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
         let low = difference["low"].as_f64().unwrap_or(0.0);
         if ratio < required || low <= 0.0 {
             eprintln!("the learned ranker's CTR is {ratio:.3} × the blend's (interval low {low:.5}); required: ≥ {required} with the interval above 0");
-            return Ok(std::process::ExitCode::FAILURE);
+            return Ok(std::process::ExitCode::from(3));
         }
     }
     Ok(std::process::ExitCode::SUCCESS)

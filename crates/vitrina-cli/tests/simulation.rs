@@ -15,7 +15,7 @@ fn a_simulated_day_trains_the_ranker_on_the_lists_shown_and_the_ab_is_judged_ove
     let dir = tempfile::tempdir().unwrap();
     let server =
         Server::start_with(dir.path(), Options { args: vec!["--no-demo".into()], ..Default::default() });
-    // --require-ratio 100 cannot be met: the run completes, prints its summary and exits 1
+    // --require-ratio 100 cannot be met: the run completes, prints its summary and exits 3
     let out = Command::new(env!("CARGO_BIN_EXE_vitrina"))
         .args(["simulate", "--url", &server.base, "--require-ratio", "100"])
         .args([
@@ -32,7 +32,7 @@ fn a_simulated_day_trains_the_ranker_on_the_lists_shown_and_the_ab_is_judged_ove
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("required: ≥ 100 with the interval above 0"), "{stderr}");
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
 
