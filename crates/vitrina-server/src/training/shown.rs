@@ -86,3 +86,184 @@ pub async fn after_cut(
     }
     Ok(Some(shown))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use vitrina_core::{
+        ports::{AttributedOutcome, Exposure, Impression, ImpressionItem},
+        ActivityType, LogEvent, UserId,
+    };
+    use vitrina_engine::{learn::draw, TrainingConfig};
+
+    use super::*;
+
+    const CUT: i64 = 100_000_000;
+
+    fn uid(s: &str) -> UserId {
+        UserId::parse(s).unwrap()
+    }
+
+    fn pid(s: &str) -> ProductId {
+        ProductId::parse(s).unwrap()
+    }
+
+    fn at(ms: i64) -> DateTime<Utc> {
+        vitrina_core::time::from_millis(ms)
+    }
+
+    /// Two visitors with nine views each well before [`CUT`] and a click at it: the cut
+    /// falls there and both are drawn.
+    fn log() -> TrainingLog {
+        let mut events = Vec::new();
+        for u in ["u0", "u1"] {
+            for k in 0..10 {
+                let (kind, ts_ms) =
+                    if k < 9 { (ActivityType::View, 1_000 * k) } else { (ActivityType::Click, CUT) };
+                events.push(LogEvent {
+                    seq: 0,
+                    user_id: uid(u),
+                    product_id: Some(pid(&format!("p{k}"))),
+                    activity_type: kind,
+                    ts_ms,
+                    value: None,
+                });
+            }
+        }
+        TrainingLog::from_events(&events)
+    }
+
+    #[derive(Default)]
+    struct Log {
+        lists: Vec<Impression>,
+        outcomes: Vec<AttributedOutcome>,
+        point_reads: Mutex<usize>,
+    }
+
+    impl Log {
+        /// A list served to u0 at `served` (ms) of `items`.
+        fn serve(&mut self, id: &str, served: i64, items: &[&str]) {
+            self.lists.push(Impression {
+                recommendation_id: id.into(),
+                user_id: uid("u0"),
+                model_version: "v1".into(),
+                variant: "default".into(),
+                created_at: at(served),
+                items: items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| ImpressionItem {
+                        product_id: pid(p),
+                        source: "trending".into(),
+                        position: i as u32,
+                    })
+                    .collect(),
+            });
+        }
+
+        /// u0's `kind` of `product` from list `id` at `when` (ms).
+        fn outcome(&mut self, id: &str, product: &str, kind: ActivityType, when: i64) {
+            self.outcomes.push(AttributedOutcome {
+                event_id: format!("e{}", self.outcomes.len()),
+                recommendation_id: id.into(),
+                user_id: uid("u0"),
+                variant: "default".into(),
+                product_id: pid(product),
+                source: "trending".into(),
+                position: 0,
+                kind,
+                value: 0.0,
+                created_at: at(when),
+            });
+        }
+    }
+
+    #[async_trait]
+    impl ImpressionStore for Log {
+        fn record_impression(&self, _: Impression) {}
+        async fn impressions_for_user(
+            &self,
+            user: &UserId,
+            since: DateTime<Utc>,
+        ) -> StoreResult<Vec<Impression>> {
+            Ok(self.lists.iter().filter(|l| &l.user_id == user && l.created_at >= since).cloned().collect())
+        }
+        async fn impression(&self, user: &UserId, id: &str) -> StoreResult<Option<Impression>> {
+            *self.point_reads.lock().unwrap() += 1;
+            Ok(self.lists.iter().find(|l| &l.user_id == user && l.recommendation_id == id).cloned())
+        }
+        async fn outcomes_for_user(&self, user: &UserId) -> StoreResult<Vec<AttributedOutcome>> {
+            Ok(self.outcomes.iter().filter(|o| &o.user_id == user).cloned().collect())
+        }
+        fn record_outcome(&self, _: AttributedOutcome) {}
+        async fn exposure(&self, _: &ProductId, _: DateTime<Utc>) -> StoreResult<Exposure> {
+            Ok(Exposure::default())
+        }
+        async fn experiment_log(&self, _: &str) -> StoreResult<(Vec<Impression>, Vec<AttributedOutcome>)> {
+            Ok((Vec::new(), Vec::new()))
+        }
+    }
+
+    async fn read(store: &Log, cancel: bool) -> Option<Shown> {
+        let log = log();
+        let drawn = draw(&log, &TrainingConfig::default(), 0);
+        assert_eq!((drawn.cut_ms(), drawn.listed().len()), (CUT, 2));
+        let flag = AtomicBool::new(cancel);
+        after_cut(store, &log, &drawn, &flag, &mut |_| {}).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn only_lists_served_after_the_cut_that_earned_an_outcome_after_it_label() {
+        let mut store = Log::default();
+        store.serve("shown", CUT + 1_000, &["p1", "p2", "p3"]);
+        store.outcome("shown", "p1", ActivityType::Click, CUT + 2_000);
+        store.outcome("shown", "p1", ActivityType::AddToCart, CUT + 3_000);
+        store.outcome("shown", "p3", ActivityType::Click, CUT + 4_000);
+        // served before the cut, clicked after it
+        store.serve("early", CUT - 1_000, &["p4"]);
+        store.outcome("early", "p4", ActivityType::Click, CUT + 1_000);
+        // earned its outcome before the cut
+        store.serve("before", CUT - 5_000, &["p5"]);
+        store.outcome("before", "p5", ActivityType::Purchase, CUT - 4_000);
+        // served after the cut, ignored
+        store.serve("ignored", CUT + 1_000, &["p6"]);
+        let shown = read(&store, false).await.unwrap();
+        // u0 is log user 0; u1 earned nothing and is left to its next actions
+        assert_eq!(shown.len(), 1);
+        assert_eq!(shown[&0], vec![vec![(pid("p1"), 3.0), (pid("p2"), 0.0), (pid("p3"), 2.0)]]);
+        // the ignored list is not even read
+        assert_eq!(*store.point_reads.lock().unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_visitor_brings_the_lists_with_the_latest_outcomes_at_most() {
+        let mut store = Log::default();
+        for k in 0..(MAX_LISTS_PER_VISITOR as i64 + 5) {
+            let id = format!("l{k}");
+            store.serve(&id, CUT + 1_000, &["p1", "p2"]);
+            store.outcome(
+                &id,
+                if k % 2 == 0 { "p1" } else { "p2" },
+                ActivityType::Click,
+                CUT + 10_000 * (k + 1),
+            );
+        }
+        let shown = read(&store, false).await.unwrap();
+        let lists = &shown[&0];
+        assert_eq!(lists.len(), MAX_LISTS_PER_VISITOR);
+        // newest outcome first: l24 (p1 clicked) … l5
+        assert_eq!(lists[0], vec![(pid("p1"), 2.0), (pid("p2"), 0.0)]);
+        assert_eq!(lists[1], vec![(pid("p1"), 0.0), (pid("p2"), 2.0)]);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_job_reads_nothing() {
+        let mut store = Log::default();
+        store.serve("shown", CUT + 1_000, &["p1"]);
+        store.outcome("shown", "p1", ActivityType::Click, CUT + 2_000);
+        assert!(read(&store, true).await.is_none());
+        assert_eq!(*store.point_reads.lock().unwrap(), 0);
+    }
+}
