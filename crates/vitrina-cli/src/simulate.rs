@@ -234,12 +234,11 @@ async fn experiment(
     api.post(&format!("/api/v1/experiments/{id}/start"), &json!({})).await?;
     let outcome = async {
         let clicks = serve_visits(api, shop, args, phase, visits, &id).await?;
-        Ok((settled_results(api, &id, clicks).await?, clicks))
+        anyhow::Ok((settled_results(api, &id, clicks).await?, clicks))
     }
     .await;
     // stopped whatever happened: a running experiment would take the next run's lists
     let stopped = api.post(&format!("/api/v1/experiments/{id}/stop"), &json!({})).await;
-    let outcome: anyhow::Result<(Value, u64)> = outcome;
     let outcome = outcome?;
     stopped?;
     Ok(outcome)

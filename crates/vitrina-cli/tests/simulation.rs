@@ -69,3 +69,23 @@ fn a_simulated_day_trains_the_ranker_on_the_lists_shown_and_the_ab_is_judged_ove
     let d = &summary["difference"];
     assert!(d["low"].as_f64().unwrap() < d["value"].as_f64().unwrap());
 }
+
+#[test]
+fn bad_sizes_are_refused_before_any_request() {
+    // nothing listens on port 9: a run that got past the checks would fail to connect instead
+    for (flag, value, says) in [
+        ("--visitors", "0", "must be at least 1"),
+        ("--limit", "0", "must be at least 1"),
+        ("--random-ctr", "0.5", "--random-ctr must be above 0 and at most 0.2"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_vitrina"))
+            .args(["simulate", "--url", "http://127.0.0.1:9", flag, value])
+            .env_remove("VITRINA_API_KEY")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(says) && !stderr.contains("cannot reach"), "{flag} {value}: {stderr}");
+        assert!(out.stdout.is_empty());
+    }
+}
