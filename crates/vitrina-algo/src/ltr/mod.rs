@@ -2,13 +2,15 @@
 //! objective over lists of candidates, each row a candidate's features and a graded label.
 //!
 //! - [`RankingSet`]: lists of rows (features row-major, NaN = missing) with graded labels;
-//! - [`Ranker::train`]: boosting rounds of leaf-wise trees on quantile-binned features, with
+//! - [`Ranker::train`]: boosting rounds of leaf-wise trees on quantile-binned features,
+//!   starting from the single feature that ranks the training lists best ([`Base`]), with
 //!   early stopping on a validation set's NDCG@k;
 //! - [`Ranker::score`]: one candidate's score from its raw features (a few hundred node
 //!   visits), so serving needs no binning.
 //!
 //! Written here rather than taken from a crate: see `docs/adr/0015-learned-ranker.md`.
 
+mod base;
 mod bins;
 mod lambda;
 mod tree;
@@ -22,6 +24,7 @@ use crate::{
     error::{invalid, AlgoError, Result},
     eval::MeanStderr,
 };
+pub use base::Base;
 pub use lambda::ndcg_at;
 use tree::{Growth, Tree};
 
@@ -131,6 +134,9 @@ pub struct RankerParams {
     pub sigma: f32,
     /// Stop when the validation NDCG has not improved for this many rounds.
     pub early_stopping_rounds: usize,
+    /// Start from the single feature that ranks the training lists best ([`Base`]) rather
+    /// than from zero.
+    pub base: bool,
 }
 
 impl Default for RankerParams {
@@ -147,6 +153,7 @@ impl Default for RankerParams {
             ndcg_at: 20,
             sigma: 1.0,
             early_stopping_rounds: 30,
+            base: true,
         }
     }
 }
@@ -189,16 +196,22 @@ pub struct TrainReport {
     pub trees_kept: usize,
 }
 
-/// A trained ranker: the sum of its trees' outputs is a candidate's score.
+/// A trained ranker: its base feature's standardised value plus the sum of its trees' outputs
+/// is a candidate's score.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ranker {
     n_features: usize,
+    /// Absent in rankers trained before it existed, and when no feature ranks better than
+    /// the lists' own order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    base: Option<Base>,
     trees: Vec<Tree>,
 }
 
 impl Ranker {
     /// Trains on `train`; with `validation`, keeps the round with the best validation
-    /// NDCG@k and stops `early_stopping_rounds` after it. Deterministic for the same input.
+    /// NDCG@k (none: the base alone, when no tree improves on it) and stops
+    /// `early_stopping_rounds` after it. Deterministic for the same input.
     pub fn train(
         train: &RankingSet,
         validation: Option<&RankingSet>,
@@ -226,11 +239,14 @@ impl Ranker {
             learning_rate: f64::from(params.learning_rate),
         };
         let n = train.n_rows();
-        let (mut scores, mut grad, mut hess) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
-        let mut valid_scores = vec![0f32; validation.map_or(0, RankingSet::n_rows)];
+        let base = if params.base { Base::choose(train, params.ndcg_at) } else { None };
+        let mut ranker = Ranker { n_features: train.n_features, base, trees: Vec::new() };
+        let mut scores = ranker.score_set(train);
+        let (mut grad, mut hess) = (vec![0f32; n], vec![0f32; n]);
+        let mut valid_scores = validation.map_or_else(Vec::new, |v| ranker.score_set(v));
         let mut report = TrainReport::default();
-        let mut ranker = Ranker { n_features: train.n_features, trees: Vec::new() };
-        let mut best = (f64::NEG_INFINITY, 0usize);
+        let mut best =
+            (validation.map_or(f64::NEG_INFINITY, |v| v.mean_ndcg(&valid_scores, params.ndcg_at)), 0usize);
         for round in 0..params.trees {
             gradients(train, &informative, &scores, params, &mut grad, &mut hess);
             let (tree, values) = tree::grow(&binned, rows.clone(), &grad, &hess, &growth);
@@ -267,7 +283,7 @@ impl Ranker {
     /// shorter than that reads the absent values as missing).
     pub fn score(&self, row: &[f32]) -> f32 {
         debug_assert_eq!(row.len(), self.n_features);
-        self.trees.iter().map(|t| t.predict(row)).sum()
+        self.base.map_or(0.0, |b| b.score(row)) + self.trees.iter().map(|t| t.predict(row)).sum::<f32>()
     }
 
     /// Scores every row of a set, in row order.
@@ -281,6 +297,11 @@ impl Ranker {
 
     pub fn n_trees(&self) -> usize {
         self.trees.len()
+    }
+
+    /// The feature the trees start from, if any.
+    pub fn base(&self) -> Option<&Base> {
+        self.base.as_ref()
     }
 
     /// Each feature's total split gain across the trees (its share in what the ranker learnt).
@@ -298,6 +319,9 @@ impl Ranker {
         let bad = |m: &str| Err(AlgoError::Artefact(format!("ranker: {m}")));
         if self.trees.len() > MAX_TREES {
             return bad("more trees than a ranker may have");
+        }
+        if self.base.is_some_and(|b| !b.is_sound(self.n_features)) {
+            return bad("its base reads a feature it does not have or is not finite");
         }
         let mut largest_sum = 0f64;
         for t in &self.trees {

@@ -190,3 +190,75 @@ fn ndcg_per_list_keeps_list_order_and_skips_lists_without_a_relevant_row() {
     assert!((per_list[1] - 1.0).abs() < 1e-12, "{per_list:?}");
     assert!((set.mean_ndcg(&scores, 10) - (per_list[0] + per_list[1]) / 2.0).abs() < 1e-12);
 }
+
+/// Lists of 30 where feature 1 is a rank (1 first) that orders the rows exactly, missing for
+/// rows no one ranked (all irrelevant), and feature 0 is noise.
+fn ranked_by_a_rank(lists: usize, seed: u64) -> RankingSet {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut set = RankingSet::new(2);
+    for _ in 0..lists {
+        let (mut features, mut labels) = (Vec::new(), Vec::new());
+        for rank in 1..=30 {
+            let ranked = rank <= 24;
+            let label = match rank {
+                1..=3 => 3.0,
+                4..=8 => 2.0,
+                9..=15 => 1.0,
+                _ => 0.0,
+            };
+            features.extend([rng.random::<f32>(), if ranked { rank as f32 } else { f32::NAN }]);
+            labels.push(label);
+        }
+        // rows in a random order, so the lists' own order ranks nothing
+        let mut rows: Vec<usize> = (0..30).collect();
+        for i in (1..rows.len()).rev() {
+            rows.swap(i, rng.random_range(0..=i));
+        }
+        let features: Vec<f32> = rows.iter().flat_map(|&r| [features[2 * r], features[2 * r + 1]]).collect();
+        let labels: Vec<f32> = rows.iter().map(|&r| labels[r]).collect();
+        set.push_list(&features, &labels).unwrap();
+    }
+    set
+}
+
+#[test]
+fn trees_start_from_the_feature_that_ranks_best_and_add_nothing_to_a_perfect_one() {
+    let (train, valid) = (ranked_by_a_rank(100, 6), ranked_by_a_rank(40, 7));
+    let params = RankerParams { ndcg_at: 10, ..RankerParams::default() };
+    let (ranker, report) = Ranker::train(&train, Some(&valid), &params).unwrap();
+    let base = ranker.base().expect("feature 1 ranks better than the lists' order");
+    assert_eq!(base.feature, 1);
+    assert!(base.scale < 0.0, "a rank: low values first ({base:?})");
+    assert_eq!(valid.mean_ndcg(&ranker.score_set(&valid), 10), 1.0);
+    assert_eq!((report.trees_kept, ranker.n_trees()), (0, 0), "no tree beats a perfect start");
+    // missing ranks below every present value the training lists held
+    assert!(ranker.score(&[0.5, f32::NAN]) < ranker.score(&[0.5, 24.0]));
+    assert!(ranker.score(&[0.5, 1.0]) > ranker.score(&[0.5, 2.0]));
+
+    // from zero, the same trees cut the rank into leaves and tie rows inside them
+    let (plain, _) =
+        Ranker::train(&train, Some(&valid), &RankerParams { base: false, ..params.clone() }).unwrap();
+    assert!(plain.base().is_none() && plain.n_trees() > 0);
+}
+
+#[test]
+fn a_ranker_without_a_base_reads_as_before_and_a_bad_base_is_refused() {
+    let (train, valid) = (synthetic(40, 8), synthetic(20, 9));
+    let params = RankerParams { trees: 10, base: false, ..RankerParams::default() };
+    let (plain, _) = Ranker::train(&train, Some(&valid), &params).unwrap();
+    // the artefact of a ranker trained before bases existed has no such key
+    let json = serde_json::to_value(&plain).unwrap();
+    assert!(json.get("base").is_none(), "{json}");
+    let back: Ranker = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(back.score_set(&valid), plain.score_set(&valid));
+
+    let mut bad = json;
+    for base in [
+        serde_json::json!({"feature": N_FEATURES, "mean": 0.0, "scale": 1.0, "missing": -1.0}),
+        serde_json::json!({"feature": 0, "mean": 0.0, "scale": 0.0, "missing": -1.0}),
+    ] {
+        bad["base"] = base;
+        let ranker: Ranker = serde_json::from_value(bad.clone()).unwrap();
+        assert!(ranker.validate().is_err(), "{bad}");
+    }
+}

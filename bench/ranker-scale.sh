@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# What the learned ranker costs a list at the scale of bench/scale-bench.sh (1M visitors,
+# 100k products, 20M events), side by side with the blend in one run, on one model.
+# Usage: bench/ranker-scale.sh            (from the repository root; needs `wrk`)
+#   DIR=/tmp/scale        the generated shop; its imported data directory $DIR/data is made
+#                         by `DIR=… IMPORT_ONLY=1 bash bench/scale-bench.sh` when absent
+#   BIN=path/to/vitrina   the build to measure (default: a release build of this checkout)
+#   RUNS=2                passes of each ranker;  SECONDS_PER_RUN=60  length of each load run
+# Steps: a copy of the imported data directory; one start trains a model on all 20M events
+# with the default training config (which trains the ranker) and stops, writing a checkpoint;
+# the script refuses to go on unless that model's ranker passed its gate (it serves). Then RUNS passes,
+# alternating `ranking.ranker` blend and learned (the environment variable
+# VITRINA__RANKING__RANKER), each a restart of the server on that directory from its
+# checkpoint: a 10 s warm-up, a mostly cached run, a cache-miss mix (wrk,
+# bench/recommend.lua), and a fixed offered load of 3,000 lists/s for visitors drawn from
+# all 1M (`vitrina bench recommend --rate`, mostly cache misses).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -n "${BIN:-}" ] || cargo build --release -q -p vitrina-cli
+bin=$(realpath "${BIN:-target/release/vitrina}")
+dir=${DIR:-/tmp/scale}
+runs=${RUNS:-2}
+secs=${SECONDS_PER_RUN:-60}
+port=${PORT:-18091}
+url="http://127.0.0.1:$port"
+data="$dir/ranker-data"
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
+if [ ! -f "$dir/data/.imported" ]; then
+  DIR="$dir" DATA="$dir/data" BIN="$bin" IMPORT_ONLY=1 bash bench/scale-bench.sh
+fi
+echo "== machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem:/{print $2}') GiB"
+
+pid=
+stop() { [ -z "$pid" ] || { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=; }; }
+trap stop EXIT
+start() { # ranker choice; logs to $dir/ranker-serve.<choice>.log
+  local started
+  started=$(date +%s.%N)
+  VITRINA__RANKING__RANKER="$1" RUST_LOG=info "$bin" serve --addr "127.0.0.1:$port" --data-dir "$data" \
+    >"$dir/ranker-serve.$1.log" 2>&1 &
+  pid=$!
+  until curl -sf "$url/health" >/dev/null; do
+    kill -0 "$pid" 2>/dev/null || { echo "the server exited: $dir/ranker-serve.$1.log" >&2; exit 1; }
+    sleep 0.5
+  done
+  echo "ready after $(echo "$(date +%s.%N) - $started" | bc) s"
+}
+rss() { awk '/VmRSS/{r=$2} /VmHWM/{h=$2} END{printf "RSS %.0f MiB, peak %.0f MiB\n", r/1024, h/1024}' /proc/$pid/status; }
+served() { curl -s "$url/metrics" | awk -v c="$1" '$1 ~ "vitrina_recommendations_served_total" && $1 ~ "cache=\""c"\"" {s+=$2} END{print s+0}'; }
+status() { curl -s "$url/api/v1/training/status"; }
+
+echo "== a copy of the imported shop, and a model trained on all of it (default config)"
+rm -rf "$data" && cp -r "$dir/data" "$data" && rm -f "$data/vitrina.lock"
+start learned
+# /health answers once a model is active: the start-up job has finished.
+status | python3 -c 'import json,sys; s=json.load(sys.stdin)["lastFinished"]; print("job", s["jobId"], s["status"], s.get("modelVersion"), "from", s.get("startedAt"), "to", s.get("finishedAt"))'
+grep -o 'learned ranker: [^"]*' "$dir/ranker-serve.learned.log" | head -3 || true
+active=$(curl -s "$url/api/v1/training/models" | python3 -c 'import json,sys; print(json.load(sys.stdin)["activeVersion"])')
+if ! curl -s "$url/api/v1/training/models/$active" | grep -q '"serves":true'; then
+  echo "the active model $active carries no learned ranker that passed its gate: nothing to compare" >&2
+  exit 1
+fi
+stop
+
+run() { # name, COLD share, HOT visitors
+  local h0 m0 h m
+  h0=$(served hit); m0=$(served miss)
+  echo "== $1: wrk -t1 -c32 -d${secs}s, COLD=$2 HOT=$3"
+  COLD=$2 HOT=$3 wrk -t1 -c32 -d"${secs}s" --latency -s bench/recommend.lua "$url" |
+    grep -E "Requests/sec|p99.9|Socket errors|Non-2xx|requests in"
+  h=$(( $(served hit) - h0 )); m=$(( $(served miss) - m0 ))
+  echo "cache misses: $m of $((h + m)) ($(( 100 * m / (h + m) )) %); $(rss)"
+}
+for pass in $(seq 1 "$runs"); do
+  for ranker in blend learned; do
+    echo "#### ranker: $ranker (pass $pass), $(date -u +%H:%M:%S) UTC"
+    start "$ranker"
+    echo "== warm-up (10 s, not measured)"
+    COLD=0.25 HOT=10000 wrk -t1 -c32 -d10s -s bench/recommend.lua "$url" >/dev/null
+    run "mostly cached" 0.0 10000
+    run "cache-miss mix" 0.25 10000
+    echo "== fixed rate: vitrina bench recommend --rate 3000 --duration $secs (all visitors, mostly misses)"
+    "$bin" bench recommend --url "$url" --user-prefix user- --users 1000000 --concurrency 32 \
+      --rate 3000 --duration "$secs" | grep -E "requests/s|latency|FAILED"
+    echo "== $(rss)"
+    stop
+  done
+done
