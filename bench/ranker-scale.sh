@@ -5,13 +5,14 @@
 #   DIR=/tmp/scale        the generated shop; its imported data directory $DIR/data is made
 #                         by `DIR=… IMPORT_ONLY=1 bash bench/scale-bench.sh` when absent
 #   BIN=path/to/vitrina   the build to measure (default: a release build of this checkout)
-#   RUNS=2                passes of each ranker;  SECONDS_PER_RUN=60  length of each load run
+#   RUNS=2                rounds (a pass of each ranker);  SECONDS_PER_RUN=60  length of each load run
 # Steps: a copy of the imported data directory; one start trains a model on all 20M events
 # with the default training config (which trains the ranker) and stops, writing a checkpoint;
-# the script refuses to go on unless that model's ranker passed its gate (it serves). Then RUNS passes,
-# alternating `ranking.ranker` blend and learned (the environment variable
-# VITRINA__RANKING__RANKER), each a restart of the server on that directory from its
-# checkpoint: a 10 s warm-up, a mostly cached run, a cache-miss mix (wrk,
+# the script refuses to go on unless that model's ranker passed its gate (it serves). Then RUNS
+# rounds of two passes in the order blend, learned, learned, blend, … (`ranking.ranker`, set by
+# the environment variable VITRINA__RANKING__RANKER), each pass a server started from its
+# checkpoint on a fresh copy of that trained directory (a pass's served lists grow the
+# impression log, which would slow the passes after it): a 10 s warm-up, a mostly cached run, a cache-miss mix (wrk,
 # bench/recommend.lua), and a fixed offered load of 3,000 lists/s for visitors drawn from
 # all 1M (`vitrina bench recommend --rate`, mostly cache misses).
 set -euo pipefail
@@ -23,6 +24,7 @@ runs=${RUNS:-2}
 secs=${SECONDS_PER_RUN:-60}
 port=${PORT:-18091}
 url="http://127.0.0.1:$port"
+trained="$dir/ranker-trained"
 data="$dir/ranker-data"
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 if [ ! -f "$dir/data/.imported" ]; then
@@ -39,28 +41,31 @@ start() { # ranker choice; logs to $dir/ranker-serve.<choice>.log
   VITRINA__RANKING__RANKER="$1" RUST_LOG=info "$bin" serve --addr "127.0.0.1:$port" --data-dir "$data" \
     >"$dir/ranker-serve.$1.log" 2>&1 &
   pid=$!
+  local deadline=$(($(date +%s) + 1800))
   until curl -sf "$url/health" >/dev/null; do
     kill -0 "$pid" 2>/dev/null || { echo "the server exited: $dir/ranker-serve.$1.log" >&2; exit 1; }
-    sleep 0.5
+    [ "$(date +%s)" -lt "$deadline" ] || { echo "not healthy after 30 min: $dir/ranker-serve.$1.log" >&2; exit 1; }
+    sleep 1
   done
   echo "ready after $(echo "$(date +%s.%N) - $started" | bc) s"
 }
 rss() { awk '/VmRSS/{r=$2} /VmHWM/{h=$2} END{printf "RSS %.0f MiB, peak %.0f MiB\n", r/1024, h/1024}' /proc/$pid/status; }
 served() { curl -s "$url/metrics" | awk -v c="$1" '$1 ~ "vitrina_recommendations_served_total" && $1 ~ "cache=\""c"\"" {s+=$2} END{print s+0}'; }
-status() { curl -s "$url/api/v1/training/status"; }
 
 echo "== a copy of the imported shop, and a model trained on all of it (default config)"
-rm -rf "$data" && cp -r "$dir/data" "$data" && rm -f "$data/vitrina.lock"
+rm -rf "$data" "$trained" && cp -r "$dir/data" "$data" && rm -f "$data/vitrina.lock"
 start learned
-# /health answers once a model is active: the start-up job has finished.
-status | python3 -c 'import json,sys; s=json.load(sys.stdin)["lastFinished"]; print("job", s["jobId"], s["status"], s.get("modelVersion"), "from", s.get("startedAt"), "to", s.get("finishedAt"))'
-grep -o 'learned ranker: [^"]*' "$dir/ranker-serve.learned.log" | head -3 || true
+# /health answers once a model is active, as the start-up job finishes.
 active=$(curl -s "$url/api/v1/training/models" | python3 -c 'import json,sys; print(json.load(sys.stdin)["activeVersion"])')
-if ! curl -s "$url/api/v1/training/models/$active" | grep -q '"serves":true'; then
-  echo "the active model $active carries no learned ranker that passed its gate: nothing to compare" >&2
-  exit 1
-fi
+model=$(curl -s "$url/api/v1/training/models/$active")
+echo "$model" | python3 -c 'import json,sys; m=json.load(sys.stdin)["model"]; print("model", m["version"], "trained", m.get("createdAt"), "to", m.get("finishedAt")); print("ranker:", json.dumps(m["metrics"].get("ranker")))' || true
+grep -o 'learned ranker: [^"]*' "$dir/ranker-serve.learned.log" | head -3 || true
+case "$model" in
+  *'"serves":true'*) ;;
+  *) echo "the active model $active carries no learned ranker that passed its gate: nothing to compare" >&2; exit 1 ;;
+esac
 stop
+mv "$data" "$trained"
 
 run() { # name, COLD share, HOT visitors
   local h0 m0 h m
@@ -69,11 +74,14 @@ run() { # name, COLD share, HOT visitors
   COLD=$2 HOT=$3 wrk -t1 -c32 -d"${secs}s" --latency -s bench/recommend.lua "$url" |
     grep -E "Requests/sec|p99.9|Socket errors|Non-2xx|requests in"
   h=$(( $(served hit) - h0 )); m=$(( $(served miss) - m0 ))
-  echo "cache misses: $m of $((h + m)) ($(( 100 * m / (h + m) )) %); $(rss)"
+  echo "cache misses: $m of $((h + m)) ($(( 100 * m / (h + m > 0 ? h + m : 1) )) %); $(rss)"
 }
-for pass in $(seq 1 "$runs"); do
-  for ranker in blend learned; do
-    echo "#### ranker: $ranker (pass $pass), $(date -u +%H:%M:%S) UTC"
+for round in $(seq 1 "$runs"); do
+  order="blend learned"
+  [ $((round % 2)) -eq 1 ] || order="learned blend"
+  for ranker in $order; do
+    echo "#### ranker: $ranker (round $round), $(date -u +%H:%M:%S) UTC"
+    rm -rf "$data" && cp -r "$trained" "$data" && rm -f "$data/vitrina.lock"
     start "$ranker"
     echo "== warm-up (10 s, not measured)"
     COLD=0.25 HOT=10000 wrk -t1 -c32 -d10s -s bench/recommend.lua "$url" >/dev/null

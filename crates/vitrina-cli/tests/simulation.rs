@@ -44,7 +44,10 @@ fn a_simulated_day_trains_the_ranker_on_the_lists_shown_and_the_ab_is_judged_ove
     let drawn: usize = drawn.split(' ').next().unwrap().parse().unwrap();
     let with_lists: usize = with_lists.parse().unwrap();
     assert!(drawn >= 120 && with_lists * 10 >= drawn * 9, "{lines:?}");
-    assert!(lines.iter().any(|l| l.contains(" lists, ") && l.contains(" trees; NDCG ")), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains(" lists, ") && l.contains(" trees from ") && l.contains("; NDCG ")),
+        "{lines:?}"
+    );
 
     // Day one was an A/A test of the blend: both halves served, and their CTRs are within
     // 40 % of each other. Each half has some 1,200 clicks from about 250 visitors (the unit

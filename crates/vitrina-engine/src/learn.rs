@@ -118,6 +118,8 @@ pub struct RankerReport {
     /// Lists fitted on, used for early stopping and judged by the gate.
     pub lists: [usize; 3],
     pub rows: usize,
+    /// The feature the trees start from ([`vitrina_algo::ltr::Base`]), if any.
+    pub base: Option<String>,
     pub trees_kept: usize,
     /// NDCG@k of the ranker and of the blend on the gate's visitors (each the mean over
     /// their lists).
@@ -180,6 +182,7 @@ pub fn fit_and_gate(lists: Vec<TrainingList>, params: &RankerParams) -> Result<G
     let report = RankerReport {
         lists: [fit.n_lists(), stop.n_lists(), gate.n_lists()],
         rows: fit.n_rows() + stop.n_rows() + gate.n_rows(),
+        base: ranker.base().and_then(|b| features::NAMES.get(b.feature)).map(|n| n.to_string()),
         trees_kept: report.trees_kept,
         ndcg: MeanStderr::of(&ranked).mean,
         blend_ndcg: MeanStderr::of(&blended).mean,

@@ -234,6 +234,7 @@ pub fn evaluate_engine(
     if let (Some(l), Some(o)) = (learned, &outcome) {
         params["learnedRanker"] = serde_json::json!({
             "params": l.params,
+            "base": o.report.base,
             "treesKept": o.report.trees_kept,
             "validationNdcg": o.report.ndcg,
             "blendValidationNdcg": o.report.blend_ndcg,

@@ -618,10 +618,11 @@ impl Training {
             Some(Ok(gated)) => {
                 let r = &gated.report;
                 self.log(format!(
-                    "learned ranker: {} lists, {} trees; NDCG {:.4} vs the blend's {:.4} on {} visitors it did not train on \
-                     (lift {:+.4} ± {:.4}): {}",
+                    "learned ranker: {} lists, {} trees from {}; NDCG {:.4} vs the blend's {:.4} on {} visitors it did not \
+                     train on (lift {:+.4} ± {:.4}): {}",
                     r.lists.iter().sum::<usize>(),
                     r.trees_kept,
+                    r.base.as_deref().unwrap_or("zero"),
                     r.ndcg,
                     r.blend_ndcg,
                     r.lift.n,

@@ -245,8 +245,11 @@ impl Ranker {
         let (mut grad, mut hess) = (vec![0f32; n], vec![0f32; n]);
         let mut valid_scores = validation.map_or_else(Vec::new, |v| ranker.score_set(v));
         let mut report = TrainReport::default();
-        let mut best =
-            (validation.map_or(f64::NEG_INFINITY, |v| v.mean_ndcg(&valid_scores, params.ndcg_at)), 0usize);
+        // With a base, no tree at all is a candidate: the base alone may be the best round.
+        let mut best = match (validation, &ranker.base) {
+            (Some(v), Some(_)) => (v.mean_ndcg(&valid_scores, params.ndcg_at), 0usize),
+            _ => (f64::NEG_INFINITY, 0),
+        };
         for round in 0..params.trees {
             gradients(train, &informative, &scores, params, &mut grad, &mut hess);
             let (tree, values) = tree::grow(&binned, rows.clone(), &grad, &hess, &growth);

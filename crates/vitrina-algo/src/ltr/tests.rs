@@ -59,6 +59,7 @@ fn learns_an_interaction_and_a_missing_value_no_single_feature_ranks() {
     // early stopping kept the best validation round
     assert_eq!(report.trees_kept, ranker.n_trees());
     let best = report.validation_ndcg.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    assert!(report.trees_kept > 0, "the interaction needs trees");
     assert_eq!(report.validation_ndcg[report.trees_kept - 1], best);
     assert!(
         report.train_ndcg.last() > report.train_ndcg.first(),
@@ -235,7 +236,7 @@ fn trees_start_from_the_feature_that_ranks_best_and_add_nothing_to_a_perfect_one
     assert!(ranker.score(&[0.5, f32::NAN]) < ranker.score(&[0.5, 24.0]));
     assert!(ranker.score(&[0.5, 1.0]) > ranker.score(&[0.5, 2.0]));
 
-    // from zero, the same trees cut the rank into leaves and tie rows inside them
+    // without a base the trees have to learn the rank
     let (plain, _) =
         Ranker::train(&train, Some(&valid), &RankerParams { base: false, ..params.clone() }).unwrap();
     assert!(plain.base().is_none() && plain.n_trees() > 0);
