@@ -501,7 +501,7 @@ impl Training {
                          outcome, which label theirs where they hold a candidate; the rest are labelled by what they did \
                          next",
                         shown.len(),
-                        drawn.listed().len()
+                        n
                     ));
                     shown
                 }
