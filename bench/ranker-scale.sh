@@ -17,6 +17,7 @@
 # all 1M (`vitrina bench recommend --rate`, mostly cache misses).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 [ -n "${BIN:-}" ] || cargo build --release -q -p vitrina-cli
 bin=$(realpath "${BIN:-target/release/vitrina}")
 dir=${DIR:-/tmp/scale}
@@ -49,9 +50,6 @@ start() { # ranker choice; logs to $dir/ranker-serve.<choice>.log
   done
   echo "ready after $(echo "$(date +%s.%N) - $started" | bc) s"
 }
-rss() { awk '/VmRSS/{r=$2} /VmHWM/{h=$2} END{printf "RSS %.0f MiB, peak %.0f MiB\n", r/1024, h/1024}' /proc/$pid/status; }
-served() { curl -s "$url/metrics" | awk -v c="$1" '$1 ~ "vitrina_recommendations_served_total" && $1 ~ "cache=\""c"\"" {s+=$2} END{print s+0}'; }
-
 echo "== a copy of the imported shop, and a model trained on all of it (default config)"
 rm -rf "$data" "$trained" && cp -r "$dir/data" "$data" && rm -f "$data/vitrina.lock"
 start learned
@@ -67,15 +65,6 @@ esac
 stop
 mv "$data" "$trained"
 
-run() { # name, COLD share, HOT visitors
-  local h0 m0 h m
-  h0=$(served hit); m0=$(served miss)
-  echo "== $1: wrk -t1 -c32 -d${secs}s, COLD=$2 HOT=$3"
-  COLD=$2 HOT=$3 wrk -t1 -c32 -d"${secs}s" --latency -s bench/recommend.lua "$url" |
-    grep -E "Requests/sec|p99.9|Socket errors|Non-2xx|requests in"
-  h=$(( $(served hit) - h0 )); m=$(( $(served miss) - m0 ))
-  echo "cache misses: $m of $((h + m)) ($(( 100 * m / (h + m > 0 ? h + m : 1) )) %); $(rss)"
-}
 for round in $(seq 1 "$runs"); do
   order="blend learned"
   [ $((round % 2)) -eq 1 ] || order="learned blend"
@@ -83,13 +72,10 @@ for round in $(seq 1 "$runs"); do
     echo "#### ranker: $ranker (round $round), $(date -u +%H:%M:%S) UTC"
     rm -rf "$data" && cp -r "$trained" "$data" && rm -f "$data/vitrina.lock"
     start "$ranker"
-    echo "== warm-up (10 s, not measured)"
-    COLD=0.25 HOT=10000 wrk -t1 -c32 -d10s -s bench/recommend.lua "$url" >/dev/null
-    run "mostly cached" 0.0 10000
-    run "cache-miss mix" 0.25 10000
-    echo "== fixed rate: vitrina bench recommend --rate 3000 --duration $secs (all visitors, mostly misses)"
-    "$bin" bench recommend --url "$url" --user-prefix user- --users 1000000 --concurrency 32 \
-      --rate 3000 --duration "$secs" | grep -E "requests/s|latency|FAILED"
+    warm_up
+    load_run "mostly cached" 0.0 10000
+    load_run "cache-miss mix" 0.25 10000
+    fixed_rate "fixed rate"
     echo "== $(rss)"
     stop
   done

@@ -19,6 +19,7 @@
 # training. Prints each report, the share of cache misses (from /metrics) and the RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 [ -n "${SKIP_BUILD:-}${BIN:-}" ] || cargo build --release -q -p vitrina-cli
 bin=$(realpath "${BIN:-target/release/vitrina}")
 dir=${DIR:-/tmp/scale}
@@ -53,8 +54,6 @@ trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
 until curl -sf "$url/health" >/dev/null; do sleep 0.5; done
 echo "ready after $(echo "$(date +%s.%N) - $started" | bc) s"
 
-rss() { awk '/VmRSS/{r=$2} /VmHWM/{h=$2} END{printf "RSS %.0f MiB, peak %.0f MiB\n", r/1024, h/1024}' /proc/$pid/status; }
-served() { curl -s "$url/metrics" | awk -v c="$1" '$1 ~ "vitrina_recommendations_served_total" && $1 ~ "cache=\""c"\"" {s+=$2} END{print s+0}'; }
 status() { curl -s "$url/api/v1/training/status"; }
 wait_training() { # prints the job's phase and the server's RSS every 10 s
   while status | grep -q '"current":{'; do
@@ -74,40 +73,20 @@ if ! curl -s "$url/api/v1/training/models" | grep -q '"activeVersion":"v'; then
 fi
 echo "== idle: $(rss)"
 
-run() { # name, COLD share, HOT visitors
-  local h0 m0
-  h0=$(served hit); m0=$(served miss)
-  echo "== $1: wrk -t1 -c32 -d${secs}s, COLD=$2 HOT=$3"
-  if [ -n "${PERF:-}" ] && [ "$1" = "cache-miss mix" ]; then
-    perf record -F 499 -g -p "$pid" -o "$PERF" -- sleep "$secs" >/dev/null 2>&1 &
-  fi
-  COLD=$2 HOT=$3 wrk -t1 -c32 -d"${secs}s" --latency -s bench/recommend.lua "$url" |
-    grep -E "Requests/sec|p99.9|Socket errors|Non-2xx|requests in"
-  local h m
-  h=$(( $(served hit) - h0 )); m=$(( $(served miss) - m0 ))
-  echo "cache misses: $m of $((h + m)) ($(( 100 * m / (h + m) )) %); $(rss)"
-}
-# bench/recommend.lua prints p50/p99/p99.9 and the error counts at the end of each run.
-echo "== warm-up (10 s, not measured)"
-COLD=0.25 HOT=10000 wrk -t1 -c32 -d10s -s bench/recommend.lua "$url" >/dev/null
-run "mostly cached" 0.0 10000
-run "cache-miss mix" 0.25 10000
+warm_up
+load_run "mostly cached" 0.0 10000
+load_run "cache-miss mix" 0.25 10000
 echo "== freshness: view of the top item -> first list without it"
 "$bin" bench freshness --url "$url" --user-prefix user- --users 1000000 --samples 1000
 echo "== $(rss)"
 
-fixed() { # name: the same offered load, 3,000 lists/s for visitors drawn from all 1M
-  echo "== $1: vitrina bench recommend --rate 3000 --duration $secs (all visitors, mostly misses)"
-  "$bin" bench recommend --url "$url" --user-prefix user- --users 1000000 --concurrency 32 \
-    --rate 3000 --duration "$secs" | grep -E "requests/s|latency|FAILED"
-}
-fixed "fixed rate, idle"
+fixed_rate "fixed rate, idle"
 [ "${LOADS:-all}" = serving ] && { echo "== after the serving loads: $(rss)"; exit 0; }
 echo "== the same loads while a training job runs"
 curl -s -XPOST "$url/api/v1/training/train" -H 'content-type: application/json' -d '{}' >/dev/null
 sleep 5
-fixed "fixed rate, during training"
-run "cache-miss mix during training" 0.25 10000
+fixed_rate "fixed rate, during training"
+load_run "cache-miss mix during training" 0.25 10000
 status | python3 -c 'import json,sys; c=json.load(sys.stdin).get("current") or {}; print("training still running:", c.get("phase"), c.get("progress"))'
 wait_training
 echo "== after training: $(rss)"

@@ -599,7 +599,7 @@ class StatusResponse(QueueStatus):
     success: bool
 
 
-EaseConfig = TypedDict("EaseConfig", {"k": NotRequired[int], "lambda": NotRequired[float], "maxItems": NotRequired[int], "sessionFloor": NotRequired[float], "sessionSeconds": NotRequired[float]})
+EaseConfig = TypedDict("EaseConfig", {"historyK": NotRequired[int], "historyLambda": NotRequired[float], "k": NotRequired[int], "lambda": NotRequired[float], "maxItems": NotRequired[int], "sessionFloor": NotRequired[float], "sessionSeconds": NotRequired[float]})
 JobStatus = Literal["queued", "running", "succeeded", "rejected", "failed", "cancelled"]
 RecommendAnswer = Union[list[str], list["Score"]]
 StoredExperiment = dict[str, Any]

@@ -107,6 +107,16 @@ export interface CreatedKey {
  */
 export interface EaseConfig {
   /**
+   * Weights kept per item, negative ones too, in the second EASE model that
+   * `whole_history` reads (trained with `historyLambda`); 0 = `whole_history` reads the
+   * `k` model as `linear_item_model` does.
+   */
+  historyK?: number;
+  /**
+   * λ of the `whole_history` model.
+   */
+  historyLambda?: number;
+  /**
    * Weights kept per item for serving.
    */
   k?: number;

@@ -20,7 +20,8 @@ pub struct Args {
     /// The ratings or interactions file.
     #[arg(long)]
     data: PathBuf,
-    /// movielens (u.data), movielens-csv (ratings.csv) or user-item (`user item` per line).
+    /// movielens (u.data), movielens-csv (ratings.csv) or user-item (`user item [time]` per
+    /// line).
     #[arg(long, default_value = "movielens")]
     format: String,
     /// leave-last-out (HR@10, NDCG@10, HR@20) or random-80-20 (Recall@20, NDCG@20), or both
@@ -52,8 +53,9 @@ pub struct Args {
     #[arg(long, value_name = "JSON")]
     ranking_config: Option<String>,
     /// Also write the split that is scored to DIR (`train.txt`, `test.txt`, and the
-    /// validation split `val_train.txt`, `val_test.txt`, as `user item` lines with the
-    /// file's ids), so a peer can be trained and scored on exactly the same data.
+    /// validation split `val_train.txt`, `val_test.txt`, with the file's ids: `user item
+    /// time` training lines, the time in seconds, and `user item` test lines), so a peer can
+    /// be trained and scored on exactly the same data.
     #[arg(long, value_name = "DIR")]
     export_split: Option<PathBuf>,
     /// What orders the `engine` model's candidates: `blend` (the weighted sum of the
@@ -300,6 +302,9 @@ mod tests {
         assert_eq!(test, expected);
         let back = Dataset::parse(&train, DataFormat::UserItem).unwrap();
         assert_eq!(back.n_interactions(), split.n_train());
+        // each training line carries its time: user 1's first four ratings, at 0–300 s
+        let times: Vec<i64> = back.sequences[0].iter().map(|x| x.1).collect();
+        assert_eq!(times, [0, 100, 200, 300]);
         assert!(!read("val_train.txt").is_empty() && !read("val_test.txt").is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }

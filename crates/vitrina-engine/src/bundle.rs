@@ -67,6 +67,8 @@ pub struct ModelBundle {
     pub knn: Option<ItemKnn>,
     /// Sparse EASE (top weights per item), scored like item-kNN.
     pub ease: Option<ItemKnn>,
+    /// The EASE model `whole_history` reads when it has its own (denser, signed weights).
+    pub ease_history: Option<ItemKnn>,
     pub transitions: Option<Transitions>,
     pub popularity: Option<Popularity>,
     /// The learned ranker over [`crate::features::NAMES`].
@@ -105,6 +107,9 @@ impl ModelBundle {
         }
         if let Some(m) = &self.ease {
             parts.push(("ease", Model::ItemKnn(m.clone())));
+        }
+        if let Some(m) = &self.ease_history {
+            parts.push(("ease-history", Model::ItemKnn(m.clone())));
         }
         if let Some(m) = &self.transitions {
             parts.push(("transitions", Model::Transitions(m.clone())));
@@ -200,6 +205,7 @@ impl ModelBundle {
             als: None,
             knn: None,
             ease: None,
+            ease_history: None,
             transitions: None,
             popularity: None,
             ranker: ranker(header.ranker)?,
@@ -218,6 +224,7 @@ impl ModelBundle {
                 ("als", Model::Als(m)) => bundle.als = Some(m),
                 ("item-knn", Model::ItemKnn(m)) => bundle.knn = Some(m),
                 ("ease", Model::ItemKnn(m)) => bundle.ease = Some(m),
+                ("ease-history", Model::ItemKnn(m)) => bundle.ease_history = Some(m),
                 ("transitions", Model::Transitions(m)) => bundle.transitions = Some(m),
                 ("popularity", Model::Popularity(m)) => bundle.popularity = Some(m),
                 (other, m) => {

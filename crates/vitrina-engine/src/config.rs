@@ -99,11 +99,25 @@ pub struct EaseConfig {
     pub session_seconds: f32,
     /// Weight of a co-occurrence of two items far apart in time, 0–1.
     pub session_floor: f32,
+    /// Weights kept per item, negative ones too, in the second EASE model that
+    /// `whole_history` reads (trained with `historyLambda`); 0 = `whole_history` reads the
+    /// `k` model as `linear_item_model` does.
+    pub history_k: usize,
+    /// λ of the `whole_history` model.
+    pub history_lambda: f32,
 }
 
 impl Default for EaseConfig {
     fn default() -> Self {
-        Self { max_items: 8_000, lambda: 200.0, k: 100, session_seconds: 0.0, session_floor: 0.5 }
+        Self {
+            max_items: 8_000,
+            lambda: 200.0,
+            k: 100,
+            session_seconds: 180.0,
+            session_floor: 0.3,
+            history_k: 1000,
+            history_lambda: 150.0,
+        }
     }
 }
 
@@ -302,13 +316,15 @@ impl TrainingConfig {
         }
         let e = &self.ease;
         let session_ok = upto(e.session_seconds, 1e9) && (0.0..=1.0).contains(&e.session_floor);
-        if !(e.lambda > 0.0 && e.lambda <= 1e9 && (1..=1000).contains(&e.k) && session_ok)
+        let lambda_ok = |l: f32| l > 0.0 && l <= 1e9;
+        if !(lambda_ok(e.lambda) && (1..=1000).contains(&e.k) && session_ok)
             || e.max_items > 30_000
+            || !(lambda_ok(e.history_lambda) && e.history_k <= 5000)
         {
             return Err(ValidationError::new(
                 "config.ease",
-                "lambda must be > 0 and at most 1e9, k 1–1000, maxItems at most 30000, sessionSeconds 0–1e9, \
-                 sessionFloor 0–1",
+                "lambda and historyLambda must be > 0 and at most 1e9, k 1–1000, historyK 0–5000, maxItems at \
+                 most 30000, sessionSeconds 0–1e9, sessionFloor 0–1",
             ));
         }
         if !(0.0..=1.0).contains(&self.tolerance) {
@@ -514,7 +530,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.validate(), Ok(()));
-        assert!(c.ease.is_timed() && !TrainingConfig::default().ease.is_timed());
+        assert!(c.ease.is_timed() && TrainingConfig::default().ease.is_timed());
+        let plain = serde_json::json!({"ease": {"sessionSeconds": 0}});
+        assert!(!overlaid(&TrainingConfig::default(), plain.as_object().unwrap()).unwrap().ease.is_timed());
+        for (k, lambda) in [(5001, 150.0), (1000, 0.0), (1000, f32::NAN), (1000, 2e9)] {
+            let mut c = TrainingConfig::default();
+            (c.ease.history_k, c.ease.history_lambda) = (k, lambda);
+            assert_eq!(
+                c.validate().unwrap_err().field,
+                "config.ease",
+                "historyK {k}, historyLambda {lambda}"
+            );
+        }
+        let mut c = TrainingConfig::default();
+        c.ease.history_k = 0;
+        assert_eq!(c.validate(), Ok(()), "historyK 0 turns the second model off");
         let mut r = RankingConfig::default();
         r.weights.0.insert("nonsense".into(), 1.0);
         assert_eq!(r.validate().unwrap_err().field, "weights.nonsense");

@@ -3,7 +3,11 @@
 
 use std::sync::Arc;
 
-use vitrina_algo::ivf::{IvfIndex, IvfParams};
+use vitrina_algo::{
+    ivf::{IvfIndex, IvfParams},
+    models::ItemKnn,
+};
+use vitrina_core::recommend::Source;
 
 use crate::{bundle::ModelBundle, catalog::Catalog};
 
@@ -75,6 +79,7 @@ impl ActiveModel {
             als: None,
             knn: None,
             ease: None,
+            ease_history: None,
             transitions: None,
             popularity: None,
             ranker: None,
@@ -86,6 +91,17 @@ impl ActiveModel {
             to_engine: Vec::new(),
             to_model: Vec::new(),
             popularity_max: 0.0,
+        }
+    }
+
+    /// The item→item model `source` reads: item-kNN for collaborative filtering, the
+    /// `whole_history` EASE for `whole_history` when the bundle has one, else the sparse EASE.
+    pub fn item_model(&self, source: Source) -> Option<&ItemKnn> {
+        let b = &self.bundle;
+        match source {
+            Source::CollaborativeFiltering => b.knn.as_ref(),
+            Source::WholeHistory => b.ease_history.as_ref().or(b.ease.as_ref()),
+            _ => b.ease.as_ref(),
         }
     }
 

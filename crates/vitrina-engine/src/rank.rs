@@ -299,6 +299,8 @@ type Admit<'e> = dyn Fn(u32, &FxHashMap<u32, usize>) -> Option<&'e Entry> + 'e;
 struct Dense {
     score: Vec<f32>,
     touched: Vec<u32>,
+    /// Whether an item is in `touched` (a signed sum can return to 0).
+    touched_flag: Vec<bool>,
 }
 
 thread_local! {
@@ -313,32 +315,53 @@ impl Proposals {
         let mut d = POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default();
         if d.score.len() < items {
             d.score.resize(items, 0.0);
+            d.touched_flag.resize(items, false);
         }
         Self(d)
     }
 
     #[inline]
     fn add(&mut self, item: u32, score: f32) {
-        if !(score > 0.0 && score.is_finite()) {
+        if score > 0.0 {
+            self.add_signed(item, score);
+        }
+    }
+
+    /// Adds a contribution of either sign; an item whose sum is not positive is not proposed.
+    #[inline]
+    fn add_signed(&mut self, item: u32, score: f32) {
+        if score == 0.0 || !score.is_finite() {
             return;
         }
         let d = &mut self.0;
         let i = item as usize;
         if i >= d.score.len() {
             d.score.resize(i + 1, 0.0);
+            d.touched_flag.resize(i + 1, false);
         }
-        if d.score[i] == 0.0 {
+        if !d.touched_flag[i] {
+            d.touched_flag[i] = true;
             d.touched.push(item);
         }
         d.score[i] += score;
     }
 
-    /// Keeps the best `n`, normalises by the best and merges into `cands` under `source`.
+    /// Keeps the best `n` that `keep` admits, normalises by the best and merges into `cands`
+    /// under `source`. Items the list can never show (seen, purchased) are left out before
+    /// the cut, so a heavy visitor's own history does not crowd out what a source proposes.
     /// With `ranks`, each candidate's rank in the source is recorded too (the learned
     /// ranker's features; it costs a sort the blend does not need).
-    fn merge(self, source: Source, n: usize, cands: &mut FxHashMap<u32, Cand>, ranks: bool) {
+    fn merge(
+        self,
+        source: Source,
+        n: usize,
+        cands: &mut FxHashMap<u32, Cand>,
+        ranks: bool,
+        keep: &impl Fn(u32) -> bool,
+    ) {
         let mut d = self.0;
-        let mut v: Vec<(u32, f32)> = d.touched.iter().map(|&i| (i, d.score[i as usize])).collect();
+        let mut v: Vec<(u32, f32)> =
+            d.touched.iter().map(|&i| (i, d.score[i as usize])).filter(|x| x.1 > 0.0 && keep(x.0)).collect();
         let better = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
         if v.len() > n && n > 0 {
             v.select_nth_unstable_by(n - 1, better);
@@ -356,6 +379,7 @@ impl Proposals {
         }
         for &i in &d.touched {
             d.score[i as usize] = 0.0;
+            d.touched_flag[i as usize] = false;
         }
         d.touched.clear();
         POOL.with(|p| p.borrow_mut().push(d));
@@ -377,12 +401,17 @@ impl Inputs<'_> {
         let mut p = Proposals::new(self.catalog.len());
         let m = self.model;
         let ease = source != Source::CollaborativeFiltering;
-        let knn = if ease { m.bundle.ease.as_ref() } else { m.bundle.knn.as_ref() };
+        let knn = m.item_model(source);
+        let signed = source == Source::WholeHistory && m.bundle.ease_history.is_some();
         for &(item, w, _) in profile.items_for(source) {
             if let (Some(knn), Some(mi)) = (knn, m.model_item(item)) {
                 let (idx, sims) = knn.neighbours(mi);
                 for (&j, &s) in idx.iter().zip(sims) {
-                    p.add(m.engine_item(j), w * s);
+                    if signed {
+                        p.add_signed(m.engine_item(j), w * s);
+                    } else {
+                        p.add(m.engine_item(j), w * s);
+                    }
                 }
             }
             if !ease {
@@ -502,11 +531,7 @@ impl Inputs<'_> {
         };
         match source {
             Source::CollaborativeFiltering | Source::LinearItemModel | Source::WholeHistory => {
-                let model = if source == Source::CollaborativeFiltering {
-                    m.bundle.knn.as_ref()
-                } else {
-                    m.bundle.ease.as_ref()
-                };
+                let model = m.item_model(source);
                 for &(p, w, k) in profile.items_for(source) {
                     let mut c = 0.0;
                     if let (Some(knn), Some(mp), Some(t)) = (model, m.model_item(p), target) {
@@ -666,28 +691,41 @@ impl Inputs<'_> {
         let none = FxHashSet::default();
         let excluded = if self.config.exclude_seen { &profile.seen } else { &none };
         let on = |s: Source| weights[s.index()] > 0.0;
+        let keep = |i: u32| !excluded.contains(&i) && !profile.purchased.contains(&i);
         if !profile.is_empty() {
             for source in [Source::CollaborativeFiltering, Source::LinearItemModel, Source::WholeHistory] {
                 if on(source) {
-                    self.neighbours(profile, source).merge(source, n, &mut cands, ranks);
+                    self.neighbours(profile, source).merge(source, n, &mut cands, ranks, &keep);
                 }
             }
             if on(Source::MatrixFactorization) {
-                self.embedding(profile, n, excluded).merge(Source::MatrixFactorization, n, &mut cands, ranks);
+                self.embedding(profile, n, excluded).merge(
+                    Source::MatrixFactorization,
+                    n,
+                    &mut cands,
+                    ranks,
+                    &keep,
+                );
             }
             if on(Source::NextItem) {
-                self.next_items(profile).merge(Source::NextItem, n, &mut cands, ranks);
+                self.next_items(profile).merge(Source::NextItem, n, &mut cands, ranks, &keep);
             }
         }
         if on(Source::Trending) {
-            self.trending(category, Window::Day, n).merge(Source::Trending, n, &mut cands, ranks);
+            self.trending(category, Window::Day, n).merge(Source::Trending, n, &mut cands, ranks, &keep);
         }
         if on(Source::PopularInCategory) {
             let cats: Vec<u32> = category.map_or_else(|| profile.categories.clone(), |c| vec![c]);
-            self.popular_in_categories(&cats, n).merge(Source::PopularInCategory, n, &mut cands, ranks);
+            self.popular_in_categories(&cats, n).merge(
+                Source::PopularInCategory,
+                n,
+                &mut cands,
+                ranks,
+                &keep,
+            );
         }
         if on(Source::NewItem) {
-            self.new_items(req.now_ms).merge(Source::NewItem, n, &mut cands, ranks);
+            self.new_items(req.now_ms).merge(Source::NewItem, n, &mut cands, ranks, &keep);
         }
         Some((cands, category))
     }
@@ -700,16 +738,18 @@ impl Inputs<'_> {
         // A category the catalogue does not know has no items: an empty list.
         let Some(category) = self.requested_category(req) else { return Vec::new() };
         let mut cands = FxHashMap::default();
+        let keep = |i: u32| i != item;
         for source in [Source::CollaborativeFiltering, Source::LinearItemModel] {
-            self.neighbours(&profile, source).merge(source, n, &mut cands, false);
+            self.neighbours(&profile, source).merge(source, n, &mut cands, false, &keep);
         }
-        self.item_embedding(item, n).merge(Source::MatrixFactorization, n, &mut cands, false);
-        self.next_items(&profile).merge(Source::NextItem, n, &mut cands, false);
+        self.item_embedding(item, n).merge(Source::MatrixFactorization, n, &mut cands, false, &keep);
+        self.next_items(&profile).merge(Source::NextItem, n, &mut cands, false, &keep);
         self.popular_in_categories(&profile.categories, n).merge(
             Source::PopularInCategory,
             n,
             &mut cands,
             false,
+            &keep,
         );
         let excluded: FxHashSet<u32> = std::iter::once(item).collect();
         self.select(cands, &profile, &excluded, category, req)
@@ -938,5 +978,37 @@ impl Inputs<'_> {
                 because: None,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod proposal_tests {
+    use super::*;
+
+    #[test]
+    fn signed_contributions_sum_and_only_positive_sums_are_proposed() {
+        let mut cands = FxHashMap::default();
+        let mut p = Proposals::new(8);
+        p.add_signed(1, 2.0);
+        p.add_signed(1, -2.0); // back to zero: not proposed, and listed once
+        p.add_signed(2, -1.0);
+        p.add_signed(2, 3.0);
+        p.add_signed(3, -0.5);
+        p.add(4, -1.0); // unsigned adds ignore what is not positive
+        p.add(5, 1.0);
+        p.add_signed(6, 4.0); // left out by `keep`
+        assert_eq!(p.0.touched, [1, 2, 3, 5, 6]);
+        p.merge(Source::WholeHistory, 10, &mut cands, true, &|i| i != 6);
+        let mut got: Vec<(u32, f32, u16)> = cands
+            .iter()
+            .map(|(&i, c)| (i, c.norm[Source::WholeHistory.index()], c.rank[Source::WholeHistory.index()]))
+            .collect();
+        got.sort_by_key(|x| x.0);
+        assert_eq!(got, [(2, 1.0, 0), (5, 0.5, 1)]);
+        // the thread's reused accumulator starts clean
+        let mut again = Proposals::new(8);
+        again.add_signed(1, 1.0);
+        again.add_signed(1, 1.0);
+        assert_eq!((again.0.touched.as_slice(), again.0.score[1]), (&[1u32][..], 2.0));
     }
 }

@@ -213,7 +213,7 @@ fn bundles_round_trip_bit_exact_and_corruption_is_refused() {
     let bundle =
         train_bundle(&TrainingLog::from_events(&log), &TrainingConfig::default(), (1, 200), &mut |_, _| true)
             .unwrap();
-    assert_eq!(bundle.algorithms(), ["als", "item-knn", "ease", "transitions", "popularity"]);
+    assert_eq!(bundle.algorithms(), ["als", "item-knn", "ease", "ease-history", "transitions", "popularity"]);
     let mut bytes = Vec::new();
     bundle.write(&mut bytes).unwrap();
     assert_eq!(ModelBundle::read(&bytes[..]).unwrap(), bundle);
@@ -260,7 +260,7 @@ fn session_weighted_ease_ties_items_of_one_visit_more_strongly() {
         log.push(ev((100 + u) as u64, &user, ActivityType::View, &format!("x{}", u % 5)));
     }
     log.sort_by_key(|e| e.ts_ms);
-    let plain = crate::config::EaseConfig { lambda: 5.0, ..Default::default() };
+    let plain = crate::config::EaseConfig { lambda: 5.0, session_seconds: 0.0, ..Default::default() };
     let (near, far) =
         (ease_weight(&log, plain.clone(), "a", "near"), ease_weight(&log, plain.clone(), "a", "far"));
     assert!((near - far).abs() < 1e-6 && near > 0.0, "plain EASE: near {near}, far {far}");
@@ -628,4 +628,58 @@ fn whole_history_reads_items_the_recent_profile_has_let_go() {
         (through(["p1", "p2", "p3", "p4"], "p0"), through(["p6", "p7", "p8", "p9"], "p5"));
     assert_eq!((p0_group.len(), p5_group.len()), (4, 4), "both groups proposed by the source: {fan:?}");
     assert!(p0_group.iter().max() < p5_group.iter().min(), "{fan:?}");
+}
+
+#[test]
+fn whole_history_has_its_own_model_unless_history_k_is_zero() {
+    let (_, log) = shop();
+    let train = |ease: crate::config::EaseConfig| {
+        let config = TrainingConfig { ease, ..TrainingConfig::default() };
+        train_bundle(&TrainingLog::from_events(&log), &config, (1, 200), &mut |_, _| true).unwrap()
+    };
+    let own = train(crate::config::EaseConfig::default());
+    assert!(own.ease_history.is_some() && own.ease.is_some());
+    let shared = train(crate::config::EaseConfig { history_k: 0, ..Default::default() });
+    assert!(shared.ease_history.is_none() && shared.ease.is_some());
+    assert_eq!(shared.algorithms(), ["als", "item-knn", "ease", "transitions", "popularity"]);
+}
+
+#[test]
+fn a_heavy_visitors_own_items_do_not_crowd_out_what_a_source_proposes() {
+    // c0–c3 are viewed together by forty visitors; `z` with each of them by a few others.
+    let mut products: Vec<Product> = (0..4).map(|i| product(&format!("c{i}"), "books", "10.00")).collect();
+    products.push(product("z", "books", "10.00"));
+    products.extend((0..6).map(|i| product(&format!("o{i}"), "toys", "5.00")));
+    let mut log = Vec::new();
+    let mut seq = 0;
+    let mut view = |log: &mut Vec<LogEvent>, user: String, item: String| {
+        seq += 1;
+        log.push(ev(seq, &user, ActivityType::View, &item));
+    };
+    for u in 0..40 {
+        for c in 0..4 {
+            view(&mut log, format!("core{u}"), format!("c{c}"));
+        }
+        // other products, viewed in pairs by others
+        view(&mut log, format!("other{u}"), format!("o{}", u % 6));
+        view(&mut log, format!("other{u}"), format!("o{}", (u + 1) % 6));
+    }
+    for u in 0..8 {
+        view(&mut log, format!("side{u}"), format!("c{}", u % 4));
+        view(&mut log, format!("side{u}"), "z".into());
+    }
+    // Each source proposes 3 candidates; the visitor has seen all four c items, which are
+    // each other's strongest neighbours.
+    for source in [Source::LinearItemModel, Source::WholeHistory] {
+        let config = RankingConfig { candidates_per_source: 3, exploration: 0.0, ..only(source) };
+        let engine = trained(products.clone(), &log, config);
+        for (k, c) in (0..4).enumerate() {
+            engine.observe(&ev(10_000 + k as u64, "heavy", ActivityType::View, &format!("c{c}")));
+        }
+        let list = engine.recommend(&uid("heavy"), &req(5, &Filters::default()));
+        assert!(
+            list.iter().any(|r| r.product.id.as_str() == "z" && r.source == source),
+            "{source:?}: {list:?}"
+        );
+    }
 }

@@ -360,6 +360,7 @@ pub fn train(
         als: None,
         knn: None,
         ease: None,
+        ease_history: None,
         transitions: None,
         popularity: None,
         ranker: None,
@@ -391,11 +392,22 @@ pub fn train(
             ..EaseParams::default()
         };
         // The times are needed only here: freed before ALS allocates.
-        let ease = match data.timed.take() {
-            Some(timed) => Ease::train_timed(&data.matrix, &timed, &params)?,
-            None => Ease::train(&data.matrix, &params)?,
+        let timed = data.timed.take();
+        let fit = |params: &EaseParams| match &timed {
+            Some(timed) => Ease::train_timed(&data.matrix, timed, params),
+            None => Ease::train(&data.matrix, params),
         };
+        let ease = fit(&params)?;
         bundle.ease = Some(ease.to_sparse(config.ease.k));
+        if config.ease.history_k > 0 {
+            let lambda = config.ease.history_lambda;
+            bundle.ease_history = Some(if lambda == params.lambda {
+                ease.to_sparse_signed(config.ease.history_k)
+            } else {
+                drop(ease);
+                fit(&EaseParams { lambda, ..params })?.to_sparse_signed(config.ease.history_k)
+            });
+        }
     }
     if config.uses("als") {
         step("als", 0.35)?;
@@ -591,6 +603,8 @@ pub(crate) mod tests {
             let (items, _) = data.matrix.row(x.user as usize);
             assert!(items.binary_search(&x.item).is_ok(), "a timed entry is a matrix entry");
         }
-        assert!(prepare(&log, &TrainingConfig::default()).timed.is_none(), "plain EASE keeps no times");
+        let mut plain = TrainingConfig::default();
+        plain.ease.session_seconds = 0.0;
+        assert!(prepare(&log, &plain).timed.is_none(), "plain EASE keeps no times");
     }
 }

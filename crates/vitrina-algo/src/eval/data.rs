@@ -23,7 +23,9 @@ pub enum DataFormat {
     Movielens,
     /// `userId,movieId,rating,timestamp` with a header line (MovieLens `ratings.csv`).
     MovielensCsv,
-    /// `user item` separated by whitespace, one interaction per line, in time order.
+    /// `user item [time]` separated by whitespace, one interaction per line: with the
+    /// optional third column (integer seconds) on every line, that is its time; without it,
+    /// the line order is the time order.
     UserItem,
 }
 
@@ -83,6 +85,8 @@ impl Dataset {
         // the same second is a hash of the pair, so neither the file's row order nor the ids'
         // order decides which came "last"
         let mut raw: Vec<Vec<(i64, u64, u32)>> = Vec::new();
+        // user-item: whether the lines carry a time, as the first one says
+        let mut timed: Option<bool> = None;
         for (n, line) in data.lines().enumerate() {
             let line_no = n + 1;
             let line = line.trim();
@@ -99,7 +103,18 @@ impl Dataset {
                     if fields.len() < 2 {
                         return Err(err("expected `user item`".into()));
                     }
-                    (fields[0], fields[1], line_no as i64)
+                    let has_time = fields.len() >= 3;
+                    if *timed.get_or_insert(has_time) != has_time {
+                        return Err(err(
+                            "expected a time on every line or on none, as the first line has it or not"
+                                .into(),
+                        ));
+                    }
+                    let ts = match fields.get(2) {
+                        Some(t) => t.parse::<i64>().map_err(|_| err(format!("bad time `{t}`")))?,
+                        None => line_no as i64,
+                    };
+                    (fields[0], fields[1], ts)
                 }
                 DataFormat::Movielens | DataFormat::MovielensCsv => {
                     if fields.len() < 4 {
@@ -191,6 +206,15 @@ mod tests {
         let ds = Dataset::parse(ui, DataFormat::UserItem).unwrap();
         assert_eq!(ds.sequences[0].len(), 2);
         assert_eq!(ds.n_interactions(), 3);
+        // a third column is the time, and orders a user's items
+        let ds = Dataset::parse("a x 50\nb y 7\na z 10\n", DataFormat::UserItem).unwrap();
+        let a: Vec<(&str, i64)> =
+            ds.sequences[0].iter().map(|&(i, t)| (ds.items.name(i).unwrap(), t)).collect();
+        assert_eq!(a, [("z", 10), ("x", 50)]);
+        for (bad, why) in [("a x 5\nb y\n", "every line or on none"), ("a x soon\n", "bad time `soon`")] {
+            let err = Dataset::parse(bad, DataFormat::UserItem).unwrap_err().to_string();
+            assert!(err.contains(why), "{err}");
+        }
     }
 
     #[test]

@@ -173,8 +173,8 @@ impl Split {
         let name = |ids: &crate::ids::Interner, i: u32| ids.name(i).unwrap_or("?").to_owned();
         for (u, seq) in self.train.iter().enumerate() {
             let user = name(&ds.users, u as u32);
-            for &(i, _) in seq {
-                writeln!(train, "{user} {}", name(&ds.items, i))?;
+            for &(i, ts) in seq {
+                writeln!(train, "{user} {} {ts}", name(&ds.items, i))?;
             }
         }
         for (u, items) in self.test.iter().enumerate() {

@@ -127,14 +127,35 @@ impl Ease {
     /// The `k` largest positive weights of each row as a sparse item→item model, scored like
     /// item-kNN: what serving keeps of EASE (a dense `n×n` matrix does not fit large shops).
     pub fn to_sparse(&self, k: usize) -> super::ItemKnn {
+        self.sparse(k, |w| w > 0.0)
+    }
+
+    /// The `k` weights of largest magnitude of each row, negative ones too, as a sparse
+    /// item→item model: closer to the dense model's scores than [`Ease::to_sparse`], for a
+    /// scorer that sums signed contributions (a negative weight says "taken with i, rarely
+    /// also j").
+    pub fn to_sparse_signed(&self, k: usize) -> super::ItemKnn {
+        self.sparse(k, |w| w != 0.0)
+    }
+
+    /// Each row's `k` weights of largest magnitude among those `admit` lets through (ties
+    /// by item index).
+    fn sparse(&self, k: usize, admit: impl Fn(f32) -> bool + Sync) -> super::ItemKnn {
         let n = self.n_items;
         let rows: Vec<(Vec<u32>, Vec<f32>)> = (0..n)
             .into_par_iter()
             .map(|i| {
                 let row = &self.weights[i * n..(i + 1) * n];
-                let cands: Vec<(u32, f32)> =
-                    row.iter().enumerate().filter(|(_, w)| **w > 0.0).map(|(j, &w)| (j as u32, w)).collect();
-                super::cooc::keep_top(cands, k)
+                let mut cands: Vec<(u32, f32)> =
+                    row.iter().enumerate().filter(|(_, w)| admit(**w)).map(|(j, &w)| (j as u32, w)).collect();
+                if cands.len() > k {
+                    let larger =
+                        |a: &(u32, f32), b: &(u32, f32)| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0));
+                    cands.select_nth_unstable_by(k.saturating_sub(1), larger);
+                    cands.truncate(k);
+                }
+                cands.sort_unstable_by_key(|c| c.0);
+                cands.into_iter().unzip()
             })
             .collect();
         super::ItemKnn {
@@ -323,6 +344,43 @@ mod tests {
             Ease::train(&m, &EaseParams { lambda: 2.0, popularity_reg: 0.0, ..Default::default() }).unwrap();
         let b = reference(&dense, n, 2.0);
         assert_weights_match(&ease, &b, n);
+    }
+
+    /// The signed sparse model keeps each row's largest weights by magnitude, negative ones
+    /// among them, with the dense model's values; the plain one keeps positive weights only.
+    #[test]
+    fn the_signed_sparse_model_keeps_the_largest_weights_of_either_sign() {
+        let n = 6;
+        let mut data = Vec::new();
+        for u in 0..12u32 {
+            for i in 0..n as u32 {
+                if (u * 7 + i * 3) % 5 < 2 || u % n as u32 == i {
+                    data.push(Interaction { user: u, item: i, weight: 1.0, ts: 0 });
+                }
+            }
+        }
+        let m =
+            CsrMatrix::from_interactions(&data, &MatrixOptions { n_items: Some(n), ..Default::default() })
+                .unwrap();
+        let ease = Ease::train(&m, &EaseParams { lambda: 1.0, ..Default::default() }).unwrap();
+        let k = 3;
+        let (signed, plain) = (ease.to_sparse_signed(k), ease.to_sparse(k));
+        let mut saw_negative = false;
+        for i in 0..n as u32 {
+            let mut row: Vec<(u32, f32)> = (0..n as u32)
+                .filter(|&j| j != i)
+                .map(|j| (j, ease.weight(i, j).unwrap()))
+                .filter(|x| x.1 != 0.0)
+                .collect();
+            row.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+            let (idx, w) = signed.neighbours(i);
+            let mut kept: Vec<(u32, f32)> = idx.iter().copied().zip(w.iter().copied()).collect();
+            kept.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+            assert_eq!(kept, row[..k.min(row.len())], "row {i}");
+            saw_negative |= kept.iter().any(|x| x.1 < 0.0);
+            assert!(plain.neighbours(i).1.iter().all(|&w| w > 0.0), "row {i}");
+        }
+        assert!(saw_negative, "the fixture has negative weights among the largest: {:?}", ease.weights);
     }
 
     /// Two items always taken together make a singular Gram matrix; with λ the smallest
