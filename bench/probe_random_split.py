@@ -21,7 +21,7 @@ import numpy as np
 def load_pairs(path):
     out = {}
     for line in open(path):
-        u, i = line.split()
+        u, i = line.split()[:2]
         out.setdefault(u, []).append(i)
     return out
 

@@ -1,6 +1,7 @@
 //! Exports the exact split `eval` uses, for scoring an external peer on it:
 //! `cargo run -p vitrina-algo --release --example export_split -- --data PATH --format F
-//!  --protocol P --seed N --out DIR` writes `DIR/train.txt` and `DIR/test.txt` (`user item`),
+//!  --protocol P --seed N --out DIR` writes `DIR/train.txt` (`user item time`) and
+//!  `DIR/test.txt` (`user item`),
 //! and `DIR/val_train.txt`, `DIR/val_test.txt`: the validation split carved from the training
 //! data that `--tune` uses, so peers can be tuned on exactly the same data.
 

@@ -25,9 +25,10 @@
 //! only for events newer than its model, and the cut's model covers every event before the
 //! cut. The trees therefore never split on it.
 //!
-//! The lists are split by visitor: half to fit, a quarter for early stopping and a quarter
-//! for the gate, which compares the ranker with the blend on lists neither saw
-//! ([`fit_and_gate`], shared with `vitrina eval`).
+//! The lists are split by visitor into four quarters. The ranker that serves fits on two,
+//! stops early on the third and is judged on the fourth; the gate compares the ranker with
+//! the blend on every visitor, each judged by one of four rankers trained the same way on
+//! the other three quarters (cross-fitting, [`fit_and_gate`], shared with `vitrina eval`).
 
 use std::sync::Arc;
 
@@ -115,17 +116,17 @@ impl TrainingList {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RankerReport {
-    /// Lists fitted on, used for early stopping and judged by the gate.
+    /// The serving ranker's lists: fitted on, used for early stopping, and judged.
     pub lists: [usize; 3],
     pub rows: usize,
-    /// The feature the trees start from ([`vitrina_algo::ltr::Base`]), if any.
+    /// The feature the serving ranker's trees start from ([`vitrina_algo::ltr::Base`]), if any.
     pub base: Option<String>,
     pub trees_kept: usize,
-    /// NDCG@k of the ranker and of the blend on the gate's visitors (each the mean over
-    /// their lists).
+    /// NDCG@k of the rankers and of the blend on every judged visitor (each the mean over
+    /// their lists), each visitor judged by the ranker that did not train on them.
     pub ndcg: f64,
     pub blend_ndcg: f64,
-    /// Per gate visitor (the mean over their lists), the ranker's NDCG@k minus the blend's.
+    /// Per judged visitor (the mean over their lists), the ranker's NDCG@k minus the blend's.
     pub lift: MeanStderr,
     /// Whether the ranker passed the gate and orders lists.
     pub serves: bool,
@@ -144,46 +145,66 @@ impl Gated {
     }
 }
 
-/// The gate: the ranker serves only if it beats the blend on visitors it never trained on by
-/// more than two standard errors of the paired difference (per visitor, the mean over their
-/// lists), over at least [`MIN_GATE_VISITORS`] visitors. A plain "higher mean" let a ranker
-/// through on about 120 next-item lists (ML-100k) where it then lost on test.
+/// The gate: the ranker serves only if rankers trained this way beat the blend on visitors
+/// they never trained on by more than two standard errors of the paired difference (per
+/// visitor, the mean over their lists), over at least [`MIN_GATE_VISITORS`] visitors. A
+/// plain "higher mean" let a ranker through on about 120 next-item lists (ML-100k) where it
+/// then lost on test.
 fn passes(lift: &MeanStderr) -> bool {
     lift.n >= MIN_GATE_VISITORS && lift.mean - 2.0 * lift.stderr > 0.0
 }
 
-/// Splits `lists` by a hash of their key (half to fit, a quarter each for early stopping and
-/// the gate), trains a ranker and judges it against the blend feature on the gate's lists.
+/// Folds of the cross-fitted gate: fold `f` judges quarter `f`, stops early on quarter
+/// `f + 1` and fits on the other two. Fold 0's ranker is the one that serves.
+const FOLDS: usize = 4;
+
+/// Splits `lists` by a hash of their key into four quarters and trains a ranker per fold
+/// (above); the gate compares, for every visitor with a relevant candidate, the NDCG@k of
+/// the fold's ranker that did not see them with the blend feature's. Each judged visitor
+/// counts once, so the gate's test has four times the visitors one held-out quarter gives.
 pub fn fit_and_gate(lists: Vec<TrainingList>, params: &RankerParams) -> Result<Gated, TrainError> {
-    let [mut fit, mut stop, mut gate] = [(); 3].map(|_| RankingSet::new(features::N));
-    let mut gate_keys = Vec::new();
+    let mut quarters: [Vec<TrainingList>; FOLDS] = Default::default();
     for l in lists {
-        let set = match l.key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 62 {
-            0 => &mut stop,
-            1 => {
-                if l.labels.iter().any(|&g| g > 0.0) {
-                    gate_keys.push(l.key);
-                }
-                &mut gate
-            }
-            _ => &mut fit,
-        };
-        set.push_list(&l.features, &l.labels)?;
+        quarters[(l.key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 62) as usize].push(l);
     }
-    let (ranker, report) = Ranker::train(&fit, Some(&stop), params)?;
+    let set_of = |parts: &[usize]| -> Result<RankingSet, TrainError> {
+        let mut set = RankingSet::new(features::N);
+        for &q in parts {
+            for l in &quarters[q] {
+                set.push_list(&l.features, &l.labels)?;
+            }
+        }
+        Ok(set)
+    };
     let k = params.ndcg_at;
     let blend = features::NAMES.iter().position(|n| *n == "blend").expect("a blend feature");
-    // One visitor's lists are not independent: the gate judges per visitor, the mean over
-    // their lists (`ndcg_per_list` skips lists without a relevant row, as `gate_keys` does).
-    let ranked = per_key(&gate_keys, &gate.ndcg_per_list(&ranker.score_set(&gate), k));
-    let blended = per_key(&gate_keys, &gate.ndcg_per_list(&gate.feature(blend), k));
+    let (mut ranked, mut blended) = (Vec::new(), Vec::new());
+    let mut serving = None;
+    for f in 0..FOLDS {
+        let (judge, stop) = (f, (f + 1) % FOLDS);
+        let fit_parts: Vec<usize> = (0..FOLDS).filter(|&q| q != judge && q != stop).collect();
+        let (fit, stop, gate) = (set_of(&fit_parts)?, set_of(&[stop])?, set_of(&[judge])?);
+        let (ranker, report) = Ranker::train(&fit, Some(&stop), params)?;
+        // One visitor's lists are not independent: the gate judges per visitor, the mean over
+        // their lists (`ndcg_per_list` skips lists without a relevant row, as `keys` does).
+        let keys: Vec<u64> =
+            quarters[judge].iter().filter(|l| l.labels.iter().any(|&g| g > 0.0)).map(|l| l.key).collect();
+        ranked.extend(per_key(&keys, &gate.ndcg_per_list(&ranker.score_set(&gate), k)));
+        blended.extend(per_key(&keys, &gate.ndcg_per_list(&gate.feature(blend), k)));
+        if f == 0 {
+            let lists = [fit.n_lists(), stop.n_lists(), gate.n_lists()];
+            let rows = fit.n_rows() + stop.n_rows() + gate.n_rows();
+            serving = Some((ranker, report.trees_kept, lists, rows));
+        }
+    }
+    let (ranker, trees_kept, lists, rows) = serving.expect("fold 0 ran");
     let lift: Vec<f64> = ranked.iter().zip(&blended).map(|(r, b)| r - b).collect();
     let lift = MeanStderr::of(&lift);
     let report = RankerReport {
-        lists: [fit.n_lists(), stop.n_lists(), gate.n_lists()],
-        rows: fit.n_rows() + stop.n_rows() + gate.n_rows(),
+        lists,
+        rows,
         base: ranker.base().and_then(|b| features::NAMES.get(b.feature)).map(|n| n.to_string()),
-        trees_kept: report.trees_kept,
+        trees_kept,
         ndcg: MeanStderr::of(&ranked).mean,
         blend_ndcg: MeanStderr::of(&blended).mean,
         serves: passes(&lift),

@@ -269,6 +269,33 @@ fn the_ranker_learns_what_the_blend_misses_and_passes_the_gate() {
 }
 
 #[test]
+fn the_gate_judges_every_visitor_by_a_ranker_that_did_not_train_on_them() {
+    let log = TrainingLog::from_events(&visitors(480));
+    let drawn = draw(&log, &config(), MIN_LISTS);
+    let lists = cut_lists(
+        &log,
+        &catalogue(),
+        &config(),
+        &RankingConfig::default(),
+        &drawn,
+        &Shown::default(),
+        &mut |_, _| true,
+    )
+    .unwrap()
+    .lists;
+    let judged: std::collections::BTreeSet<u64> =
+        lists.iter().filter(|l| l.labels.iter().any(|&g| g > 0.0)).map(|l| l.key).collect();
+    let total = lists.len();
+    let gated = fit_and_gate(lists, &config().ranker.params()).unwrap();
+    let r = &gated.report;
+    // every visitor with a relevant candidate counts once, not only the serving ranker's quarter
+    assert_eq!(r.lift.n, judged.len(), "{r:?}");
+    // the serving ranker's own split covers every list once
+    assert_eq!(r.lists.iter().sum::<usize>(), total, "{r:?}");
+    assert!(r.lists[0] > r.lists[1] && r.lists[0] > r.lists[2], "it fits on half: {r:?}");
+}
+
+#[test]
 fn too_few_visitors_train_no_ranker_and_say_why() {
     let reason = ranker_of(60).err().expect("too few lists");
     assert!(reason.contains("60 visitors") && reason.contains("at least 120"), "{reason}");

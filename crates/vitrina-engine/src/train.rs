@@ -405,6 +405,8 @@ pub fn train(
                 ease.to_sparse_signed(config.ease.history_k)
             } else {
                 drop(ease);
+                // a cancelled job stops before the second inversion
+                step("ease", 0.3)?;
                 fit(&EaseParams { lambda, ..params })?.to_sparse_signed(config.ease.history_k)
             });
         }

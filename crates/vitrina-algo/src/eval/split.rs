@@ -167,8 +167,9 @@ impl Split {
         self.train.iter().map(|s| s.iter().map(|x| x.0).collect()).collect()
     }
 
-    /// Writes train and test as `user item` lines with the dataset's original ids; train
-    /// lines are in time order per user, so the `user-item` format reads them back.
+    /// Writes train as `user item time` lines (time in seconds, in time order per user) and
+    /// test as `user item` lines, with the dataset's original ids: the `user-item` format
+    /// reads the training lines back with their times.
     pub fn export(&self, ds: &Dataset, mut train: impl Write, mut test: impl Write) -> Result<()> {
         let name = |ids: &crate::ids::Interner, i: u32| ids.name(i).unwrap_or("?").to_owned();
         for (u, seq) in self.train.iter().enumerate() {

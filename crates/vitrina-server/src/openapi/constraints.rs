@@ -225,6 +225,7 @@ fn constrain_training(schemas: &mut Value) {
             json!({
                 "lambda": {"exclusiveMinimum": 0, "maximum": 1e9}, "k": int(1, 1000),
                 "maxItems": int(0, 30_000), "sessionSeconds": num(0.0, 1e9), "sessionFloor": num(0.0, 1.0),
+                "historyK": int(0, 5000), "historyLambda": {"exclusiveMinimum": 0, "maximum": 1e9},
             }),
         ),
     ];
