@@ -61,8 +61,10 @@ pub struct Args {
     /// What orders the `engine` model's candidates: `blend` (the weighted sum of the
     /// sources' scores) or `learned` (a LambdaMART ranker trained first on lists from an
     /// engine trained on the validation split carved from the training data; it orders the
-    /// lists only if it beats the blend on validation users it did not train on, by more
-    /// than two standard errors of the per-list NDCG difference, and the JSON report's
+    /// lists only if it beats the blend on validation users, each judged by one of four
+    /// cross-fitted rankers that did not train on them, by more than two standard errors of
+    /// the per-visitor NDCG difference, and does not lose on its own judged quarter; the
+    /// JSON report's
     /// `learnedRanker.serves` says which). Default: as the training config says
     /// (`ranker.enabled`, true unless `--engine-config '{"ranker":{"enabled":false}}'`).
     #[arg(long, value_parser = ["blend", "learned"])]

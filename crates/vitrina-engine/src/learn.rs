@@ -26,9 +26,10 @@
 //! cut. The trees therefore never split on it.
 //!
 //! The lists are split by visitor into four quarters. The ranker that serves fits on two,
-//! stops early on the third and is judged on the fourth; the gate compares the ranker with
+//! stops early on the third and is judged on the fourth; the gate compares rankers with
 //! the blend on every visitor, each judged by one of four rankers trained the same way on
-//! the other three quarters (cross-fitting, [`fit_and_gate`], shared with `vitrina eval`).
+//! the other three quarters (cross-fitting, [`fit_and_gate`], shared with `vitrina eval`),
+//! and the serving one must not lose on its own quarter.
 
 use std::sync::Arc;
 
@@ -154,14 +155,18 @@ fn passes(lift: &MeanStderr) -> bool {
     lift.n >= MIN_GATE_VISITORS && lift.mean - 2.0 * lift.stderr > 0.0
 }
 
-/// Folds of the cross-fitted gate: fold `f` judges quarter `f`, stops early on quarter
-/// `f + 1` and fits on the other two. Fold 0's ranker is the one that serves.
+/// Folds of the cross-fitted gate: fold `f` stops early on quarter `f`, is judged on quarter
+/// `f + 1` and fits on the other two. Fold 0's ranker is the one that serves (fitted on
+/// quarters 2 and 3, stopped on 0, judged on 1: the single split of the gate before it
+/// was cross-fitted).
 const FOLDS: usize = 4;
 
 /// Splits `lists` by a hash of their key into four quarters and trains a ranker per fold
 /// (above); the gate compares, for every visitor with a relevant candidate, the NDCG@k of
 /// the fold's ranker that did not see them with the blend feature's. Each judged visitor
 /// counts once, so the gate's test has four times the visitors one held-out quarter gives.
+/// It tests the training procedure; the ranker that serves must besides not lose to the
+/// blend on its own judged quarter.
 pub fn fit_and_gate(lists: Vec<TrainingList>, params: &RankerParams) -> Result<Gated, TrainError> {
     let mut quarters: [Vec<TrainingList>; FOLDS] = Default::default();
     for l in lists {
@@ -181,7 +186,7 @@ pub fn fit_and_gate(lists: Vec<TrainingList>, params: &RankerParams) -> Result<G
     let (mut ranked, mut blended) = (Vec::new(), Vec::new());
     let mut serving = None;
     for f in 0..FOLDS {
-        let (judge, stop) = (f, (f + 1) % FOLDS);
+        let (stop, judge) = (f, (f + 1) % FOLDS);
         let fit_parts: Vec<usize> = (0..FOLDS).filter(|&q| q != judge && q != stop).collect();
         let (fit, stop, gate) = (set_of(&fit_parts)?, set_of(&[stop])?, set_of(&[judge])?);
         let (ranker, report) = Ranker::train(&fit, Some(&stop), params)?;
@@ -189,15 +194,20 @@ pub fn fit_and_gate(lists: Vec<TrainingList>, params: &RankerParams) -> Result<G
         // their lists (`ndcg_per_list` skips lists without a relevant row, as `keys` does).
         let keys: Vec<u64> =
             quarters[judge].iter().filter(|l| l.labels.iter().any(|&g| g > 0.0)).map(|l| l.key).collect();
-        ranked.extend(per_key(&keys, &gate.ndcg_per_list(&ranker.score_set(&gate), k)));
-        blended.extend(per_key(&keys, &gate.ndcg_per_list(&gate.feature(blend), k)));
+        let (r, b) = (
+            per_key(&keys, &gate.ndcg_per_list(&ranker.score_set(&gate), k)),
+            per_key(&keys, &gate.ndcg_per_list(&gate.feature(blend), k)),
+        );
         if f == 0 {
             let lists = [fit.n_lists(), stop.n_lists(), gate.n_lists()];
             let rows = fit.n_rows() + stop.n_rows() + gate.n_rows();
-            serving = Some((ranker, report.trees_kept, lists, rows));
+            let own: Vec<f64> = r.iter().zip(&b).map(|(r, b)| r - b).collect();
+            serving = Some((ranker, report.trees_kept, lists, rows, MeanStderr::of(&own).mean));
         }
+        ranked.extend(r);
+        blended.extend(b);
     }
-    let (ranker, trees_kept, lists, rows) = serving.expect("fold 0 ran");
+    let (ranker, trees_kept, lists, rows, own_lift) = serving.expect("fold 0 ran");
     let lift: Vec<f64> = ranked.iter().zip(&blended).map(|(r, b)| r - b).collect();
     let lift = MeanStderr::of(&lift);
     let report = RankerReport {
@@ -207,7 +217,7 @@ pub fn fit_and_gate(lists: Vec<TrainingList>, params: &RankerParams) -> Result<G
         trees_kept,
         ndcg: MeanStderr::of(&ranked).mean,
         blend_ndcg: MeanStderr::of(&blended).mean,
-        serves: passes(&lift),
+        serves: passes(&lift) && own_lift > 0.0,
         lift,
     };
     Ok(Gated { ranker, report })
@@ -239,7 +249,7 @@ pub struct CutLists {
     pub lists: Vec<TrainingList>,
 }
 
-/// Fewest lists ranker training asks for: a quarter of them are the gate's.
+/// Fewest lists ranker training asks for: each quarter of them is judged once.
 pub const MIN_LISTS: usize = 4 * MIN_GATE_VISITORS;
 
 impl CutLists {

@@ -618,8 +618,8 @@ impl Training {
             Some(Ok(gated)) => {
                 let r = &gated.report;
                 self.log(format!(
-                    "learned ranker: {} lists, {} trees from {}; NDCG {:.4} vs the blend's {:.4} on {} visitors it did not \
-                     train on (lift {:+.4} ± {:.4}): {}",
+                    "learned ranker: {} lists, {} trees from {}; NDCG {:.4} vs the blend's {:.4} on {} visitors, each \
+                     judged by a ranker that did not train on them (lift {:+.4} ± {:.4}): {}",
                     r.lists.iter().sum::<usize>(),
                     r.trees_kept,
                     r.base.as_deref().unwrap_or("zero"),
