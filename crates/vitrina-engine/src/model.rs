@@ -94,15 +94,19 @@ impl ActiveModel {
         }
     }
 
-    /// The item→item model `source` reads: item-kNN for collaborative filtering, the
-    /// `whole_history` EASE for `whole_history` when the bundle has one, else the sparse EASE.
-    pub fn item_model(&self, source: Source) -> Option<&ItemKnn> {
+    /// The item→item model `source` reads, and whether its weights are signed: item-kNN for
+    /// collaborative filtering, the signed `whole_history` EASE for `whole_history` when the
+    /// bundle has one, else the sparse (positive) EASE.
+    pub fn item_model(&self, source: Source) -> Option<(&ItemKnn, bool)> {
         let b = &self.bundle;
-        match source {
+        let positive = match source {
             Source::CollaborativeFiltering => b.knn.as_ref(),
-            Source::WholeHistory => b.ease_history.as_ref().or(b.ease.as_ref()),
+            Source::WholeHistory if b.ease_history.is_some() => {
+                return b.ease_history.as_ref().map(|m| (m, true))
+            }
             _ => b.ease.as_ref(),
-        }
+        };
+        positive.map(|m| (m, false))
     }
 
     /// The model's index of an engine item.

@@ -386,6 +386,11 @@ impl Proposals {
     }
 }
 
+/// Whether a list may show `i` as far as the visitor goes: not `excluded` (seen), not purchased.
+fn unseen(i: u32, excluded: &FxHashSet<u32>, profile: &Profile) -> bool {
+    !excluded.contains(&i) && !profile.purchased.contains(&i)
+}
+
 fn passes(entry: &Entry, filters: &Filters, category: Option<u32>) -> bool {
     entry.available()
         && !filters.exclude.contains(&entry.product.id)
@@ -401,8 +406,7 @@ impl Inputs<'_> {
         let mut p = Proposals::new(self.catalog.len());
         let m = self.model;
         let ease = source != Source::CollaborativeFiltering;
-        let knn = m.item_model(source);
-        let signed = source == Source::WholeHistory && m.bundle.ease_history.is_some();
+        let (knn, signed) = m.item_model(source).map_or((None, false), |(k, signed)| (Some(k), signed));
         for &(item, w, _) in profile.items_for(source) {
             if let (Some(knn), Some(mi)) = (knn, m.model_item(item)) {
                 let (idx, sims) = knn.neighbours(mi);
@@ -531,7 +535,7 @@ impl Inputs<'_> {
         };
         match source {
             Source::CollaborativeFiltering | Source::LinearItemModel | Source::WholeHistory => {
-                let model = m.item_model(source);
+                let model = m.item_model(source).map(|(k, _)| k);
                 for &(p, w, k) in profile.items_for(source) {
                     let mut c = 0.0;
                     if let (Some(knn), Some(mp), Some(t)) = (model, m.model_item(p), target) {
@@ -670,7 +674,7 @@ impl Inputs<'_> {
         category: Option<u32>,
         req: &ListRequest,
     ) -> Option<&Entry> {
-        if excluded.contains(&i) || profile.purchased.contains(&i) {
+        if !unseen(i, excluded, profile) {
             return None;
         }
         self.catalog.entry(i).filter(|e| passes(e, req.filters, category))
@@ -691,7 +695,7 @@ impl Inputs<'_> {
         let none = FxHashSet::default();
         let excluded = if self.config.exclude_seen { &profile.seen } else { &none };
         let on = |s: Source| weights[s.index()] > 0.0;
-        let keep = |i: u32| !excluded.contains(&i) && !profile.purchased.contains(&i);
+        let keep = |i: u32| unseen(i, excluded, profile);
         if !profile.is_empty() {
             for source in [Source::CollaborativeFiltering, Source::LinearItemModel, Source::WholeHistory] {
                 if on(source) {

@@ -280,6 +280,19 @@ fn training_can_be_cancelled() {
             calls < 3
         });
     assert!(matches!(result, Err(crate::train::TrainError::Cancelled)));
+    // between the two EASE inversions: the second report of the "ease" phase
+    let mut ease_reports = 0;
+    let result = train_bundle(
+        &TrainingLog::from_events(&log),
+        &TrainingConfig::default(),
+        (1, 200),
+        &mut |phase, _| {
+            ease_reports += usize::from(phase == "ease");
+            ease_reports < 2
+        },
+    );
+    assert!(matches!(result, Err(crate::train::TrainError::Cancelled)));
+    assert_eq!(ease_reports, 2, "the job stops at the report before the history model");
 }
 
 /// (in stock, hidden, category) per product; views (user, product); limit; cap; category filter
