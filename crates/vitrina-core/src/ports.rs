@@ -202,6 +202,10 @@ pub trait ImpressionStore: Send + Sync {
     /// outcomes themselves (a list or outcome recorded twice counts once) and pruned with
     /// them; the totals name no visitor, so an erasure leaves them as they are.
     async fn exposure(&self, product: &ProductId, since: DateTime<Utc>) -> StoreResult<Exposure>;
+    /// Every product's totals (as [`ImpressionStore::exposure`] counts them) over the UTC
+    /// days numbered `days.0` up to but not including `days.1` (days since 1970-01-01), in
+    /// product id order; products with nothing in those days are left out.
+    async fn exposures(&self, days: (i64, i64)) -> StoreResult<Vec<(ProductId, Exposure)>>;
     /// Every impression and attributed outcome whose variant starts with `variant_prefix`
     /// (an experiment's variants are named `{experimentId}/{variant}`).
     async fn experiment_log(

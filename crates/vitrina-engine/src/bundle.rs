@@ -8,7 +8,7 @@
 //! | 8 | magic `VTRNBNDL` |
 //! | 2 | format version ([`FORMAT_VERSION`]) |
 //! | 8 | header length `h` |
-//! | h | header: JSON ([`Header`]: item ids, training config, data range, summary, part names) |
+//! | h | header: JSON ([`Header`]: item ids, training config, data range, summary, part names, ranker, engagement totals) |
 //! | … | per part: 8-byte length, then the model as a `vitrina-algo` artefact |
 //! | 4 | CRC-32 of everything between the magic and the checksum |
 //!
@@ -25,7 +25,7 @@ use vitrina_algo::{
 };
 use vitrina_core::ProductId;
 
-use crate::config::TrainingConfig;
+use crate::{config::TrainingConfig, engagement::Engagement};
 
 pub const MAGIC: &[u8; 8] = b"VTRNBNDL";
 pub const FORMAT_VERSION: u16 = 1;
@@ -73,6 +73,8 @@ pub struct ModelBundle {
     pub popularity: Option<Popularity>,
     /// The learned ranker over [`crate::features::NAMES`].
     pub ranker: Option<Ranker>,
+    /// What became of the model's items when they were shown: the offline features.
+    pub engagement: Option<Engagement>,
 }
 
 /// A learned ranker as the header carries it: with the names of the features it was
@@ -94,6 +96,8 @@ struct Header {
     parts: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ranker: Option<RankerPart>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    engagement: Option<Engagement>,
 }
 
 impl ModelBundle {
@@ -138,6 +142,7 @@ impl ModelBundle {
                 features: crate::features::NAMES.iter().map(|n| n.to_string()).collect(),
                 model: r.clone(),
             }),
+            engagement: self.engagement.clone(),
         };
         let header = serde_json::to_vec(&header).map_err(|e| BundleError::Corrupt(e.to_string()))?;
         let mut body = Vec::new();
@@ -209,6 +214,7 @@ impl ModelBundle {
             transitions: None,
             popularity: None,
             ranker: ranker(header.ranker)?,
+            engagement: header.engagement,
         };
         let n = bundle.items.len();
         for name in &header.parts {

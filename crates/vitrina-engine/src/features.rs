@@ -2,8 +2,10 @@
 //! rank in every source that proposed it (missing when a source did not), the blend's
 //! score, the product's live and trained popularity, age and price against the visitor's usual price,
 //! the visitor's affinity to its category, their activity, the time since their last event
-//! and the candidate's co-visitation with their latest items. All read at request time from
-//! the online state, so training and serving compute them the same way.
+//! and the candidate's co-visitation with their latest items, read at request time from the
+//! online state, so training and serving compute them the same way; and the offline
+//! features the bundle carries: how often the product was shown and what came of it, and
+//! its category's rates ([`crate::engagement`]; missing when the bundle has none).
 
 use rustc_hash::FxHashMap;
 use vitrina_core::recommend::Source;
@@ -52,9 +54,15 @@ pub const NAMES: [&str; N] = [
     "visitor_items",
     "hours_since_last_event",
     "covisit_recent",
+    "shown.impressions",
+    "shown.click_rate",
+    "shown.cart_rate",
+    "shown.purchase_rate",
+    "shown.category_click_rate",
+    "shown.category_purchase_rate",
 ];
 /// Number of features.
-pub const N: usize = 30;
+pub const N: usize = 36;
 
 /// A candidate's feature vector.
 pub type Features = [f32; N];
@@ -124,6 +132,9 @@ pub(crate) fn of(
     put(profile.n_items() as f32);
     put(profile.last_event_ms().map_or(f32::NAN, |t| (ctx.now_ms - t) as f32 / 3_600_000.0));
     put(ctx.covisit_recent.get(&item).copied().unwrap_or(0.0));
+    for v in ctx.model.engagement(item, entry.category) {
+        put(v);
+    }
     debug_assert_eq!(at, N);
     f
 }

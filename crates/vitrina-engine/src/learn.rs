@@ -41,10 +41,11 @@ use vitrina_algo::{
     eval::MeanStderr,
     ltr::{Ranker, RankerParams, RankingSet},
 };
-use vitrina_core::{ActivityType, Product, ProductId};
+use vitrina_core::{ports::Exposure, ActivityType, Product, ProductId};
 
 use crate::{
     config::{RankingConfig, TrainingConfig},
+    engagement::{self, Engagement},
     features,
     model::PreparedModel,
     train::{train_bundle, Progress, TrainError, TrainingLog},
@@ -377,9 +378,20 @@ pub fn draw(log: &TrainingLog, config: &TrainingConfig, min_visitors: usize) -> 
 /// none). Read from the impression log by the caller; empty where there is none.
 pub type Shown = FxHashMap<u32, Vec<Vec<(ProductId, f32)>>>;
 
+/// What the impression log says around the cut, read by the caller: the lists drawn visitors
+/// were shown after it ([`Shown`]), and every product's exposure totals over the engagement
+/// window of the cut ([`engagement::window`]: whole days before the cut's day), which the
+/// cut's model carries as its offline features.
+#[derive(Debug, Default)]
+pub struct Served {
+    pub after_cut: Shown,
+    pub before_cut: Vec<(ProductId, Exposure)>,
+}
+
 /// Builds the training lists of `log` at the `draw`n cut (see the module docs): `products`
-/// is the catalogue, `ranking` the shop's ranking config (exploration off). A visitor with
-/// lists `shown` after the cut that earned an outcome is labelled by them: a list per such
+/// is the catalogue, `ranking` the shop's ranking config (exploration off). The cut's model
+/// carries `served`'s exposure totals before the cut. A visitor with
+/// lists shown after the cut that earned an outcome is labelled by them: a list per such
 /// list, of the candidates shown in it, graded by their attributed outcomes there. Any
 /// other drawn visitor, and one whose shown lists yield no list (what they acted on is no
 /// candidate of theirs at the cut), is labelled by what they did next: their best grade per
@@ -390,9 +402,10 @@ pub fn cut_lists(
     config: &TrainingConfig,
     ranking: &RankingConfig,
     draw: &Draw,
-    shown: &Shown,
+    served: &Served,
     progress: Progress,
 ) -> Result<CutLists, TrainError> {
+    let shown = &served.after_cut;
     let Draw { cut_ms, visitors, listed: ref chosen, ref role } = *draw;
     if chosen.is_empty() {
         return Ok(CutLists { cut_ms, visitors, lists: Vec::new() });
@@ -425,10 +438,12 @@ pub fn cut_lists(
     // visitors in the user table (ALS keeps a vector per user).
     let past = log.subset_users(|r| r.ts_ms < cut_ms && role[r.user as usize] != Role::None);
     let cut_config = TrainingConfig { validation_users: 0, ..config.clone() };
-    let bundle = {
+    let mut bundle = {
         let mut step = |phase: &str, f: f32| progress(&format!("ranker: {phase}"), 0.6 * f);
         train_bundle(&past, &cut_config, (0, 0), &mut step)?
     };
+    bundle.engagement =
+        Engagement::new(engagement::window(cut_ms), &bundle.items, products, &served.before_cut);
     drop(past);
     let mut first = vec![i64::MAX; log.items.len()];
     for r in log.rows.iter().filter(|r| r.ts_ms < cut_ms) {
@@ -520,10 +535,10 @@ pub fn train_ranker(
     config: &TrainingConfig,
     ranking: &RankingConfig,
     draw: &Draw,
-    shown: &Shown,
+    served: &Served,
     progress: Progress,
 ) -> Result<Result<Gated, String>, TrainError> {
-    let trained = cut_lists(log, products, config, ranking, draw, shown, progress).and_then(|lists| {
+    let trained = cut_lists(log, products, config, ranking, draw, served, progress).and_then(|lists| {
         Ok(match lists.too_few() {
             Some(reason) => Err(reason),
             None => Ok(fit_and_gate(lists.lists, &config.ranker.params())?),

@@ -72,7 +72,7 @@ fn lists(log: &[LogEvent]) -> CutLists {
 fn lists_over(log: &[LogEvent], products: &[Product], config: &TrainingConfig) -> CutLists {
     let log = TrainingLog::from_events(log);
     let drawn = draw(&log, config, 0);
-    cut_lists(&log, products, config, &RankingConfig::default(), &drawn, &Shown::default(), &mut |_, _| true)
+    cut_lists(&log, products, config, &RankingConfig::default(), &drawn, &Served::default(), &mut |_, _| true)
         .unwrap()
 }
 
@@ -253,8 +253,8 @@ fn an_event_after_the_cut_changes_labels_never_features() {
 fn ranker_of(users: usize) -> Result<Gated, String> {
     let log = TrainingLog::from_events(&visitors(users));
     let drawn = draw(&log, &config(), MIN_LISTS);
-    let shown = Shown::default();
-    train_ranker(&log, &catalogue(), &config(), &RankingConfig::default(), &drawn, &shown, &mut |_, _| true)
+    let served = Served::default();
+    train_ranker(&log, &catalogue(), &config(), &RankingConfig::default(), &drawn, &served, &mut |_, _| true)
         .unwrap()
 }
 
@@ -278,7 +278,7 @@ fn the_gate_judges_every_visitor_by_a_ranker_that_did_not_train_on_them() {
         &config(),
         &RankingConfig::default(),
         &drawn,
-        &Shown::default(),
+        &Served::default(),
         &mut |_, _| true,
     )
     .unwrap()
@@ -313,7 +313,7 @@ fn a_visitor_shown_lists_that_earned_outcomes_after_the_cut_is_labelled_by_them_
             &config(),
             &RankingConfig::default(),
             &drawn,
-            shown,
+            &Served { after_cut: shown.clone(), before_cut: Vec::new() },
             &mut |_, _| true,
         )
         .unwrap()
@@ -372,4 +372,61 @@ fn the_gate_averages_each_visitors_lists() {
     assert_eq!(per_key(&[], &[]), Vec::<f64>::new());
     // keys that do not pair up with the values leave them per list
     assert_eq!(per_key(&[1], &[1.0, 2.0]), [1.0, 2.0]);
+}
+
+#[test]
+fn the_cuts_model_carries_the_exposure_totals_before_it_as_offline_features() {
+    let log = TrainingLog::from_events(&visitors(160));
+    let drawn = draw(&log, &config(), 0);
+    let cut = |before_cut: Vec<(ProductId, Exposure)>| {
+        let served = Served { after_cut: Shown::default(), before_cut };
+        let ranking = RankingConfig::default();
+        cut_lists(&log, &catalogue(), &config(), &ranking, &drawn, &served, &mut |_, _| true).unwrap()
+    };
+    let at = |name: &str| features::NAMES.iter().position(|n| *n == name).unwrap();
+    let (shown, clicks, category_clicks) =
+        (at("shown.impressions"), at("shown.click_rate"), at("shown.category_click_rate"));
+    // Without totals the offline features are missing, and everything else is as before.
+    let none = cut(Vec::new());
+    assert!(none
+        .lists
+        .iter()
+        .flat_map(|l| l.features.chunks(features::N))
+        .all(|f| f[shown..].iter().all(|v| v.is_nan())));
+    // p0 was shown 1000 times and clicked 300 times, p1 shown 1000 times and never clicked:
+    // both in g0.
+    let totals = vec![
+        (pid("p0"), Exposure { impressions: 1000, clicks: 300, ..Exposure::default() }),
+        (pid("p1"), Exposure { impressions: 1000, ..Exposure::default() }),
+    ];
+    let with = cut(totals);
+    assert_eq!(with.lists.len(), none.lists.len());
+    let mut seen = [false; 3];
+    for (l, m) in with.lists.iter().zip(&none.lists) {
+        assert_eq!((&l.products, &l.labels), (&m.products, &m.labels));
+        for (k, (f, g)) in l.features.chunks(features::N).zip(m.features.chunks(features::N)).enumerate() {
+            assert_eq!(
+                f[..shown].iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                g[..shown].iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            );
+            let (rate, category) = (f[clicks], f[category_clicks]);
+            match l.products[k].as_str() {
+                "p0" => {
+                    assert!((f[shown] - 1001f32.ln()).abs() < 1e-5 && rate > 0.25, "{f:?}");
+                    seen[0] = true;
+                }
+                "p1" => {
+                    assert!(f[shown] > 6.0 && rate < 0.02, "{f:?}");
+                    seen[1] = true;
+                }
+                // another of g0, never shown: its category's rate; g1–g3 were never shown
+                p if p.trim_start_matches('p').parse::<usize>().unwrap() < PER_GROUP => {
+                    assert!(f[shown] == 0.0 && (rate - 0.15).abs() < 0.01 && rate == category, "{f:?}");
+                    seen[2] = true;
+                }
+                _ => assert!(f[shown] == 0.0 && (category - 0.15).abs() < 1e-6, "{f:?}"),
+            }
+        }
+    }
+    assert_eq!(seen, [true; 3], "p0, p1 and another product of g0 are candidates somewhere");
 }

@@ -24,6 +24,7 @@ pub mod catalog;
 pub mod checkpoint;
 pub mod config;
 pub mod covisit;
+pub mod engagement;
 pub mod features;
 pub mod learn;
 pub mod model;

@@ -9,7 +9,11 @@ use vitrina_algo::{
 };
 use vitrina_core::recommend::Source;
 
-use crate::{bundle::ModelBundle, catalog::Catalog};
+use crate::{
+    bundle::ModelBundle,
+    catalog::Catalog,
+    engagement::{self, Rates},
+};
 
 /// Marks an engine item the model does not know.
 pub const UNKNOWN: u32 = u32::MAX;
@@ -42,6 +46,8 @@ impl PreparedModel {
             to_model[e as usize] = m as u32;
         }
         let popularity_max = popularity_max(&self.bundle);
+        let engagement =
+            self.bundle.engagement.as_ref().map(|e| Rates::new(e, |name| catalog.category(name)));
         ActiveModel {
             version: self.version,
             bundle: self.bundle,
@@ -49,6 +55,7 @@ impl PreparedModel {
             to_engine,
             to_model,
             popularity_max,
+            engagement,
         }
     }
 }
@@ -62,6 +69,8 @@ pub struct ActiveModel {
     to_model: Vec<u32>,
     /// The bundle's highest popularity score.
     popularity_max: f32,
+    /// The bundle's engagement totals as rates over the catalogue's categories.
+    engagement: Option<Rates>,
 }
 
 fn popularity_max(bundle: &ModelBundle) -> f32 {
@@ -83,6 +92,7 @@ impl ActiveModel {
             transitions: None,
             popularity: None,
             ranker: None,
+            engagement: None,
         };
         Self {
             version: version.into(),
@@ -91,6 +101,7 @@ impl ActiveModel {
             to_engine: Vec::new(),
             to_model: Vec::new(),
             popularity_max: 0.0,
+            engagement: None,
         }
     }
 
@@ -126,6 +137,15 @@ impl ActiveModel {
 
     /// How popular `item` was in the training data, over the most popular item (0–1); 0
     /// when the model does not know it or has no popularity.
+    /// The offline features of engine item `item` of catalogue category `category` (missing
+    /// when the bundle has no engagement totals).
+    pub fn engagement(&self, item: u32, category: u32) -> engagement::Shown {
+        match &self.engagement {
+            Some(rates) => rates.of(self.model_item(item), category),
+            None => [f32::NAN; 6],
+        }
+    }
+
     pub fn trained_popularity(&self, item: u32) -> f32 {
         match (self.bundle.popularity.as_ref(), self.model_item(item)) {
             (Some(p), Some(m)) if self.popularity_max > 0.0 => p.scores()[m as usize] / self.popularity_max,

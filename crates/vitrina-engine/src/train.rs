@@ -361,6 +361,7 @@ pub fn train(
         knn: None,
         ease: None,
         ease_history: None,
+        engagement: None,
         transitions: None,
         popularity: None,
         ranker: None,

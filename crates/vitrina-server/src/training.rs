@@ -22,11 +22,13 @@ use tokio::sync::Notify;
 use utoipa::ToSchema;
 use vitrina_core::{
     events::{kinds, DomainEvent},
-    ports::{LockGuard, ModelRecord, ModelStatus, StoreResult},
+    ports::{Exposure, LockGuard, ModelRecord, ModelStatus, StoreResult},
     time::format_ts,
+    ProductId,
 };
 use vitrina_engine::{
-    learn::{draw, train_ranker, Gated, Shown, MIN_LISTS},
+    engagement::{self, Engagement},
+    learn::{draw, train_ranker, Gated, Served, Shown, MIN_LISTS},
     train::{prepare, train, TrainError, TrainingLog},
     validate::{evaluate, split_last, Quality},
     Engine, ModelBundle, PreparedModel, TrainingConfig,
@@ -452,6 +454,28 @@ impl Training {
         outcome.map(|promoted| (version, promoted))
     }
 
+    /// Every product's exposure totals over `days` (the engagement window of `what`); none,
+    /// logged, when the impression log cannot be read.
+    async fn exposures(&self, ports: &Ports, days: (i64, i64), what: &str) -> Vec<(ProductId, Exposure)> {
+        match ports.impressions.exposures(days).await {
+            Ok(totals) => {
+                self.log(format!(
+                    "learned ranker: {} products were shown in the {} days before {what}",
+                    totals.len(),
+                    days.1 - days.0
+                ));
+                totals
+            }
+            Err(e) => {
+                self.log(format!(
+                    "learned ranker: the exposure totals before {what} could not be read ({e}); its offline features are \
+                     missing"
+                ));
+                Vec::new()
+            }
+        }
+    }
+
     async fn train_and_register(
         &self,
         job: &Job,
@@ -514,7 +538,11 @@ impl Training {
                     Shown::default()
                 }
             };
-            Some((drawn, shown))
+            self.update(|j| j.phase = "ranker: reading what came of the products shown".into());
+            let before_cut = self.exposures(ports, engagement::window(drawn.cut_ms()), "the cut").await;
+            let today = engagement::window(Utc::now().timestamp_millis());
+            let serving = (today, self.exposures(ports, today, "today").await);
+            Some((drawn, Served { after_cut: shown, before_cut }, serving))
         } else {
             None
         };
@@ -557,7 +585,7 @@ impl Training {
                     None
                 };
                 let learned = match ranker_input {
-                    Some((drawn, shown)) => {
+                    Some((drawn, served, serving)) => {
                         let _ = tx.send(("ranker".into(), 0.6));
                         let learned = train_ranker(
                             &events,
@@ -565,14 +593,15 @@ impl Training {
                             &config,
                             &ranking,
                             &drawn,
-                            &shown,
+                            &served,
                             &mut report(0.6, 0.1),
                         );
-                        drop((drawn, shown));
-                        Some(learned?)
+                        drop((drawn, served));
+                        Some((learned?, serving))
                     }
                     None => None,
                 };
+                let (learned, serving) = learned.unzip();
                 // The snapshot is not needed once prepared (the ranker's lists are built):
                 // dropping it before the models train keeps the job's peak memory down (20M
                 // events: ~0.5 GiB).
@@ -583,6 +612,9 @@ impl Training {
                 drop(events);
                 let mut bundle = train(data, &config, (1, max_seq), &mut report(0.7, 0.25))?;
                 bundle.ranker = learned.as_ref().and_then(|l| l.as_ref().ok()).and_then(Gated::serving);
+                if let (Some(_), Some((days, totals))) = (&bundle.ranker, serving) {
+                    bundle.engagement = Engagement::new(days, &bundle.items, &products, &totals);
+                }
                 Ok((bundle, validation, learned))
             })
         });
@@ -1006,6 +1038,134 @@ mod tests {
         };
         assert!(load(false).await.len() > 10);
         assert_eq!(load(true).await.len(), 0, "a cancelled job reads no further page");
+    }
+
+    /// 480 visitors in four groups of twelve products: eight views of their group ten days
+    /// ago, then a purchase yesterday of the cheapest product they had not viewed (what the
+    /// blend misses and a learned ranker learns); and lists shown two days ago and today.
+    #[tokio::test]
+    async fn a_model_with_a_learned_ranker_carries_the_exposure_totals_of_the_whole_days_before_the_job() {
+        use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
+        use vitrina_core::{
+            activity::NewActivity,
+            ports::{AttributedOutcome, Impression, ImpressionItem},
+            ActivityType, EventId, Product, UserId,
+        };
+
+        let store = crate::ports::TestStore::new().await;
+        let ports = store.ports.clone();
+        let now = Utc::now();
+        let pid = |i: usize| ProductId::parse(&format!("p{i}")).unwrap();
+        let products: Vec<Product> = (0..48)
+            .map(|i| Product {
+                id: pid(i),
+                name: format!("Product {i}"),
+                category: format!("g{}", i / 12),
+                price: format!("{}.00", 10 * (i % 12 + 1)).parse().unwrap(),
+                attributes: Default::default(),
+                in_stock: true,
+                hidden: false,
+                created_at: now - chrono::Duration::days(30),
+                updated_at: now - chrono::Duration::days(30),
+            })
+            .collect();
+        let event =
+            |id: String, u: usize, kind: ActivityType, item: usize, at: chrono::DateTime<Utc>| NewActivity {
+                event_id: EventId::parse(&id).unwrap(),
+                user_id: UserId::parse(&format!("u{u}")).unwrap(),
+                activity_type: kind,
+                product_id: Some(pid(item)),
+                metadata: Default::default(),
+                timestamp: at,
+            };
+        let (mut events, mut after) = (Vec::new(), Vec::new());
+        let mut rng = StdRng::seed_from_u64(5);
+        let start = now - chrono::Duration::days(10);
+        for u in 0..480 {
+            let g = u % 4;
+            let mut items: Vec<usize> = (g * 12..(g + 1) * 12).collect();
+            items.shuffle(&mut rng);
+            let (viewed, rest) = items.split_at(8);
+            for (k, &i) in viewed.iter().enumerate() {
+                let at = start + chrono::Duration::minutes((u * 8 + k) as i64);
+                events.push(event(format!("e{u}-{k}"), u, ActivityType::View, i, at));
+            }
+            let bought = *rest.iter().min().unwrap();
+            after.push(event(
+                format!("e{u}-buy"),
+                u,
+                ActivityType::Purchase,
+                bought,
+                now - chrono::Duration::days(1),
+            ));
+        }
+        events.extend(after);
+        for chunk in events.chunks(1_000) {
+            ports.log.append(chunk.to_vec()).await.unwrap();
+        }
+        // p0 and p1 shown in five lists two days ago, p0 clicked in three; p2 shown today
+        // only (the job's own day, which its totals leave out).
+        let list = |k: usize, items: &[usize], at: chrono::DateTime<Utc>| Impression {
+            recommendation_id: format!("r{k}"),
+            user_id: UserId::parse(&format!("u{k}")).unwrap(),
+            model_version: "v0".into(),
+            variant: "default".into(),
+            created_at: at,
+            items: items
+                .iter()
+                .enumerate()
+                .map(|(position, &i)| ImpressionItem {
+                    product_id: pid(i),
+                    source: "trending".into(),
+                    position: position as u32,
+                })
+                .collect(),
+        };
+        let two_days_ago = now - chrono::Duration::days(2);
+        for k in 0..5 {
+            ports.impressions.record_impression(list(k, &[0, 1], two_days_ago));
+        }
+        ports.impressions.record_impression(list(5, &[2], now));
+        for k in 0..3 {
+            ports.impressions.record_outcome(AttributedOutcome {
+                event_id: format!("click-{k}"),
+                recommendation_id: format!("r{k}"),
+                user_id: UserId::parse(&format!("u{k}")).unwrap(),
+                variant: "default".into(),
+                product_id: pid(0),
+                source: "trending".into(),
+                position: 0,
+                kind: ActivityType::Click,
+                value: 0.0,
+                created_at: two_days_ago,
+            });
+        }
+        ports.impressions.flush_impressions().await;
+
+        let dir = tempfile::tempdir().unwrap();
+        let files = Arc::new(vitrina_store::files::DirArtefacts::new(dir.path()));
+        let settings = TrainingSettings { threads: 1, stuck_after: std::time::Duration::from_secs(600) };
+        let training = Training::new(settings, Artefacts::new(files)).unwrap();
+        let engine = Arc::new(Engine::new(products, Default::default()));
+        training.submit(TrainingConfig::default(), Trigger::Api).unwrap();
+        assert!(training.run_once(&ports, &engine).await);
+        let job = training.status().last_finished.expect("the job finished");
+        assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.log);
+        let model = engine.model();
+        assert!(model.bundle.ranker.is_some(), "the ranker serves: {:?}", job.log);
+        let totals = model.bundle.engagement.as_ref().expect("the model carries engagement totals");
+        assert_eq!(totals.days, engagement::window(now.timestamp_millis()));
+        let index = |i: usize| model.bundle.items.iter().position(|p| *p == pid(i)).unwrap() as u32;
+        let counts: Vec<(u32, u64, u64)> =
+            totals.items.iter().map(|&(i, _, c)| (i, c.shown, c.clicks)).collect();
+        let mut expected = vec![(index(0), 5, 3), (index(1), 5, 0)];
+        expected.sort_unstable();
+        assert_eq!(counts, expected, "today's list of p2 is left out");
+        assert!(
+            job.log.iter().any(|l| l.contains("2 products were shown in the 28 days before today")),
+            "{:?}",
+            job.log
+        );
     }
 
     fn service(stuck_after: std::time::Duration) -> Training {

@@ -16,6 +16,7 @@ conformance!(
     erasure_removes_the_visitors_lists_and_outcomes_only,
     a_read_sees_what_was_recorded_before_it_without_a_flush,
     a_products_exposure_counts_each_list_and_outcome_once_by_day,
+    every_products_exposure_is_summed_over_whole_utc_days,
 );
 
 fn user(id: &str) -> UserId {
@@ -211,4 +212,30 @@ async fn a_products_exposure_counts_each_list_and_outcome_once_by_day(f: Fixture
     // The totals name no visitor: an erasure leaves them.
     s.delete_user(&user("u1")).await.unwrap().unwrap();
     assert_eq!(s.exposure(&p2, week).await.unwrap(), expected);
+}
+
+async fn every_products_exposure_is_summed_over_whole_utc_days(f: Fixture) {
+    let s = &f.store;
+    let [p1, p2] = ["p1", "p2"].map(|p| ProductId::parse(p).unwrap());
+    let today = Utc::now().timestamp_millis().div_euclid(86_400_000);
+    s.record_impression(list("r1", "u1", "default", 0));
+    s.record_impression(list("r2", "u2", "default", 2 * 24 * 60)); // two days ago
+    s.record_impression(list("r3", "u2", "default", 5 * 24 * 60)); // five days ago
+    s.record_outcome(outcome("e1", "r1", "u1", "default", ActivityType::Click, 0.0));
+    let mut old = outcome("e2", "r2", "u2", "default", ActivityType::Purchase, 4.0);
+    old.created_at = Utc::now() - Duration::days(2);
+    s.record_outcome(old);
+    s.flush_impressions().await;
+    let shown = |n| Exposure { impressions: n, ..Exposure::default() };
+    // Every day up to today: three lists, both products, in id order.
+    let all = s.exposures((today - 10, today + 1)).await.unwrap();
+    let bought = Exposure { impressions: 3, clicks: 1, purchases: 1, revenue: 4.0, ..Exposure::default() };
+    assert_eq!(all, vec![(p1.clone(), shown(3)), (p2.clone(), bought)]);
+    // The days before today leave today's list and click out; the end is exclusive.
+    let before = s.exposures((today - 10, today)).await.unwrap();
+    let bought = Exposure { impressions: 2, purchases: 1, revenue: 4.0, ..Exposure::default() };
+    assert_eq!(before, vec![(p1.clone(), shown(2)), (p2.clone(), bought)]);
+    // Only the day five days ago.
+    assert_eq!(s.exposures((today - 5, today - 4)).await.unwrap(), vec![(p1, shown(1)), (p2, shown(1))]);
+    assert!(s.exposures((today - 4, today - 2)).await.unwrap().is_empty());
 }

@@ -497,6 +497,26 @@ impl vitrina_core::ports::ImpressionStore for super::PgStore {
         Ok(totals.await?.pop().unwrap_or_default())
     }
 
+    async fn exposures(&self, days: (i64, i64)) -> StoreResult<Vec<(ProductId, Exposure)>> {
+        self.impressions.flush().await;
+        let sql =
+            "SELECT product_id, SUM(impressions)::BIGINT, SUM(clicks)::BIGINT, SUM(add_to_carts)::BIGINT,
+                SUM(purchases)::BIGINT, SUM(revenue)::DOUBLE PRECISION
+              FROM product_exposure WHERE day >= $1 AND day < $2 GROUP BY product_id ORDER BY product_id";
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&days.0, &days.1];
+        let rows = self.query(sql, &params, |row| {
+            let totals = Exposure {
+                impressions: row.get::<_, i64>(1) as u64,
+                clicks: row.get::<_, i64>(2) as u64,
+                add_to_carts: row.get::<_, i64>(3) as u64,
+                purchases: row.get::<_, i64>(4) as u64,
+                revenue: row.get(5),
+            };
+            Ok((row.get::<_, String>(0), totals))
+        });
+        Ok(rows.await?.into_iter().filter_map(|(id, t)| Some((ProductId::parse(&id).ok()?, t))).collect())
+    }
+
     async fn outcomes_for_user(&self, user: &UserId) -> StoreResult<Vec<AttributedOutcome>> {
         self.impressions.flush().await;
         let sql = format!(

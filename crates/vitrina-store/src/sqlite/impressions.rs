@@ -364,6 +364,32 @@ impl ImpressionLog {
         })
     }
 
+    /// Every product's totals over the UTC days `days.0..days.1`, in product id order. Blocking.
+    pub fn exposures(&self, days: (i64, i64)) -> StoreResult<Vec<(ProductId, Exposure)>> {
+        self.with_reader(|c| {
+            c.prepare_cached(
+                "SELECT product_id, SUM(impressions), SUM(clicks), SUM(add_to_carts), SUM(purchases), SUM(revenue)
+                 FROM product_exposure WHERE day >= ?1 AND day < ?2 GROUP BY product_id ORDER BY product_id",
+            )?
+            .query_map([days.0, days.1], |r| {
+                let id: String = r.get(0)?;
+                let totals = Exposure {
+                    impressions: r.get::<_, i64>(1)? as u64,
+                    clicks: r.get::<_, i64>(2)? as u64,
+                    add_to_carts: r.get::<_, i64>(3)? as u64,
+                    purchases: r.get::<_, i64>(4)? as u64,
+                    revenue: r.get(5)?,
+                };
+                Ok((id, totals))
+            })?
+            .filter_map(|row| match row {
+                Ok((id, totals)) => ProductId::parse(&id).ok().map(|id| Ok((id, totals))),
+                Err(e) => Some(Err(e)),
+            })
+            .collect()
+        })
+    }
+
     /// The outcomes attributed to the user's events, oldest first. Blocking.
     pub fn outcomes_for_user(&self, user: &UserId) -> StoreResult<Vec<AttributedOutcome>> {
         let name = self.names.of(user);

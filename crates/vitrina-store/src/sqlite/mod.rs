@@ -547,6 +547,10 @@ impl ImpressionStore for SqliteStore {
         self.read_impressions(move |log| log.exposure(&product, since)).await
     }
 
+    async fn exposures(&self, days: (i64, i64)) -> StoreResult<Vec<(ProductId, Exposure)>> {
+        self.read_impressions(move |log| log.exposures(days)).await
+    }
+
     fn record_outcome(&self, outcome: AttributedOutcome) {
         self.impressions.record_outcome(outcome);
     }
