@@ -203,9 +203,8 @@ pub trait ImpressionStore: Send + Sync {
     /// them; the totals name no visitor, so an erasure leaves them as they are.
     async fn exposure(&self, product: &ProductId, since: DateTime<Utc>) -> StoreResult<Exposure>;
     /// Every product's totals (as [`ImpressionStore::exposure`] counts them) over the UTC
-    /// days numbered `days.0` up to but not including `days.1` (days since 1970-01-01), in
-    /// product id order; products with nothing in those days are left out.
-    async fn exposures(&self, days: (i64, i64)) -> StoreResult<Vec<(ProductId, Exposure)>>;
+    /// days numbered `days.0` up to but not including `days.1` (days since 1970-01-01).
+    async fn exposures(&self, days: (i64, i64)) -> StoreResult<Exposures>;
     /// Every impression and attributed outcome whose variant starts with `variant_prefix`
     /// (an experiment's variants are named `{experimentId}/{variant}`).
     async fn experiment_log(
@@ -254,6 +253,16 @@ impl Exposure {
         self.purchases += other.purchases;
         self.revenue += other.revenue;
     }
+}
+
+/// Every product's exposure totals over a range of days ([`ImpressionStore::exposures`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Exposures {
+    /// Days of the range that hold any totals (days pruned by retention, or on which nothing
+    /// was shown, do not count).
+    pub days: u32,
+    /// Per product with totals in the range, in product id order.
+    pub products: Vec<(ProductId, Exposure)>,
 }
 
 /// A click, add-to-cart or purchase attributed to one item of a served list.

@@ -19,7 +19,8 @@
 //! today's with what can be undone since the cut undone: every product is available (one
 //! out of stock or hidden now may not have been then), products published after the cut
 //! are left out unless they have events before it (then they are dated by the first one);
-//! prices are today's.
+//! prices and categories are today's (the offline features count a product's showings before
+//! the cut toward the category it has now).
 //!
 //! Live co-visitation (`covisit_recent`) is 0 in every training list: the engine counts it
 //! only for events newer than its model, and the cut's model covers every event before the
@@ -41,7 +42,7 @@ use vitrina_algo::{
     eval::MeanStderr,
     ltr::{Ranker, RankerParams, RankingSet},
 };
-use vitrina_core::{ports::Exposure, ActivityType, Product, ProductId};
+use vitrina_core::{ports::Exposures, ActivityType, Product, ProductId};
 
 use crate::{
     config::{RankingConfig, TrainingConfig},
@@ -385,7 +386,7 @@ pub type Shown = FxHashMap<u32, Vec<Vec<(ProductId, f32)>>>;
 #[derive(Debug, Default)]
 pub struct Served {
     pub after_cut: Shown,
-    pub before_cut: Vec<(ProductId, Exposure)>,
+    pub before_cut: Exposures,
 }
 
 /// Builds the training lists of `log` at the `draw`n cut (see the module docs): `products`
@@ -442,8 +443,7 @@ pub fn cut_lists(
         let mut step = |phase: &str, f: f32| progress(&format!("ranker: {phase}"), 0.6 * f);
         train_bundle(&past, &cut_config, (0, 0), &mut step)?
     };
-    bundle.engagement =
-        Engagement::new(engagement::window(cut_ms), &bundle.items, products, &served.before_cut);
+    bundle.engagement = Engagement::new(engagement::window(cut_ms), &served.before_cut, products);
     drop(past);
     let mut first = vec![i64::MAX; log.items.len()];
     for r in log.rows.iter().filter(|r| r.ts_ms < cut_ms) {

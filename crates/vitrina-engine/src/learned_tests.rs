@@ -91,10 +91,14 @@ fn the_ranker_travels_in_the_bundle_and_one_of_other_features_is_left_out() {
     }
     let params = RankerParams { min_rows_in_leaf: 1, trees: 5, ..RankerParams::default() };
     bundle.ranker = Some(Ranker::train(&set, None, &params).unwrap().0);
-    let shown =
-        [(pid("p1"), vitrina_core::ports::Exposure { impressions: 40, clicks: 3, ..Default::default() })];
-    bundle.engagement =
-        crate::engagement::Engagement::new((10, 38), &bundle.items, &engine.products(), &shown);
+    let shown = vitrina_core::ports::Exposures {
+        days: 3,
+        products: vec![(
+            pid("p1"),
+            vitrina_core::ports::Exposure { impressions: 40, clicks: 3, ..Default::default() },
+        )],
+    };
+    bundle.engagement = crate::engagement::Engagement::new((10, 38), &shown, &engine.products());
     assert!(bundle.engagement.is_some());
     let mut bytes = Vec::new();
     bundle.write(&mut bytes).unwrap();

@@ -46,8 +46,10 @@ impl PreparedModel {
             to_model[e as usize] = m as u32;
         }
         let popularity_max = popularity_max(&self.bundle);
-        let engagement =
-            self.bundle.engagement.as_ref().map(|e| Rates::new(e, |name| catalog.category(name)));
+        let engagement = self.bundle.engagement.as_ref().map(|e| {
+            let catalog = &*catalog;
+            Rates::new(e, |id| catalog.index(id), |name| catalog.category(name))
+        });
         ActiveModel {
             version: self.version,
             bundle: self.bundle,
@@ -69,7 +71,7 @@ pub struct ActiveModel {
     to_model: Vec<u32>,
     /// The bundle's highest popularity score.
     popularity_max: f32,
-    /// The bundle's engagement totals as rates over the catalogue's categories.
+    /// The bundle's engagement totals as rates over the catalogue's items and categories.
     engagement: Option<Rates>,
 }
 
@@ -135,17 +137,17 @@ impl ActiveModel {
         self.bundle.data_range.1
     }
 
-    /// How popular `item` was in the training data, over the most popular item (0–1); 0
-    /// when the model does not know it or has no popularity.
     /// The offline features of engine item `item` of catalogue category `category` (missing
     /// when the bundle has no engagement totals).
     pub fn engagement(&self, item: u32, category: u32) -> engagement::Shown {
         match &self.engagement {
-            Some(rates) => rates.of(self.model_item(item), category),
+            Some(rates) => rates.of(item, category),
             None => [f32::NAN; 6],
         }
     }
 
+    /// How popular `item` was in the training data, over the most popular item (0–1); 0
+    /// when the model does not know it or has no popularity.
     pub fn trained_popularity(&self, item: u32) -> f32 {
         match (self.bundle.popularity.as_ref(), self.model_item(item)) {
             (Some(p), Some(m)) if self.popularity_max > 0.0 => p.scores()[m as usize] / self.popularity_max,

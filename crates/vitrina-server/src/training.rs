@@ -22,9 +22,8 @@ use tokio::sync::Notify;
 use utoipa::ToSchema;
 use vitrina_core::{
     events::{kinds, DomainEvent},
-    ports::{Exposure, LockGuard, ModelRecord, ModelStatus, StoreResult},
+    ports::{Exposures, LockGuard, ModelRecord, ModelStatus, StoreResult},
     time::format_ts,
-    ProductId,
 };
 use vitrina_engine::{
     engagement::{self, Engagement},
@@ -454,24 +453,35 @@ impl Training {
         outcome.map(|promoted| (version, promoted))
     }
 
-    /// Every product's exposure totals over `days` (the engagement window of `what`); none,
-    /// logged, when the impression log cannot be read.
-    async fn exposures(&self, ports: &Ports, days: (i64, i64), what: &str) -> Vec<(ProductId, Exposure)> {
-        match ports.impressions.exposures(days).await {
-            Ok(totals) => {
+    /// Every product's exposure totals over the engagement windows of the cut and of today:
+    /// the offline features of the cut's lists and of the model that serves. Both empty
+    /// (and logged) when either cannot be read, so that a ranker trained with them finds
+    /// them when it serves.
+    async fn engagement_totals(&self, ports: &Ports, cut_ms: i64) -> (Exposures, ((i64, i64), Exposures)) {
+        let (cut, today) = (engagement::window(cut_ms), engagement::window(Utc::now().timestamp_millis()));
+        let read = match ports.impressions.exposures(cut).await {
+            Ok(before_cut) => ports.impressions.exposures(today).await.map(|serving| (before_cut, serving)),
+            Err(e) => Err(e),
+        };
+        match read {
+            Ok((before_cut, serving)) => {
                 self.log(format!(
-                    "learned ranker: {} products were shown in the {} days before {what}",
-                    totals.len(),
-                    days.1 - days.0
+                    "learned ranker: offline features from {} products shown on {} of the {} days before the cut's day, \
+                     and {} products shown on {} of the {} days before today",
+                    before_cut.products.len(),
+                    before_cut.days,
+                    cut.1 - cut.0,
+                    serving.products.len(),
+                    serving.days,
+                    today.1 - today.0
                 ));
-                totals
+                (before_cut, (today, serving))
             }
             Err(e) => {
                 self.log(format!(
-                    "learned ranker: the exposure totals before {what} could not be read ({e}); its offline features are \
-                     missing"
+                    "learned ranker: the exposure totals could not be read ({e}); its offline features are missing"
                 ));
-                Vec::new()
+                (Exposures::default(), (today, Exposures::default()))
             }
         }
     }
@@ -538,10 +548,12 @@ impl Training {
                     Shown::default()
                 }
             };
-            self.update(|j| j.phase = "ranker: reading what came of the products shown".into());
-            let before_cut = self.exposures(ports, engagement::window(drawn.cut_ms()), "the cut").await;
-            let today = engagement::window(Utc::now().timestamp_millis());
-            let serving = (today, self.exposures(ports, today, "today").await);
+            let (before_cut, serving) = if drawn.listed().is_empty() {
+                (Exposures::default(), ((0, 0), Exposures::default()))
+            } else {
+                self.update(|j| j.phase = "ranker: reading what came of the products shown".into());
+                self.engagement_totals(ports, drawn.cut_ms()).await
+            };
             Some((drawn, Served { after_cut: shown, before_cut }, serving))
         } else {
             None
@@ -613,7 +625,7 @@ impl Training {
                 let mut bundle = train(data, &config, (1, max_seq), &mut report(0.7, 0.25))?;
                 bundle.ranker = learned.as_ref().and_then(|l| l.as_ref().ok()).and_then(Gated::serving);
                 if let (Some(_), Some((days, totals))) = (&bundle.ranker, serving) {
-                    bundle.engagement = Engagement::new(days, &bundle.items, &products, &totals);
+                    bundle.engagement = Engagement::new(days, &totals, &products);
                 }
                 Ok((bundle, validation, learned))
             })
@@ -1042,14 +1054,15 @@ mod tests {
 
     /// 480 visitors in four groups of twelve products: eight views of their group ten days
     /// ago, then a purchase yesterday of the cheapest product they had not viewed (what the
-    /// blend misses and a learned ranker learns); and lists shown two days ago and today.
+    /// blend misses and a learned ranker learns; the cut falls at the purchases); and lists
+    /// shown two days ago, yesterday at the cut, and today.
     #[tokio::test]
     async fn a_model_with_a_learned_ranker_carries_the_exposure_totals_of_the_whole_days_before_the_job() {
         use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
         use vitrina_core::{
             activity::NewActivity,
             ports::{AttributedOutcome, Impression, ImpressionItem},
-            ActivityType, EventId, Product, UserId,
+            ActivityType, EventId, Product, ProductId, UserId,
         };
 
         let store = crate::ports::TestStore::new().await;
@@ -1103,8 +1116,9 @@ mod tests {
         for chunk in events.chunks(1_000) {
             ports.log.append(chunk.to_vec()).await.unwrap();
         }
-        // p0 and p1 shown in five lists two days ago, p0 clicked in three; p2 shown today
-        // only (the job's own day, which its totals leave out).
+        // p0 and p1 shown in five lists two days ago, p0 clicked in three; p3 shown at the
+        // cut (its day counts for the model that serves, not for the cut's lists); p2 shown
+        // today only (the job's own day, which no totals hold).
         let list = |k: usize, items: &[usize], at: chrono::DateTime<Utc>| Impression {
             recommendation_id: format!("r{k}"),
             user_id: UserId::parse(&format!("u{k}")).unwrap(),
@@ -1126,6 +1140,7 @@ mod tests {
             ports.impressions.record_impression(list(k, &[0, 1], two_days_ago));
         }
         ports.impressions.record_impression(list(5, &[2], now));
+        ports.impressions.record_impression(list(6, &[3], now - chrono::Duration::days(1)));
         for k in 0..3 {
             ports.impressions.record_outcome(AttributedOutcome {
                 event_id: format!("click-{k}"),
@@ -1149,23 +1164,25 @@ mod tests {
         let engine = Arc::new(Engine::new(products, Default::default()));
         training.submit(TrainingConfig::default(), Trigger::Api).unwrap();
         assert!(training.run_once(&ports, &engine).await);
+        let finished = Utc::now();
         let job = training.status().last_finished.expect("the job finished");
         assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.log);
         let model = engine.model();
         assert!(model.bundle.ranker.is_some(), "the ranker serves: {:?}", job.log);
         let totals = model.bundle.engagement.as_ref().expect("the model carries engagement totals");
-        assert_eq!(totals.days, engagement::window(now.timestamp_millis()));
-        let index = |i: usize| model.bundle.items.iter().position(|p| *p == pid(i)).unwrap() as u32;
-        let counts: Vec<(u32, u64, u64)> =
-            totals.items.iter().map(|&(i, _, c)| (i, c.shown, c.clicks)).collect();
-        let mut expected = vec![(index(0), 5, 3), (index(1), 5, 0)];
-        expected.sort_unstable();
+        // the days before the job's (midnight may pass while it runs)
+        let window = |t: chrono::DateTime<Utc>| engagement::window(t.timestamp_millis());
+        assert!(totals.days == window(now) || totals.days == window(finished), "{:?}", totals.days);
+        let counts: Vec<(&str, u64, u64)> =
+            totals.products.iter().map(|(p, _, c)| (p.as_str(), c.shown, c.clicks)).collect();
+        let mut expected = vec![("p0", 5, 3), ("p1", 5, 0), ("p3", 1, 0)];
+        if totals.days != window(now) {
+            expected.insert(2, ("p2", 1, 0));
+        }
         assert_eq!(counts, expected, "today's list of p2 is left out");
-        assert!(
-            job.log.iter().any(|l| l.contains("2 products were shown in the 28 days before today")),
-            "{:?}",
-            job.log
-        );
+        // the cut's lists read the days before the cut's: without p3
+        let cut_line = "offline features from 2 products shown on 1 of the 28 days before the cut's day";
+        assert!(job.log.iter().any(|l| l.contains(cut_line)), "{:?}", job.log);
     }
 
     fn service(stuck_after: std::time::Duration) -> Training {

@@ -217,25 +217,35 @@ async fn a_products_exposure_counts_each_list_and_outcome_once_by_day(f: Fixture
 async fn every_products_exposure_is_summed_over_whole_utc_days(f: Fixture) {
     let s = &f.store;
     let [p1, p2] = ["p1", "p2"].map(|p| ProductId::parse(p).unwrap());
-    let today = Utc::now().timestamp_millis().div_euclid(86_400_000);
-    s.record_impression(list("r1", "u1", "default", 0));
-    s.record_impression(list("r2", "u2", "default", 2 * 24 * 60)); // two days ago
-    s.record_impression(list("r3", "u2", "default", 5 * 24 * 60)); // five days ago
-    s.record_outcome(outcome("e1", "r1", "u1", "default", ActivityType::Click, 0.0));
+    // One clock for every record and every range, so that midnight cannot pass between them.
+    let now = Utc::now();
+    let today = now.timestamp_millis().div_euclid(86_400_000);
+    let at = |id: &str, visitor: &str, days_ago: i64| Impression {
+        created_at: now - Duration::days(days_ago),
+        ..list(id, visitor, "default", 0)
+    };
+    s.record_impression(at("r1", "u1", 0));
+    s.record_impression(at("r2", "u2", 2));
+    s.record_impression(at("r3", "u2", 5));
+    let mut click = outcome("e1", "r1", "u1", "default", ActivityType::Click, 0.0);
+    click.created_at = now;
+    s.record_outcome(click);
     let mut old = outcome("e2", "r2", "u2", "default", ActivityType::Purchase, 4.0);
-    old.created_at = Utc::now() - Duration::days(2);
+    old.created_at = now - Duration::days(2);
     s.record_outcome(old);
     s.flush_impressions().await;
     let shown = |n| Exposure { impressions: n, ..Exposure::default() };
-    // Every day up to today: three lists, both products, in id order.
-    let all = s.exposures((today - 10, today + 1)).await.unwrap();
+    let got = |days| async move {
+        let e = s.exposures(days).await.unwrap();
+        (e.days, e.products)
+    };
+    // Every day up to today: three lists on three days, both products, in id order.
     let bought = Exposure { impressions: 3, clicks: 1, purchases: 1, revenue: 4.0, ..Exposure::default() };
-    assert_eq!(all, vec![(p1.clone(), shown(3)), (p2.clone(), bought)]);
+    assert_eq!(got((today - 10, today + 1)).await, (3, vec![(p1.clone(), shown(3)), (p2.clone(), bought)]));
     // The days before today leave today's list and click out; the end is exclusive.
-    let before = s.exposures((today - 10, today)).await.unwrap();
     let bought = Exposure { impressions: 2, purchases: 1, revenue: 4.0, ..Exposure::default() };
-    assert_eq!(before, vec![(p1.clone(), shown(2)), (p2.clone(), bought)]);
+    assert_eq!(got((today - 10, today)).await, (2, vec![(p1.clone(), shown(2)), (p2.clone(), bought)]));
     // Only the day five days ago.
-    assert_eq!(s.exposures((today - 5, today - 4)).await.unwrap(), vec![(p1, shown(1)), (p2, shown(1))]);
-    assert!(s.exposures((today - 4, today - 2)).await.unwrap().is_empty());
+    assert_eq!(got((today - 5, today - 4)).await, (1, vec![(p1, shown(1)), (p2, shown(1))]));
+    assert_eq!(got((today - 4, today - 2)).await, (0, Vec::new()));
 }

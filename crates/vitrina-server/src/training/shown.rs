@@ -201,8 +201,8 @@ mod tests {
         async fn exposure(&self, _: &ProductId, _: DateTime<Utc>) -> StoreResult<Exposure> {
             Ok(Exposure::default())
         }
-        async fn exposures(&self, _: (i64, i64)) -> StoreResult<Vec<(ProductId, Exposure)>> {
-            Ok(Vec::new())
+        async fn exposures(&self, _: (i64, i64)) -> StoreResult<vitrina_core::ports::Exposures> {
+            Ok(Default::default())
         }
         async fn experiment_log(&self, _: &str) -> StoreResult<(Vec<Impression>, Vec<AttributedOutcome>)> {
             Ok((Vec::new(), Vec::new()))

@@ -19,7 +19,7 @@ use tokio::{
     task::JoinHandle,
 };
 use vitrina_core::{
-    ports::{AttributedOutcome, Exposure, Impression, StoreError, StoreResult},
+    ports::{AttributedOutcome, Exposure, Exposures, Impression, StoreError, StoreResult},
     time::from_millis,
     ActivityType, ProductId, UserId,
 };
@@ -497,8 +497,11 @@ impl vitrina_core::ports::ImpressionStore for super::PgStore {
         Ok(totals.await?.pop().unwrap_or_default())
     }
 
-    async fn exposures(&self, days: (i64, i64)) -> StoreResult<Vec<(ProductId, Exposure)>> {
+    async fn exposures(&self, days: (i64, i64)) -> StoreResult<Exposures> {
         self.impressions.flush().await;
+        let count = "SELECT COUNT(DISTINCT day) FROM product_exposure WHERE day >= $1 AND day < $2";
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&days.0, &days.1];
+        let covered = self.query(count, &params, |row| Ok(row.get::<_, i64>(0))).await?.pop().unwrap_or(0);
         let sql =
             "SELECT product_id, SUM(impressions)::BIGINT, SUM(clicks)::BIGINT, SUM(add_to_carts)::BIGINT,
                 SUM(purchases)::BIGINT, SUM(revenue)::DOUBLE PRECISION
@@ -514,7 +517,9 @@ impl vitrina_core::ports::ImpressionStore for super::PgStore {
             };
             Ok((row.get::<_, String>(0), totals))
         });
-        Ok(rows.await?.into_iter().filter_map(|(id, t)| Some((ProductId::parse(&id).ok()?, t))).collect())
+        let products =
+            rows.await?.into_iter().filter_map(|(id, t)| Some((ProductId::parse(&id).ok()?, t))).collect();
+        Ok(Exposures { days: covered as u32, products })
     }
 
     async fn outcomes_for_user(&self, user: &UserId) -> StoreResult<Vec<AttributedOutcome>> {

@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 use vitrina_core::{
-    ports::{AttributedOutcome, Exposure, Impression, StoreError, StoreResult},
+    ports::{AttributedOutcome, Exposure, Exposures, Impression, StoreError, StoreResult},
     ProductId, UserId,
 };
 
@@ -364,10 +364,14 @@ impl ImpressionLog {
         })
     }
 
-    /// Every product's totals over the UTC days `days.0..days.1`, in product id order. Blocking.
-    pub fn exposures(&self, days: (i64, i64)) -> StoreResult<Vec<(ProductId, Exposure)>> {
+    /// Every product's totals over the UTC days `days.0..days.1`. Blocking.
+    pub fn exposures(&self, days: (i64, i64)) -> StoreResult<Exposures> {
         self.with_reader(|c| {
-            c.prepare_cached(
+            let covered: i64 = c
+                .prepare_cached("SELECT COUNT(DISTINCT day) FROM product_exposure WHERE day >= ?1 AND day < ?2")?
+                .query_row([days.0, days.1], |r| r.get(0))?;
+            let products = c
+                .prepare_cached(
                 "SELECT product_id, SUM(impressions), SUM(clicks), SUM(add_to_carts), SUM(purchases), SUM(revenue)
                  FROM product_exposure WHERE day >= ?1 AND day < ?2 GROUP BY product_id ORDER BY product_id",
             )?
@@ -386,7 +390,8 @@ impl ImpressionLog {
                 Ok((id, totals)) => ProductId::parse(&id).ok().map(|id| Ok((id, totals))),
                 Err(e) => Some(Err(e)),
             })
-            .collect()
+            .collect::<rusqlite::Result<_>>()?;
+            Ok(Exposures { days: covered as u32, products })
         })
     }
 

@@ -26,7 +26,7 @@ use vitrina_core::{
     keys::ApiKey,
     ports::{
         AppendOutcome, ArtefactStore, AttributedOutcome, CatalogStore, CommitListener, DeletedUser, EventLog,
-        ExperimentStore, Exposure, Impression, ImpressionStore, KeyStore, LogStats, ModelRecord,
+        ExperimentStore, Exposure, Exposures, Impression, ImpressionStore, KeyStore, LogStats, ModelRecord,
         ModelRegistry, ProductQuery, StoreError, StoreResult, UserStore,
     },
     LogEvent, NewActivity, Product, ProductId, StoredActivity, User, UserId,
@@ -547,7 +547,7 @@ impl ImpressionStore for SqliteStore {
         self.read_impressions(move |log| log.exposure(&product, since)).await
     }
 
-    async fn exposures(&self, days: (i64, i64)) -> StoreResult<Vec<(ProductId, Exposure)>> {
+    async fn exposures(&self, days: (i64, i64)) -> StoreResult<Exposures> {
         self.read_impressions(move |log| log.exposures(days)).await
     }
 
