@@ -9,12 +9,13 @@ rss() { awk '/VmRSS/{r=$2} /VmHWM/{h=$2} END{printf "RSS %.0f MiB, peak %.0f MiB
 served() { curl -s "$url/metrics" | awk -v c="$1" '$1 ~ "vitrina_recommendations_served_total" && $1 ~ "cache=\""c"\"" {s+=$2} END{print s+0}'; }
 
 # A closed-loop wrk run (bench/recommend.lua prints p50/p99/p99.9 and the error counts):
-# name, COLD share, HOT visitors. With PERF=FILE the run named "cache-miss mix" is profiled.
+# name, COLD share, HOT visitors. With PERF=FILE the run named $PERF_RUN (default "cache-miss
+# mix") is profiled.
 load_run() {
   local h0 m0 h m
   h0=$(served hit); m0=$(served miss)
   echo "== $1: wrk -t1 -c32 -d${secs}s, COLD=$2 HOT=$3"
-  if [ -n "${PERF:-}" ] && [ "$1" = "cache-miss mix" ]; then
+  if [ -n "${PERF:-}" ] && [ "$1" = "${PERF_RUN:-cache-miss mix}" ]; then
     perf record -F 499 -g -p "$pid" -o "$PERF" -- sleep "$secs" >/dev/null 2>&1 &
   fi
   COLD=$2 HOT=$3 wrk -t1 -c32 -d"${secs}s" --latency -s bench/recommend.lua "$url" |
