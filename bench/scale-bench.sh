@@ -10,7 +10,7 @@
 #                        shop, e.g. moved there by `vitrina migrate`; nothing is generated)
 #   LOADS=serving        skip the loads that run while a training job runs
 #   PERF=FILE            record a CPU profile (perf record -g, 499 Hz) of the server during the
-#                        first cache-miss mix run into FILE
+#                        first cache-miss mix run into FILE (PERF_RUN="mostly cached": that run)
 # Steps: generate the shop (`vitrina gen`), import it (`vitrina import`), start `vitrina serve`,
 # train a model on all 20M events, warm up for 10 s, then with `wrk` (bench/recommend.lua): a
 # mostly cached run, a run where >= 20 % of requests miss the cache, freshness

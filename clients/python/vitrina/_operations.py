@@ -531,12 +531,12 @@ class SyncOperations:
         """
         return self._call("keys_revoke", path={"keyId": key_id})
 
-    def recommendations(self, user_id: str, *, limit: int | None = None, category: str | None = None, exclude: list[str] | None = None, min_price: float | None = None, max_price: float | None = None) -> RecommendationsResponse:
+    def recommendations(self, user_id: str, *, limit: int | None = None, category: str | None = None, exclude: list[str] | None = None, min_price: float | None = None, max_price: float | None = None, preview: bool | None = None) -> RecommendationsResponse:
         """The visitor's personalised list, from the cache when nothing changed since it was computed.
 
         `GET /api/v1/recommendations/recommendations/{userId}`
         """
-        return self._call("recommendations", path={"userId": user_id}, query={"limit": limit, "category": category, "exclude": exclude, "minPrice": min_price, "maxPrice": max_price})
+        return self._call("recommendations", path={"userId": user_id}, query={"limit": limit, "category": category, "exclude": exclude, "minPrice": min_price, "maxPrice": max_price, "preview": preview})
 
     def recommendations_history(self, user_id: str, *, limit: int | None = None) -> ActivityHistory:
         """The visitor's latest events, newest first.
@@ -1098,12 +1098,12 @@ class AsyncOperations:
         """
         return await self._call("keys_revoke", path={"keyId": key_id})
 
-    async def recommendations(self, user_id: str, *, limit: int | None = None, category: str | None = None, exclude: list[str] | None = None, min_price: float | None = None, max_price: float | None = None) -> RecommendationsResponse:
+    async def recommendations(self, user_id: str, *, limit: int | None = None, category: str | None = None, exclude: list[str] | None = None, min_price: float | None = None, max_price: float | None = None, preview: bool | None = None) -> RecommendationsResponse:
         """The visitor's personalised list, from the cache when nothing changed since it was computed.
 
         `GET /api/v1/recommendations/recommendations/{userId}`
         """
-        return await self._call("recommendations", path={"userId": user_id}, query={"limit": limit, "category": category, "exclude": exclude, "minPrice": min_price, "maxPrice": max_price})
+        return await self._call("recommendations", path={"userId": user_id}, query={"limit": limit, "category": category, "exclude": exclude, "minPrice": min_price, "maxPrice": max_price, "preview": preview})
 
     async def recommendations_history(self, user_id: str, *, limit: int | None = None) -> ActivityHistory:
         """The visitor's latest events, newest first.

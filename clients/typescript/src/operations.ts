@@ -74,7 +74,7 @@ export const OPERATIONS: Record<string, Operation> = {
   keys_create: { id: "keys_create", method: "POST", path: "/api/v1/keys", pathParams: [], query: [], headers: [] },
   keys_list: { id: "keys_list", method: "GET", path: "/api/v1/keys", pathParams: [], query: [], headers: [] },
   keys_revoke: { id: "keys_revoke", method: "DELETE", path: "/api/v1/keys/{keyId}", pathParams: ["keyId"], query: [], headers: [] },
-  recommendations: { id: "recommendations", method: "GET", path: "/api/v1/recommendations/recommendations/{userId}", pathParams: ["userId"], query: ["limit", "category", "exclude", "minPrice", "maxPrice"], headers: [] },
+  recommendations: { id: "recommendations", method: "GET", path: "/api/v1/recommendations/recommendations/{userId}", pathParams: ["userId"], query: ["limit", "category", "exclude", "minPrice", "maxPrice", "preview"], headers: [] },
   recommendations_history: { id: "recommendations_history", method: "GET", path: "/api/v1/recommendations/activity/{userId}", pathParams: ["userId"], query: ["limit"], headers: [] },
   recommendations_popular: { id: "recommendations_popular", method: "GET", path: "/api/v1/recommendations/popular", pathParams: [], query: ["limit", "category", "window", "exclude", "minPrice", "maxPrice", "userId"], headers: [] },
   recommendations_refresh: { id: "recommendations_refresh", method: "POST", path: "/api/v1/recommendations/recommendations/{userId}/refresh", pathParams: ["userId"], query: [], headers: [] },
@@ -661,7 +661,7 @@ export abstract class Operations {
    *
    * `GET /api/v1/recommendations/recommendations/{userId}`
    */
-  recommendations(userId: string, options: { limit?: number; category?: string; exclude?: Array<string>; minPrice?: number; maxPrice?: number; } = {}): Promise<RecommendationsResponse> {
+  recommendations(userId: string, options: { limit?: number; category?: string; exclude?: Array<string>; minPrice?: number; maxPrice?: number; preview?: boolean; } = {}): Promise<RecommendationsResponse> {
     return this.send(OPERATIONS.recommendations, { "userId": userId }, options) as Promise<RecommendationsResponse>;
   }
 

@@ -289,8 +289,27 @@ async fn a_products_exposure_counts_its_impressions_and_attributed_outcomes() {
     );
     assert_eq!(bought["days"], json!(2));
     assert!(bought["since"].as_str().unwrap().ends_with("T00:00:00.000Z"), "{bought}");
-    let only_shown = exposure(second).await;
+    let only_shown = exposure(second.clone()).await;
     assert_eq!((&only_shown["impressions"], &only_shown["clicks"]), (&json!(1), &json!(0)), "{only_shown}");
+    // A preview is the list the visitor would be served, and is not logged; a served list
+    // after it is.
+    let ids = |list: &Value| -> Vec<Value> {
+        list["recommendations"].as_array().unwrap().iter().map(|r| r["productId"].clone()).collect()
+    };
+    let (_, served) = app.get("/api/v1/recommendations/recommendations/user-7?limit=3").await;
+    let shown = served["recommendations"][0]["productId"].as_str().unwrap().to_string();
+    let before = exposure(shown.clone()).await["impressions"].as_u64().unwrap();
+    let (status, preview) =
+        app.get("/api/v1/recommendations/recommendations/user-7?limit=3&preview=true").await;
+    assert_eq!(status.as_u16(), 200, "{preview}");
+    assert_eq!(ids(&preview), ids(&served));
+    assert_eq!(
+        exposure(shown.clone()).await["impressions"].as_u64(),
+        Some(before),
+        "the preview is not logged"
+    );
+    app.get("/api/v1/recommendations/recommendations/user-7?limit=3").await;
+    assert_eq!(exposure(shown).await["impressions"].as_u64(), Some(before + 1), "a served list is");
 }
 
 #[tokio::test]

@@ -47,7 +47,8 @@ async function visitor(main, id) {
 
   async function loadList(highlight) {
     try {
-      const r = await api(withQuery(`/api/v1/recommendations/recommendations/${enc(id)}`, { limit: 10 }));
+      // a preview: looking from the console is not an impression of the visitor's
+      const r = await api(withQuery(`/api/v1/recommendations/recommendations/${enc(id)}`, { limit: 10, preview: true }));
       const before = new Set(shown);
       shown = r.recommendations.map((x) => x.productId);
       const rows = r.recommendations.map((x, i) =>
@@ -118,7 +119,7 @@ async function visitor(main, id) {
     h(
       "div",
       { class: "grid wide" },
-      h("div", {}, panel("Current list", listBox), panel("Send a test event", h("p", { class: "muted" }, "Stored like any tracked event; the list below is recomputed."), form)),
+      h("div", {}, panel("Current list", h("p", { class: "muted" }, "As the visitor would be served it; looking here logs no impression."), listBox), panel("Send a test event", h("p", { class: "muted" }, "Stored like any tracked event; the list below is recomputed."), form)),
       panel("Latest events", timeline)
     )
   );

@@ -129,7 +129,7 @@ async fn personalised(
             .with_details(serde_json::json!({"requiredScope": "track", "keyScope": caller.scope.as_str()})));
         }
     }
-    let list = personal_list(s, &user, limit, skip, list_filters(limit, category)?).await?;
+    let list = personal_list(s, &user, limit, skip, list_filters(limit, category)?, false).await?;
     let items = scores(list);
     if let Some(kind) = write_back {
         let at = format_time(Utc::now() + delay);

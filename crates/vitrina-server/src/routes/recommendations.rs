@@ -42,6 +42,11 @@ pub struct ListQuery {
     pub exclude: Option<String>,
     pub min_price: Option<f64>,
     pub max_price: Option<f64>,
+    /// `true` to look at the visitor's list without serving it (a console, a test): it is
+    /// not logged — no impression for attribution, experiment results or a product's
+    /// exposure, no `recommendation.generated` event — so its `recommendationId` attributes
+    /// nothing. The list itself is the one the visitor would be served, cache included.
+    pub preview: Option<bool>,
 }
 
 pub(crate) fn filters(
@@ -297,18 +302,19 @@ pub async fn recommendations(
 ) -> ApiResult<Json<RecommendationsResponse>> {
     let user = UserId::parse(&user)?;
     let (limit, filters) = q.filters()?;
-    let list = personal_list(&s, &user, limit, 0, filters).await?;
+    let list = personal_list(&s, &user, limit, 0, filters, q.preview.unwrap_or(false)).await?;
     Ok(Json(RecommendationsResponse::new(user.to_string(), list)))
 }
 
 /// The visitor's personalised list as served: from the cache when nothing changed since it
-/// was computed, its impression logged.
+/// was computed, its impression logged unless it is a `preview`.
 pub(crate) async fn personal_list(
     s: &AppState,
     user: &UserId,
     limit: usize,
     skip: usize,
     filters: Filters,
+    preview: bool,
 ) -> ApiResult<ListBody> {
     let arm = s.experiments.arm_for(Some(user.as_str()));
     let key = list_key(s, &arm, limit, &filters);
@@ -326,7 +332,8 @@ pub(crate) async fn personal_list(
             (list, false)
         }
     };
-    Ok(serve(s, Some(user), &arm, &list, skip, from_cache, |r| personal_explanation(s, r)))
+    let logged = (!preview).then_some(user);
+    Ok(serve(s, logged, &arm, &list, skip, from_cache, |r| personal_explanation(s, r)))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
