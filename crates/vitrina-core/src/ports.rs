@@ -258,8 +258,8 @@ impl Exposure {
 /// Every product's exposure totals over a range of days ([`ImpressionStore::exposures`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Exposures {
-    /// Days of the range that hold any totals (days pruned by retention, or on which nothing
-    /// was shown, do not count).
+    /// Days of the range that hold any totals: a list shown or an outcome attributed (days
+    /// pruned by retention, or with neither, do not count).
     pub days: u32,
     /// Per product with totals in the range, in product id order.
     pub products: Vec<(ProductId, Exposure)>,

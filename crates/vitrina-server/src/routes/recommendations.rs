@@ -44,8 +44,10 @@ pub struct ListQuery {
     pub max_price: Option<f64>,
     /// `true` to look at the visitor's list without serving it (a console, a test): it is
     /// not logged — no impression for attribution, experiment results or a product's
-    /// exposure, no `recommendation.generated` event — so its `recommendationId` attributes
-    /// nothing. The list itself is the one the visitor would be served, cache included.
+    /// exposure, no `RecommendationGenerated` event — so an outcome naming its
+    /// `recommendationId` is attributed as if it named none (to a list that was served).
+    /// It is still counted in `vitrina_recommendations_served_total`. The list itself is
+    /// the one the visitor would be served, cache included.
     pub preview: Option<bool>,
 }
 
