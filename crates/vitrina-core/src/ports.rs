@@ -222,7 +222,8 @@ pub trait ImpressionStore: Send + Sync {
 
 /// A product's totals in served lists: how often it was shown, and the attributed clicks,
 /// add-to-carts, purchases and revenue.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Exposure {
     pub impressions: u64,
     pub clicks: u64,

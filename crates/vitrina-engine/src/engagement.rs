@@ -34,35 +34,11 @@ pub fn window(at_ms: i64) -> (i64, i64) {
     (day - DAYS, day)
 }
 
-/// How often something was shown and what came of it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counts {
-    pub shown: u64,
-    pub clicks: u64,
-    pub carts: u64,
-    pub purchases: u64,
-}
-
-impl From<&Exposure> for Counts {
-    fn from(e: &Exposure) -> Self {
-        Counts { shown: e.impressions, clicks: e.clicks, carts: e.add_to_carts, purchases: e.purchases }
-    }
-}
-
-impl Counts {
-    fn add(&mut self, o: &Counts) {
-        self.shown += o.shown;
-        self.clicks += o.clicks;
-        self.carts += o.carts;
-        self.purchases += o.purchases;
-    }
-
-    /// Click, add-to-cart and purchase rates per showing, smoothed toward `prior`.
-    fn rates(&self, prior: [f64; 3]) -> [f64; 3] {
-        let n = self.shown as f64 + PRIOR_SHOWN;
-        let k = [self.clicks, self.carts, self.purchases];
-        std::array::from_fn(|i| (k[i] as f64 + PRIOR_SHOWN * prior[i]) / n)
-    }
+/// Click, add-to-cart and purchase rates per showing of `e`, smoothed toward `prior`.
+fn rates(e: &Exposure, prior: [f64; 3]) -> [f64; 3] {
+    let n = e.impressions as f64 + PRIOR_SHOWN;
+    let k = [e.clicks, e.add_to_carts, e.purchases];
+    std::array::from_fn(|i| (k[i] as f64 + PRIOR_SHOWN * prior[i]) / n)
 }
 
 /// The totals a bundle carries.
@@ -74,9 +50,9 @@ pub struct Engagement {
     /// Days of `days` that hold any totals: showings are per such day.
     pub days_shown: u32,
     /// Per category name, what its products added up to.
-    pub categories: Vec<(String, Counts)>,
+    pub categories: Vec<(String, Exposure)>,
     /// Per product shown: `(product, index into categories, totals)`, by product id.
-    pub products: Vec<(ProductId, u32, Counts)>,
+    pub products: Vec<(ProductId, u32, Exposure)>,
 }
 
 impl Engagement {
@@ -85,18 +61,17 @@ impl Engagement {
     pub fn new(days: (i64, i64), shown: &Exposures, products: &[Product]) -> Option<Self> {
         let category: FxHashMap<&ProductId, &str> =
             products.iter().map(|p| (&p.id, p.category.as_str())).collect();
-        let mut categories: Vec<(String, Counts)> = Vec::new();
+        let mut categories: Vec<(String, Exposure)> = Vec::new();
         let mut category_index: FxHashMap<&str, u32> = FxHashMap::default();
         let mut per_product = Vec::new();
         for (id, totals) in shown.products.iter().filter(|(_, t)| t.impressions > 0) {
             let Some(&name) = category.get(id) else { continue };
             let c = *category_index.entry(name).or_insert_with(|| {
-                categories.push((name.to_string(), Counts::default()));
+                categories.push((name.to_string(), Exposure::default()));
                 categories.len() as u32 - 1
             });
-            let counts = Counts::from(totals);
-            categories[c as usize].1.add(&counts);
-            per_product.push((id.clone(), c, counts));
+            categories[c as usize].1.add(totals);
+            per_product.push((id.clone(), c, *totals));
         }
         per_product.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         (shown.days > 0 && !categories.is_empty()).then_some(Engagement {
@@ -132,18 +107,18 @@ impl Rates {
         item: impl Fn(&ProductId) -> Option<u32>,
         category: impl Fn(&str) -> Option<u32>,
     ) -> Self {
-        let mut total = Counts::default();
+        let mut total = Exposure::default();
         e.categories.iter().for_each(|(_, c)| total.add(c));
-        let n = total.shown.max(1) as f64;
-        let shop = [total.clicks as f64 / n, total.carts as f64 / n, total.purchases as f64 / n];
-        let by_index: Vec<[f64; 3]> = e.categories.iter().map(|(_, c)| c.rates(shop)).collect();
+        let n = total.impressions.max(1) as f64;
+        let shop = [total.clicks as f64 / n, total.add_to_carts as f64 / n, total.purchases as f64 / n];
+        let by_index: Vec<[f64; 3]> = e.categories.iter().map(|(_, c)| rates(c, shop)).collect();
         let per_day = f64::from(e.days_shown.max(1));
         let items = e
             .products
             .iter()
             .filter_map(|(id, c, counts)| {
-                let [a, b, d] = counts.rates(*by_index.get(*c as usize)?);
-                let shown = (counts.shown as f64 / per_day).ln_1p();
+                let [a, b, d] = rates(counts, *by_index.get(*c as usize)?);
+                let shown = (counts.impressions as f64 / per_day).ln_1p();
                 Some((item(id)?, [shown as f32, a as f32, b as f32, d as f32]))
             })
             .collect();

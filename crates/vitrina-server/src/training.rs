@@ -459,11 +459,13 @@ impl Training {
     /// them when it serves.
     async fn engagement_totals(&self, ports: &Ports, cut_ms: i64) -> (Exposures, ((i64, i64), Exposures)) {
         let (cut, today) = (engagement::window(cut_ms), engagement::window(Utc::now().timestamp_millis()));
-        let read = match ports.impressions.exposures(cut).await {
-            Ok(before_cut) => ports.impressions.exposures(today).await.map(|serving| (before_cut, serving)),
-            Err(e) => Err(e),
+        let both = async {
+            StoreResult::Ok((
+                ports.impressions.exposures(cut).await?,
+                ports.impressions.exposures(today).await?,
+            ))
         };
-        match read {
+        match both.await {
             Ok((before_cut, serving)) => {
                 self.log(format!(
                     "learned ranker: offline features from {} products shown on {} of the {} days before the cut's day, \
@@ -1174,7 +1176,7 @@ mod tests {
         let window = |t: chrono::DateTime<Utc>| engagement::window(t.timestamp_millis());
         assert!(totals.days == window(now) || totals.days == window(finished), "{:?}", totals.days);
         let counts: Vec<(&str, u64, u64)> =
-            totals.products.iter().map(|(p, _, c)| (p.as_str(), c.shown, c.clicks)).collect();
+            totals.products.iter().map(|(p, _, c)| (p.as_str(), c.impressions, c.clicks)).collect();
         let mut expected = vec![("p0", 5, 3), ("p1", 5, 0), ("p3", 1, 0)];
         if totals.days != window(now) {
             expected.insert(2, ("p2", 1, 0));
@@ -1183,6 +1185,77 @@ mod tests {
         // the cut's lists read the days before the cut's: without p3
         let cut_line = "offline features from 2 products shown on 1 of the 28 days before the cut's day";
         assert!(job.log.iter().any(|l| l.contains(cut_line)), "{:?}", job.log);
+    }
+
+    /// An impression log whose read of exposure totals number `.1` (from 0) fails.
+    struct FailingRead(std::sync::atomic::AtomicUsize, usize);
+
+    #[async_trait::async_trait]
+    impl vitrina_core::ports::ImpressionStore for FailingRead {
+        fn record_impression(&self, _: vitrina_core::ports::Impression) {}
+        async fn impressions_for_user(
+            &self,
+            _: &vitrina_core::UserId,
+            _: chrono::DateTime<Utc>,
+        ) -> StoreResult<Vec<vitrina_core::ports::Impression>> {
+            Ok(Vec::new())
+        }
+        async fn impression(
+            &self,
+            _: &vitrina_core::UserId,
+            _: &str,
+        ) -> StoreResult<Option<vitrina_core::ports::Impression>> {
+            Ok(None)
+        }
+        async fn outcomes_for_user(
+            &self,
+            _: &vitrina_core::UserId,
+        ) -> StoreResult<Vec<vitrina_core::ports::AttributedOutcome>> {
+            Ok(Vec::new())
+        }
+        fn record_outcome(&self, _: vitrina_core::ports::AttributedOutcome) {}
+        async fn exposure(
+            &self,
+            _: &vitrina_core::ProductId,
+            _: chrono::DateTime<Utc>,
+        ) -> StoreResult<vitrina_core::ports::Exposure> {
+            Ok(Default::default())
+        }
+        async fn exposures(&self, _: (i64, i64)) -> StoreResult<Exposures> {
+            if self.0.fetch_add(1, Ordering::SeqCst) == self.1 {
+                return Err(vitrina_core::ports::StoreError::Closed);
+            }
+            let shown = vitrina_core::ports::Exposure { impressions: 3, ..Default::default() };
+            Ok(Exposures { days: 1, products: vec![(vitrina_core::ProductId::parse("p1").unwrap(), shown)] })
+        }
+        async fn experiment_log(
+            &self,
+            _: &str,
+        ) -> StoreResult<(Vec<vitrina_core::ports::Impression>, Vec<vitrina_core::ports::AttributedOutcome>)>
+        {
+            Ok((Vec::new(), Vec::new()))
+        }
+    }
+
+    /// When either window's totals cannot be read neither is used, so that a ranker never
+    /// trains on features it will not have when it serves.
+    #[tokio::test]
+    async fn offline_features_come_from_both_windows_or_neither() {
+        let store = crate::ports::TestStore::new().await;
+        let mut ports = store.ports.clone();
+        let training = service(std::time::Duration::from_secs(60));
+        let cut = Utc::now().timestamp_millis() - 86_400_000;
+        let mut read = |fails: usize| {
+            ports.impressions = Arc::new(FailingRead(Default::default(), fails));
+            let (ports, training) = (ports.clone(), &training);
+            async move {
+                let (before_cut, (_, serving)) = training.engagement_totals(&ports, cut).await;
+                (before_cut.products.len(), serving.products.len())
+            }
+        };
+        assert_eq!(read(usize::MAX).await, (1, 1), "both read: both used");
+        assert_eq!(read(1).await, (0, 0), "today's read fails: the cut's is not used either");
+        assert_eq!(read(0).await, (0, 0), "the cut's read fails");
     }
 
     fn service(stuck_after: std::time::Duration) -> Training {
