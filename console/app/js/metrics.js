@@ -46,7 +46,19 @@ export function totals(samples) {
     activeModel: sum(samples, "vitrina_active_model_version"),
     onlineVisitors: sum(samples, "vitrina_online_visitors"),
     latency: latency(samples),
+    durations: durationBuckets(samples),
   };
+}
+
+/** The duration histogram's cumulative `[upperBound, count]` pairs summed over every route. */
+function durationBuckets(samples, name = "vitrina_http_request_duration_seconds") {
+  const buckets = new Map();
+  for (const s of samples) {
+    if (s.name !== `${name}_bucket`) continue;
+    const le = s.labels.le === "+Inf" ? Infinity : Number(s.labels.le);
+    buckets.set(le, (buckets.get(le) || 0) + s.value);
+  }
+  return [...buckets.entries()].sort((a, b) => a[0] - b[0]);
 }
 
 /**
@@ -55,13 +67,8 @@ export function totals(samples) {
  * one (then the slowest route's quantile).
  */
 export function latency(samples, name = "vitrina_http_request_duration_seconds") {
-  const buckets = new Map();
-  for (const s of samples) {
-    if (s.name !== `${name}_bucket`) continue;
-    const le = s.labels.le === "+Inf" ? Infinity : Number(s.labels.le);
-    buckets.set(le, (buckets.get(le) || 0) + s.value);
-  }
-  if (buckets.size > 0) return fromBuckets([...buckets.entries()].sort((a, b) => a[0] - b[0]));
+  const buckets = durationBuckets(samples, name);
+  if (buckets.length > 0) return fromBuckets(buckets);
   const q = (quantile) => {
     const vs = samples.filter((s) => s.name === name && Number(s.labels.quantile) === quantile && isFinite(s.value)).map((s) => s.value);
     return vs.length ? Math.max(...vs) : null;
@@ -91,7 +98,11 @@ export function fromBuckets(cumulative) {
   return { p50: at(0.5), p99: at(0.99) };
 }
 
-/** Per-second rates between two totals taken `seconds` apart (counters never go back). */
+/**
+ * Per-second rates between two totals taken `seconds` apart (counters never go back), and
+ * the p50 and p99 of the requests that ended between them (from the histogram's growth;
+ * `null`s when none did or when the exporter writes no buckets).
+ */
 export function rates(before, after, seconds) {
   if (!before || seconds <= 0) return null;
   const r = (a, b) => Math.max(0, (a - b) / seconds);
@@ -105,5 +116,12 @@ export function rates(before, after, seconds) {
     lists,
     hitRate: lists > 0 ? hits / lists : null,
     errors: r(after.errors, before.errors),
+    latency: fromBuckets(grown(before.durations, after.durations)),
   };
+}
+
+/** What each cumulative bucket gained from `before` to `after` (a bucket new in `after` gained all of it). */
+function grown(before = [], after = []) {
+  const was = new Map(before);
+  return after.map(([bound, count]) => [bound, Math.max(0, count - (was.get(bound) || 0))]);
 }

@@ -104,4 +104,17 @@ export const fmt = {
   time: (t) => (t ? new Date(t).toLocaleString("en-GB") : "–"),
 };
 
+/**
+ * `container.replaceChildren(...children)` for a part of the page that a poll redraws,
+ * keeping the keyboard focus: if it was on an element inside that has an `id` or a
+ * `data-testid`, the new element with the same one gets it back.
+ */
+export function redraw(container, ...children) {
+  const was = document.activeElement;
+  const inside = was && was !== container && container.contains(was);
+  const key = !inside ? null : was.id ? `#${CSS.escape(was.id)}` : was.dataset.testid ? `[data-testid="${CSS.escape(was.dataset.testid)}"]` : null;
+  container.replaceChildren(...children);
+  if (key) container.querySelector(key)?.focus();
+}
+
 export const errorBox = (e) => h("p", { class: "error", role: "alert" }, e.message || String(e));

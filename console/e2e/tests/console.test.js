@@ -170,6 +170,18 @@ test("a product's page counts how often it was shown, and hiding it removes it f
   assert.ok(!(await listOf("user-3")).includes(target));
   await open("#/products");
   await page.locator('[data-testid="products"] tbody tr').first().waitFor();
+  // The search runs on the server: its name in capitals finds it, hidden as it now is, and
+  // the page shows the hits the API finds.
+  const name = (await call(server.base, `/api/v1/catalog/products/${target}`)).product.name;
+  const found = await call(server.base, `/api/v1/catalog/products?q=${encodeURIComponent(name.toUpperCase())}`);
+  assert.ok(found.products.some((p) => p.id === target && p.hidden));
+  await page.fill("#product-search", name.toUpperCase());
+  await page.locator('[data-testid="products-found"]', { hasText: new RegExp(`^${found.total} products? whose`) }).waitFor();
+  const shown = await page.locator('[data-testid="products"] tbody tr').evaluateAll((trs) => trs.map((tr) => tr.textContent));
+  assert.equal(shown.length, found.products.length);
+  assert.ok(shown.some((row) => row.includes(name) && row.includes("hidden")));
+  await page.fill("#product-search", "");
+  await page.locator('[data-testid="products-found"]', { hasText: /^\d+ products?;/ }).waitFor();
   await shot("products");
 });
 
@@ -223,6 +235,11 @@ test("an experiment created and started from the page shows results once it has 
     await page.locator(`[data-testid="lists-${v.name}"]`, { hasText: String(v.lists) }).waitFor();
   }
   assert.equal(await page.locator("svg.intervals circle").count(), results.variants.length);
+  // The page redraws itself every few seconds; a keyboard user's focus stays on its button.
+  const drawn = await page.locator('[data-testid="exp-status"]').elementHandle();
+  await page.focus('[data-testid="exp-step"]');
+  await page.waitForFunction((el) => !el.isConnected, drawn);
+  assert.equal(await page.evaluate(() => document.activeElement.dataset.testid), "exp-step");
   await shot("experiment");
   await open("#/experiments");
   await page.locator('[data-testid="experiments"] tbody tr').first().waitFor();

@@ -65,6 +65,24 @@ test("rates are per second and never negative", () => {
   assert.equal(rates(null, a, 2), null);
 });
 
+test("an interval's latency counts only the requests that ended in it", () => {
+  const a = totals(parseMetrics(TEXT));
+  // Ten more requests on /a, all slower than 0.1 s: since start the p50 moves only to
+  // 0.06 s, but every request of the interval lies past 0.1.
+  const slow = TEXT.replace('route="/a",le="+Inf"} 10', 'route="/a",le="+Inf"} 20');
+  const b = totals(parseMetrics(slow));
+  assert.ok(Math.abs(b.latency.p50 - 0.06) < 1e-9, String(b.latency.p50));
+  const r = rates(a, b, 2);
+  assert.equal(r.latency.p50, 0.1, "past the last finite bound: that bound");
+  assert.equal(r.latency.p99, 0.1);
+  // Ten more in the first bucket: the interval's quantiles lie inside it.
+  const fast = TEXT.replace(/route="\/a",le="(0\.01|0\.1|\+Inf)"\} (\d+)/g, (_, le, n) => `route="/a",le="${le}"} ${Number(n) + 10}`);
+  const q = rates(a, totals(parseMetrics(fast)), 2).latency;
+  assert.ok(q.p50 > 0 && q.p50 <= 0.01 && q.p99 <= 0.01, JSON.stringify(q));
+  // No request ended: no quantile to draw.
+  assert.deepEqual(rates(a, a, 2).latency, { p50: null, p99: null });
+});
+
 test("the training form sends only what was filled in", () => {
   assert.deepEqual(trainBody({ weights: { view: "", purchase: "5" }, timeDecay: "", algorithms: ["als"], tolerance: "" }), {
     config: { weights: { purchase: 5 }, algorithms: ["als"] },

@@ -108,6 +108,33 @@ impl Product {
     }
 }
 
+/// A search of the catalogue: a text that a product's id, name or category contains,
+/// compared in lower case (Unicode, not only ASCII). The one rule for every catalogue search
+/// (`GET /api/v1/catalog/products?q=` and the Gorse item search).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextSearch(String);
+
+impl TextSearch {
+    /// The search for `raw` (trimmed of [`BLANK`]s); `None` when it is blank, which searches
+    /// nothing. Refused when longer than [`MAX_TEXT_LEN`] characters or holding NUL.
+    pub fn parse(field: &str, raw: &str) -> Result<Option<Self>, ValidationError> {
+        if raw.trim_matches(BLANK).is_empty() {
+            return Ok(None);
+        }
+        check_text(field, raw).map(|t| Some(Self(t.to_lowercase())))
+    }
+
+    /// Whether `text` contains the searched text, ignoring case.
+    pub fn finds(&self, text: &str) -> bool {
+        text.to_lowercase().contains(&self.0)
+    }
+
+    /// Whether the product's id, name or category contains the searched text.
+    pub fn finds_product(&self, product: &Product) -> bool {
+        self.finds(product.id.as_str()) || self.finds(&product.name) || self.finds(&product.category)
+    }
+}
+
 /// A known visitor or customer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct User {
@@ -188,6 +215,32 @@ mod tests {
         // The length counts what was sent: the schema's maxLength says the same.
         assert!(check_text("name", &format!(" {} ", "a".repeat(MAX_TEXT_LEN - 1))).is_err());
         assert!(check_text("name", &"я".repeat(MAX_TEXT_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn a_search_finds_id_name_or_category_in_any_case() {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        let product = Product {
+            id: crate::ProductId::parse("sku-42").unwrap(),
+            name: "Рюкзак Городской".into(),
+            category: "Bags".into(),
+            price: "10".parse().unwrap(),
+            attributes: Map::new(),
+            in_stock: true,
+            hidden: false,
+            created_at: at,
+            updated_at: at,
+        };
+        let search = |raw: &str| TextSearch::parse("q", raw).unwrap().unwrap();
+        assert!(search("РЮКЗАК").finds_product(&product), "Cyrillic folds too");
+        assert!(search(" городск ").finds_product(&product), "trimmed");
+        assert!(search("SKU-4").finds_product(&product), "the id");
+        assert!(search("bags").finds_product(&product), "the category");
+        assert!(!search("shoes").finds_product(&product));
+        assert_eq!(TextSearch::parse("q", " \t").unwrap(), None, "blank searches nothing");
+        let long = TextSearch::parse("q", &"a".repeat(MAX_TEXT_LEN + 1)).unwrap_err();
+        assert_eq!(long.field, "q");
+        assert!(TextSearch::parse("q", "a\0").is_err());
     }
 
     #[test]

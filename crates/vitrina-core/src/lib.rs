@@ -23,6 +23,6 @@ pub mod stats;
 pub mod time;
 
 pub use activity::{ActivityInput, ActivityType, LogEvent, NewActivity, StoredActivity};
-pub use catalog::{Price, Product, User};
+pub use catalog::{Price, Product, TextSearch, User};
 pub use error::ValidationError;
 pub use ids::{EventId, ProductId, UserId};

@@ -196,6 +196,50 @@ async fn catalogue_crud_round_trip() {
 }
 
 #[tokio::test]
+async fn a_catalogue_search_finds_id_name_or_category_in_any_case_and_pages_its_hits() {
+    let app = start().await;
+    let products = [
+        json!({"id": "p-100", "name": "Кабель", "category": "Аксессуары", "price": "199"}),
+        json!({"id": "p-102", "name": "Кабельный органайзер", "category": "Дом", "price": "99", "hidden": true}),
+        json!({"id": "p-103", "name": "Лампа", "category": "Дом", "price": "900"}),
+    ];
+    for product in &products {
+        assert_eq!(app.post("/api/v1/catalog/products", product).await.0.as_u16(), 201);
+    }
+    let ids = |list: &Value| -> Vec<String> {
+        list["products"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_string()).collect()
+    };
+    let search = |query: &'static str| {
+        let app = &app;
+        async move {
+            let (status, list) = app.get(&format!("/api/v1/catalog/products?{query}")).await;
+            assert_eq!(status.as_u16(), 200, "{list}");
+            (list["total"].as_u64().unwrap(), ids(&list))
+        }
+    };
+    // "КАБЕЛЬ" finds the names "Кабель…" in another case, the hidden product too, by id.
+    let cable = search("q=%D0%9A%D0%90%D0%91%D0%95%D0%9B%D0%AC").await;
+    assert_eq!(cable, (2, vec!["p-100".to_string(), "p-102".to_string()]));
+    // The total counts every hit; offset and limit page them.
+    let paged = search("q=%D0%9A%D0%90%D0%91%D0%95%D0%9B%D0%AC&offset=1&limit=1").await;
+    assert_eq!(paged, (2, vec!["p-102".to_string()]));
+    // The id; the category ("дом"); "каб" within the category "Дом".
+    assert_eq!(search("q=P-10").await.0, 3);
+    assert_eq!(search("q=%D0%B4%D0%BE%D0%BC").await, (2, vec!["p-102".to_string(), "p-103".to_string()]));
+    let in_home = search("q=%D0%BA%D0%B0%D0%B1&category=%D0%94%D0%BE%D0%BC").await;
+    assert_eq!(in_home, (1, vec!["p-102".to_string()]));
+    assert_eq!(search("q=no-such-text").await, (0, vec![]));
+    // A blank search searches nothing: the whole catalogue (10 demo products and 3 here).
+    assert_eq!(search("q=%20%20").await.0, 13);
+    // A deleted product is no longer found; a too long search is refused, naming `q`.
+    assert_eq!(app.send("DELETE", "/api/v1/catalog/products/p-100", &json!({})).await.0.as_u16(), 200);
+    assert_eq!(search("q=%D0%9A%D0%90%D0%91%D0%95%D0%9B%D0%AC").await, (1, vec!["p-102".to_string()]));
+    let long = app.get(&format!("/api/v1/catalog/products?q={}", "a".repeat(513))).await;
+    common::assert_error(&long, 400, "validation_failed");
+    assert_eq!(long.1["details"]["errors"][0]["field"], "q", "{}", long.1);
+}
+
+#[tokio::test]
 async fn training_registers_and_activates_a_new_model() {
     let app = start().await;
     let (s, queued) = app.post("/api/v1/training/train", &json!({"config": {"weights": {"view": 1.0, "add_to_cart": 2.5, "purchase": 5.0}, "timeDecay": 0.9}})).await;

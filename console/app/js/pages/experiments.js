@@ -4,7 +4,7 @@
 
 import { api, enc } from "../api.js";
 import { lineChart } from "../charts.js";
-import { h, panel, table, fmt, badge, toast, act, confirmAction, errorBox } from "../ui.js";
+import { h, panel, table, fmt, badge, toast, act, confirmAction, errorBox, redraw } from "../ui.js";
 
 const GOALS = ["ctr", "add_to_cart_rate", "conversion_rate", "revenue_per_mille"];
 const RATE = { ctr: "ctr", add_to_cart_rate: "addToCartRate", conversion_rate: "conversionRate", revenue_per_mille: "revenuePerMille" };
@@ -141,7 +141,8 @@ async function detail(main, id) {
     const weightLog = x.weightLog || [];
     if (x.allocationLog.length > 1 || weightLog.length > 0) buttons.push(action("Revert automation", "revert", `Undo the bandit and weight-tuning changes of ${x.name}?`));
     const allocation = h("div", { class: "chart" });
-    body.replaceChildren(
+    redraw(
+      body,
       h("h2", {}, x.name, " ", h("span", { "data-testid": "exp-status" }, badge(x.status))),
       h("p", { class: "muted" }, `goal ${x.goal} · ${x.mode} · control ${x.control} · created ${fmt.time(x.createdAt)}${x.startedAt ? ` · started ${fmt.time(x.startedAt)}` : ""}`),
       h("div", { class: "actions", style: { justifyContent: "flex-start" } }, buttons),

@@ -28,7 +28,7 @@ export async function render(main) {
       { class: "grid wide" },
       panel("Events per second", charts.events),
       panel("Lists per second and cache hit rate", charts.lists),
-      panel("Request latency (p50, p99)", charts.latency),
+      panel("Request latency of each interval (p50, p99)", charts.latency),
       panel("Errors per second (5xx) and refusals (4xx)", charts.errors)
     ),
     h("div", { class: "grid wide" }, panel("Events stored, by type", byType), panel("Model and training", job))
@@ -53,7 +53,7 @@ export async function render(main) {
         card("Events stored", fmt.int(t.eventsTotal), "since start", "events-total"),
         card("Lists served", fmt.int(t.lists), `${fmt.int(t.hits)} from cache`, "lists-total"),
         card("Cache hit rate", fmt.pct(t.hitRate), "since start", "cache-hit-rate"),
-        card("Latency p50 / p99", `${fmt.ms(t.latency.p50)} / ${fmt.ms(t.latency.p99)}`, "all routes", "latency"),
+        card("Latency p50 / p99", `${fmt.ms(t.latency.p50)} / ${fmt.ms(t.latency.p99)}`, "all routes, since start", "latency"),
         card("Server errors", fmt.int(t.errors), `${fmt.int(t.rejected)} refused (4xx)`, "errors-total"),
         card("Online visitors", fmt.int(t.onlineVisitors), "in memory", "online-visitors")
       );
@@ -87,7 +87,9 @@ export async function render(main) {
       if (r) {
         eventsChart.push(now, types.map((n) => r.events[n] || 0));
         listsChart.push(now, [r.lists, r.hitRate]);
-        latencyChart.push(now, [t.latency.p50 * 1000, t.latency.p99 * 1000]);
+        // The requests of the last interval, not since start: a slow minute shows at once.
+        const ms = (seconds) => (seconds == null ? null : seconds * 1000); // no request: a gap
+        latencyChart.push(now, [ms(r.latency.p50), ms(r.latency.p99)]);
         errorsChart.push(now, [r.errors, rejectedRate]);
       }
       const status = await api("/api/v1/training/status");

@@ -13,21 +13,27 @@ export async function render(main, id) {
 }
 
 async function search(main) {
-  const text = h("input", { id: "product-search", type: "search", placeholder: "name or id", autocomplete: "off" });
+  const text = h("input", { id: "product-search", type: "search", placeholder: "id, name or category", autocomplete: "off", maxlength: 512 });
   const category = h("input", { id: "product-category", placeholder: "any", autocomplete: "off" });
   const results = h("div", {}, h("p", { class: "muted" }, "…"));
   let offset = 0;
   async function load() {
     try {
-      const r = await api(withQuery("/api/v1/catalog/products", { category: category.value.trim(), limit: PAGE, offset }));
-      const q = text.value.trim().toLowerCase();
-      const hits = r.products.filter((p) => !q || p.name.toLowerCase().includes(q) || p.id.toLowerCase().includes(q));
+      const q = text.value.trim();
+      const r = await api(withQuery("/api/v1/catalog/products", { q, category: category.value.trim(), limit: PAGE, offset }));
+      if (q !== text.value.trim()) return; // a later keystroke's search is on its way
       const more = offset + r.products.length < r.total;
       results.replaceChildren(
-        h("p", { class: "muted" }, `${fmt.int(hits.length)} shown of ${fmt.int(r.total)} products${q ? ` (name or id contains “${text.value.trim()}”)` : ""}, from ${offset + 1}.`),
+        h(
+          "p",
+          { class: "muted", "data-testid": "products-found" },
+          r.total === 0
+            ? `No product${q ? `'s id, name or category contains “${q}”` : "s"}.`
+            : `${fmt.int(r.total)} product${r.total === 1 ? "" : "s"}${q ? ` whose id, name or category contains “${q}”` : ""}; ${fmt.int(offset + 1)}–${fmt.int(offset + r.products.length)} shown.`
+        ),
         table(
           ["product", "category", "price", "state"],
-          hits.map((p) => [h("a", { href: `#/products/${enc(p.id)}` }, p.name), p.category, p.price, state(p)]),
+          r.products.map((p) => [h("a", { href: `#/products/${enc(p.id)}` }, p.name), p.category, p.price, state(p)]),
           { numeric: [2], testid: "products" }
         ),
         h(
@@ -51,7 +57,7 @@ async function search(main) {
     ),
     panel("Catalogue", results)
   );
-  text.addEventListener("input", () => load());
+  text.addEventListener("input", () => { offset = 0; load(); });
   await load();
 }
 

@@ -2,7 +2,7 @@
 // progress and log live, cancel it.
 
 import { api, enc } from "../api.js";
-import { h, panel, table, fmt, badge, toast, act, errorBox } from "../ui.js";
+import { h, panel, table, fmt, badge, toast, act, errorBox, redraw } from "../ui.js";
 
 const TYPES = ["view", "click", "like", "add_to_cart", "remove_from_cart", "purchase", "rating", "search"];
 const ALGORITHMS = ["als", "item-knn", "ease", "transitions", "popularity"];
@@ -81,7 +81,8 @@ export async function render(main) {
     try {
       const s = await api("/api/v1/training/status");
       const c = s.current;
-      live.replaceChildren(
+      redraw(
+        live,
         c
           ? h(
               "div",
@@ -94,7 +95,8 @@ export async function render(main) {
         s.queued.length ? table(["queued", ""], s.queued.map((j) => [j.jobId, cancel(j)])) : null
       );
       const recent = s.recent || [];
-      history.replaceChildren(
+      redraw(
+        history,
         table(
           ["job", "status", "model", "started", "finished", "error"],
           recent.map((j) => h("tr", { dataset: { job: j.jobId, status: j.status } }, h("td", {}, j.jobId), h("td", {}, badge(j.status)), h("td", {}, j.modelVersion ? h("a", { href: "#/models" }, j.modelVersion) : "–"), h("td", {}, fmt.time(j.startedAt)), h("td", {}, fmt.time(j.finishedAt)), h("td", { class: "error" }, j.error || ""))),

@@ -3,7 +3,7 @@
 use axum::{extract::State, Json};
 use chrono::Utc;
 use serde_json::Value;
-use vitrina_core::{ports::ProductQuery, Product, ProductId, ValidationError};
+use vitrina_core::{ports::ProductQuery, Product, ProductId, TextSearch, ValidationError};
 
 use super::{
     model::{
@@ -184,7 +184,7 @@ pub async fn page(
     ApiQuery(search): ApiQuery<SearchQuery>,
 ) -> ApiResult<Json<ItemPage>> {
     let (n, offset) = q.rows()?;
-    if let Some(text) = search.q.as_deref().map(str::to_lowercase).filter(|t| !t.is_empty()) {
+    if let Some(text) = TextSearch::parse("q", search.q.as_deref().unwrap_or_default())? {
         return Ok(Json(ItemPage { cursor: String::new(), items: search_items(&s, &text, n) }));
     }
     let Some(offset) = offset else { return Ok(Json(ItemPage { cursor: String::new(), items: Vec::new() })) };
@@ -198,22 +198,20 @@ pub async fn page(
 #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SearchQuery {
-    /// Text the item's id, comment or a category contains (case-insensitive).
+    /// Text the item's id, comment or a category contains, ignoring case; at most 512
+    /// characters.
     pub q: Option<String>,
 }
 
-/// The first `n` catalogue items (by id) whose id, comment or categories contain `text`
-/// (`text` lowercase), judged on the products themselves: an item's comment is its
-/// product's name, its first category the product's category.
-fn search_items(s: &AppState, text: &str, n: usize) -> Vec<Item> {
-    let has = |v: &str| v.to_lowercase().contains(text);
+/// The first `n` catalogue items (by id) whose id, comment or categories contain `text`,
+/// judged on the products themselves: an item's comment is its product's name, its first
+/// category the product's category.
+fn search_items(s: &AppState, text: &TextSearch, n: usize) -> Vec<Item> {
     let mut found = s.engine.products_where(|p| {
         let categories =
             p.attributes.get(super::model::KEY).and_then(|g| g.get("categories")).and_then(Value::as_array);
-        has(p.id.as_str())
-            || has(&p.name)
-            || has(&p.category)
-            || categories.into_iter().flatten().filter_map(Value::as_str).any(has)
+        text.finds_product(p)
+            || categories.into_iter().flatten().filter_map(Value::as_str).any(|c| text.finds(c))
     });
     found.sort_by(|a, b| a.id.cmp(&b.id));
     found.iter().take(n).map(|p| item_of(p)).collect()

@@ -10,7 +10,7 @@ use vitrina_core::{
     catalog::{check_attributes, check_text},
     changes::Change,
     ports::ProductQuery,
-    Price, Product, ProductId, ValidationError,
+    Price, Product, ProductId, TextSearch, ValidationError,
 };
 
 use crate::{
@@ -105,7 +105,12 @@ pub struct ProductList {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only products of this category (exact).
     pub category: Option<String>,
+    /// Only products whose id, name or category contains this text, ignoring case; at most
+    /// 512 characters; blank searches nothing. Searched in the serving catalogue, which
+    /// follows the store.
+    pub q: Option<String>,
     /// Default 0.
     pub offset: Option<usize>,
     /// 1–1000, default 100.
@@ -123,7 +128,7 @@ pub(crate) async fn stored(s: &AppState, id: &ProductId) -> ApiResult<Product> {
     s.ports.catalog.product(id).await?.ok_or_else(|| ApiError::not_found(format!("product {id} not found")))
 }
 
-/// Lists products ordered by id.
+/// Lists products ordered by id; `total` counts every product that matches.
 #[utoipa::path(get, path = "/api/v1/catalog/products", tag = "catalog", params(ListQuery),
     responses((status = 200, body = ProductList), (status = 400, body = ErrorBody)))]
 pub async fn list(
@@ -132,15 +137,26 @@ pub async fn list(
 ) -> ApiResult<Json<ProductList>> {
     let limit = check_limit(q.limit, 100, 1000)?;
     let offset = check_offset(q.offset)?;
-    let (products, total) =
-        s.ports.catalog.products(ProductQuery { category: q.category, offset, limit }).await?;
-    Ok(Json(ProductList {
-        success: true,
-        total,
-        offset,
-        limit,
-        products: products.iter().map(ProductDto::from).collect(),
-    }))
+    let search = TextSearch::parse("q", q.q.as_deref().unwrap_or_default())?;
+    let (products, total) = match search {
+        // The serving catalogue holds every product (hidden ones too), and one case rule then
+        // holds on every store (SQL's lower() depends on the database's locale).
+        Some(search) => {
+            let category = q.category.as_deref();
+            let mut found = s
+                .engine
+                .products_where(|p| category.is_none_or(|c| p.category == c) && search.finds_product(p));
+            found.sort_by(|a, b| a.id.cmp(&b.id));
+            let total = found.len() as u64;
+            (found.iter().skip(offset).take(limit).map(|p| ProductDto::from(&**p)).collect(), total)
+        }
+        None => {
+            let query = ProductQuery { category: q.category, offset, limit };
+            let (products, total) = s.ports.catalog.products(query).await?;
+            (products.iter().map(ProductDto::from).collect(), total)
+        }
+    };
+    Ok(Json(ProductList { success: true, total, offset, limit, products }))
 }
 
 /// Creates a product; 409 if the id exists.
