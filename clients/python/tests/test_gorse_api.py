@@ -44,6 +44,10 @@ def test_gorse_items_users_and_feedback(client):
     page = client.gorse_feedback_page(n=1000)
     assert {"g-1", "g-2", "g-3"} <= {f["ItemId"] for f in page["Feedback"]}
     assert {f["UserId"] for f in client.gorse_feedback_page_typed("like", n=1000)["Feedback"]} >= {"gu-1", "gu-2"}
+    assert client.gorse_feedback_delete_one("like", "gu-2", "g-3")["RowAffected"] == 1
+    assert client.gorse_feedback_of_user("gu-2") == []
+    assert client.gorse_feedback_delete_between("gu-1", "g-2")["RowAffected"] == 1
+    assert [f["ItemId"] for f in client.gorse_feedback_of_user("gu-1")] == ["g-1"]
 
     assert client.gorse_items_delete("g-4")["RowAffected"] == 1
     with pytest.raises(vitrina.VitrinaError) as gone:

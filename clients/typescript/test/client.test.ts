@@ -644,6 +644,10 @@ describe("VitrinaClient against a live server", () => {
       for (const id of ["g-ts-1", "g-ts-2", "g-ts-3"]) assert.ok(page.has(id), `${id} not in the feedback page`);
       const likers = new Set((await client.gorseFeedbackPageTyped("like", { n: 1000 })).Feedback.map((f) => f.UserId));
       for (const id of ["gu-ts-1", "gu-ts-2"]) assert.ok(likers.has(id), `${id} not in the like page`);
+      assert.equal((await client.gorseFeedbackDeleteOne("like", "gu-ts-2", "g-ts-3")).RowAffected, 1);
+      assert.deepEqual(await client.gorseFeedbackOfUser("gu-ts-2"), []);
+      assert.equal((await client.gorseFeedbackDeleteBetween("gu-ts-1", "g-ts-2")).RowAffected, 1);
+      assert.deepEqual((await client.gorseFeedbackOfUser("gu-ts-1")).map((f) => f.ItemId), ["g-ts-1"]);
 
       assert.equal((await client.gorseItemsDelete("g-ts-4")).RowAffected, 1);
       const gone = await refused(client.gorseItemsGet("g-ts-4"));

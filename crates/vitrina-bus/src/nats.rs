@@ -396,7 +396,7 @@ mod tests {
                 break;
             }
         }
-        let erased = Change::Erased { user: UserId::parse("u-2").unwrap(), through: 7 };
+        let erased = Change::Erased { user: UserId::parse("u-2").unwrap(), through: 7, partly: true };
         loop {
             theirs.publish_change(&Change::Experiments).await;
             ours.publish_change(&erased).await;

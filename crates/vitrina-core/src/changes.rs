@@ -16,11 +16,15 @@ pub enum Change {
     Experiments,
     /// The visitor was erased: forget their online state and cached lists, and apply none
     /// of their events up to `through` (the log's head just after the erasure) that a
-    /// broker may still deliver.
+    /// broker may still deliver. `partly`: only some of their events were deleted (a
+    /// retraction), so once the log up to `through` is applied their online state is read
+    /// back from it instead.
     Erased {
         user: UserId,
         #[serde(default)]
         through: u64,
+        #[serde(default)]
+        partly: bool,
     },
     /// An API key was created or revoked: read the keys back.
     Keys,

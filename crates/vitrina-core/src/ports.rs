@@ -70,6 +70,11 @@ pub trait EventLog: Send + Sync {
     /// [`EventLog::page`] reduced to [`LogEvent`]s: what training and replay read.
     async fn scan(&self, after_seq: u64, limit: usize) -> StoreResult<Vec<LogEvent>>;
     async fn stats(&self) -> StoreResult<LogStats>;
+    /// Deletes those of `seqs` that are events of `user` (a retraction: Gorse's feedback
+    /// deletion) and answers how many it deleted; their `eventId`s are new again. The other
+    /// events keep their sequences: a follower that applied the deleted ones must read the
+    /// visitor back from the log.
+    async fn delete_events(&self, user: &UserId, seqs: &[u64]) -> StoreResult<u64>;
     /// Whether the log can take writes now; `Err` says why not.
     fn health(&self) -> Result<(), String> {
         Ok(())

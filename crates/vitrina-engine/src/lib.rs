@@ -423,6 +423,16 @@ impl Engine {
         });
     }
 
+    /// Some of the visitor's events were deleted from the log (a retraction): their online
+    /// state is dropped and read back from the log at their next list or event, and a reader
+    /// of the log that began before gives up as after an erasure (it may hold the deleted
+    /// events). Live popularity and co-visitation keep what they counted of them.
+    pub fn reload_user(&self, user: &UserId) {
+        self.users.forget_to_reload_counted(user, || {
+            self.erasures.fetch_add(1, Ordering::SeqCst);
+        });
+    }
+
     /// How many erasures happened so far: a reader of the log takes it before reading and
     /// hands it to [`Engine::hydrate`] or [`Engine::settle`], which give up when an erasure
     /// happened meanwhile (the log read may hold the erased visitor's events).

@@ -233,7 +233,16 @@ impl Users {
     /// Forgets a visitor whose state may be stale, so that their next list reads it back from
     /// the log (counted with the evictions: both make hydration necessary).
     pub fn forget_to_reload(&self, user: &UserId) {
-        if let Some(state) = self.shard(user).write().expect("online shard lock").remove(user) {
+        self.forget_to_reload_counted(user, || {});
+    }
+
+    /// [`Users::forget_to_reload`], running `counted` first under the lock
+    /// [`Users::hydrate`] checks (as [`Users::forget`] does): for a visitor some of whose
+    /// events were deleted from the log.
+    pub fn forget_to_reload_counted(&self, user: &UserId, counted: impl FnOnce()) {
+        let mut shard = self.shard(user).write().expect("online shard lock");
+        counted();
+        if let Some(state) = shard.remove(user) {
             self.forgotten_seq.fetch_max(state.seq, Ordering::Relaxed);
             self.evicted.fetch_add(1, Ordering::Relaxed);
         }

@@ -507,6 +507,31 @@ fn a_visitors_latest_sequence_follows_observed_and_hydrated_events() {
 }
 
 #[test]
+fn a_visitor_whose_events_were_retracted_is_read_back_from_the_log() {
+    let engine =
+        Engine::new([product("p0", "c1", "1.00"), product("p1", "c1", "2.00")], RankingConfig::default());
+    engine.observe(&ev(1, "a", ActivityType::View, "p0"));
+    engine.observe(&ev(2, "a", ActivityType::Purchase, "p1"));
+    assert!(!engine.may_need_hydration());
+    let before = engine.erasures();
+    // The purchase (seq 2) was deleted from the log.
+    engine.reload_user(&uid("a"));
+    assert!(!engine.knows(&uid("a")));
+    assert!(engine.may_need_hydration(), "the visitor's next list reads them back");
+    // A read of the log that began before the deletion is refused.
+    engine.hydrate(
+        &uid("a"),
+        &[ev(1, "a", ActivityType::View, "p0"), ev(2, "a", ActivityType::Purchase, "p1")],
+        before,
+    );
+    assert!(!engine.knows(&uid("a")));
+    // What the log holds now comes back, without the purchase.
+    engine.hydrate(&uid("a"), &[ev(1, "a", ActivityType::View, "p0")], engine.erasures());
+    assert!(engine.knows(&uid("a")));
+    assert_eq!(engine.last_seq(&uid("a")), 1);
+}
+
+#[test]
 fn unknown_products_are_those_the_catalogue_lacks_each_once() {
     let (products, _) = shop();
     let engine = Engine::new(products, RankingConfig::default());

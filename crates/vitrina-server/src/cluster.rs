@@ -212,11 +212,24 @@ async fn apply(state: &AppState, change: Change) {
                 tracing::warn!(error = %e, "re-reading the API keys failed");
             }
         }
-        Change::Erased { user, through } => {
+        Change::Erased { user, through, partly } => {
             // First: events of the visitor up to `through` still on their way from the
             // broker are not applied; then what the engine holds of them goes.
             state.follower.erased(&user, through);
-            state.engine.forget_user(&user);
+            if partly {
+                // What is left of them is read back from the log, once it is applied as far
+                // as the deletion (a visitor read back sooner would miss the events the
+                // broker still brings up to there, which are not applied).
+                if !state.follower.wait_for(through).await {
+                    tracing::warn!(
+                        through,
+                        "a retraction's visitor is read back before the log is applied that far"
+                    );
+                }
+                state.engine.reload_user(&user);
+            } else {
+                state.engine.forget_user(&user);
+            }
             state.ports.cache.invalidate_user(&user).await;
             // A checkpoint this process wrote before it heard may hold the visitor; one it
             // copies from now on does not (a copy begun before the erasure is not written).

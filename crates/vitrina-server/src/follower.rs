@@ -726,6 +726,9 @@ mod tests {
         async fn stats(&self) -> StoreResult<vitrina_core::ports::LogStats> {
             self.0.stats().await
         }
+        async fn delete_events(&self, user: &UserId, seqs: &[u64]) -> StoreResult<u64> {
+            self.0.delete_events(user, seqs).await
+        }
     }
 
     #[tokio::test]

@@ -150,7 +150,6 @@ async fn feedback_is_stored_once_listed_as_gorse_keeps_it_and_creates_unknown_it
 
     assert_eq!(app.get("/api/item/i-1").await.1["ItemId"], "i-1", "feedback created the item");
     assert_eq!(app.get("/api/user/u-1").await.1["UserId"], "u-1", "and the user");
-    assert_error(&app.send("DELETE", "/api/feedback/u-1/i-1", &Value::Null).await, 405, "method_not_allowed");
 }
 
 #[tokio::test]
@@ -267,6 +266,62 @@ async fn a_feedback_changes_the_next_recommendation_and_write_back_records_what_
     );
     let (_, history) = app.get("/api/v1/recommendations/activity/newcomer?limit=1").await;
     assert_eq!(history["activities"][0]["productId"], later[0], "but it is stored");
+}
+
+#[tokio::test]
+async fn a_deleted_feedback_is_gone_from_the_listings_the_log_and_the_next_list() {
+    let app = shop().await;
+    tastes(&app).await;
+    // The newcomer likes a (twice: a repeat with its own time), reads a and likes c; their
+    // twin only likes c.
+    let feedback = |user: &str, kind: &str, item: &str, ts: &str| json!({"FeedbackType": kind, "UserId": user, "ItemId": item, "Timestamp": ts});
+    let sent = json!([
+        feedback("newcomer", "like", "a", "2026-01-01T00:00:00Z"),
+        feedback("newcomer", "like", "a", "2026-01-02T00:00:00Z"),
+        feedback("newcomer", "read", "a", "2026-01-03T00:00:00Z"),
+        feedback("newcomer", "like", "c", "2026-01-04T00:00:00Z"),
+        feedback("twin", "like", "c", "2026-01-04T00:00:00Z"),
+    ]);
+    rows(&app.post("/api/feedback", &sent).await, 5);
+    let (_, liked) = app.get("/api/recommend/newcomer").await;
+    assert_eq!(ids(&liked)[0], "b", "those who like a like b: {liked}");
+
+    // One type: both stored likes of a go, counted as the one feedback Gorse keeps.
+    rows(&app.send("DELETE", "/api/feedback/like/newcomer/a", &Value::Null).await, 1);
+    rows(&app.send("DELETE", "/api/feedback/like/newcomer/a", &Value::Null).await, 0);
+    assert_error(&app.get("/api/feedback/like/newcomer/a").await, 404, "not_found");
+    let (_, left) = app.get("/api/user/newcomer/feedback").await;
+    let left: Vec<(&str, &str)> = left
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["FeedbackType"].as_str().unwrap(), f["ItemId"].as_str().unwrap()))
+        .collect();
+    assert_eq!(left, [("like", "c"), ("read", "a")]);
+    // Every type: the read of a goes too; the like of c stays.
+    rows(&app.send("DELETE", "/api/feedback/newcomer/a", &Value::Null).await, 1);
+    assert_eq!(app.get("/api/feedback/newcomer/a").await.1, json!([]));
+    let (_, history) = app.get("/api/v1/recommendations/activity/newcomer").await;
+    assert_eq!(history["count"], 1, "{history}");
+    assert_eq!(history["activities"][0]["productId"], "c");
+    // The next list is the twin's, who never liked or read a.
+    let (_, now) = app.get("/api/recommend/newcomer").await;
+    let (_, twin) = app.get("/api/recommend/twin").await;
+    assert_eq!(now, twin, "the newcomer is served as if a was never liked or read");
+    assert_ne!(ids(&now)[0], "b");
+    // The deleted events' ids are free again: the same like is stored anew.
+    rows(
+        &app.post("/api/feedback", &json!([feedback("newcomer", "like", "a", "2026-01-01T00:00:00Z")])).await,
+        1,
+    );
+    assert_eq!(app.get("/api/v1/recommendations/activity/newcomer").await.1["count"], 2);
+    // Bad paths are refused; nobody's feedback is nothing to delete.
+    assert_error(
+        &app.send("DELETE", "/api/feedback/newcomer/%20", &Value::Null).await,
+        400,
+        "validation_failed",
+    );
+    rows(&app.send("DELETE", "/api/feedback/stranger/a", &Value::Null).await, 0);
 }
 
 #[tokio::test]

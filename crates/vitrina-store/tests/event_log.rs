@@ -21,6 +21,7 @@ conformance!(
     user_history_follows_event_time_not_arrival,
     a_follower_sees_every_event_of_concurrent_writers_once_in_commit_order,
     a_commit_feed_tells_each_commit_once_chained_by_the_head_it_follows,
+    deleting_some_events_of_a_user_leaves_the_rest_and_frees_their_ids,
 );
 
 fn at(mut e: NewActivity, t: DateTime<Utc>) -> NewActivity {
@@ -291,6 +292,41 @@ async fn postgres_a_refused_batch_fails_alone_in_a_group_held_together() {
     assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
     assert_eq!(seqs(&stored.unwrap()), [(true, 3), (true, 4)], "r1 is free: its batch was refused");
     assert_eq!(f.store.stats().await.unwrap(), LogStats { events: 4, max_seq: 4 });
+}
+
+async fn deleting_some_events_of_a_user_leaves_the_rest_and_frees_their_ids(f: Fixture) {
+    let s = &f.store;
+    let stored = s
+        .append(vec![
+            event("d1", "u1", "view", "p1"),
+            event("d2", "u1", "like", "p2"),
+            event("d3", "u2", "view", "p2"),
+            event("d4", "u1", "view", "p3"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(seqs(&stored), [(true, 1), (true, 2), (true, 3), (true, 4)]);
+    // Only the user's own events go: seq 3 is u2's, seq 99 is nobody's.
+    assert_eq!(s.delete_events(&user("u1"), &[2, 3, 99]).await.unwrap(), 1);
+    let ids = |events: Vec<vitrina_core::StoredActivity>| {
+        let mut ids: Vec<String> = events.into_iter().map(|e| e.event.event_id.to_string()).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(s.recent_for_user(&user("u1"), 10).await.unwrap()), ["d1", "d4"]);
+    assert_eq!(
+        ids(s.user_events_since(&user("u1"), DateTime::<Utc>::UNIX_EPOCH).await.unwrap()),
+        ["d1", "d4"]
+    );
+    assert_eq!(ids(s.recent_for_user(&user("u2"), 10).await.unwrap()), ["d3"]);
+    assert_eq!(s.page(0, 10).await.unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 3, 4]);
+    assert_eq!(s.stats().await.unwrap(), LogStats { events: 3, max_seq: 4 });
+    assert_eq!(s.delete_events(&user("u1"), &[2]).await.unwrap(), 0, "deleted once");
+    assert_eq!(s.delete_events(&user("u1"), &[]).await.unwrap(), 0);
+    // Its eventId is new again, and numbering goes on after the head.
+    let again =
+        s.append(vec![event("d2", "u1", "like", "p2"), event("d4", "u1", "view", "p3")]).await.unwrap();
+    assert_eq!(seqs(&again), [(true, 5), (false, 4)]);
 }
 
 mod retention {

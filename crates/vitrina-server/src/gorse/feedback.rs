@@ -226,3 +226,50 @@ pub async fn one(
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no {kind:?} feedback of user {user} on item {item}")))
 }
+
+/// Deletes a user's feedback on an item, of every type or of `kind`: every stored event of
+/// it, so that no list, model or listing uses it from then on (training drops it at the next
+/// job). Answers how many feedback Gorse would have held (one per type).
+async fn retract(s: &AppState, user: &str, item: &str, kind: Option<&str>) -> ApiResult<Json<Success>> {
+    let user = UserId::parse(user)?;
+    let item = ProductId::parse(item)?;
+    let events = s.ports.log.user_events_since(&user, DateTime::<Utc>::UNIX_EPOCH).await?;
+    let mut types = std::collections::BTreeSet::new();
+    let seqs: Vec<u64> = events
+        .iter()
+        .filter_map(|e| {
+            let f = feedback_of(e)?;
+            let hit = f.item_id == item.as_str() && kind.is_none_or(|k| f.feedback_type == k);
+            hit.then(|| {
+                types.insert(f.feedback_type);
+                e.seq
+            })
+        })
+        .collect();
+    crate::routes::users::retract(s, &user, &seqs).await?;
+    Ok(Json(Success { row_affected: types.len() }))
+}
+
+/// Deletes a user's feedback of every type on one item; `RowAffected` counts the types
+/// (Gorse: `DELETE /api/feedback/{userId}/{itemId}`).
+#[utoipa::path(delete, operation_id = "gorse_feedback_delete_between", path = "/api/feedback/{userId}/{itemId}", tag = "gorse",
+    params(("userId" = String, Path), ("itemId" = String, Path)),
+    responses((status = 200, body = Success), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn delete_between(
+    State(s): State<AppState>,
+    ApiPath((user, item)): ApiPath<(String, String)>,
+) -> ApiResult<Json<Success>> {
+    retract(&s, &user, &item, None).await
+}
+
+/// Deletes a user's feedback of one type on one item; `RowAffected` is 1, or 0 when there
+/// was none (Gorse: `DELETE /api/feedback/{feedbackType}/{userId}/{itemId}`).
+#[utoipa::path(delete, operation_id = "gorse_feedback_delete_one", path = "/api/feedback/{feedbackType}/{userId}/{itemId}", tag = "gorse",
+    params(("feedbackType" = String, Path), ("userId" = String, Path), ("itemId" = String, Path)),
+    responses((status = 200, body = Success), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn delete_one(
+    State(s): State<AppState>,
+    ApiPath((kind, user, item)): ApiPath<(String, String, String)>,
+) -> ApiResult<Json<Success>> {
+    retract(&s, &user, &item, Some(&kind)).await
+}

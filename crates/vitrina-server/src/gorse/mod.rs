@@ -123,8 +123,11 @@ pub fn routes() -> Router<AppState> {
         .route("/api/item/{itemId}/neighbors/{category}", get(lists::neighbors_in))
         .route("/api/feedback/{feedbackType}", get(feedback::page_typed))
         // Gorse's DELETE of single feedback is not routed (405): the log keeps every event.
-        .route("/api/feedback/{userId}/{itemId}", get(feedback::between))
-        .route("/api/feedback/{feedbackType}/{userId}/{itemId}", get(feedback::one))
+        .route("/api/feedback/{userId}/{itemId}", get(feedback::between).delete(feedback::delete_between))
+        .route(
+            "/api/feedback/{feedbackType}/{userId}/{itemId}",
+            get(feedback::one).delete(feedback::delete_one),
+        )
         .route("/api/recommend/{userId}", get(lists::recommend))
         .route("/api/recommend/{userId}/", get(lists::recommend))
         .route("/api/recommend/{userId}/{category}", get(lists::recommend_in))

@@ -40,6 +40,7 @@ use crate::{error::ApiError, gorse, state::AppState};
         keys::create, keys::list, keys::revoke,
         gorse::feedback::insert, gorse::feedback::upsert, gorse::feedback::page, gorse::feedback::page_typed,
         gorse::feedback::of_user, gorse::feedback::of_user_typed, gorse::feedback::between, gorse::feedback::one,
+        gorse::feedback::delete_between, gorse::feedback::delete_one,
         gorse::items::insert, gorse::items::insert_many, gorse::items::get, gorse::items::patch,
         gorse::items::delete, gorse::items::add_category, gorse::items::remove_category, gorse::items::page,
         gorse::users::insert, gorse::users::insert_many, gorse::users::get, gorse::users::patch,

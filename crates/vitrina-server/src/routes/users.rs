@@ -125,6 +125,34 @@ pub async fn delete(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> 
 /// Erases a visitor: when it returns, nothing of them is used or kept (see [`delete`]).
 /// `None` when the store held no such user (the online state and caches are cleared anyway).
 pub(crate) async fn erase(s: &AppState, id: &UserId) -> ApiResult<Option<vitrina_core::ports::DeletedUser>> {
+    let deleted = forget_deleted(s, id, None, s.ports.users.delete_user(id)).await?;
+    if deleted.is_some() {
+        tracing::info!("user erased");
+    }
+    Ok(deleted)
+}
+
+/// Deletes some of a visitor's events (`seqs`, a retraction): when it returns, no process
+/// uses them any more (what is left of the visitor is read back from the log). Answers how
+/// many were deleted.
+pub(crate) async fn retract(s: &AppState, id: &UserId, seqs: &[u64]) -> ApiResult<u64> {
+    if seqs.is_empty() {
+        return Ok(0);
+    }
+    let last = seqs.iter().copied().max();
+    forget_deleted(s, id, last, s.ports.log.delete_events(id, seqs)).await
+}
+
+/// Runs `delete`, a deletion of the visitor's data in the store (all of it, or only some
+/// of their events, the last at sequence `partly`), so that whatever it answers nothing
+/// deleted is used afterwards: not by this process's engine, cache or checkpoint, nor, once
+/// told, by the other processes of the deployment.
+async fn forget_deleted<T>(
+    s: &AppState,
+    id: &UserId,
+    partly: Option<u64>,
+    delete: impl std::future::Future<Output = vitrina_core::ports::StoreResult<T>>,
+) -> ApiResult<T> {
     // The online state's checkpoint may hold the visitor's events: it goes first (a crash
     // after the rows were deleted must not leave it to be restored) and again after the
     // engine forgot them (one copied meanwhile).
@@ -132,26 +160,29 @@ pub(crate) async fn erase(s: &AppState, id: &UserId) -> ApiResult<Option<vitrina
     if let Some(checkpoints) = &checkpoints {
         checkpoints.discard().await?;
     }
-    let deleted = s.ports.users.delete_user(id).await;
-    // Nothing of the visitor is used from here on, whatever the store answered (a retry after
-    // a partial failure finds no user but must still clear these): the engine's online state
-    // and the cached lists go too (the model holds no per-visitor data: serving folds
-    // visitors in from their current events).
-    s.engine.forget_user(id);
+    let deleted = delete.await;
+    // Nothing deleted is used from here on, whatever the store answered (a retry after a
+    // partial failure finds nothing to delete but must still clear these): the engine's
+    // online state and the cached lists go too (the model holds no per-visitor data:
+    // serving folds visitors in from their current events). A retraction's visitor is read
+    // back from the log at their next list.
+    if partly.is_some() {
+        s.engine.reload_user(id);
+    } else {
+        s.engine.forget_user(id);
+        s.cluster.forget(id).await;
+    }
     s.ports.cache.invalidate_user(id).await;
-    s.cluster.forget(id).await;
     // The head after the deletion: events of the visitor up to it that a broker still
-    // delivers to a replica were erased (a replica reads any later ones from the log).
-    let through = s.ports.log.stats().await.map(|st| st.max_seq).unwrap_or(u64::MAX);
-    s.cluster.tell(Change::Erased { user: id.clone(), through });
+    // delivers to a replica were deleted or are in the log (a replica reads any later ones
+    // from the log).
+    let head = s.ports.log.stats().await.map(|st| st.max_seq).unwrap_or(u64::MAX);
+    let through = head.max(partly.unwrap_or(0));
+    s.cluster.tell(Change::Erased { user: id.clone(), through, partly: partly.is_some() });
     if let Some(checkpoints) = &checkpoints {
         checkpoints.discard().await?;
     }
-    let deleted = deleted?;
-    if deleted.is_some() {
-        tracing::info!("user erased");
-    }
-    Ok(deleted)
+    Ok(deleted?)
 }
 
 /// One served list, as kept for attribution and stats.

@@ -335,6 +335,26 @@ impl EventLog for PgStore {
         .await
     }
 
+    async fn delete_events(&self, user: &UserId, seqs: &[u64]) -> StoreResult<u64> {
+        if seqs.is_empty() {
+            return Ok(0);
+        }
+        let seqs: Vec<i64> = seqs.iter().map(|&s| s as i64).collect();
+        let mut client = self.client().await?;
+        let tx = begin(&mut client).await?;
+        // As an erasure: the head's row lock orders it with appends, whose count it corrects.
+        tx.execute("SELECT 1 FROM log_head FOR UPDATE", &[]).await.map_err(backend)?;
+        let deleted = tx
+            .execute("DELETE FROM events WHERE user_id = $1 AND seq = ANY($2)", &[&user.as_str(), &seqs])
+            .await
+            .map_err(backend)?;
+        tx.execute("UPDATE log_head SET events = events - $1", &[&(deleted as i64)])
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(deleted)
+    }
+
     async fn stats(&self) -> StoreResult<LogStats> {
         // `log_head.events` counts what is stored (appends minus deletions), so no scan is
         // needed; the highest sequence present comes from the primary key.

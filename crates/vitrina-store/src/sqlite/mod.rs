@@ -401,6 +401,14 @@ impl EventLog for SqliteStore {
         .await
     }
 
+    async fn delete_events(&self, user: &UserId, seqs: &[u64]) -> StoreResult<u64> {
+        if seqs.is_empty() {
+            return Ok(0);
+        }
+        let (user, seqs) = (user.clone(), seqs.to_vec());
+        self.write(|r| Op::DeleteEvents(user, seqs, r)).await
+    }
+
     fn on_commit(&self, listener: CommitListener) -> bool {
         *self.listener.write().expect("commit listener lock") = Some(listener);
         true

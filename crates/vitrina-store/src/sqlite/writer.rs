@@ -44,6 +44,8 @@ pub enum Op {
     DeleteProduct(ProductId, Reply<bool>),
     UpsertUser(User, Reply<()>),
     DeleteUser(UserId, Reply<Option<DeletedUser>>),
+    /// Deletes those of the sequences that are the user's events; answers how many.
+    DeleteEvents(UserId, Vec<u64>, Reply<u64>),
     SaveModel(ModelRecord, Reply<()>),
     /// Experiment id and its JSON document.
     SaveExperiment(String, String, Reply<()>),
@@ -75,7 +77,7 @@ struct Pending {
     ids: HashMap<String, (u64, Identity)>,
     users: HashSet<UserId>,
     removed: Vec<(UserId, Vec<(u64, u64)>)>,
-    /// Events deleted past the retention: user, id hash, seq.
+    /// Events deleted past the retention or one by one: user, id hash, seq.
     pruned: Vec<(UserId, u64, u64)>,
 }
 
@@ -137,6 +139,7 @@ enum Done {
     Flag(bool),
     Deleted(Option<DeletedUser>),
     Pruned(Step),
+    Count(u64),
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -236,6 +239,9 @@ fn apply(tx: &Transaction, op: &Op, index: &LogIndex, pending: &mut Pending) -> 
         }
         Op::UpsertUser(u, _) => upsert_user(tx, u).map(|()| Done::Unit).map_err(backend)?,
         Op::DeleteUser(id, _) => Done::Deleted(delete_user(tx, id, index, pending).map_err(backend)?),
+        Op::DeleteEvents(user, seqs, _) => {
+            Done::Count(delete_events(tx, user, seqs, index, pending).map_err(backend)?)
+        }
         Op::SaveModel(m, _) => save_model(tx, m).map(|()| Done::Unit).map_err(backend)?,
         Op::SaveExperiment(id, doc, _) => {
             let now = Utc::now().timestamp_millis();
@@ -310,6 +316,7 @@ fn answer(op: Op, result: StoreResult<Done>) {
             send(r, result, |d| if let Done::Flag(f) = d { Some(f) } else { None })
         }
         Op::DeleteUser(_, r) => send(r, result, |d| if let Done::Deleted(v) = d { Some(v) } else { None }),
+        Op::DeleteEvents(_, _, r) => send(r, result, |d| if let Done::Count(n) = d { Some(n) } else { None }),
         Op::PruneEvents(_, r) => send(r, result, |d| if let Done::Pruned(s) = d { Some(s) } else { None }),
         Op::InsertProduct(_, r)
         | Op::UpsertProducts(_, r)
@@ -500,6 +507,29 @@ fn delete_user(
     let events = hashes.len() as u64;
     pending.removed.push((id.clone(), hashes));
     Ok((known || events > 0).then_some(DeletedUser { events, impressions: 0 }))
+}
+
+/// Deletes those of `seqs` that the index holds as `user`'s events.
+fn delete_events(
+    tx: &Transaction,
+    user: &UserId,
+    seqs: &[u64],
+    index: &LogIndex,
+    pending: &mut Pending,
+) -> rusqlite::Result<u64> {
+    let mut id_at = tx.prepare_cached("SELECT event_id FROM events WHERE seq = ?1")?;
+    let mut delete = tx.prepare_cached("DELETE FROM events WHERE seq = ?1")?;
+    let theirs: HashSet<u64> = index.user_events(user).iter().map(|e| e.seq).collect();
+    let mut deleted = 0;
+    for &seq in seqs.iter().filter(|s| theirs.contains(s)) {
+        let event_id: Option<String> = id_at.query_row([seq as i64], |r| r.get(0)).optional()?;
+        if let Some(event_id) = event_id {
+            delete.execute([seq as i64])?;
+            pending.pruned.push((user.clone(), event_hash(&event_id), seq));
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
 }
 
 fn save_model(tx: &Transaction, m: &ModelRecord) -> rusqlite::Result<()> {
