@@ -103,6 +103,13 @@ test("feedback: insert, upsert, read back; the next recommendation changes", asy
   assert.ok(likes.Feedback.every((f) => f.FeedbackType === "like"));
   assert.deepStrictEqual(await client.deleteFeedback({ type: "like", userId: user, itemId: a }), { RowAffected: 1 });
   assert.deepStrictEqual(await client.getUserFeedbackByType(user, "like"), []);
+  const onA = await client.getItemFeedback(a);
+  assert.ok(onA.length > 0 && onA.every((f) => f.ItemId === a), JSON.stringify(onA));
+  assert.ok(!onA.some((f) => f.UserId === user), "the deleted like is not listed");
+  const likesOfA = await client.getItemFeedbackByType(a, "like");
+  assert.ok(likesOfA.length > 0 && likesOfA.every((f) => f.FeedbackType === "like"), JSON.stringify(likesOfA));
+  const near = await client.getUserNeighbors({ userId: onA[0].UserId, cursorOptions: { n: 3 } });
+  assert.ok(near.length > 0 && near.every((s) => typeof s.Id === "string" && typeof s.Score === "number"), JSON.stringify(near));
 });
 
 test("lists: recommend in a category, neighbors, popular, latest and session", async () => {

@@ -48,6 +48,10 @@ def test_gorse_items_users_and_feedback(client):
     assert client.gorse_feedback_of_user("gu-2") == []
     assert client.gorse_feedback_delete_between("gu-1", "g-2")["RowAffected"] == 1
     assert [f["ItemId"] for f in client.gorse_feedback_of_user("gu-1")] == ["g-1"]
+    assert client.gorse_feedback_insert([{"FeedbackType": "like", "UserId": "gu-2", "ItemId": "g-1", "Timestamp": T}])["RowAffected"] == 1
+    assert [f["UserId"] for f in client.gorse_feedback_of_item("g-1")] == ["gu-1", "gu-2"]
+    assert [f["FeedbackType"] for f in client.gorse_feedback_of_item_typed("g-1", "like")] == ["like", "like"]
+    assert client.gorse_users_neighbors("gu-1", n=5) == [{"Id": "gu-2", "Score": 1.0}]
 
     assert client.gorse_items_delete("g-4")["RowAffected"] == 1
     with pytest.raises(vitrina.VitrinaError) as gone:

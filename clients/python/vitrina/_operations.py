@@ -34,7 +34,11 @@ OPERATIONS: dict[str, Operation] = {
     "experiments_step": Operation("experiments_step", "POST", "/api/v1/experiments/{id}/step", ('id', )),
     "experiments_stop": Operation("experiments_stop", "POST", "/api/v1/experiments/{id}/stop", ('id', )),
     "gorse_feedback_between": Operation("gorse_feedback_between", "GET", "/api/feedback/{userId}/{itemId}", ('userId', 'itemId', )),
+    "gorse_feedback_delete_between": Operation("gorse_feedback_delete_between", "DELETE", "/api/feedback/{userId}/{itemId}", ('userId', 'itemId', )),
+    "gorse_feedback_delete_one": Operation("gorse_feedback_delete_one", "DELETE", "/api/feedback/{feedbackType}/{userId}/{itemId}", ('feedbackType', 'userId', 'itemId', )),
     "gorse_feedback_insert": Operation("gorse_feedback_insert", "POST", "/api/feedback", ()),
+    "gorse_feedback_of_item": Operation("gorse_feedback_of_item", "GET", "/api/item/{itemId}/feedback", ('itemId', )),
+    "gorse_feedback_of_item_typed": Operation("gorse_feedback_of_item_typed", "GET", "/api/item/{itemId}/feedback/{feedbackType}", ('itemId', 'feedbackType', )),
     "gorse_feedback_of_user": Operation("gorse_feedback_of_user", "GET", "/api/user/{userId}/feedback", ('userId', )),
     "gorse_feedback_of_user_typed": Operation("gorse_feedback_of_user_typed", "GET", "/api/user/{userId}/feedback/{feedbackType}", ('userId', 'feedbackType', )),
     "gorse_feedback_one": Operation("gorse_feedback_one", "GET", "/api/feedback/{feedbackType}/{userId}/{itemId}", ('feedbackType', 'userId', 'itemId', )),
@@ -65,6 +69,7 @@ OPERATIONS: dict[str, Operation] = {
     "gorse_users_get": Operation("gorse_users_get", "GET", "/api/user/{userId}", ('userId', )),
     "gorse_users_insert": Operation("gorse_users_insert", "POST", "/api/user", ()),
     "gorse_users_insert_many": Operation("gorse_users_insert_many", "POST", "/api/users", ()),
+    "gorse_users_neighbors": Operation("gorse_users_neighbors", "GET", "/api/user/{userId}/neighbors", ('userId', )),
     "gorse_users_page": Operation("gorse_users_page", "GET", "/api/users", ()),
     "gorse_users_patch": Operation("gorse_users_patch", "PATCH", "/api/user/{userId}", ('userId', )),
     "health": Operation("health", "GET", "/health", ()),
@@ -153,12 +158,12 @@ class SyncOperations:
         """
         return self._call("catalog_get", path={"productId": product_id})
 
-    def catalog_list(self, *, category: str | None = None, offset: int | None = None, limit: int | None = None) -> ProductList:
-        """Lists products ordered by id.
+    def catalog_list(self, *, category: str | None = None, q: str | None = None, offset: int | None = None, limit: int | None = None) -> ProductList:
+        """Lists products ordered by id; `total` counts every product that matches.
 
         `GET /api/v1/catalog/products`
         """
-        return self._call("catalog_list", query={"category": category, "offset": offset, "limit": limit})
+        return self._call("catalog_list", query={"category": category, "q": q, "offset": offset, "limit": limit})
 
     def catalog_patch(self, product_id: str, body: ProductPatch) -> ProductResponse:
         """Changes some fields, e.g. `{"hidden": true}` or `{"inStock": false}`.
@@ -237,12 +242,40 @@ class SyncOperations:
         """
         return self._call("gorse_feedback_between", path={"userId": user_id, "itemId": item_id})
 
+    def gorse_feedback_delete_between(self, user_id: str, item_id: str) -> Success:
+        """Deletes a user's feedback of every type on one item; `RowAffected` counts the types (Gorse: `DELETE /api/feedback/{userId}/{itemId}`).
+
+        `DELETE /api/feedback/{userId}/{itemId}`
+        """
+        return self._call("gorse_feedback_delete_between", path={"userId": user_id, "itemId": item_id})
+
+    def gorse_feedback_delete_one(self, feedback_type: str, user_id: str, item_id: str) -> Success:
+        """Deletes a user's feedback of one type on one item; `RowAffected` is 1, or 0 when there was none (Gorse: `DELETE /api/feedback/{feedbackType}/{userId}/{itemId}`).
+
+        `DELETE /api/feedback/{feedbackType}/{userId}/{itemId}`
+        """
+        return self._call("gorse_feedback_delete_one", path={"feedbackType": feedback_type, "userId": user_id, "itemId": item_id})
+
     def gorse_feedback_insert(self, body: list[FeedbackInput]) -> Success:
         """Stores feedback, all or none, durably; unknown users and (by default) items are created. The same feedback with the same `Timestamp` sent again is stored once. `RowAffected` counts the rows sent, as Gorse does (Gorse: `POST /api/feedback`).
 
         `POST /api/feedback`
         """
         return self._call("gorse_feedback_insert", body=body)
+
+    def gorse_feedback_of_item(self, item_id: str) -> list[Feedback]:
+        """An item's feedback: the latest of each type and user, judged on the events of the log's last 100,000 sequence numbers (Gorse: `GET /api/item/{itemId}/feedback`).
+
+        `GET /api/item/{itemId}/feedback`
+        """
+        return self._call("gorse_feedback_of_item", path={"itemId": item_id})
+
+    def gorse_feedback_of_item_typed(self, item_id: str, feedback_type: str) -> list[Feedback]:
+        """An item's feedback of one type, judged on the log's last 100,000 sequence numbers (Gorse: `GET /api/item/{itemId}/feedback/{feedbackType}`).
+
+        `GET /api/item/{itemId}/feedback/{feedbackType}`
+        """
+        return self._call("gorse_feedback_of_item_typed", path={"itemId": item_id, "feedbackType": feedback_type})
 
     def gorse_feedback_of_user(self, user_id: str) -> list[Feedback]:
         """A user's feedback: the latest of each type and item (Gorse: `GET /api/user/{userId}/feedback`).
@@ -453,6 +486,13 @@ class SyncOperations:
         `POST /api/users`
         """
         return self._call("gorse_users_insert_many", body=body)
+
+    def gorse_users_neighbors(self, user_id: str, *, n: int | None = None, offset: int | None = None) -> list[Score]:
+        """A user's neighbours: the visitors whose items overlap theirs, scored by the cosine of the two item sets, judged on the events of the log's last 100,000 sequence numbers; an unknown user has none (Gorse: `GET /api/user/{userId}/neighbors`).
+
+        `GET /api/user/{userId}/neighbors`
+        """
+        return self._call("gorse_users_neighbors", path={"userId": user_id}, query={"n": n, "offset": offset})
 
     def gorse_users_page(self, *, n: int | None = None, cursor: str | None = None) -> UserPage:
         """A page of users ordered by id (Gorse: `GET /api/users?n=&cursor=`).
@@ -720,12 +760,12 @@ class AsyncOperations:
         """
         return await self._call("catalog_get", path={"productId": product_id})
 
-    async def catalog_list(self, *, category: str | None = None, offset: int | None = None, limit: int | None = None) -> ProductList:
-        """Lists products ordered by id.
+    async def catalog_list(self, *, category: str | None = None, q: str | None = None, offset: int | None = None, limit: int | None = None) -> ProductList:
+        """Lists products ordered by id; `total` counts every product that matches.
 
         `GET /api/v1/catalog/products`
         """
-        return await self._call("catalog_list", query={"category": category, "offset": offset, "limit": limit})
+        return await self._call("catalog_list", query={"category": category, "q": q, "offset": offset, "limit": limit})
 
     async def catalog_patch(self, product_id: str, body: ProductPatch) -> ProductResponse:
         """Changes some fields, e.g. `{"hidden": true}` or `{"inStock": false}`.
@@ -804,12 +844,40 @@ class AsyncOperations:
         """
         return await self._call("gorse_feedback_between", path={"userId": user_id, "itemId": item_id})
 
+    async def gorse_feedback_delete_between(self, user_id: str, item_id: str) -> Success:
+        """Deletes a user's feedback of every type on one item; `RowAffected` counts the types (Gorse: `DELETE /api/feedback/{userId}/{itemId}`).
+
+        `DELETE /api/feedback/{userId}/{itemId}`
+        """
+        return await self._call("gorse_feedback_delete_between", path={"userId": user_id, "itemId": item_id})
+
+    async def gorse_feedback_delete_one(self, feedback_type: str, user_id: str, item_id: str) -> Success:
+        """Deletes a user's feedback of one type on one item; `RowAffected` is 1, or 0 when there was none (Gorse: `DELETE /api/feedback/{feedbackType}/{userId}/{itemId}`).
+
+        `DELETE /api/feedback/{feedbackType}/{userId}/{itemId}`
+        """
+        return await self._call("gorse_feedback_delete_one", path={"feedbackType": feedback_type, "userId": user_id, "itemId": item_id})
+
     async def gorse_feedback_insert(self, body: list[FeedbackInput]) -> Success:
         """Stores feedback, all or none, durably; unknown users and (by default) items are created. The same feedback with the same `Timestamp` sent again is stored once. `RowAffected` counts the rows sent, as Gorse does (Gorse: `POST /api/feedback`).
 
         `POST /api/feedback`
         """
         return await self._call("gorse_feedback_insert", body=body)
+
+    async def gorse_feedback_of_item(self, item_id: str) -> list[Feedback]:
+        """An item's feedback: the latest of each type and user, judged on the events of the log's last 100,000 sequence numbers (Gorse: `GET /api/item/{itemId}/feedback`).
+
+        `GET /api/item/{itemId}/feedback`
+        """
+        return await self._call("gorse_feedback_of_item", path={"itemId": item_id})
+
+    async def gorse_feedback_of_item_typed(self, item_id: str, feedback_type: str) -> list[Feedback]:
+        """An item's feedback of one type, judged on the log's last 100,000 sequence numbers (Gorse: `GET /api/item/{itemId}/feedback/{feedbackType}`).
+
+        `GET /api/item/{itemId}/feedback/{feedbackType}`
+        """
+        return await self._call("gorse_feedback_of_item_typed", path={"itemId": item_id, "feedbackType": feedback_type})
 
     async def gorse_feedback_of_user(self, user_id: str) -> list[Feedback]:
         """A user's feedback: the latest of each type and item (Gorse: `GET /api/user/{userId}/feedback`).
@@ -1020,6 +1088,13 @@ class AsyncOperations:
         `POST /api/users`
         """
         return await self._call("gorse_users_insert_many", body=body)
+
+    async def gorse_users_neighbors(self, user_id: str, *, n: int | None = None, offset: int | None = None) -> list[Score]:
+        """A user's neighbours: the visitors whose items overlap theirs, scored by the cosine of the two item sets, judged on the events of the log's last 100,000 sequence numbers; an unknown user has none (Gorse: `GET /api/user/{userId}/neighbors`).
+
+        `GET /api/user/{userId}/neighbors`
+        """
+        return await self._call("gorse_users_neighbors", path={"userId": user_id}, query={"n": n, "offset": offset})
 
     async def gorse_users_page(self, *, n: int | None = None, cursor: str | None = None) -> UserPage:
         """A page of users ordered by id (Gorse: `GET /api/users?n=&cursor=`).

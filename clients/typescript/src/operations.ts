@@ -20,7 +20,7 @@ export const OPERATIONS: Record<string, Operation> = {
   catalog_delete: { id: "catalog_delete", method: "DELETE", path: "/api/v1/catalog/products/{productId}", pathParams: ["productId"], query: [], headers: [] },
   catalog_exposure: { id: "catalog_exposure", method: "GET", path: "/api/v1/catalog/products/{productId}/exposure", pathParams: ["productId"], query: ["days"], headers: [] },
   catalog_get: { id: "catalog_get", method: "GET", path: "/api/v1/catalog/products/{productId}", pathParams: ["productId"], query: [], headers: [] },
-  catalog_list: { id: "catalog_list", method: "GET", path: "/api/v1/catalog/products", pathParams: [], query: ["category", "offset", "limit"], headers: [] },
+  catalog_list: { id: "catalog_list", method: "GET", path: "/api/v1/catalog/products", pathParams: [], query: ["category", "q", "offset", "limit"], headers: [] },
   catalog_patch: { id: "catalog_patch", method: "PATCH", path: "/api/v1/catalog/products/{productId}", pathParams: ["productId"], query: [], headers: [] },
   catalog_put: { id: "catalog_put", method: "PUT", path: "/api/v1/catalog/products/{productId}", pathParams: ["productId"], query: [], headers: [] },
   experiments_create: { id: "experiments_create", method: "POST", path: "/api/v1/experiments", pathParams: [], query: [], headers: [] },
@@ -32,7 +32,11 @@ export const OPERATIONS: Record<string, Operation> = {
   experiments_step: { id: "experiments_step", method: "POST", path: "/api/v1/experiments/{id}/step", pathParams: ["id"], query: [], headers: [] },
   experiments_stop: { id: "experiments_stop", method: "POST", path: "/api/v1/experiments/{id}/stop", pathParams: ["id"], query: [], headers: [] },
   gorse_feedback_between: { id: "gorse_feedback_between", method: "GET", path: "/api/feedback/{userId}/{itemId}", pathParams: ["userId", "itemId"], query: [], headers: [] },
+  gorse_feedback_delete_between: { id: "gorse_feedback_delete_between", method: "DELETE", path: "/api/feedback/{userId}/{itemId}", pathParams: ["userId", "itemId"], query: [], headers: [] },
+  gorse_feedback_delete_one: { id: "gorse_feedback_delete_one", method: "DELETE", path: "/api/feedback/{feedbackType}/{userId}/{itemId}", pathParams: ["feedbackType", "userId", "itemId"], query: [], headers: [] },
   gorse_feedback_insert: { id: "gorse_feedback_insert", method: "POST", path: "/api/feedback", pathParams: [], query: [], headers: [] },
+  gorse_feedback_of_item: { id: "gorse_feedback_of_item", method: "GET", path: "/api/item/{itemId}/feedback", pathParams: ["itemId"], query: [], headers: [] },
+  gorse_feedback_of_item_typed: { id: "gorse_feedback_of_item_typed", method: "GET", path: "/api/item/{itemId}/feedback/{feedbackType}", pathParams: ["itemId", "feedbackType"], query: [], headers: [] },
   gorse_feedback_of_user: { id: "gorse_feedback_of_user", method: "GET", path: "/api/user/{userId}/feedback", pathParams: ["userId"], query: [], headers: [] },
   gorse_feedback_of_user_typed: { id: "gorse_feedback_of_user_typed", method: "GET", path: "/api/user/{userId}/feedback/{feedbackType}", pathParams: ["userId", "feedbackType"], query: [], headers: [] },
   gorse_feedback_one: { id: "gorse_feedback_one", method: "GET", path: "/api/feedback/{feedbackType}/{userId}/{itemId}", pathParams: ["feedbackType", "userId", "itemId"], query: [], headers: [] },
@@ -63,6 +67,7 @@ export const OPERATIONS: Record<string, Operation> = {
   gorse_users_get: { id: "gorse_users_get", method: "GET", path: "/api/user/{userId}", pathParams: ["userId"], query: [], headers: [] },
   gorse_users_insert: { id: "gorse_users_insert", method: "POST", path: "/api/user", pathParams: [], query: [], headers: [] },
   gorse_users_insert_many: { id: "gorse_users_insert_many", method: "POST", path: "/api/users", pathParams: [], query: [], headers: [] },
+  gorse_users_neighbors: { id: "gorse_users_neighbors", method: "GET", path: "/api/user/{userId}/neighbors", pathParams: ["userId"], query: ["n", "offset"], headers: [] },
   gorse_users_page: { id: "gorse_users_page", method: "GET", path: "/api/users", pathParams: [], query: ["n", "cursor"], headers: [] },
   gorse_users_patch: { id: "gorse_users_patch", method: "PATCH", path: "/api/user/{userId}", pathParams: ["userId"], query: [], headers: [] },
   health: { id: "health", method: "GET", path: "/health", pathParams: [], query: [], headers: [] },
@@ -171,11 +176,11 @@ export abstract class Operations {
   }
 
   /**
-   * Lists products ordered by id.
+   * Lists products ordered by id; `total` counts every product that matches.
    *
    * `GET /api/v1/catalog/products`
    */
-  catalogList(options: { category?: string; offset?: number; limit?: number; } = {}): Promise<ProductList> {
+  catalogList(options: { category?: string; q?: string; offset?: number; limit?: number; } = {}): Promise<ProductList> {
     return this.send(OPERATIONS.catalog_list, {  }, options) as Promise<ProductList>;
   }
 
@@ -279,12 +284,48 @@ export abstract class Operations {
   }
 
   /**
+   * Deletes a user's feedback of every type on one item; `RowAffected` counts the types (Gorse: `DELETE /api/feedback/{userId}/{itemId}`).
+   *
+   * `DELETE /api/feedback/{userId}/{itemId}`
+   */
+  gorseFeedbackDeleteBetween(userId: string, itemId: string): Promise<Success> {
+    return this.send(OPERATIONS.gorse_feedback_delete_between, { "userId": userId, "itemId": itemId }, {}) as Promise<Success>;
+  }
+
+  /**
+   * Deletes a user's feedback of one type on one item; `RowAffected` is 1, or 0 when there was none (Gorse: `DELETE /api/feedback/{feedbackType}/{userId}/{itemId}`).
+   *
+   * `DELETE /api/feedback/{feedbackType}/{userId}/{itemId}`
+   */
+  gorseFeedbackDeleteOne(feedbackType: string, userId: string, itemId: string): Promise<Success> {
+    return this.send(OPERATIONS.gorse_feedback_delete_one, { "feedbackType": feedbackType, "userId": userId, "itemId": itemId }, {}) as Promise<Success>;
+  }
+
+  /**
    * Stores feedback, all or none, durably; unknown users and (by default) items are created. The same feedback with the same `Timestamp` sent again is stored once. `RowAffected` counts the rows sent, as Gorse does (Gorse: `POST /api/feedback`).
    *
    * `POST /api/feedback`
    */
   gorseFeedbackInsert(body: Array<FeedbackInput>): Promise<Success> {
     return this.send(OPERATIONS.gorse_feedback_insert, {  }, {}, body) as Promise<Success>;
+  }
+
+  /**
+   * An item's feedback: the latest of each type and user, judged on the events of the log's last 100,000 sequence numbers (Gorse: `GET /api/item/{itemId}/feedback`).
+   *
+   * `GET /api/item/{itemId}/feedback`
+   */
+  gorseFeedbackOfItem(itemId: string): Promise<Array<Feedback>> {
+    return this.send(OPERATIONS.gorse_feedback_of_item, { "itemId": itemId }, {}) as Promise<Array<Feedback>>;
+  }
+
+  /**
+   * An item's feedback of one type, judged on the log's last 100,000 sequence numbers (Gorse: `GET /api/item/{itemId}/feedback/{feedbackType}`).
+   *
+   * `GET /api/item/{itemId}/feedback/{feedbackType}`
+   */
+  gorseFeedbackOfItemTyped(itemId: string, feedbackType: string): Promise<Array<Feedback>> {
+    return this.send(OPERATIONS.gorse_feedback_of_item_typed, { "itemId": itemId, "feedbackType": feedbackType }, {}) as Promise<Array<Feedback>>;
   }
 
   /**
@@ -555,6 +596,15 @@ export abstract class Operations {
    */
   gorseUsersInsertMany(body: Array<GorseUserInput>): Promise<Success> {
     return this.send(OPERATIONS.gorse_users_insert_many, {  }, {}, body) as Promise<Success>;
+  }
+
+  /**
+   * A user's neighbours: the visitors whose items overlap theirs, scored by the cosine of the two item sets, judged on the events of the log's last 100,000 sequence numbers; an unknown user has none (Gorse: `GET /api/user/{userId}/neighbors`).
+   *
+   * `GET /api/user/{userId}/neighbors`
+   */
+  gorseUsersNeighbors(userId: string, options: { n?: number; offset?: number; } = {}): Promise<Array<Score>> {
+    return this.send(OPERATIONS.gorse_users_neighbors, { "userId": userId }, options) as Promise<Array<Score>>;
   }
 
   /**

@@ -648,6 +648,11 @@ describe("VitrinaClient against a live server", () => {
       assert.deepEqual(await client.gorseFeedbackOfUser("gu-ts-2"), []);
       assert.equal((await client.gorseFeedbackDeleteBetween("gu-ts-1", "g-ts-2")).RowAffected, 1);
       assert.deepEqual((await client.gorseFeedbackOfUser("gu-ts-1")).map((f) => f.ItemId), ["g-ts-1"]);
+      const liked = await client.gorseFeedbackInsert([{ FeedbackType: "like", UserId: "gu-ts-2", ItemId: "g-ts-1", Timestamp: T }]);
+      assert.equal(liked.RowAffected, 1);
+      assert.deepEqual((await client.gorseFeedbackOfItem("g-ts-1")).map((f) => f.UserId), ["gu-ts-1", "gu-ts-2"]);
+      assert.deepEqual((await client.gorseFeedbackOfItemTyped("g-ts-1", "like")).map((f) => f.FeedbackType), ["like", "like"]);
+      assert.deepEqual(await client.gorseUsersNeighbors("gu-ts-1", { n: 5 }), [{ Id: "gu-ts-2", Score: 1 }]);
 
       assert.equal((await client.gorseItemsDelete("g-ts-4")).RowAffected, 1);
       const gone = await refused(client.gorseItemsGet("g-ts-4"));

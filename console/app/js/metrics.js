@@ -101,7 +101,7 @@ export function fromBuckets(cumulative) {
 /**
  * Per-second rates between two totals taken `seconds` apart (counters never go back), and
  * the p50 and p99 of the requests that ended between them (from the histogram's growth;
- * `null`s when none did or when the exporter writes no buckets).
+ * `null`s when none did; the summary's own quantiles when the exporter writes no buckets).
  */
 export function rates(before, after, seconds) {
   if (!before || seconds <= 0) return null;
@@ -116,12 +116,17 @@ export function rates(before, after, seconds) {
     lists,
     hitRate: lists > 0 ? hits / lists : null,
     errors: r(after.errors, before.errors),
-    latency: fromBuckets(grown(before.durations, after.durations)),
+    // Without buckets (an exporter writing summaries), its own quantiles.
+    latency: after.durations.length ? fromBuckets(grown(before.durations, after.durations)) : after.latency,
   };
 }
 
-/** What each cumulative bucket gained from `before` to `after` (a bucket new in `after` gained all of it). */
+/**
+ * What each cumulative bucket gained from `before` to `after` (a bucket new in `after`
+ * gained all of it); after a restart of the server (a count went down) all of `after`.
+ */
 function grown(before = [], after = []) {
   const was = new Map(before);
-  return after.map(([bound, count]) => [bound, Math.max(0, count - (was.get(bound) || 0))]);
+  if (after.some(([bound, count]) => count < (was.get(bound) || 0))) return after;
+  return after.map(([bound, count]) => [bound, count - (was.get(bound) || 0)]);
 }

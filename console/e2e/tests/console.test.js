@@ -236,8 +236,8 @@ test("an experiment created and started from the page shows results once it has 
   }
   assert.equal(await page.locator("svg.intervals circle").count(), results.variants.length);
   // The page redraws itself every few seconds; a keyboard user's focus stays on its button.
-  const drawn = await page.locator('[data-testid="exp-status"]').elementHandle();
   await page.focus('[data-testid="exp-step"]');
+  const drawn = await page.locator('[data-testid="exp-status"]').elementHandle();
   await page.waitForFunction((el) => !el.isConnected, drawn);
   assert.equal(await page.evaluate(() => document.activeElement.dataset.testid), "exp-step");
   await shot("experiment");

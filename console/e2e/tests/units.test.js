@@ -81,6 +81,8 @@ test("an interval's latency counts only the requests that ended in it", () => {
   assert.ok(q.p50 > 0 && q.p50 <= 0.01 && q.p99 <= 0.01, JSON.stringify(q));
   // No request ended: no quantile to draw.
   assert.deepEqual(rates(a, a, 2).latency, { p50: null, p99: null });
+  // A restarted server counts from zero: the interval is what it counted since.
+  assert.deepEqual(rates(totals(parseMetrics(fast)), a, 2).latency, a.latency);
 });
 
 test("the training form sends only what was filled in", () => {

@@ -426,7 +426,8 @@ impl Engine {
     /// Some of the visitor's events were deleted from the log (a retraction): their online
     /// state is dropped and read back from the log at their next list or event, and a reader
     /// of the log that began before gives up as after an erasure (it may hold the deleted
-    /// events). Live popularity and co-visitation keep what they counted of them.
+    /// events). Live popularity (until it decays) and co-visitation (until the next
+    /// activation) keep what they counted of them.
     pub fn reload_user(&self, user: &UserId) {
         self.users.forget_to_reload_counted(user, || {
             self.erasures.fetch_add(1, Ordering::SeqCst);

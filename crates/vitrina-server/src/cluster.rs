@@ -31,6 +31,9 @@ use crate::{follower::Follower, state::AppState};
 /// How long an api replica waits, at most, for its online state to hold what a visitor was
 /// told is stored before it answers them anyway.
 pub const READ_WAIT: Duration = Duration::from_secs(2);
+/// How long a replica waits to apply the log as far as a retraction before it reads the
+/// visitor back anyway.
+const RETRACTION_WAIT: Duration = Duration::from_secs(10);
 /// Experiments and keys are re-read this often whatever was told; the catalogue is asked
 /// for its revision as often.
 pub const RESYNC: Duration = Duration::from_secs(30);
@@ -217,29 +220,42 @@ async fn apply(state: &AppState, change: Change) {
             // broker are not applied; then what the engine holds of them goes.
             state.follower.erased(&user, through);
             if partly {
-                // What is left of them is read back from the log, once it is applied as far
-                // as the deletion (a visitor read back sooner would miss the events the
-                // broker still brings up to there, which are not applied).
-                if !state.follower.wait_for(through).await {
-                    tracing::warn!(
-                        through,
-                        "a retraction's visitor is read back before the log is applied that far"
-                    );
-                }
-                state.engine.reload_user(&user);
-            } else {
-                state.engine.forget_user(&user);
+                // Off this loop: the changes behind it wait for nothing.
+                tokio::spawn(read_back(state.clone(), user, through));
+                return;
             }
+            state.engine.forget_user(&user);
             state.ports.cache.invalidate_user(&user).await;
-            // A checkpoint this process wrote before it heard may hold the visitor; one it
-            // copies from now on does not (a copy begun before the erasure is not written).
-            if let Some(checkpoints) =
-                state.follower.checkpoints().filter(|_| state.cluster.roles.has(Role::Api))
-            {
-                if let Err(e) = checkpoints.discard().await {
-                    tracing::warn!(error = %e, "discarding the checkpoint after an erasure failed");
-                }
-            }
+            discard_checkpoint(state).await;
+        }
+    }
+}
+
+/// A retraction another process made (events of `user` up to `through` deleted): where
+/// lists are served, once the log is applied as far as the deletion (or as far as it now
+/// reaches, when the deleted events were its last), what is left of the visitor is read
+/// back from it; a visitor read back sooner would miss their kept events that the broker
+/// still brings, which the tombstone keeps from being applied.
+async fn read_back(state: AppState, user: UserId, through: u64) {
+    if state.cluster.roles.has(Role::Api) {
+        let present = state.ports.log.stats().await.map_or(through, |st| st.max_seq);
+        let target = through.min(present);
+        if !state.follower.wait_until(target, RETRACTION_WAIT).await {
+            tracing::warn!(target, "a retraction's visitor is read back before the log is applied that far");
+        }
+    }
+    state.engine.reload_user(&user);
+    state.ports.cache.invalidate_user(&user).await;
+    discard_checkpoint(&state).await;
+}
+
+/// After an erasure or a retraction: a checkpoint this process wrote before it heard may
+/// hold the visitor's deleted events; one it copies from now on does not (a copy begun
+/// before is not written).
+async fn discard_checkpoint(state: &AppState) {
+    if let Some(checkpoints) = state.follower.checkpoints().filter(|_| state.cluster.roles.has(Role::Api)) {
+        if let Err(e) = checkpoints.discard().await {
+            tracing::warn!(error = %e, "discarding the checkpoint after an erasure failed");
         }
     }
 }

@@ -228,7 +228,9 @@ impl Follower {
         let mut tombstones = self.tombstones.lock().expect("tombstones lock");
         let now = Instant::now();
         tombstones.retain(|_, (_, until)| *until > now);
-        tombstones.insert(user.clone(), (through, now + TOMBSTONE_FOR));
+        // Told out of order, a lower `through` must not reopen what a higher one closed.
+        let kept = tombstones.get(user).map_or(0, |(t, _)| *t);
+        tombstones.insert(user.clone(), (through.max(kept), now + TOMBSTONE_FOR));
     }
 
     /// A reader waited in vain for the follower: the engine reports itself unhealthy for a

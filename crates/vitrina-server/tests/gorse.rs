@@ -325,6 +325,54 @@ async fn a_deleted_feedback_is_gone_from_the_listings_the_log_and_the_next_list(
 }
 
 #[tokio::test]
+async fn an_item_s_feedback_and_a_user_s_neighbours_are_read_from_the_log() {
+    let app = shop().await;
+    tastes(&app).await;
+    let more = json!([
+        {"FeedbackType": "like", "UserId": "newcomer", "ItemId": "a", "Timestamp": "2026-01-01T00:00:00Z"},
+        {"FeedbackType": "read", "UserId": "newcomer", "ItemId": "a", "Timestamp": "2026-01-02T00:00:00Z"},
+        {"FeedbackType": "read", "UserId": "newcomer", "ItemId": "a", "Timestamp": "2026-01-03T00:00:00Z"},
+    ]);
+    rows(&app.post("/api/feedback", &more).await, 3);
+    // a: liked by fan-0…fan-4 and the newcomer, read by the newcomer (the latest read only).
+    let (s, on_a) = app.get("/api/item/a/feedback").await;
+    assert_eq!(s.as_u16(), 200, "{on_a}");
+    let listed: Vec<(&str, &str)> = on_a
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["FeedbackType"].as_str().unwrap(), f["UserId"].as_str().unwrap()))
+        .collect();
+    let likers = ["fan-0", "fan-1", "fan-2", "fan-3", "fan-4", "newcomer"];
+    let want: Vec<(&str, &str)> = likers.iter().map(|u| ("like", *u)).chain([("read", "newcomer")]).collect();
+    assert_eq!(listed, want);
+    assert_eq!(on_a[6]["Timestamp"], "2026-01-03T00:00:00Z");
+    let (_, reads) = app.get("/api/item/a/feedback/read").await;
+    assert_eq!(reads.as_array().unwrap().len(), 1, "{reads}");
+    assert_eq!(app.get("/api/item/nothing/feedback").await.1, json!([]));
+
+    // The newcomer's items are {a}: fan-0…fan-4 share it (cosine 1/√2), fan-5… share nothing.
+    let (s, near) = app.get("/api/user/newcomer/neighbors?n=3").await;
+    assert_eq!(s.as_u16(), 200, "{near}");
+    let near = near.as_array().unwrap();
+    assert_eq!(
+        near.iter().map(|n| n["Id"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["fan-0", "fan-1", "fan-2"]
+    );
+    assert!((near[0]["Score"].as_f64().unwrap() - 0.5f64.sqrt()).abs() < 1e-9, "{near:?}");
+    let (_, next) = app.get("/api/user/newcomer/neighbors?n=3&offset=3").await;
+    assert_eq!(
+        next,
+        json!([{"Id": "fan-3", "Score": near[0]["Score"]}, {"Id": "fan-4", "Score": near[0]["Score"]}])
+    );
+    // fan-0 likes a and b: the other fans like the same two (1.0), the newcomer one of them.
+    let (_, fan) = app.get("/api/user/fan-0/neighbors").await;
+    assert_eq!(fan[0], json!({"Id": "fan-1", "Score": 1.0}));
+    assert_eq!(app.get("/api/user/stranger/neighbors").await.1, json!([]));
+    assert_error(&app.get("/api/user/newcomer/neighbors?n=0").await, 400, "validation_failed");
+}
+
+#[tokio::test]
 async fn neighbours_popular_latest_and_session_lists_answer_in_gorse_s_shape() {
     let app = shop().await;
     for (id, ts, category) in [("a", "2026-01-03", "x"), ("b", "2026-01-01", "x"), ("c", "2026-01-02", "y")] {

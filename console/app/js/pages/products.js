@@ -17,11 +17,15 @@ async function search(main) {
   const category = h("input", { id: "product-category", placeholder: "any", autocomplete: "off" });
   const results = h("div", {}, h("p", { class: "muted" }, "…"));
   let offset = 0;
+  let latest = 0; // the newest request: an older answer (or failure) arriving late is dropped
+  let typing = null;
   async function load() {
+    clearTimeout(typing); // a search asked for now replaces one still waiting for a pause
+    const mine = ++latest;
     try {
       const q = text.value.trim();
       const r = await api(withQuery("/api/v1/catalog/products", { q, category: category.value.trim(), limit: PAGE, offset }));
-      if (q !== text.value.trim()) return; // a later keystroke's search is on its way
+      if (mine !== latest) return;
       const more = offset + r.products.length < r.total;
       results.replaceChildren(
         h(
@@ -44,7 +48,7 @@ async function search(main) {
         )
       );
     } catch (e) {
-      results.replaceChildren(errorBox(e));
+      if (mine === latest) results.replaceChildren(errorBox(e));
     }
   }
   main.append(
@@ -57,7 +61,11 @@ async function search(main) {
     ),
     panel("Catalogue", results)
   );
-  text.addEventListener("input", () => { offset = 0; load(); });
+  // One search per pause in typing, not per keystroke.
+  text.addEventListener("input", () => {
+    clearTimeout(typing);
+    typing = setTimeout(() => { offset = 0; load(); }, 200);
+  });
   await load();
 }
 

@@ -133,6 +133,10 @@ mod tests {
             (&get, "/api/feedback", Some(Role::Api)),
             (&post, "/api/item", Some(Role::Activity)),
             (&delete, "/api/user/{userId}", Some(Role::Activity)),
+            (&delete, "/api/feedback/{userId}/{itemId}", Some(Role::Activity)),
+            (&get, "/api/item/{itemId}/feedback", Some(Role::Api)),
+            (&get, "/api/user/{userId}/neighbors", Some(Role::Api)),
+            (&delete, "/api/feedback/{feedbackType}/{userId}/{itemId}", Some(Role::Activity)),
             (&get, "/api/recommend/{userId}/{category}", Some(Role::Api)),
             (&post, "/api/session/recommend/{category}", Some(Role::Api)),
             (&get, "/api/latest", Some(Role::Api)),
@@ -180,6 +184,10 @@ mod tests {
             (&get, "/api/feedback/{feedbackType}", Access::Needs(Scope::Admin)),
             (&get, "/api/feedback/{userId}/{itemId}", Access::Needs(Scope::Read)),
             (&get, "/api/feedback/{feedbackType}/{userId}/{itemId}", Access::Needs(Scope::Read)),
+            (&Method::DELETE, "/api/feedback/{userId}/{itemId}", Access::Needs(Scope::Admin)),
+            (&get, "/api/item/{itemId}/feedback/{feedbackType}", Access::Needs(Scope::Admin)),
+            (&get, "/api/user/{userId}/neighbors", Access::Needs(Scope::Admin)),
+            (&Method::DELETE, "/api/feedback/{feedbackType}/{userId}/{itemId}", Access::Needs(Scope::Admin)),
             (&get, "/api/user/{userId}/feedback/{feedbackType}", Access::Needs(Scope::Read)),
             (&get, "/api/recommend/{userId}/", Access::Needs(Scope::Read)),
             (&post, "/api/session/recommend", Access::Needs(Scope::Read)),
@@ -189,7 +197,7 @@ mod tests {
             (&post, "/api/item", Access::Needs(Scope::Admin)),
             (&get, "/api/user/{userId}", Access::Needs(Scope::Admin)),
             (&get, "/api/users", Access::Needs(Scope::Admin)),
-            (&Method::DELETE, "/api/feedback/{userId}/{itemId}", Access::Needs(Scope::Admin)),
+            (&get, "/api/item/{itemId}/feedback", Access::Needs(Scope::Admin)),
         ];
         for (method, route, want) in cases {
             assert_eq!(access(method, Some(route), false), *want, "{method} {route}");

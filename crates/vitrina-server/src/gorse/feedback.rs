@@ -7,8 +7,8 @@ use vitrina_core::{ports::AppendOutcome, NewActivity, ProductId, UserId, Validat
 
 use super::{
     model::{
-        activity_of, feedback_of, latest_feedback, product_of, Feedback, FeedbackInput, FeedbackPage, Item,
-        Success,
+        activity_of, feedback_of, latest_feedback, latest_item_feedback, product_of, Feedback, FeedbackInput,
+        FeedbackPage, Item, Success,
     },
     GorseJson, PageQuery,
 };
@@ -20,9 +20,15 @@ use crate::{
 };
 
 /// How far ahead of now a feedback is still listed: Gorse's clock allowance.
-const CLOCK_ERROR: Duration = Duration::seconds(5);
+pub(crate) const CLOCK_ERROR: Duration = Duration::seconds(5);
 /// Most log events one typed page reads while looking for feedback of its type.
 const TYPED_SCAN: usize = 100_000;
+/// The log's last sequence numbers whose events an item's feedback and a user's neighbours
+/// are judged on (at most as many events: deleted ones leave gaps; the log has no index by
+/// item).
+pub(crate) const RECENT_SCAN: u64 = 100_000;
+/// Events read from the log at a time.
+const CHUNK: usize = 10_000;
 
 /// Validates every feedback (all or nothing) into events.
 pub(crate) fn events(s: &AppState, feedback: Vec<FeedbackInput>) -> ApiResult<Vec<NewActivity>> {
@@ -246,8 +252,9 @@ async fn retract(s: &AppState, user: &str, item: &str, kind: Option<&str>) -> Ap
             })
         })
         .collect();
-    crate::routes::users::retract(s, &user, &seqs).await?;
-    Ok(Json(Success { row_affected: types.len() }))
+    // A concurrent deletion of the same feedback may have taken them first.
+    let deleted = crate::routes::users::retract(s, &user, &seqs).await?;
+    Ok(Json(Success { row_affected: if deleted > 0 { types.len() } else { 0 } }))
 }
 
 /// Deletes a user's feedback of every type on one item; `RowAffected` counts the types
@@ -272,4 +279,61 @@ pub async fn delete_one(
     ApiPath((kind, user, item)): ApiPath<(String, String, String)>,
 ) -> ApiResult<Json<Success>> {
     retract(&s, &user, &item, Some(&kind)).await
+}
+
+/// Hands `visit` the log's events within its latest [`RECENT_SCAN`] sequences, oldest first,
+/// a page at a time.
+pub(crate) async fn recent_events(
+    s: &AppState,
+    mut visit: impl FnMut(Vec<vitrina_core::StoredActivity>),
+) -> ApiResult<()> {
+    let head = s.ports.log.stats().await?.max_seq;
+    let mut after = head.saturating_sub(RECENT_SCAN);
+    while after < head {
+        let page = s.ports.log.page(after, CHUNK).await?;
+        let Some(last) = page.last().map(|e| e.seq) else { break };
+        let full = page.len() == CHUNK;
+        after = last;
+        visit(page);
+        if !full {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// An item's feedback: the latest of each type and user among the events of the log's
+/// last 100,000 sequence numbers (the log has no index by item).
+async fn of_item(s: &AppState, item: &str) -> ApiResult<Vec<Feedback>> {
+    let item = ProductId::parse(item)?;
+    let mut found = Vec::new();
+    recent_events(s, |page| {
+        found.extend(page.into_iter().filter(|e| e.event.product_id.as_ref() == Some(&item)))
+    })
+    .await?;
+    Ok(latest_item_feedback(&found, Utc::now() + CLOCK_ERROR))
+}
+
+/// An item's feedback: the latest of each type and user, judged on the events of the
+/// log's last 100,000 sequence numbers (Gorse: `GET /api/item/{itemId}/feedback`).
+#[utoipa::path(get, operation_id = "gorse_feedback_of_item", path = "/api/item/{itemId}/feedback", tag = "gorse",
+    params(("itemId" = String, Path)),
+    responses((status = 200, body = Vec<Feedback>), (status = 400, body = ErrorBody)))]
+pub async fn of_item_all(
+    State(s): State<AppState>,
+    ApiPath(item): ApiPath<String>,
+) -> ApiResult<Json<Vec<Feedback>>> {
+    Ok(Json(of_item(&s, &item).await?))
+}
+
+/// An item's feedback of one type, judged on the log's last 100,000 sequence numbers (Gorse: `GET
+/// /api/item/{itemId}/feedback/{feedbackType}`).
+#[utoipa::path(get, operation_id = "gorse_feedback_of_item_typed", path = "/api/item/{itemId}/feedback/{feedbackType}", tag = "gorse",
+    params(("itemId" = String, Path), ("feedbackType" = String, Path)),
+    responses((status = 200, body = Vec<Feedback>), (status = 400, body = ErrorBody)))]
+pub async fn of_item_typed(
+    State(s): State<AppState>,
+    ApiPath((item, kind)): ApiPath<(String, String)>,
+) -> ApiResult<Json<Vec<Feedback>>> {
+    Ok(Json(of_item(&s, &item).await?.into_iter().filter(|f| f.feedback_type == kind).collect()))
 }

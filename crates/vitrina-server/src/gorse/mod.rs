@@ -6,13 +6,14 @@
 //!
 //! Differences from Gorse, by design: errors have Vitrina's JSON shape (Gorse's SDKs read
 //! only the status); a change to a missing user or item is a 404 rather than a silent 200;
-//! feedback cannot be deleted one by one (`DELETE /api/feedback/…` is a 405: the log keeps
-//! every event; `DELETE /api/user/{userId}` erases a visitor with all their events).
+//! `DELETE /api/feedback/…` deletes every stored event of that feedback from the log (a
+//! retraction), and `DELETE /api/user/{userId}` erases a visitor with all their events.
 
 pub mod feedback;
 pub mod items;
 pub mod lists;
 pub mod model;
+pub mod neighbours;
 pub mod users;
 
 use std::collections::BTreeMap;
@@ -112,6 +113,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/user/{userId}", get(users::get).patch(users::patch).delete(users::delete))
         .route("/api/user/{userId}/feedback", get(feedback::of_user))
         .route("/api/user/{userId}/feedback/{feedbackType}", get(feedback::of_user_typed))
+        .route("/api/user/{userId}/neighbors", get(users::neighbors))
+        .route("/api/item/{itemId}/feedback", get(feedback::of_item_all))
+        .route("/api/item/{itemId}/feedback/{feedbackType}", get(feedback::of_item_typed))
         .route("/api/item", post(items::insert))
         .route("/api/item/{itemId}", get(items::get).patch(items::patch).delete(items::delete))
         .route(
@@ -122,7 +126,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/item/{itemId}/neighbors/", get(lists::neighbors))
         .route("/api/item/{itemId}/neighbors/{category}", get(lists::neighbors_in))
         .route("/api/feedback/{feedbackType}", get(feedback::page_typed))
-        // Gorse's DELETE of single feedback is not routed (405): the log keeps every event.
         .route("/api/feedback/{userId}/{itemId}", get(feedback::between).delete(feedback::delete_between))
         .route(
             "/api/feedback/{feedbackType}/{userId}/{itemId}",

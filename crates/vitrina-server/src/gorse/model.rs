@@ -659,10 +659,25 @@ pub fn feedback_of(e: &StoredActivity) -> Option<Feedback> {
 /// latest of each, ordered by type and item as Gorse lists them. Events after `until` (a
 /// write-back with a delay) are not shown yet.
 pub fn latest_feedback(events: &[StoredActivity], until: DateTime<Utc>) -> Vec<Feedback> {
+    latest_by(events, until, |f| f.item_id.clone())
+}
+
+/// An item's feedback as Gorse keeps it: of the item's events given (oldest first), the
+/// latest of each type and user, ordered by type and user.
+pub fn latest_item_feedback(events: &[StoredActivity], until: DateTime<Utc>) -> Vec<Feedback> {
+    latest_by(events, until, |f| f.user_id.clone())
+}
+
+/// The latest feedback of each type and `key`, ordered by them.
+fn latest_by(
+    events: &[StoredActivity],
+    until: DateTime<Utc>,
+    key: impl Fn(&Feedback) -> String,
+) -> Vec<Feedback> {
     let mut latest: BTreeMap<(String, String), Feedback> = BTreeMap::new();
     for e in events.iter().filter(|e| e.event.timestamp <= until) {
         if let Some(f) = feedback_of(e) {
-            latest.insert((f.feedback_type.clone(), f.item_id.clone()), f);
+            latest.insert((f.feedback_type.clone(), key(&f)), f);
         }
     }
     latest.into_values().collect()

@@ -2,14 +2,15 @@
 
 use axum::{extract::State, Json};
 use chrono::Utc;
-use vitrina_core::{User, UserId, ValidationError};
+use vitrina_core::{ProductId, User, UserId, ValidationError};
 
 use super::{
     model::{
         patched_user, user_from_input, user_of, user_record, GorseUser, GorseUserInput, GorseUserPatch,
-        Success, UserPage,
+        Score, Success, UserPage,
     },
-    next_cursor, GorseJson, PageQuery,
+    neighbours::Window,
+    next_cursor, GorseJson, ListQuery, PageQuery,
 };
 use crate::{
     error::{ApiError, ApiResult, ErrorBody},
@@ -120,4 +121,40 @@ pub async fn page(State(s): State<AppState>, ApiQuery(q): ApiQuery<PageQuery>) -
     let (users, total) = s.ports.users.users(offset, n).await?;
     let cursor = next_cursor(offset, users.len(), total);
     Ok(Json(UserPage { cursor, users: users.iter().map(user_of).collect() }))
+}
+
+/// A user's neighbours: the visitors whose items overlap theirs, scored by the cosine of the
+/// two item sets, judged on the events of the log's last 100,000 sequence numbers; an unknown user has none
+/// (Gorse: `GET /api/user/{userId}/neighbors`).
+#[utoipa::path(get, operation_id = "gorse_users_neighbors", path = "/api/user/{userId}/neighbors", tag = "gorse",
+    params(("userId" = String, Path), ListQuery),
+    responses((status = 200, body = Vec<Score>), (status = 400, body = ErrorBody)))]
+pub async fn neighbors(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Vec<Score>>> {
+    let id = UserId::parse(&id)?;
+    let (limit, skip) = q.window()?;
+    // Feedback listed by now: a write-back dated later is not yet (as in the listings).
+    let until = Utc::now() + super::feedback::CLOCK_ERROR;
+    let history = s.ports.log.user_events_since(&id, chrono::DateTime::<Utc>::UNIX_EPOCH).await?;
+    let items: std::collections::HashSet<ProductId> = history
+        .into_iter()
+        .filter(|e| e.event.timestamp <= until)
+        .filter_map(|e| e.event.product_id)
+        .collect();
+    if items.is_empty() {
+        return Ok(Json(Vec::new()));
+    }
+    let mut window = Window::default();
+    super::feedback::recent_events(&s, |page| {
+        for e in page.iter().filter(|e| e.event.timestamp <= until) {
+            if let Some(product) = &e.event.product_id {
+                window.see(&e.event.user_id, product);
+            }
+        }
+    })
+    .await?;
+    Ok(Json(window.neighbours(&id, &items).into_iter().take(limit).skip(skip).collect()))
 }

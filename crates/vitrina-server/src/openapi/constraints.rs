@@ -30,6 +30,11 @@ pub(super) fn text() -> Value {
     json!({"type": "string", "maxLength": MAX_TEXT_LEN, "pattern": TEXT_PATTERN})
 }
 
+/// A catalogue search (`TextSearch`): blank searches nothing; no NUL; at most 512 characters.
+pub(super) fn search() -> Value {
+    json!({"type": "string", "maxLength": MAX_TEXT_LEN, "pattern": "^[^\\x00]*$"})
+}
+
 pub(super) fn nullable(mut schema: Value) -> Value {
     if let Some(t) = schema.get("type").cloned() {
         schema["type"] = match t {
@@ -250,6 +255,7 @@ fn parameter(path: &str, name: &str) -> Option<Value> {
         "window" => json!({"type": "string", "enum": ["hour", "day", "week", "month"]}),
         "days" => int(1, 365),
         "category" => json!({"type": "string"}),
+        "q" => search(),
         "force" => json!({"type": "boolean"}),
         "keyId" | "version" | "jobId" | "id" => json!({"type": "string", "minLength": 1, "maxLength": 128}),
         _ => return None,

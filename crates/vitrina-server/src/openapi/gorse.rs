@@ -109,7 +109,8 @@ pub(super) fn parameter(path: &str, name: &str) -> Option<Value> {
         "write-back-delay" => json!({"type": "string",
             "pattern": "^(0|([0-9]h)?([0-9]{1,2}m)?([0-9]{1,2}s)?)$",
             "description": "A Go duration (`10m`, `1h30m`), up to a day."}),
-        "q" | "X-API-Version" => string(),
+        "q" => super::constraints::search(),
+        "X-API-Version" => string(),
         _ => return None,
     })
 }

@@ -160,24 +160,38 @@ async fn forget_deleted<T>(
     if let Some(checkpoints) = &checkpoints {
         checkpoints.discard().await?;
     }
+    // The highest sequence present before an erasure: the erased events may be the last
+    // ones, and the highest present after it would then lie below them.
+    let head_before = match partly {
+        None => s.ports.log.stats().await.map(|st| st.max_seq).ok(),
+        Some(_) => None,
+    };
     let deleted = delete.await;
     // Nothing deleted is used from here on, whatever the store answered (a retry after a
     // partial failure finds nothing to delete but must still clear these): the engine's
     // online state and the cached lists go too (the model holds no per-visitor data:
     // serving folds visitors in from their current events). A retraction's visitor is read
     // back from the log at their next list.
+    // Their read-your-writes watermark goes too: it may name a deleted event, which no
+    // replica would ever apply.
     if partly.is_some() {
         s.engine.reload_user(id);
     } else {
         s.engine.forget_user(id);
-        s.cluster.forget(id).await;
     }
+    s.cluster.forget(id).await;
     s.ports.cache.invalidate_user(id).await;
-    // The head after the deletion: events of the visitor up to it that a broker still
-    // delivers to a replica were deleted or are in the log (a replica reads any later ones
-    // from the log).
-    let head = s.ports.log.stats().await.map(|st| st.max_seq).unwrap_or(u64::MAX);
-    let through = head.max(partly.unwrap_or(0));
+    // Events of the visitor up to `through` that a broker still delivers to a replica are
+    // not applied there: for a retraction, up to the last deleted one (the replica reads
+    // the kept ones back from the log); for an erasure, up to the highest sequence present
+    // before or after it (a replica reads any later ones from the log).
+    let through = match partly {
+        Some(last) => last,
+        None => {
+            let head_after = s.ports.log.stats().await.map(|st| st.max_seq).ok();
+            head_before.zip(head_after).map_or(u64::MAX, |(before, after)| before.max(after))
+        }
+    };
     s.cluster.tell(Change::Erased { user: id.clone(), through, partly: partly.is_some() });
     if let Some(checkpoints) = &checkpoints {
         checkpoints.discard().await?;

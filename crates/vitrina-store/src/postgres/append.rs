@@ -23,7 +23,7 @@ use vitrina_core::{
     NewActivity, StoredActivity,
 };
 
-use super::{backend, begin, pool_error};
+use super::{backend, begin, delete_counted, pool_error};
 use crate::{
     identity::{reused, Identity},
     retention::Step,
@@ -262,18 +262,15 @@ const PRUNE_EVENTS_CHUNK: i64 = 10_000;
 pub async fn prune(pool: &Pool, cutoff_ms: i64) -> StoreResult<Step> {
     let mut client = pool.get().await.map_err(pool_error)?;
     let tx = begin(&mut client).await?;
-    tx.execute("SELECT 1 FROM log_head FOR UPDATE", &[]).await.map_err(backend)?;
-    let deleted = tx
-        .execute(
-            "WITH oldest AS (SELECT seq, received_ms FROM events ORDER BY seq LIMIT $2),
-                  kept AS (SELECT MIN(seq) AS seq FROM oldest WHERE received_ms >= $1)
-             DELETE FROM events WHERE seq IN
-               (SELECT seq FROM oldest WHERE seq < COALESCE((SELECT seq FROM kept), 9223372036854775807))",
-            &[&cutoff_ms, &PRUNE_EVENTS_CHUNK],
-        )
-        .await
-        .map_err(backend)?;
-    tx.execute("UPDATE log_head SET events = events - $1", &[&(deleted as i64)]).await.map_err(backend)?;
+    let deleted = delete_counted(
+        &tx,
+        "WITH oldest AS (SELECT seq, received_ms FROM events ORDER BY seq LIMIT $2),
+              kept AS (SELECT MIN(seq) AS seq FROM oldest WHERE received_ms >= $1)
+         DELETE FROM events WHERE seq IN
+           (SELECT seq FROM oldest WHERE seq < COALESCE((SELECT seq FROM kept), 9223372036854775807))",
+        &[&cutoff_ms, &PRUNE_EVENTS_CHUNK],
+    )
+    .await?;
     tx.commit().await.map_err(backend)?;
     Ok(Step { deleted, more: deleted as i64 >= PRUNE_EVENTS_CHUNK })
 }

@@ -8,7 +8,7 @@ use vitrina_core::{
     Product, ProductId, User, UserId,
 };
 
-use super::{backend, begin, impressions::Op, rows, PgStore};
+use super::{backend, begin, delete_counted, impressions::Op, rows, PgStore};
 
 fn text(map: &serde_json::Map<String, serde_json::Value>) -> String {
     serde_json::Value::Object(map.clone()).to_string()
@@ -153,16 +153,10 @@ impl UserStore for PgStore {
         let (events, known) = {
             let mut client = self.client().await?;
             let tx = begin(&mut client).await?;
-            tx.execute("SELECT 1 FROM log_head FOR UPDATE", &[]).await.map_err(backend)?;
-            let events = tx
-                .execute("DELETE FROM events WHERE user_id = $1", &[&id.as_str()])
-                .await
-                .map_err(backend)?;
+            let events =
+                delete_counted(&tx, "DELETE FROM events WHERE user_id = $1", &[&id.as_str()]).await?;
             let known =
                 tx.execute("DELETE FROM users WHERE id = $1", &[&id.as_str()]).await.map_err(backend)? > 0;
-            tx.execute("UPDATE log_head SET events = events - $1", &[&(events as i64)])
-                .await
-                .map_err(backend)?;
             tx.commit().await.map_err(backend)?;
             (events, known)
         };

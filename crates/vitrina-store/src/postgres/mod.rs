@@ -144,6 +144,19 @@ async fn begin(client: &mut deadpool_postgres::Object) -> StoreResult<deadpool_p
         .map_err(backend)
 }
 
+/// Deletes events by `sql` (with `params`) in `tx`, first taking the head's row lock, which
+/// orders the deletion with appends, and takes them off the head's count; answers how many.
+async fn delete_counted(
+    tx: &deadpool_postgres::Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> StoreResult<u64> {
+    tx.execute("SELECT 1 FROM log_head FOR UPDATE", &[]).await.map_err(backend)?;
+    let deleted = tx.execute(sql, params).await.map_err(backend)?;
+    tx.execute("UPDATE log_head SET events = events - $1", &[&(deleted as i64)]).await.map_err(backend)?;
+    Ok(deleted)
+}
+
 impl PgStore {
     /// Connects to the database at `url` (`postgres://user@host:port/db`), brings its schema
     /// up to date and starts the appender.
@@ -342,15 +355,8 @@ impl EventLog for PgStore {
         let seqs: Vec<i64> = seqs.iter().map(|&s| s as i64).collect();
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
-        // As an erasure: the head's row lock orders it with appends, whose count it corrects.
-        tx.execute("SELECT 1 FROM log_head FOR UPDATE", &[]).await.map_err(backend)?;
-        let deleted = tx
-            .execute("DELETE FROM events WHERE user_id = $1 AND seq = ANY($2)", &[&user.as_str(), &seqs])
-            .await
-            .map_err(backend)?;
-        tx.execute("UPDATE log_head SET events = events - $1", &[&(deleted as i64)])
-            .await
-            .map_err(backend)?;
+        let sql = "DELETE FROM events WHERE user_id = $1 AND seq = ANY($2)";
+        let deleted = delete_counted(&tx, sql, &[&user.as_str(), &seqs]).await?;
         tx.commit().await.map_err(backend)?;
         Ok(deleted)
     }

@@ -494,16 +494,7 @@ fn delete_user(
     pending: &mut Pending,
 ) -> rusqlite::Result<Option<DeletedUser>> {
     let known = tx.execute("DELETE FROM users WHERE id = ?1", [id.as_str()])? > 0;
-    let mut id_at = tx.prepare_cached("SELECT event_id FROM events WHERE seq = ?1")?;
-    let mut delete = tx.prepare_cached("DELETE FROM events WHERE seq = ?1")?;
-    let mut hashes = Vec::new();
-    for entry in index.user_events(id) {
-        let event_id: Option<String> = id_at.query_row([entry.seq as i64], |r| r.get(0)).optional()?;
-        if let Some(event_id) = event_id {
-            hashes.push((event_hash(&event_id), entry.seq));
-            delete.execute([entry.seq as i64])?;
-        }
-    }
+    let hashes = delete_by_seq(tx, index.user_events(id).iter().map(|e| e.seq))?;
     let events = hashes.len() as u64;
     pending.removed.push((id.clone(), hashes));
     Ok((known || events > 0).then_some(DeletedUser { events, impressions: 0 }))
@@ -517,16 +508,23 @@ fn delete_events(
     index: &LogIndex,
     pending: &mut Pending,
 ) -> rusqlite::Result<u64> {
+    let theirs: HashSet<u64> = index.user_events(user).iter().map(|e| e.seq).collect();
+    let deleted = delete_by_seq(tx, seqs.iter().copied().filter(|s| theirs.contains(s)))?;
+    let n = deleted.len() as u64;
+    pending.pruned.extend(deleted.into_iter().map(|(hash, seq)| (user.clone(), hash, seq)));
+    Ok(n)
+}
+
+/// Deletes the events at `seqs` that exist; answers their id hashes with their sequences.
+fn delete_by_seq(tx: &Transaction, seqs: impl Iterator<Item = u64>) -> rusqlite::Result<Vec<(u64, u64)>> {
     let mut id_at = tx.prepare_cached("SELECT event_id FROM events WHERE seq = ?1")?;
     let mut delete = tx.prepare_cached("DELETE FROM events WHERE seq = ?1")?;
-    let theirs: HashSet<u64> = index.user_events(user).iter().map(|e| e.seq).collect();
-    let mut deleted = 0;
-    for &seq in seqs.iter().filter(|s| theirs.contains(s)) {
+    let mut deleted = Vec::new();
+    for seq in seqs {
         let event_id: Option<String> = id_at.query_row([seq as i64], |r| r.get(0)).optional()?;
         if let Some(event_id) = event_id {
             delete.execute([seq as i64])?;
-            pending.pruned.push((user.clone(), event_hash(&event_id), seq));
-            deleted += 1;
+            deleted.push((event_hash(&event_id), seq));
         }
     }
     Ok(deleted)
