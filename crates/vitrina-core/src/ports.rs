@@ -203,10 +203,9 @@ pub trait ImpressionStore: Send + Sync {
     /// event counts once. Best effort and non-blocking, like impressions.
     fn record_outcome(&self, outcome: AttributedOutcome);
     /// How often `product` was shown in served lists, and the outcomes attributed to it, from
-    /// the UTC day of `since` on. Kept as per-product daily totals of the lists and outcomes
-    /// stored (a list or outcome recorded twice counts once; a backend may gather them for a
-    /// few seconds, and a read counts every one recorded before it) and pruned with them;
-    /// the totals name no visitor, so an erasure leaves them as they are.
+    /// the UTC day of `since` on. Kept as per-product daily totals written with the lists and
+    /// outcomes themselves (a list or outcome recorded twice counts once) and pruned with
+    /// them; the totals name no visitor, so an erasure leaves them as they are.
     async fn exposure(&self, product: &ProductId, since: DateTime<Utc>) -> StoreResult<Exposure>;
     /// Every product's totals (as [`ImpressionStore::exposure`] counts them) over the UTC
     /// days numbered `days.0` up to but not including `days.1` (days since 1970-01-01).

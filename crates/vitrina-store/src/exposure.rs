@@ -58,18 +58,6 @@ impl Delta {
         self.rows.is_empty()
     }
 
-    /// Adds `other`'s additions to these.
-    pub fn absorb(&mut self, other: Delta) {
-        for (key, (product, day, e)) in other.rows {
-            match self.rows.entry(key) {
-                std::collections::btree_map::Entry::Vacant(slot) => {
-                    slot.insert((product, day, e));
-                }
-                std::collections::btree_map::Entry::Occupied(mut row) => row.get_mut().2.add(&e),
-            }
-        }
-    }
-
     /// `(key, product, day, additions)` in key order.
     pub fn rows(&self) -> impl Iterator<Item = (&str, &str, i64, &Exposure)> {
         self.rows.iter().map(|(k, (p, d, e))| (k.as_str(), p.as_str(), *d, e))
@@ -134,22 +122,6 @@ mod tests {
             Exposure { impressions: 2, purchases: 1, revenue: 12.5, ..Exposure::default() }
         );
         assert_eq!((rows[2].1.as_str(), rows[2].2), ("p2", day3));
-    }
-
-    #[test]
-    fn deltas_absorbed_add_up_as_if_recorded_in_one() {
-        let mut one = Delta::default();
-        let (mut first, mut second) = (Delta::default(), Delta::default());
-        for (d, products) in [(&mut first, ["p1", "p2"]), (&mut second, ["p2", "p3"])] {
-            d.shown(&list(at(4, 1), &products));
-            one.shown(&list(at(4, 1), &products));
-        }
-        first.absorb(second);
-        let rows = |d: &Delta| {
-            d.rows().map(|(k, p, day, e)| (k.to_string(), p.to_string(), day, *e)).collect::<Vec<_>>()
-        };
-        assert_eq!(rows(&first), rows(&one));
-        assert_eq!(rows(&first)[1].3.impressions, 2, "p2, shown in both");
     }
 
     #[test]

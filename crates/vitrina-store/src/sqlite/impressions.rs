@@ -474,39 +474,16 @@ fn complete(batch: &[Op], since_commit: Duration) -> bool {
     batch.len() >= MAX_BATCH || since_commit >= GATHER || batch.iter().any(Op::awaited)
 }
 
-/// The exposure totals of the lists committed meanwhile are written at most this often, and
-/// whenever someone waits (a flush, an erasure, a prune; the stores' totals reads flush
-/// first): products repeat across lists, so one upsert then serves many commits, where one
-/// per commit made the writer touch a page per product every 100 ms. A crash loses at most
-/// this long of totals (the lists themselves are committed).
-const TOTALS_EVERY: Duration = Duration::from_secs(5);
-
 fn run(mut conn: Connection, mut rx: mpsc::Receiver<Op>, names: Pseudonyms, progress: Arc<Progress>) {
     let mut last_commit = Instant::now();
-    // Totals of committed lists and outcomes not written yet, and when they last were.
-    let mut unwritten = exposure::Delta::default();
-    let mut written = Instant::now();
     while let Some(batch) = gather(&mut rx, last_commit) {
         last_commit = Instant::now();
         let recorded = batch.iter().filter(|op| matches!(op, Op::Record(_) | Op::Outcome(_))).count();
-        let write = written.elapsed() >= TOTALS_EVERY || batch.iter().any(Op::awaited);
-        match commit(&mut conn, batch, names, write.then_some(&unwritten)) {
-            Ok(added) if write => {
-                unwritten = added;
-                written = Instant::now();
-            }
-            Ok(added) => unwritten.absorb(added),
-            Err(e) => {
-                tracing::warn!(error = %e, "impressions not recorded");
-                metrics::counter!("vitrina_store_impressions_failed_total").increment(1);
-            }
+        if let Err(e) = commit(&mut conn, batch, names) {
+            tracing::warn!(error = %e, "impressions not recorded");
+            metrics::counter!("vitrina_store_impressions_failed_total").increment(1);
         }
         progress.handled(recorded, Instant::now());
-    }
-    if !unwritten.is_empty() {
-        if let Err(e) = commit(&mut conn, Vec::new(), names, Some(&unwritten)) {
-            tracing::warn!(error = %e, "the last exposure totals were not written");
-        }
     }
     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
         tracing::warn!(error = %e, "final impression checkpoint failed");
@@ -556,15 +533,7 @@ fn prune(conn: &mut Connection, cutoff_ms: i64) -> rusqlite::Result<Step> {
     Ok(step)
 }
 
-/// Commits `batch` in one transaction; with `totals`, these unwritten exposure totals and the
-/// batch's own are written in it too. Answers the batch's totals when they were not written
-/// (an empty delta when they were).
-fn commit(
-    conn: &mut Connection,
-    batch: Vec<Op>,
-    names: Pseudonyms,
-    totals: Option<&exposure::Delta>,
-) -> rusqlite::Result<exposure::Delta> {
+fn commit(conn: &mut Connection, batch: Vec<Op>, names: Pseudonyms) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     let mut deleted: Vec<(u64, oneshot::Sender<StoreResult<u64>>)> = Vec::new();
     let mut pruned = Vec::new();
@@ -630,24 +599,20 @@ fn commit(
                clicks = clicks + excluded.clicks, add_to_carts = add_to_carts + excluded.add_to_carts,
                purchases = purchases + excluded.purchases, revenue = revenue + excluded.revenue",
         )?;
-        // Upserts add up: the unwritten totals and the batch's go in one after the other.
-        for delta in totals.into_iter().chain(totals.map(|_| &exposure)) {
-            for (key, product, day, e) in delta.rows() {
-                add.execute(params![
-                    key,
-                    product,
-                    day,
-                    e.impressions as i64,
-                    e.clicks as i64,
-                    e.add_to_carts as i64,
-                    e.purchases as i64,
-                    e.revenue
-                ])?;
-            }
+        for (key, product, day, e) in exposure.rows() {
+            add.execute(params![
+                key,
+                product,
+                day,
+                e.impressions as i64,
+                e.clicks as i64,
+                e.add_to_carts as i64,
+                e.purchases as i64,
+                e.revenue
+            ])?;
         }
     }
     tx.commit()?;
-    let exposure = if totals.is_some() { exposure::Delta::default() } else { exposure };
     if !deleted.is_empty() {
         // Erased rows are zeroed in the database (secure_delete); their old page images must
         // leave the WAL too before the deletion is acknowledged.
@@ -664,7 +629,7 @@ fn commit(
     for reply in flushes {
         let _ = reply.send(());
     }
-    Ok(exposure)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -551,14 +551,11 @@ impl ImpressionStore for SqliteStore {
     }
 
     async fn exposure(&self, product: &ProductId, since: DateTime<Utc>) -> StoreResult<Exposure> {
-        // The writer keeps totals for a few seconds: a read counts every list logged before it.
-        self.impressions.flush().await;
         let product = product.clone();
         self.read_impressions(move |log| log.exposure(&product, since)).await
     }
 
     async fn exposures(&self, days: (i64, i64)) -> StoreResult<Exposures> {
-        self.impressions.flush().await;
         self.read_impressions(move |log| log.exposures(days)).await
     }
 
