@@ -406,9 +406,12 @@ impl Engine {
         unknown
     }
 
-    /// The catalogue products `keep` accepts, shared (nothing is copied).
+    /// The catalogue products `keep` accepts, shared (nothing is copied). `keep` runs after
+    /// the catalogue's lock is released: a slow one (a text search) holds up no writer.
     pub fn products_where(&self, keep: impl Fn(&Product) -> bool) -> Vec<Arc<Product>> {
-        self.catalog().entries().filter(|(_, e)| keep(&e.product)).map(|(_, e)| e.product.clone()).collect()
+        let mut all: Vec<Arc<Product>> = self.catalog().entries().map(|(_, e)| e.product.clone()).collect();
+        all.retain(|p| keep(p));
+        all
     }
 
     /// Every catalogue product.
@@ -429,7 +432,7 @@ impl Engine {
     /// events). Live popularity (until it decays) and co-visitation (until the next
     /// activation) keep what they counted of them.
     pub fn reload_user(&self, user: &UserId) {
-        self.users.forget_to_reload_counted(user, || {
+        self.users.forget_to_reload(user, || {
             self.erasures.fetch_add(1, Ordering::SeqCst);
         });
     }
@@ -446,7 +449,7 @@ impl Engine {
     /// and read back from the log on their next list.
     pub fn settle<'a>(&self, erasures: u64, users: impl IntoIterator<Item = &'a UserId>) {
         if self.erasures() != erasures {
-            users.into_iter().for_each(|u| self.users.forget_to_reload(u));
+            users.into_iter().for_each(|u| self.users.forget_to_reload(u, || {}));
         }
     }
 

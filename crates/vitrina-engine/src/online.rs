@@ -231,19 +231,10 @@ impl Users {
     }
 
     /// Forgets a visitor whose state may be stale, so that their next list reads it back from
-    /// the log (counted with the evictions: both make hydration necessary).
-    pub fn forget_to_reload(&self, user: &UserId) {
-        self.forget_to_reload_counted(user, || {});
-    }
-
-    /// [`Users::forget_to_reload`], running `counted` first under the lock
-    /// [`Users::hydrate`] checks (as [`Users::forget`] does): for a visitor some of whose
-    /// events were deleted from the log.
-    pub fn forget_to_reload_counted(&self, user: &UserId, counted: impl FnOnce()) {
-        let mut shard = self.shard(user).write().expect("online shard lock");
-        counted();
-        if let Some(state) = shard.remove(user) {
-            self.forgotten_seq.fetch_max(state.seq, Ordering::Relaxed);
+    /// the log (counted with the evictions: both make hydration necessary); `counted` runs
+    /// as for [`Users::forget`].
+    pub fn forget_to_reload(&self, user: &UserId, counted: impl FnOnce()) {
+        if self.remove(user, counted) {
             self.evicted.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -267,13 +258,22 @@ impl Users {
         shard.get(user).map_or_else(Vec::new, |s| latest(&s.events, n))
     }
 
-    /// Forgets a deleted visitor.
+    /// Forgets a deleted visitor, running `counted` first under the lock [`Users::hydrate`]
+    /// checks.
     pub fn forget(&self, user: &UserId, counted: impl FnOnce()) {
+        self.remove(user, counted);
+    }
+
+    /// Drops the visitor's state after `counted` ran under its shard's lock; `true` when
+    /// there was state.
+    fn remove(&self, user: &UserId, counted: impl FnOnce()) -> bool {
         let mut shard = self.shard(user).write().expect("online shard lock");
         counted();
-        if let Some(state) = shard.remove(user) {
+        let state = shard.remove(user);
+        if let Some(state) = &state {
             self.forgotten_seq.fetch_max(state.seq, Ordering::Relaxed);
         }
+        state.is_some()
     }
 
     /// Every visitor's state, shard by shard.
@@ -465,7 +465,7 @@ mod tests {
         assert_eq!(snap.purchases, [(1, 10)]);
         users.hydrate(&u, &[ev(9, 50, ActivityType::View)], 0, || true);
         assert_eq!(users.snapshot(&u, 10).events.len(), 3, "a visitor with state is left alone");
-        users.forget_to_reload(&u);
+        users.forget_to_reload(&u, || {});
         assert!(!users.contains(&u) && users.evicted() == 1);
         users.hydrate(&u, &history, 0, || false);
         assert!(!users.contains(&u), "a history read before an erasure is not inserted");

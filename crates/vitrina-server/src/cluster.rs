@@ -224,8 +224,7 @@ async fn apply(state: &AppState, change: Change) {
                 tokio::spawn(read_back(state.clone(), user, through));
                 return;
             }
-            state.engine.forget_user(&user);
-            state.ports.cache.invalidate_user(&user).await;
+            crate::routes::users::drop_held(state, &user, false).await;
             discard_checkpoint(state).await;
         }
     }
@@ -244,8 +243,7 @@ async fn read_back(state: AppState, user: UserId, through: u64) {
             tracing::warn!(target, "a retraction's visitor is read back before the log is applied that far");
         }
     }
-    state.engine.reload_user(&user);
-    state.ports.cache.invalidate_user(&user).await;
+    crate::routes::users::drop_held(&state, &user, true).await;
     discard_checkpoint(&state).await;
 }
 

@@ -788,6 +788,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_lower_tombstone_told_later_does_not_reopen_a_higher_one() {
+        let f = fixture().await;
+        let seq = append(&f, vec![view("u1", "p1", 1), view("u1", "p2", 2), view("u2", "p1", 3)]).await;
+        let (u1, u2) = (UserId::parse("u1").unwrap(), UserId::parse("u2").unwrap());
+        // Told out of order: a deletion through sequence 2, then an older one through 1.
+        f.follower.erased(&u1, 2);
+        f.follower.erased(&u1, 1);
+        let me = f.follower.clone();
+        let task = tokio::spawn(async move { me.follow(None).await });
+        f.follower.nudge();
+        assert!(f.follower.wait_for(seq).await);
+        assert_eq!(f.engine.online_events(&u1), 0, "neither of u1's events is applied");
+        assert_eq!(f.engine.online_events(&u2), 1);
+        task.abort();
+    }
+
+    #[tokio::test]
     async fn without_a_feed_a_nudge_makes_the_follower_read_the_log() {
         let f = fixture().await;
         let me = f.follower.clone();

@@ -373,6 +373,35 @@ async fn an_item_s_feedback_and_a_user_s_neighbours_are_read_from_the_log() {
 }
 
 #[tokio::test]
+async fn an_item_s_feedback_is_judged_on_the_log_s_last_100_000_events() {
+    let app = shop().await;
+    let like = |user: &str| json!([{"FeedbackType": "like", "UserId": user, "ItemId": "x", "Timestamp": "2026-01-01"}]);
+    rows(&app.post("/api/feedback", &like("early")).await, 1);
+    // 100,000 views of another item after it, in ten batches: many pages of the log.
+    rows(&app.post("/api/item", &json!({"ItemId": "filler", "Timestamp": "2026-01-01"})).await, 1);
+    for batch in 0..10 {
+        let events: Vec<Value> = (0..10_000)
+            .map(
+                |k| json!({"userId": format!("f{batch}-{k}"), "activityType": "view", "productId": "filler"}),
+            )
+            .collect();
+        let (s, body) = app.post("/api/v1/activity/track/batch", &json!({"events": events})).await;
+        assert_eq!(s.as_u16(), 200, "{body}");
+    }
+    rows(&app.post("/api/feedback", &like("late")).await, 1);
+    let (_, on_x) = app.get("/api/item/x/feedback").await;
+    let users: Vec<&str> = on_x.as_array().unwrap().iter().map(|f| f["UserId"].as_str().unwrap()).collect();
+    assert_eq!(users, ["late"], "the early like is older than the last 100,000 events");
+    // A typed page reads at most 100,000 events and says where to go on.
+    let (_, likes) = app.get("/api/feedback/like?n=5").await;
+    assert_eq!(likes["Feedback"].as_array().unwrap().len(), 1, "{likes}");
+    let cursor = likes["Cursor"].as_str().unwrap().to_string();
+    assert!(!cursor.is_empty(), "the search stopped at its bound, not at the end");
+    let (_, rest) = app.get(&format!("/api/feedback/like?n=5&cursor={cursor}")).await;
+    assert_eq!((rest["Feedback"][0]["UserId"].as_str(), rest["Cursor"].as_str()), (Some("late"), Some("")));
+}
+
+#[tokio::test]
 async fn neighbours_popular_latest_and_session_lists_answer_in_gorse_s_shape() {
     let app = shop().await;
     for (id, ts, category) in [("a", "2026-01-03", "x"), ("b", "2026-01-01", "x"), ("c", "2026-01-02", "y")] {

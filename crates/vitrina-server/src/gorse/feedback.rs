@@ -1,9 +1,11 @@
 //! Gorse's feedback: activity events, appended through Vitrina's one write path (durable,
 //! all or nothing, followed by the engine before the answer) and read back from the log.
 
+use std::ops::ControlFlow;
+
 use axum::{extract::State, Json};
 use chrono::{DateTime, Duration, Utc};
-use vitrina_core::{ports::AppendOutcome, NewActivity, ProductId, UserId, ValidationError};
+use vitrina_core::{ports::AppendOutcome, NewActivity, ProductId, StoredActivity, UserId, ValidationError};
 
 use super::{
     model::{
@@ -20,15 +22,65 @@ use crate::{
 };
 
 /// How far ahead of now a feedback is still listed: Gorse's clock allowance.
-pub(crate) const CLOCK_ERROR: Duration = Duration::seconds(5);
-/// Most log events one typed page reads while looking for feedback of its type.
-const TYPED_SCAN: usize = 100_000;
-/// The log's last sequence numbers whose events an item's feedback and a user's neighbours
-/// are judged on (at most as many events: deleted ones leave gaps; the log has no index by
-/// item).
-pub(crate) const RECENT_SCAN: u64 = 100_000;
+const CLOCK_ERROR: Duration = Duration::seconds(5);
+/// Most log events one request reads: a typed page looking for feedback of its type, and an
+/// item's feedback and a user's neighbours, which are judged on the events of the log's last
+/// this many sequence numbers (the log has no index by item).
+const SCAN: usize = 100_000;
 /// Events read from the log at a time.
-const CHUNK: usize = 10_000;
+const CHUNK: usize = 1_000;
+
+/// Feedback dated up to now is listed (with Gorse's clock allowance); a write-back dated
+/// later is not yet.
+pub(crate) fn listed_until() -> DateTime<Utc> {
+    Utc::now() + CLOCK_ERROR
+}
+
+/// Every stored event of `user`, oldest first.
+pub(crate) async fn history(s: &AppState, user: &UserId) -> ApiResult<Vec<StoredActivity>> {
+    Ok(s.ports.log.user_events_since(user, DateTime::<Utc>::UNIX_EPOCH).await?)
+}
+
+/// How a read of the log ended: the last sequence read, and whether it reached the end.
+struct Read {
+    last: u64,
+    end: bool,
+}
+
+/// Reads the log after `after` a page at a time, handing `visit` each event, until `visit`
+/// breaks, the log ends, or [`SCAN`] events were read.
+async fn read_log(
+    s: &AppState,
+    after: u64,
+    mut visit: impl FnMut(&StoredActivity) -> ControlFlow<()>,
+) -> ApiResult<Read> {
+    let mut read = Read { last: after, end: false };
+    for _ in 0..SCAN / CHUNK {
+        let page = s.ports.log.page(read.last, CHUNK).await?;
+        for e in &page {
+            read.last = e.seq;
+            if visit(e).is_break() {
+                return Ok(read);
+            }
+        }
+        if page.len() < CHUNK {
+            read.end = true;
+            break;
+        }
+    }
+    Ok(read)
+}
+
+/// Hands `visit` the events of the log's last [`SCAN`] sequence numbers, oldest first.
+pub(crate) async fn recent_events(s: &AppState, mut visit: impl FnMut(&StoredActivity)) -> ApiResult<()> {
+    let head = s.ports.log.stats().await?.max_seq;
+    read_log(s, head.saturating_sub(SCAN as u64), |e| {
+        visit(e);
+        ControlFlow::Continue(())
+    })
+    .await
+    .map(|_| ())
+}
 
 /// Validates every feedback (all or nothing) into events.
 pub(crate) fn events(s: &AppState, feedback: Vec<FeedbackInput>) -> ApiResult<Vec<NewActivity>> {
@@ -149,36 +201,25 @@ pub async fn page_typed(
     ApiPath(kind): ApiPath<String>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<FeedbackPage>> {
-    let (n, mut after) = q.position()?;
+    let (n, after) = q.position()?;
     let mut found: Vec<Feedback> = Vec::new();
-    let mut scanned = 0;
-    let chunk = 1000;
-    loop {
-        let events = s.ports.log.page(after, chunk).await?;
-        for e in &events {
-            after = e.seq;
-            if let Some(f) = feedback_of(e).filter(|f| f.feedback_type == kind) {
-                found.push(f);
-                if found.len() == n {
-                    return Ok(Json(FeedbackPage { cursor: after.to_string(), feedback: found }));
-                }
-            }
+    let read = read_log(&s, after, |e| {
+        found.extend(feedback_of(e).filter(|f| f.feedback_type == kind));
+        if found.len() == n {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
         }
-        scanned += events.len();
-        if events.len() < chunk {
-            return Ok(Json(FeedbackPage { cursor: String::new(), feedback: found }));
-        }
-        if scanned >= TYPED_SCAN {
-            return Ok(Json(FeedbackPage { cursor: after.to_string(), feedback: found }));
-        }
-    }
+    })
+    .await?;
+    let cursor = if read.end { String::new() } else { read.last.to_string() };
+    Ok(Json(FeedbackPage { cursor, feedback: found }))
 }
 
 /// The latest feedback of each type and item of a user, Gorse's view of their history.
 async fn of(s: &AppState, user: &str) -> ApiResult<Vec<Feedback>> {
-    let user = UserId::parse(user)?;
-    let events = s.ports.log.user_events_since(&user, DateTime::<Utc>::UNIX_EPOCH).await?;
-    Ok(latest_feedback(&events, Utc::now() + CLOCK_ERROR))
+    let events = history(s, &UserId::parse(user)?).await?;
+    Ok(latest_feedback(&events, listed_until()))
 }
 
 /// A user's feedback: the latest of each type and item (Gorse: `GET
@@ -239,9 +280,9 @@ pub async fn one(
 async fn retract(s: &AppState, user: &str, item: &str, kind: Option<&str>) -> ApiResult<Json<Success>> {
     let user = UserId::parse(user)?;
     let item = ProductId::parse(item)?;
-    let events = s.ports.log.user_events_since(&user, DateTime::<Utc>::UNIX_EPOCH).await?;
     let mut types = std::collections::BTreeSet::new();
-    let seqs: Vec<u64> = events
+    let seqs: Vec<u64> = history(s, &user)
+        .await?
         .iter()
         .filter_map(|e| {
             let f = feedback_of(e)?;
@@ -281,37 +322,18 @@ pub async fn delete_one(
     retract(&s, &user, &item, Some(&kind)).await
 }
 
-/// Hands `visit` the log's events within its latest [`RECENT_SCAN`] sequences, oldest first,
-/// a page at a time.
-pub(crate) async fn recent_events(
-    s: &AppState,
-    mut visit: impl FnMut(Vec<vitrina_core::StoredActivity>),
-) -> ApiResult<()> {
-    let head = s.ports.log.stats().await?.max_seq;
-    let mut after = head.saturating_sub(RECENT_SCAN);
-    while after < head {
-        let page = s.ports.log.page(after, CHUNK).await?;
-        let Some(last) = page.last().map(|e| e.seq) else { break };
-        let full = page.len() == CHUNK;
-        after = last;
-        visit(page);
-        if !full {
-            break;
-        }
-    }
-    Ok(())
-}
-
 /// An item's feedback: the latest of each type and user among the events of the log's
 /// last 100,000 sequence numbers (the log has no index by item).
 async fn of_item(s: &AppState, item: &str) -> ApiResult<Vec<Feedback>> {
     let item = ProductId::parse(item)?;
     let mut found = Vec::new();
-    recent_events(s, |page| {
-        found.extend(page.into_iter().filter(|e| e.event.product_id.as_ref() == Some(&item)))
+    recent_events(s, |e| {
+        if e.event.product_id.as_ref() == Some(&item) {
+            found.push(e.clone());
+        }
     })
     .await?;
-    Ok(latest_item_feedback(&found, Utc::now() + CLOCK_ERROR))
+    Ok(latest_item_feedback(&found, listed_until()))
 }
 
 /// An item's feedback: the latest of each type and user, judged on the events of the

@@ -207,9 +207,7 @@ pub struct SearchQuery {
 /// judged on the products themselves: an item's comment is its product's name, its first
 /// category the product's category.
 fn search_items(s: &AppState, text: &TextSearch, n: usize) -> Vec<Item> {
-    // The text is compared outside the catalogue's lock (only the shared products are taken).
-    let mut found = s.engine.products_where(|_| true);
-    found.retain(|p| {
+    let mut found = s.engine.products_where(|p| {
         let categories =
             p.attributes.get(super::model::KEY).and_then(|g| g.get("categories")).and_then(Value::as_array);
         text.finds_product(p)

@@ -5,6 +5,7 @@ use chrono::Utc;
 use vitrina_core::{ProductId, User, UserId, ValidationError};
 
 use super::{
+    feedback,
     model::{
         patched_user, user_from_input, user_of, user_record, GorseUser, GorseUserInput, GorseUserPatch,
         Score, Success, UserPage,
@@ -136,10 +137,10 @@ pub async fn neighbors(
 ) -> ApiResult<Json<Vec<Score>>> {
     let id = UserId::parse(&id)?;
     let (limit, skip) = q.window()?;
-    // Feedback listed by now: a write-back dated later is not yet (as in the listings).
-    let until = Utc::now() + super::feedback::CLOCK_ERROR;
-    let history = s.ports.log.user_events_since(&id, chrono::DateTime::<Utc>::UNIX_EPOCH).await?;
-    let items: std::collections::HashSet<ProductId> = history
+    // Feedback listed by now, as in the listings.
+    let until = feedback::listed_until();
+    let items: std::collections::HashSet<ProductId> = feedback::history(&s, &id)
+        .await?
         .into_iter()
         .filter(|e| e.event.timestamp <= until)
         .filter_map(|e| e.event.product_id)
@@ -148,12 +149,9 @@ pub async fn neighbors(
         return Ok(Json(Vec::new()));
     }
     let mut window = Window::default();
-    super::feedback::recent_events(&s, |page| {
-        for e in page.iter().filter(|e| e.event.timestamp <= until) {
-            if let Some(product) = &e.event.product_id {
-                window.see(&e.event.user_id, product);
-            }
-        }
+    feedback::recent_events(&s, |e| match &e.event.product_id {
+        Some(product) if e.event.timestamp <= until => window.see(&e.event.user_id, product),
+        _ => {}
     })
     .await?;
     Ok(Json(window.neighbours(&id, &items).into_iter().take(limit).skip(skip).collect()))

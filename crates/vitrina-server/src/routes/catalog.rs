@@ -142,12 +142,12 @@ pub async fn list(
         // The serving catalogue holds every product (hidden ones too), and one case rule then
         // holds on every store (SQL's lower() depends on the database's locale).
         Some(search) => {
-            // A scan of the whole catalogue: off the async workers, and the text compared
-            // outside the catalogue's lock (only the shared products are taken under it).
+            // A scan of the whole catalogue: off the async workers.
             let (engine, category) = (s.engine.clone(), q.category);
             tokio::task::spawn_blocking(move || {
-                let mut found = engine.products_where(|p| category.as_ref().is_none_or(|c| &p.category == c));
-                found.retain(|p| search.finds_product(p));
+                let mut found = engine.products_where(|p| {
+                    category.as_ref().is_none_or(|c| &p.category == c) && search.finds_product(p)
+                });
                 found.sort_by(|a, b| a.id.cmp(&b.id));
                 let total = found.len() as u64;
                 (found.iter().skip(offset).take(limit).map(|p| ProductDto::from(&**p)).collect(), total)

@@ -174,13 +174,8 @@ async fn forget_deleted<T>(
     // back from the log at their next list.
     // Their read-your-writes watermark goes too: it may name a deleted event, which no
     // replica would ever apply.
-    if partly.is_some() {
-        s.engine.reload_user(id);
-    } else {
-        s.engine.forget_user(id);
-    }
+    drop_held(s, id, partly.is_some()).await;
     s.cluster.forget(id).await;
-    s.ports.cache.invalidate_user(id).await;
     // Events of the visitor up to `through` that a broker still delivers to a replica are
     // not applied there: for a retraction, up to the last deleted one (the replica reads
     // the kept ones back from the log); for an erasure, up to the highest sequence present
@@ -197,6 +192,18 @@ async fn forget_deleted<T>(
         checkpoints.discard().await?;
     }
     Ok(deleted?)
+}
+
+/// Drops what this process holds of a visitor whose events were deleted: their online state
+/// (read back from the log at their next list when only some were, `partly`) and their
+/// cached lists. The same here and on a process that is told of it.
+pub(crate) async fn drop_held(s: &AppState, id: &UserId, partly: bool) {
+    if partly {
+        s.engine.reload_user(id);
+    } else {
+        s.engine.forget_user(id);
+    }
+    s.ports.cache.invalidate_user(id).await;
 }
 
 /// One served list, as kept for attribution and stats.

@@ -517,15 +517,11 @@ fn delete_events(
 
 /// Deletes the events at `seqs` that exist; answers their id hashes with their sequences.
 fn delete_by_seq(tx: &Transaction, seqs: impl Iterator<Item = u64>) -> rusqlite::Result<Vec<(u64, u64)>> {
-    let mut id_at = tx.prepare_cached("SELECT event_id FROM events WHERE seq = ?1")?;
-    let mut delete = tx.prepare_cached("DELETE FROM events WHERE seq = ?1")?;
+    let mut delete = tx.prepare_cached("DELETE FROM events WHERE seq = ?1 RETURNING event_id")?;
     let mut deleted = Vec::new();
     for seq in seqs {
-        let event_id: Option<String> = id_at.query_row([seq as i64], |r| r.get(0)).optional()?;
-        if let Some(event_id) = event_id {
-            delete.execute([seq as i64])?;
-            deleted.push((event_hash(&event_id), seq));
-        }
+        let event_id: Option<String> = delete.query_row([seq as i64], |r| r.get(0)).optional()?;
+        deleted.extend(event_id.map(|id| (event_hash(&id), seq)));
     }
     Ok(deleted)
 }
