@@ -9,6 +9,8 @@
 #   TRAINED=/tmp/scale/trained  a data directory of the shop with an active model (made, when
 #                               absent, from DIR's imported shop by the first arm's binary)
 #   DIR=/tmp/scale  PASSES=3  SECONDS_PER_RUN=30
+#   SAMPLES=1000    freshness probes per pass
+#   TRAIN=0         stop each pass after the freshness probes (no training job, no loads under it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -59,12 +61,14 @@ for pass in $(seq 1 "${PASSES:-3}"); do
     warm_up
     fixed_rate "fixed rate, idle"
     echo "== freshness"
-    "$bin" bench freshness --url "$url" --user-prefix user- --users 1000000 --samples 1000
-    curl -s -XPOST "$url/api/v1/training/train" -H 'content-type: application/json' -d '{}' >/dev/null
-    sleep 5
-    fixed_rate "fixed rate, during training"
-    load_run "cache-miss mix during training" 0.25 10000
-    while training; do sleep 5; done
+    "$bin" bench freshness --url "$url" --user-prefix user- --users 1000000 --samples "${SAMPLES:-1000}"
+    if [ "${TRAIN:-1}" != 0 ]; then
+      curl -s -XPOST "$url/api/v1/training/train" -H 'content-type: application/json' -d '{}' >/dev/null
+      sleep 5
+      fixed_rate "fixed rate, during training"
+      load_run "cache-miss mix during training" 0.25 10000
+      while training; do sleep 5; done
+    fi
     echo "== impression writer CPU: $(writer_ticks) ticks"
     stop
   done

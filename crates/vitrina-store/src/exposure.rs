@@ -5,7 +5,10 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use vitrina_core::ports::{AttributedOutcome, Exposure, Impression};
+use vitrina_core::{
+    ports::{AttributedOutcome, Exposure, Impression},
+    ProductId,
+};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -25,49 +28,46 @@ pub fn range(product: &str, since: DateTime<Utc>) -> (String, String) {
     (key(product, day_of(since.timestamp_millis()).max(0)), format!("{product}0"))
 }
 
-/// A batch's additions, by key (sorted: backends that lock rows take them in one order).
+/// A batch's additions, by product and day (sorted, so that a backend writes its rows in one
+/// order). Counting a shown item clones the product's shared id and makes no key: the key of
+/// each row is made once, when the rows are written.
 #[derive(Debug, Default)]
 pub struct Delta {
-    rows: BTreeMap<String, (String, i64, Exposure)>,
+    rows: BTreeMap<(ProductId, i64), Exposure>,
 }
 
 impl Delta {
-    fn row(&mut self, product: &str, ms: i64) -> &mut Exposure {
-        let day = day_of(ms);
-        &mut self
-            .rows
-            .entry(key(product, day))
-            .or_insert_with(|| (product.to_string(), day, Exposure::default()))
-            .2
+    fn row(&mut self, product: &ProductId, ms: i64) -> &mut Exposure {
+        self.rows.entry((product.clone(), day_of(ms))).or_default()
     }
 
     /// A list that was stored (not one already recorded): each item shown once.
     pub fn shown(&mut self, list: &Impression) {
         let ms = list.created_at.timestamp_millis();
         for item in &list.items {
-            self.row(item.product_id.as_str(), ms).impressions += 1;
+            self.row(&item.product_id, ms).impressions += 1;
         }
     }
 
     /// An outcome that was stored (not one whose event was already recorded).
     pub fn outcome(&mut self, o: &AttributedOutcome) {
-        self.row(o.product_id.as_str(), o.created_at.timestamp_millis()).add_outcome(o.kind, o.value);
+        self.row(&o.product_id, o.created_at.timestamp_millis()).add_outcome(o.kind, o.value);
     }
 
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
 
-    /// `(key, product, day, additions)` in key order.
-    pub fn rows(&self) -> impl Iterator<Item = (&str, &str, i64, &Exposure)> {
-        self.rows.iter().map(|(k, (p, d, e))| (k.as_str(), p.as_str(), *d, e))
+    /// `(key, product, day, additions)` in product and day order.
+    pub fn rows(&self) -> impl Iterator<Item = (String, &str, i64, &Exposure)> {
+        self.rows.iter().map(|((p, d), e)| (key(p.as_str(), *d), p.as_str(), *d, e))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
-    use vitrina_core::{ports::ImpressionItem, ActivityType, ProductId, UserId};
+    use vitrina_core::{ports::ImpressionItem, ActivityType, UserId};
 
     use super::*;
 
@@ -113,7 +113,7 @@ mod tests {
             created_at: at(4, 3),
         });
         let day3 = day_of(at(3, 0).timestamp_millis());
-        let rows: Vec<_> = d.rows().map(|(k, p, day, e)| (k.to_string(), p.to_string(), day, *e)).collect();
+        let rows: Vec<_> = d.rows().map(|(k, p, day, e)| (k, p.to_string(), day, *e)).collect();
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[0].0, format!("p1/{day3:06}"));
         assert_eq!((rows[0].2, rows[0].3.impressions), (day3, 1));
