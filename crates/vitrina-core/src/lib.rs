@@ -3,7 +3,8 @@
 //! Identifiers and activities are validated here ([`ids`], [`activity`]), the catalogue
 //! and users are plain data ([`catalog`]), [`events`] names what happens in the system,
 //! [`ports`] are the traits storage, bus and cache backends implement, [`recommend`] is
-//! what a served recommendation is, and [`stats`] attributes clicks and purchases to it.
+//! what a served recommendation is, and [`stats`] counts a visitor's lists and the clicks and
+//! purchases attributed to them.
 //!
 //! Invariant: this crate does no I/O and knows no runtime; every function is pure or works
 //! on data handed to it.

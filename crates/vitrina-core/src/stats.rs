@@ -1,19 +1,16 @@
-//! Per-user recommendation stats: impressions, attributed clicks and conversions.
-//!
-//! Attribution: a `click`, `add_to_cart` or `purchase` counts for the impression named by
-//! its `metadata.recommendationId` when that impression showed the product; otherwise for
-//! the latest impression of the product shown to the user within the attribution window
-//! before the event. Each event is attributed at most once.
+//! Per-user recommendation stats: impressions, and the clicks and conversions attributed to
+//! them. Counting only: which list an event is attributed to is decided by one rule elsewhere
+//! (the experiments crate's `attribution`, applied by the server), whose results come in as
+//! [`AttributedOutcome`]s.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
-use chrono::Duration;
 use serde::Serialize;
 
-use crate::{ports::Impression, ActivityType, StoredActivity};
-
-/// How long after an impression an event without a `recommendationId` is still attributed.
-pub const ATTRIBUTION_WINDOW_HOURS: i64 = 24;
+use crate::{
+    ports::{AttributedOutcome, Impression},
+    ActivityType,
+};
 
 /// Counts for one slice (all, or one algorithm and variant).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -56,8 +53,10 @@ pub struct UserStats {
     pub by_algorithm: Vec<SliceCounts>,
 }
 
-/// Computes stats from a user's impressions and events over the same period.
-pub fn user_stats(impressions: &[Impression], events: &[StoredActivity]) -> UserStats {
+/// Counts a user's impressions and the outcomes attributed to them, each event id once (its
+/// first outcome); an outcome counts for its own source and variant, whether or not its list
+/// is among `impressions`.
+pub fn user_stats(impressions: &[Impression], outcomes: &[AttributedOutcome]) -> UserStats {
     let mut slices: BTreeMap<(String, String), Counts> = BTreeMap::new();
     let mut total = Counts::default();
     for imp in impressions {
@@ -66,34 +65,15 @@ pub fn user_stats(impressions: &[Impression], events: &[StoredActivity]) -> User
             total.impressions += 1;
         }
     }
-    let window = Duration::hours(ATTRIBUTION_WINDOW_HOURS);
-    for stored in events {
-        let e = &stored.event;
-        let Some(product) = &e.product_id else { continue };
-        if !matches!(e.activity_type, ActivityType::Click | ActivityType::AddToCart | ActivityType::Purchase)
-        {
-            continue;
-        }
-        let shows = |imp: &&Impression| imp.items.iter().any(|i| &i.product_id == product);
-        let by_id = e
-            .recommendation_id()
-            .and_then(|id| impressions.iter().find(|imp| imp.recommendation_id == id))
-            .filter(shows);
-        let by_window = || {
-            impressions
-                .iter()
-                .filter(|imp| imp.created_at <= e.timestamp && e.timestamp - imp.created_at <= window)
-                .filter(shows)
-                .max_by_key(|imp| imp.created_at)
-        };
-        let Some(imp) = by_id.or_else(by_window) else { continue };
-        let Some(item) = imp.items.iter().find(|i| &i.product_id == product) else { continue };
-        let slice = slices.entry((item.source.clone(), imp.variant.clone())).or_default();
+    let mut seen = HashSet::new();
+    for o in outcomes.iter().filter(|o| seen.insert(o.event_id.as_str())) {
+        let slice = slices.entry((o.source.clone(), o.variant.clone())).or_default();
         for c in [slice, &mut total] {
-            match e.activity_type {
+            match o.kind {
                 ActivityType::Click => c.clicks += 1,
                 ActivityType::AddToCart => c.add_to_carts += 1,
-                _ => c.conversions += 1,
+                ActivityType::Purchase => c.conversions += 1,
+                _ => {}
             }
         }
     }
@@ -110,22 +90,18 @@ pub fn user_stats(impressions: &[Impression], events: &[StoredActivity]) -> User
 
 #[cfg(test)]
 mod tests {
-    use chrono::{DateTime, Utc};
-    use serde_json::json;
-
     use super::*;
-    use crate::{ports::ImpressionItem, time::from_millis, ActivityInput, NewActivity, ProductId, UserId};
+    use crate::{ports::ImpressionItem, time::from_millis, ProductId, UserId};
 
     const T0: i64 = 1_700_000_000_000;
-    const HOUR: i64 = 3_600_000;
 
-    fn imp(id: &str, at: i64, items: &[(&str, &str)]) -> Impression {
+    fn imp(id: &str, items: &[(&str, &str)]) -> Impression {
         Impression {
             recommendation_id: id.into(),
             user_id: UserId::parse("u").unwrap(),
             model_version: "v1".into(),
             variant: "default".into(),
-            created_at: from_millis(at),
+            created_at: from_millis(T0),
             items: items
                 .iter()
                 .enumerate()
@@ -138,39 +114,41 @@ mod tests {
         }
     }
 
-    fn ev(kind: &str, p: &str, at: i64, rec: Option<&str>) -> StoredActivity {
-        let metadata = rec.map(|r| json!({"recommendationId": r}).as_object().unwrap().clone());
-        let input = ActivityInput {
-            user_id: Some("u".into()),
-            activity_type: Some(kind.into()),
-            product_id: Some(p.into()),
-            metadata,
-            timestamp: Some(json!(at)),
-            ..Default::default()
-        };
-        let now: DateTime<Utc> = from_millis(at);
-        StoredActivity { seq: 0, event: NewActivity::validate(input, now).unwrap(), received_at: now }
+    fn outcome(event: &str, rec: &str, source: &str, kind: ActivityType) -> AttributedOutcome {
+        AttributedOutcome {
+            event_id: event.into(),
+            recommendation_id: rec.into(),
+            user_id: UserId::parse("u").unwrap(),
+            variant: "default".into(),
+            product_id: ProductId::parse("p1").unwrap(),
+            source: source.into(),
+            position: 0,
+            kind,
+            value: 0.0,
+            created_at: from_millis(T0 + 10),
+        }
     }
 
     #[test]
-    fn attributes_by_id_then_by_window_and_counts_each_event_once() {
+    fn counts_impressions_and_outcomes_per_source_and_variant_each_event_once() {
         let imps = [
-            imp("r1", T0, &[("p1", "collaborative_filtering"), ("p2", "popular")]),
-            imp("r2", T0 + HOUR, &[("p2", "popular")]),
+            imp("r1", &[("p1", "collaborative_filtering"), ("p2", "popular")]),
+            imp("r2", &[("p2", "popular")]),
         ];
-        let events = [
-            ev("click", "p1", T0 + 10, Some("r1")),    // by id → cf
-            ev("click", "p2", T0 + 2 * HOUR, None),    // by window → latest (r2), popular
-            ev("purchase", "p2", T0 + 2 * HOUR, None), // conversion, popular
-            ev("click", "p9", T0 + 10, None),          // never shown → not attributed
-            ev("click", "p1", T0 + 30 * HOUR, None),   // outside the window
-            ev("view", "p1", T0 + 10, Some("r1")),     // views are not clicks
-            ev("click", "p2", T0 + 10, Some("nope")),  // unknown id falls back to the window
+        let outcomes = [
+            outcome("e1", "r1", "collaborative_filtering", ActivityType::Click),
+            outcome("e2", "r2", "popular", ActivityType::Click),
+            outcome("e3", "r2", "popular", ActivityType::Purchase),
+            outcome("e4", "r2", "popular", ActivityType::AddToCart),
+            outcome("e2", "r2", "popular", ActivityType::Click), // the same event again
         ];
-        let s = user_stats(&imps, &events);
+        let s = user_stats(&imps, &outcomes);
         assert_eq!(s.lists, 2);
-        assert_eq!((s.total.impressions, s.total.clicks, s.total.conversions), (3, 3, 1));
-        assert!((s.total.ctr - 1.0).abs() < 1e-12);
+        assert_eq!(
+            (s.total.impressions, s.total.clicks, s.total.add_to_carts, s.total.conversions),
+            (3, 2, 1, 1)
+        );
+        assert!((s.total.ctr - 2.0 / 3.0).abs() < 1e-12);
         let cf = &s.by_algorithm[0];
         assert_eq!(
             (cf.algorithm.as_str(), cf.counts.impressions, cf.counts.clicks),
@@ -179,13 +157,16 @@ mod tests {
         let pop = &s.by_algorithm[1];
         assert_eq!(
             (pop.algorithm.as_str(), pop.counts.impressions, pop.counts.clicks, pop.counts.conversions),
-            ("popular", 2, 2, 1)
+            ("popular", 2, 1, 1)
         );
+        assert!((pop.counts.conversion_rate - 0.5).abs() < 1e-12);
     }
 
     #[test]
     fn no_impressions_means_zero_rates_not_nan() {
-        let s = user_stats(&[], &[ev("click", "p1", T0, None)]);
-        assert_eq!(s.total, Counts::default());
+        let s = user_stats(&[], &[outcome("e1", "gone", "popular", ActivityType::Purchase)]);
+        assert_eq!((s.lists, s.total.impressions, s.total.conversions), (0, 0, 1));
+        assert_eq!((s.total.ctr, s.total.conversion_rate), (0.0, 0.0));
+        assert_eq!(s.by_algorithm[0].counts.conversion_rate, 0.0);
     }
 }

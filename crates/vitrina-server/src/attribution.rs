@@ -1,7 +1,12 @@
-//! Attribution on the write path: once a click, add-to-cart or purchase is durable, it is
-//! tied to the served list it came from (its `metadata.recommendationId`, else the latest
-//! list of that visitor showing the product within the attribution window) and recorded as
-//! an outcome with that list's variant, the item's source and position. An event id is
+//! Attribution of a visitor's clicks, add-to-carts and purchases to the lists served to them,
+//! by the one rule of `vitrina_experiments::attribution` ([`attribute_to_lists`]): its
+//! `metadata.recommendationId`, else the latest list of that visitor showing the product
+//! within the attribution window. The write path records what it finds as outcomes, with the
+//! list's variant, the item's source and position; the visitor stats apply the same rule to
+//! the visitor's lists and events of the period they cover (a list older than the period is
+//! not among them, so an event naming one falls back to the window there).
+//!
+//! On the write path, once an event is durable, it is attributed and recorded. An event id is
 //! recorded once, so a re-sent event never counts twice; an event that matches no
 //! impression is not attributed.
 //!
@@ -10,21 +15,24 @@
 //! [`MAX_QUEUED`] events; past it (a burst faster than attribution) and at a crash,
 //! attributions are lost, never an event.
 
-use std::sync::{
-    atomic::{AtomicBool, AtomicUsize, Ordering},
-    Arc,
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc,
+    },
 };
 
 use chrono::Duration;
 use tokio::{sync::mpsc, task::JoinHandle};
 use vitrina_core::{
-    ports::{AppendOutcome, Impression},
+    ports::{AppendOutcome, AttributedOutcome, Impression},
     ActivityType, StoredActivity,
 };
 use vitrina_experiments::attribution::{attribute, Outcome};
 
 use crate::{
-    experiments::{attributed, outcome_kind, to_exp_impression},
+    experiments::{outcome_kind, to_exp_impression},
     ports::Ports,
 };
 
@@ -152,7 +160,9 @@ async fn attribute_one(
     mut impressions: Vec<Impression>,
 ) -> vitrina_core::ports::StoreResult<()> {
     let ev = &e.event;
-    let (Some(product), Some(kind)) = (&ev.product_id, outcome_kind(ev.activity_type)) else { return Ok(()) };
+    if !is_outcome(e) {
+        return Ok(());
+    }
     if let Some(id) = ev.recommendation_id() {
         if !impressions.iter().any(|i| i.recommendation_id == id) {
             // A list older than the window still earns an event that names it.
@@ -161,32 +171,68 @@ async fn attribute_one(
             }
         }
     }
-    if impressions.is_empty() {
-        return Ok(());
-    }
-    let converted: Vec<_> = impressions.iter().map(|i| to_exp_impression(i, None, None)).collect();
-    let outcome = Outcome {
-        event_id: ev.event_id.as_str().to_string(),
-        visitor: ev.user_id.to_string(),
-        kind,
-        product_id: product.to_string(),
-        recommendation_id: ev.recommendation_id().map(str::to_string),
-        value: revenue(ports, e).await,
-        at: ev.timestamp,
-    };
-    let Some(found) = attribute(&converted, &[outcome], window).into_iter().next() else { return Ok(()) };
-    let Some(imp) = impressions.iter().find(|i| i.recommendation_id == found.recommendation_id) else {
+    let Some(mut found) = attribute_to_lists(&impressions, std::slice::from_ref(e), window).pop() else {
         return Ok(());
     };
-    ports.impressions.record_outcome(attributed(
-        &found,
-        &ev.user_id,
-        product,
-        &imp.variant,
-        ev.activity_type,
-        ev.timestamp,
-    ));
+    found.value = revenue(ports, e).await;
+    ports.impressions.record_outcome(found);
     Ok(())
+}
+
+/// The outcomes among `events` attributed to the lists `impressions` (the lists of the
+/// events' visitors), in event order, each event id once (its first event); `value` is 0
+/// (the revenue of a purchase needs the catalogue, which the write path reads after).
+pub fn attribute_to_lists(
+    impressions: &[Impression],
+    events: &[StoredActivity],
+    window: Duration,
+) -> Vec<AttributedOutcome> {
+    let mut by_event: HashMap<&str, &StoredActivity> = HashMap::new();
+    let outcomes: Vec<Outcome> = events
+        .iter()
+        .filter_map(|e| {
+            let ev = &e.event;
+            let outcome = Outcome {
+                event_id: ev.event_id.as_str().to_string(),
+                visitor: ev.user_id.to_string(),
+                kind: outcome_kind(ev.activity_type)?,
+                product_id: ev.product_id.as_ref()?.to_string(),
+                recommendation_id: ev.recommendation_id().map(str::to_string),
+                value: 0.0,
+                at: ev.timestamp,
+            };
+            // As `attribute` does, the first event of an id is the one.
+            by_event.entry(ev.event_id.as_str()).or_insert(e);
+            Some(outcome)
+        })
+        .collect();
+    if impressions.is_empty() || outcomes.is_empty() {
+        return Vec::new();
+    }
+    let lists: Vec<_> = impressions.iter().map(|i| to_exp_impression(i, None, None)).collect();
+    // As `attribute` does, the first list of an id is the one.
+    let mut variant: HashMap<&str, &str> = HashMap::with_capacity(impressions.len());
+    for i in impressions {
+        variant.entry(i.recommendation_id.as_str()).or_insert(i.variant.as_str());
+    }
+    attribute(&lists, &outcomes, window)
+        .into_iter()
+        .filter_map(|a| {
+            let ev = &by_event.get(a.event_id.as_str())?.event;
+            Some(AttributedOutcome {
+                variant: variant.get(a.recommendation_id.as_str())?.to_string(),
+                user_id: ev.user_id.clone(),
+                product_id: ev.product_id.clone()?,
+                kind: ev.activity_type,
+                created_at: ev.timestamp,
+                event_id: a.event_id,
+                recommendation_id: a.recommendation_id,
+                source: a.source,
+                position: a.position,
+                value: a.value,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -209,6 +255,81 @@ mod tests {
         )
         .unwrap();
         AppendOutcome::Stored(StoredActivity { seq, event, received_at: now })
+    }
+
+    const T0: i64 = 1_700_000_000_000;
+    const HOUR: i64 = 3_600_000;
+
+    fn list(id: &str, at: i64, variant: &str, items: &[(&str, &str)]) -> Impression {
+        Impression {
+            recommendation_id: id.into(),
+            user_id: vitrina_core::UserId::parse("u").unwrap(),
+            model_version: "v1".into(),
+            variant: variant.into(),
+            created_at: vitrina_core::time::from_millis(at),
+            items: items
+                .iter()
+                .enumerate()
+                .map(|(i, (p, s))| vitrina_core::ports::ImpressionItem {
+                    product_id: vitrina_core::ProductId::parse(p).unwrap(),
+                    source: s.to_string(),
+                    position: i as u32,
+                })
+                .collect(),
+        }
+    }
+
+    fn event(id: &str, kind: &str, product: &str, at: i64, rec: Option<&str>) -> StoredActivity {
+        let metadata = rec.map(|r| serde_json::json!({"recommendationId": r}).as_object().unwrap().clone());
+        let input = ActivityInput {
+            event_id: Some(id.into()),
+            user_id: Some("u".into()),
+            activity_type: Some(kind.into()),
+            product_id: Some(product.into()),
+            metadata,
+            timestamp: Some(serde_json::json!(at)),
+        };
+        let now = vitrina_core::time::from_millis(at);
+        StoredActivity { seq: 0, event: NewActivity::validate(input, now).unwrap(), received_at: now }
+    }
+
+    /// The rule the write path records and the visitor stats count: by the list an event
+    /// names, else the latest list within the window; views and unshown products earn nothing.
+    #[test]
+    fn events_are_attributed_by_id_then_by_window_with_the_lists_variant_and_source() {
+        let lists = [
+            list("r1", T0, "a", &[("p1", "collaborative_filtering"), ("p2", "popular")]),
+            list("r2", T0 + HOUR, "b", &[("p2", "popular")]),
+        ];
+        let events = [
+            event("e1", "click", "p1", T0 + 10, Some("r1")),    // by id
+            event("e2", "click", "p2", T0 + 2 * HOUR, None),    // by window: the latest, r2
+            event("e3", "purchase", "p2", T0 + 2 * HOUR, None), // by window
+            event("e4", "click", "p9", T0 + 10, None),          // never shown
+            event("e5", "click", "p1", T0 + 30 * HOUR, None),   // outside the window
+            event("e6", "view", "p1", T0 + 10, Some("r1")),     // a view is no outcome
+            event("e7", "click", "p2", T0 + 10, Some("nope")),  // unknown id: the window, r1
+        ];
+        let found = attribute_to_lists(&lists, &events, Duration::hours(24));
+        let got: Vec<_> = found
+            .iter()
+            .map(|o| {
+                (o.event_id.as_str(), o.recommendation_id.as_str(), o.variant.as_str(), o.source.as_str())
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("e1", "r1", "a", "collaborative_filtering"),
+                ("e2", "r2", "b", "popular"),
+                ("e3", "r2", "b", "popular"),
+                ("e7", "r1", "a", "popular"),
+            ]
+        );
+        assert_eq!((found[2].kind, found[2].position, found[2].value), (ActivityType::Purchase, 0, 0.0));
+        let stats = vitrina_core::stats::user_stats(&lists, &found);
+        assert_eq!((stats.total.impressions, stats.total.clicks, stats.total.conversions), (3, 3, 1));
+        assert!(attribute_to_lists(&[], &events, Duration::hours(24)).is_empty());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use vitrina_core::{
     changes::Change,
     events::{kinds, DomainEvent},
-    ports::{AttributedOutcome, ExperimentStore, Impression, ModelStatus, StoreError},
+    ports::{ExperimentStore, Impression, ModelStatus, StoreError},
     ActivityType,
 };
 use vitrina_engine::{ActiveModel, Engine, PreparedModel, RankingConfig};
@@ -594,29 +594,5 @@ pub fn to_exp_impression(i: &Impression, experiment: Option<&str>, variant: Opti
                 position: it.position,
             })
             .collect(),
-    }
-}
-
-/// The store's row for an attribution of `user`'s event on `product` to a list served
-/// under `variant`.
-pub fn attributed(
-    o: &Attribution,
-    user: &vitrina_core::UserId,
-    product: &vitrina_core::ProductId,
-    variant: &str,
-    kind: ActivityType,
-    at: DateTime<Utc>,
-) -> AttributedOutcome {
-    AttributedOutcome {
-        event_id: o.event_id.clone(),
-        recommendation_id: o.recommendation_id.clone(),
-        user_id: user.clone(),
-        variant: variant.to_string(),
-        product_id: product.clone(),
-        source: o.source.clone(),
-        position: o.position,
-        kind,
-        value: o.value,
-        created_at: at,
     }
 }

@@ -18,6 +18,7 @@ use vitrina_core::{
 use vitrina_engine::{Filters, ListRequest, SessionEvent, Window};
 
 use crate::{
+    attribution::attribute_to_lists,
     dto::check_limit,
     error::{ApiError, ApiResult, ErrorBody},
     experiments::Arm,
@@ -738,10 +739,11 @@ pub async fn stats(
     let since = Utc::now() - Duration::days(days);
     let impressions = s.ports.impressions.impressions_for_user(&user, since).await?;
     let events = s.ports.log.user_events_since(&user, since).await?;
+    let outcomes = attribute_to_lists(&impressions, &events, s.experiments.attribution_window());
     Ok(Json(StatsResponse {
         success: true,
         user_id: user.to_string(),
         days,
-        stats: user_stats(&impressions, &events),
+        stats: user_stats(&impressions, &outcomes),
     }))
 }
