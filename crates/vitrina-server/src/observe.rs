@@ -33,11 +33,29 @@ pub fn prometheus() -> PrometheusHandle {
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
             }
+            spawn_upkeep(handle.clone());
             describe();
             metrics_process::Collector::default().describe();
             handle
         })
         .clone()
+}
+
+/// How often the recorder's histograms are folded into their buckets without a scrape.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A recorder built with `build_recorder` keeps every histogram sample in a buffer until
+/// `/metrics` is rendered or its upkeep runs: unscraped, about 10 bytes a sample without end
+/// (`bench/soak.sh` scrapes only at its end). One thread folds them in every
+/// [`UPKEEP_EVERY`], whatever runtime is or is not running.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new().name("vitrina-metrics-upkeep".into()).spawn(move || loop {
+        std::thread::sleep(UPKEEP_EVERY);
+        handle.run_upkeep();
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no metrics upkeep thread: histogram samples wait for a /metrics scrape");
+    }
 }
 
 /// Operations per group commit.
