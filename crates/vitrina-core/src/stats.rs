@@ -3,7 +3,7 @@
 //! (the experiments crate's `attribution`, applied by the server), whose results come in as
 //! [`AttributedOutcome`]s.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -53,9 +53,9 @@ pub struct UserStats {
     pub by_algorithm: Vec<SliceCounts>,
 }
 
-/// Counts a user's impressions and the outcomes attributed to them, each event id once (its
-/// first outcome); an outcome counts for its own source and variant, whether or not its list
-/// is among `impressions`.
+/// Counts a user's impressions and the outcomes attributed to them (each event once, as the
+/// attribution gives them); an outcome counts for its own source and variant, whether or not
+/// its list is among `impressions`.
 pub fn user_stats(impressions: &[Impression], outcomes: &[AttributedOutcome]) -> UserStats {
     let mut slices: BTreeMap<(String, String), Counts> = BTreeMap::new();
     let mut total = Counts::default();
@@ -65,8 +65,7 @@ pub fn user_stats(impressions: &[Impression], outcomes: &[AttributedOutcome]) ->
             total.impressions += 1;
         }
     }
-    let mut seen = HashSet::new();
-    for o in outcomes.iter().filter(|o| seen.insert(o.event_id.as_str())) {
+    for o in outcomes {
         let slice = slices.entry((o.source.clone(), o.variant.clone())).or_default();
         for c in [slice, &mut total] {
             match o.kind {
@@ -130,7 +129,7 @@ mod tests {
     }
 
     #[test]
-    fn counts_impressions_and_outcomes_per_source_and_variant_each_event_once() {
+    fn counts_impressions_and_outcomes_per_source_and_variant() {
         let imps = [
             imp("r1", &[("p1", "collaborative_filtering"), ("p2", "popular")]),
             imp("r2", &[("p2", "popular")]),
@@ -140,7 +139,6 @@ mod tests {
             outcome("e2", "r2", "popular", ActivityType::Click),
             outcome("e3", "r2", "popular", ActivityType::Purchase),
             outcome("e4", "r2", "popular", ActivityType::AddToCart),
-            outcome("e2", "r2", "popular", ActivityType::Click), // the same event again
         ];
         let s = user_stats(&imps, &outcomes);
         assert_eq!(s.lists, 2);
