@@ -209,18 +209,15 @@ pub fn attribute_to_lists(
     if impressions.is_empty() || outcomes.is_empty() {
         return Vec::new();
     }
-    let lists: Vec<_> = impressions.iter().map(|i| to_exp_impression(i, None, None)).collect();
-    // As `attribute` does, the first list of an id is the one.
-    let mut variant: HashMap<&str, &str> = HashMap::with_capacity(impressions.len());
-    for i in impressions {
-        variant.entry(i.recommendation_id.as_str()).or_insert(i.variant.as_str());
-    }
+    // Each list carries its variant label through the attribution.
+    let lists: Vec<_> =
+        impressions.iter().map(|i| to_exp_impression(i, None, Some(i.variant.clone()))).collect();
     attribute(&lists, &outcomes, window)
         .into_iter()
         .filter_map(|a| {
             let ev = &by_event.get(a.event_id.as_str())?.event;
             Some(AttributedOutcome {
-                variant: variant.get(a.recommendation_id.as_str())?.to_string(),
+                variant: a.variant?,
                 user_id: ev.user_id.clone(),
                 product_id: ev.product_id.clone()?,
                 kind: ev.activity_type,

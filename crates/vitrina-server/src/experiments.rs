@@ -576,8 +576,8 @@ pub fn outcome_kind(kind: ActivityType) -> Option<OutcomeKind> {
     }
 }
 
-/// An impression in the experiments crate's terms; `experiment` and `variant` only for an
-/// experiment's own impressions (attribution reads neither).
+/// An impression in the experiments crate's terms, with the `experiment` and `variant` labels
+/// given (attribution decides by neither; it copies them into what it finds).
 pub fn to_exp_impression(i: &Impression, experiment: Option<&str>, variant: Option<String>) -> ExpImpression {
     ExpImpression {
         recommendation_id: i.recommendation_id.clone(),
