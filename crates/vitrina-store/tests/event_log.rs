@@ -9,12 +9,13 @@ use common::{event, seqs, Fixture};
 use serde_json::json;
 use vitrina_core::{
     ports::{AppendOutcome, LogStats, StoreError},
-    ActivityInput, ActivityType, NewActivity, UserId,
+    ActivityInput, ActivityType, NewActivity, User, UserId,
 };
 
 conformance!(
     appends_in_order_and_recognises_duplicates_by_event_id,
     reusing_an_event_id_for_a_different_event_is_a_conflict_and_stores_nothing,
+    a_large_batch_meeting_a_stored_event_id_keeps_the_same_rules,
     a_refused_batch_in_a_group_of_concurrent_appends_fails_alone,
     concurrent_appends_of_one_event_id_store_it_once,
     scan_returns_compact_events_with_rating_values,
@@ -74,6 +75,33 @@ async fn reusing_an_event_id_for_a_different_event_is_a_conflict_and_stores_noth
     let retry = at(event("same-id", "u1", "view", "p1"), Utc::now() - Duration::minutes(5));
     assert_eq!(seqs(&s.append(vec![retry]).await.unwrap()), [(false, 1)]);
     assert_eq!(seqs(&s.append(vec![event("fresh", "u1", "view", "p2")]).await.unwrap()), [(true, 2)]);
+}
+
+/// The rules above for a batch large enough for a backend's bulk path (PostgreSQL copies
+/// groups of 100 events and more), where a stored `eventId` is found only when the copy fails.
+async fn a_large_batch_meeting_a_stored_event_id_keeps_the_same_rules(f: Fixture) {
+    let s = &f.store;
+    s.append(vec![event("kept", "u1", "view", "p1")]).await.unwrap();
+    let batch = |prefix: &str, last: NewActivity| -> Vec<NewActivity> {
+        (0..500)
+            .map(|i| event(&format!("{prefix}{i}"), &format!("u{}", i % 40), "view", "p1"))
+            .chain([last])
+            .collect()
+    };
+    let out = s.append(batch("a", event("kept", "u1", "view", "p1"))).await.unwrap();
+    let expected: Vec<(bool, u64)> = (2..=501).map(|seq| (true, seq)).chain([(false, 1)]).collect();
+    assert_eq!(seqs(&out), expected, "the repeat is a duplicate, the rest stored in order");
+    let err = s.append(batch("b", event("kept", "u2", "like", "p2"))).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert_eq!(
+        s.stats().await.unwrap(),
+        LogStats { events: 501, max_seq: 501 },
+        "the refused batch stored nothing"
+    );
+    let retry = s.append(batch("b", event("b0", "u0", "view", "p1"))).await.unwrap();
+    assert_eq!(retry.len(), 501);
+    assert_eq!(seqs(&retry)[..2], [(true, 502), (true, 503)], "no number was spent on the refused batch");
+    assert_eq!(seqs(&retry)[500], (false, 502), "a repeat within the batch is a duplicate of its first");
 }
 
 async fn a_refused_batch_in_a_group_of_concurrent_appends_fails_alone(f: Fixture) {
@@ -345,8 +373,19 @@ mod retention {
             .await
             .unwrap();
         f.age_events("old-", Duration::days(40)).await;
+        let named = User {
+            id: user("u2"),
+            name: Some("Ada".into()),
+            attributes: Default::default(),
+            created_at: Utc::now(),
+        };
+        s.upsert_user(named).await.unwrap();
 
         assert_eq!(f.prune_events(Utc::now() - Duration::days(30)).await, old as u64, "over two steps");
+        let held = |id| async move { s.user(&user(id)).await.unwrap().map(|u| u.name) };
+        assert_eq!(held("u1").await, None, "a visitor known only by id goes with their last event");
+        assert_eq!(held("u0").await, Some(None), "one with an event left stays");
+        assert_eq!(held("u2").await, Some(Some("Ada".into())), "one with a name stays");
         assert_eq!(s.stats().await.unwrap(), LogStats { events: 2, max_seq: old as u64 + 2 });
         let u0 = s.recent_for_user(&user("u0"), 100).await.unwrap();
         assert_eq!(u0.iter().map(|e| e.event.event_id.as_str()).collect::<Vec<_>>(), ["new-1"]);
@@ -357,6 +396,7 @@ mod retention {
             .await
             .unwrap();
         assert_eq!(seqs(&again), [(true, old as u64 + 3), (false, old as u64 + 2)]);
+        assert_eq!(held("u1").await, Some(None), "registered again by their next event");
         assert_eq!(f.prune_events(Utc::now() - Duration::days(30)).await, 0, "nothing left to prune");
         assert_eq!(s.stats().await.unwrap().events, 3);
     }

@@ -266,7 +266,7 @@ fn apply(tx: &Transaction, op: &Op, index: &LogIndex, pending: &mut Pending) -> 
                 > 0,
         ),
         Op::PruneEvents(cutoff_ms, _) => {
-            Done::Pruned(prune_events(tx, *cutoff_ms, pending).map_err(backend)?)
+            Done::Pruned(prune_events(tx, *cutoff_ms, index, pending).map_err(backend)?)
         }
         Op::Flush(_) => Done::Unit,
     })
@@ -275,8 +275,16 @@ fn apply(tx: &Transaction, op: &Op, index: &LogIndex, pending: &mut Pending) -> 
 /// Deletes the oldest events received before `cutoff_ms`, up to [`PRUNE_EVENTS_CHUNK`]: the
 /// prefix of the log (in `seq` order) up to the first event received at or after the cutoff.
 /// Times of receipt follow `seq` closely but not exactly; an old event just after a newer one
-/// waits for a later step.
-fn prune_events(tx: &Transaction, cutoff_ms: i64, pending: &mut Pending) -> rusqlite::Result<Step> {
+/// waits for a later step. A visitor of whom the users table holds nothing but the id (as the
+/// log registers them on their first event) is forgotten with their last event, so that the
+/// table too is bounded by the retention; one with a name or attributes stays.
+fn prune_events(
+    tx: &Transaction,
+    cutoff_ms: i64,
+    index: &LogIndex,
+    pending: &mut Pending,
+) -> rusqlite::Result<Step> {
+    let first = pending.pruned.len();
     let mut oldest =
         tx.prepare_cached("SELECT seq, event_id, user_id, received_ms FROM events ORDER BY seq LIMIT ?1")?;
     let mut rows = oldest.query([PRUNE_EVENTS_CHUNK as i64])?;
@@ -298,6 +306,17 @@ fn prune_events(tx: &Transaction, cutoff_ms: i64, pending: &mut Pending) -> rusq
     drop(rows);
     let Some(last) = last else { return Ok(Step { deleted: 0, more: false }) };
     let deleted = tx.execute("DELETE FROM events WHERE seq <= ?1", [last])? as u64;
+    // The index still holds this step's events (it changes after the commit); a step runs in a
+    // transaction of its own, so no event of the same transaction is missing from it.
+    let last = last as u64;
+    let mut forget =
+        tx.prepare_cached("DELETE FROM users WHERE id = ?1 AND name IS NULL AND attributes = '{}'")?;
+    let mut seen = HashSet::new();
+    for (user, _, _) in &pending.pruned[first..] {
+        if seen.insert(user) && index.user_events(user).iter().all(|e| e.seq <= last) {
+            forget.execute([user.as_str()])?;
+        }
+    }
     Ok(Step { deleted, more: deleted >= PRUNE_EVENTS_CHUNK as u64 })
 }
 
