@@ -12,8 +12,9 @@
 # pruning shows within the run), EVENT_RETENTION_DAYS (event-log retention, 0 = forever, the
 # default), ONLINE_VISITORS (the online-state cap, 2000000), BIN (another build: no cargo build
 # then); the server prunes every 10 minutes.
-# Output: a CSV of samples (elapsed s, RSS MiB, vitrina.db* MiB, impressions.db* MiB) and the
-# two load generators' reports (requests, errors, latency).
+# Output: a CSV of samples every 30 s (elapsed s, RSS MiB, vitrina.db* MiB, impressions.db* MiB,
+# and the gauges of events in the log, visitors online and visitors cached) and the two load
+# generators' reports (requests, errors, latency).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-1800}
@@ -45,11 +46,13 @@ lists=$!
 "$bin" bench track --url "$url" --duration "$DURATION" --rate "$TRACK_RATE" --concurrency 8 \
   --users "$USERS" --products 10 >"$dir/track.txt" &
 track=$!
-echo "elapsed_s,rss_mib,vitrina_db_mib,impressions_db_mib"
+# gauge NAME: its value in the server's /metrics now (empty if absent)
+gauge() { curl -s "$url/metrics" | awk -v n="$1" '$1 == n {printf "%d", $2}'; }
+echo "elapsed_s,rss_mib,vitrina_db_mib,impressions_db_mib,events_in_log,online_visitors,cached_visitors"
 start=$(date +%s)
 while kill -0 "$lists" 2>/dev/null || kill -0 "$track" 2>/dev/null; do
   rss=$(awk '/VmRSS/{printf "%d", $2/1024}' "/proc/$pid/status")
-  echo "$(( $(date +%s) - start )),$rss,$(mib "$dir"/data/vitrina.db*),$(mib "$dir"/data/impressions.db*)"
+  echo "$(( $(date +%s) - start )),$rss,$(mib "$dir"/data/vitrina.db*),$(mib "$dir"/data/impressions.db*),$(gauge vitrina_event_log_events),$(gauge vitrina_online_visitors),$(gauge vitrina_cache_entries)"
   sleep 30
 done
 wait "$lists" "$track"

@@ -21,7 +21,9 @@ use clap::{Parser, Subcommand};
 
 /// mimalloc: the service allocates many small, short-lived buffers per request across threads;
 /// the system allocator spent ~20 % of the ingest path's CPU in malloc/free (perf, see
-/// docs/BENCHMARKS.md).
+/// docs/BENCHMARKS.md). The `system-allocator` feature leaves it out, so that heap profilers
+/// which hook malloc (heaptrack, valgrind) see every allocation.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
