@@ -102,6 +102,15 @@ async fn a_large_batch_meeting_a_stored_event_id_keeps_the_same_rules(f: Fixture
     assert_eq!(retry.len(), 501);
     assert_eq!(seqs(&retry)[..2], [(true, 502), (true, 503)], "no number was spent on the refused batch");
     assert_eq!(seqs(&retry)[500], (false, 502), "a repeat within the batch is a duplicate of its first");
+    // Queued together, these may be written as one group; the refused one fails alone.
+    let (good, bad, also_good) = tokio::join!(
+        s.append(batch("c", event("c-last", "u1", "view", "p1"))),
+        s.append(batch("d", event("kept", "u3", "like", "p3"))),
+        s.append(batch("e", event("e-last", "u1", "view", "p1"))),
+    );
+    assert_eq!((good.unwrap().len(), also_good.unwrap().len()), (501, 501));
+    assert!(matches!(bad, Err(StoreError::Conflict(_))), "{bad:?}");
+    assert_eq!(s.stats().await.unwrap().events, 501 + 500 + 2 * 501);
 }
 
 async fn a_refused_batch_in_a_group_of_concurrent_appends_fails_alone(f: Fixture) {

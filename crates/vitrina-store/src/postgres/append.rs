@@ -195,8 +195,9 @@ async fn attempt(
                     .map_err(backend)?;
                 true
             }
-            // A stored `eventId` (every repeat within the group was planned away above).
-            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => false,
+            // A stored `eventId` (every repeat within the group was planned away above); any
+            // other violation (of `seq`, say) is an error that names its constraint.
+            Err(e) if stored_event_id(&e) => false,
             Err(e) => return Err(backend(e)),
         }
     };
@@ -209,10 +210,10 @@ async fn attempt(
 }
 
 /// Groups of at least this many new events are written by binary `COPY` ([`copy`]), smaller
-/// ones by one multi-row insert pipelined with the group's other statements: a copy costs two
-/// round trips more, which a few rows do not repay (single-event tracking at 4 in flight lost
-/// a fifth of its requests per second to it), and saves a sixth of the database's time per row
-/// on large batches (docs/BENCHMARKS.md).
+/// ones by one multi-row insert pipelined with the group's other statements: a copy costs
+/// round trips of its own, which a few rows do not repay (single-event tracking at 4 in flight
+/// lost a fifth of its requests per second when every group was copied), while batch ingest
+/// gained 11–16 % (docs/BENCHMARKS.md, "Binary `COPY` for large groups").
 const COPY_FROM_EVENTS: usize = 100;
 
 /// The small groups' insert; its `ON CONFLICT DO NOTHING` skips a stored `eventId`, which
@@ -221,6 +222,14 @@ const INSERT_EVENTS: &str = "INSERT INTO events (seq, event_id, user_id, activit
      SELECT s, e, u, a, p, m, t, $8 FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::BIGINT[])
        AS c(s, e, u, a, p, m, t)
      ON CONFLICT (event_id) DO NOTHING";
+
+/// Whether a failed copy met an `eventId` the log holds: a unique violation of the index
+/// on `event_id` (named by PostgreSQL after the table and column, V1__schema.sql).
+fn stored_event_id(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|db| {
+        *db.code() == SqlState::UNIQUE_VIOLATION && db.constraint() == Some("events_event_id_key")
+    })
+}
 
 /// The types of the columns [`copy`] writes, in its order.
 const COPIED: [Type; 8] =
@@ -236,12 +245,13 @@ async fn copy(
     columns: &Columns,
     received_ms: i64,
 ) -> Result<u64, tokio_postgres::Error> {
-    let sink = tx
-        .copy_in(
+    let statement = tx
+        .prepare_cached(
             "COPY events (seq, event_id, user_id, activity_type, product_id, metadata, ts_ms, received_ms)
              FROM STDIN (FORMAT binary)",
         )
         .await?;
+    let sink = tx.copy_in(&statement).await?;
     let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &COPIED));
     for i in 0..columns.seq.len() {
         let row: [&(dyn ToSql + Sync); 8] = [
