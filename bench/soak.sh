@@ -46,13 +46,16 @@ lists=$!
 "$bin" bench track --url "$url" --duration "$DURATION" --rate "$TRACK_RATE" --concurrency 8 \
   --users "$USERS" --products 10 >"$dir/track.txt" &
 track=$!
-# gauge NAME: its value in the server's /metrics now (empty if absent)
-gauge() { curl -s "$url/metrics" | awk -v n="$1" '$1 == n {printf "%d", $2}'; }
+# gauges NAME…: their values in one scrape of the server's /metrics, comma-separated
+gauges() {
+  curl -s "$url/metrics" | awk -v names="$*" 'BEGIN { n = split(names, want, " ") }
+    { v[$1] = $2 } END { for (i = 1; i <= n; i++) printf "%s%d", (i > 1 ? "," : ""), v[want[i]] }'
+}
 echo "elapsed_s,rss_mib,vitrina_db_mib,impressions_db_mib,events_in_log,online_visitors,cached_visitors"
 start=$(date +%s)
 while kill -0 "$lists" 2>/dev/null || kill -0 "$track" 2>/dev/null; do
   rss=$(awk '/VmRSS/{printf "%d", $2/1024}' "/proc/$pid/status")
-  echo "$(( $(date +%s) - start )),$rss,$(mib "$dir"/data/vitrina.db*),$(mib "$dir"/data/impressions.db*),$(gauge vitrina_event_log_events),$(gauge vitrina_online_visitors),$(gauge vitrina_cache_entries)"
+  echo "$(( $(date +%s) - start )),$rss,$(mib "$dir"/data/vitrina.db*),$(mib "$dir"/data/impressions.db*),$(gauges vitrina_event_log_events vitrina_online_visitors vitrina_cache_entries)"
   sleep 30
 done
 wait "$lists" "$track"

@@ -76,6 +76,20 @@ async fn an_append_whose_connection_dies_inside_its_transaction_is_unavailable_a
     );
 }
 
+/// A large group (written by `COPY`) that meets a unique violation other than a stored
+/// `eventId` — here a taken `seq`, as a head set back by hand would give — fails with an error
+/// naming that constraint, not as a repeat, and stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copied_group_meeting_a_taken_seq_fails_naming_the_constraint() {
+    let Some(f) = Fixture::postgres().await else { return };
+    f.store.append(vec![event("first", "u1", "view", "p1")]).await.unwrap();
+    f.client().await.batch_execute("UPDATE log_head SET seq = 0").await.unwrap();
+    let batch: Vec<_> = (0..200).map(|i| event(&format!("big-{i}"), "u2", "view", "p1")).collect();
+    let err = f.store.append(batch).await.unwrap_err();
+    assert!(matches!(&err, StoreError::Backend(m) if m.contains("events_pkey")), "{err}");
+    assert_eq!(f.store.stats().await.unwrap().events, 1, "nothing of the failed group");
+}
+
 /// A database migrated by a newer build is refused with both versions named, and nothing is
 /// changed in it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,7 +27,7 @@ use vitrina_core::{
     NewActivity, StoredActivity,
 };
 
-use super::{backend, begin, pool_error};
+use super::{backend, begin, delete_counted, pool_error};
 use crate::{
     identity::{reused, Identity},
     retention::Step,
@@ -337,32 +337,26 @@ const PRUNE_EVENTS_CHUNK: i64 = 10_000;
 pub async fn prune(pool: &Pool, cutoff_ms: i64) -> StoreResult<Step> {
     let mut client = pool.get().await.map_err(pool_error)?;
     let tx = begin(&mut client).await?;
-    tx.execute("SELECT 1 FROM log_head FOR UPDATE", &[]).await.map_err(backend)?;
-    let gone = tx
-        .query(
-            "WITH oldest AS (SELECT seq, received_ms FROM events ORDER BY seq LIMIT $2),
-                  kept AS (SELECT MIN(seq) AS seq FROM oldest WHERE received_ms >= $1)
-             DELETE FROM events WHERE seq IN
-               (SELECT seq FROM oldest WHERE seq < COALESCE((SELECT seq FROM kept), 9223372036854775807))
-             RETURNING user_id",
-            &[&cutoff_ms, &PRUNE_EVENTS_CHUNK],
-        )
-        .await
-        .map_err(backend)?;
+    let gone = delete_counted(
+        &tx,
+        "WITH oldest AS (SELECT seq, received_ms FROM events ORDER BY seq LIMIT $2),
+              kept AS (SELECT MIN(seq) AS seq FROM oldest WHERE received_ms >= $1)
+         DELETE FROM events WHERE seq IN
+           (SELECT seq FROM oldest WHERE seq < COALESCE((SELECT seq FROM kept), 9223372036854775807))
+         RETURNING user_id",
+        &[&cutoff_ms, &PRUNE_EVENTS_CHUNK],
+    )
+    .await?;
     let deleted = gone.len() as u64;
-    let mut users: Vec<&str> = gone.iter().map(|r| r.get(0)).collect();
+    let mut users: Vec<&str> = gone.iter().map(String::as_str).collect();
     users.sort_unstable();
     users.dedup();
-    let events: [&(dyn ToSql + Sync); 1] = [&(deleted as i64)];
-    let forget: [&(dyn ToSql + Sync); 1] = [&users];
-    tokio::try_join!(
-        tx.execute("UPDATE log_head SET events = events - $1", &events),
-        tx.execute(
-            "DELETE FROM users u WHERE u.id = ANY($1) AND u.name IS NULL AND u.attributes = '{}'
-               AND NOT EXISTS (SELECT 1 FROM events e WHERE e.user_id = u.id)",
-            &forget,
-        ),
+    tx.execute(
+        "DELETE FROM users u WHERE u.id = ANY($1) AND u.name IS NULL AND u.attributes = '{}'
+           AND NOT EXISTS (SELECT 1 FROM events e WHERE e.user_id = u.id)",
+        &[&users],
     )
+    .await
     .map_err(backend)?;
     tx.commit().await.map_err(backend)?;
     Ok(Step { deleted, more: deleted as i64 >= PRUNE_EVENTS_CHUNK })

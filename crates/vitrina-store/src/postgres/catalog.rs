@@ -153,8 +153,8 @@ impl UserStore for PgStore {
         let (events, known) = {
             let mut client = self.client().await?;
             let tx = begin(&mut client).await?;
-            let events =
-                delete_counted(&tx, "DELETE FROM events WHERE user_id = $1", &[&id.as_str()]).await?;
+            let sql = "DELETE FROM events WHERE user_id = $1 RETURNING user_id";
+            let events = delete_counted(&tx, sql, &[&id.as_str()]).await?.len() as u64;
             let known =
                 tx.execute("DELETE FROM users WHERE id = $1", &[&id.as_str()]).await.map_err(backend)? > 0;
             tx.commit().await.map_err(backend)?;

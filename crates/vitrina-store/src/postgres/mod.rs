@@ -101,10 +101,16 @@ pub fn describe(config: &Config) -> String {
 }
 
 fn backend(e: tokio_postgres::Error) -> StoreError {
+    // The error's own text says only "db error" for what the server refused; its reason
+    // (message, constraint) is in the database error.
+    let text = match e.as_db_error() {
+        Some(db) => format!("PostgreSQL: {db}"),
+        None => format!("PostgreSQL: {e}"),
+    };
     if unreachable(&e) {
-        StoreError::Unavailable(format!("PostgreSQL: {e}"))
+        StoreError::Unavailable(text)
     } else {
-        StoreError::Backend(format!("PostgreSQL: {e}"))
+        StoreError::Backend(text)
     }
 }
 
@@ -144,17 +150,18 @@ async fn begin(client: &mut deadpool_postgres::Object) -> StoreResult<deadpool_p
         .map_err(backend)
 }
 
-/// Deletes events by `sql` (with `params`) in `tx`, first taking the head's row lock, which
-/// orders the deletion with appends, and takes them off the head's count; answers how many.
+/// Deletes events by `sql` (with `params`; a `DELETE … RETURNING user_id`) in `tx`, first
+/// taking the head's row lock, which orders the deletion with appends, and takes them off the
+/// head's count; answers the users of the deleted events, one per event.
 async fn delete_counted(
     tx: &deadpool_postgres::Transaction<'_>,
     sql: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-) -> StoreResult<u64> {
+) -> StoreResult<Vec<String>> {
     tx.execute("SELECT 1 FROM log_head FOR UPDATE", &[]).await.map_err(backend)?;
-    let deleted = tx.execute(sql, params).await.map_err(backend)?;
-    tx.execute("UPDATE log_head SET events = events - $1", &[&(deleted as i64)]).await.map_err(backend)?;
-    Ok(deleted)
+    let gone: Vec<String> = tx.query(sql, params).await.map_err(backend)?.iter().map(|r| r.get(0)).collect();
+    tx.execute("UPDATE log_head SET events = events - $1", &[&(gone.len() as i64)]).await.map_err(backend)?;
+    Ok(gone)
 }
 
 impl PgStore {
@@ -355,8 +362,8 @@ impl EventLog for PgStore {
         let seqs: Vec<i64> = seqs.iter().map(|&s| s as i64).collect();
         let mut client = self.client().await?;
         let tx = begin(&mut client).await?;
-        let sql = "DELETE FROM events WHERE user_id = $1 AND seq = ANY($2)";
-        let deleted = delete_counted(&tx, sql, &[&user.as_str(), &seqs]).await?;
+        let sql = "DELETE FROM events WHERE user_id = $1 AND seq = ANY($2) RETURNING user_id";
+        let deleted = delete_counted(&tx, sql, &[&user.as_str(), &seqs]).await?.len() as u64;
         tx.commit().await.map_err(backend)?;
         Ok(deleted)
     }
