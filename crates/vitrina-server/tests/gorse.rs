@@ -93,6 +93,9 @@ async fn users_read_back_as_gorse_writes_them_and_deleting_one_erases_their_feed
         2,
     );
     rows(&app.send("PATCH", "/api/user/u-3", &json!({"Comment": "third"})).await, 1);
+    // A patch is one object: an array is not read as a patch of nothing.
+    assert_error(&app.send("PATCH", "/api/user/u-3", &json!([])).await, 400, "validation_failed");
+    assert_error(&app.send("PATCH", "/api/item/phone-1", &json!([])).await, 400, "validation_failed");
     let (_, third) = app.get("/api/user/u-3").await;
     assert_eq!(third, json!({"UserId": "u-3", "Labels": null, "Subscribe": ["x"], "Comment": "third"}));
     let (_, page) = app.get("/api/users?n=2").await;

@@ -9,7 +9,7 @@ use super::{
     model::{
         item_from_input, item_of, patched_item, product_of, Item, ItemInput, ItemPage, ItemPatch, Success,
     },
-    next_cursor, GorseJson, PageQuery,
+    next_cursor, GorseJson, GorseObject, PageQuery,
 };
 use crate::{
     error::{ApiError, ApiResult, ErrorBody},
@@ -119,7 +119,7 @@ async fn change(
 pub async fn patch(
     State(s): State<AppState>,
     ApiPath(id): ApiPath<String>,
-    GorseJson(p): GorseJson<ItemPatch>,
+    GorseObject(p): GorseObject<ItemPatch>,
 ) -> ApiResult<Json<Success>> {
     change(&s, &id, |item| patched_item(item, p)).await?;
     Ok(Json(Success { row_affected: 1 }))

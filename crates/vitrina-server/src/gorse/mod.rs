@@ -56,6 +56,26 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for GorseJson<T> {
     }
 }
 
+/// A Gorse JSON body that must be one object: for the patches, whose fields are all optional,
+/// so that serde would read an array (`[]`) as a patch that changes nothing.
+pub struct GorseObject<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for GorseObject<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = crate::extract::json_body(req, state).await?;
+        // Malformed JSON passes here: the parse below says where.
+        if serde_json::from_slice::<&RawValue>(&bytes).is_ok_and(|raw| !raw.get().starts_with('{')) {
+            return Err(ApiError::validation(vec![vitrina_core::ValidationError::new(
+                "",
+                "must be a JSON object",
+            )]));
+        }
+        crate::extract::parse_json(&bytes).map(GorseObject)
+    }
+}
+
 /// The `[gorse]` section of the config.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

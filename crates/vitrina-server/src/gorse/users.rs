@@ -11,7 +11,7 @@ use super::{
         Score, Success, UserPage,
     },
     neighbours::Window,
-    next_cursor, GorseJson, ListQuery, PageQuery,
+    next_cursor, GorseJson, GorseObject, ListQuery, PageQuery,
 };
 use crate::{
     error::{ApiError, ApiResult, ErrorBody},
@@ -91,7 +91,7 @@ pub async fn get(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> Api
 pub async fn patch(
     State(s): State<AppState>,
     ApiPath(id): ApiPath<String>,
-    GorseJson(p): GorseJson<GorseUserPatch>,
+    GorseObject(p): GorseObject<GorseUserPatch>,
 ) -> ApiResult<Json<Success>> {
     let id = UserId::parse(&id)?;
     let existing =
