@@ -47,6 +47,13 @@ macro_rules! id_type {
             }
         }
 
+        /// Lookups by `&str` in maps keyed by the id (`Hash` and `Eq` are the string's).
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
         impl TryFrom<String> for $name {
             type Error = ValidationError;
             fn try_from(raw: String) -> Result<Self, Self::Error> {

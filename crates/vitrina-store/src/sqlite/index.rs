@@ -7,42 +7,28 @@
 //! this index in memory, updated after each commit, and [`LogIndex::rebuild`] recreates it
 //! at open with one sequential scan of the table.
 //!
-//! Memory: about 16 bytes per event per map plus a little per user and hash-map slack
-//! (≈ 0.7 GB for 20 M events).
+//! Memory: 16 bytes per event in its user's list, 16 bytes per slot of the `eventId` table
+//! (1.33–2.67 slots per event), plus a little per user (≈ 0.9 GB for 20 M events). A rebuild
+//! holds 16 bytes per event more until it has built the table.
 
-use std::{
-    collections::HashMap,
-    hash::{BuildHasherDefault, Hash, Hasher},
-};
+use std::{collections::HashMap, sync::mpsc};
 
 use rusqlite::Connection;
 use vitrina_core::UserId;
 
-/// A `Hasher` for keys that are already well-mixed 64-bit hashes.
-#[derive(Default)]
-pub struct PassThrough(u64);
+use super::event_ids::{EventIds, Slot};
 
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8) | u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
+/// The 64-bit hash of an `eventId` (XXH3, seed 0: stable across processes and builds).
+pub fn event_hash(event_id: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(event_id.as_bytes())
 }
 
-type HashKeyed<V> = HashMap<u64, V, BuildHasherDefault<PassThrough>>;
-
-/// The 64-bit hash of an `eventId` (SipHash with fixed keys, so it is stable in a process).
-pub fn event_hash(event_id: &str) -> u64 {
-    let mut h = std::hash::DefaultHasher::new();
-    event_id.hash(&mut h);
-    h.finish()
+/// The `user_id` column of an `events` row as a [`UserId`]: a row the index cannot hold is
+/// an error, never a silent skip that would leave the index out of step with the table.
+pub fn user_column(raw: &str) -> rusqlite::Result<UserId> {
+    UserId::parse(raw).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.to_string().into())
+    })
 }
 
 /// One event as the index sees it.
@@ -57,54 +43,46 @@ pub struct Entry {
 #[derive(Default)]
 pub struct LogIndex {
     by_user: HashMap<UserId, Vec<Entry>>,
-    by_event: HashKeyed<u64>,
-    /// `seq`s of events whose id hash collides with another event's (rare).
-    collisions: HashKeyed<Vec<u64>>,
+    ids: EventIds,
 }
 
 impl LogIndex {
     /// Builds the index from the `events` table, in `seq` order.
+    ///
+    /// Two threads share the work: this one steps SQLite through the table, collects every
+    /// `(eventId hash, seq)` and then builds [`EventIds`] from them in hash order; a scoped
+    /// thread fills the per-user lists from the batches of rows it sends. (20 M events: see
+    /// "Start-up from a checkpoint" in docs/BENCHMARKS.md.)
     pub fn rebuild(conn: &Connection) -> rusqlite::Result<Self> {
-        let mut index = Self::default();
-        let mut stmt = conn.prepare("SELECT seq, event_id, user_id, ts_ms FROM events ORDER BY seq")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let seq = row.get::<_, i64>(0)? as u64;
-            let hash = event_hash(row.get_ref(1)?.as_str()?);
-            let user = row.get_ref(2)?.as_str()?;
-            let user = UserId::parse(user).map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    2,
-                    rusqlite::types::Type::Text,
-                    e.to_string().into(),
-                )
-            })?;
-            index.insert(hash, user, Entry { ts_ms: row.get(3)?, seq });
-        }
-        Ok(index)
+        let span: i64 =
+            conn.query_row("SELECT coalesce(max(seq) - min(seq) + 1, 0) FROM events", [], |r| r.get(0))?;
+        let mut pairs = Vec::with_capacity(usize::try_from(span).unwrap_or(0));
+        let (batches, received) = mpsc::sync_channel::<Batch>(4);
+        std::thread::scope(|scope| {
+            let builder = std::thread::Builder::new()
+                .name("vitrina-log-index".into())
+                .spawn_scoped(scope, move || users_from(received))
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            let read = read_rows(conn, batches, &mut pairs);
+            // While the builder finishes the per-user lists.
+            let ids = if read.is_ok() { EventIds::build(pairs) } else { EventIds::default() };
+            let built = builder.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            // A builder error ends the reader early (its channel closes): report the builder's.
+            let by_user = built?;
+            read?;
+            Ok(Self { by_user, ids })
+        })
     }
 
     /// The `seq`s of events whose id has `hash`: candidates to confirm against the table.
     pub fn candidates(&self, hash: u64) -> impl Iterator<Item = u64> + '_ {
-        self.by_event.get(&hash).into_iter().chain(self.collisions.get(&hash).into_iter().flatten()).copied()
+        self.ids.candidates(hash)
     }
 
     /// Records a committed event.
     pub fn insert(&mut self, hash: u64, user: UserId, entry: Entry) {
-        if let Some(_first) = self.by_event.get(&hash) {
-            self.collisions.entry(hash).or_default().push(entry.seq);
-        } else {
-            self.by_event.insert(hash, entry.seq);
-        }
-        let events = self.by_user.entry(user).or_default();
-        // Events mostly arrive in time order: append, else insert in place.
-        match events.last() {
-            Some(last) if *last > entry => {
-                let at = events.partition_point(|e| *e < entry);
-                events.insert(at, entry);
-            }
-            _ => events.push(entry),
-        }
+        self.ids.insert(hash, entry.seq);
+        add_entry(self.by_user.entry(user).or_default(), entry);
     }
 
     /// The user's events, oldest first by (event time, seq).
@@ -116,7 +94,7 @@ impl LogIndex {
     pub fn remove_user(&mut self, user: &UserId, hashes: &[(u64, u64)]) {
         self.by_user.remove(user);
         for &(hash, seq) in hashes {
-            self.forget_id(hash, seq);
+            self.ids.forget(hash, seq);
         }
     }
 
@@ -125,7 +103,7 @@ impl LogIndex {
         let mut by_user: HashMap<&UserId, Vec<u64>> = HashMap::new();
         for (user, hash, seq) in events {
             by_user.entry(user).or_default().push(*seq);
-            self.forget_id(*hash, *seq);
+            self.ids.forget(*hash, *seq);
         }
         for (user, mut seqs) in by_user {
             seqs.sort_unstable();
@@ -140,36 +118,86 @@ impl LogIndex {
         }
     }
 
-    /// Forgets that `seq` holds an event with id hash `hash`.
-    fn forget_id(&mut self, hash: u64, seq: u64) {
-        if let Some(list) = self.collisions.get_mut(&hash) {
-            list.retain(|s| *s != seq);
-            if list.is_empty() {
-                self.collisions.remove(&hash);
-            }
-        }
-        if self.by_event.get(&hash) == Some(&seq) {
-            self.by_event.remove(&hash);
-            // Promote a colliding event, if any, to the primary slot.
-            if let Some(list) = self.collisions.get_mut(&hash) {
-                if let Some(next) = list.pop() {
-                    self.by_event.insert(hash, next);
-                }
-                if list.is_empty() {
-                    self.collisions.remove(&hash);
-                }
-            }
-        }
-    }
-
     pub fn users(&self) -> usize {
         self.by_user.len()
     }
 
     /// Events in the log.
     pub fn events(&self) -> u64 {
-        self.by_event.len() as u64 + self.collisions.values().map(|c| c.len() as u64).sum::<u64>()
+        self.ids.len() as u64
     }
+}
+
+/// Adds an event to a user's list, keeping it sorted by (event time, seq).
+fn add_entry(events: &mut Vec<Entry>, entry: Entry) {
+    // Events mostly arrive in time order: append, else insert in place.
+    match events.last() {
+        Some(last) if *last > entry => {
+            let at = events.partition_point(|e| *e < entry);
+            events.insert(at, entry);
+        }
+        _ => events.push(entry),
+    }
+}
+
+/// The per-user lists from the rows of the batches (the builder thread of
+/// [`LogIndex::rebuild`]); a user id is parsed (and allocated) only the first time it is seen.
+fn users_from(batches: mpsc::Receiver<Batch>) -> rusqlite::Result<HashMap<UserId, Vec<Entry>>> {
+    let mut by_user: HashMap<UserId, Vec<Entry>> = HashMap::new();
+    for batch in batches {
+        let mut start = 0;
+        for row in &batch.rows {
+            let user = &batch.users[start..row.user_end];
+            start = row.user_end;
+            if !by_user.contains_key(user) {
+                by_user.insert(user_column(user)?, Vec::new());
+            }
+            add_entry(by_user.get_mut(user).expect("inserted above"), row.entry);
+        }
+    }
+    Ok(by_user)
+}
+
+/// Rows read by [`LogIndex::rebuild`]'s reader, with their user ids packed in one string.
+struct Batch {
+    rows: Vec<Row>,
+    users: String,
+}
+
+struct Row {
+    entry: Entry,
+    /// Where this row's user id ends in [`Batch::users`] (it starts where the previous ends).
+    user_end: usize,
+}
+
+const BATCH_ROWS: usize = 16_384;
+
+/// Steps through `events` in `seq` order, collects each event's `(eventId hash, seq)` in
+/// `pairs` and sends the rows in batches; stops early, without error, when the builder hung up
+/// (it failed and reports why).
+fn read_rows(
+    conn: &Connection,
+    batches: mpsc::SyncSender<Batch>,
+    pairs: &mut Vec<Slot>,
+) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare("SELECT seq, event_id, user_id, ts_ms FROM events ORDER BY seq")?;
+    let mut rows = stmt.query([])?;
+    let fresh =
+        || Batch { rows: Vec::with_capacity(BATCH_ROWS), users: String::with_capacity(BATCH_ROWS * 16) };
+    let mut batch = fresh();
+    while let Some(row) = rows.next()? {
+        let seq = row.get::<_, i64>(0)? as u64;
+        pairs.push(Slot { hash: event_hash(row.get_ref(1)?.as_str()?), seq });
+        batch.users.push_str(row.get_ref(2)?.as_str()?);
+        batch.rows.push(Row { entry: Entry { ts_ms: row.get(3)?, seq }, user_end: batch.users.len() });
+        if batch.rows.len() == BATCH_ROWS && batches.send(std::mem::replace(&mut batch, fresh())).is_err() {
+            return Ok(());
+        }
+    }
+    if !batch.rows.is_empty() {
+        let _ = batches.send(batch);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -225,8 +253,67 @@ mod tests {
         assert_eq!(ix.events(), 1);
     }
 
+    fn table(rows: impl IntoIterator<Item = (String, String, i64)>) -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::sqlite::schema::migrate(&mut conn).unwrap();
+        let tx = conn.transaction().unwrap();
+        for (event_id, user, ts) in rows {
+            tx.execute(
+                "INSERT INTO events (event_id, user_id, activity_type, metadata, ts_ms, received_ms)
+                 VALUES (?1, ?2, 'view', '{}', ?3, 0)",
+                rusqlite::params![event_id, user, ts],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+        conn
+    }
+
     #[test]
-    fn event_hash_is_stable_within_a_process() {
+    fn rebuild_reads_every_row_across_batches_in_time_order_per_user() {
+        let n = 2 * BATCH_ROWS + 7;
+        // Three users; each user's times run backwards every third event.
+        let conn = table(
+            (0..n).map(|i| (format!("e{i}"), format!("u{}", i % 3), (i as i64 / 3) * 10 - (i % 2) as i64)),
+        );
+        conn.execute("DELETE FROM events WHERE seq % 1000 = 0", []).unwrap();
+        let ix = LogIndex::rebuild(&conn).unwrap();
+        let kept = (1..=n as u64).filter(|s| s % 1000 != 0).count() as u64;
+        assert_eq!((ix.events(), ix.users()), (kept, 3));
+        for u in ["u0", "u1", "u2"] {
+            let events = ix.user_events(&user(u));
+            assert!(events.windows(2).all(|w| w[0] < w[1]), "{u}'s events are sorted");
+            assert_eq!(
+                events.len() as u64,
+                (1..=n as u64)
+                    .filter(|s| s % 1000 != 0 && (s - 1) % 3 == u[1..].parse::<u64>().unwrap())
+                    .count() as u64
+            );
+        }
+        assert_eq!(ix.candidates(event_hash("e5")).collect::<Vec<_>>(), [6]);
+        assert_eq!(ix.candidates(event_hash("e999")).count(), 0, "seq 1000 was deleted");
+    }
+
+    #[test]
+    fn rebuild_of_an_empty_log_is_empty() {
+        let ix = LogIndex::rebuild(&table([])).unwrap();
+        assert_eq!((ix.events(), ix.users()), (0, 0));
+    }
+
+    #[test]
+    fn rebuild_fails_on_a_row_whose_user_id_is_not_valid_however_late_it_comes() {
+        let n = BATCH_ROWS + 3;
+        let conn = table(
+            (0..n)
+                .map(|i| (format!("e{i}"), if i == n - 2 { "bad user".into() } else { format!("u{i}") }, 0)),
+        );
+        let err = LogIndex::rebuild(&conn).err().expect("an invalid user id is an error");
+        assert!(err.to_string().contains("userId"), "{err}");
+    }
+
+    #[test]
+    fn event_hash_is_xxh3_of_the_id() {
+        assert_eq!(event_hash(""), 0x2D06_8005_38D3_94C2, "XXH3 test vector");
         assert_eq!(event_hash("e-1"), event_hash("e-1"));
         assert_ne!(event_hash("e-1"), event_hash("e-2"));
     }

@@ -3,6 +3,7 @@
 //! Writes go to the writer thread ([`writer`]); reads use a small pool of read-only
 //! connections on the blocking thread pool, so async callers never block.
 
+mod event_ids;
 mod impressions;
 mod index;
 mod rows;

@@ -27,7 +27,7 @@ use vitrina_core::{
     LogEvent, NewActivity, Product, ProductId, StoredActivity, User, UserId,
 };
 
-use super::index::{event_hash, Entry, LogIndex};
+use super::index::{event_hash, user_column, Entry, LogIndex};
 use crate::identity::{reused, Identity};
 use crate::retention::Step;
 
@@ -295,11 +295,7 @@ fn prune_events(
         }
         let seq = row.get::<_, i64>(0)?;
         let hash = event_hash(row.get_ref(1)?.as_str()?);
-        // As at rebuild: a row the index could not hold is an error, not a silent skip
-        // that would leave the index pointing at a deleted row.
-        let user = UserId::parse(row.get_ref(2)?.as_str()?).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.to_string().into())
-        })?;
+        let user = user_column(row.get_ref(2)?.as_str()?)?;
         pending.pruned.push((user, hash, seq as u64));
         last = Some(seq);
     }
