@@ -18,6 +18,7 @@ conformance!(
     users_are_upserted_listed_by_id_and_counted,
     deleting_a_user_removes_their_record_and_events_only,
     an_event_id_is_free_again_once_its_user_is_deleted,
+    a_visitor_erased_by_another_writer_and_tracked_again_is_a_user_again,
 );
 
 fn user(id: &str) -> UserId {
@@ -152,4 +153,19 @@ async fn an_event_id_is_free_again_once_its_user_is_deleted(f: Fixture) {
     let since = Utc::now() - Duration::hours(1);
     let events = s.user_events_since(&user("gone"), since).await.unwrap();
     assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [3]);
+}
+
+/// A writer that saw a visitor's row (and, on PostgreSQL, remembers it to skip registering
+/// them again) must register them anew once another writer — another process — erased them.
+async fn a_visitor_erased_by_another_writer_and_tracked_again_is_a_user_again(f: Fixture) {
+    let writers = f.writers(2).await;
+    let (tracker, eraser) = (&writers[0], &writers[1]);
+    tracker.append(vec![event("r1", "back", "view", "p1")]).await.unwrap();
+    tracker.append(vec![event("r2", "back", "view", "p2")]).await.unwrap();
+    assert!(eraser.delete_user(&user("back")).await.unwrap().is_some());
+    assert!(f.store.user(&user("back")).await.unwrap().is_none());
+    tracker.append(vec![event("r3", "back", "view", "p1")]).await.unwrap();
+    assert!(f.store.user(&user("back")).await.unwrap().is_some(), "the visitor has a row again");
+    let (users, total) = f.store.users(0, 10).await.unwrap();
+    assert_eq!((users.len(), total), (1, 1));
 }

@@ -27,7 +27,7 @@ use vitrina_core::{
     NewActivity, StoredActivity,
 };
 
-use super::{backend, begin, delete_counted, pool_error};
+use super::{backend, begin, delete_counted, known_users::KnownUsers, pool_error};
 use crate::{
     identity::{reused, Identity},
     retention::Step,
@@ -44,6 +44,7 @@ pub struct Append {
 
 /// Runs until every sender is dropped.
 pub async fn run(pool: Pool, mut rx: mpsc::Receiver<Append>) {
+    let mut known_users = KnownUsers::default();
     while let Some(first) = rx.recv().await {
         let mut events = first.batch.len();
         let mut group = vec![first];
@@ -58,7 +59,7 @@ pub async fn run(pool: Pool, mut rx: mpsc::Receiver<Append>) {
         }
         let started = Instant::now();
         let batches: Vec<&[NewActivity]> = group.iter().map(|a| a.batch.as_slice()).collect();
-        let written = write(&pool, &batches).await;
+        let written = write(&pool, &batches, &mut known_users).await;
         metrics::histogram!("vitrina_store_commit_duration_seconds").record(started.elapsed().as_secs_f64());
         metrics::histogram!("vitrina_store_commit_ops").record(group.len() as f64);
         match written {
@@ -97,12 +98,16 @@ type Written = Vec<StoreResult<Vec<AppendOutcome>>>;
 /// Most groups repeat no stored `eventId`, so the first attempt does not look them up: it
 /// writes the events, and the unique index finds any repeat. Only when one is found is that
 /// attempt rolled back and the group planned against the stored events.
-async fn write(pool: &Pool, batches: &[&[NewActivity]]) -> StoreResult<Written> {
+async fn write(
+    pool: &Pool,
+    batches: &[&[NewActivity]],
+    known_users: &mut KnownUsers,
+) -> StoreResult<Written> {
     let mut client = pool.get().await.map_err(pool_error)?;
-    if let Some(written) = attempt(&mut client, batches, Repeats::Unchecked).await? {
+    if let Some(written) = attempt(&mut client, batches, Repeats::Unchecked, known_users).await? {
         return Ok(written);
     }
-    attempt(&mut client, batches, Repeats::LookedUp)
+    attempt(&mut client, batches, Repeats::LookedUp, known_users)
         .await?
         .ok_or_else(|| StoreError::Backend("an eventId appeared while the event log was locked".into()))
 }
@@ -120,12 +125,14 @@ async fn attempt(
     client: &mut deadpool_postgres::Object,
     batches: &[&[NewActivity]],
     repeats: Repeats,
+    known_users: &mut KnownUsers,
 ) -> StoreResult<Option<Written>> {
     let tx = begin(client).await?;
     let ids: Vec<&str> = batches.iter().flat_map(|b| b.iter().map(|e| e.event_id.as_str())).collect();
     // Acknowledged means durable, whatever the server's or role's default; and the head's
     // row lock, under which no other writer can add an event.
-    let locked = tx.simple_query("SET LOCAL synchronous_commit = on; SELECT seq FROM log_head FOR UPDATE");
+    let locked =
+        tx.simple_query("SET LOCAL synchronous_commit = on; SELECT seq, deletions FROM log_head FOR UPDATE");
     let mut known: HashMap<String, (u64, Identity)> = HashMap::new();
     let head = if repeats == Repeats::LookedUp {
         let lookup = tx.prepare_cached(
@@ -142,7 +149,7 @@ async fn attempt(
     } else {
         locked.await.map_err(backend)?
     };
-    let head = head_of(&head)?;
+    let (head, deletions) = head_of(&head)?;
     let now = Utc::now();
     let mut next = head;
     let mut columns = Columns::default();
@@ -157,6 +164,7 @@ async fn attempt(
     let mut users: Vec<&str> = columns.user_id.iter().map(String::as_str).collect();
     users.sort_unstable();
     users.dedup();
+    let new_users = known_users.unknown(deletions, &users);
     let (register, advance) = tokio::try_join!(
         tx.prepare_cached(
             "INSERT INTO users (id, name, attributes, created_ms) SELECT u, NULL, '{}', $2 FROM UNNEST($1::TEXT[]) AS t(u)
@@ -166,7 +174,15 @@ async fn attempt(
     )
     .map_err(backend)?;
     let (next, added_rows) = (next as i64, added as i64);
-    let user_params: [&(dyn ToSql + Sync); 2] = [&users, &received_ms];
+    let user_params: [&(dyn ToSql + Sync); 2] = [&new_users, &received_ms];
+    // Visitors whose row this process saw committed (and no deletion since) are not registered
+    // again (known_users.rs).
+    let register_new = || async {
+        match new_users.is_empty() {
+            true => Ok(0),
+            false => tx.execute(&register, &user_params).await,
+        }
+    };
     let head_params: [&(dyn ToSql + Sync); 2] = [&next, &added_rows];
     let all_new = if columns.seq.len() < COPY_FROM_EVENTS {
         // One pipelined round trip for the three statements.
@@ -183,7 +199,7 @@ async fn attempt(
         ];
         let (inserted, _, _) = tokio::try_join!(
             tx.execute(&insert, &event_params),
-            tx.execute(&register, &user_params),
+            register_new(),
             tx.execute(&advance, &head_params),
         )
         .map_err(backend)?;
@@ -191,8 +207,7 @@ async fn attempt(
     } else {
         match copy(&tx, &columns, received_ms).await {
             Ok(_) => {
-                tokio::try_join!(tx.execute(&register, &user_params), tx.execute(&advance, &head_params))
-                    .map_err(backend)?;
+                tokio::try_join!(register_new(), tx.execute(&advance, &head_params)).map_err(backend)?;
                 true
             }
             // A stored `eventId` (every repeat within the group was planned away above); any
@@ -206,6 +221,7 @@ async fn attempt(
         return Ok(None);
     }
     tx.commit().await.map_err(backend)?;
+    known_users.learn(deletions, &users);
     Ok(Some(results))
 }
 
@@ -269,12 +285,14 @@ async fn copy(
     writer.finish().await
 }
 
-/// The head's sequence from the answer of the locking query.
-fn head_of(messages: &[tokio_postgres::SimpleQueryMessage]) -> StoreResult<u64> {
+/// The head's sequence and deletion count from the answer of the locking query.
+fn head_of(messages: &[tokio_postgres::SimpleQueryMessage]) -> StoreResult<(u64, i64)> {
     messages
         .iter()
         .find_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).and_then(|v| v.parse().ok()),
+            tokio_postgres::SimpleQueryMessage::Row(row) => {
+                Some((row.get(0)?.parse().ok()?, row.get(1)?.parse().ok()?))
+            }
             _ => None,
         })
         .ok_or_else(|| StoreError::Backend("log_head holds no sequence".into()))

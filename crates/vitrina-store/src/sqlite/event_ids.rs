@@ -81,7 +81,7 @@ impl EventIds {
 
     /// The fewest slots that hold `n` entries at most 3/4 full.
     fn slots_for(n: usize) -> usize {
-        (n * 4 / 3 + 1).next_power_of_two().max(MIN_SLOTS)
+        (n * 4).div_ceil(3).next_power_of_two().max(MIN_SLOTS)
     }
 
     fn mask(&self) -> usize {
@@ -171,6 +171,14 @@ mod tests {
         ]
     }
 
+    /// Mostly forgets: the table shrinks (often several times) with entries left in it.
+    fn draining_op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            1 => crowded_hash().prop_map(Op::Insert),
+            6 => any::<usize>().prop_map(Op::Forget),
+        ]
+    }
+
     fn sorted(it: impl Iterator<Item = u64>) -> Vec<u64> {
         let mut v: Vec<u64> = it.collect();
         v.sort_unstable();
@@ -181,7 +189,11 @@ mod tests {
         /// Against a plain multimap: whatever the inserts, forgets, growths and shrinks, every
         /// hash answers exactly the seqs recorded with it.
         #[test]
-        fn answers_like_a_multimap(initial in prop::collection::vec(crowded_hash(), 0..40), ops in prop::collection::vec(op(), 0..200)) {
+        fn answers_like_a_multimap(
+            initial in prop::collection::vec(crowded_hash(), 0..40),
+            ops in prop::collection::vec(op(), 0..200),
+            drain in prop::collection::vec(draining_op(), 0..200),
+        ) {
             let mut model: HashMap<u64, Vec<u64>> = HashMap::new();
             let mut live: Vec<(u64, u64)> = Vec::new();
             let mut seq = 0;
@@ -193,7 +205,7 @@ mod tests {
                 live.push((hash, seq));
             }
             let mut ids = EventIds::build(pairs);
-            for op in ops {
+            for op in ops.into_iter().chain(drain) {
                 match op {
                     Op::Insert(hash) => {
                         seq += 1;
@@ -229,6 +241,25 @@ mod tests {
             assert_eq!(ids.candidates(p.hash).collect::<Vec<_>>(), [p.seq]);
         }
         assert_eq!(ids.candidates(42).count(), 0);
+    }
+
+    #[test]
+    fn after_shrinking_every_remaining_pair_is_found() {
+        let hash = |seq: u64| seq.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut ids = EventIds::default();
+        for seq in 1..=1000u64 {
+            ids.insert(hash(seq), seq);
+        }
+        let grown = ids.slots.len();
+        for seq in (1..=1000u64).filter(|s| s % 20 != 0) {
+            ids.forget(hash(seq), seq);
+        }
+        assert!(ids.slots.len() < grown / 4, "{grown} -> {}", ids.slots.len());
+        for seq in 1..=1000u64 {
+            let want: &[u64] = if seq % 20 == 0 { &[seq] } else { &[] };
+            assert_eq!(ids.candidates(hash(seq)).collect::<Vec<_>>(), want, "seq {seq}");
+        }
+        assert_eq!(ids.len(), 50);
     }
 
     #[test]

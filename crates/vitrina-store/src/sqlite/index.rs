@@ -8,8 +8,9 @@
 //! at open with one sequential scan of the table.
 //!
 //! Memory: 16 bytes per event in its user's list, 16 bytes per slot of the `eventId` table
-//! (1.33–2.67 slots per event), plus a little per user (≈ 0.9 GB for 20 M events). A rebuild
-//! holds 16 bytes per event more until it has built the table.
+//! (1.33–2.67 slots per event as it grows; up to 8 once deletions took most events, before it
+//! shrinks), plus a little per user (≈ 0.9 GB for 20 M events). A rebuild holds 16 bytes per
+//! event more until it has built the table.
 
 use std::{collections::HashMap, sync::mpsc};
 
@@ -18,9 +19,12 @@ use vitrina_core::UserId;
 
 use super::event_ids::{EventIds, Slot};
 
-/// The 64-bit hash of an `eventId` (XXH3, seed 0: stable across processes and builds).
+/// The 64-bit hash of an `eventId`: XXH3 with a seed drawn once per process (the index lives
+/// only in this process's memory), so clients cannot choose ids that crowd one stretch of the
+/// `eventId` table.
 pub fn event_hash(event_id: &str) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(event_id.as_bytes())
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    xxhash_rust::xxh3::xxh3_64_with_seed(event_id.as_bytes(), *SEED.get_or_init(rand::random))
 }
 
 /// The `user_id` column of an `events` row as a [`UserId`]: a row the index cannot hold is
@@ -56,7 +60,9 @@ impl LogIndex {
     pub fn rebuild(conn: &Connection) -> rusqlite::Result<Self> {
         let span: i64 =
             conn.query_row("SELECT coalesce(max(seq) - min(seq) + 1, 0) FROM events", [], |r| r.get(0))?;
-        let mut pairs = Vec::with_capacity(usize::try_from(span).unwrap_or(0));
+        // The span is an upper bound of the events (fewer after deletions); reserve at most
+        // 2^25 pairs (512 MiB) up front, beyond that the vector grows as it must.
+        let mut pairs = Vec::with_capacity(usize::try_from(span).unwrap_or(0).min(1 << 25));
         let (batches, received) = mpsc::sync_channel::<Batch>(4);
         std::thread::scope(|scope| {
             let builder = std::thread::Builder::new()
@@ -64,8 +70,9 @@ impl LogIndex {
                 .spawn_scoped(scope, move || users_from(received))
                 .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
             let read = read_rows(conn, batches, &mut pairs);
-            // While the builder finishes the per-user lists.
-            let ids = if read.is_ok() { EventIds::build(pairs) } else { EventIds::default() };
+            // While the builder finishes the per-user lists (unless it failed: then the reader
+            // stopped early and the builder's error is the answer).
+            let ids = if matches!(read, Ok(true)) { EventIds::build(pairs) } else { EventIds::default() };
             let built = builder.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             // A builder error ends the reader early (its channel closes): report the builder's.
             let by_user = built?;
@@ -173,31 +180,33 @@ struct Row {
 const BATCH_ROWS: usize = 16_384;
 
 /// Steps through `events` in `seq` order, collects each event's `(eventId hash, seq)` in
-/// `pairs` and sends the rows in batches; stops early, without error, when the builder hung up
-/// (it failed and reports why).
+/// `pairs` and sends the rows in batches. `Ok(false)` when it stopped early because the
+/// builder hung up (it failed and reports why).
 fn read_rows(
     conn: &Connection,
     batches: mpsc::SyncSender<Batch>,
     pairs: &mut Vec<Slot>,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<bool> {
     let mut stmt = conn.prepare("SELECT seq, event_id, user_id, ts_ms FROM events ORDER BY seq")?;
     let mut rows = stmt.query([])?;
     let fresh =
         || Batch { rows: Vec::with_capacity(BATCH_ROWS), users: String::with_capacity(BATCH_ROWS * 16) };
     let mut batch = fresh();
     while let Some(row) = rows.next()? {
-        let seq = row.get::<_, i64>(0)? as u64;
+        let seq = row.get::<_, i64>(0)?;
+        if seq <= 0 {
+            // The log numbers from 1; the `eventId` table takes 0 for an empty slot.
+            return Err(rusqlite::Error::IntegralValueOutOfRange(0, seq));
+        }
+        let seq = seq as u64;
         pairs.push(Slot { hash: event_hash(row.get_ref(1)?.as_str()?), seq });
         batch.users.push_str(row.get_ref(2)?.as_str()?);
         batch.rows.push(Row { entry: Entry { ts_ms: row.get(3)?, seq }, user_end: batch.users.len() });
         if batch.rows.len() == BATCH_ROWS && batches.send(std::mem::replace(&mut batch, fresh())).is_err() {
-            return Ok(());
+            return Ok(false);
         }
     }
-    if !batch.rows.is_empty() {
-        let _ = batches.send(batch);
-    }
-    Ok(())
+    Ok(batch.rows.is_empty() || batches.send(batch).is_ok())
 }
 
 #[cfg(test)]
@@ -312,8 +321,28 @@ mod tests {
     }
 
     #[test]
-    fn event_hash_is_xxh3_of_the_id() {
-        assert_eq!(event_hash(""), 0x2D06_8005_38D3_94C2, "XXH3 test vector");
+    fn rebuild_fails_without_hanging_when_the_builder_fails_while_the_reader_has_batches_left() {
+        let n = 8 * BATCH_ROWS;
+        let conn = table(
+            (0..n).map(|i| (format!("e{i}"), if i == 5 { "bad user".into() } else { format!("u{i}") }, 0)),
+        );
+        let err = LogIndex::rebuild(&conn).err().expect("an invalid user id is an error");
+        assert!(err.to_string().contains("userId"), "{err}");
+    }
+
+    #[test]
+    fn rebuild_fails_on_a_row_sqlite_cannot_give_as_text_or_a_sequence_below_one() {
+        let conn = table((0..10).map(|i| (format!("e{i}"), format!("u{i}"), 0)));
+        conn.execute("UPDATE events SET event_id = x'00ff' WHERE seq = 4", []).unwrap();
+        assert!(LogIndex::rebuild(&conn).is_err(), "a blob eventId is an error");
+        let conn = table((0..10).map(|i| (format!("e{i}"), format!("u{i}"), 0)));
+        conn.execute("UPDATE events SET seq = 0 WHERE seq = 1", []).unwrap();
+        let err = LogIndex::rebuild(&conn).err().expect("seq 0 is an error");
+        assert!(err.to_string().contains('0'), "{err}");
+    }
+
+    #[test]
+    fn event_hash_is_stable_within_a_process() {
         assert_eq!(event_hash("e-1"), event_hash("e-1"));
         assert_ne!(event_hash("e-1"), event_hash("e-2"));
     }
