@@ -127,3 +127,30 @@ async fn an_unreachable_server_is_named_without_its_password() {
     assert!(text.contains("127.0.0.1:9") && text.contains("shop"), "{text}");
     assert!(!text.contains("s3cret"), "{text}");
 }
+
+/// `users` rows deleted outside the store (an operator in psql, an older build during a
+/// rolling upgrade): the triggers of V5 move `log_head.deletions`, so an appender that knew
+/// the visitors registers them again; a deletion that takes no row and a retraction leave the
+/// count alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_rows_deleted_by_hand_are_registered_again_and_only_real_deletions_count() {
+    let Some(f) = Fixture::postgres().await else { return };
+    let db = f.client().await;
+    let deletions =
+        || async { db.query_one("SELECT deletions FROM log_head", &[]).await.unwrap().get::<_, i64>(0) };
+    let rows = || async { db.query_one("SELECT count(*) FROM users", &[]).await.unwrap().get::<_, i64>(0) };
+    f.store.append(vec![event("h1", "kept", "view", "p1"), event("h2", "gone", "view", "p1")]).await.unwrap();
+    assert_eq!((deletions().await, rows().await), (0, 2));
+    db.execute("DELETE FROM users WHERE id = 'nobody'", &[]).await.unwrap();
+    let h1 = f.store.page(0, 10).await.unwrap()[0].seq;
+    f.store.delete_events(&vitrina_core::UserId::parse("kept").unwrap(), &[h1]).await.unwrap();
+    assert_eq!(deletions().await, 0, "no users row went");
+    db.execute("DELETE FROM users WHERE id = 'gone'", &[]).await.unwrap();
+    assert_eq!(deletions().await, 1);
+    f.store.append(vec![event("h3", "gone", "view", "p2")]).await.unwrap();
+    assert_eq!(rows().await, 2, "the visitor deleted by hand is registered again");
+    db.execute("TRUNCATE users", &[]).await.unwrap();
+    assert_eq!(deletions().await, 2);
+    f.store.append(vec![event("h4", "kept", "view", "p2"), event("h5", "gone", "view", "p3")]).await.unwrap();
+    assert_eq!(rows().await, 2, "both registered again after the truncation");
+}

@@ -27,7 +27,11 @@ use vitrina_core::{
     NewActivity, StoredActivity,
 };
 
-use super::{backend, begin, delete_counted, known_users::KnownUsers, pool_error};
+use super::{
+    backend, begin, delete_counted,
+    known_users::{Generation, KnownUsers},
+    pool_error,
+};
 use crate::{
     identity::{reused, Identity},
     retention::Step,
@@ -69,6 +73,7 @@ pub async fn run(pool: Pool, mut rx: mpsc::Receiver<Append>) {
                 }
             }
             Err(e) => {
+                known_users.forget();
                 tracing::warn!(error = %e, batches = group.len(), "event log commit failed");
                 for append in group {
                     let _ = append.reply.send(Err(e.clone()));
@@ -131,8 +136,10 @@ async fn attempt(
     let ids: Vec<&str> = batches.iter().flat_map(|b| b.iter().map(|e| e.event_id.as_str())).collect();
     // Acknowledged means durable, whatever the server's or role's default; and the head's
     // row lock, under which no other writer can add an event.
-    let locked =
-        tx.simple_query("SET LOCAL synchronous_commit = on; SELECT seq, deletions FROM log_head FOR UPDATE");
+    let locked = tx.simple_query(
+        "SET LOCAL synchronous_commit = on;
+             SELECT seq, deletions, pg_postmaster_start_time() FROM log_head FOR UPDATE",
+    );
     let mut known: HashMap<String, (u64, Identity)> = HashMap::new();
     let head = if repeats == Repeats::LookedUp {
         let lookup = tx.prepare_cached(
@@ -149,7 +156,7 @@ async fn attempt(
     } else {
         locked.await.map_err(backend)?
     };
-    let (head, deletions) = head_of(&head)?;
+    let (head, generation) = head_of(&head)?;
     let now = Utc::now();
     let mut next = head;
     let mut columns = Columns::default();
@@ -164,7 +171,7 @@ async fn attempt(
     let mut users: Vec<&str> = columns.user_id.iter().map(String::as_str).collect();
     users.sort_unstable();
     users.dedup();
-    let new_users = known_users.unknown(deletions, &users);
+    let new_users = known_users.unknown(&generation, &users);
     let (register, advance) = tokio::try_join!(
         tx.prepare_cached(
             "INSERT INTO users (id, name, attributes, created_ms) SELECT u, NULL, '{}', $2 FROM UNNEST($1::TEXT[]) AS t(u)
@@ -221,7 +228,7 @@ async fn attempt(
         return Ok(None);
     }
     tx.commit().await.map_err(backend)?;
-    known_users.learn(deletions, &users);
+    known_users.learn(&generation, &users);
     Ok(Some(results))
 }
 
@@ -285,17 +292,21 @@ async fn copy(
     writer.finish().await
 }
 
-/// The head's sequence and deletion count from the answer of the locking query.
-fn head_of(messages: &[tokio_postgres::SimpleQueryMessage]) -> StoreResult<(u64, i64)> {
-    messages
+/// The head's sequence, and what the visitors known to be registered depend on, from the
+/// answer of the locking query.
+fn head_of(messages: &[tokio_postgres::SimpleQueryMessage]) -> StoreResult<(u64, Generation)> {
+    let row = messages
         .iter()
         .find_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(row) => {
-                Some((row.get(0)?.parse().ok()?, row.get(1)?.parse().ok()?))
-            }
+            tokio_postgres::SimpleQueryMessage::Row(row) => Some(row),
             _ => None,
         })
-        .ok_or_else(|| StoreError::Backend("log_head holds no sequence".into()))
+        .ok_or_else(|| StoreError::Backend("log_head has no row".into()))?;
+    let unreadable = |what: &str| StoreError::Backend(format!("log_head: unreadable {what}"));
+    let seq = row.get(0).and_then(|v| v.parse().ok()).ok_or_else(|| unreadable("seq"))?;
+    let deletions = row.get(1).and_then(|v| v.parse().ok()).ok_or_else(|| unreadable("deletions"))?;
+    let server_started = row.get(2).ok_or_else(|| unreadable("server start time"))?.to_string();
+    Ok((seq, Generation { deletions, server_started }))
 }
 
 /// Numbers one batch's new events after `next` and adds them to `columns`, or refuses the

@@ -1,23 +1,34 @@
 //! The visitors this process knows to have a `users` row, so that an append registers only
 //! the others: the row's upsert was 15 % of the PostgreSQL writer's time in batch ingest,
-//! almost all of it finding the row already there (docs/BENCHMARKS.md, "Binary `COPY` for
-//! large groups").
+//! almost all of it finding the row already there (docs/BENCHMARKS.md, "Skipping the `users`
+//! upsert").
 //!
-//! Rows are deleted only with events (erasure, retention), and every such deletion bumps
-//! `log_head.deletions` under the head's row lock, which appends take too. So an appender
-//! that reads the count under that lock and forgets everything it knew when the count moved
-//! (in any process) never trusts a row that may be gone. Ids are kept as 128-bit hashes, at
-//! most [`CAPACITY`] of them (then forgotten and learned again).
+//! Triggers on `users` bump `log_head.deletions` whenever rows are deleted, renamed or
+//! truncated, by any code or person (migration V5); appends read the count, with the server's
+//! start time, under the head's row lock. An appender that sees either change forgets every
+//! visitor it knew — as it does after any failed write — so it never trusts a row that may be
+//! gone: not after an erasure or retention in another process, nor after a failover to a
+//! server that lost the commits it learned from. Ids are kept as 128-bit hashes seeded per
+//! process, at most [`CAPACITY`] of them (then forgotten and learned again).
 
-use std::collections::HashSet;
+use std::{collections::HashSet, sync::OnceLock};
 
-/// Visitors remembered at most (16 bytes each, ≈ 24 MiB with the set's slack).
-pub const CAPACITY: usize = 1_000_000;
+/// Visitors remembered at most: 7/8 of 2^20, the most a set of 2^20 slots holds (17 bytes a
+/// slot: ≈ 17 MiB).
+pub const CAPACITY: usize = 917_504;
+
+/// What the remembered rows depend on: the deletion count and the database server's start
+/// time, read under the head's row lock.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Generation {
+    pub deletions: i64,
+    pub server_started: String,
+}
 
 #[derive(Debug)]
 pub struct KnownUsers {
-    /// `log_head.deletions` when `ids` were learned.
-    deletions: i64,
+    /// When `ids` were learned (`None`: nothing learned yet, or forgotten).
+    generation: Option<Generation>,
     ids: HashSet<u128>,
     capacity: usize,
 }
@@ -30,29 +41,36 @@ impl Default for KnownUsers {
 
 impl KnownUsers {
     pub fn with_capacity(capacity: usize) -> Self {
-        Self { deletions: 0, ids: HashSet::new(), capacity }
+        Self { generation: None, ids: HashSet::new(), capacity }
     }
 
-    /// Of `users`, those not known to have a row, given the head's `deletions` read under its
+    /// Of `users`, those not known to have a row, given the `generation` read under the head's
     /// lock in the appending transaction.
-    pub fn unknown<'a>(&mut self, deletions: i64, users: &[&'a str]) -> Vec<&'a str> {
-        if deletions != self.deletions {
+    pub fn unknown<'a>(&mut self, generation: &Generation, users: &[&'a str]) -> Vec<&'a str> {
+        if self.generation.as_ref() != Some(generation) {
             self.ids.clear();
-            self.deletions = deletions;
+            self.generation = Some(generation.clone());
         }
         users.iter().copied().filter(|u| !self.ids.contains(&key(u))).collect()
     }
 
-    /// Remembers that `users` have rows, once the transaction that read `deletions` (and
+    /// Remembers that `users` have rows, once the transaction that read `generation` (and
     /// registered the unknown ones) has committed.
-    pub fn learn(&mut self, deletions: i64, users: &[&str]) {
-        if deletions != self.deletions {
+    pub fn learn(&mut self, generation: &Generation, users: &[&str]) {
+        if self.generation.as_ref() != Some(generation) {
             return;
         }
-        if self.ids.len() + users.len() > self.capacity {
+        let new: Vec<u128> = users.iter().map(|u| key(u)).filter(|k| !self.ids.contains(k)).collect();
+        if self.ids.len() + new.len() > self.capacity {
             self.ids.clear();
         }
-        self.ids.extend(users.iter().take(self.capacity).map(|u| key(u)));
+        self.ids.extend(new.into_iter().take(self.capacity));
+    }
+
+    /// Forgets everything (a write failed: what the database holds is not known).
+    pub fn forget(&mut self) {
+        self.ids.clear();
+        self.generation = None;
     }
 
     #[cfg(test)]
@@ -62,42 +80,67 @@ impl KnownUsers {
 }
 
 fn key(user: &str) -> u128 {
-    xxhash_rust::xxh3::xxh3_128(user.as_bytes())
+    static SEED: OnceLock<u64> = OnceLock::new();
+    xxhash_rust::xxh3::xxh3_128_with_seed(user.as_bytes(), *SEED.get_or_init(rand::random))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn generation(deletions: i64, server_started: &str) -> Generation {
+        Generation { deletions, server_started: server_started.into() }
+    }
+
     #[test]
     fn learned_users_are_skipped_until_a_deletion_is_seen() {
         let mut known = KnownUsers::default();
-        assert_eq!(known.unknown(0, &["a", "b"]), ["a", "b"]);
-        known.learn(0, &["a", "b"]);
-        assert_eq!(known.unknown(0, &["a", "b", "c"]), ["c"]);
+        let g0 = generation(0, "t0");
+        assert_eq!(known.unknown(&g0, &["a", "b"]), ["a", "b"]);
+        known.learn(&g0, &["a", "b"]);
+        assert_eq!(known.unknown(&g0, &["a", "b", "c"]), ["c"]);
         // Another process erased someone: nothing is trusted any more.
-        assert_eq!(known.unknown(1, &["a", "c"]), ["a", "c"]);
+        assert_eq!(known.unknown(&generation(1, "t0"), &["a", "c"]), ["a", "c"]);
         assert_eq!(known.len(), 0);
     }
 
     #[test]
-    fn what_a_transaction_learned_under_an_older_count_is_not_kept() {
+    fn a_restarted_database_server_or_a_failed_write_forgets_everything() {
         let mut known = KnownUsers::default();
-        assert_eq!(known.unknown(3, &["a"]), ["a"]);
-        // A later transaction saw a deletion before the first one reported its commit.
-        assert_eq!(known.unknown(4, &["b"]), ["b"]);
-        known.learn(3, &["a"]);
-        assert_eq!(known.unknown(4, &["a"]), ["a"]);
+        let g0 = generation(4, "t0");
+        known.unknown(&g0, &["a"]);
+        known.learn(&g0, &["a"]);
+        assert_eq!(known.unknown(&generation(4, "t1"), &["a"]), ["a"], "a failover lost the row, maybe");
+        let g1 = generation(4, "t1");
+        known.learn(&g1, &["a"]);
+        assert!(known.unknown(&g1, &["a"]).is_empty());
+        known.forget();
+        assert_eq!(known.unknown(&g1, &["a"]), ["a"]);
     }
 
     #[test]
-    fn it_never_holds_more_than_its_capacity() {
+    fn what_a_transaction_learned_under_an_older_generation_is_not_kept() {
+        let mut known = KnownUsers::default();
+        let (g3, g4) = (generation(3, "t0"), generation(4, "t0"));
+        assert_eq!(known.unknown(&g3, &["a"]), ["a"]);
+        // A later transaction saw a deletion before the first one reported its commit.
+        assert_eq!(known.unknown(&g4, &["b"]), ["b"]);
+        known.learn(&g3, &["a"]);
+        assert_eq!(known.unknown(&g4, &["a"]), ["a"]);
+    }
+
+    #[test]
+    fn it_never_holds_more_than_its_capacity_and_known_visitors_do_not_count_twice() {
+        let g = generation(0, "t0");
         let mut known = KnownUsers::with_capacity(3);
-        known.learn(0, &["a", "b"]);
-        known.learn(0, &["c", "d"]);
+        known.unknown(&g, &[]);
+        known.learn(&g, &["a", "b"]);
+        known.learn(&g, &["a", "b", "c"]);
+        assert_eq!(known.len(), 3, "a and b were known: nothing to make room for");
+        known.learn(&g, &["d"]);
         assert!(known.len() <= 3, "{}", known.len());
-        assert_eq!(known.unknown(0, &["c", "d"]), Vec::<&str>::new());
-        known.learn(0, &["e", "f", "g", "h"]);
+        assert!(known.unknown(&g, &["d"]).is_empty());
+        known.learn(&g, &["e", "f", "g", "h"]);
         assert_eq!(known.len(), 3);
     }
 }

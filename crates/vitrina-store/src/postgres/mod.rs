@@ -153,8 +153,9 @@ async fn begin(client: &mut deadpool_postgres::Object) -> StoreResult<deadpool_p
 
 /// Deletes events by `sql` (with `params`; a `DELETE … RETURNING user_id`) in `tx`, first
 /// taking the head's row lock, which orders the deletion with appends, and takes them off the
-/// head's count; answers the users of the deleted events, one per event. Every deletion of a
-/// `users` row must happen in such a transaction (it bumps `log_head.deletions`).
+/// head's count; answers the users of the deleted events, one per event. (A deletion of
+/// `users` rows bumps `log_head.deletions` by trigger, V5; in such a transaction the head is
+/// already locked.)
 async fn delete_counted(
     tx: &deadpool_postgres::Transaction<'_>,
     sql: &str,
@@ -162,14 +163,7 @@ async fn delete_counted(
 ) -> StoreResult<Vec<String>> {
     tx.execute("SELECT 1 FROM log_head FOR UPDATE", &[]).await.map_err(backend)?;
     let gone: Vec<String> = tx.query(sql, params).await.map_err(backend)?.iter().map(|r| r.get(0)).collect();
-    // `deletions` moves even when nothing matched: appenders then forget which visitors have
-    // a `users` row (known_users.rs), which is only ever safe.
-    tx.execute(
-        "UPDATE log_head SET events = events - $1, deletions = deletions + 1",
-        &[&(gone.len() as i64)],
-    )
-    .await
-    .map_err(backend)?;
+    tx.execute("UPDATE log_head SET events = events - $1", &[&(gone.len() as i64)]).await.map_err(backend)?;
     Ok(gone)
 }
 
