@@ -50,6 +50,20 @@ pub fn init_logging(config: &Config) {
     };
 }
 
+/// Transparent huge pages off for the server's process, unless `MIMALLOC_ALLOW_THP` is set
+/// (then mimalloc's own option decides). mimalloc asks for them (`MADV_HUGEPAGE`) on its
+/// regions, where the kernel then backs 2 MiB ranges the heap uses only in part with whole huge
+/// pages; with them RSS kept creeping up under steady traffic long after every cache and
+/// per-visitor map had reached its cap (docs/BENCHMARKS.md, "Soak").
+fn no_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
+            tracing::warn!(error = %e, "could not turn transparent huge pages off; RSS may creep up");
+        }
+    }
+}
+
 pub async fn run(mut config: Config, args: Args) -> anyhow::Result<()> {
     if let Some(addr) = args.addr {
         config.server.addr = addr;
@@ -71,6 +85,7 @@ pub async fn run(mut config: Config, args: Args) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("--role / [server] roles: {e}"))?;
     let given = |url: &str| (!url.trim().is_empty()).then(|| url.trim().to_string());
     init_logging(&config);
+    no_transparent_huge_pages();
     vitrina_server::observe::prometheus();
 
     // The certificate is read before anything else, so a bad one fails fast.
