@@ -75,6 +75,7 @@ impl Server {
             .arg(data_dir)
             .env("RUST_LOG", "warn")
             .env_remove("VITRINA_CONFIG")
+            .env_remove("MIMALLOC_ALLOW_THP")
             .stdout(Stdio::piped());
         for (k, v) in &options.env {
             command.env(k, v);
