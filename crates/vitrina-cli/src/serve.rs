@@ -53,9 +53,8 @@ pub fn init_logging(config: &Config) {
 /// Transparent huge pages off for the server's process, unless `MIMALLOC_ALLOW_THP` is set
 /// (then mimalloc's own option decides). mimalloc asks for them (`MADV_HUGEPAGE`) on its
 /// regions, where the kernel then backs 2 MiB ranges the heap uses only in part with whole huge
-/// pages; with them RSS kept creeping up under steady traffic long after every cache and
-/// per-visitor map had reached its cap (docs/BENCHMARKS.md, "Soak", "Transparent huge pages
-/// off").
+/// pages; with them the soak's RSS was 100–155 MiB higher at the same points of the run
+/// (docs/BENCHMARKS.md, "Soak", "Transparent huge pages off").
 fn no_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {

@@ -159,7 +159,7 @@ async fn a_restart_keeps_data_and_the_active_model_and_loads_no_demo_twice(backi
     assert_eq!(ids(&before), ids(&after), "the restored model gives the same list");
 }
 
-/// The server runs with transparent huge pages off (with them RSS crept up under steady
+/// The server runs with transparent huge pages off (with them its RSS was higher under steady
 /// traffic; docs/BENCHMARKS.md, "Soak"), unless `MIMALLOC_ALLOW_THP` hands the choice back to
 /// the allocator.
 #[cfg(target_os = "linux")]
