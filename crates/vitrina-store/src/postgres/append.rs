@@ -228,7 +228,7 @@ async fn attempt(
         return Ok(None);
     }
     tx.commit().await.map_err(backend)?;
-    known_users.learn(&generation, &users);
+    known_users.learn(&generation, &new_users);
     Ok(Some(results))
 }
 
