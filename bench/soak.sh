@@ -13,7 +13,8 @@
 # default), ONLINE_VISITORS (the online-state cap, 2000000), BIN (another build: no cargo build
 # then); the server prunes every 10 minutes.
 # Output: a CSV of samples every 30 s (elapsed s, RSS MiB, of which transparent huge pages MiB,
-# vitrina.db* MiB, impressions.db* MiB, and the gauges of events in the log, visitors online and
+# the server's threads, its open descriptors on the databases (one per SQLite connection and
+# WAL), vitrina.db* MiB, impressions.db* MiB, and the gauges of events in the log, visitors online and
 # visitors cached) and the two load generators' reports (requests, errors, latency).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,12 +52,14 @@ gauges() {
   curl -s "$url/metrics" | awk -v names="$*" 'BEGIN { n = split(names, want, " ") }
     { v[$1] = $2 } END { for (i = 1; i <= n; i++) printf "%s%d", (i > 1 ? "," : ""), v[want[i]] }'
 }
-echo "elapsed_s,rss_mib,anon_huge_mib,vitrina_db_mib,impressions_db_mib,events_in_log,online_visitors,cached_visitors"
+echo "elapsed_s,rss_mib,anon_huge_mib,threads,db_fds,vitrina_db_mib,impressions_db_mib,events_in_log,online_visitors,cached_visitors"
 start=$(date +%s)
 while kill -0 "$lists" 2>/dev/null || kill -0 "$track" 2>/dev/null; do
   rss=$(awk '/VmRSS/{printf "%d", $2/1024}' "/proc/$pid/status")
   huge=$(awk '/AnonHugePages/{printf "%d", $2/1024}' "/proc/$pid/smaps_rollup")
-  echo "$(( $(date +%s) - start )),$rss,$huge,$(mib "$dir"/data/vitrina.db*),$(mib "$dir"/data/impressions.db*),$(gauges vitrina_event_log_events vitrina_online_visitors vitrina_cache_entries)"
+  threads=$(awk '/^Threads/{print $2}' "/proc/$pid/status")
+  fds=$(find "/proc/$pid/fd" -lname '*.db*' 2>/dev/null | wc -l)
+  echo "$(( $(date +%s) - start )),$rss,$huge,$threads,$fds,$(mib "$dir"/data/vitrina.db*),$(mib "$dir"/data/impressions.db*),$(gauges vitrina_event_log_events vitrina_online_visitors vitrina_cache_entries)"
   sleep 30
 done
 wait "$lists" "$track"

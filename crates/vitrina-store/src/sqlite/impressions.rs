@@ -15,7 +15,7 @@
 //! their pages, so the file stays at about one retention window of lists.
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     sync::{Arc, Mutex},
     thread::JoinHandle,
     time::{Duration, Instant},
@@ -29,7 +29,7 @@ use vitrina_core::{
     ProductId, UserId,
 };
 
-use super::rows;
+use super::{read_pool::ReadPool, rows};
 use crate::exposure;
 use crate::retention::{self, Step};
 use crate::served::{self, Progress, Pseudonyms, SEED_KEY};
@@ -148,8 +148,7 @@ pub struct ImpressionLog {
     pub(super) progress: Arc<Progress>,
     started: Instant,
     names: Pseudonyms,
-    path: PathBuf,
-    readers: Mutex<Vec<Connection>>,
+    readers: ReadPool,
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -199,8 +198,7 @@ impl ImpressionLog {
             progress,
             started: Instant::now(),
             names,
-            path,
-            readers: Mutex::new(Vec::new()),
+            readers: ReadPool::new(path),
         })
     }
 
@@ -230,7 +228,7 @@ impl ImpressionLog {
     pub fn for_variant_prefix(&self, prefix: &str) -> StoreResult<(Vec<Impression>, Vec<AttributedOutcome>)> {
         // `variant >= prefix AND variant < prefix + U+10FFFF` is a range scan of the index.
         let end = format!("{prefix}\u{10FFFF}");
-        self.with_reader(|c| {
+        self.readers.with(|c| {
             let impressions = c
                 .prepare_cached(&format!(
                     "SELECT {} FROM impressions WHERE variant >= ?1 AND variant < ?2 ORDER BY id",
@@ -313,25 +311,10 @@ impl ImpressionLog {
         }
     }
 
-    fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
-        let conn = self.readers.lock().expect("impression readers lock").pop();
-        let conn = match conn {
-            Some(c) => c,
-            None => Connection::open_with_flags(
-                &self.path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )
-            .map_err(backend)?,
-        };
-        let result = f(&conn).map_err(backend);
-        self.readers.lock().expect("impression readers lock").push(conn);
-        result
-    }
-
     /// The user's impressions served at or after `since`, oldest first. Blocking.
     pub fn for_user(&self, user: &UserId, since: DateTime<Utc>) -> StoreResult<Vec<Impression>> {
         let name = self.names.of(user);
-        let mut found = self.with_reader(|c| {
+        let mut found = self.readers.with(|c| {
             c.prepare_cached(&format!(
                 "SELECT {} FROM impressions WHERE user_id = ?1 AND created_ms >= ?2 ORDER BY created_ms, id",
                 rows::IMPRESSION_COLUMNS
@@ -346,7 +329,7 @@ impl ImpressionLog {
     /// `product`'s totals from the day of `since` on. Blocking.
     pub fn exposure(&self, product: &ProductId, since: DateTime<Utc>) -> StoreResult<Exposure> {
         let (from, to) = exposure::range(product.as_str(), since);
-        self.with_reader(|c| {
+        self.readers.with(|c| {
             c.prepare_cached(
                 "SELECT COALESCE(SUM(impressions), 0), COALESCE(SUM(clicks), 0), COALESCE(SUM(add_to_carts), 0),
                    COALESCE(SUM(purchases), 0), COALESCE(SUM(revenue), 0.0)
@@ -366,7 +349,7 @@ impl ImpressionLog {
 
     /// Every product's totals over the UTC days `days.0..days.1`. Blocking.
     pub fn exposures(&self, days: (i64, i64)) -> StoreResult<Exposures> {
-        self.with_reader(|c| {
+        self.readers.with(|c| {
             let covered: i64 = c
                 .prepare_cached("SELECT COUNT(DISTINCT day) FROM product_exposure WHERE day >= ?1 AND day < ?2")?
                 .query_row([days.0, days.1], |r| r.get(0))?;
@@ -398,7 +381,7 @@ impl ImpressionLog {
     /// The outcomes attributed to the user's events, oldest first. Blocking.
     pub fn outcomes_for_user(&self, user: &UserId) -> StoreResult<Vec<AttributedOutcome>> {
         let name = self.names.of(user);
-        let mut found = self.with_reader(|c| {
+        let mut found = self.readers.with(|c| {
             c.prepare_cached(&format!(
                 "SELECT {} FROM outcomes WHERE user_id = ?1 ORDER BY created_ms",
                 rows::OUTCOME_COLUMNS
@@ -417,7 +400,7 @@ impl ImpressionLog {
         recommendation_id: &str,
     ) -> StoreResult<Option<Impression>> {
         let name = self.names.of(user);
-        let found = self.with_reader(|c| {
+        let found = self.readers.with(|c| {
             c.prepare_cached(&format!(
                 "SELECT {} FROM impressions WHERE recommendation_id = ?1 AND user_id = ?2",
                 rows::IMPRESSION_COLUMNS

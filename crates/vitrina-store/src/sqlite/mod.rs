@@ -6,6 +6,7 @@
 mod event_ids;
 mod impressions;
 mod index;
+mod read_pool;
 mod rows;
 mod schema;
 mod writer;
@@ -21,6 +22,7 @@ use chrono::{DateTime, Utc};
 use index::LogIndex;
 
 use crate::retention;
+use read_pool::ReadPool;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 use vitrina_core::{
@@ -193,7 +195,7 @@ impl SqliteStore {
             stop: Mutex::new(Some(stop)),
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
-            readers: Arc::new(ReadPool { path, idle: Mutex::new(Vec::new()) }),
+            readers: Arc::new(ReadPool::new(path)),
             index,
             listener,
             impressions: Arc::new(impressions),
@@ -291,34 +293,6 @@ fn truncate_wal(conn: &Connection) -> rusqlite::Result<()> {
         rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
         Some("the WAL stayed in use by readers".into()),
     ))
-}
-
-/// Read-only connections, opened on demand and reused.
-struct ReadPool {
-    path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
-}
-
-impl ReadPool {
-    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
-        let conn = self.idle.lock().expect("read pool lock").pop();
-        let conn = match conn {
-            Some(c) => c,
-            None => {
-                let c = Connection::open_with_flags(
-                    &self.path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )
-                .map_err(|e| StoreError::Backend(e.to_string()))?;
-                c.busy_timeout(std::time::Duration::from_secs(5))
-                    .map_err(|e| StoreError::Backend(e.to_string()))?;
-                c
-            }
-        };
-        let result = f(&conn).map_err(|e| StoreError::Backend(e.to_string()));
-        self.idle.lock().expect("read pool lock").push(conn);
-        result
-    }
 }
 
 fn collect<T>(
