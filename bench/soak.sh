@@ -58,7 +58,7 @@ while kill -0 "$lists" 2>/dev/null || kill -0 "$track" 2>/dev/null; do
   rss=$(awk '/VmRSS/{printf "%d", $2/1024}' "/proc/$pid/status")
   huge=$(awk '/AnonHugePages/{printf "%d", $2/1024}' "/proc/$pid/smaps_rollup")
   threads=$(awk '/^Threads/{print $2}' "/proc/$pid/status")
-  fds=$(find "/proc/$pid/fd" -lname '*.db*' 2>/dev/null | wc -l)
+  fds=$({ find "/proc/$pid/fd" -lname '*.db*' 2>/dev/null || true; } | wc -l) # an fd may close mid-scan
   echo "$(( $(date +%s) - start )),$rss,$huge,$threads,$fds,$(mib "$dir"/data/vitrina.db*),$(mib "$dir"/data/impressions.db*),$(gauges vitrina_event_log_events vitrina_online_visitors vitrina_cache_entries)"
   sleep 30
 done

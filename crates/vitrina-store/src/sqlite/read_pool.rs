@@ -35,7 +35,9 @@ impl ReadPool {
 
     /// Runs `f` on an idle connection, or a new one when none is idle.
     pub(super) fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
-        let conn = match self.idle.lock().expect("read pool lock").pop() {
+        // Taken apart from the match, so the lock is not held while a connection opens.
+        let idle = self.idle.lock().expect("read pool lock").pop();
+        let conn = match idle {
             Some(conn) => conn,
             None => self.open().map_err(backend)?,
         };
@@ -119,6 +121,8 @@ mod tests {
         Connection::open(&path).unwrap().execute("INSERT INTO t VALUES (8)", []).unwrap();
         assert_eq!(count(&pool).unwrap(), 2);
         assert_eq!(pool.idle(), 1);
+        let wait: i64 = pool.with(|c| c.query_row("PRAGMA busy_timeout", [], |r| r.get(0))).unwrap();
+        assert_eq!(wait, BUSY_TIMEOUT.as_millis() as i64, "a read waits out the writer's checkpoint");
     }
 
     #[test]
