@@ -8,9 +8,7 @@
 use std::{path::PathBuf, sync::Mutex, time::Duration};
 
 use rusqlite::{Connection, OpenFlags};
-use vitrina_core::ports::StoreError;
-
-use vitrina_core::ports::StoreResult;
+use vitrina_core::ports::{StoreError, StoreResult};
 
 /// Connections kept open between reads (two cores; more readers than that at once is a burst).
 pub(super) const MAX_IDLE: usize = 4;
