@@ -10,6 +10,7 @@
 # flight); the load generators' reports and the server's RSS and peak RSS after them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh # rss
 PASSES=${PASSES:-2}
 SECS=${SECS:-30}
 PORT=${PORT:-18096}
@@ -28,7 +29,7 @@ run() { # label, then the environment of the server
   "$bin" bench recommend --url "$url" --duration "$SECS" --concurrency 16 --users 2000000 | grep -E "requests|latency"
   "$bin" bench track --url "$url" --requests 50000 --concurrency 16 --users 100000 --products 1000 | grep -E "requests|latency"
   "$bin" bench ingest --url "$url" --requests 500 --batch 1000 --concurrency 4 --users 100000 --products 1000 | grep -E "requests|latency|events"
-  awk '/VmRSS/{r=$2} /VmHWM/{h=$2} END{printf "RSS %.0f MiB, peak %.0f MiB\n", r/1024, h/1024}' "/proc/$pid/status"
+  rss
   kill "$pid"; wait "$pid" 2>/dev/null || true
   rm -rf "$dir"
 }

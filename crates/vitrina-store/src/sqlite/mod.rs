@@ -295,6 +295,11 @@ fn truncate_wal(conn: &Connection) -> rusqlite::Result<()> {
     ))
 }
 
+/// A SQLite error as the ports report it.
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
 fn collect<T>(
     conn: &Connection,
     sql: &str,

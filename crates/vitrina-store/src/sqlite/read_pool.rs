@@ -8,10 +8,12 @@
 use std::{path::PathBuf, sync::Mutex, time::Duration};
 
 use rusqlite::{Connection, OpenFlags};
-use vitrina_core::ports::{StoreError, StoreResult};
+use vitrina_core::ports::StoreResult;
+
+use super::backend;
 
 /// Connections kept open between reads (two cores; more readers than that at once is a burst).
-pub(super) const MAX_IDLE: usize = 4;
+const MAX_IDLE: usize = 4;
 
 /// How long a read waits for a lock the writer holds (a WAL checkpoint) before it fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -62,13 +64,11 @@ impl ReadPool {
     }
 }
 
-fn backend(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Barrier;
+
+    use vitrina_core::ports::StoreError;
 
     use super::*;
 
@@ -130,5 +130,14 @@ mod tests {
         let err = pool.with(|c| c.execute("INSERT INTO t VALUES (9)", [])).unwrap_err();
         assert!(err.to_string().contains("readonly"), "{err}");
         assert_eq!(pool.idle(), 1);
+    }
+
+    #[test]
+    fn a_database_that_cannot_be_opened_is_an_error_and_leaves_nothing_idle() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = ReadPool::new(dir.path().join("missing.db"));
+        let err = pool.with(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))).unwrap_err();
+        assert!(matches!(err, StoreError::Backend(_)), "{err}");
+        assert_eq!(pool.idle(), 0);
     }
 }

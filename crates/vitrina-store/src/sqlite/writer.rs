@@ -27,6 +27,7 @@ use vitrina_core::{
     LogEvent, NewActivity, Product, ProductId, StoredActivity, User, UserId,
 };
 
+use super::backend;
 use super::index::{event_hash, user_column, Entry, LogIndex};
 use crate::identity::{reused, Identity};
 use crate::retention::Step;
@@ -140,10 +141,6 @@ enum Done {
     Deleted(Option<DeletedUser>),
     Pruned(Step),
     Count(u64),
-}
-
-fn backend(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
 }
 
 /// Runs the writer loop until every sender is dropped, then checkpoints the WAL.
